@@ -1,0 +1,35 @@
+//! Compiles `proto/` without a system `protoc`: protox parses the files, tonic-prost-build
+//! generates the code, and the descriptor set is kept for gRPC server reflection.
+
+use std::{env, fs, io, path::PathBuf};
+
+use prost::Message as _;
+
+fn proto_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            proto_files(&path, out)?;
+        } else if path.extension().is_some_and(|ext| ext == "proto") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let mut files = Vec::new();
+    proto_files("proto".as_ref(), &mut files)?;
+    files.sort();
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+
+    let fds = protox::compile(&files, ["proto"])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out_dir.join("gim_descriptor.bin"), fds.encode_to_vec())?;
+
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The gim server and its operator commands.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gim::{
+    config::Config,
+    model::AppSettings,
+    server::{self, LogicNode},
+};
+
+#[derive(Parser)]
+#[command(name = "gim", version, about = "A gRPC-first, multi-tenant instant-messaging platform")]
+struct Cli {
+    /// Configuration file (TOML); `GIM_SECTION__KEY` variables override it.
+    #[arg(long, short, global = true, env = "GIM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run gim on one machine: every service in one process.
+    Serve,
+    /// Manage apps (tenants) directly in the configured store.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Bring the store's schema up to date and exit.
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Create an app and print its id and first secret.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Let gim keep usernames and passwords for this app.
+        #[arg(long)]
+        accounts: bool,
+    },
+    /// List apps.
+    List,
+    /// Issue a new secret; the current ones stay valid for --keep-old-for seconds.
+    RotateSecret {
+        #[arg(long)]
+        app: u64,
+        #[arg(long, default_value_t = 0)]
+        keep_old_for: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::App { command } => app(config, command).await,
+        Command::Migrate => {
+            server::open_store(&config).await?.close().await;
+            println!("schema is up to date");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let _telemetry = gim::telemetry::init(&config.telemetry)?;
+    let delivery = Arc::new(gim::delivery::Discard);
+    let node = LogicNode::start(&config, delivery).await.context("starting logic")?;
+    node.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
+    let store = Arc::new(server::open_store(&config).await?);
+    let logic = server::build_logic(&config, store.clone(), Arc::new(gim::delivery::Discard))?;
+    match command {
+        AppCommand::Create { name, accounts } => {
+            let (app, secret) = logic.create_app(&name, AppSettings { accounts_enabled: accounts }).await?;
+            println!("app_id: {}\nsecret: {secret}", app.id);
+            println!("(the secret is shown once; gim keeps only its hash)");
+        }
+        AppCommand::List => {
+            for app in logic.list_apps().await? {
+                println!("{}\t{}\taccounts={}", app.id, app.name, app.settings.accounts_enabled);
+            }
+        }
+        AppCommand::RotateSecret { app, keep_old_for } => {
+            let secret = logic.rotate_secret(app, Duration::from_secs(keep_old_for)).await?;
+            println!("secret: {secret}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,48 @@
+//! `gim.logic.v1.Account`: sign-up and sign-in with a username and password.
+
+use tonic::{Request, Response, Status};
+
+use super::{auth, convert};
+use crate::{
+    logic::{Logic, Session},
+    proto::logic::v1::{self as api, account_server::Account},
+};
+
+pub struct AccountApi {
+    logic: Logic,
+}
+
+impl AccountApi {
+    pub fn new(logic: Logic) -> Self {
+        Self { logic }
+    }
+}
+
+fn session(session: Session) -> api::SessionResponse {
+    api::SessionResponse {
+        user: Some(convert::user(session.user)),
+        device: Some(convert::device(session.device)),
+        token: session.token.token,
+        expires_at_ms: session.token.expires_at_ms,
+    }
+}
+
+#[tonic::async_trait]
+impl Account for AccountApi {
+    async fn sign_up(&self, request: Request<api::SignUpRequest>) -> Result<Response<api::SessionResponse>, Status> {
+        let app = auth::app_id(request.metadata())?;
+        let request = request.into_inner();
+        let device = convert::device_input(request.device.unwrap_or_default());
+        let signed_up =
+            self.logic.sign_up(app, &request.username, &request.password, &request.nickname, device).await?;
+        Ok(Response::new(session(signed_up)))
+    }
+
+    async fn sign_in(&self, request: Request<api::SignInRequest>) -> Result<Response<api::SessionResponse>, Status> {
+        let app = auth::app_id(request.metadata())?;
+        let request = request.into_inner();
+        let device = convert::device_input(request.device.unwrap_or_default());
+        let signed_in = self.logic.sign_in(app, &request.username, &request.password, device).await?;
+        Ok(Response::new(session(signed_in)))
+    }
+}

@@ -1,0 +1,83 @@
+//! `gim.logic.v1.AppAdmin`: the operator's API.
+
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use super::{auth, convert};
+use crate::{
+    config::Secret,
+    logic::Logic,
+    proto::logic::v1::{self as api, app_admin_server::AppAdmin},
+};
+
+pub struct AdminApi {
+    logic: Logic,
+    token: Secret,
+}
+
+impl AdminApi {
+    pub fn new(logic: Logic, token: Secret) -> Self {
+        Self { logic, token }
+    }
+
+    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if self.token.is_empty() {
+            return Err(Status::permission_denied("the admin API is disabled: set admin.token to enable it"));
+        }
+        let presented = auth::bearer(request.metadata()).unwrap_or_default();
+        // Compare hashes so that the time taken says nothing about the token.
+        if crate::auth::hash_secret(presented) != crate::auth::hash_secret(self.token.expose()) {
+            return Err(Status::unauthenticated("authorization: Bearer <admin token> is missing or wrong"));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl AppAdmin for AdminApi {
+    async fn create_app(
+        &self,
+        request: Request<api::CreateAppRequest>,
+    ) -> Result<Response<api::CreateAppResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let (app, secret) = self.logic.create_app(&request.name, convert::app_settings(request.settings)).await?;
+        Ok(Response::new(api::CreateAppResponse { app: Some(convert::app(app)), secret }))
+    }
+
+    async fn get_app(&self, request: Request<api::GetAppRequest>) -> Result<Response<api::App>, Status> {
+        self.authorize(&request)?;
+        let app = self.logic.get_app(request.into_inner().app_id).await?;
+        Ok(Response::new(convert::app(app)))
+    }
+
+    async fn list_apps(
+        &self,
+        request: Request<api::ListAppsRequest>,
+    ) -> Result<Response<api::ListAppsResponse>, Status> {
+        self.authorize(&request)?;
+        let apps = self.logic.list_apps().await?;
+        Ok(Response::new(api::ListAppsResponse { apps: apps.into_iter().map(convert::app).collect() }))
+    }
+
+    async fn update_app(&self, request: Request<api::UpdateAppRequest>) -> Result<Response<api::App>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let name = Some(request.name.as_str()).filter(|name| !name.is_empty());
+        let settings = request.settings.map(|s| convert::app_settings(Some(s)));
+        let app = self.logic.update_app(request.app_id, name, settings).await?;
+        Ok(Response::new(convert::app(app)))
+    }
+
+    async fn rotate_secret(
+        &self,
+        request: Request<api::RotateSecretRequest>,
+    ) -> Result<Response<api::RotateSecretResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let keep = Duration::from_secs(u64::from(request.keep_old_for_seconds));
+        let secret = self.logic.rotate_secret(request.app_id, keep).await?;
+        Ok(Response::new(api::RotateSecretResponse { secret }))
+    }
+}

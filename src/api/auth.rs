@@ -1,0 +1,54 @@
+//! Credentials carried in gRPC metadata, checked before a handler does anything else.
+
+use tonic::{Status, metadata::MetadataMap};
+use tracing::Span;
+
+use crate::{
+    logic::{AppCaller, DeviceCaller, Logic},
+    model::AppId,
+};
+
+pub const APP_ID: &str = "x-gim-app-id";
+pub const APP_SECRET: &str = "x-gim-app-secret";
+
+fn text<'m>(metadata: &'m MetadataMap, key: &str) -> Option<&'m str> {
+    metadata.get(key).and_then(|value| value.to_str().ok()).filter(|value| !value.is_empty())
+}
+
+/// The token of `authorization: Bearer <token>`.
+pub fn bearer(metadata: &MetadataMap) -> Option<&str> {
+    text(metadata, "authorization").and_then(|value| value.strip_prefix("Bearer ")).map(str::trim)
+}
+
+pub fn app_id(metadata: &MetadataMap) -> Result<AppId, Status> {
+    let value =
+        text(metadata, APP_ID).ok_or_else(|| Status::unauthenticated(format!("{APP_ID} metadata is required")))?;
+    let app = value.parse().map_err(|_| Status::unauthenticated(format!("{APP_ID} must be a number")))?;
+    Span::current().record("app", app);
+    Ok(app)
+}
+
+/// A business call: app id and secret.
+pub async fn business(logic: &Logic, metadata: &MetadataMap) -> Result<AppCaller, Status> {
+    let app = app_id(metadata)?;
+    let secret = text(metadata, APP_SECRET)
+        .ok_or_else(|| Status::unauthenticated(format!("{APP_SECRET} metadata is required")))?;
+    Ok(logic.authenticate_app(app, secret).await?)
+}
+
+/// A device call: a device token.
+pub async fn device(logic: &Logic, metadata: &MetadataMap) -> Result<DeviceCaller, Status> {
+    let token =
+        bearer(metadata).ok_or_else(|| Status::unauthenticated("authorization: Bearer <device token> is required"))?;
+    let caller = logic.authenticate_device(token).await?;
+    let span = Span::current();
+    span.record("app", caller.app);
+    span.record("user", caller.user_id.as_str());
+    span.record("device", caller.device_id.as_str());
+    Ok(caller)
+}
+
+/// Records the user a business call acts for in the request span.
+pub fn acting_for(user_id: &str) {
+    Span::current().record("user", user_id);
+}

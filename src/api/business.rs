@@ -1,0 +1,182 @@
+//! `gim.logic.v1.Business`: the API business backends call with their app secret.
+
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use super::{auth, convert};
+use crate::{
+    logic::{HistoryCursor, Logic, Sender},
+    model::ProfilePatch,
+    proto::{
+        common::v1 as pb,
+        logic::v1::{self as api, business_server::Business},
+    },
+};
+
+pub struct BusinessApi {
+    logic: Logic,
+}
+
+impl BusinessApi {
+    pub fn new(logic: Logic) -> Self {
+        Self { logic }
+    }
+}
+
+#[tonic::async_trait]
+impl Business for BusinessApi {
+    async fn create_user(&self, request: Request<api::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let user = self.logic.create_user(&caller, convert::user_input(request.into_inner())).await?;
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn import_users(
+        &self,
+        request: Request<api::ImportUsersRequest>,
+    ) -> Result<Response<api::ImportUsersResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let inputs = request.into_inner().users.into_iter().map(convert::user_input).collect();
+        let (created_user_ids, existing_user_ids) = self.logic.import_users(&caller, inputs).await?;
+        Ok(Response::new(api::ImportUsersResponse { created_user_ids, existing_user_ids }))
+    }
+
+    async fn get_user(&self, request: Request<api::GetUserRequest>) -> Result<Response<pb::User>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let user = self.logic.get_user(caller.app, &request.into_inner().user_id).await?;
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn get_users(
+        &self,
+        request: Request<api::GetUsersRequest>,
+    ) -> Result<Response<api::GetUsersResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let users = self.logic.get_users(caller.app, &request.into_inner().user_ids).await?;
+        Ok(Response::new(api::GetUsersResponse { users: users.into_iter().map(convert::user).collect() }))
+    }
+
+    async fn update_user(&self, request: Request<api::UpdateUserRequest>) -> Result<Response<pb::User>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        auth::acting_for(&request.user_id);
+        let patch = ProfilePatch { nickname: request.nickname, avatar_url: request.avatar_url, extra: request.extra };
+        let user = self.logic.update_user(caller.app, &request.user_id, patch).await?;
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<api::ListUsersRequest>,
+    ) -> Result<Response<api::ListUsersResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let (users, has_more) = self.logic.list_users(caller.app, &request.after_user_id, request.limit).await?;
+        Ok(Response::new(api::ListUsersResponse { users: users.into_iter().map(convert::user).collect(), has_more }))
+    }
+
+    async fn register_device(
+        &self,
+        request: Request<api::RegisterDeviceRequest>,
+    ) -> Result<Response<pb::Device>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let (user_id, input) = convert::register_input(request.into_inner());
+        auth::acting_for(&user_id);
+        let device = self.logic.register_device(caller.app, &user_id, input).await?;
+        Ok(Response::new(convert::device(device)))
+    }
+
+    async fn list_devices(
+        &self,
+        request: Request<api::ListDevicesRequest>,
+    ) -> Result<Response<api::ListDevicesResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let user_id = request.into_inner().user_id;
+        auth::acting_for(&user_id);
+        let devices = self.logic.list_devices(caller.app, &user_id).await?;
+        Ok(Response::new(api::ListDevicesResponse { devices: devices.into_iter().map(convert::device).collect() }))
+    }
+
+    async fn remove_device(&self, request: Request<api::RemoveDeviceRequest>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        auth::acting_for(&request.user_id);
+        self.logic.remove_device(caller.app, &request.user_id, &request.device_id).await?;
+        Ok(Response::new(api::Empty {}))
+    }
+
+    async fn issue_token(
+        &self,
+        request: Request<api::IssueTokenRequest>,
+    ) -> Result<Response<api::TokenResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        auth::acting_for(&request.user_id);
+        let ttl = Duration::from_secs(u64::from(request.ttl_seconds));
+        let issued = self.logic.issue_token(caller.app, &request.user_id, &request.device_id, ttl).await?;
+        Ok(Response::new(api::TokenResponse { token: issued.token, expires_at_ms: issued.expires_at_ms }))
+    }
+
+    async fn revoke_tokens(&self, request: Request<api::RevokeTokensRequest>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        auth::acting_for(&request.user_id);
+        let device = Some(request.device_id.as_str()).filter(|d| !d.is_empty());
+        self.logic.revoke_tokens(caller.app, &request.user_id, device).await?;
+        Ok(Response::new(api::Empty {}))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<api::BusinessSendRequest>,
+    ) -> Result<Response<api::SendMessageResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let sender = if request.sender_user_id.is_empty() {
+            Sender::System
+        } else {
+            auth::acting_for(&request.sender_user_id);
+            Sender::User(request.sender_user_id)
+        };
+        let sent = self
+            .logic
+            .send_direct(caller.app, sender, &request.receiver_user_id, &request.client_msg_id, request.body)
+            .await?;
+        Ok(Response::new(api::SendMessageResponse {
+            message_id: sent.message_id,
+            seq: sent.seq,
+            sent_at_ms: sent.sent_at_ms,
+        }))
+    }
+
+    async fn sync(&self, request: Request<api::BusinessSyncRequest>) -> Result<Response<api::SyncResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        auth::acting_for(&request.user_id);
+        let page = self.logic.sync(caller.app, &request.user_id, request.after_seq, request.limit).await?;
+        Ok(Response::new(api::SyncResponse {
+            messages: convert::messages(page.messages),
+            has_more: page.has_more,
+            latest_seq: page.latest_seq,
+        }))
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<api::BusinessHistoryRequest>,
+    ) -> Result<Response<api::HistoryResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        auth::acting_for(&request.user_id);
+        let cursor = HistoryCursor { before_seq: request.before_seq, before_time_ms: request.before_time_ms };
+        let history = self
+            .logic
+            .direct_history(caller.app, &request.user_id, &request.peer_user_id, cursor, request.limit)
+            .await?;
+        Ok(Response::new(api::HistoryResponse {
+            messages: convert::messages(history.messages),
+            has_more: history.has_more,
+        }))
+    }
+}

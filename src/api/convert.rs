@@ -1,0 +1,105 @@
+//! Between domain records and their wire form.
+
+use crate::{
+    logic::{DeviceInput, UserInput},
+    model,
+    proto::{common::v1 as pb, logic::v1 as api},
+};
+
+pub fn user(user: model::User) -> pb::User {
+    pb::User {
+        user_id: user.user_id,
+        nickname: user.nickname,
+        avatar_url: user.avatar_url,
+        extra: user.extra,
+        created_at_ms: user.created_at_ms,
+        updated_at_ms: user.updated_at_ms,
+    }
+}
+
+pub fn device(device: model::Device) -> pb::Device {
+    pb::Device {
+        user_id: device.user_id,
+        device_id: device.device_id,
+        r#type: device.device_type as i32,
+        model: device.model,
+        os_version: device.os_version,
+        sdk_version: device.sdk_version,
+        acked_seq: device.acked_seq,
+        created_at_ms: device.created_at_ms,
+        updated_at_ms: device.updated_at_ms,
+    }
+}
+
+pub fn message(message: model::Message) -> pb::Message {
+    pb::Message {
+        id: message.id,
+        client_msg_id: message.client_msg_id,
+        sender_user_id: message.sender_user_id,
+        sender_device_id: message.sender_device_id,
+        conversation_type: message.conversation_type as i32,
+        receiver_id: message.receiver_id,
+        r#type: message.message_type as i32,
+        body: Some(message.body),
+        sent_at_ms: message.sent_at_ms,
+        status: message.status as i32,
+        seq: message.seq,
+    }
+}
+
+pub fn messages(messages: Vec<model::Message>) -> Vec<pb::Message> {
+    messages.into_iter().map(message).collect()
+}
+
+pub fn app(app: model::App) -> api::App {
+    api::App {
+        app_id: app.id,
+        name: app.name,
+        settings: Some(settings(app.settings)),
+        created_at_ms: app.created_at_ms,
+    }
+}
+
+pub fn settings(settings: model::AppSettings) -> api::AppSettings {
+    api::AppSettings { accounts_enabled: settings.accounts_enabled }
+}
+
+pub fn app_settings(settings: Option<api::AppSettings>) -> model::AppSettings {
+    let settings = settings.unwrap_or_default();
+    model::AppSettings { accounts_enabled: settings.accounts_enabled }
+}
+
+pub fn user_input(request: api::CreateUserRequest) -> UserInput {
+    UserInput {
+        user_id: request.user_id,
+        nickname: request.nickname,
+        avatar_url: request.avatar_url,
+        extra: request.extra,
+    }
+}
+
+/// Unknown device types (from newer clients) are kept as `Other`.
+fn device_type(value: i32) -> model::DeviceType {
+    model::DeviceType::try_from(value).unwrap_or(model::DeviceType::Other)
+}
+
+pub fn device_input(info: api::DeviceInfo) -> DeviceInput {
+    DeviceInput {
+        device_id: info.device_id,
+        device_type: device_type(info.r#type),
+        model: info.model,
+        os_version: info.os_version,
+        sdk_version: info.sdk_version,
+    }
+}
+
+pub fn register_input(request: api::RegisterDeviceRequest) -> (String, DeviceInput) {
+    let input = DeviceInput {
+        device_id: request.device_id,
+        device_type: device_type(request.r#type),
+        model: request.model,
+        os_version: request.os_version,
+        sdk_version: request.sdk_version,
+    };
+    (request.user_id, input)
+}

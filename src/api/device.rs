@@ -1,0 +1,103 @@
+//! `gim.logic.v1.Device`: the API devices call with their token (gRPC or gRPC-Web).
+
+use tonic::{Request, Response, Status};
+
+use super::{auth, convert};
+use crate::{
+    logic::{HistoryCursor, Logic, Sender},
+    model::ProfilePatch,
+    proto::{
+        common::v1 as pb,
+        logic::v1::{self as api, device_server::Device},
+    },
+};
+
+pub struct DeviceApi {
+    logic: Logic,
+}
+
+impl DeviceApi {
+    pub fn new(logic: Logic) -> Self {
+        Self { logic }
+    }
+}
+
+#[tonic::async_trait]
+impl Device for DeviceApi {
+    async fn get_me(&self, request: Request<api::Empty>) -> Result<Response<api::GetMeResponse>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let user = self.logic.get_user(caller.app, &caller.user_id).await?;
+        let device = self.logic.get_device(caller.app, &caller.user_id, &caller.device_id).await?;
+        Ok(Response::new(api::GetMeResponse { user: Some(convert::user(user)), device: Some(convert::device(device)) }))
+    }
+
+    async fn update_me(&self, request: Request<api::UpdateMeRequest>) -> Result<Response<pb::User>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let patch = ProfilePatch { nickname: request.nickname, avatar_url: request.avatar_url, extra: request.extra };
+        let user = self.logic.update_user(caller.app, &caller.user_id, patch).await?;
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<api::ChangePasswordRequest>,
+    ) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        self.logic.change_password(&caller, &request.old_password, &request.new_password).await?;
+        Ok(Response::new(api::Empty {}))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<api::DeviceSendRequest>,
+    ) -> Result<Response<api::SendMessageResponse>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let app = caller.app;
+        let sent = self
+            .logic
+            .send_direct(app, Sender::Device(caller), &request.receiver_user_id, &request.client_msg_id, request.body)
+            .await?;
+        Ok(Response::new(api::SendMessageResponse {
+            message_id: sent.message_id,
+            seq: sent.seq,
+            sent_at_ms: sent.sent_at_ms,
+        }))
+    }
+
+    async fn sync(&self, request: Request<api::SyncRequest>) -> Result<Response<api::SyncResponse>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let page = self.logic.sync(caller.app, &caller.user_id, request.after_seq, request.limit).await?;
+        Ok(Response::new(api::SyncResponse {
+            messages: convert::messages(page.messages),
+            has_more: page.has_more,
+            latest_seq: page.latest_seq,
+        }))
+    }
+
+    async fn ack(&self, request: Request<api::AckRequest>) -> Result<Response<api::AckResponse>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let acked_seq = self.logic.ack(&caller, request.into_inner().seq).await?;
+        Ok(Response::new(api::AckResponse { acked_seq }))
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<api::HistoryRequest>,
+    ) -> Result<Response<api::HistoryResponse>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let cursor = HistoryCursor { before_seq: request.before_seq, before_time_ms: request.before_time_ms };
+        let history = self
+            .logic
+            .direct_history(caller.app, &caller.user_id, &request.peer_user_id, cursor, request.limit)
+            .await?;
+        Ok(Response::new(api::HistoryResponse {
+            messages: convert::messages(history.messages),
+            has_more: history.has_more,
+        }))
+    }
+}

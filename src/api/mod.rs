@@ -1,0 +1,92 @@
+//! The logic service's gRPC APIs. Handlers are thin: authenticate from metadata, call a
+//! use case, convert the result; `status.rs` maps every domain error in one place.
+
+mod account;
+mod admin;
+pub mod auth;
+mod business;
+mod convert;
+mod device;
+mod status;
+
+use std::{future::Future, time::Duration};
+
+use tokio::net::TcpListener;
+use tonic::{service::Routes, transport::Server};
+use tower_http::cors::CorsLayer;
+
+use crate::{
+    config::Secret,
+    logic::Logic,
+    proto::{
+        FILE_DESCRIPTOR_SET,
+        logic::v1::{
+            account_server::AccountServer, app_admin_server::AppAdminServer, business_server::BusinessServer,
+            device_server::DeviceServer,
+        },
+    },
+};
+
+/// Largest request a gRPC call may carry (an ImportUsers of 1,000 users fits easily).
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// No call may take longer; a slower one is cut off with `DEADLINE_EXCEEDED`.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every service of the logic port, with health and reflection.
+pub async fn logic_routes(logic: Logic, admin_token: Secret) -> Routes {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<BusinessServer<business::BusinessApi>>().await;
+    health.set_serving::<DeviceServer<device::DeviceApi>>().await;
+    health.set_serving::<AccountServer<account::AccountApi>>().await;
+    health.set_serving::<AppAdminServer<admin::AdminApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the generated descriptor set is valid");
+
+    let mut routes = Routes::builder();
+    routes
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            BusinessServer::new(business::BusinessApi::new(logic.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            DeviceServer::new(device::DeviceApi::new(logic.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(AccountServer::new(account::AccountApi::new(logic.clone())))
+        .add_service(AppAdminServer::new(admin::AdminApi::new(logic, admin_token)));
+    routes.routes()
+}
+
+/// Serves `routes` on `listener` (gRPC over HTTP/2, and gRPC-Web over HTTP/1.1 for
+/// browsers) until `shutdown` completes, then lets calls in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    Server::builder()
+        .accept_http1(true)
+        .timeout(REQUEST_TIMEOUT)
+        .trace_fn(|request| {
+            tracing::info_span!(
+                "grpc",
+                method = %request.uri().path(),
+                app = tracing::field::Empty,
+                user = tracing::field::Empty,
+                device = tracing::field::Empty,
+            )
+        })
+        // Browsers call from other origins; tokens travel in headers, not cookies, so
+        // allowing any origin exposes nothing.
+        .layer(CorsLayer::very_permissive().expose_headers([
+            http::HeaderName::from_static("grpc-status"),
+            http::HeaderName::from_static("grpc-message"),
+        ]))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .await
+}

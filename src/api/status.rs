@@ -1,0 +1,26 @@
+//! The one mapping from domain errors to gRPC statuses.
+
+use tonic::{Code, Status};
+
+use crate::logic::Error;
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        let code = match &err {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::NotFound(_) => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Internal(cause) => {
+                // The cause stays in the log; callers learn only that it was not their fault.
+                tracing::error!(cause = %cause, "internal error");
+                return Status::internal("internal error");
+            }
+        };
+        Status::new(code, err.to_string())
+    }
+}

@@ -1,0 +1,313 @@
+//! Configuration: typed sections with defaults, layered from a TOML file and `GIM_*`
+//! environment variables, validated in one place before anything starts.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// Everything a gim process can be told. Every field has a default, so an empty file
+/// (or none) runs the embedded single-node setup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded database and generated keys live.
+    pub data_dir: PathBuf,
+    pub node: NodeConfig,
+    pub logic: LogicConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    pub admin: AdminConfig,
+    pub limits: Limits,
+    pub telemetry: TelemetryConfig,
+}
+
+/// Identity of this process among the nodes of a deployment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// 0-1023, part of every message id this node generates. Random when unset: ids
+    /// stay unique regardless, because the database rejects a collision and the write
+    /// is retried with a fresh id.
+    pub id: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogicConfig {
+    /// gRPC address of the logic service (business, device, account, admin APIs).
+    pub listen: SocketAddr,
+    /// Most messages committed in one database transaction.
+    pub write_batch_max: usize,
+    /// Transactions that may be in flight at once (1 is forced for SQLite).
+    pub write_concurrency: usize,
+}
+
+impl Default for LogicConfig {
+    fn default() -> Self {
+        Self { listen: ([0, 0, 0, 0], 7070).into(), write_batch_max: 128, write_concurrency: 4 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `mysql://USER:PASS@HOST:PORT/DB`. Empty: SQLite in `data_dir`.
+    pub url: Secret,
+    pub max_connections: u32,
+    /// SQLite `synchronous` pragma: `full` (default: a commit survives power loss) or
+    /// `normal` (faster; the last commits may be lost on power loss, never on a crash).
+    pub sqlite_synchronous: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { url: Secret::default(), max_connections: 16, sqlite_synchronous: "full".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Key that signs device tokens (at least 32 bytes). Every node of a cluster needs
+    /// the same one. Unset: generated once and kept in `data_dir` (single node only).
+    pub token_secret: Secret,
+    pub default_token_ttl_secs: u64,
+    pub max_token_ttl_secs: u64,
+    /// How long a node trusts its cached token generations; a revocation made on
+    /// another node takes effect here within this time.
+    pub token_generation_cache_secs: u64,
+    /// How long a node trusts its cached app secrets and settings.
+    pub app_cache_secs: u64,
+    /// Password hashes computed at once (argon2id takes 19 MiB and ~50 ms each).
+    pub password_hash_concurrency: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_secret: Secret::default(),
+            default_token_ttl_secs: 30 * 24 * 3600,
+            max_token_ttl_secs: 365 * 24 * 3600,
+            token_generation_cache_secs: 10,
+            app_cache_secs: 10,
+            password_hash_concurrency: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token of the AppAdmin gRPC API; the API refuses every call when unset.
+    pub token: Secret,
+}
+
+/// Limits on what callers may send; each is enforced in one place.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Encoded size of a message body.
+    pub max_message_bytes: usize,
+    /// Characters of a text body.
+    pub max_text_chars: usize,
+    pub max_client_msg_id_len: usize,
+    /// Bytes of a user's `extra` JSON.
+    pub max_extra_bytes: usize,
+    pub max_url_len: usize,
+    pub max_name_chars: usize,
+    /// Largest `limit` a paged call accepts.
+    pub max_page_size: u32,
+    /// `limit` used when a call leaves it 0.
+    pub default_page_size: u32,
+    /// Users in one ImportUsers call.
+    pub max_import_users: usize,
+    /// Devices one user may register.
+    pub max_devices_per_user: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 32 * 1024,
+            max_text_chars: 5000,
+            max_client_msg_id_len: 64,
+            max_extra_bytes: 4096,
+            max_url_len: 2048,
+            max_name_chars: 64,
+            max_page_size: 200,
+            default_page_size: 50,
+            max_import_users: 1000,
+            max_devices_per_user: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// `tracing` filter directives, e.g. `info,gim=debug`. `RUST_LOG` overrides it.
+    pub log_filter: String,
+    /// OTLP/gRPC endpoint (e.g. `http://127.0.0.1:4317`) to export trace spans to.
+    pub otlp_endpoint: Option<String>,
+    /// Address of the Prometheus `/metrics` endpoint; none when unset.
+    pub metrics_listen: Option<SocketAddr>,
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Text,
+            log_filter: "info".into(),
+            otlp_endpoint: None,
+            metrics_listen: None,
+            service_name: "gim".into(),
+        }
+    }
+}
+
+/// A string that never shows up in logs or `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"<redacted>\"" })
+    }
+}
+
+/// Why the configuration cannot be used; the message names the key to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file` (when given), then `GIM_SECTION__KEY` environment
+    /// variables (`GIM_STORE__URL`, `GIM_LIMITS__MAX_MESSAGE_BYTES`, ...). Variables
+    /// named `GIM_TEST_*` belong to the test suite and are not read here.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!("configuration file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let env = Env::prefixed("GIM_").split("__").filter(|key| {
+            let key = key.as_str();
+            key != "config" && !key.starts_with("test_")
+        });
+        let config: Config = figment.merge(env).extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges, combinations, required secrets.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if let Some(id) = self.node.id
+            && id > 1023
+        {
+            return invalid(format!("node.id must be 0-1023, got {id}"));
+        }
+        let url = self.store.url.expose();
+        if !url.is_empty() && !url.starts_with("sqlite:") && !url.starts_with("mysql:") && !url.starts_with("mariadb:")
+        {
+            return invalid("store.url must start with sqlite:// or mysql://".into());
+        }
+        if self.store.max_connections == 0 {
+            return invalid("store.max_connections must be at least 1".into());
+        }
+        if !matches!(self.store.sqlite_synchronous.as_str(), "full" | "normal" | "extra") {
+            return invalid("store.sqlite_synchronous must be full, normal or extra".into());
+        }
+        if self.logic.write_batch_max == 0 || self.logic.write_batch_max > 1000 {
+            return invalid("logic.write_batch_max must be 1-1000".into());
+        }
+        if self.logic.write_concurrency == 0 {
+            return invalid("logic.write_concurrency must be at least 1".into());
+        }
+        let secret = &self.auth.token_secret;
+        if !secret.is_empty() && secret.expose().len() < 32 {
+            return invalid("auth.token_secret must be at least 32 bytes".into());
+        }
+        if self.auth.default_token_ttl_secs == 0 || self.auth.default_token_ttl_secs > self.auth.max_token_ttl_secs {
+            return invalid("auth.default_token_ttl_secs must be 1..=auth.max_token_ttl_secs".into());
+        }
+        if self.auth.password_hash_concurrency == 0 {
+            return invalid("auth.password_hash_concurrency must be at least 1".into());
+        }
+        let limits = &self.limits;
+        if limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size {
+            return invalid("limits.default_page_size must be 1..=limits.max_page_size".into());
+        }
+        for (name, value) in [
+            ("max_message_bytes", limits.max_message_bytes),
+            ("max_text_chars", limits.max_text_chars),
+            ("max_client_msg_id_len", limits.max_client_msg_id_len),
+            ("max_extra_bytes", limits.max_extra_bytes),
+            ("max_url_len", limits.max_url_len),
+            ("max_name_chars", limits.max_name_chars),
+            ("max_import_users", limits.max_import_users),
+            ("max_devices_per_user", limits.max_devices_per_user),
+        ] {
+            if value == 0 {
+                return invalid(format!("limits.{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The store URL, with the embedded default filled in.
+    pub fn store_url(&self) -> String {
+        let url = self.store.url.expose();
+        if url.is_empty() { format!("sqlite://{}", self.data_dir.join("gim.db").display()) } else { url.to_owned() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: "data".into(),
+            node: NodeConfig::default(),
+            logic: LogicConfig::default(),
+            store: StoreConfig::default(),
+            auth: AuthConfig::default(),
+            admin: AdminConfig::default(),
+            limits: Limits::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}

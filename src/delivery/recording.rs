@@ -1,0 +1,45 @@
+use std::{sync::Mutex, time::Duration};
+
+use tokio::sync::Notify;
+
+use super::{Delivery, Push};
+
+/// Records every push it is given, for tests of logic without a connect service.
+#[derive(Debug, Default)]
+pub struct RecordingDelivery {
+    pushes: Mutex<Vec<Push>>,
+    pushed: Notify,
+}
+
+impl RecordingDelivery {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every push so far, oldest first.
+    pub fn pushes(&self) -> Vec<Push> {
+        self.pushes.lock().expect("recording lock").clone()
+    }
+
+    /// Waits until at least `count` pushes were recorded, or `timeout` passes.
+    pub async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<Push> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.pushed.notified();
+            let pushes = self.pushes();
+            if pushes.len() >= count {
+                return pushes;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.pushes();
+            }
+        }
+    }
+}
+
+impl Delivery for RecordingDelivery {
+    fn deliver(&self, push: Push) {
+        self.pushes.lock().expect("recording lock").push(push);
+        self.pushed.notify_waiters();
+    }
+}

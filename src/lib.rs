@@ -1,0 +1,17 @@
+//! gim: a gRPC-first, multi-tenant instant-messaging platform.
+//!
+//! Layers, from the edge inwards (a module only uses the ones below it):
+//! `api` (gRPC handlers) -> `logic` (use cases) -> `store` / `delivery` (seams with
+//! their implementations) -> `model`, `auth`, `config`. `server` wires them into
+//! processes; `telemetry` sets up logs and traces.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod delivery;
+pub mod logic;
+pub mod model;
+pub mod proto;
+pub mod server;
+pub mod store;
+pub mod telemetry;

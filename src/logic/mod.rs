@@ -1,0 +1,120 @@
+//! The use cases of gim. Knows nothing of gRPC or WebSockets: callers hand in
+//! authenticated contexts and plain values, and get domain records or an `Error`.
+
+mod accounts;
+mod apps;
+mod error;
+mod ids;
+mod messages;
+mod tokens;
+mod users;
+mod validate;
+mod writer;
+
+use std::sync::Arc;
+
+pub use crate::store::HistoryCursor;
+pub use accounts::Session;
+pub use error::{Error, Result};
+pub use ids::IdGenerator;
+pub use messages::{History, Sender, Sent, SyncPage};
+pub use tokens::IssuedToken;
+pub use users::{DeviceInput, UserInput};
+
+use crate::{
+    auth::TokenKey,
+    config::{AuthConfig, Limits},
+    delivery::Delivery,
+    model::{AppId, AppSettings},
+    store::Store,
+};
+
+/// A business backend that proved it holds one of its app's secrets.
+#[derive(Debug, Clone)]
+pub struct AppCaller {
+    pub app: AppId,
+    pub settings: AppSettings,
+}
+
+/// A device that presented a valid token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCaller {
+    pub app: AppId,
+    pub user_id: String,
+    pub device_id: String,
+}
+
+/// What logic is built from.
+pub struct LogicParts {
+    pub store: Arc<dyn Store>,
+    pub delivery: Arc<dyn Delivery>,
+    pub token_key: TokenKey,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    pub ids: IdGenerator,
+    pub write_batch_max: usize,
+    pub write_concurrency: usize,
+}
+
+/// The use cases, shared by every API handler of a process.
+#[derive(Clone)]
+pub struct Logic {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    delivery: Arc<dyn Delivery>,
+    tokens: tokens::Tokens,
+    apps: apps::AppCache,
+    limits: Limits,
+    writer: writer::MessageWriter,
+    password_slots: tokio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for Logic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logic").finish_non_exhaustive()
+    }
+}
+
+impl Logic {
+    /// Starts logic's background writer; must run inside a Tokio runtime.
+    pub fn new(parts: LogicParts) -> Self {
+        let writer = writer::MessageWriter::start(
+            parts.store.clone(),
+            Arc::new(parts.ids),
+            parts.write_batch_max,
+            parts.write_concurrency,
+        );
+        Self {
+            inner: Arc::new(Inner {
+                tokens: tokens::Tokens::new(parts.token_key, &parts.auth),
+                apps: apps::AppCache::new(parts.auth.app_cache_secs),
+                password_slots: tokio::sync::Semaphore::new(parts.auth.password_hash_concurrency),
+                store: parts.store,
+                delivery: parts.delivery,
+                limits: parts.limits,
+                writer,
+            }),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    /// The `limit` of a paged call: 0 takes the default, anything outside 1..=max is refused.
+    pub fn page_limit(&self, limit: i32) -> Result<u32> {
+        let max = self.inner.limits.max_page_size;
+        match limit {
+            0 => Ok(self.inner.limits.default_page_size),
+            1.. if limit as u32 <= max => Ok(limit as u32),
+            _ => Err(Error::invalid(format!("limit must be between 1 and {max} (0 for the default), got {limit}"))),
+        }
+    }
+}

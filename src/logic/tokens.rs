@@ -1,0 +1,129 @@
+//! Device tokens: issuing, verifying and revoking.
+
+use std::time::{Duration, Instant};
+
+use quick_cache::sync::Cache;
+
+use super::{DeviceCaller, Error, Logic, Result, validate};
+use crate::{
+    auth::{Claims, TokenError, TokenKey},
+    config::AuthConfig,
+    model::{AppId, TokenGenerations, now_ms},
+};
+
+/// Devices whose token generations a node keeps in memory at most.
+const GENERATION_CACHE_CAPACITY: usize = 200_000;
+
+type DeviceKey = (AppId, String, String);
+
+pub(super) struct Tokens {
+    key: TokenKey,
+    default_ttl: Duration,
+    max_ttl: Duration,
+    generations: Cache<DeviceKey, (TokenGenerations, Instant)>,
+    generation_ttl: Duration,
+}
+
+impl Tokens {
+    pub(super) fn new(key: TokenKey, config: &AuthConfig) -> Self {
+        Self {
+            key,
+            default_ttl: Duration::from_secs(config.default_token_ttl_secs),
+            max_ttl: Duration::from_secs(config.max_token_ttl_secs),
+            generations: Cache::new(GENERATION_CACHE_CAPACITY),
+            generation_ttl: Duration::from_secs(config.token_generation_cache_secs),
+        }
+    }
+}
+
+/// A token and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at_ms: i64,
+}
+
+impl Logic {
+    /// Signs a token for a registered device; `ttl` 0 takes the configured default.
+    pub async fn issue_token(&self, app: AppId, user_id: &str, device_id: &str, ttl: Duration) -> Result<IssuedToken> {
+        validate::id("user_id", user_id)?;
+        validate::id("device_id", device_id)?;
+        let tokens = &self.inner.tokens;
+        if ttl > tokens.max_ttl {
+            return Err(Error::invalid(format!("ttl_seconds must be at most {}", tokens.max_ttl.as_secs())));
+        }
+        let ttl = if ttl.is_zero() { tokens.default_ttl } else { ttl };
+        let generations = self
+            .store()
+            .token_generations(app, user_id, device_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("device {device_id} of user {user_id} is not registered")))?;
+        let expires_at = now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let claims = Claims {
+            app_id: app,
+            user_id: user_id.to_owned(),
+            device_id: device_id.to_owned(),
+            expires_at,
+            user_generation: generations.user,
+            device_generation: generations.device,
+        };
+        Ok(IssuedToken { token: tokens.key.sign(&claims), expires_at_ms: expires_at * 1000 })
+    }
+
+    /// Checks a device token: signature and expiry locally, revocation against the
+    /// cached token generations.
+    pub async fn authenticate_device(&self, token: &str) -> Result<DeviceCaller> {
+        let tokens = &self.inner.tokens;
+        let claims = tokens.key.verify(token, now_ms() / 1000).map_err(|err| {
+            Error::Unauthenticated(match err {
+                TokenError::Expired => "the device token has expired; ask the business for a new one".into(),
+                other => format!("invalid device token: {other}"),
+            })
+        })?;
+        let key = (claims.app_id, claims.user_id.clone(), claims.device_id.clone());
+        let generations = match tokens.generations.get(&key) {
+            Some((generations, at)) if at.elapsed() < tokens.generation_ttl => generations,
+            _ => {
+                let Some(generations) =
+                    self.store().token_generations(claims.app_id, &claims.user_id, &claims.device_id).await?
+                else {
+                    return Err(Error::Unauthenticated("the device of this token is no longer registered".into()));
+                };
+                tokens.generations.insert(key, (generations, Instant::now()));
+                generations
+            }
+        };
+        if claims.user_generation < generations.user || claims.device_generation < generations.device {
+            return Err(Error::Unauthenticated("the device token has been revoked".into()));
+        }
+        Ok(DeviceCaller { app: claims.app_id, user_id: claims.user_id, device_id: claims.device_id })
+    }
+
+    /// Revokes every token of one device, or of every device of the user.
+    pub async fn revoke_tokens(&self, app: AppId, user_id: &str, device_id: Option<&str>) -> Result<()> {
+        validate::id("user_id", user_id)?;
+        if let Some(device_id) = device_id {
+            validate::id("device_id", device_id)?;
+        }
+        if !self.store().bump_token_generation(app, user_id, device_id).await? {
+            return Err(Error::not_found(match device_id {
+                Some(device_id) => format!("device {device_id} of user {user_id} does not exist"),
+                None => format!("user {user_id} does not exist"),
+            }));
+        }
+        self.forget_generations(app, user_id, device_id);
+        tracing::info!(app, user = user_id, device = device_id, "tokens revoked");
+        Ok(())
+    }
+
+    /// Drops cached generations so that this node sees a revocation at once.
+    pub(super) fn forget_generations(&self, app: AppId, user_id: &str, device_id: Option<&str>) {
+        let cache = &self.inner.tokens.generations;
+        match device_id {
+            Some(device_id) => {
+                cache.remove(&(app, user_id.to_owned(), device_id.to_owned()));
+            }
+            None => cache.retain(|(a, u, _), _| !(*a == app && u == user_id)),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Users and their devices.
+
+use super::{AppCaller, Error, Logic, Result, validate};
+use crate::{
+    model::{AppId, Device, DeviceType, ProfilePatch, User, now_ms},
+    store::{NewDevice, NewUser, StoreError},
+};
+
+/// A user as the business or a sign-up describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserInput {
+    /// Empty: gim generates one.
+    pub user_id: String,
+    pub nickname: String,
+    pub avatar_url: String,
+    pub extra: String,
+}
+
+/// A device as the client describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceInput {
+    /// Empty: gim generates one.
+    pub device_id: String,
+    pub device_type: DeviceType,
+    pub model: String,
+    pub os_version: String,
+    pub sdk_version: String,
+}
+
+impl Logic {
+    pub(super) fn new_user(&self, input: UserInput) -> Result<NewUser> {
+        let limits = self.limits();
+        let user_id = if input.user_id.is_empty() { validate::generated_id("u_") } else { input.user_id };
+        validate::id("user_id", &user_id)?;
+        validate::name("nickname", &input.nickname, limits)?;
+        validate::url("avatar_url", &input.avatar_url, limits)?;
+        validate::extra("extra", &input.extra, limits)?;
+        Ok(NewUser { user_id, nickname: input.nickname, avatar_url: input.avatar_url, extra: input.extra })
+    }
+
+    pub async fn create_user(&self, caller: &AppCaller, input: UserInput) -> Result<User> {
+        let user = self.new_user(input)?;
+        let created = self.store().create_users(caller.app, std::slice::from_ref(&user), now_ms()).await?;
+        if created.first() != Some(&true) {
+            return Err(Error::AlreadyExists(format!("user {} already exists", user.user_id)));
+        }
+        self.get_user(caller.app, &user.user_id).await
+    }
+
+    /// Creates the users that do not exist; returns (created ids, existing ids).
+    pub async fn import_users(&self, caller: &AppCaller, inputs: Vec<UserInput>) -> Result<(Vec<String>, Vec<String>)> {
+        let max = self.limits().max_import_users;
+        if inputs.is_empty() || inputs.len() > max {
+            return Err(Error::invalid(format!("import 1-{max} users per call, got {}", inputs.len())));
+        }
+        let users = inputs.into_iter().map(|input| self.new_user(input)).collect::<Result<Vec<_>>>()?;
+        let created = self.store().create_users(caller.app, &users, now_ms()).await?;
+        let (mut fresh, mut existing) = (Vec::new(), Vec::new());
+        for (user, created) in users.into_iter().zip(created) {
+            if created { fresh.push(user.user_id) } else { existing.push(user.user_id) }
+        }
+        Ok((fresh, existing))
+    }
+
+    pub async fn get_user(&self, app: AppId, user_id: &str) -> Result<User> {
+        validate::id("user_id", user_id)?;
+        self.store()
+            .get_users(app, &[user_id.to_owned()])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::not_found(format!("user {user_id} does not exist")))
+    }
+
+    /// The users that exist among `ids`, in the order asked for.
+    pub async fn get_users(&self, app: AppId, ids: &[String]) -> Result<Vec<User>> {
+        let max = self.limits().max_page_size as usize;
+        if ids.len() > max {
+            return Err(Error::invalid(format!("ask for at most {max} users per call")));
+        }
+        for id in ids {
+            validate::id("user_ids", id)?;
+        }
+        let mut found = self.store().get_users(app, ids).await?;
+        found.sort_by_key(|user| ids.iter().position(|id| *id == user.user_id));
+        Ok(found)
+    }
+
+    pub async fn update_user(&self, app: AppId, user_id: &str, patch: ProfilePatch) -> Result<User> {
+        validate::id("user_id", user_id)?;
+        let limits = self.limits();
+        if let Some(nickname) = &patch.nickname {
+            validate::name("nickname", nickname, limits)?;
+        }
+        if let Some(avatar_url) = &patch.avatar_url {
+            validate::url("avatar_url", avatar_url, limits)?;
+        }
+        if let Some(extra) = &patch.extra {
+            validate::extra("extra", extra, limits)?;
+        }
+        self.store()
+            .update_user(app, user_id, &patch, now_ms())
+            .await?
+            .ok_or_else(|| Error::not_found(format!("user {user_id} does not exist")))
+    }
+
+    /// Users with ids after `after_user_id`, ascending; `true` if more follow.
+    pub async fn list_users(&self, app: AppId, after_user_id: &str, limit: i32) -> Result<(Vec<User>, bool)> {
+        let limit = self.page_limit(limit)?;
+        let mut users = self.store().list_users(app, after_user_id, limit + 1).await?;
+        let has_more = users.len() > limit as usize;
+        users.truncate(limit as usize);
+        Ok((users, has_more))
+    }
+
+    pub async fn register_device(&self, app: AppId, user_id: &str, input: DeviceInput) -> Result<Device> {
+        validate::id("user_id", user_id)?;
+        let device_id = if input.device_id.is_empty() { validate::generated_id("d_") } else { input.device_id };
+        validate::id("device_id", &device_id)?;
+        let limits = self.limits();
+        for (field, value) in
+            [("model", &input.model), ("os_version", &input.os_version), ("sdk_version", &input.sdk_version)]
+        {
+            validate::name(field, value, limits)?;
+        }
+        let device = NewDevice {
+            user_id: user_id.to_owned(),
+            device_id,
+            device_type: input.device_type,
+            model: input.model,
+            os_version: input.os_version,
+            sdk_version: input.sdk_version,
+        };
+        match self.store().upsert_device(app, &device, limits.max_devices_per_user, now_ms()).await {
+            Ok(device) => Ok(device),
+            Err(StoreError::NotFound) => Err(Error::not_found(format!("user {user_id} does not exist"))),
+            Err(StoreError::LimitReached) => Err(Error::ResourceExhausted(format!(
+                "user {user_id} has {} devices, the most allowed; remove one first",
+                limits.max_devices_per_user
+            ))),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub async fn get_device(&self, app: AppId, user_id: &str, device_id: &str) -> Result<Device> {
+        self.store()
+            .get_device(app, user_id, device_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("device {device_id} of user {user_id} does not exist")))
+    }
+
+    pub async fn list_devices(&self, app: AppId, user_id: &str) -> Result<Vec<Device>> {
+        self.get_user(app, user_id).await?;
+        Ok(self.store().list_devices(app, user_id).await?)
+    }
+
+    /// Unregisters a device; its tokens stop working.
+    pub async fn remove_device(&self, app: AppId, user_id: &str, device_id: &str) -> Result<()> {
+        validate::id("user_id", user_id)?;
+        validate::id("device_id", device_id)?;
+        if !self.store().remove_device(app, user_id, device_id).await? {
+            return Err(Error::not_found(format!("device {device_id} of user {user_id} does not exist")));
+        }
+        self.forget_generations(app, user_id, Some(device_id));
+        Ok(())
+    }
+}

@@ -1,0 +1,190 @@
+//! Input checks at the edge of the use cases; each returns an `InvalidArgument` that
+//! names the field and the rule.
+
+use prost::Message as _;
+
+use super::{Error, Result};
+use crate::{config::Limits, model::MessageBody, proto::common::v1::message_body::Content};
+
+/// Longest user, device and group id.
+pub const MAX_ID_LEN: usize = 64;
+
+/// User, device and group ids: 1-64 of `A-Z a-z 0-9 _ - . @ :`.
+pub fn id(field: &str, value: &str) -> Result<()> {
+    if value.is_empty() || value.len() > MAX_ID_LEN {
+        return Err(Error::invalid(format!("{field} must be 1-{MAX_ID_LEN} characters long")));
+    }
+    if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.@:".contains(&b)) {
+        return Err(Error::invalid(format!("{field} may contain only A-Z a-z 0-9 _ - . @ :")));
+    }
+    Ok(())
+}
+
+/// A random id for things the caller did not name.
+pub fn generated_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let suffix: String = (0..16).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect();
+    format!("{prefix}{suffix}")
+}
+
+pub fn name(field: &str, value: &str, limits: &Limits) -> Result<()> {
+    if value.chars().count() > limits.max_name_chars {
+        return Err(Error::invalid(format!("{field} must be at most {} characters", limits.max_name_chars)));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(format!("{field} must not contain control characters")));
+    }
+    Ok(())
+}
+
+pub fn url(field: &str, value: &str, limits: &Limits) -> Result<()> {
+    if value.len() > limits.max_url_len {
+        return Err(Error::invalid(format!("{field} must be at most {} bytes", limits.max_url_len)));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(Error::invalid(format!("{field} must not contain whitespace")));
+    }
+    Ok(())
+}
+
+pub fn required_url(field: &str, value: &str, limits: &Limits) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(format!("{field} is required")));
+    }
+    url(field, value, limits)
+}
+
+/// Empty, or a JSON object of at most `max_extra_bytes`.
+pub fn extra(field: &str, value: &str, limits: &Limits) -> Result<()> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() > limits.max_extra_bytes {
+        return Err(Error::invalid(format!("{field} must be at most {} bytes", limits.max_extra_bytes)));
+    }
+    match serde_json::from_str::<serde_json::Value>(value) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        _ => Err(Error::invalid(format!("{field} must be a JSON object"))),
+    }
+}
+
+pub fn client_msg_id(value: &str, limits: &Limits) -> Result<()> {
+    let max = limits.max_client_msg_id_len;
+    if value.is_empty() || value.len() > max {
+        return Err(Error::invalid(format!("client_msg_id must be 1-{max} characters long")));
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid("client_msg_id must be printable ASCII without spaces"));
+    }
+    Ok(())
+}
+
+/// A body a user or business may send. `SystemBody` is written by gim alone.
+pub fn body(body: Option<&MessageBody>, limits: &Limits) -> Result<()> {
+    let Some(content) = body.and_then(|b| b.content.as_ref()) else {
+        return Err(Error::invalid("body is required: set exactly one of its typed bodies"));
+    };
+    let size = body.map_or(0, |b| b.encoded_len());
+    if size > limits.max_message_bytes {
+        return Err(Error::invalid(format!(
+            "body is {size} bytes encoded; the limit is {} bytes",
+            limits.max_message_bytes
+        )));
+    }
+    match content {
+        Content::Text(text) => {
+            if text.text.trim().is_empty() {
+                return Err(Error::invalid("text must not be empty"));
+            }
+            let chars = text.text.chars().count();
+            if chars > limits.max_text_chars {
+                return Err(Error::invalid(format!(
+                    "text is {chars} characters; the limit is {}",
+                    limits.max_text_chars
+                )));
+            }
+            for mentioned in &text.mention_user_ids {
+                id("mention_user_ids", mentioned)?;
+            }
+        }
+        Content::Image(image) => {
+            required_url("image.url", &image.url, limits)?;
+            url("image.thumbnail_url", &image.thumbnail_url, limits)?;
+        }
+        Content::Audio(audio) => required_url("audio.url", &audio.url, limits)?,
+        Content::Video(video) => {
+            required_url("video.url", &video.url, limits)?;
+            url("video.cover_url", &video.cover_url, limits)?;
+        }
+        Content::File(file) => {
+            required_url("file.url", &file.url, limits)?;
+            if file.name.is_empty() {
+                return Err(Error::invalid("file.name is required"));
+            }
+        }
+        Content::Sticker(sticker) => {
+            if sticker.sticker_id.is_empty() {
+                return Err(Error::invalid("sticker.sticker_id is required"));
+            }
+            url("sticker.url", &sticker.url, limits)?;
+        }
+        Content::Location(location) => {
+            if !(-90.0..=90.0).contains(&location.latitude) || !(-180.0..=180.0).contains(&location.longitude) {
+                return Err(Error::invalid("location needs latitude in [-90, 90] and longitude in [-180, 180]"));
+            }
+        }
+        Content::Custom(custom) => {
+            if custom.kind.is_empty() {
+                return Err(Error::invalid("custom.kind is required"));
+            }
+        }
+        Content::System(_) => {
+            return Err(Error::invalid("system bodies are written by gim itself, not sent"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::common::v1::{LocationBody, TextBody};
+
+    fn text(s: &str) -> MessageBody {
+        MessageBody { content: Some(Content::Text(TextBody { text: s.into(), ..Default::default() })) }
+    }
+
+    #[test]
+    fn ids_follow_the_documented_alphabet() {
+        assert!(id("user_id", "alice.smith@example:1_2-3").is_ok());
+        assert!(id("user_id", "").is_err());
+        assert!(id("user_id", &"a".repeat(65)).is_err());
+        assert!(id("user_id", "with space").is_err());
+        assert!(id("user_id", "émile").is_err());
+    }
+
+    #[test]
+    fn bodies_are_checked_against_the_limits() {
+        let limits = Limits { max_text_chars: 5, max_message_bytes: 64, ..Limits::default() };
+        assert!(body(Some(&text("hello")), &limits).is_ok());
+        assert!(body(Some(&text("hello!")), &limits).is_err());
+        assert!(body(Some(&text("   ")), &limits).is_err());
+        assert!(body(None, &limits).is_err());
+        assert!(body(Some(&MessageBody::default()), &limits).is_err());
+        let far = MessageBody {
+            content: Some(Content::Location(LocationBody { latitude: 91.0, longitude: 0.0, ..Default::default() })),
+        };
+        assert!(body(Some(&far), &limits).is_err());
+        let big = Limits { max_text_chars: 1000, max_message_bytes: 64, ..Limits::default() };
+        assert!(body(Some(&text(&"x".repeat(100))), &big).is_err());
+    }
+
+    #[test]
+    fn extra_must_be_a_json_object() {
+        let limits = Limits::default();
+        assert!(extra("extra", "", &limits).is_ok());
+        assert!(extra("extra", r#"{"a":1}"#, &limits).is_ok());
+        assert!(extra("extra", "[1]", &limits).is_err());
+        assert!(extra("extra", "{", &limits).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! Domain records shared by the store and the use cases.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::proto::common::v1::{ConversationType, DeviceType, MessageBody, MessageStatus, MessageType};
+
+/// Tenant id. Every row, query and cache key is scoped by one.
+pub type AppId = u64;
+
+/// An app (tenant) as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub id: AppId,
+    pub name: String,
+    pub settings: AppSettings,
+    pub created_at_ms: i64,
+}
+
+/// Per-app switches, kept as one JSON document so that new switches need no migration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppSettings {
+    pub accounts_enabled: bool,
+}
+
+/// A hashed app secret; `expires_at_ms` is set once a rotation retires it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSecret {
+    pub hash: String,
+    pub expires_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub user_id: String,
+    pub nickname: String,
+    pub avatar_url: String,
+    pub extra: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Profile fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfilePatch {
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+    pub extra: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub user_id: String,
+    pub device_id: String,
+    pub device_type: DeviceType,
+    pub model: String,
+    pub os_version: String,
+    pub sdk_version: String,
+    pub acked_seq: u64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Token generations at the time of reading: a token whose generations are lower
+/// has been revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenGenerations {
+    pub user: u64,
+    pub device: u64,
+}
+
+/// A stored message as one user sees it (with that user's inbox seq).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: u64,
+    pub client_msg_id: String,
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    pub conversation_type: ConversationType,
+    pub receiver_id: String,
+    pub message_type: MessageType,
+    pub body: MessageBody,
+    pub sent_at_ms: i64,
+    pub status: MessageStatus,
+    pub seq: u64,
+}
+
+/// What a message type follows from: the body's variant.
+pub fn message_type_of(body: &MessageBody) -> MessageType {
+    use crate::proto::common::v1::message_body::Content;
+    match body.content {
+        None => MessageType::Unspecified,
+        Some(Content::Text(_)) => MessageType::Text,
+        Some(Content::Image(_)) => MessageType::Image,
+        Some(Content::Audio(_)) => MessageType::Audio,
+        Some(Content::Video(_)) => MessageType::Video,
+        Some(Content::File(_)) => MessageType::File,
+        Some(Content::Sticker(_)) => MessageType::Sticker,
+        Some(Content::Location(_)) => MessageType::Location,
+        Some(Content::Custom(_)) => MessageType::Custom,
+        Some(Content::System(_)) => MessageType::System,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,209 @@
+//! Durable state behind one trait per concern. `sql` implements them for MySQL-protocol
+//! databases and SQLite; nothing outside this module writes SQL.
+
+mod sql;
+
+use async_trait::async_trait;
+
+pub use sql::{Dialect, SqlStore, StoreOptions};
+
+/// Store options from the `[store]` configuration section.
+pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {
+    StoreOptions { max_connections: config.max_connections, sqlite_synchronous: config.sqlite_synchronous.clone() }
+}
+
+use crate::model::{
+    App, AppId, AppSecret, AppSettings, ConversationType, Device, DeviceType, Message, MessageBody, ProfilePatch,
+    TokenGenerations, User,
+};
+
+/// Failures of the store. Callers turn `NotFound`/`Conflict` into domain errors;
+/// `Backend` is an internal error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    Conflict,
+    #[error("limit reached")]
+    LimitReached,
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Backend(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub user_id: String,
+    pub nickname: String,
+    pub avatar_url: String,
+    pub extra: String,
+}
+
+/// A device to register (or update, when the id exists for the user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    pub user_id: String,
+    pub device_id: String,
+    pub device_type: DeviceType,
+    pub model: String,
+    pub os_version: String,
+    pub sdk_version: String,
+}
+
+/// A message ready to be stored, with the users whose inboxes receive it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// Id chosen by logic; replaced only if it collides with a stored one.
+    pub id: u64,
+    pub client_msg_id: String,
+    /// Empty for system messages.
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    pub conversation_type: ConversationType,
+    pub receiver_id: String,
+    pub body: MessageBody,
+    pub sent_at_ms: i64,
+    /// Each gets one inbox entry with its next seq, and sees the conversation as
+    /// `(conversation_type, conversation id)` per `Recipient`.
+    pub recipients: Vec<Recipient>,
+}
+
+/// One inbox a message lands in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub user_id: String,
+    /// The conversation as this user sees it: for a direct message the other user.
+    pub conversation_id: String,
+}
+
+/// What `append` did with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub id: u64,
+    pub sent_at_ms: i64,
+    /// `true` when the sender had already sent this `client_msg_id`: nothing was
+    /// stored and the first send's result is returned.
+    pub duplicate: bool,
+    /// The seq each recipient got, in the order of `NewMessage::recipients`
+    /// (empty for a duplicate apart from the sender's).
+    pub seqs: Vec<u64>,
+    /// The sender's seq (0 for system messages).
+    pub sender_seq: u64,
+}
+
+/// Why one message of a batch was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("user {0} does not exist")]
+    UnknownUser(String),
+}
+
+/// Where a history page starts (exclusive bounds; 0 means none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryCursor {
+    pub before_seq: u64,
+    pub before_time_ms: i64,
+}
+
+#[async_trait]
+pub trait AppStore: Send + Sync {
+    async fn create_app(&self, name: &str, settings: &AppSettings, secret_hash: &str, now_ms: i64) -> StoreResult<App>;
+    async fn get_app(&self, app: AppId) -> StoreResult<Option<App>>;
+    async fn list_apps(&self) -> StoreResult<Vec<App>>;
+    async fn update_app(
+        &self,
+        app: AppId,
+        name: Option<&str>,
+        settings: Option<&AppSettings>,
+    ) -> StoreResult<Option<App>>;
+    /// Secrets that have not expired at `now_ms`.
+    async fn app_secrets(&self, app: AppId, now_ms: i64) -> StoreResult<Vec<AppSecret>>;
+    /// Adds `new_hash` and makes every other secret expire at `retire_at_ms`.
+    async fn rotate_secret(&self, app: AppId, new_hash: &str, retire_at_ms: i64, now_ms: i64) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates the users that do not exist yet; returns, per input, whether it was created.
+    async fn create_users(&self, app: AppId, users: &[NewUser], now_ms: i64) -> StoreResult<Vec<bool>>;
+    /// The users that exist among `ids`, in no particular order.
+    async fn get_users(&self, app: AppId, ids: &[String]) -> StoreResult<Vec<User>>;
+    async fn update_user(
+        &self,
+        app: AppId,
+        user_id: &str,
+        patch: &ProfilePatch,
+        now_ms: i64,
+    ) -> StoreResult<Option<User>>;
+    async fn list_users(&self, app: AppId, after_user_id: &str, limit: u32) -> StoreResult<Vec<User>>;
+
+    /// Registers or updates a device; `LimitReached` when the user has `max_devices` others.
+    async fn upsert_device(
+        &self,
+        app: AppId,
+        device: &NewDevice,
+        max_devices: usize,
+        now_ms: i64,
+    ) -> StoreResult<Device>;
+    async fn get_device(&self, app: AppId, user_id: &str, device_id: &str) -> StoreResult<Option<Device>>;
+    async fn list_devices(&self, app: AppId, user_id: &str) -> StoreResult<Vec<Device>>;
+    async fn remove_device(&self, app: AppId, user_id: &str, device_id: &str) -> StoreResult<bool>;
+    /// Moves the device's ack cursor forward to `seq` (never back); returns the cursor.
+    async fn ack(&self, app: AppId, user_id: &str, device_id: &str, seq: u64) -> StoreResult<u64>;
+
+    async fn token_generations(
+        &self,
+        app: AppId,
+        user_id: &str,
+        device_id: &str,
+    ) -> StoreResult<Option<TokenGenerations>>;
+    /// Bumps the device's generation, or the user's when `device_id` is `None`.
+    async fn bump_token_generation(&self, app: AppId, user_id: &str, device_id: Option<&str>) -> StoreResult<bool>;
+
+    /// Creates a user and the account that signs in as it, atomically.
+    async fn create_account(
+        &self,
+        app: AppId,
+        username: &str,
+        password_hash: &str,
+        user: &NewUser,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+    /// `(user_id, password_hash)` of a username.
+    async fn account_by_username(&self, app: AppId, username: &str) -> StoreResult<Option<(String, String)>>;
+    async fn account_hash(&self, app: AppId, user_id: &str) -> StoreResult<Option<String>>;
+    async fn set_password_hash(&self, app: AppId, user_id: &str, password_hash: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a batch of messages in one transaction: each message once (deduplicated
+    /// on sender and `client_msg_id`), one inbox entry per recipient with that user's
+    /// next seq. Per-message failures do not affect the rest of the batch.
+    async fn append(&self, app: AppId, batch: &[NewMessage]) -> StoreResult<Vec<Result<Appended, AppendError>>>;
+    /// The user's latest inbox seq, `None` if the user does not exist.
+    async fn latest_seq(&self, app: AppId, user_id: &str) -> StoreResult<Option<u64>>;
+    /// Inbox entries with seq > `after_seq`, ascending, at most `limit`.
+    async fn inbox_after(&self, app: AppId, user_id: &str, after_seq: u64, limit: u32) -> StoreResult<Vec<Message>>;
+    /// A conversation as the user sees it, newest first, at most `limit`.
+    async fn history(
+        &self,
+        app: AppId,
+        user_id: &str,
+        conversation: (ConversationType, &str),
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+}
+
+/// The whole store, as logic uses it.
+pub trait Store: AppStore + UserStore + MessageStore {}
+
+impl<T: AppStore + UserStore + MessageStore> Store for T {}

@@ -1,0 +1,89 @@
+//! Reading domain records out of result rows.
+
+use prost::Message as _;
+use sqlx::{Row, any::AnyRow};
+
+use crate::{
+    model::{App, AppSettings, ConversationType, Device, DeviceType, Message, MessageBody, MessageStatus, User},
+    store::{StoreError, StoreResult},
+};
+
+pub(super) const USER_COLUMNS: &str = "user_id, nickname, avatar_url, extra, created_at_ms, updated_at_ms";
+
+pub(super) fn user(row: &AnyRow) -> StoreResult<User> {
+    Ok(User {
+        user_id: row.try_get("user_id")?,
+        nickname: row.try_get("nickname")?,
+        avatar_url: row.try_get("avatar_url")?,
+        extra: row.try_get("extra")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+pub(super) const DEVICE_COLUMNS: &str =
+    "user_id, device_id, device_type, model, os_version, sdk_version, acked_seq, created_at_ms, updated_at_ms";
+
+pub(super) fn device(row: &AnyRow) -> StoreResult<Device> {
+    let device_type: i64 = row.try_get("device_type")?;
+    Ok(Device {
+        user_id: row.try_get("user_id")?,
+        device_id: row.try_get("device_id")?,
+        device_type: DeviceType::try_from(device_type as i32).unwrap_or(DeviceType::Other),
+        model: row.try_get("model")?,
+        os_version: row.try_get("os_version")?,
+        sdk_version: row.try_get("sdk_version")?,
+        acked_seq: unsigned(row.try_get("acked_seq")?),
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+pub(super) const APP_COLUMNS: &str = "app_id, name, settings, created_at_ms";
+
+pub(super) fn app(row: &AnyRow) -> StoreResult<App> {
+    let settings: String = row.try_get("settings")?;
+    let settings: AppSettings =
+        serde_json::from_str(&settings).map_err(|err| StoreError::Corrupt(format!("app settings: {err}")))?;
+    Ok(App {
+        id: unsigned(row.try_get("app_id")?),
+        name: row.try_get("name")?,
+        settings,
+        created_at_ms: row.try_get("created_at_ms")?,
+    })
+}
+
+/// Columns of `messages m` joined with `inbox i`, in the order `message` reads them.
+pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.client_msg_id, m.sender_user_id, m.sender_device_id, \
+     m.conversation_type, m.receiver_id, m.body, m.sent_at_ms, m.status, i.seq";
+
+pub(super) fn message(row: &AnyRow) -> StoreResult<Message> {
+    let body: Vec<u8> = row.try_get("body")?;
+    let body =
+        MessageBody::decode(body.as_slice()).map_err(|err| StoreError::Corrupt(format!("message body: {err}")))?;
+    let conversation_type: i64 = row.try_get("conversation_type")?;
+    let status: i64 = row.try_get("status")?;
+    Ok(Message {
+        id: unsigned(row.try_get("id")?),
+        client_msg_id: row.try_get("client_msg_id")?,
+        sender_user_id: row.try_get("sender_user_id")?,
+        sender_device_id: row.try_get("sender_device_id")?,
+        conversation_type: ConversationType::try_from(conversation_type as i32).unwrap_or_default(),
+        receiver_id: row.try_get("receiver_id")?,
+        message_type: crate::model::message_type_of(&body),
+        body,
+        sent_at_ms: row.try_get("sent_at_ms")?,
+        status: MessageStatus::try_from(status as i32).unwrap_or_default(),
+        seq: unsigned(row.try_get("seq")?),
+    })
+}
+
+/// Ids, seqs and generations are stored as BIGINT and never negative.
+pub(super) fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// The BIGINT form of an id or seq; values past `i64::MAX` match nothing.
+pub(super) fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(-1)
+}

@@ -1,0 +1,184 @@
+//! Bad input gets the right status and changes nothing.
+
+use gim::{
+    auth::{Claims, TokenKey},
+    proto::{
+        common::v1::{CustomBody, MessageBody, SystemBody, message_body::Content},
+        logic::v1::{
+            BusinessSendRequest, BusinessSyncRequest, CreateUserRequest, DeviceSendRequest, Empty, HistoryRequest,
+            ListUsersRequest, SyncRequest, UpdateUserRequest,
+        },
+    },
+};
+use tonic::Code;
+
+use crate::{
+    both_stores,
+    support::{Backend, Meta, TestApp, TestServer, channel, code, device_client, text},
+};
+
+both_stores!(
+    bad_messages_are_refused_and_store_nothing,
+    bad_credentials_are_unauthenticated,
+    bad_users_and_limits_are_refused
+);
+
+fn body(content: Content) -> Option<MessageBody> {
+    Some(MessageBody { content: Some(content) })
+}
+
+async fn bad_messages_are_refused_and_store_nothing(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.limits.max_text_chars = 100;
+        config.limits.max_message_bytes = 1024;
+    })
+    .await;
+    let app = server.new_app().await;
+    let other = server.new_app().await;
+    other.user("carol").await;
+    let mut alice = app.user_with_device("alice", "phone").await;
+    app.user("bob").await;
+
+    let send = |receiver: &str, client_msg_id: &str, body: Option<MessageBody>| DeviceSendRequest {
+        receiver_user_id: receiver.into(),
+        client_msg_id: client_msg_id.into(),
+        body,
+    };
+    let cases = [
+        ("no body", send("bob", "m", None), Code::InvalidArgument),
+        ("a body with no content", send("bob", "m", Some(MessageBody::default())), Code::InvalidArgument),
+        ("blank text", send("bob", "m", text("  ")), Code::InvalidArgument),
+        ("text over the limit", send("bob", "m", text(&"x".repeat(101))), Code::InvalidArgument),
+        (
+            "a body over the size limit",
+            send("bob", "m", body(Content::Custom(CustomBody { kind: "blob".into(), data: vec![7; 2000] }))),
+            Code::InvalidArgument,
+        ),
+        (
+            "a system body",
+            send(
+                "bob",
+                "m",
+                body(Content::System(SystemBody { event: "group.dismissed".into(), ..Default::default() })),
+            ),
+            Code::InvalidArgument,
+        ),
+        ("an empty client_msg_id", send("bob", "", text("hi")), Code::InvalidArgument),
+        ("a client_msg_id over the limit", send("bob", &"c".repeat(65), text("hi")), Code::InvalidArgument),
+        ("a client_msg_id with spaces", send("bob", "a b", text("hi")), Code::InvalidArgument),
+        ("an invalid receiver id", send("bob smith", "m", text("hi")), Code::InvalidArgument),
+        ("an unknown receiver", send("nobody", "m", text("hi")), Code::NotFound),
+        ("another app's user", send("carol", "m", text("hi")), Code::NotFound),
+    ];
+    for (what, request, expected) in cases {
+        assert_eq!(code(alice.send_message(request).await), expected, "{what}");
+    }
+    let as_unknown = app
+        .business()
+        .await
+        .send_message(BusinessSendRequest {
+            sender_user_id: "ghost".into(),
+            receiver_user_id: "bob".into(),
+            client_msg_id: "g".into(),
+            body: text("boo"),
+        })
+        .await;
+    assert_eq!(code(as_unknown), Code::NotFound, "sending as a user who does not exist");
+
+    let mut business = app.business().await;
+    for user in ["alice", "bob"] {
+        let inbox = business
+            .sync(BusinessSyncRequest { user_id: user.into(), after_seq: 0, limit: 10 })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((inbox.latest_seq, inbox.messages.len()), (0, 0), "{user}'s inbox is untouched");
+    }
+    assert!(server.delivery.pushes().is_empty(), "nothing was delivered");
+
+    // The client_msg_ids of refused sends are still free.
+    let sent = alice.send_message(send("bob", "m", text("now valid"))).await.unwrap().into_inner();
+    assert_eq!(sent.seq, 1);
+}
+
+async fn bad_credentials_are_unauthenticated(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let token = app.device_token("alice", "phone").await;
+    let key = TokenKey::new(b"some-other-key-0123456789abcdef-xyz");
+    let (_, rest) = token.split_once('.').unwrap();
+    let claims: Claims = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, rest.split_once('.').unwrap().0)
+            .unwrap(),
+    )
+    .unwrap();
+    let forged = key.sign(&claims);
+
+    for (what, token) in [("garbage", "not-a-token"), ("a token of another key", forged.as_str()), ("empty", "")] {
+        let status = device_client(server.addr(), token).await.get_me(Empty {}).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{what}");
+    }
+    let no_header = gim::proto::logic::v1::device_client::DeviceClient::new(channel(server.addr()).await)
+        .get_me(Empty {})
+        .await
+        .unwrap_err();
+    assert_eq!(no_header.code(), Code::Unauthenticated);
+
+    let wrong_secret = TestApp { secret: "gs_guess".into(), ..app.clone() };
+    let missing_secret = gim::proto::logic::v1::business_client::BusinessClient::with_interceptor(
+        channel(server.addr()).await,
+        Meta::new(&[("x-gim-app-id", &app.app_id.to_string())]),
+    );
+    let bad_app_id = gim::proto::logic::v1::business_client::BusinessClient::with_interceptor(
+        channel(server.addr()).await,
+        Meta::new(&[("x-gim-app-id", "one"), ("x-gim-app-secret", &app.secret)]),
+    );
+    for (what, mut client) in
+        [("a wrong secret", wrong_secret.business().await), ("no secret", missing_secret), ("a bad app id", bad_app_id)]
+    {
+        let status = client.create_user(CreateUserRequest { user_id: "mallory".into(), ..Default::default() }).await;
+        assert_eq!(code(status), Code::Unauthenticated, "{what}");
+    }
+    let listed = app.business().await.list_users(ListUsersRequest { after_user_id: String::new(), limit: 10 }).await;
+    assert_eq!(listed.unwrap().into_inner().users.len(), 1, "no user was created");
+}
+
+async fn bad_users_and_limits_are_refused(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let app = server.new_app().await;
+    let mut alice = app.user_with_device("alice", "phone").await;
+    let mut business = app.business().await;
+
+    let bad_users = [
+        CreateUserRequest { user_id: "has space".into(), ..Default::default() },
+        CreateUserRequest { user_id: "x".repeat(65), ..Default::default() },
+        CreateUserRequest { user_id: "bob".into(), extra: "[1, 2]".into(), ..Default::default() },
+        CreateUserRequest { user_id: "bob".into(), nickname: "n".repeat(65), ..Default::default() },
+        CreateUserRequest { user_id: "bob".into(), avatar_url: "a b".into(), ..Default::default() },
+    ];
+    for request in bad_users {
+        assert_eq!(code(business.create_user(request.clone()).await), Code::InvalidArgument, "{request:?}");
+    }
+    let bad_update = business.update_user(UpdateUserRequest {
+        user_id: "alice".into(),
+        extra: Some("{".into()),
+        ..Default::default()
+    });
+    assert_eq!(code(bad_update.await), Code::InvalidArgument);
+
+    for limit in [-1, i32::MIN, 201, i32::MAX] {
+        assert_eq!(code(alice.sync(SyncRequest { after_seq: 0, limit }).await), Code::InvalidArgument, "sync {limit}");
+        let history = alice.get_history(HistoryRequest { peer_user_id: "bob".into(), limit, ..Default::default() });
+        assert_eq!(code(history.await), Code::InvalidArgument, "history {limit}");
+        let listed = business.list_users(ListUsersRequest { after_user_id: String::new(), limit });
+        assert_eq!(code(listed.await), Code::InvalidArgument, "list {limit}");
+    }
+    let negative_time =
+        alice.get_history(HistoryRequest { peer_user_id: "bob".into(), before_time_ms: -5, ..Default::default() });
+    assert_eq!(code(negative_time.await), Code::InvalidArgument);
+
+    let users = business.list_users(ListUsersRequest { after_user_id: String::new(), limit: 0 }).await.unwrap();
+    let ids: Vec<_> = users.into_inner().users.into_iter().map(|u| u.user_id).collect();
+    assert_eq!(ids, ["alice"], "nothing was created");
+}

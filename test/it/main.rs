@@ -1,0 +1,14 @@
+//! Integration tests: real gRPC servers on free ports, real clients, real databases
+//! (SQLite and MariaDB).
+
+mod support;
+
+mod accounts;
+mod apps;
+mod bad_input;
+mod grpc;
+mod messages;
+mod sequences;
+mod store;
+mod tenancy;
+mod users;

@@ -1,0 +1,86 @@
+//! The store's write path, below the API: batches, duplicates and per-user seqs.
+
+use gim::{
+    model::{ConversationType, MessageBody},
+    store::{AppStore, AppendError, MessageStore, NewMessage, NewUser, Recipient, SqlStore, StoreOptions, UserStore},
+};
+
+use crate::{
+    both_stores,
+    support::{Backend, TestDb, text},
+};
+
+both_stores!(a_batch_dedups_isolates_failures_and_numbers_each_inbox);
+
+async fn open(db: &TestDb) -> SqlStore {
+    let store = SqlStore::connect(&db.url, &StoreOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn direct(id: u64, client: &str, from: &str, to: &str) -> NewMessage {
+    NewMessage {
+        id,
+        client_msg_id: client.into(),
+        sender_user_id: from.into(),
+        sender_device_id: "d".into(),
+        conversation_type: ConversationType::Direct,
+        receiver_id: to.into(),
+        body: text(client).unwrap_or_else(MessageBody::default),
+        sent_at_ms: 1_000 + id as i64,
+        recipients: vec![
+            Recipient { user_id: to.into(), conversation_id: from.into() },
+            Recipient { user_id: from.into(), conversation_id: to.into() },
+        ],
+    }
+}
+
+async fn a_batch_dedups_isolates_failures_and_numbers_each_inbox(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let store = open(&db).await;
+    // Running migrations twice is harmless (every node runs them at start).
+    store.migrate().await.unwrap();
+    let app = store.create_app("a", &Default::default(), "hash", 1).await.unwrap().id;
+    let other_app = store.create_app("b", &Default::default(), "hash2", 1).await.unwrap().id;
+    let users: Vec<NewUser> = ["alice", "bob"]
+        .iter()
+        .map(|id| NewUser {
+            user_id: (*id).into(),
+            nickname: String::new(),
+            avatar_url: String::new(),
+            extra: String::new(),
+        })
+        .collect();
+    store.create_users(app, &users, 1).await.unwrap();
+    store.create_users(other_app, &users[..1], 1).await.unwrap();
+
+    let batch = vec![
+        direct(1, "m1", "alice", "bob"),
+        direct(2, "m2", "alice", "nobody"),
+        direct(3, "m1", "alice", "bob"),
+        direct(4, "m3", "bob", "alice"),
+    ];
+    let outcomes = store.append(app, &batch).await.unwrap();
+    let first = outcomes[0].clone().unwrap();
+    assert_eq!((first.id, first.duplicate, first.seqs.clone(), first.sender_seq), (1, false, vec![1, 1], 1));
+    assert_eq!(outcomes[1], Err(AppendError::UnknownUser("nobody".into())));
+    let repeat = outcomes[2].clone().unwrap();
+    assert_eq!((repeat.id, repeat.duplicate, repeat.sender_seq), (1, true, 1), "a repeat within the batch");
+    let reply = outcomes[3].clone().unwrap();
+    assert_eq!((reply.seqs.clone(), reply.sender_seq), (vec![2, 2], 2));
+
+    let again = store.append(app, &[direct(9, "m1", "alice", "bob")]).await.unwrap();
+    let again = again[0].clone().unwrap();
+    assert_eq!((again.id, again.duplicate, again.sender_seq, again.sent_at_ms), (1, true, 1, 1_001));
+
+    let bob = store.inbox_after(app, "bob", 0, 10).await.unwrap();
+    assert_eq!(bob.iter().map(|m| (m.seq, m.id)).collect::<Vec<_>>(), [(1, 1), (2, 4)]);
+    assert_eq!(store.latest_seq(app, "alice").await.unwrap(), Some(2));
+    assert_eq!(store.latest_seq(other_app, "alice").await.unwrap(), Some(0), "another app's alice is untouched");
+    assert_eq!(store.latest_seq(app, "nobody").await.unwrap(), None);
+
+    // The same ids in another app are another app's business.
+    let elsewhere = store.append(other_app, &[direct(1, "m1", "alice", "alice")]).await;
+    assert!(elsewhere.is_ok());
+    store.close().await;
+}

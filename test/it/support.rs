@@ -1,0 +1,276 @@
+//! Real servers for tests: a fresh database per test (a SQLite file in a temporary
+//! directory, or a new database on the MariaDB of `GIM_TEST_MYSQL_URL`), a logic node on
+//! a free port, and gRPC clients that carry the right metadata.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use gim::{
+    config::{Config, Secret},
+    delivery::RecordingDelivery,
+    logic::Logic,
+    model::AppSettings,
+    proto::{
+        common::v1::{MessageBody, TextBody, message_body::Content},
+        logic::v1::{
+            RegisterDeviceRequest, account_client::AccountClient, app_admin_client::AppAdminClient,
+            business_client::BusinessClient, device_client::DeviceClient,
+        },
+    },
+    server::LogicNode,
+};
+use sqlx::Connection as _;
+use tonic::{
+    Request, Status,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const TOKEN_SECRET: &str = "test-token-secret-0123456789abcdef";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+/// Runs an `async fn(Backend)` test once per store backend.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mysql() {
+                    super::$name($crate::support::Backend::MySql).await;
+                }
+            }
+        )*
+    };
+}
+
+/// A database of its own for one test, removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    mysql: Option<(String, String)>,
+}
+
+fn mysql_server_url() -> String {
+    std::env::var("GIM_TEST_MYSQL_URL").expect(
+        "GIM_TEST_MYSQL_URL is not set: run the suite with ./scripts/test.sh, which starts MariaDB, \
+         or point it at a MySQL server (mysql://user:pass@host:port)",
+    )
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("gim.db").display());
+                Self { url, dir, mysql: None }
+            }
+            Backend::MySql => {
+                let server = mysql_server_url();
+                let name = format!("gim_test_{}", rand::random::<u64>());
+                let mut conn = sqlx::MySqlConnection::connect(&server).await.expect("connecting to the test MySQL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("creating a test database");
+                let _ = conn.close().await;
+                let url = format!("{}/{name}", server.trim_end_matches('/'));
+                Self { url, dir, mysql: Some((server, name)) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.mysql.take() else { return };
+        // Drop runs outside async code: use a runtime of its own on a plain thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let mut conn = sqlx::MySqlConnection::connect(&server).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut conn).await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop a test database: {dropped:?}");
+        }
+    }
+}
+
+/// A configuration for tests: the given database, free ports, fixed secrets.
+pub fn test_config(db: &TestDb) -> Config {
+    let mut config = Config::default();
+    config.data_dir = db.dir.path().to_path_buf();
+    config.store.url = Secret::new(db.url.clone());
+    config.store.max_connections = 8;
+    config.logic.listen = "127.0.0.1:0".parse().expect("address");
+    config.auth.token_secret = Secret::new(TOKEN_SECRET);
+    config.admin.token = Secret::new(ADMIN_TOKEN);
+    config
+}
+
+/// A logic node on its own database, with a delivery that records pushes.
+pub struct TestServer {
+    pub node: LogicNode,
+    pub delivery: Arc<RecordingDelivery>,
+    pub config: Config,
+    /// Kept so that the database lives as long as the server.
+    pub db: TestDb,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, edit: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::create(backend).await;
+        let mut config = test_config(&db);
+        edit(&mut config);
+        let delivery = Arc::new(RecordingDelivery::new());
+        let node = LogicNode::start(&config, delivery.clone()).await.expect("starting a logic node");
+        Self { node, delivery, config, db }
+    }
+
+    /// Another logic node on the same database, as in a cluster.
+    pub async fn another_node(&self) -> LogicNode {
+        LogicNode::start(&self.config, Arc::new(RecordingDelivery::new())).await.expect("starting a second logic node")
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.node.addr()
+    }
+
+    pub fn logic(&self) -> &Logic {
+        self.node.logic()
+    }
+
+    pub async fn new_app(&self) -> TestApp {
+        self.new_app_with(AppSettings::default()).await
+    }
+
+    pub async fn new_app_with(&self, settings: AppSettings) -> TestApp {
+        let (app, secret) = self.logic().create_app("test app", settings).await.expect("creating an app");
+        TestApp { app_id: app.id, secret, addr: self.addr() }
+    }
+}
+
+/// Adds fixed metadata to every call.
+#[derive(Clone)]
+pub struct Meta(Vec<(&'static str, String)>);
+
+impl Meta {
+    pub fn new(pairs: &[(&'static str, &str)]) -> Self {
+        Self(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect())
+    }
+}
+
+impl Interceptor for Meta {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        for (key, value) in &self.0 {
+            let value = value.parse().map_err(|_| Status::internal("bad test metadata"))?;
+            request.metadata_mut().insert(*key, value);
+        }
+        Ok(request)
+    }
+}
+
+pub type Intercepted = InterceptedService<Channel, Meta>;
+
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("connecting to the test server")
+}
+
+/// An app of a test server and the credentials to call it.
+#[derive(Debug, Clone)]
+pub struct TestApp {
+    pub app_id: u64,
+    pub secret: String,
+    pub addr: SocketAddr,
+}
+
+impl TestApp {
+    pub async fn business(&self) -> BusinessClient<Intercepted> {
+        let app = self.app_id.to_string();
+        let meta = Meta::new(&[("x-gim-app-id", &app), ("x-gim-app-secret", &self.secret)]);
+        BusinessClient::with_interceptor(channel(self.addr).await, meta)
+    }
+
+    pub async fn account(&self) -> AccountClient<Intercepted> {
+        let app = self.app_id.to_string();
+        AccountClient::with_interceptor(channel(self.addr).await, Meta::new(&[("x-gim-app-id", &app)]))
+    }
+
+    /// Creates a user (empty profile) through the business API.
+    pub async fn user(&self, user_id: &str) {
+        let request = gim::proto::logic::v1::CreateUserRequest { user_id: user_id.into(), ..Default::default() };
+        self.business().await.create_user(request).await.expect("creating a user");
+    }
+
+    /// Registers a device for an existing user and returns a token for it.
+    pub async fn device_token(&self, user_id: &str, device_id: &str) -> String {
+        let mut business = self.business().await;
+        let request =
+            RegisterDeviceRequest { user_id: user_id.into(), device_id: device_id.into(), ..Default::default() };
+        business.register_device(request).await.expect("registering a device");
+        let request = gim::proto::logic::v1::IssueTokenRequest {
+            user_id: user_id.into(),
+            device_id: device_id.into(),
+            ttl_seconds: 0,
+        };
+        business.issue_token(request).await.expect("issuing a token").into_inner().token
+    }
+
+    /// A user with one device; returns the device's client.
+    pub async fn user_with_device(&self, user_id: &str, device_id: &str) -> DeviceClient<Intercepted> {
+        self.user(user_id).await;
+        let token = self.device_token(user_id, device_id).await;
+        device_client(self.addr, &token).await
+    }
+}
+
+pub async fn device_client(addr: SocketAddr, token: &str) -> DeviceClient<Intercepted> {
+    let bearer = format!("Bearer {token}");
+    DeviceClient::with_interceptor(channel(addr).await, Meta::new(&[("authorization", &bearer)]))
+}
+
+pub async fn admin_client(addr: SocketAddr, token: &str) -> AppAdminClient<Intercepted> {
+    let bearer = format!("Bearer {token}");
+    AppAdminClient::with_interceptor(channel(addr).await, Meta::new(&[("authorization", &bearer)]))
+}
+
+pub fn text(text: &str) -> Option<MessageBody> {
+    Some(MessageBody { content: Some(Content::Text(TextBody { text: text.into(), ..Default::default() })) })
+}
+
+/// The text of a message body, for assertions.
+pub fn text_of(message: &gim::proto::common::v1::Message) -> &str {
+    match message.body.as_ref().and_then(|b| b.content.as_ref()) {
+        Some(Content::Text(text)) => &text.text,
+        _ => "",
+    }
+}
+
+/// The status code of a call's result (`Ok` for a success).
+pub fn code<T>(result: Result<tonic::Response<T>, Status>) -> tonic::Code {
+    result.map_or_else(|status| status.code(), |_| tonic::Code::Ok)
+}
