@@ -226,7 +226,7 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         let env = Env::prefixed("GIM_").split("__").filter(|key| {
-            let key = key.as_str();
+            let key = key.as_str().to_ascii_lowercase();
             key != "config" && !key.starts_with("test_")
         });
         let config: Config = figment.merge(env).extract().map_err(Box::new)?;
@@ -309,5 +309,49 @@ impl Default for Config {
             limits: Limits::default(),
             telemetry: TelemetryConfig::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(toml.as_bytes()).unwrap();
+        Config::load(Some(file.path()))
+    }
+
+    #[test]
+    fn the_shipped_files_load() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let default = Config::load(Some(&root.join("config/default.toml"))).unwrap();
+        assert_eq!(default.store_url(), "sqlite://data/gim.db");
+        assert_eq!(default.limits.max_page_size, Limits::default().max_page_size);
+        let cluster = Config::load(Some(&root.join("config/cluster.toml"))).unwrap();
+        assert!(cluster.store_url().starts_with("mysql://"));
+    }
+
+    #[test]
+    fn mistakes_fail_with_a_message_that_names_the_key() {
+        let cases = [
+            ("[limits]\nmax_text_chars = 0", "limits.max_text_chars"),
+            ("[limits]\ndefault_page_size = 500", "limits.default_page_size"),
+            ("[store]\nurl = \"postgres://x\"", "store.url"),
+            ("[auth]\ntoken_secret = \"short\"", "auth.token_secret"),
+            ("[node]\nid = 5000", "node.id"),
+            ("[logic]\nlisten = \"not an address\"", "listen"),
+            ("[limits]\nmax_text_chars = -1", "max_text_chars"),
+            ("[limitz]\nmax_text_chars = 1", "limitz"),
+            ("[logic]\nlisen = \"0.0.0.0:1\"", "lisen"),
+        ];
+        for (toml, key) in cases {
+            let err = load(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml:?} gave {err:?}");
+        }
+        let missing = Config::load(Some(std::path::Path::new("/no/such/gim.toml"))).unwrap_err().to_string();
+        assert!(missing.contains("does not exist"), "{missing}");
     }
 }

@@ -13,7 +13,11 @@ use std::{future::Future, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::{service::Routes, transport::Server};
-use tower_http::cors::CorsLayer;
+use tower_http::{
+    cors::CorsLayer,
+    trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
 
 use crate::{
     config::Secret,
@@ -70,15 +74,23 @@ pub async fn serve(
     Server::builder()
         .accept_http1(true)
         .timeout(REQUEST_TIMEOUT)
-        .trace_fn(|request| {
-            tracing::info_span!(
-                "grpc",
-                method = %request.uri().path(),
-                app = tracing::field::Empty,
-                user = tracing::field::Empty,
-                device = tracing::field::Empty,
-            )
-        })
+        // One span per call; handlers fill in app, user and device once authenticated,
+        // so that everything logged for the call (failures included) carries them.
+        .layer(
+            TraceLayer::new_for_grpc()
+                .make_span_with(|request: &http::Request<_>| {
+                    tracing::info_span!(
+                        "grpc",
+                        method = %request.uri().path(),
+                        app = tracing::field::Empty,
+                        user = tracing::field::Empty,
+                        device = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(Level::INFO)),
+        )
         // Browsers call from other origins; tokens travel in headers, not cookies, so
         // allowing any origin exposes nothing.
         .layer(CorsLayer::very_permissive().expose_headers([

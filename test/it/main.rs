@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod apps;
 mod bad_input;
+mod binary;
 mod grpc;
 mod messages;
 mod sequences;

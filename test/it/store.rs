@@ -1,7 +1,7 @@
 //! The store's write path, below the API: batches, duplicates and per-user seqs.
 
 use gim::{
-    model::{ConversationType, MessageBody},
+    model::ConversationType,
     store::{AppStore, AppendError, MessageStore, NewMessage, NewUser, Recipient, SqlStore, StoreOptions, UserStore},
 };
 
@@ -26,7 +26,7 @@ fn direct(id: u64, client: &str, from: &str, to: &str) -> NewMessage {
         sender_device_id: "d".into(),
         conversation_type: ConversationType::Direct,
         receiver_id: to.into(),
-        body: text(client).unwrap_or_else(MessageBody::default),
+        body: text(client).unwrap_or_default(),
         sent_at_ms: 1_000 + id as i64,
         recipients: vec![
             Recipient { user_id: to.into(), conversation_id: from.into() },

@@ -113,8 +113,7 @@ impl Drop for TestDb {
 
 /// A configuration for tests: the given database, free ports, fixed secrets.
 pub fn test_config(db: &TestDb) -> Config {
-    let mut config = Config::default();
-    config.data_dir = db.dir.path().to_path_buf();
+    let mut config = Config { data_dir: db.dir.path().to_path_buf(), ..Config::default() };
     config.store.url = Secret::new(db.url.clone());
     config.store.max_connections = 8;
     config.logic.listen = "127.0.0.1:0".parse().expect("address");
@@ -129,7 +128,7 @@ pub struct TestServer {
     pub delivery: Arc<RecordingDelivery>,
     pub config: Config,
     /// Kept so that the database lives as long as the server.
-    pub db: TestDb,
+    _db: TestDb,
 }
 
 impl TestServer {
@@ -143,7 +142,7 @@ impl TestServer {
         edit(&mut config);
         let delivery = Arc::new(RecordingDelivery::new());
         let node = LogicNode::start(&config, delivery.clone()).await.expect("starting a logic node");
-        Self { node, delivery, config, db }
+        Self { node, delivery, config, _db: db }
     }
 
     /// Another logic node on the same database, as in a cluster.

@@ -6,14 +6,11 @@ use async_trait::async_trait;
 use prost::Message as _;
 use sqlx::Row;
 
-use super::{SqlStore, Tx, conflict_on_unique, list, placeholders, rows};
+use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, ConversationType, Message, MessageStatus},
     store::{AppendError, Appended, HistoryCursor, MessageStore, NewMessage, StoreResult},
 };
-
-/// Rows per multi-row `INSERT`, well under both databases' placeholder limits.
-const INSERT_CHUNK_ROWS: usize = 500;
 
 type Outcome = Result<Appended, AppendError>;
 
@@ -85,14 +82,14 @@ impl SqlStore {
 
         // 4. Write seqs, messages and inbox entries.
         self.store_seqs(tx, app, touched.iter().map(|user| (*user, seqs[*user]))).await?;
-        for chunk in stored_rows.chunks(INSERT_CHUNK_ROWS) {
+        for chunk in pow2_chunks(&stored_rows) {
             self.insert_messages(tx, app, batch, chunk).await?;
         }
-        for chunk in inbox_rows.chunks(INSERT_CHUNK_ROWS) {
+        for chunk in pow2_chunks(&inbox_rows) {
             let sql = format!(
                 "INSERT INTO inbox (app_id, user_id, seq, message_id, conversation_type, conversation_id, sent_at_ms) \
                  VALUES {}",
-                placeholders(chunk.len(), 7)
+                rows_of(chunk.len(), 7)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for &(i, user, conversation, seq) in chunk {
@@ -122,12 +119,10 @@ impl SqlStore {
         let sql = format!(
             "SELECT client_msg_id, sender_user_id, id, sent_at_ms, sender_seq FROM messages \
              WHERE app_id = ? AND client_msg_id IN ({})",
-            list(client_ids.len())
+            in_list(client_ids.len())
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app);
-        for id in &client_ids {
-            query = query.bind(*id);
-        }
+        let client_ids: Vec<&str> = client_ids.into_iter().collect();
+        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app), &client_ids);
         let mut found = HashMap::new();
         for row in query.fetch_all(&mut **tx).await? {
             let client: String = row.try_get("client_msg_id")?;
@@ -161,13 +156,11 @@ impl SqlStore {
         }
         let sql = format!(
             "SELECT user_id, seq FROM user_seqs WHERE app_id = ? AND user_id IN ({}) ORDER BY user_id{}",
-            list(users.len()),
+            in_list(users.len()),
             self.dialect.for_update()
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app);
-        for user in users {
-            query = query.bind(*user);
-        }
+        let users_list: Vec<&str> = users.iter().copied().collect();
+        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app), &users_list);
         let mut seqs = BTreeMap::new();
         for row in query.fetch_all(&mut **tx).await? {
             let user: String = row.try_get("user_id")?;
@@ -185,10 +178,10 @@ impl SqlStore {
         seqs: impl Iterator<Item = (&'u str, i64)>,
     ) -> StoreResult<()> {
         let seqs: Vec<(&str, i64)> = seqs.collect();
-        for chunk in seqs.chunks(INSERT_CHUNK_ROWS) {
+        for chunk in pow2_chunks(&seqs) {
             let sql = format!(
                 "INSERT INTO user_seqs (app_id, user_id, seq) VALUES {}{}",
-                placeholders(chunk.len(), 3),
+                rows_of(chunk.len(), 3),
                 self.dialect.upsert("app_id, user_id", &["seq"])
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -210,7 +203,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO messages (app_id, id, client_msg_id, sender_user_id, sender_device_id, conversation_type, \
              receiver_id, message_type, body, sent_at_ms, status, sender_seq) VALUES {}",
-            placeholders(chunk.len(), 12)
+            rows_of(chunk.len(), 12)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for &(i, sender_seq) in chunk {

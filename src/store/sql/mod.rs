@@ -110,7 +110,12 @@ impl SqlStore {
         if url.starts_with("sqlite:") {
             Self::connect_sqlite(url, options).await
         } else {
-            let url = url.replacen("mariadb://", "mysql://", 1);
+            let mut url = url.replacen("mariadb://", "mysql://", 1);
+            if !url.contains("statement-cache-capacity") {
+                // Room for every statement shape gim uses (see `in_list`).
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str("statement-cache-capacity=256");
+            }
             let pool = AnyPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(Duration::from_secs(10))
@@ -142,13 +147,37 @@ impl SqlStore {
         Ok(Self { write, read, dialect: Dialect::Sqlite })
     }
 
-    /// Brings the schema up to date; safe to run on every start and from many nodes.
+    /// Brings the schema up to date; safe to run on every start, from many nodes at once.
     pub async fn migrate(&self) -> StoreResult<()> {
-        let migrator = match self.dialect {
-            Dialect::MySql => &MYSQL_MIGRATIONS,
-            Dialect::Sqlite => &SQLITE_MIGRATIONS,
-        };
-        migrator.run(&self.write).await?;
+        match self.dialect {
+            Dialect::MySql => {
+                // Nodes starting together must not apply the same migration twice. sqlx
+                // takes a lock of its own, but asks MariaDB to wait with a negative
+                // timeout, which MariaDB does not honour; hold our own lock instead.
+                let mut conn = self.write.acquire().await?;
+                let locked: Option<i64> =
+                    sqlx::query_scalar("SELECT GET_LOCK('gim.migrate', 120)").fetch_one(&mut *conn).await?;
+                if locked != Some(1) {
+                    return Err(StoreError::Corrupt("timed out waiting for another node's migration".into()));
+                }
+                let result = MYSQL_MIGRATIONS.run(&mut *conn).await;
+                sqlx::query("SELECT RELEASE_LOCK('gim.migrate')").execute(&mut *conn).await?;
+                result?;
+            }
+            Dialect::Sqlite => {
+                // Each migration is one transaction in SQLite: if another process applied
+                // it first, ours fails whole and the next attempt finds it done.
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match SQLITE_MIGRATIONS.run(&self.write).await {
+                        Ok(()) => break,
+                        Err(_) if attempt < 3 => tokio::time::sleep(Duration::from_millis(300)).await,
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -214,13 +243,70 @@ fn conflict_on_unique(err: sqlx::Error) -> StoreError {
     }
 }
 
+// Statements with a variable number of values come in power-of-two sizes only: IN
+// lists are padded with a repeated value, multi-row inserts are split into
+// power-of-two chunks. The connection's statement cache then holds every shape and
+// never evicts; an eviction sends MySQL a COM_STMT_CLOSE that gets no reply, and with
+// Nagle's algorithm on sqlx's sockets the next command waits for a delayed ACK (40 ms).
+
+/// Most rows in one multi-row `INSERT`, well under both databases' placeholder limits.
+const MAX_CHUNK_ROWS: usize = 256;
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// `?, ?, ?, ?`: placeholders for an `IN` list of `len` values, rounded up to a power of two.
+fn in_list(len: usize) -> String {
+    vec!["?"; len.max(1).next_power_of_two()].join(", ")
+}
+
+/// Binds an `IN` list made by `in_list`, padding it with its last value.
+fn bind_in<'q, T>(mut query: AnyQuery<'q>, values: &[T]) -> AnyQuery<'q>
+where
+    T: sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Copy + Send + 'q,
+{
+    for value in values {
+        query = query.bind(*value);
+    }
+    if let Some(last) = values.last() {
+        for _ in values.len()..values.len().next_power_of_two() {
+            query = query.bind(*last);
+        }
+    }
+    query
+}
+
 /// `(?, ?, ?), (?, ?, ?)`: placeholders for `rows` rows of `columns` values.
-fn placeholders(rows: usize, columns: usize) -> String {
+fn rows_of(rows: usize, columns: usize) -> String {
     let row = format!("({})", vec!["?"; columns].join(", "));
     vec![row; rows].join(", ")
 }
 
-/// `?, ?, ?`: placeholders for an `IN` list.
-fn list(len: usize) -> String {
-    vec!["?"; len].join(", ")
+/// Splits rows into chunks of power-of-two sizes, largest first (100 rows: 64, 32, 4).
+fn pow2_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let size = if rows.len() >= MAX_CHUNK_ROWS { MAX_CHUNK_ROWS } else { 1 << rows.len().ilog2() };
+        let (chunk, rest) = rows.split_at(size);
+        rows = rest;
+        Some(chunk)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_and_cover_every_row() {
+        let rows: Vec<usize> = (0..1000).collect();
+        let sizes: Vec<usize> = pow2_chunks(&rows).map(<[usize]>::len).collect();
+        assert_eq!(sizes, [256, 256, 256, 128, 64, 32, 8]);
+        let rows: Vec<usize> = (0..100).collect();
+        let chunks: Vec<&[usize]> = pow2_chunks(&rows).collect();
+        assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [64, 32, 4]);
+        assert_eq!(chunks.concat(), rows);
+        assert_eq!(in_list(5), "?, ?, ?, ?, ?, ?, ?, ?");
+    }
 }

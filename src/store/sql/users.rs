@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{SqlStore, Tx, conflict_on_unique, list, placeholders, rows};
+use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Device, ProfilePatch, TokenGenerations, User},
     store::{NewDevice, NewUser, StoreError, StoreResult, UserStore},
@@ -11,11 +11,8 @@ impl SqlStore {
     /// Inserts users (and their seq rows) that do not exist yet, inside `tx`.
     async fn insert_users(&self, tx: &mut Tx, app: i64, users: &[NewUser], now_ms: i64) -> StoreResult<Vec<bool>> {
         let ids: Vec<&str> = users.iter().map(|u| u.user_id.as_str()).collect();
-        let sql = format!("SELECT user_id FROM users WHERE app_id = ? AND user_id IN ({})", list(ids.len()));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app);
-        for id in &ids {
-            query = query.bind(*id);
-        }
+        let sql = format!("SELECT user_id FROM users WHERE app_id = ? AND user_id IN ({})", in_list(ids.len()));
+        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app), &ids);
         let existing: std::collections::HashSet<String> =
             query.fetch_all(&mut **tx).await?.iter().map(|row| row.try_get("user_id")).collect::<Result<_, _>>()?;
 
@@ -26,29 +23,31 @@ impl SqlStore {
         if fresh.is_empty() {
             return Ok(created);
         }
-        let sql = format!(
-            "INSERT INTO users (app_id, user_id, nickname, avatar_url, extra, created_at_ms, updated_at_ms) VALUES {}",
-            placeholders(fresh.len(), 7)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for user in &fresh {
-            query = query
-                .bind(app)
-                .bind(user.user_id.as_str())
-                .bind(user.nickname.as_str())
-                .bind(user.avatar_url.as_str())
-                .bind(user.extra.as_str())
-                .bind(now_ms)
-                .bind(now_ms);
-        }
-        query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
+        for chunk in pow2_chunks(&fresh) {
+            let sql = format!(
+                "INSERT INTO users (app_id, user_id, nickname, avatar_url, extra, created_at_ms, updated_at_ms) VALUES {}",
+                rows_of(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for user in chunk {
+                query = query
+                    .bind(app)
+                    .bind(user.user_id.as_str())
+                    .bind(user.nickname.as_str())
+                    .bind(user.avatar_url.as_str())
+                    .bind(user.extra.as_str())
+                    .bind(now_ms)
+                    .bind(now_ms);
+            }
+            query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
 
-        let sql = format!("INSERT INTO user_seqs (app_id, user_id, seq) VALUES {}", placeholders(fresh.len(), 3));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for user in &fresh {
-            query = query.bind(app).bind(user.user_id.as_str()).bind(0_i64);
+            let sql = format!("INSERT INTO user_seqs (app_id, user_id, seq) VALUES {}", rows_of(chunk.len(), 3));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for user in chunk {
+                query = query.bind(app).bind(user.user_id.as_str()).bind(0_i64);
+            }
+            query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         }
-        query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         Ok(created)
     }
 
@@ -157,12 +156,13 @@ impl UserStore for SqlStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql =
-            format!("SELECT {} FROM users WHERE app_id = ? AND user_id IN ({})", rows::USER_COLUMNS, list(ids.len()));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app));
-        for id in ids {
-            query = query.bind(id.as_str());
-        }
+        let sql = format!(
+            "SELECT {} FROM users WHERE app_id = ? AND user_id IN ({})",
+            rows::USER_COLUMNS,
+            in_list(ids.len())
+        );
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)), &ids);
         query.fetch_all(&self.read).await?.iter().map(rows::user).collect()
     }
 

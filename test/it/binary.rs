@@ -1,0 +1,87 @@
+//! The `gim` binary as a newcomer runs it: embedded defaults, configuration from the
+//! environment, operator commands, graceful stop.
+
+use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
+
+use gim::proto::logic::v1::GetUserRequest;
+use tokio::process::Command;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::support::TestApp;
+
+fn gim(data_dir: &Path, listen: SocketAddr) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gim"));
+    command
+        .env_remove("GIM_CONFIG")
+        .env("GIM_DATA_DIR", data_dir)
+        .env("GIM_LOGIC__LISTEN", listen.to_string())
+        .env("GIM_TELEMETRY__LOG_FILTER", "warn")
+        .kill_on_drop(true);
+    command
+}
+
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+async fn wait_until_serving(addr: SocketAddr) {
+    for _ in 0..100 {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await
+            && HealthClient::new(channel).check(HealthCheckRequest::default()).await.is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("gim serve did not start on {addr}");
+}
+
+fn field<'a>(output: &'a str, name: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {name} in {output}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gim_serve_runs_on_embedded_defaults_and_stops_gracefully() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut server = gim(data.path(), addr).arg("serve").stdout(Stdio::null()).spawn().unwrap();
+    wait_until_serving(addr).await;
+    assert!(data.path().join("gim.db").exists(), "SQLite in data_dir");
+    assert!(data.path().join("token_secret").exists(), "a generated token key");
+
+    let created = gim(data.path(), addr).args(["app", "create", "--name", "smoke"]).output().await.unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let stdout = String::from_utf8(created.stdout).unwrap();
+    let app = TestApp {
+        app_id: field(&stdout, "app_id:").parse().unwrap(),
+        secret: field(&stdout, "secret:").to_owned(),
+        addr,
+    };
+    app.user("alice").await;
+    let alice = app.business().await.get_user(GetUserRequest { user_id: "alice".into() }).await.unwrap();
+    assert_eq!(alice.into_inner().user_id, "alice");
+
+    let pid = server.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(10), server.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "a graceful stop exits 0, got {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gim_refuses_to_start_on_invalid_configuration() {
+    let data = tempfile::tempdir().unwrap();
+    let output =
+        gim(data.path(), free_addr()).env("GIM_LIMITS__DEFAULT_PAGE_SIZE", "0").arg("serve").output().await.unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("limits.default_page_size"), "{stderr}");
+
+    let output = gim(data.path(), free_addr()).env("GIM_STORE__URLL", "x").arg("serve").output().await.unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("urll"));
+}
