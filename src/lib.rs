@@ -3,13 +3,14 @@
 //! Layers, from the edge inwards (a module only uses the ones below it):
 //! `api` (gRPC handlers) -> `logic` (use cases) -> `store` / `delivery` (seams with
 //! their implementations) -> `model`, `auth`, `config`. `server` wires them into
-//! processes; `telemetry` sets up logs and traces.
+//! processes; `telemetry` sets up logs and traces, `metrics` the Prometheus endpoint.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod logic;
+pub mod metrics;
 pub mod model;
 pub mod proto;
 pub mod server;

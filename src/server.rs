@@ -5,7 +5,7 @@ use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use rand::RngCore;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::{
     api,
@@ -13,6 +13,7 @@ use crate::{
     config::{Config, ConfigError},
     delivery::Delivery,
     logic::{IdGenerator, Logic, LogicParts},
+    metrics::{self, Metrics},
     store::{SqlStore, StoreError, sql_options},
 };
 
@@ -94,7 +95,12 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Builds logic on an open store.
-pub fn build_logic(config: &Config, store: Arc<SqlStore>, delivery: Arc<dyn Delivery>) -> Result<Logic, ServerError> {
+pub fn build_logic(
+    config: &Config,
+    store: Arc<SqlStore>,
+    delivery: Arc<dyn Delivery>,
+    metrics: Arc<Metrics>,
+) -> Result<Logic, ServerError> {
     let ids = config.node.id.map_or_else(IdGenerator::random, IdGenerator::new);
     let sqlite = store.dialect() == crate::store::Dialect::Sqlite;
     Ok(Logic::new(LogicParts {
@@ -104,6 +110,7 @@ pub fn build_logic(config: &Config, store: Arc<SqlStore>, delivery: Arc<dyn Deli
         auth: config.auth.clone(),
         limits: config.limits.clone(),
         ids,
+        metrics,
         write_batch_max: config.logic.write_batch_max,
         // SQLite has one writer; more transactions in flight would only queue.
         write_concurrency: if sqlite { 1 } else { config.logic.write_concurrency },
@@ -113,9 +120,10 @@ pub fn build_logic(config: &Config, store: Arc<SqlStore>, delivery: Arc<dyn Deli
 /// A running logic node: the store, the use cases and the gRPC server.
 pub struct LogicNode {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     logic: Logic,
     store: Arc<SqlStore>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
@@ -124,22 +132,34 @@ impl LogicNode {
     /// (port 0 picks a free port; see `addr`).
     pub async fn start(config: &Config, delivery: Arc<dyn Delivery>) -> Result<Self, ServerError> {
         let store = Arc::new(open_store(config).await?);
-        let logic = build_logic(config, store.clone(), delivery)?;
+        let metrics = Metrics::new();
+        let logic = build_logic(config, store.clone(), delivery, metrics.clone())?;
         let listener = TcpListener::bind(config.logic.listen)
             .await
             .map_err(io(format!("binding logic.listen {}", config.logic.listen)))?;
         let addr = listener.local_addr().map_err(io("reading the bound address"))?;
-        let routes = api::logic_routes(logic.clone(), config.admin.token.clone()).await;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(api::serve(listener, routes, async {
-            let _ = stopped.await;
-        }));
+        let routes = api::logic_routes(logic.clone(), config.admin.token.clone(), metrics.clone()).await;
+        let (stop, stopped) = watch::channel(false);
+        let metrics_listener = metrics::bind(config.telemetry.metrics_listen)
+            .await
+            .map_err(io(format!("binding telemetry.metrics_listen {:?}", config.telemetry.metrics_listen)))?;
+        let metrics_addr = metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok());
+        if let Some(listener) = metrics_listener {
+            tracing::info!(addr = ?metrics_addr, "metrics serving on /metrics");
+            tokio::spawn(metrics::serve(listener, metrics.clone(), stopped_signal(stopped.clone())));
+        }
+        let server = tokio::spawn(api::serve(listener, routes, stopped_signal(stopped)));
         tracing::info!(%addr, store = ?store.dialect(), "logic gRPC serving");
-        Ok(Self { addr, logic, store, stop: Some(stop), server })
+        Ok(Self { addr, metrics_addr, logic, store, stop, server })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served, if `telemetry.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn logic(&self) -> &Logic {
@@ -163,9 +183,7 @@ impl LogicNode {
 
     /// Stops accepting calls, lets calls in flight finish, and closes the store.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let _ = self.stop.send(true);
         let result = (&mut self.server).await;
         self.store.close().await;
         match result {
@@ -175,4 +193,9 @@ impl LogicNode {
             }
         }
     }
+}
+
+/// Completes once `stop` turns true (or its sender is gone).
+async fn stopped_signal(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }

@@ -80,7 +80,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
     let store = Arc::new(server::open_store(&config).await?);
-    let logic = server::build_logic(&config, store.clone(), Arc::new(gim::delivery::Discard))?;
+    let metrics = gim::metrics::Metrics::new();
+    let logic = server::build_logic(&config, store.clone(), Arc::new(gim::delivery::Discard), metrics)?;
     match command {
         AppCommand::Create { name, accounts } => {
             let (app, secret) = logic.create_app(&name, AppSettings { accounts_enabled: accounts }).await?;

@@ -9,7 +9,13 @@ mod convert;
 mod device;
 mod status;
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::extract::State;
 
 use tokio::net::TcpListener;
 use tonic::{service::Routes, transport::Server};
@@ -22,6 +28,7 @@ use tracing::Level;
 use crate::{
     config::Secret,
     logic::Logic,
+    metrics::Metrics,
     proto::{
         FILE_DESCRIPTOR_SET,
         logic::v1::{
@@ -37,7 +44,7 @@ const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Every service of the logic port, with health and reflection.
-pub async fn logic_routes(logic: Logic, admin_token: Secret) -> Routes {
+pub async fn logic_routes(logic: Logic, admin_token: Secret, metrics: Arc<Metrics>) -> Routes {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<BusinessServer<business::BusinessApi>>().await;
     health.set_serving::<DeviceServer<device::DeviceApi>>().await;
@@ -61,7 +68,24 @@ pub async fn logic_routes(logic: Logic, admin_token: Secret) -> Routes {
         )
         .add_service(AccountServer::new(account::AccountApi::new(logic.clone())))
         .add_service(AppAdminServer::new(admin::AdminApi::new(logic, admin_token)));
-    routes.routes()
+    let router = routes.routes().into_axum_router().layer(axum::middleware::from_fn_with_state(metrics, track_call));
+    Routes::from(router)
+}
+
+/// Counts every call by method and status, with its latency.
+async fn track_call(
+    State(metrics): State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    // A failed unary call answers with headers only, which carry the status; a
+    // successful one sends it in trailers, after this point.
+    let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
+    metrics.grpc_call(&method, &code, started.elapsed());
+    response
 }
 
 /// Serves `routes` on `listener` (gRPC over HTTP/2, and gRPC-Web over HTTP/1.1 for

@@ -25,6 +25,7 @@ use crate::{
     auth::TokenKey,
     config::{AuthConfig, Limits},
     delivery::Delivery,
+    metrics::Metrics,
     model::{AppId, AppSettings},
     store::Store,
 };
@@ -52,6 +53,7 @@ pub struct LogicParts {
     pub auth: AuthConfig,
     pub limits: Limits,
     pub ids: IdGenerator,
+    pub metrics: Arc<Metrics>,
     pub write_batch_max: usize,
     pub write_concurrency: usize,
 }
@@ -84,6 +86,7 @@ impl Logic {
         let writer = writer::MessageWriter::start(
             parts.store.clone(),
             Arc::new(parts.ids),
+            parts.metrics,
             parts.write_batch_max,
             parts.write_concurrency,
         );

@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Error, IdGenerator, Result};
+use crate::metrics::Metrics;
 use crate::{
     model::AppId,
     store::{AppendError, Appended, NewMessage, Store, StoreError},
@@ -29,9 +30,15 @@ pub(super) struct MessageWriter {
 impl MessageWriter {
     /// Starts the dispatcher: up to `concurrency` transactions of up to `batch_max`
     /// messages each in flight.
-    pub(super) fn start(store: Arc<dyn Store>, ids: Arc<IdGenerator>, batch_max: usize, concurrency: usize) -> Self {
+    pub(super) fn start(
+        store: Arc<dyn Store>,
+        ids: Arc<IdGenerator>,
+        metrics: Arc<Metrics>,
+        batch_max: usize,
+        concurrency: usize,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(batch_max * concurrency * 2);
-        tokio::spawn(dispatch(queue, store, ids, batch_max, concurrency));
+        tokio::spawn(dispatch(queue, Committer { store, ids, metrics }, batch_max, concurrency));
         Self { jobs }
     }
 
@@ -44,13 +51,15 @@ impl MessageWriter {
     }
 }
 
-async fn dispatch(
-    mut queue: mpsc::Receiver<Job>,
+/// What a batch needs to be committed.
+#[derive(Clone)]
+struct Committer {
     store: Arc<dyn Store>,
     ids: Arc<IdGenerator>,
-    batch_max: usize,
-    concurrency: usize,
-) {
+    metrics: Arc<Metrics>,
+}
+
+async fn dispatch(mut queue: mpsc::Receiver<Job>, committer: Committer, batch_max: usize, concurrency: usize) {
     let slots = Arc::new(Semaphore::new(concurrency));
     loop {
         // Wait for a free slot before taking jobs: while every slot is busy, sends
@@ -68,34 +77,45 @@ async fn dispatch(
                 Err(_) => break,
             }
         }
-        let (store, ids) = (store.clone(), ids.clone());
+        let committer = committer.clone();
         tokio::spawn(async move {
-            commit(store.as_ref(), &ids, batch).await;
+            committer.commit(batch).await;
             drop(slot);
         });
     }
 }
 
-async fn commit(store: &dyn Store, ids: &IdGenerator, batch: Vec<Job>) {
-    let mut by_app: BTreeMap<AppId, Vec<Job>> = BTreeMap::new();
-    for job in batch {
-        by_app.entry(job.app).or_default().push(job);
+impl Committer {
+    async fn commit(&self, batch: Vec<Job>) {
+        let started = std::time::Instant::now();
+        self.metrics.write_batch_size.observe(batch.len() as f64);
+        let mut by_app: BTreeMap<AppId, Vec<Job>> = BTreeMap::new();
+        for job in batch {
+            by_app.entry(job.app).or_default().push(job);
+        }
+        for (app, jobs) in by_app {
+            self.commit_app(app, jobs).await;
+        }
+        self.metrics.write_seconds.observe(started.elapsed().as_secs_f64());
     }
-    for (app, jobs) in by_app {
+
+    async fn commit_app(&self, app: AppId, jobs: Vec<Job>) {
         let mut messages: Vec<NewMessage> = jobs.iter().map(|job| job.message.clone()).collect();
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;
             for message in &mut messages {
-                (message.id, message.sent_at_ms) = ids.next();
+                (message.id, message.sent_at_ms) = self.ids.next();
             }
-            match store.append(app, &messages).await {
+            match self.store.append(app, &messages).await {
                 Err(StoreError::Conflict) if attempt < CONFLICT_ATTEMPTS => continue,
                 other => break other,
             }
         };
         match outcome {
             Ok(outcomes) => {
+                let stored = outcomes.iter().filter(|o| o.as_ref().is_ok_and(|a| !a.duplicate)).count();
+                self.metrics.messages_stored.inc_by(stored as u64);
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }

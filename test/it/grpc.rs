@@ -79,3 +79,31 @@ async fn browsers_call_the_device_api_over_grpc_web() {
     assert!(response.starts_with("http/1.1 200"), "{response}");
     assert!(response.contains("access-control-allow-origin: https://app.example"), "{response}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_count_calls_and_stored_messages() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.telemetry.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let app = server.new_app().await;
+    let mut alice = app.user_with_device("alice", "phone").await;
+    app.user("bob").await;
+    let request = gim::proto::logic::v1::DeviceSendRequest {
+        receiver_user_id: "bob".into(),
+        client_msg_id: "m1".into(),
+        body: crate::support::text("hi"),
+    };
+    alice.send_message(request.clone()).await.unwrap();
+    alice.send_message(request).await.unwrap();
+
+    let addr = server.node.metrics_addr().expect("metrics are served");
+    let response = http1(addr, b"GET /metrics HTTP/1.1\r\nHost: gim\r\nConnection: close\r\n\r\n").await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("gim_messages_stored_total 1\n"), "the duplicate is not counted: {text}");
+    assert!(
+        text.contains(r#"gim_grpc_request_seconds_count{method="/gim.logic.v1.Device/SendMessage",code="0"} 2"#),
+        "{text}"
+    );
+}

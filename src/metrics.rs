@@ -1,0 +1,104 @@
+//! Prometheus metrics. One `Metrics` per process, handed to whatever records into it;
+//! served as text on `telemetry.metrics_listen` when that is set.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{extract::State, routing::get};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+use tokio::net::TcpListener;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrpcLabels {
+    pub method: String,
+    pub code: String,
+}
+
+/// Every metric gim exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// gRPC calls by method and status code, with their latency.
+    pub grpc_seconds: Family<GrpcLabels, Histogram>,
+    /// Messages committed (duplicates not counted).
+    pub messages_stored: Counter,
+    /// Messages per write transaction.
+    pub write_batch_size: Histogram,
+    /// Time a write transaction takes, retries included.
+    pub write_seconds: Histogram,
+    /// Open device sessions on this node.
+    pub sessions: Gauge,
+}
+
+fn latency_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("gim");
+        let grpc_seconds = Family::<GrpcLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        registry.register("grpc_request_seconds", "gRPC calls by method and status code", grpc_seconds.clone());
+        let messages_stored = Counter::default();
+        registry.register("messages_stored", "Messages committed, duplicates not counted", messages_stored.clone());
+        let write_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        registry.register("write_batch_size", "Messages per write transaction", write_batch_size.clone());
+        let write_seconds = latency_buckets();
+        registry.register("write_seconds", "Time a message write transaction takes", write_seconds.clone());
+        let sessions = Gauge::default();
+        registry.register("sessions", "Open device sessions on this node", sessions.clone());
+        Arc::new(Self { registry, grpc_seconds, messages_stored, write_batch_size, write_seconds, sessions })
+    }
+
+    /// Records one gRPC call. Unknown methods share one label, so that callers cannot
+    /// grow the label set.
+    pub fn grpc_call(&self, method: &str, code: &str, latency: Duration) {
+        let method = if code == "12" { "unknown" } else { method };
+        self.grpc_seconds
+            .get_or_create(&GrpcLabels { method: method.to_owned(), code: code.to_owned() })
+            .observe(latency.as_secs_f64());
+    }
+
+    /// The Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(|State(metrics): State<Arc<Metrics>>| async move {
+                (
+                    [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    metrics.encode(),
+                )
+            }),
+        )
+        .with_state(metrics);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Binds the metrics endpoint if one is configured.
+pub async fn bind(addr: Option<SocketAddr>) -> std::io::Result<Option<TcpListener>> {
+    match addr {
+        Some(addr) => Ok(Some(TcpListener::bind(addr).await?)),
+        None => Ok(None),
+    }
+}
