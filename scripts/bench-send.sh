@@ -9,10 +9,10 @@ source scripts/lib.sh
 
 ensure_commands mariadbd:mariadb-server
 cargo build --release --locked --bin gim --bin gim-bench
-mysql=$(start_mariadb)
+start_mariadb
 mariadb --socket="$work/mysql.sock" -uroot -e 'CREATE DATABASE gim'
 
-export GIM_STORE__URL="$mysql/gim" GIM_AUTH__TOKEN_SECRET=bench-token-secret-0123456789abcdef
+export GIM_STORE__URL="$mariadb_url/gim" GIM_AUTH__TOKEN_SECRET=bench-token-secret-0123456789abcdef
 export GIM_DATA_DIR="$work/data" GIM_TELEMETRY__LOG_FILTER=warn
 port=$(free_port)
 export GIM_LOGIC__LISTEN="127.0.0.1:$port"

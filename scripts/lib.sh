@@ -51,8 +51,9 @@ wait_for() {
     return 1
 }
 
-# Starts MariaDB on a free port; prints mysql://root@127.0.0.1:PORT. Durability is
-# MariaDB's default: the redo log is flushed at every commit.
+# Starts MariaDB on a free port and sets `mariadb_url` (mysql://root@127.0.0.1:PORT).
+# Durability is MariaDB's default: the redo log is flushed at every commit. (Not to be
+# called in $(...): a subshell would lose track of the process it starts.)
 start_mariadb() {
     local port dir=$work/mysql
     port=$(free_port)
@@ -64,10 +65,10 @@ start_mariadb() {
     started+=($!)
     wait_for MariaDB mariadb-admin --socket="$work/mysql.sock" -uroot ping
     log "MariaDB on 127.0.0.1:$port"
-    echo "mysql://root@127.0.0.1:$port"
+    mariadb_url="mysql://root@127.0.0.1:$port"
 }
 
-# Starts Redis on a free port; prints redis://127.0.0.1:PORT.
+# Starts Redis on a free port and sets `redis_url` (redis://127.0.0.1:PORT).
 start_redis() {
     local port
     port=$(free_port)
@@ -75,5 +76,5 @@ start_redis() {
     started+=($!)
     wait_for Redis redis-cli -p "$port" ping
     log "Redis on 127.0.0.1:$port"
-    echo "redis://127.0.0.1:$port"
+    redis_url="redis://127.0.0.1:$port"
 }

@@ -16,8 +16,14 @@ needed=()
 [[ -n "${GIM_TEST_MYSQL_URL:-}" ]] || needed+=(mariadbd:mariadb-server)
 [[ -n "${GIM_TEST_REDIS_URL:-}" ]] || needed+=(redis-server:redis-server)
 ensure_commands "${needed[@]}"
-[[ -n "${GIM_TEST_MYSQL_URL:-}" ]] || GIM_TEST_MYSQL_URL=$(start_mariadb)
-[[ -n "${GIM_TEST_REDIS_URL:-}" ]] || GIM_TEST_REDIS_URL=$(start_redis)
+if [[ -z "${GIM_TEST_MYSQL_URL:-}" ]]; then
+    start_mariadb
+    GIM_TEST_MYSQL_URL=$mariadb_url
+fi
+if [[ -z "${GIM_TEST_REDIS_URL:-}" ]]; then
+    start_redis
+    GIM_TEST_REDIS_URL=$redis_url
+fi
 export GIM_TEST_MYSQL_URL GIM_TEST_REDIS_URL
 
 log "checking formatting and lints"
