@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod frames;
 pub mod logic;
 pub mod metrics;
 pub mod model;

@@ -107,3 +107,32 @@ pub fn now_ms() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// How far a user has read one conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadCursor {
+    pub conversation_type: ConversationType,
+    pub conversation_id: String,
+    /// The user's inbox seq of the last message read.
+    pub seq: u64,
+    pub message_id: u64,
+    pub updated_at_ms: i64,
+}
+
+impl From<Message> for crate::proto::common::v1::Message {
+    fn from(message: Message) -> Self {
+        Self {
+            id: message.id,
+            client_msg_id: message.client_msg_id,
+            sender_user_id: message.sender_user_id,
+            sender_device_id: message.sender_device_id,
+            conversation_type: message.conversation_type as i32,
+            receiver_id: message.receiver_id,
+            r#type: message.message_type as i32,
+            body: Some(message.body),
+            sent_at_ms: message.sent_at_ms,
+            status: message.status as i32,
+            seq: message.seq,
+        }
+    }
+}

@@ -16,3 +16,17 @@ pub mod logic {
         tonic::include_proto!("gim.logic.v1");
     }
 }
+
+#[allow(missing_docs, clippy::all)]
+pub mod client {
+    pub mod v1 {
+        tonic::include_proto!("gim.client.v1");
+    }
+}
+
+#[allow(missing_docs, clippy::all)]
+pub mod connect {
+    pub mod v1 {
+        tonic::include_proto!("gim.connect.v1");
+    }
+}

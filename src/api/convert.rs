@@ -31,24 +31,8 @@ pub fn device(device: model::Device) -> pb::Device {
     }
 }
 
-pub fn message(message: model::Message) -> pb::Message {
-    pb::Message {
-        id: message.id,
-        client_msg_id: message.client_msg_id,
-        sender_user_id: message.sender_user_id,
-        sender_device_id: message.sender_device_id,
-        conversation_type: message.conversation_type as i32,
-        receiver_id: message.receiver_id,
-        r#type: message.message_type as i32,
-        body: Some(message.body),
-        sent_at_ms: message.sent_at_ms,
-        status: message.status as i32,
-        seq: message.seq,
-    }
-}
-
 pub fn messages(messages: Vec<model::Message>) -> Vec<pb::Message> {
-    messages.into_iter().map(message).collect()
+    messages.into_iter().map(pb::Message::from).collect()
 }
 
 pub fn app(app: model::App) -> api::App {
@@ -102,4 +86,14 @@ pub fn register_input(request: api::RegisterDeviceRequest) -> (String, DeviceInp
         sdk_version: request.sdk_version,
     };
     (request.user_id, input)
+}
+
+pub fn read_cursor(cursor: model::ReadCursor) -> api::ReadCursor {
+    api::ReadCursor {
+        conversation_type: cursor.conversation_type as i32,
+        conversation_id: cursor.conversation_id,
+        seq: cursor.seq,
+        message_id: cursor.message_id,
+        updated_at_ms: cursor.updated_at_ms,
+    }
 }

@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use super::{auth, convert};
 use crate::{
     logic::{HistoryCursor, Logic, Sender},
-    model::ProfilePatch,
+    model::{ConversationType, ProfilePatch},
     proto::{
         common::v1 as pb,
         logic::v1::{self as api, device_server::Device},
@@ -24,6 +24,28 @@ impl DeviceApi {
 
 #[tonic::async_trait]
 impl Device for DeviceApi {
+    async fn authenticate(&self, request: Request<api::Empty>) -> Result<Response<api::Caller>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        Ok(Response::new(api::Caller { app_id: caller.app, user_id: caller.user_id, device_id: caller.device_id }))
+    }
+
+    async fn mark_read(&self, request: Request<api::MarkReadRequest>) -> Result<Response<api::ReadCursor>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let conversation_type = ConversationType::try_from(request.conversation_type).unwrap_or_default();
+        let cursor = self.logic.mark_read(&caller, conversation_type, &request.conversation_id, request.seq).await?;
+        Ok(Response::new(convert::read_cursor(cursor)))
+    }
+
+    async fn list_read_cursors(
+        &self,
+        request: Request<api::Empty>,
+    ) -> Result<Response<api::ListReadCursorsResponse>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let cursors = self.logic.read_cursors(&caller).await?;
+        Ok(Response::new(api::ListReadCursorsResponse { cursors: cursors.into_iter().map(convert::read_cursor).collect() }))
+    }
+
     async fn get_me(&self, request: Request<api::Empty>) -> Result<Response<api::GetMeResponse>, Status> {
         let caller = auth::device(&self.logic, request.metadata()).await?;
         let user = self.logic.get_user(caller.app, &caller.user_id).await?;

@@ -2,12 +2,13 @@ use std::{sync::Mutex, time::Duration};
 
 use tokio::sync::Notify;
 
-use super::{Delivery, Push};
+use super::{Delivery, Kick, Push};
 
-/// Records every push it is given, for tests of logic without a connect service.
+/// Records every push and kick it is given, for tests of logic without a connect service.
 #[derive(Debug, Default)]
 pub struct RecordingDelivery {
     pushes: Mutex<Vec<Push>>,
+    kicks: Mutex<Vec<Kick>>,
     pushed: Notify,
 }
 
@@ -19,6 +20,10 @@ impl RecordingDelivery {
     /// Every push so far, oldest first.
     pub fn pushes(&self) -> Vec<Push> {
         self.pushes.lock().expect("recording lock").clone()
+    }
+
+    pub fn kicks(&self) -> Vec<Kick> {
+        self.kicks.lock().expect("recording lock").clone()
     }
 
     /// Waits until at least `count` pushes were recorded, or `timeout` passes.
@@ -38,8 +43,12 @@ impl RecordingDelivery {
 }
 
 impl Delivery for RecordingDelivery {
-    fn deliver(&self, push: Push) {
-        self.pushes.lock().expect("recording lock").push(push);
+    fn deliver(&self, pushes: Vec<Push>) {
+        self.pushes.lock().expect("recording lock").extend(pushes);
         self.pushed.notify_waiters();
+    }
+
+    fn kick(&self, kick: Kick) {
+        self.kicks.lock().expect("recording lock").push(kick);
     }
 }

@@ -2,7 +2,9 @@
 
 use super::{DeviceCaller, Error, Logic, Result, validate};
 use crate::{
-    delivery::{Push, PushRecipient},
+    delivery::Push,
+    frames,
+    proto::common::v1 as pb,
     model::{AppId, ConversationType, Message, MessageBody, MessageStatus, message_type_of},
     store::{AppendError, HistoryCursor, NewMessage, Recipient},
 };
@@ -102,18 +104,9 @@ impl Logic {
         Ok(Sent { message_id: appended.id, seq: appended.sender_seq, sent_at_ms: appended.sent_at_ms })
     }
 
+    /// Hands a committed message to delivery: one push per recipient, with the
+    /// recipient's seq in it.
     fn deliver(&self, app: AppId, message: &NewMessage, seqs: &[u64], id: u64, sent_at_ms: i64) {
-        let recipients = message
-            .recipients
-            .iter()
-            .zip(seqs)
-            .map(|(recipient, &seq)| PushRecipient {
-                user_id: recipient.user_id.clone(),
-                seq,
-                skip_device: (recipient.user_id == message.sender_user_id && !message.sender_device_id.is_empty())
-                    .then(|| message.sender_device_id.clone()),
-            })
-            .collect();
         let stored = Message {
             id,
             client_msg_id: message.client_msg_id.clone(),
@@ -127,7 +120,23 @@ impl Logic {
             status: MessageStatus::Normal,
             seq: 0,
         };
-        self.inner.delivery.deliver(Push { app, message: stored, recipients });
+        let pushes = message
+            .recipients
+            .iter()
+            .zip(seqs)
+            .map(|(recipient, &seq)| {
+                let is_sender = recipient.user_id == message.sender_user_id;
+                Push {
+                    app,
+                    users: vec![recipient.user_id.clone()],
+                    skip_device: (is_sender && !message.sender_device_id.is_empty())
+                        .then(|| message.sender_device_id.clone()),
+                    seq,
+                    frame: frames::message(pb::Message { seq, ..stored.clone().into() }),
+                }
+            })
+            .collect();
+        self.inner.delivery.deliver(pushes);
     }
 
     /// The user's inbox after `after_seq`, in seq order.

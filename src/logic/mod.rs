@@ -6,6 +6,7 @@ mod apps;
 mod error;
 mod ids;
 mod messages;
+mod reads;
 mod tokens;
 mod users;
 mod validate;

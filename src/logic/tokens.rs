@@ -8,6 +8,8 @@ use super::{DeviceCaller, Error, Logic, Result, validate};
 use crate::{
     auth::{Claims, TokenError, TokenKey},
     config::AuthConfig,
+    delivery::Kick,
+    proto::client::v1::KickReason,
     model::{AppId, TokenGenerations, now_ms},
 };
 
@@ -112,8 +114,20 @@ impl Logic {
             }));
         }
         self.forget_generations(app, user_id, device_id);
+        self.kick_sessions(app, user_id, device_id, "the device's tokens were revoked");
         tracing::info!(app, user = user_id, device = device_id, "tokens revoked");
         Ok(())
+    }
+
+    /// Closes the live sessions that a revocation leaves without a valid token.
+    pub(super) fn kick_sessions(&self, app: AppId, user_id: &str, device_id: Option<&str>, why: &str) {
+        self.inner.delivery.kick(Kick {
+            app,
+            user_id: user_id.to_owned(),
+            device_id: device_id.map(str::to_owned),
+            reason: KickReason::Revoked,
+            message: why.to_owned(),
+        });
     }
 
     /// Drops cached generations so that this node sees a revocation at once.

@@ -161,6 +161,7 @@ impl Logic {
             return Err(Error::not_found(format!("device {device_id} of user {user_id} does not exist")));
         }
         self.forget_generations(app, user_id, Some(device_id));
+        self.kick_sessions(app, user_id, Some(device_id), "the device was removed");
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {
 
 use crate::model::{
     App, AppId, AppSecret, AppSettings, ConversationType, Device, DeviceType, Message, MessageBody, ProfilePatch,
-    TokenGenerations, User,
+    ReadCursor, TokenGenerations, User,
 };
 
 /// Failures of the store. Callers turn `NotFound`/`Conflict` into domain errors;
@@ -203,7 +203,25 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Vec<Message>>;
 }
 
-/// The whole store, as logic uses it.
-pub trait Store: AppStore + UserStore + MessageStore {}
+/// One entry of a user's inbox, without the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    pub seq: u64,
+    pub message_id: u64,
+    pub conversation_type: ConversationType,
+    pub conversation_id: String,
+}
 
-impl<T: AppStore + UserStore + MessageStore> Store for T {}
+#[async_trait]
+pub trait ReadStore: Send + Sync {
+    /// The inbox entry at `seq`, if any.
+    async fn inbox_entry(&self, app: AppId, user_id: &str, seq: u64) -> StoreResult<Option<InboxEntry>>;
+    /// Moves a read cursor forward to `cursor.seq` (never back); returns the stored cursor.
+    async fn mark_read(&self, app: AppId, user_id: &str, cursor: &ReadCursor) -> StoreResult<ReadCursor>;
+    async fn read_cursors(&self, app: AppId, user_id: &str) -> StoreResult<Vec<ReadCursor>>;
+}
+
+/// The whole store, as logic uses it.
+pub trait Store: AppStore + UserStore + MessageStore + ReadStore {}
+
+impl<T: AppStore + UserStore + MessageStore + ReadStore> Store for T {}

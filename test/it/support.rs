@@ -273,3 +273,13 @@ pub fn text_of(message: &gim::proto::common::v1::Message) -> &str {
 pub fn code<T>(result: Result<tonic::Response<T>, Status>) -> tonic::Code {
     result.map_or_else(|status| status.code(), |_| tonic::Code::Ok)
 }
+
+/// The message a recorded push carries.
+pub fn pushed_message(push: &gim::delivery::Push) -> gim::proto::common::v1::Message {
+    use gim::proto::client::v1::{ServerFrame, server_frame::Payload};
+    use prost::Message as _;
+    match ServerFrame::decode(push.frame.clone()).expect("a ServerFrame").payload {
+        Some(Payload::Message(push)) => push.message.expect("a message"),
+        other => panic!("not a message push: {other:?}"),
+    }
+}

@@ -4,6 +4,7 @@
 
 mod apps;
 mod messages;
+mod reads;
 mod rows;
 mod users;
 
@@ -50,6 +51,27 @@ impl Dialect {
             Dialect::Sqlite => {
                 let sets: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
                 format!(" ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(", "))
+            }
+        }
+    }
+
+    /// Like `upsert`, but the existing row changes only where `guard` grows; `columns`
+    /// follow it.
+    fn upsert_if_greater(self, key: &str, guard: &str, columns: &[&str]) -> String {
+        match self {
+            Dialect::MySql => {
+                // Assignments run left to right and see earlier ones, so `guard` goes last.
+                let mut sets: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("{c} = IF(VALUES({guard}) > {guard}, VALUES({c}), {c})"))
+                    .collect();
+                sets.push(format!("{guard} = GREATEST({guard}, VALUES({guard}))"));
+                format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+            }
+            Dialect::Sqlite => {
+                let mut sets: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+                sets.push(format!("{guard} = excluded.{guard}"));
+                format!(" ON CONFLICT ({key}) DO UPDATE SET {} WHERE excluded.{guard} > {guard}", sets.join(", "))
             }
         }
     }

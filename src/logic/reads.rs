@@ -1,0 +1,82 @@
+//! Read cursors: how far a user has read each conversation, shared by the user's
+//! devices, with read receipts for the other user of a direct conversation.
+
+use super::{DeviceCaller, Error, Logic, Result, validate};
+use crate::{
+    delivery::Push,
+    frames,
+    model::{ConversationType, ReadCursor, now_ms},
+    proto::client::v1::{ReadEvent, event_push::Event},
+};
+
+impl Logic {
+    pub async fn mark_read(
+        &self,
+        caller: &DeviceCaller,
+        conversation_type: ConversationType,
+        conversation_id: &str,
+        seq: u64,
+    ) -> Result<ReadCursor> {
+        match conversation_type {
+            ConversationType::Direct | ConversationType::Group => validate::id("conversation_id", conversation_id)?,
+            ConversationType::System if conversation_id.is_empty() => {}
+            ConversationType::System => return Err(Error::invalid("the system conversation has an empty id")),
+            ConversationType::Unspecified => return Err(Error::invalid("conversation_type is required")),
+        }
+        let entry = self
+            .store()
+            .inbox_entry(caller.app, &caller.user_id, seq)
+            .await?
+            .ok_or_else(|| Error::invalid(format!("seq {seq} is not in your inbox")))?;
+        if entry.conversation_type != conversation_type || entry.conversation_id != conversation_id {
+            return Err(Error::invalid(format!("seq {seq} belongs to another conversation")));
+        }
+        let wanted = ReadCursor {
+            conversation_type,
+            conversation_id: conversation_id.to_owned(),
+            seq,
+            message_id: entry.message_id,
+            updated_at_ms: now_ms(),
+        };
+        let stored = self.store().mark_read(caller.app, &caller.user_id, &wanted).await?;
+        if stored.seq == seq && stored.updated_at_ms == wanted.updated_at_ms {
+            self.announce_read(caller, &stored);
+        }
+        Ok(stored)
+    }
+
+    /// Tells the reader's other devices, and the other user of a direct conversation.
+    fn announce_read(&self, caller: &DeviceCaller, cursor: &ReadCursor) {
+        let event = |conversation_id: &str, seq: u64| {
+            frames::event(Event::Read(ReadEvent {
+                reader_user_id: caller.user_id.clone(),
+                conversation_type: cursor.conversation_type as i32,
+                conversation_id: conversation_id.to_owned(),
+                seq,
+                message_id: cursor.message_id,
+                read_at_ms: cursor.updated_at_ms,
+            }))
+        };
+        let mut pushes = vec![Push {
+            app: caller.app,
+            users: vec![caller.user_id.clone()],
+            skip_device: Some(caller.device_id.clone()),
+            seq: 0,
+            frame: event(&cursor.conversation_id, cursor.seq),
+        }];
+        if cursor.conversation_type == ConversationType::Direct && cursor.conversation_id != caller.user_id {
+            pushes.push(Push {
+                app: caller.app,
+                users: vec![cursor.conversation_id.clone()],
+                skip_device: None,
+                seq: 0,
+                frame: event(&caller.user_id, 0),
+            });
+        }
+        self.inner.delivery.deliver(pushes);
+    }
+
+    pub async fn read_cursors(&self, caller: &DeviceCaller) -> Result<Vec<ReadCursor>> {
+        Ok(self.store().read_cursors(caller.app, &caller.user_id).await?)
+    }
+}

@@ -1,0 +1,87 @@
+use async_trait::async_trait;
+use sqlx::{Row, any::AnyRow};
+
+use super::{SqlStore, rows};
+use crate::{
+    model::{AppId, ConversationType, ReadCursor},
+    store::{InboxEntry, ReadStore, StoreResult},
+};
+
+const CURSOR_COLUMNS: &str = "conversation_type, conversation_id, seq, message_id, updated_at_ms";
+
+fn cursor(row: &AnyRow) -> StoreResult<ReadCursor> {
+    let conversation_type: i64 = row.try_get("conversation_type")?;
+    Ok(ReadCursor {
+        conversation_type: ConversationType::try_from(conversation_type as i32).unwrap_or_default(),
+        conversation_id: row.try_get("conversation_id")?,
+        seq: rows::unsigned(row.try_get("seq")?),
+        message_id: rows::unsigned(row.try_get("message_id")?),
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+#[async_trait]
+impl ReadStore for SqlStore {
+    async fn inbox_entry(&self, app: AppId, user_id: &str, seq: u64) -> StoreResult<Option<InboxEntry>> {
+        let row = sqlx::query(
+            "SELECT seq, message_id, conversation_type, conversation_id FROM inbox \
+             WHERE app_id = ? AND user_id = ? AND seq = ?",
+        )
+        .bind(rows::signed(app))
+        .bind(user_id)
+        .bind(rows::signed(seq))
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|row| {
+            let conversation_type: i64 = row.try_get("conversation_type")?;
+            Ok(InboxEntry {
+                seq: rows::unsigned(row.try_get("seq")?),
+                message_id: rows::unsigned(row.try_get("message_id")?),
+                conversation_type: ConversationType::try_from(conversation_type as i32).unwrap_or_default(),
+                conversation_id: row.try_get("conversation_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn mark_read(&self, app: AppId, user_id: &str, read: &ReadCursor) -> StoreResult<ReadCursor> {
+        // Only a later seq replaces the stored cursor: concurrent devices never move it back.
+        let sql = format!(
+            "INSERT INTO read_cursors (app_id, user_id, conversation_type, conversation_id, seq, message_id, \
+             updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?){}",
+            self.dialect.upsert_if_greater("app_id, user_id, conversation_type, conversation_id", "seq", &["message_id", "updated_at_ms"])
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::signed(app))
+            .bind(user_id)
+            .bind(i64::from(read.conversation_type as i32))
+            .bind(read.conversation_id.as_str())
+            .bind(rows::signed(read.seq))
+            .bind(rows::signed(read.message_id))
+            .bind(read.updated_at_ms)
+            .execute(&self.write)
+            .await?;
+        let sql = format!(
+            "SELECT {CURSOR_COLUMNS} FROM read_cursors \
+             WHERE app_id = ? AND user_id = ? AND conversation_type = ? AND conversation_id = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::signed(app))
+            .bind(user_id)
+            .bind(i64::from(read.conversation_type as i32))
+            .bind(read.conversation_id.as_str())
+            .fetch_one(&self.write)
+            .await?;
+        cursor(&row)
+    }
+
+    async fn read_cursors(&self, app: AppId, user_id: &str) -> StoreResult<Vec<ReadCursor>> {
+        let sql = format!(
+            "SELECT {CURSOR_COLUMNS} FROM read_cursors WHERE app_id = ? AND user_id = ? \
+             ORDER BY updated_at_ms DESC"
+        );
+        let found =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)).bind(user_id).fetch_all(&self.read).await?;
+        found.iter().map(cursor).collect()
+    }
+}
