@@ -18,6 +18,7 @@ fn proto_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> io::Result<()> 
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=proto");
     let mut files = Vec::new();
     proto_files("proto".as_ref(), &mut files)?;

@@ -18,6 +18,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub node: NodeConfig,
     pub logic: LogicConfig,
+    pub connect: ConnectConfig,
+    pub route: RouteConfig,
     pub store: StoreConfig,
     pub auth: AuthConfig,
     pub admin: AdminConfig,
@@ -49,6 +51,75 @@ pub struct LogicConfig {
 impl Default for LogicConfig {
     fn default() -> Self {
         Self { listen: ([0, 0, 0, 0], 7070).into(), write_batch_max: 128, write_concurrency: 4 }
+    }
+}
+
+/// The connect service: device WebSocket sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectConfig {
+    /// WebSocket address; devices open `ws://HOST:PORT/ws`.
+    pub listen: SocketAddr,
+    /// gRPC address of the internal API logic calls to push (`gim connect` only).
+    pub internal_listen: SocketAddr,
+    /// How logic reaches this node's internal API (host:port); defaults to
+    /// `internal_listen`, which must then not be a wildcard address.
+    pub advertise_addr: String,
+    /// Logic nodes this node calls (`gim connect` only), e.g. `http://10.0.0.1:7070`.
+    pub logic_addrs: Vec<String>,
+    /// Sessions this node accepts at most; more are refused with HTTP 503. Each takes a
+    /// file descriptor, so the process's open-file limit caps this too.
+    pub max_sessions: usize,
+    /// Largest WebSocket frame (and message) a device may send.
+    pub max_frame_bytes: usize,
+    /// Frames queued for one device at most; a device that falls this far behind is
+    /// disconnected (it syncs when it comes back).
+    pub outbound_queue: usize,
+    /// A session with no frame from the device for this long is closed.
+    pub heartbeat_timeout_secs: u64,
+    /// Time a device has to finish the WebSocket handshake and authenticate.
+    pub handshake_timeout_secs: u64,
+    /// Upstream frames a session may send per second (bursts of twice this pass).
+    pub max_frames_per_second: u32,
+    /// A write to a device that takes longer closes the session.
+    pub write_timeout_secs: u64,
+    /// At shutdown, how long sessions get to drain their queues and close.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ConnectConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([0, 0, 0, 0], 7080).into(),
+            internal_listen: ([127, 0, 0, 1], 7090).into(),
+            advertise_addr: String::new(),
+            logic_addrs: vec!["http://127.0.0.1:7070".into()],
+            max_sessions: 100_000,
+            max_frame_bytes: 64 * 1024,
+            outbound_queue: 256,
+            heartbeat_timeout_secs: 90,
+            handshake_timeout_secs: 10,
+            max_frames_per_second: 50,
+            write_timeout_secs: 10,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// Where routes (device -> connect node) and presence live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `redis://HOST:PORT`; required by `gim logic` and `gim connect`. Empty: in memory
+    /// (`gim serve` only).
+    pub redis_url: Secret,
+    /// A route lives this long unless its node renews it (every third of it).
+    pub ttl_secs: u64,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self { redis_url: Secret::default(), ttl_secs: 60 }
     }
 }
 
@@ -269,6 +340,26 @@ impl Config {
         if self.auth.password_hash_concurrency == 0 {
             return invalid("auth.password_hash_concurrency must be at least 1".into());
         }
+        let connect = &self.connect;
+        for (name, value) in [
+            ("max_sessions", connect.max_sessions as u64),
+            ("max_frame_bytes", connect.max_frame_bytes as u64),
+            ("outbound_queue", connect.outbound_queue as u64),
+            ("heartbeat_timeout_secs", connect.heartbeat_timeout_secs),
+            ("handshake_timeout_secs", connect.handshake_timeout_secs),
+            ("max_frames_per_second", u64::from(connect.max_frames_per_second)),
+            ("write_timeout_secs", connect.write_timeout_secs),
+        ] {
+            if value == 0 {
+                return invalid(format!("connect.{name} must be at least 1"));
+            }
+        }
+        if connect.max_frame_bytes < 1024 {
+            return invalid("connect.max_frame_bytes must be at least 1024".into());
+        }
+        if self.route.ttl_secs < 3 {
+            return invalid("route.ttl_secs must be at least 3".into());
+        }
         let limits = &self.limits;
         if limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size {
             return invalid("limits.default_page_size must be 1..=limits.max_page_size".into());
@@ -290,6 +381,32 @@ impl Config {
         Ok(())
     }
 
+    /// What a process running apart (`gim logic`, `gim connect`) needs beyond `validate`.
+    pub fn validate_cluster(&self, connect: bool) -> Result<(), ConfigError> {
+        let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
+        if self.route.redis_url.is_empty() {
+            return invalid("route.redis_url is required when logic and connect run apart (GIM_ROUTE__REDIS_URL)");
+        }
+        if self.auth.token_secret.is_empty() {
+            return invalid(
+                "auth.token_secret is required when logic and connect run apart: every node signs or checks \
+                 device tokens with it (GIM_AUTH__TOKEN_SECRET, at least 32 bytes)",
+            );
+        }
+        if connect {
+            if self.connect.logic_addrs.is_empty() {
+                return invalid("connect.logic_addrs needs at least one logic address");
+            }
+            if self.connect.advertise_addr.is_empty() && self.connect.internal_listen.ip().is_unspecified() {
+                return invalid(
+                    "connect.advertise_addr is required when connect.internal_listen is a wildcard address: \
+                     logic must know how to reach this node",
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The store URL, with the embedded default filled in.
     pub fn store_url(&self) -> String {
         let url = self.store.url.expose();
@@ -303,6 +420,8 @@ impl Default for Config {
             data_dir: "data".into(),
             node: NodeConfig::default(),
             logic: LogicConfig::default(),
+            connect: ConnectConfig::default(),
+            route: RouteConfig::default(),
             store: StoreConfig::default(),
             auth: AuthConfig::default(),
             admin: AdminConfig::default(),

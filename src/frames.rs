@@ -5,7 +5,9 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use crate::proto::{
-    client::v1::{EventPush, Kicked, KickReason, MessagePush, Response, ServerFrame, event_push, server_frame::Payload},
+    client::v1::{
+        EventPush, KickReason, Kicked, MessagePush, Response, ServerFrame, event_push, server_frame::Payload,
+    },
     common::v1 as pb,
 };
 

@@ -8,12 +8,14 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod connect;
 pub mod delivery;
 pub mod frames;
 pub mod logic;
 pub mod metrics;
 pub mod model;
 pub mod proto;
+pub mod route;
 pub mod server;
 pub mod store;
 pub mod telemetry;

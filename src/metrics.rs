@@ -36,6 +36,10 @@ pub struct Metrics {
     pub write_seconds: Histogram,
     /// Open device sessions on this node.
     pub sessions: Gauge,
+    /// Frames sent to connect nodes by this logic node.
+    pub pushes_sent: Counter,
+    /// Pushes dropped (queue full, node unreachable): those devices get them by syncing.
+    pub pushes_dropped: Counter,
 }
 
 fn latency_buckets() -> Histogram {
@@ -55,7 +59,20 @@ impl Metrics {
         registry.register("write_seconds", "Time a message write transaction takes", write_seconds.clone());
         let sessions = Gauge::default();
         registry.register("sessions", "Open device sessions on this node", sessions.clone());
-        Arc::new(Self { registry, grpc_seconds, messages_stored, write_batch_size, write_seconds, sessions })
+        let pushes_sent = Counter::default();
+        registry.register("pushes_sent", "Frames sent to connect nodes", pushes_sent.clone());
+        let pushes_dropped = Counter::default();
+        registry.register("pushes_dropped", "Pushes dropped; devices get them by syncing", pushes_dropped.clone());
+        Arc::new(Self {
+            registry,
+            grpc_seconds,
+            messages_stored,
+            write_batch_size,
+            write_seconds,
+            sessions,
+            pushes_sent,
+            pushes_dropped,
+        })
     }
 
     /// Records one gRPC call. Unknown methods share one label, so that callers cannot

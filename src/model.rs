@@ -61,12 +61,13 @@ pub struct Device {
     pub updated_at_ms: i64,
 }
 
-/// Token generations at the time of reading: a token whose generations are lower
-/// has been revoked.
+/// Token generations at the time of reading (a token whose generations are lower has
+/// been revoked), and the device's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenGenerations {
     pub user: u64,
     pub device: u64,
+    pub device_type: DeviceType,
 }
 
 /// A stored message as one user sees it (with that user's inbox seq).

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use gim::{
     config::Config,
     model::AppSettings,
-    server::{self, LogicNode},
+    server::{self, Process, Role},
 };
 
 #[derive(Parser)]
@@ -22,8 +22,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run gim on one machine: every service in one process.
+    /// Run gim on one machine: logic and connect in one process.
     Serve,
+    /// Run the logic service alone (cluster: MySQL store, Redis routes).
+    Logic,
+    /// Run the connect service alone (cluster: Redis routes, logic over gRPC).
+    Connect,
     /// Manage apps (tenants) directly in the configured store.
     App {
         #[command(subcommand)]
@@ -59,7 +63,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Serve => serve(config).await,
+        Command::Serve => run(config, Role::Serve).await,
+        Command::Logic => run(config, Role::Logic).await,
+        Command::Connect => run(config, Role::Connect).await,
         Command::App { command } => app(config, command).await,
         Command::Migrate => {
             server::open_store(&config).await?.close().await;
@@ -69,19 +75,20 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, role: Role) -> anyhow::Result<()> {
     let _telemetry = gim::telemetry::init(&config.telemetry)?;
-    let delivery = Arc::new(gim::delivery::Discard);
-    let node = LogicNode::start(&config, delivery).await.context("starting logic")?;
-    node.run_until(shutdown_signal()).await?;
+    let process = Process::start(&config, role).await.with_context(|| format!("starting {role:?}"))?;
+    process.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
 async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
     let store = Arc::new(server::open_store(&config).await?);
+    // Operator commands change the store only: nothing to push, nobody online.
+    let routes = Arc::new(gim::route::MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
     let metrics = gim::metrics::Metrics::new();
-    let logic = server::build_logic(&config, store.clone(), Arc::new(gim::delivery::Discard), metrics)?;
+    let logic = server::build_logic(&config, store.clone(), Arc::new(gim::delivery::Discard), routes, metrics)?;
     match command {
         AppCommand::Create { name, accounts } => {
             let (app, secret) = logic.create_app(&name, AppSettings { accounts_enabled: accounts }).await?;

@@ -162,6 +162,42 @@ impl Business for BusinessApi {
         }))
     }
 
+    async fn get_presence(
+        &self,
+        request: Request<api::GetPresenceRequest>,
+    ) -> Result<Response<api::GetPresenceResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let presence = self.logic.presence(caller.app, &request.into_inner().user_ids).await?;
+        let users = presence
+            .into_iter()
+            .map(|(user_id, routes)| api::UserPresence {
+                user_id,
+                online: !routes.is_empty(),
+                devices: routes
+                    .into_iter()
+                    .map(|route| api::OnlineDevice { device_id: route.device_id, r#type: route.device_type as i32 })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(api::GetPresenceResponse { users }))
+    }
+
+    async fn kick_device(&self, request: Request<api::KickDeviceRequest>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        auth::acting_for(&request.user_id);
+        let device = Some(request.device_id.as_str()).filter(|d| !d.is_empty());
+        self.logic.kick(caller.app, &request.user_id, device, &request.reason).await?;
+        Ok(Response::new(api::Empty {}))
+    }
+
+    async fn push_event(&self, request: Request<api::PushEventRequest>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        self.logic.push_event(caller.app, request.user_ids, &request.kind, request.data).await?;
+        Ok(Response::new(api::Empty {}))
+    }
+
     async fn get_history(
         &self,
         request: Request<api::BusinessHistoryRequest>,

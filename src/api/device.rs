@@ -26,7 +26,12 @@ impl DeviceApi {
 impl Device for DeviceApi {
     async fn authenticate(&self, request: Request<api::Empty>) -> Result<Response<api::Caller>, Status> {
         let caller = auth::device(&self.logic, request.metadata()).await?;
-        Ok(Response::new(api::Caller { app_id: caller.app, user_id: caller.user_id, device_id: caller.device_id }))
+        Ok(Response::new(api::Caller {
+            app_id: caller.app,
+            user_id: caller.user_id,
+            device_id: caller.device_id,
+            device_type: caller.device_type as i32,
+        }))
     }
 
     async fn mark_read(&self, request: Request<api::MarkReadRequest>) -> Result<Response<api::ReadCursor>, Status> {
@@ -43,7 +48,9 @@ impl Device for DeviceApi {
     ) -> Result<Response<api::ListReadCursorsResponse>, Status> {
         let caller = auth::device(&self.logic, request.metadata()).await?;
         let cursors = self.logic.read_cursors(&caller).await?;
-        Ok(Response::new(api::ListReadCursorsResponse { cursors: cursors.into_iter().map(convert::read_cursor).collect() }))
+        Ok(Response::new(api::ListReadCursorsResponse {
+            cursors: cursors.into_iter().map(convert::read_cursor).collect(),
+        }))
     }
 
     async fn get_me(&self, request: Request<api::Empty>) -> Result<Response<api::GetMeResponse>, Status> {

@@ -7,6 +7,8 @@ pub mod auth;
 mod business;
 mod convert;
 mod device;
+
+pub use device::DeviceApi;
 mod status;
 
 use std::{

@@ -3,9 +3,11 @@
 //! on top of persist-then-sync, so a delivery may drop a push under pressure; it must
 //! never block the caller.
 
+mod grpc;
+mod local;
 mod recording;
 
-pub use recording::RecordingDelivery;
+pub use self::{grpc::GrpcDelivery, local::LocalDelivery, recording::RecordingDelivery};
 
 use bytes::Bytes;
 

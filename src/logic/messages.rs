@@ -4,8 +4,8 @@ use super::{DeviceCaller, Error, Logic, Result, validate};
 use crate::{
     delivery::Push,
     frames,
-    proto::common::v1 as pb,
     model::{AppId, ConversationType, Message, MessageBody, MessageStatus, message_type_of},
+    proto::common::v1 as pb,
     store::{AppendError, HistoryCursor, NewMessage, Recipient},
 };
 

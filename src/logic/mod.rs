@@ -6,6 +6,7 @@ mod apps;
 mod error;
 mod ids;
 mod messages;
+mod presence;
 mod reads;
 mod tokens;
 mod users;
@@ -27,7 +28,8 @@ use crate::{
     config::{AuthConfig, Limits},
     delivery::Delivery,
     metrics::Metrics,
-    model::{AppId, AppSettings},
+    model::{AppId, AppSettings, DeviceType},
+    route::RouteRegistry,
     store::Store,
 };
 
@@ -44,12 +46,14 @@ pub struct DeviceCaller {
     pub app: AppId,
     pub user_id: String,
     pub device_id: String,
+    pub device_type: DeviceType,
 }
 
 /// What logic is built from.
 pub struct LogicParts {
     pub store: Arc<dyn Store>,
     pub delivery: Arc<dyn Delivery>,
+    pub routes: Arc<dyn RouteRegistry>,
     pub token_key: TokenKey,
     pub auth: AuthConfig,
     pub limits: Limits,
@@ -68,6 +72,7 @@ pub struct Logic {
 struct Inner {
     store: Arc<dyn Store>,
     delivery: Arc<dyn Delivery>,
+    routes: Arc<dyn RouteRegistry>,
     tokens: tokens::Tokens,
     apps: apps::AppCache,
     limits: Limits,
@@ -98,6 +103,7 @@ impl Logic {
                 password_slots: tokio::sync::Semaphore::new(parts.auth.password_hash_concurrency),
                 store: parts.store,
                 delivery: parts.delivery,
+                routes: parts.routes,
                 limits: parts.limits,
                 writer,
             }),

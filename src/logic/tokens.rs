@@ -9,8 +9,8 @@ use crate::{
     auth::{Claims, TokenError, TokenKey},
     config::AuthConfig,
     delivery::Kick,
-    proto::client::v1::KickReason,
     model::{AppId, TokenGenerations, now_ms},
+    proto::client::v1::KickReason,
 };
 
 /// Devices whose token generations a node keeps in memory at most.
@@ -98,7 +98,12 @@ impl Logic {
         if claims.user_generation < generations.user || claims.device_generation < generations.device {
             return Err(Error::Unauthenticated("the device token has been revoked".into()));
         }
-        Ok(DeviceCaller { app: claims.app_id, user_id: claims.user_id, device_id: claims.device_id })
+        Ok(DeviceCaller {
+            app: claims.app_id,
+            user_id: claims.user_id,
+            device_id: claims.device_id,
+            device_type: generations.device_type,
+        })
     }
 
     /// Revokes every token of one device, or of every device of the user.

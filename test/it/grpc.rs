@@ -82,7 +82,7 @@ async fn browsers_call_the_device_api_over_grpc_web() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_metrics_count_calls_and_stored_messages() {
-    let server = TestServer::start_with(Backend::Sqlite, |config| {
+    let server = crate::support::ServeServer::start_with(Backend::Sqlite, |config| {
         config.telemetry.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
@@ -97,7 +97,7 @@ async fn prometheus_metrics_count_calls_and_stored_messages() {
     alice.send_message(request.clone()).await.unwrap();
     alice.send_message(request).await.unwrap();
 
-    let addr = server.node.metrics_addr().expect("metrics are served");
+    let addr = server.process.metrics_addr().expect("metrics are served");
     let response = http1(addr, b"GET /metrics HTTP/1.1\r\nHost: gim\r\nConnection: close\r\n\r\n").await;
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");

@@ -8,6 +8,7 @@ use gim::{
     config::{Config, Secret},
     delivery::RecordingDelivery,
     logic::Logic,
+    metrics::Metrics,
     model::AppSettings,
     proto::{
         common::v1::{MessageBody, TextBody, message_body::Content},
@@ -16,6 +17,7 @@ use gim::{
             business_client::BusinessClient, device_client::DeviceClient,
         },
     },
+    route::MemoryRegistry,
     server::LogicNode,
 };
 use sqlx::Connection as _;
@@ -122,6 +124,10 @@ pub fn test_config(db: &TestDb) -> Config {
     config
 }
 
+fn memory_routes() -> Arc<MemoryRegistry> {
+    Arc::new(MemoryRegistry::new(Duration::from_secs(60)))
+}
+
 /// A logic node on its own database, with a delivery that records pushes.
 pub struct TestServer {
     pub node: LogicNode,
@@ -141,13 +147,17 @@ impl TestServer {
         let mut config = test_config(&db);
         edit(&mut config);
         let delivery = Arc::new(RecordingDelivery::new());
-        let node = LogicNode::start(&config, delivery.clone()).await.expect("starting a logic node");
+        let node = LogicNode::start(&config, delivery.clone(), memory_routes(), Metrics::new())
+            .await
+            .expect("starting a logic node");
         Self { node, delivery, config, _db: db }
     }
 
     /// Another logic node on the same database, as in a cluster.
     pub async fn another_node(&self) -> LogicNode {
-        LogicNode::start(&self.config, Arc::new(RecordingDelivery::new())).await.expect("starting a second logic node")
+        LogicNode::start(&self.config, Arc::new(RecordingDelivery::new()), memory_routes(), Metrics::new())
+            .await
+            .expect("starting a second logic node")
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -281,5 +291,44 @@ pub fn pushed_message(push: &gim::delivery::Push) -> gim::proto::common::v1::Mes
     match ServerFrame::decode(push.frame.clone()).expect("a ServerFrame").payload {
         Some(Payload::Message(push)) => push.message.expect("a message"),
         other => panic!("not a message push: {other:?}"),
+    }
+}
+
+/// `gim serve` in-process on its own database: logic and connect on free ports.
+pub struct ServeServer {
+    pub process: gim::server::Process,
+    pub config: Config,
+    _db: TestDb,
+}
+
+impl ServeServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, edit: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::create(backend).await;
+        let mut config = test_config(&db);
+        config.connect.listen = "127.0.0.1:0".parse().expect("address");
+        edit(&mut config);
+        let process = gim::server::Process::start(&config, gim::server::Role::Serve).await.expect("starting gim serve");
+        Self { process, config, _db: db }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.process.logic_addr().expect("serve runs logic")
+    }
+
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.process.ws_addr().expect("serve runs connect")
+    }
+
+    pub fn logic(&self) -> &Logic {
+        self.process.logic().expect("serve runs logic")
+    }
+
+    pub async fn new_app(&self) -> TestApp {
+        let (app, secret) = self.logic().create_app("test app", AppSettings::default()).await.expect("creating an app");
+        TestApp { app_id: app.id, secret, addr: self.addr() }
     }
 }

@@ -61,10 +61,8 @@ impl Dialect {
         match self {
             Dialect::MySql => {
                 // Assignments run left to right and see earlier ones, so `guard` goes last.
-                let mut sets: Vec<String> = columns
-                    .iter()
-                    .map(|c| format!("{c} = IF(VALUES({guard}) > {guard}, VALUES({c}), {c})"))
-                    .collect();
+                let mut sets: Vec<String> =
+                    columns.iter().map(|c| format!("{c} = IF(VALUES({guard}) > {guard}, VALUES({c}), {c})")).collect();
                 sets.push(format!("{guard} = GREATEST({guard}, VALUES({guard}))"));
                 format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
             }

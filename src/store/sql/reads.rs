@@ -49,7 +49,11 @@ impl ReadStore for SqlStore {
         let sql = format!(
             "INSERT INTO read_cursors (app_id, user_id, conversation_type, conversation_id, seq, message_id, \
              updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?){}",
-            self.dialect.upsert_if_greater("app_id, user_id, conversation_type, conversation_id", "seq", &["message_id", "updated_at_ms"])
+            self.dialect.upsert_if_greater(
+                "app_id, user_id, conversation_type, conversation_id",
+                "seq",
+                &["message_id", "updated_at_ms"]
+            )
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(rows::signed(app))

@@ -3,7 +3,7 @@ use sqlx::Row;
 
 use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, pow2_chunks, rows, rows_of};
 use crate::{
-    model::{AppId, Device, ProfilePatch, TokenGenerations, User},
+    model::{AppId, Device, DeviceType, ProfilePatch, TokenGenerations, User},
     store::{NewDevice, NewUser, StoreError, StoreResult, UserStore},
 };
 
@@ -280,7 +280,7 @@ impl UserStore for SqlStore {
         device_id: &str,
     ) -> StoreResult<Option<TokenGenerations>> {
         let row = sqlx::query(
-            "SELECT u.token_gen AS user_gen, d.token_gen AS device_gen FROM users u \
+            "SELECT u.token_gen AS user_gen, d.token_gen AS device_gen, d.device_type FROM users u \
              JOIN devices d ON d.app_id = u.app_id AND d.user_id = u.user_id \
              WHERE u.app_id = ? AND u.user_id = ? AND d.device_id = ?",
         )
@@ -290,9 +290,11 @@ impl UserStore for SqlStore {
         .fetch_optional(&self.read)
         .await?;
         row.map(|row| {
+            let device_type: i64 = row.try_get("device_type")?;
             Ok(TokenGenerations {
                 user: rows::unsigned(row.try_get("user_gen")?),
                 device: rows::unsigned(row.try_get("device_gen")?),
+                device_type: DeviceType::try_from(device_type as i32).unwrap_or(DeviceType::Other),
             })
         })
         .transpose()

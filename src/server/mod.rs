@@ -1,19 +1,31 @@
-//! Assembles processes from configuration: the store, logic and the gRPC server.
-//! Binaries and tests start nodes through here, so both run the same wiring.
+//! Assembles processes from configuration: `gim serve` (logic and connect in one
+//! process), `gim logic` and `gim connect` (apart, on MySQL and Redis). Binaries and
+//! tests start nodes through here, so both run the same wiring.
 
-use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
+mod link;
+mod logic_node;
+mod process;
+
+pub use self::{
+    link::InProcessLink,
+    logic_node::LogicNode,
+    process::{Process, Role},
+};
+
+use std::{path::Path, sync::Arc};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use rand::RngCore;
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::sync::watch;
 
 use crate::{
-    api,
     auth::TokenKey,
     config::{Config, ConfigError},
+    connect::ConnectError,
     delivery::Delivery,
     logic::{IdGenerator, Logic, LogicParts},
-    metrics::{self, Metrics},
+    metrics::Metrics,
+    route::{RouteError, RouteRegistry},
     store::{SqlStore, StoreError, sql_options},
 };
 
@@ -27,9 +39,13 @@ pub enum ServerError {
     Io { context: String, source: std::io::Error },
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Route(#[from] RouteError),
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
     let context = context.into();
     move |source| ServerError::Io { context, source }
 }
@@ -99,6 +115,7 @@ pub fn build_logic(
     config: &Config,
     store: Arc<SqlStore>,
     delivery: Arc<dyn Delivery>,
+    routes: Arc<dyn RouteRegistry>,
     metrics: Arc<Metrics>,
 ) -> Result<Logic, ServerError> {
     let ids = config.node.id.map_or_else(IdGenerator::random, IdGenerator::new);
@@ -106,6 +123,7 @@ pub fn build_logic(
     Ok(Logic::new(LogicParts {
         store,
         delivery,
+        routes,
         token_key: token_key(config)?,
         auth: config.auth.clone(),
         limits: config.limits.clone(),
@@ -117,85 +135,7 @@ pub fn build_logic(
     }))
 }
 
-/// A running logic node: the store, the use cases and the gRPC server.
-pub struct LogicNode {
-    addr: SocketAddr,
-    metrics_addr: Option<SocketAddr>,
-    logic: Logic,
-    store: Arc<SqlStore>,
-    stop: watch::Sender<bool>,
-    server: JoinHandle<Result<(), tonic::transport::Error>>,
-}
-
-impl LogicNode {
-    /// Opens the store and serves the logic gRPC APIs on `config.logic.listen`
-    /// (port 0 picks a free port; see `addr`).
-    pub async fn start(config: &Config, delivery: Arc<dyn Delivery>) -> Result<Self, ServerError> {
-        let store = Arc::new(open_store(config).await?);
-        let metrics = Metrics::new();
-        let logic = build_logic(config, store.clone(), delivery, metrics.clone())?;
-        let listener = TcpListener::bind(config.logic.listen)
-            .await
-            .map_err(io(format!("binding logic.listen {}", config.logic.listen)))?;
-        let addr = listener.local_addr().map_err(io("reading the bound address"))?;
-        let routes = api::logic_routes(logic.clone(), config.admin.token.clone(), metrics.clone()).await;
-        let (stop, stopped) = watch::channel(false);
-        let metrics_listener = metrics::bind(config.telemetry.metrics_listen)
-            .await
-            .map_err(io(format!("binding telemetry.metrics_listen {:?}", config.telemetry.metrics_listen)))?;
-        let metrics_addr = metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok());
-        if let Some(listener) = metrics_listener {
-            tracing::info!(addr = ?metrics_addr, "metrics serving on /metrics");
-            tokio::spawn(metrics::serve(listener, metrics.clone(), stopped_signal(stopped.clone())));
-        }
-        let server = tokio::spawn(api::serve(listener, routes, stopped_signal(stopped)));
-        tracing::info!(%addr, store = ?store.dialect(), "logic gRPC serving");
-        Ok(Self { addr, metrics_addr, logic, store, stop, server })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Where `/metrics` is served, if `telemetry.metrics_listen` is set.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_addr
-    }
-
-    pub fn logic(&self) -> &Logic {
-        &self.logic
-    }
-
-    /// Serves until `signal` completes, then shuts down gracefully.
-    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
-        tokio::select! {
-            () = signal => {}
-            result = &mut self.server => {
-                return match result {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(err)) => Err(err.into()),
-                    Err(join) => Err(ServerError::Io { context: "logic server task".into(), source: std::io::Error::other(join) }),
-                };
-            }
-        }
-        self.shutdown().await
-    }
-
-    /// Stops accepting calls, lets calls in flight finish, and closes the store.
-    pub async fn shutdown(mut self) -> Result<(), ServerError> {
-        let _ = self.stop.send(true);
-        let result = (&mut self.server).await;
-        self.store.close().await;
-        match result {
-            Ok(served) => Ok(served?),
-            Err(join) => {
-                Err(ServerError::Io { context: "logic server task".into(), source: std::io::Error::other(join) })
-            }
-        }
-    }
-}
-
 /// Completes once `stop` turns true (or its sender is gone).
-async fn stopped_signal(mut stop: watch::Receiver<bool>) {
+pub(crate) async fn stopped_signal(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }

@@ -1,0 +1,227 @@
+//! The sessions of this node, by user, and what is queued for each. Pushes land here
+//! from logic (in-process or over the internal API); each session's task drains its
+//! own queue.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio::sync::Notify;
+
+use crate::{
+    delivery::{Kick, Push},
+    model::{AppId, DeviceType},
+    proto::client::v1::KickReason,
+    route::Registration,
+};
+
+/// Something queued for a device.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A message push: delivered in the session's seq order, once.
+    Message { seq: u64, frame: Bytes },
+    /// An event frame: delivered as it comes.
+    Event(Bytes),
+}
+
+/// Why a session must end, set by someone other than the session itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The outbound queue overflowed: the device is too slow.
+    SlowConsumer,
+    Kicked {
+        reason: KickReason,
+        message: String,
+    },
+    /// The node is shutting down.
+    Shutdown,
+}
+
+#[derive(Debug, Default)]
+struct Outbox {
+    items: VecDeque<Outbound>,
+    end: Option<End>,
+}
+
+/// One device's session on this node. Held by the hub and by the session's task.
+#[derive(Debug)]
+pub struct Session {
+    pub id: u64,
+    pub app: AppId,
+    pub user_id: Box<str>,
+    pub device_id: Box<str>,
+    pub device_type: DeviceType,
+    pub opened_at_ms: i64,
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+}
+
+impl Session {
+    /// Queues an item unless the session is ending; ends it when `limit` is exceeded.
+    fn enqueue(&self, item: Outbound, limit: usize) -> bool {
+        let mut outbox = self.outbox.lock().expect("outbox lock");
+        if outbox.end.is_some() {
+            return false;
+        }
+        if outbox.items.len() >= limit {
+            outbox.end = Some(End::SlowConsumer);
+            outbox.items.clear();
+        } else {
+            outbox.items.push_back(item);
+        }
+        drop(outbox);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Asks the session to end (the first reason wins).
+    pub fn end(&self, end: End) {
+        let mut outbox = self.outbox.lock().expect("outbox lock");
+        outbox.end.get_or_insert(end);
+        drop(outbox);
+        self.wake.notify_one();
+    }
+
+    /// Everything queued, and the reason to end if there is one.
+    pub fn take(&self) -> (VecDeque<Outbound>, Option<End>) {
+        let mut outbox = self.outbox.lock().expect("outbox lock");
+        // Taking the queue also releases its buffer: an idle session keeps none.
+        (std::mem::take(&mut outbox.items), outbox.end.clone())
+    }
+
+    /// Completes when something is queued or the session is asked to end.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    pub fn registration(&self) -> Registration {
+        Registration {
+            app: self.app,
+            user_id: self.user_id.to_string(),
+            device_id: self.device_id.to_string(),
+            device_type: self.device_type,
+        }
+    }
+}
+
+type UserKey = (AppId, Box<str>);
+
+/// The sessions of this node.
+#[derive(Debug)]
+pub struct Hub {
+    users: DashMap<UserKey, Vec<Arc<Session>>>,
+    next_id: AtomicU64,
+    outbound_limit: usize,
+}
+
+impl Hub {
+    pub fn new(outbound_limit: usize) -> Arc<Self> {
+        Arc::new(Self { users: DashMap::new(), next_id: AtomicU64::new(1), outbound_limit })
+    }
+
+    /// Adds a session; other sessions of the same device on this node end as replaced.
+    pub fn attach(
+        &self,
+        app: AppId,
+        user_id: &str,
+        device_id: &str,
+        device_type: DeviceType,
+        opened_at_ms: i64,
+    ) -> Arc<Session> {
+        let session = Arc::new(Session {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            app,
+            user_id: user_id.into(),
+            device_id: device_id.into(),
+            device_type,
+            opened_at_ms,
+            outbox: Mutex::default(),
+            wake: Notify::new(),
+        });
+        let mut sessions = self.users.entry((app, user_id.into())).or_default();
+        for old in sessions.iter().filter(|old| *old.device_id == *device_id) {
+            old.end(End::Kicked {
+                reason: KickReason::Replaced,
+                message: "another session opened for this device".into(),
+            });
+        }
+        sessions.retain(|old| *old.device_id != *device_id);
+        sessions.push(session.clone());
+        session
+    }
+
+    /// Removes a session (not a newer one of the same device).
+    pub fn detach(&self, session: &Session) {
+        let key = (session.app, session.user_id.clone());
+        if let dashmap::Entry::Occupied(mut entry) = self.users.entry(key) {
+            entry.get_mut().retain(|s| s.id != session.id);
+            if entry.get().is_empty() {
+                entry.remove();
+            }
+        }
+    }
+
+    /// Queues a push for the sessions of its users here; returns how many got it.
+    pub fn push(&self, push: &Push) -> usize {
+        let item = if push.seq > 0 {
+            Outbound::Message { seq: push.seq, frame: push.frame.clone() }
+        } else {
+            Outbound::Event(push.frame.clone())
+        };
+        let mut queued = 0;
+        for user in &push.users {
+            let Some(sessions) = self.users.get(&(push.app, user.as_str().into())) else { continue };
+            for session in sessions.iter() {
+                if push.skip_device.as_deref() == Some(&*session.device_id) {
+                    continue;
+                }
+                if session.enqueue(item.clone(), self.outbound_limit) {
+                    queued += 1;
+                }
+            }
+        }
+        queued
+    }
+
+    /// Ends the sessions a kick names that opened before `opened_before_ms` (0: all).
+    pub fn kick(&self, kick: &Kick, opened_before_ms: i64) -> usize {
+        let Some(sessions) = self.users.get(&(kick.app, kick.user_id.as_str().into())) else { return 0 };
+        let mut kicked = 0;
+        for session in sessions.iter() {
+            let device_matches = kick.device_id.as_deref().is_none_or(|device| device == &*session.device_id);
+            if device_matches && (opened_before_ms == 0 || session.opened_at_ms < opened_before_ms) {
+                session.end(End::Kicked { reason: kick.reason, message: kick.message.clone() });
+                kicked += 1;
+            }
+        }
+        kicked
+    }
+
+    /// Asks every session to end.
+    pub fn end_all(&self, end: End) {
+        for sessions in self.users.iter() {
+            for session in sessions.iter() {
+                session.end(end.clone());
+            }
+        }
+    }
+
+    /// Every session's route, for renewal.
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.users.iter().flat_map(|sessions| sessions.iter().map(|s| s.registration()).collect::<Vec<_>>()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.iter().map(|sessions| sessions.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}

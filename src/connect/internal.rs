@@ -1,0 +1,67 @@
+//! `gim.connect.v1.Delivery`: what logic (and other connect nodes) call on this node.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::hub::Hub;
+use crate::{
+    auth::hash_secret,
+    delivery::{Kick, Push},
+    proto::{
+        client::v1::KickReason,
+        connect::v1::{KickRequest, KickResponse, PushRequest, PushResponse, delivery_server::Delivery},
+    },
+};
+
+pub(super) struct InternalApi {
+    hub: Arc<Hub>,
+    /// Hash of the internal token, compared in constant time per call.
+    token_hash: String,
+}
+
+impl InternalApi {
+    pub(super) fn new(hub: Arc<Hub>, internal_token: &str) -> Self {
+        Self { hub, token_hash: hash_secret(internal_token) }
+    }
+
+    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let presented = crate::api::auth::bearer(request.metadata()).unwrap_or_default();
+        if hash_secret(presented) != self.token_hash {
+            return Err(Status::unauthenticated("the internal API takes the cluster's internal token"));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Delivery for InternalApi {
+    async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
+        self.authorize(&request)?;
+        let mut queued = 0;
+        for push in request.into_inner().pushes {
+            queued += self.hub.push(&Push {
+                app: push.app_id,
+                users: push.user_ids,
+                skip_device: Some(push.skip_device_id).filter(|d| !d.is_empty()),
+                seq: push.seq,
+                frame: push.frame.into(),
+            }) as u64;
+        }
+        Ok(Response::new(PushResponse { queued }))
+    }
+
+    async fn kick(&self, request: Request<KickRequest>) -> Result<Response<KickResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let kick = Kick {
+            app: request.app_id,
+            user_id: request.user_id,
+            device_id: Some(request.device_id).filter(|d| !d.is_empty()),
+            reason: KickReason::try_from(request.reason).unwrap_or(KickReason::Business),
+            message: request.message,
+        };
+        let kicked = self.hub.kick(&kick, request.opened_before_ms);
+        Ok(Response::new(KickResponse { kicked: u32::try_from(kicked).unwrap_or(u32::MAX) }))
+    }
+}

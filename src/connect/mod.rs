@@ -1,0 +1,228 @@
+//! The connect service: one WebSocket session per device, pushes to them, and the
+//! internal API logic pushes through. It keeps no durable state: the route registry
+//! says which node holds which device, and logic is reached through `LogicLink`.
+
+mod close;
+mod hub;
+mod internal;
+mod link;
+mod listener;
+mod peers;
+mod session;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+    task::JoinHandle,
+};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+pub use self::{
+    close::*,
+    hub::{End, Hub},
+    link::{GrpcLink, LogicLink, with_token},
+    peers::{Peers, internal_token},
+};
+use crate::{
+    auth::TokenKey,
+    config::ConnectConfig,
+    metrics::Metrics,
+    proto::connect::v1::delivery_server::DeliveryServer,
+    route::{RouteError, RouteRegistry},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid address {0}: {1}")]
+    Address(String, String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error(transparent)]
+    Route(#[from] RouteError),
+}
+
+/// Session limits, from `[connect]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub heartbeat_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub write_timeout: Duration,
+    pub frames_per_second: u32,
+    pub max_frame_bytes: usize,
+    pub outbound_queue: usize,
+}
+
+/// What every session of a node shares.
+pub(crate) struct Context {
+    pub hub: Arc<Hub>,
+    pub link: Arc<dyn LogicLink>,
+    pub routes: Arc<dyn RouteRegistry>,
+    pub peers: Option<Peers>,
+    pub token_key: TokenKey,
+    /// This node's name in the route registry: its internal address.
+    pub node: String,
+    pub limits: Limits,
+    pub ws_config: WebSocketConfig,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What a connect node is built from.
+pub struct ConnectParts {
+    pub hub: Arc<Hub>,
+    pub link: Arc<dyn LogicLink>,
+    pub routes: Arc<dyn RouteRegistry>,
+    pub token_key: TokenKey,
+    pub metrics: Arc<Metrics>,
+    /// How logic reaches this node: its internal API's address, or a name of its own
+    /// for a node that runs in one process with logic.
+    pub node: String,
+    /// Serve the internal API here, with this bearer token (cluster mode).
+    pub internal: Option<(TcpListener, String)>,
+    /// Reaches other connect nodes, to end a device's older session elsewhere.
+    pub peers: Option<Peers>,
+}
+
+/// A running connect node.
+pub struct ConnectNode {
+    ws_addr: SocketAddr,
+    internal_addr: Option<SocketAddr>,
+    hub: Arc<Hub>,
+    routes: Arc<dyn RouteRegistry>,
+    node: String,
+    stop: watch::Sender<bool>,
+    slots: Arc<Semaphore>,
+    max_sessions: usize,
+    grace: Duration,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn ws_config(config: &ConnectConfig) -> WebSocketConfig {
+    // Small buffers: an idle session should cost a few KiB, not tungstenite's 128 KiB
+    // defaults. Frames queued together still go out in one write.
+    WebSocketConfig::default()
+        .read_buffer_size(2 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(config.max_frame_bytes.max(64 * 1024) * 4)
+        .max_message_size(Some(config.max_frame_bytes))
+        .max_frame_size(Some(config.max_frame_bytes))
+}
+
+impl ConnectNode {
+    /// Listens for devices on `config.listen` and, if given, serves the internal API.
+    pub async fn start(config: &ConnectConfig, parts: ConnectParts) -> Result<Self, ConnectError> {
+        let io = |context: String| move |source| ConnectError::Io { context, source };
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(io(format!("binding connect.listen {}", config.listen)))?;
+        let ws_addr = listener.local_addr().map_err(io("reading the bound address".into()))?;
+        let (stop, stopped) = watch::channel(false);
+        let ctx = Arc::new(Context {
+            hub: parts.hub.clone(),
+            link: parts.link,
+            routes: parts.routes.clone(),
+            peers: parts.peers,
+            token_key: parts.token_key,
+            node: parts.node.clone(),
+            limits: Limits {
+                heartbeat_timeout: Duration::from_secs(config.heartbeat_timeout_secs),
+                handshake_timeout: Duration::from_secs(config.handshake_timeout_secs),
+                write_timeout: Duration::from_secs(config.write_timeout_secs),
+                frames_per_second: config.max_frames_per_second,
+                max_frame_bytes: config.max_frame_bytes,
+                outbound_queue: config.outbound_queue,
+            },
+            ws_config: ws_config(config),
+            metrics: parts.metrics,
+        });
+        let slots = Arc::new(Semaphore::new(config.max_sessions));
+        let mut tasks =
+            vec![tokio::spawn(listener::accept_loop(listener, ctx.clone(), slots.clone(), stopped.clone()))];
+        tasks.push(tokio::spawn(renew_routes(
+            parts.hub.clone(),
+            parts.routes.clone(),
+            parts.node.clone(),
+            stopped.clone(),
+        )));
+
+        let mut internal_addr = None;
+        if let Some((listener, token)) = parts.internal {
+            internal_addr = listener.local_addr().ok();
+            let api = DeliveryServer::new(internal::InternalApi::new(parts.hub.clone(), &token));
+            let mut stopped = stopped;
+            let server = tonic::transport::Server::builder().add_service(api).serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                async move {
+                    let _ = stopped.wait_for(|stopped| *stopped).await;
+                },
+            );
+            tasks.push(tokio::spawn(async move {
+                if let Err(err) = server.await {
+                    tracing::error!(error = %err, "connect's internal API stopped");
+                }
+            }));
+        }
+        tracing::info!(%ws_addr, ?internal_addr, node = %parts.node, "connect serving WebSocket sessions on /ws");
+        Ok(Self {
+            ws_addr,
+            internal_addr,
+            hub: parts.hub,
+            routes: parts.routes,
+            node: parts.node,
+            stop,
+            slots,
+            max_sessions: config.max_sessions,
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+            tasks,
+        })
+    }
+
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
+    }
+
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal_addr
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Stops accepting, tells every device to reconnect elsewhere (close 1001) after
+    /// writing what is queued for it, and waits for the sessions to end and remove
+    /// their routes (at most `connect.shutdown_grace_secs`).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.hub.end_all(End::Shutdown);
+        let drained = async {
+            let _all = self.slots.acquire_many(self.max_sessions as u32).await;
+        };
+        if tokio::time::timeout(self.grace, drained).await.is_err() {
+            tracing::warn!(sessions = self.hub.len(), "sessions still open after the shutdown grace period");
+            let leftover = self.hub.registrations();
+            for route in &leftover {
+                let _ = self.routes.unregister(route, &self.node).await;
+            }
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+        tracing::info!("connect stopped");
+    }
+}
+
+/// Renews this node's routes every third of their time to live.
+async fn renew_routes(hub: Arc<Hub>, routes: Arc<dyn RouteRegistry>, node: String, mut stop: watch::Receiver<bool>) {
+    let period = routes.ttl() / 3;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let registrations = hub.registrations();
+        if let Err(err) = routes.renew(&registrations, &node).await {
+            tracing::warn!(error = %err, routes = registrations.len(), "renewing routes failed; retrying next period");
+        }
+    }
+}

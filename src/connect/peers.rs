@@ -1,0 +1,68 @@
+//! Clients of connect nodes' internal API, by node address: logic pushes through them,
+//! and a connect node kicks a device's older session on another node through them.
+
+use std::{sync::Arc, time::Duration};
+
+use dashmap::DashMap;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Status, transport::Channel};
+
+use crate::proto::connect::v1::{
+    KickRequest, KickResponse, PushRequest, PushResponse, delivery_client::DeliveryClient,
+};
+
+/// Internal calls give up after this long: a push that cannot be made in time is
+/// dropped (devices sync), never waited on.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The bearer token of the internal API, derived from the token secret every node shares.
+pub fn internal_token(token_secret: &[u8]) -> String {
+    let digest = Sha256::new().chain_update(b"gim internal api v1|").chain_update(token_secret).finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct Peers {
+    clients: Arc<DashMap<String, DeliveryClient<Channel>>>,
+    bearer: Arc<str>,
+}
+
+impl Peers {
+    pub fn new(internal_token: &str) -> Self {
+        Self { clients: Arc::new(DashMap::new()), bearer: format!("Bearer {internal_token}").into() }
+    }
+
+    fn client(&self, node: &str) -> Result<DeliveryClient<Channel>, Status> {
+        if let Some(client) = self.clients.get(node) {
+            return Ok(client.clone());
+        }
+        let endpoint = Channel::from_shared(format!("http://{node}"))
+            .map_err(|err| Status::invalid_argument(format!("bad node address {node}: {err}")))?
+            .connect_timeout(CALL_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .tcp_nodelay(true);
+        let client = DeliveryClient::new(endpoint.connect_lazy());
+        self.clients.insert(node.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    fn request<T>(&self, message: T) -> Result<Request<T>, Status> {
+        let mut request = Request::new(message);
+        let value = self.bearer.parse().map_err(|_| Status::internal("internal token is not ASCII"))?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+
+    pub async fn push(&self, node: &str, request: PushRequest) -> Result<PushResponse, Status> {
+        Ok(self.client(node)?.push(self.request(request)?).await?.into_inner())
+    }
+
+    pub async fn kick(&self, node: &str, request: KickRequest) -> Result<KickResponse, Status> {
+        Ok(self.client(node)?.kick(self.request(request)?).await?.into_inner())
+    }
+
+    /// Forgets a node's client, e.g. after its calls failed (it may come back elsewhere).
+    pub fn forget(&self, node: &str) {
+        self.clients.remove(node);
+    }
+}

@@ -1,0 +1,378 @@
+//! One device's WebSocket session, from authentication to close: upstream frames are
+//! answered in order, queued pushes are written in seq order once each, and the
+//! session ends on close, heartbeat timeout, overflow, kick or shutdown.
+//!
+//! Ordering rule: `floor` is the highest inbox seq this device has been sent. Until the
+//! device's first sync completes (`has_more = false`) message pushes are held; after it,
+//! a push at `floor + 1` is written, one at or below `floor` is a duplicate and dropped,
+//! and one beyond `floor + 1` means a push is missing (dropped or still in flight), so
+//! the session syncs from `floor` itself and writes what it finds.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use tokio::{net::TcpStream, time::Instant};
+use tokio_tungstenite::{WebSocketStream, tungstenite::Message as WsMessage};
+use tonic::{Code, Status};
+use tracing::Instrument;
+
+use super::{
+    Context, close,
+    hub::{End, Outbound, Session},
+};
+use crate::{
+    frames,
+    model::{DeviceType, now_ms},
+    proto::{
+        client::v1::{
+            ClientFrame, HeartbeatAck, KickReason, Response, client_frame::Payload, response::Result as Reply,
+        },
+        connect::v1::KickRequest,
+        logic::v1::{Caller, SyncRequest, SyncResponse},
+    },
+};
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// How a session ends.
+enum Exit {
+    /// Send this close frame (after what is queued), then close.
+    Close(u16, String),
+    /// The device closed or the connection broke: nothing more can be sent.
+    Gone,
+}
+
+/// Sessions write at most this many catch-up messages per sync call.
+const CATCH_UP_PAGE: i32 = 200;
+
+/// Runs a session on an upgraded socket. `token` came with the handshake, if at all.
+pub(super) async fn run(mut ws: Ws, token: Option<String>, ctx: Arc<Context>) {
+    let (token, caller) = match authenticate(&mut ws, token, &ctx).await {
+        Ok(authenticated) => authenticated,
+        Err(Exit::Close(code, reason)) => {
+            let _ = tokio::time::timeout(ctx.limits.write_timeout, ws.close(Some(close::frame(code, &reason)))).await;
+            return;
+        }
+        Err(Exit::Gone) => return,
+    };
+    let opened_at_ms = now_ms();
+    let device_type = DeviceType::try_from(caller.device_type).unwrap_or(DeviceType::Other);
+    let session = ctx.hub.attach(caller.app_id, &caller.user_id, &caller.device_id, device_type, opened_at_ms);
+    ctx.metrics.sessions.inc();
+    let registration = session.registration();
+    match ctx.routes.register(&registration, &ctx.node).await {
+        Ok(Some(previous)) => kick_elsewhere(&ctx, &previous, &caller, opened_at_ms).await,
+        Ok(None) => {}
+        Err(err) => tracing::warn!(error = %err, "registering a route failed; pushes wait for the next renewal"),
+    }
+    let span = tracing::debug_span!("session", app = caller.app_id, user = %caller.user_id, device = %caller.device_id);
+    let mut state = State {
+        ws,
+        session: session.clone(),
+        token,
+        floor: None,
+        held: Vec::new(),
+        rate: Rate::new(ctx.limits.frames_per_second),
+    };
+    async {
+        let exit = state.serve(&ctx).await;
+        if let Exit::Close(code, reason) = exit {
+            tracing::debug!(code, reason, "closing the session");
+            let goodbye = state.ws.close(Some(close::frame(code, &reason)));
+            let _ = tokio::time::timeout(ctx.limits.write_timeout, goodbye).await;
+        }
+    }
+    .instrument(span)
+    .await;
+    ctx.hub.detach(&session);
+    ctx.metrics.sessions.dec();
+    if let Err(err) = ctx.routes.unregister(&registration, &ctx.node).await {
+        tracing::warn!(error = %err, "removing a route failed; it expires by itself");
+    }
+}
+
+/// The token from the handshake, or from an `Auth` frame that must come first.
+async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Result<(String, Caller), Exit> {
+    let unauthenticated = |status: Status| Exit::Close(close::UNAUTHENTICATED, status.message().to_owned());
+    if let Some(token) = token {
+        let caller = ctx.link.authenticate(&token).await.map_err(unauthenticated)?;
+        return Ok((token, caller));
+    }
+    let first = tokio::time::timeout(ctx.limits.handshake_timeout, ws.next()).await.map_err(|_| {
+        Exit::Close(
+            close::UNAUTHENTICATED,
+            "no Auth frame in time: authenticate in the handshake or first frame".into(),
+        )
+    })?;
+    let frame = match first {
+        Some(Ok(message)) => decode(message)?,
+        Some(Err(err)) => return Err(read_error(&err, ctx)),
+        None => return Err(Exit::Gone),
+    };
+    let Some(frame) = frame else { return Err(Exit::Gone) };
+    let Some(Payload::Auth(auth)) = frame.payload else {
+        return Err(Exit::Close(close::UNAUTHENTICATED, "authenticate first: the first frame must be Auth".into()));
+    };
+    let caller = ctx.link.authenticate(&auth.token).await.map_err(unauthenticated)?;
+    let reply = response(frame.request_id, Ok(Reply::Auth(caller.clone())));
+    ws.send(WsMessage::Binary(reply)).await.map_err(|_| Exit::Gone)?;
+    Ok((auth.token, caller))
+}
+
+/// The device's older session on another node ends, unless it opened after this one.
+async fn kick_elsewhere(ctx: &Context, node: &str, caller: &Caller, opened_at_ms: i64) {
+    let Some(peers) = &ctx.peers else { return };
+    let request = KickRequest {
+        app_id: caller.app_id,
+        user_id: caller.user_id.clone(),
+        device_id: caller.device_id.clone(),
+        reason: KickReason::Replaced as i32,
+        message: "another session opened for this device".into(),
+        opened_before_ms: opened_at_ms,
+    };
+    if let Err(status) = peers.kick(node, request).await {
+        tracing::debug!(node, error = %status, "could not reach the node of the replaced session");
+    }
+}
+
+/// A binary frame as a `ClientFrame`; `None` for frames that carry nothing to answer.
+fn decode(message: WsMessage) -> Result<Option<ClientFrame>, Exit> {
+    match message {
+        WsMessage::Binary(bytes) => ClientFrame::decode(bytes)
+            .map(Some)
+            .map_err(|err| Exit::Close(close::INVALID_PAYLOAD, format!("malformed ClientFrame: {err}"))),
+        WsMessage::Text(_) => {
+            Err(Exit::Close(close::UNSUPPORTED_DATA, "text frames are not accepted: send binary ClientFrames".into()))
+        }
+        WsMessage::Close(_) => Err(Exit::Gone),
+        WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => Ok(None),
+    }
+}
+
+fn read_error(err: &tokio_tungstenite::tungstenite::Error, ctx: &Context) -> Exit {
+    use tokio_tungstenite::tungstenite::Error;
+    match err {
+        Error::Capacity(_) => {
+            Exit::Close(close::TOO_BIG, format!("frames are limited to {} bytes", ctx.limits.max_frame_bytes))
+        }
+        Error::Protocol(err) => Exit::Close(1002, format!("protocol error: {err}")),
+        _ => Exit::Gone,
+    }
+}
+
+fn response(request_id: u64, result: Result<Reply, Status>) -> Bytes {
+    frames::response(match result {
+        Ok(reply) => Response { request_id, code: 0, message: String::new(), result: Some(reply) },
+        Err(status) => {
+            Response { request_id, code: status.code() as i32, message: status.message().to_owned(), result: None }
+        }
+    })
+}
+
+/// A token bucket: `rate` frames a second, bursts of twice that.
+struct Rate {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Rate {
+    fn new(rate: u32) -> Self {
+        Self { rate: f64::from(rate), tokens: f64::from(rate) * 2.0, at: Instant::now() }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate * 2.0);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct State {
+    ws: Ws,
+    session: Arc<Session>,
+    token: String,
+    /// The highest inbox seq written to the device; `None` until its first full sync.
+    floor: Option<u64>,
+    /// Message pushes waiting for the first full sync.
+    held: Vec<(u64, Bytes)>,
+    rate: Rate,
+}
+
+impl State {
+    async fn serve(&mut self, ctx: &Context) -> Exit {
+        let heartbeat = tokio::time::sleep(ctx.limits.heartbeat_timeout);
+        tokio::pin!(heartbeat);
+        loop {
+            let step = tokio::select! {
+                () = self.session.woken() => self.drain(ctx).await,
+                frame = self.ws.next() => {
+                    heartbeat.as_mut().reset(Instant::now() + ctx.limits.heartbeat_timeout);
+                    match frame {
+                        Some(Ok(message)) => self.upstream(message, ctx).await,
+                        Some(Err(err)) => Err(read_error(&err, ctx)),
+                        None => Err(Exit::Gone),
+                    }
+                }
+                () = &mut heartbeat => Err(Exit::Close(close::HEARTBEAT_TIMEOUT, "no frame within the heartbeat timeout".into())),
+            };
+            if let Err(exit) = step {
+                return exit;
+            }
+        }
+    }
+
+    /// Answers one frame from the device.
+    async fn upstream(&mut self, message: WsMessage, ctx: &Context) -> Result<(), Exit> {
+        let Some(frame) = decode(message)? else { return Ok(()) };
+        let request_id = frame.request_id;
+        let result = if self.rate.allow() {
+            self.call(frame, ctx).await
+        } else {
+            Err(Status::resource_exhausted(format!(
+                "too many frames: at most {} a second",
+                ctx.limits.frames_per_second
+            )))
+        };
+        let unauthenticated = matches!(&result, Err(status) if status.code() == Code::Unauthenticated);
+        let reason = result.as_ref().err().map(|status| status.message().to_owned()).unwrap_or_default();
+        self.write(vec![response(request_id, result)], ctx).await?;
+        if unauthenticated {
+            return Err(Exit::Close(close::UNAUTHENTICATED, reason));
+        }
+        Ok(())
+    }
+
+    async fn call(&mut self, frame: ClientFrame, ctx: &Context) -> Result<Reply, Status> {
+        let token = self.token.as_str();
+        match frame.payload {
+            None => Err(Status::invalid_argument("empty frame: set one payload")),
+            Some(Payload::Auth(_)) => Err(Status::failed_precondition("this session is already authenticated")),
+            Some(Payload::Heartbeat(_)) => Ok(Reply::Heartbeat(HeartbeatAck { server_time_ms: now_ms() })),
+            Some(Payload::Send(request)) => ctx.link.send(token, request).await.map(Reply::Send),
+            Some(Payload::Ack(request)) => ctx.link.ack(token, request).await.map(Reply::Ack),
+            Some(Payload::Read(request)) => ctx.link.mark_read(token, request).await.map(Reply::Read),
+            Some(Payload::Sync(request)) => {
+                let after_seq = request.after_seq;
+                let page = ctx.link.sync(token, request).await?;
+                self.synced(after_seq, &page);
+                Ok(Reply::Sync(page))
+            }
+        }
+    }
+
+    /// A sync answered: the device now has everything up to what it was sent.
+    fn synced(&mut self, after_seq: u64, page: &SyncResponse) {
+        let reached = page.messages.last().map_or(after_seq.min(page.latest_seq), |m| m.seq);
+        match self.floor {
+            Some(floor) => self.floor = Some(floor.max(reached)),
+            // Paging through a backlog: pushes keep waiting until the last page.
+            None if page.has_more => {}
+            None => self.floor = Some(reached),
+        }
+    }
+
+    /// Writes what is queued for the device, in order.
+    async fn drain(&mut self, ctx: &Context) -> Result<(), Exit> {
+        let (items, end) = self.session.take();
+        let mut out = Vec::with_capacity(items.len());
+        if self.floor.is_some() && !self.held.is_empty() {
+            let mut held = std::mem::take(&mut self.held);
+            held.sort_by_key(|(seq, _)| *seq);
+            for (seq, frame) in held {
+                self.order(seq, frame, &mut out, ctx).await?;
+            }
+        }
+        for item in items {
+            match item {
+                Outbound::Event(frame) => out.push(frame),
+                Outbound::Message { seq, frame } => self.order(seq, frame, &mut out, ctx).await?,
+            }
+        }
+        if self.held.len() > ctx.limits.outbound_queue {
+            return Err(Exit::Close(close::SLOW_CONSUMER, "too many pushes held before the first sync".into()));
+        }
+        if !out.is_empty() {
+            self.write(out, ctx).await?;
+        }
+        match end {
+            None => Ok(()),
+            Some(End::SlowConsumer) => {
+                Err(Exit::Close(close::SLOW_CONSUMER, "fell too far behind; reconnect and sync".into()))
+            }
+            Some(End::Shutdown) => Err(Exit::Close(close::GOING_AWAY, "server shutting down; reconnect".into())),
+            Some(End::Kicked { reason, message }) => {
+                self.write(vec![frames::kicked(reason, &message)], ctx).await?;
+                let code = if reason == KickReason::Replaced { close::REPLACED } else { close::KICKED };
+                Err(Exit::Close(code, message))
+            }
+        }
+    }
+
+    /// Puts a message push in seq order (see the module notes).
+    async fn order(&mut self, seq: u64, frame: Bytes, out: &mut Vec<Bytes>, ctx: &Context) -> Result<(), Exit> {
+        let Some(floor) = self.floor else {
+            self.held.push((seq, frame));
+            return Ok(());
+        };
+        if seq <= floor {
+            return Ok(());
+        }
+        if seq > floor + 1 {
+            self.catch_up(out, ctx).await?;
+        }
+        if seq > self.floor.unwrap_or(0) {
+            out.push(frame);
+            self.floor = Some(seq);
+        }
+        Ok(())
+    }
+
+    /// Reads the inbox after `floor` and queues it, filling a gap in the pushes.
+    async fn catch_up(&mut self, out: &mut Vec<Bytes>, ctx: &Context) -> Result<(), Exit> {
+        loop {
+            let after_seq = self.floor.unwrap_or(0);
+            let request = SyncRequest { after_seq, limit: CATCH_UP_PAGE };
+            let page = match ctx.link.sync(&self.token, request).await {
+                Ok(page) => page,
+                Err(status) if status.code() == Code::Unauthenticated => {
+                    return Err(Exit::Close(close::UNAUTHENTICATED, status.message().to_owned()));
+                }
+                Err(status) => {
+                    tracing::warn!(error = %status, "catching up a session failed");
+                    return Err(Exit::Close(close::INTERNAL, "could not catch up; reconnect and sync".into()));
+                }
+            };
+            for message in page.messages {
+                self.floor = Some(message.seq);
+                out.push(frames::message(message));
+            }
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes frames with one flush, within the write timeout.
+    async fn write(&mut self, frames: Vec<Bytes>, ctx: &Context) -> Result<(), Exit> {
+        let ws = &mut self.ws;
+        let written = async move {
+            for frame in frames {
+                ws.feed(WsMessage::Binary(frame)).await?;
+            }
+            ws.flush().await
+        };
+        match tokio::time::timeout(ctx.limits.write_timeout, written).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(Exit::Gone),
+        }
+    }
+}

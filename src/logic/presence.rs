@@ -1,0 +1,72 @@
+//! Presence, kicks and business events: what the route registry and the push path
+//! offer beyond messages.
+
+use super::{Error, Logic, Result, validate};
+use crate::{
+    delivery::{Kick, Push},
+    frames,
+    model::AppId,
+    proto::client::v1::{CustomEvent, KickReason, event_push::Event},
+    route::Route,
+};
+
+/// Longest `kind` of a business event.
+const MAX_EVENT_KIND: usize = 64;
+
+impl Logic {
+    /// The online devices of each user, in request order (empty: offline).
+    pub async fn presence(&self, app: AppId, user_ids: &[String]) -> Result<Vec<(String, Vec<Route>)>> {
+        let max = self.limits().max_page_size as usize;
+        if user_ids.is_empty() || user_ids.len() > max {
+            return Err(Error::invalid(format!("ask for 1-{max} users per call")));
+        }
+        for user in user_ids {
+            validate::id("user_ids", user)?;
+        }
+        let mut routes = self
+            .inner
+            .routes
+            .lookup(app, user_ids)
+            .await
+            .map_err(|err| Error::Unavailable(format!("presence is unavailable: {err}")))?;
+        Ok(user_ids.iter().map(|user| (user.clone(), routes.remove(user).unwrap_or_default())).collect())
+    }
+
+    /// Closes the sessions of a device, or of every device of the user.
+    pub async fn kick(&self, app: AppId, user_id: &str, device_id: Option<&str>, reason: &str) -> Result<()> {
+        validate::id("user_id", user_id)?;
+        if let Some(device_id) = device_id {
+            validate::id("device_id", device_id)?;
+        }
+        validate::name("reason", reason, self.limits())?;
+        self.get_user(app, user_id).await?;
+        self.inner.delivery.kick(Kick {
+            app,
+            user_id: user_id.to_owned(),
+            device_id: device_id.map(str::to_owned),
+            reason: KickReason::Business,
+            message: reason.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Pushes an application-defined event to the online devices of some users.
+    pub async fn push_event(&self, app: AppId, user_ids: Vec<String>, kind: &str, data: Vec<u8>) -> Result<()> {
+        let max = self.limits().max_page_size as usize;
+        if user_ids.is_empty() || user_ids.len() > max {
+            return Err(Error::invalid(format!("push to 1-{max} users per call")));
+        }
+        for user in &user_ids {
+            validate::id("user_ids", user)?;
+        }
+        if kind.is_empty() || kind.len() > MAX_EVENT_KIND {
+            return Err(Error::invalid(format!("kind must be 1-{MAX_EVENT_KIND} characters")));
+        }
+        if data.len() > self.limits().max_message_bytes {
+            return Err(Error::invalid(format!("data is limited to {} bytes", self.limits().max_message_bytes)));
+        }
+        let frame = frames::event(Event::Custom(CustomEvent { kind: kind.to_owned(), data }));
+        self.inner.delivery.deliver(vec![Push { app, users: user_ids, skip_device: None, seq: 0, frame }]);
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! The route registry: which connect node holds each online device's session. Connect
+//! nodes write it, logic reads it to deliver and to answer presence queries. Routes
+//! carry an expiry that connect renews while the session lives, so a node that dies
+//! leaves nothing behind for long.
+
+mod memory;
+mod redis;
+
+use std::{collections::HashMap, time::Duration};
+
+use async_trait::async_trait;
+
+pub use self::{memory::MemoryRegistry, redis::RedisRegistry};
+use crate::model::{AppId, DeviceType};
+
+/// One online device of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub device_id: String,
+    pub device_type: DeviceType,
+    /// The internal address of the connect node holding the session.
+    pub node: String,
+}
+
+/// A device's session on a node, as connect registers and renews it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub app: AppId,
+    pub user_id: String,
+    pub device_id: String,
+    pub device_type: DeviceType,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("route registry: {0}")]
+pub struct RouteError(pub String);
+
+#[async_trait]
+pub trait RouteRegistry: Send + Sync + 'static {
+    /// Points the device at `node`; returns the node it pointed at before, if another.
+    async fn register(&self, route: &Registration, node: &str) -> Result<Option<String>, RouteError>;
+    /// Extends the routes that still point at `node` (and puts back any that expired).
+    async fn renew(&self, routes: &[Registration], node: &str) -> Result<(), RouteError>;
+    /// Removes the route only if it still points at `node`: a device that reconnected
+    /// to another node keeps its new route.
+    async fn unregister(&self, route: &Registration, node: &str) -> Result<bool, RouteError>;
+    /// The live routes of each user that has any.
+    async fn lookup(&self, app: AppId, users: &[String]) -> Result<HashMap<String, Vec<Route>>, RouteError>;
+    /// How long a route lives without renewal.
+    fn ttl(&self) -> Duration;
+}
+
+/// The stored form of a route: `node|device type|expires at (ms)`.
+fn encode(node: &str, device_type: DeviceType, expires_at_ms: i64) -> String {
+    format!("{node}|{}|{expires_at_ms}", device_type as i32)
+}
+
+/// A stored route that has not expired at `now_ms`.
+fn decode(device_id: &str, value: &str, now_ms: i64) -> Option<Route> {
+    let (rest, expires) = value.rsplit_once('|')?;
+    let (node, device_type) = rest.rsplit_once('|')?;
+    if expires.parse::<i64>().ok()? <= now_ms {
+        return None;
+    }
+    let device_type = device_type.parse::<i32>().ok().and_then(|t| DeviceType::try_from(t).ok()).unwrap_or_default();
+    Some(Route { device_id: device_id.to_owned(), device_type, node: node.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_route_reads_back_until_it_expires() {
+        let value = encode("10.0.0.1:7090", DeviceType::Ios, 1_000);
+        let route = decode("phone", &value, 999).unwrap();
+        assert_eq!(
+            route,
+            Route { device_id: "phone".into(), device_type: DeviceType::Ios, node: "10.0.0.1:7090".into() }
+        );
+        assert_eq!(decode("phone", &value, 1_000), None);
+        assert_eq!(decode("phone", "garbage", 0), None);
+    }
+}

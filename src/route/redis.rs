@@ -1,0 +1,164 @@
+//! Routes in Redis: one hash per user (`gim:{app}:route:{user}`), a field per device
+//! holding `node|device type|expires at`. Fields expire by that timestamp (readers skip
+//! stale ones, writers delete them); the whole hash expires with its last route.
+
+use std::{collections::HashMap, time::Duration};
+
+use async_trait::async_trait;
+use redis::{Script, aio::ConnectionManager};
+
+use super::{Registration, Route, RouteError, RouteRegistry, decode, encode};
+use crate::model::{AppId, now_ms};
+
+/// Sets a device's route, drops the user's expired routes, returns the previous value.
+const REGISTER: &str = r#"
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local expires = tonumber(string.match(all[i + 1], '|(%d+)$'))
+  if expires == nil or expires <= tonumber(ARGV[4]) then redis.call('HDEL', KEYS[1], all[i]) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return previous
+"#;
+
+/// Extends a route if it is missing or still points at the node (ARGV[2]).
+const RENEW: &str = r#"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and string.sub(current, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"#;
+
+/// Deletes a route only if it points at the node (ARGV[2]).
+const UNREGISTER: &str = r#"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and string.sub(current, 1, #ARGV[2] + 1) == ARGV[2] .. '|' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"#;
+
+/// Routes looked up or renewed per Redis round trip.
+const PIPELINE: usize = 500;
+
+pub struct RedisRegistry {
+    redis: ConnectionManager,
+    ttl: Duration,
+    register: Script,
+    renew: Script,
+    unregister: Script,
+}
+
+impl std::fmt::Debug for RedisRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisRegistry").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+fn key(app: AppId, user: &str) -> String {
+    format!("gim:{app}:route:{user}")
+}
+
+fn error(err: redis::RedisError) -> RouteError {
+    RouteError(err.to_string())
+}
+
+impl RedisRegistry {
+    /// Connects to `url` (`redis://host:port`); reconnects by itself when the link drops.
+    pub async fn connect(url: &str, ttl: Duration) -> Result<Self, RouteError> {
+        let client = redis::Client::open(url).map_err(error)?;
+        let redis = ConnectionManager::new(client).await.map_err(error)?;
+        Ok(Self {
+            redis,
+            ttl,
+            register: Script::new(REGISTER),
+            renew: Script::new(RENEW),
+            unregister: Script::new(UNREGISTER),
+        })
+    }
+
+    fn ttl_ms(&self) -> i64 {
+        i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2)
+    }
+}
+
+#[async_trait]
+impl RouteRegistry for RedisRegistry {
+    async fn register(&self, route: &Registration, node: &str) -> Result<Option<String>, RouteError> {
+        let now = now_ms();
+        let value = encode(node, route.device_type, now + self.ttl_ms());
+        let previous: Option<String> = self
+            .register
+            .key(key(route.app, &route.user_id))
+            .arg(&route.device_id)
+            .arg(value)
+            .arg(self.ttl_ms())
+            .arg(now)
+            .invoke_async(&mut self.redis.clone())
+            .await
+            .map_err(error)?;
+        Ok(previous
+            .and_then(|previous| decode(&route.device_id, &previous, now))
+            .map(|previous| previous.node)
+            .filter(|previous| previous != node))
+    }
+
+    async fn renew(&self, routes: &[Registration], node: &str) -> Result<(), RouteError> {
+        let expires_at = now_ms() + self.ttl_ms();
+        for chunk in routes.chunks(PIPELINE) {
+            let mut pipe = redis::pipe();
+            for route in chunk {
+                let mut invocation = self.renew.key(key(route.app, &route.user_id));
+                invocation
+                    .arg(&route.device_id)
+                    .arg(node)
+                    .arg(encode(node, route.device_type, expires_at))
+                    .arg(self.ttl_ms());
+                pipe.invoke_script(&invocation).ignore();
+            }
+            pipe.query_async::<()>(&mut self.redis.clone()).await.map_err(error)?;
+        }
+        Ok(())
+    }
+
+    async fn unregister(&self, route: &Registration, node: &str) -> Result<bool, RouteError> {
+        let removed: i64 = self
+            .unregister
+            .key(key(route.app, &route.user_id))
+            .arg(&route.device_id)
+            .arg(node)
+            .invoke_async(&mut self.redis.clone())
+            .await
+            .map_err(error)?;
+        Ok(removed == 1)
+    }
+
+    async fn lookup(&self, app: AppId, users: &[String]) -> Result<HashMap<String, Vec<Route>>, RouteError> {
+        let now = now_ms();
+        let mut found = HashMap::new();
+        for chunk in users.chunks(PIPELINE) {
+            let mut pipe = redis::pipe();
+            for user in chunk {
+                pipe.hgetall(key(app, user));
+            }
+            let hashes: Vec<HashMap<String, String>> =
+                pipe.query_async(&mut self.redis.clone()).await.map_err(error)?;
+            for (user, devices) in chunk.iter().zip(hashes) {
+                let live: Vec<Route> =
+                    devices.iter().filter_map(|(device, value)| decode(device, value, now)).collect();
+                if !live.is_empty() {
+                    found.insert(user.clone(), live);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}

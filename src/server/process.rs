@@ -1,0 +1,165 @@
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{net::TcpListener, sync::watch};
+
+use super::{InProcessLink, LogicNode, ServerError, io, stopped_signal, token_key};
+use crate::{
+    api::DeviceApi,
+    config::Config,
+    connect::{ConnectNode, ConnectParts, GrpcLink, Hub, Peers, internal_token},
+    delivery::{GrpcDelivery, LocalDelivery},
+    logic::Logic,
+    metrics::{self, Metrics},
+    route::{MemoryRegistry, RedisRegistry, RouteRegistry},
+};
+
+/// Pushes a logic node queues for connect nodes at most (beyond: dropped, devices sync).
+const DELIVERY_QUEUE: usize = 65_536;
+
+/// What a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Logic and connect in one process, routes in memory: one machine.
+    Serve,
+    /// Logic alone; pushes go to connect nodes found in Redis.
+    Logic,
+    /// Connect alone; device calls go to `connect.logic_addrs`.
+    Connect,
+}
+
+/// A running gim process.
+pub struct Process {
+    logic: Option<LogicNode>,
+    connect: Option<ConnectNode>,
+    metrics_addr: Option<SocketAddr>,
+    metrics_stop: watch::Sender<bool>,
+}
+
+async fn redis_routes(config: &Config) -> Result<Arc<dyn RouteRegistry>, ServerError> {
+    let ttl = Duration::from_secs(config.route.ttl_secs);
+    Ok(Arc::new(RedisRegistry::connect(config.route.redis_url.expose(), ttl).await?))
+}
+
+impl Process {
+    pub async fn start(config: &Config, role: Role) -> Result<Self, ServerError> {
+        let metrics = Metrics::new();
+        let (logic, connect) = match role {
+            Role::Serve => {
+                let hub = Hub::new(config.connect.outbound_queue);
+                let routes: Arc<dyn RouteRegistry> =
+                    Arc::new(MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
+                let delivery = Arc::new(LocalDelivery::new(hub.clone()));
+                let logic = LogicNode::start(config, delivery, routes.clone(), metrics.clone()).await?;
+                let parts = ConnectParts {
+                    hub,
+                    link: Arc::new(InProcessLink(DeviceApi::new(logic.logic().clone()))),
+                    routes,
+                    token_key: token_key(config)?,
+                    metrics: metrics.clone(),
+                    node: "local".into(),
+                    internal: None,
+                    peers: None,
+                };
+                let connect = ConnectNode::start(&config.connect, parts).await?;
+                (Some(logic), Some(connect))
+            }
+            Role::Logic => {
+                config.validate_cluster(false)?;
+                let routes = redis_routes(config).await?;
+                let peers = Peers::new(&internal_token(config.auth.token_secret.expose().as_bytes()));
+                let delivery = Arc::new(GrpcDelivery::start(routes.clone(), peers, DELIVERY_QUEUE, metrics.clone()));
+                (Some(LogicNode::start(config, delivery, routes, metrics.clone()).await?), None)
+            }
+            Role::Connect => {
+                config.validate_cluster(true)?;
+                let connect_config = &config.connect;
+                let listener = TcpListener::bind(connect_config.internal_listen)
+                    .await
+                    .map_err(io(format!("binding connect.internal_listen {}", connect_config.internal_listen)))?;
+                let node = if connect_config.advertise_addr.is_empty() {
+                    listener.local_addr().map_err(io("reading the bound address"))?.to_string()
+                } else {
+                    connect_config.advertise_addr.clone()
+                };
+                let token = internal_token(config.auth.token_secret.expose().as_bytes());
+                let parts = ConnectParts {
+                    hub: Hub::new(connect_config.outbound_queue),
+                    link: Arc::new(GrpcLink::new(&connect_config.logic_addrs)?),
+                    routes: redis_routes(config).await?,
+                    token_key: token_key(config)?,
+                    metrics: metrics.clone(),
+                    node,
+                    peers: Some(Peers::new(&token)),
+                    internal: Some((listener, token)),
+                };
+                (None, Some(ConnectNode::start(connect_config, parts).await?))
+            }
+        };
+        let (metrics_stop, stopped) = watch::channel(false);
+        let metrics_listener = metrics::bind(config.telemetry.metrics_listen)
+            .await
+            .map_err(io(format!("binding telemetry.metrics_listen {:?}", config.telemetry.metrics_listen)))?;
+        let metrics_addr = metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok());
+        if let Some(listener) = metrics_listener {
+            tracing::info!(addr = ?metrics_addr, "metrics serving on /metrics");
+            tokio::spawn(metrics::serve(listener, metrics, stopped_signal(stopped)));
+        }
+        Ok(Self { logic, connect, metrics_addr, metrics_stop })
+    }
+
+    /// The logic gRPC address, if this process runs logic.
+    pub fn logic_addr(&self) -> Option<SocketAddr> {
+        self.logic.as_ref().map(LogicNode::addr)
+    }
+
+    /// The WebSocket address, if this process runs connect.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.connect.as_ref().map(ConnectNode::ws_addr)
+    }
+
+    /// The internal API address, if this process runs connect apart from logic.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.connect.as_ref().and_then(ConnectNode::internal_addr)
+    }
+
+    /// Where `/metrics` is served, if `telemetry.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    pub fn logic(&self) -> Option<&Logic> {
+        self.logic.as_ref().map(LogicNode::logic)
+    }
+
+    pub fn connect(&self) -> Option<&ConnectNode> {
+        self.connect.as_ref()
+    }
+
+    /// Runs until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let stopped_by_itself = async {
+            match self.logic.as_mut() {
+                Some(logic) => logic.stopped().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = signal => {}
+            result = stopped_by_itself => return result,
+        }
+        self.shutdown().await
+    }
+
+    /// Drains connect first (devices are told to reconnect, queues are written, routes
+    /// removed), then lets logic finish the calls in flight.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        if let Some(connect) = self.connect {
+            connect.shutdown().await;
+        }
+        let _ = self.metrics_stop.send(true);
+        match self.logic {
+            Some(logic) => logic.shutdown().await,
+            None => Ok(()),
+        }
+    }
+}
