@@ -6,9 +6,10 @@
 //! device's first sync completes (`has_more = false`) message pushes are held; after it,
 //! a push at `floor + 1` is written, one at or below `floor` is a duplicate and dropped,
 //! and one beyond `floor + 1` means a push is missing (dropped or still in flight), so
-//! the session syncs from `floor` itself and writes what it finds.
+//! the session syncs from `floor` itself and writes what it finds. Messages the device
+//! sent itself come back in its send responses: their seqs count as delivered.
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -44,6 +45,9 @@ enum Exit {
     Gone,
 }
 
+/// Own sent seqs a session remembers at most (beyond: the oldest are forgotten).
+const MAX_OWN: usize = 1024;
+
 /// Sessions write at most this many catch-up messages per sync call.
 const CATCH_UP_PAGE: i32 = 200;
 
@@ -74,6 +78,7 @@ pub(super) async fn run(mut ws: Ws, token: Option<String>, ctx: Arc<Context>) {
         token,
         floor: None,
         held: Vec::new(),
+        own: BTreeSet::new(),
         rate: Rate::new(ctx.limits.frames_per_second),
     };
     async {
@@ -204,6 +209,8 @@ struct State {
     floor: Option<u64>,
     /// Message pushes waiting for the first full sync.
     held: Vec<(u64, Bytes)>,
+    /// Seqs of messages this device sent, above `floor`: it has them already.
+    own: BTreeSet<u64>,
     rate: Rate,
 }
 
@@ -257,7 +264,11 @@ impl State {
             None => Err(Status::invalid_argument("empty frame: set one payload")),
             Some(Payload::Auth(_)) => Err(Status::failed_precondition("this session is already authenticated")),
             Some(Payload::Heartbeat(_)) => Ok(Reply::Heartbeat(HeartbeatAck { server_time_ms: now_ms() })),
-            Some(Payload::Send(request)) => ctx.link.send(token, request).await.map(Reply::Send),
+            Some(Payload::Send(request)) => {
+                let sent = ctx.link.send(token, request).await?;
+                self.sent(sent.seq);
+                Ok(Reply::Send(sent))
+            }
             Some(Payload::Ack(request)) => ctx.link.ack(token, request).await.map(Reply::Ack),
             Some(Payload::Read(request)) => ctx.link.mark_read(token, request).await.map(Reply::Read),
             Some(Payload::Sync(request)) => {
@@ -269,6 +280,27 @@ impl State {
         }
     }
 
+    /// The device sent the message at `seq` and holds it.
+    fn sent(&mut self, seq: u64) {
+        if seq > self.floor.unwrap_or(0) {
+            self.own.insert(seq);
+            if self.own.len() > MAX_OWN {
+                self.own.pop_first();
+            }
+        }
+        self.absorb_own();
+    }
+
+    /// Moves `floor` over the device's own messages that follow it.
+    fn absorb_own(&mut self) {
+        let Some(mut floor) = self.floor else { return };
+        while self.own.remove(&(floor + 1)) {
+            floor += 1;
+        }
+        self.own.retain(|seq| *seq > floor);
+        self.floor = Some(floor);
+    }
+
     /// A sync answered: the device now has everything up to what it was sent.
     fn synced(&mut self, after_seq: u64, page: &SyncResponse) {
         let reached = page.messages.last().map_or(after_seq.min(page.latest_seq), |m| m.seq);
@@ -278,6 +310,7 @@ impl State {
             None if page.has_more => {}
             None => self.floor = Some(reached),
         }
+        self.absorb_own();
     }
 
     /// Writes what is queued for the device, in order.
@@ -319,6 +352,7 @@ impl State {
 
     /// Puts a message push in seq order (see the module notes).
     async fn order(&mut self, seq: u64, frame: Bytes, out: &mut Vec<Bytes>, ctx: &Context) -> Result<(), Exit> {
+        self.absorb_own();
         let Some(floor) = self.floor else {
             self.held.push((seq, frame));
             return Ok(());
@@ -353,7 +387,9 @@ impl State {
             };
             for message in page.messages {
                 self.floor = Some(message.seq);
-                out.push(frames::message(message));
+                if !self.own.remove(&message.seq) {
+                    out.push(frames::message(message));
+                }
             }
             if !page.has_more {
                 return Ok(());
