@@ -8,6 +8,7 @@ mod apps;
 mod bad_input;
 mod binary;
 mod connect;
+mod connect_bad_input;
 mod grpc;
 mod messages;
 mod sequences;

@@ -1,0 +1,180 @@
+//! Every way a session can be refused or closed, with its code and reason; the node
+//! keeps serving the others.
+
+use std::time::Duration;
+
+use gim::proto::{
+    client::v1::{Auth, ClientFrame, Heartbeat, client_frame::Payload, response::Result as Reply},
+    logic::v1::RevokeTokensRequest,
+};
+use prost::Message as _;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tonic::Code;
+
+use crate::{
+    support::{Backend, ServeServer},
+    ws::WsClient,
+};
+
+async fn server(edit: impl FnOnce(&mut gim::config::Config)) -> ServeServer {
+    ServeServer::start_with(Backend::Sqlite, edit).await
+}
+
+fn http_status(result: Result<WsClient, WsError>) -> u16 {
+    match result {
+        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected an HTTP refusal, got a session"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_with_a_bad_token_or_path_are_refused_over_http() {
+    let server = server(|_| {}).await;
+    let ws = server.ws_addr();
+    assert_eq!(http_status(WsClient::open(&format!("ws://{ws}/ws?token=garbage")).await), 401);
+    let forged = "v1.eyJhIjoxfQ.c2lnbmF0dXJl";
+    assert_eq!(http_status(WsClient::open(&format!("ws://{ws}/ws?token={forged}")).await), 401);
+    assert_eq!(http_status(WsClient::open(&format!("ws://{ws}/other")).await), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_without_a_token_must_authenticate_with_its_first_frame() {
+    let server = server(|config| config.connect.handshake_timeout_secs = 1).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let token = app.device_token("alice", "browser").await;
+    let ws = server.ws_addr();
+
+    let mut client = WsClient::connect_anonymous(ws).await;
+    let response = client.request(Payload::Auth(Auth { token: token.clone() })).await;
+    let Some(Reply::Auth(caller)) = response.result else { panic!("no auth result: {response:?}") };
+    assert_eq!((caller.user_id.as_str(), caller.device_id.as_str()), ("alice", "browser"));
+    let again = client.request(Payload::Auth(Auth { token })).await;
+    assert_eq!(again.code, Code::FailedPrecondition as i32);
+    assert_eq!(client.heartbeat().await.code, 0);
+
+    let mut early = WsClient::connect_anonymous(ws).await;
+    early.send_frame(Payload::Heartbeat(Heartbeat {})).await;
+    let (closed, _) = early.closed().await;
+    assert_eq!(closed.code, 4001, "{closed:?}");
+    assert!(closed.reason.contains("Auth"), "{closed:?}");
+
+    let mut wrong = WsClient::connect_anonymous(ws).await;
+    wrong.send_frame(Payload::Auth(Auth { token: "garbage".into() })).await;
+    assert_eq!(wrong.closed().await.0.code, 4001);
+
+    let mut silent = WsClient::connect_anonymous(ws).await;
+    let (closed, _) = silent.closed().await;
+    assert_eq!(closed.code, 4001, "no Auth frame within the handshake timeout: {closed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_refused_right_after_the_upgrade() {
+    let server = server(|_| {}).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let token = app.device_token("alice", "phone").await;
+    app.business()
+        .await
+        .revoke_tokens(RevokeTokensRequest { user_id: "alice".into(), device_id: "phone".into() })
+        .await
+        .unwrap();
+    let mut client = WsClient::connect(server.ws_addr(), &token).await;
+    let (closed, _) = client.closed().await;
+    assert_eq!(closed.code, 4001);
+    assert!(closed.reason.contains("revoked"), "{closed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_malformed_and_oversized_frames_close_with_precise_codes() {
+    let server = server(|config| config.connect.max_frame_bytes = 1024).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let ws = server.ws_addr();
+    let cases: [(&str, WsMessage, u16); 3] = [
+        ("a text frame", WsMessage::Text("hello".into()), 1003),
+        ("garbage bytes", WsMessage::Binary(vec![0xff, 0xff, 0xff, 0x0f].into()), 1007),
+        ("a frame over the limit", WsMessage::Binary(vec![0u8; 2000].into()), 1009),
+    ];
+    for (what, message, code) in cases {
+        let token = app.device_token("alice", "phone").await;
+        let (mut client, _) = WsClient::online(ws, &token, 0).await;
+        client.send_raw(message).await;
+        let (closed, _) = client.closed().await;
+        assert_eq!(closed.code, code, "{what}: {closed:?}");
+        assert!(!closed.reason.is_empty(), "{what} gets a reason");
+    }
+    // An empty frame is answered, not fatal.
+    let token = app.device_token("alice", "phone").await;
+    let (mut client, _) = WsClient::online(ws, &token, 0).await;
+    client.send_raw(WsMessage::Binary(ClientFrame { request_id: 7, payload: None }.encode_to_vec().into())).await;
+    let Ok(Some(gim::proto::client::v1::server_frame::Payload::Response(response))) =
+        client.next_frame(Duration::from_secs(5)).await
+    else {
+        panic!("no response to an empty frame")
+    };
+    assert_eq!((response.request_id, response.code), (7, Code::InvalidArgument as i32));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_session_times_out() {
+    let server = server(|config| config.connect.heartbeat_timeout_secs = 1).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let (mut client, _) = WsClient::online(server.ws_addr(), &app.device_token("alice", "phone").await, 0).await;
+    let started = std::time::Instant::now();
+    let (closed, _) = client.closed().await;
+    assert_eq!(closed.code, 4004);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_piling_up_before_the_first_sync_close_the_session_not_the_node() {
+    let server = server(|config| config.connect.outbound_queue = 4).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    app.user("bob").await;
+    // Bob connects but never syncs: his pushes are held, up to the queue size.
+    let mut bob = WsClient::connect(server.ws_addr(), &app.device_token("bob", "phone").await).await;
+    let (mut alice, _) = WsClient::online(server.ws_addr(), &app.device_token("alice", "phone").await, 0).await;
+    for i in 0..8 {
+        alice.send("bob", &format!("m{i}"), "hi").await;
+    }
+    let (closed, _) = bob.closed().await;
+    assert_eq!(closed.code, 4008, "{closed:?}");
+    assert_eq!(alice.heartbeat().await.code, 0, "other sessions carry on");
+
+    // Reconnecting and syncing gets everything.
+    let (_, synced) = WsClient::online(server.ws_addr(), &app.device_token("bob", "phone").await, 0).await;
+    assert_eq!(synced.len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_frames_is_answered_with_resource_exhausted() {
+    let server = server(|config| config.connect.max_frames_per_second = 5).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let mut client = WsClient::connect(server.ws_addr(), &app.device_token("alice", "phone").await).await;
+    let mut codes = Vec::new();
+    for _ in 0..30 {
+        codes.push(client.heartbeat().await.code);
+    }
+    assert!(codes.iter().filter(|c| **c == 0).count() <= 11, "a burst of twice the rate at most: {codes:?}");
+    assert!(codes.contains(&(Code::ResourceExhausted as i32)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(client.heartbeat().await.code, 0, "the bucket refills");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_beyond_the_limit_are_refused_with_503() {
+    let server = server(|config| config.connect.max_sessions = 2).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let ws = server.ws_addr();
+    let _first = WsClient::connect(ws, &app.device_token("alice", "d1").await).await;
+    let mut second = WsClient::connect(ws, &app.device_token("alice", "d2").await).await;
+    assert_eq!(second.heartbeat().await.code, 0);
+    let token = app.device_token("alice", "d3").await;
+    assert_eq!(http_status(WsClient::open(&format!("ws://{ws}/ws?token={token}")).await), 503);
+}
