@@ -115,11 +115,13 @@ pub struct RouteConfig {
     pub redis_url: Secret,
     /// A route lives this long unless its node renews it (every third of it).
     pub ttl_secs: u64,
+    /// Start of every Redis key, so that deployments can share a Redis.
+    pub key_prefix: String,
 }
 
 impl Default for RouteConfig {
     fn default() -> Self {
-        Self { redis_url: Secret::default(), ttl_secs: 60 }
+        Self { redis_url: Secret::default(), ttl_secs: 60, key_prefix: "gim".into() }
     }
 }
 
@@ -356,6 +358,9 @@ impl Config {
         }
         if connect.max_frame_bytes < 1024 {
             return invalid("connect.max_frame_bytes must be at least 1024".into());
+        }
+        if self.route.key_prefix.is_empty() || self.route.key_prefix.contains(char::is_whitespace) {
+            return invalid("route.key_prefix must be non-empty and without spaces".into());
         }
         if self.route.ttl_secs < 3 {
             return invalid("route.ttl_secs must be at least 3".into());

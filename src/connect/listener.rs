@@ -79,6 +79,8 @@ fn token_of(request: &Request) -> Option<String> {
     query.split('&').find_map(|pair| pair.strip_prefix("token=")).filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
+// The callback's error type is tungstenite's HTTP response, large or not.
+#[allow(clippy::result_large_err)]
 async fn handle(stream: TcpStream, ctx: Arc<Context>) {
     let _ = stream.set_nodelay(true);
     let mut token = None;

@@ -1,11 +1,14 @@
 //! Clients of connect nodes' internal API, by node address: logic pushes through them,
 //! and a connect node kicks a device's older session on another node through them.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
-use tonic::{Request, Status, transport::Channel};
+use tonic::{Code, Request, Status, transport::Channel};
 
 use crate::proto::connect::v1::{
     KickRequest, KickResponse, PushRequest, PushResponse, delivery_client::DeliveryClient,
@@ -13,7 +16,10 @@ use crate::proto::connect::v1::{
 
 /// Internal calls give up after this long: a push that cannot be made in time is
 /// dropped (devices sync), never waited on.
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a failed call a node is left alone this long, so that a dead node costs one
+/// timeout, not one per push.
+const BACKOFF: Duration = Duration::from_secs(2);
 
 /// The bearer token of the internal API, derived from the token secret every node shares.
 pub fn internal_token(token_secret: &[u8]) -> String {
@@ -24,15 +30,27 @@ pub fn internal_token(token_secret: &[u8]) -> String {
 #[derive(Debug, Clone)]
 pub struct Peers {
     clients: Arc<DashMap<String, DeliveryClient<Channel>>>,
+    /// Nodes whose last call failed, and until when they are skipped.
+    down: Arc<DashMap<String, Instant>>,
     bearer: Arc<str>,
 }
 
 impl Peers {
     pub fn new(internal_token: &str) -> Self {
-        Self { clients: Arc::new(DashMap::new()), bearer: format!("Bearer {internal_token}").into() }
+        Self {
+            clients: Arc::new(DashMap::new()),
+            down: Arc::new(DashMap::new()),
+            bearer: format!("Bearer {internal_token}").into(),
+        }
     }
 
     fn client(&self, node: &str) -> Result<DeliveryClient<Channel>, Status> {
+        if let Some(until) = self.down.get(node).map(|until| *until) {
+            if Instant::now() < until {
+                return Err(Status::unavailable(format!("connect node {node} failed recently")));
+            }
+            self.down.remove(node);
+        }
         if let Some(client) = self.clients.get(node) {
             return Ok(client.clone());
         }
@@ -54,15 +72,24 @@ impl Peers {
     }
 
     pub async fn push(&self, node: &str, request: PushRequest) -> Result<PushResponse, Status> {
-        Ok(self.client(node)?.push(self.request(request)?).await?.into_inner())
+        let result = self.client(node)?.push(self.request(request)?).await;
+        self.outcome(node, result)
     }
 
     pub async fn kick(&self, node: &str, request: KickRequest) -> Result<KickResponse, Status> {
-        Ok(self.client(node)?.kick(self.request(request)?).await?.into_inner())
+        let result = self.client(node)?.kick(self.request(request)?).await;
+        self.outcome(node, result)
     }
 
-    /// Forgets a node's client, e.g. after its calls failed (it may come back elsewhere).
-    pub fn forget(&self, node: &str) {
-        self.clients.remove(node);
+    fn outcome<T>(&self, node: &str, result: Result<tonic::Response<T>, Status>) -> Result<T, Status> {
+        match result {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => {
+                if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown) {
+                    self.down.insert(node.to_owned(), Instant::now() + BACKOFF);
+                }
+                Err(status)
+            }
+        }
     }
 }

@@ -67,7 +67,10 @@ pub(super) async fn run(mut ws: Ws, token: Option<String>, ctx: Arc<Context>) {
     ctx.metrics.sessions.inc();
     let registration = session.registration();
     match ctx.routes.register(&registration, &ctx.node).await {
-        Ok(Some(previous)) => kick_elsewhere(&ctx, &previous, &caller, opened_at_ms).await,
+        // Not awaited: the other node may be gone, and this session should not wait for it.
+        Ok(Some(previous)) => {
+            tokio::spawn(kick_elsewhere(ctx.clone(), previous, caller.clone(), opened_at_ms));
+        }
         Ok(None) => {}
         Err(err) => tracing::warn!(error = %err, "registering a route failed; pushes wait for the next renewal"),
     }
@@ -127,17 +130,17 @@ async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Resu
 }
 
 /// The device's older session on another node ends, unless it opened after this one.
-async fn kick_elsewhere(ctx: &Context, node: &str, caller: &Caller, opened_at_ms: i64) {
+async fn kick_elsewhere(ctx: Arc<Context>, node: String, caller: Caller, opened_at_ms: i64) {
     let Some(peers) = &ctx.peers else { return };
     let request = KickRequest {
         app_id: caller.app_id,
-        user_id: caller.user_id.clone(),
-        device_id: caller.device_id.clone(),
+        user_id: caller.user_id,
+        device_id: caller.device_id,
         reason: KickReason::Replaced as i32,
         message: "another session opened for this device".into(),
         opened_before_ms: opened_at_ms,
     };
-    if let Err(status) = peers.kick(node, request).await {
+    if let Err(status) = peers.kick(&node, request).await {
         tracing::debug!(node, error = %status, "could not reach the node of the replaced session");
     }
 }

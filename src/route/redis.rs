@@ -1,4 +1,4 @@
-//! Routes in Redis: one hash per user (`gim:{app}:route:{user}`), a field per device
+//! Routes in Redis: one hash per user (`{prefix}:{app}:route:{user}`), a field per device
 //! holding `node|device type|expires at`. Fields expire by that timestamp (readers skip
 //! stale ones, writers delete them); the whole hash expires with its last route.
 
@@ -47,6 +47,7 @@ const PIPELINE: usize = 500;
 
 pub struct RedisRegistry {
     redis: ConnectionManager,
+    prefix: String,
     ttl: Duration,
     register: Script,
     renew: Script,
@@ -59,26 +60,27 @@ impl std::fmt::Debug for RedisRegistry {
     }
 }
 
-fn key(app: AppId, user: &str) -> String {
-    format!("gim:{app}:route:{user}")
-}
-
 fn error(err: redis::RedisError) -> RouteError {
     RouteError(err.to_string())
 }
 
 impl RedisRegistry {
     /// Connects to `url` (`redis://host:port`); reconnects by itself when the link drops.
-    pub async fn connect(url: &str, ttl: Duration) -> Result<Self, RouteError> {
+    pub async fn connect(url: &str, prefix: &str, ttl: Duration) -> Result<Self, RouteError> {
         let client = redis::Client::open(url).map_err(error)?;
         let redis = ConnectionManager::new(client).await.map_err(error)?;
         Ok(Self {
             redis,
+            prefix: prefix.to_owned(),
             ttl,
             register: Script::new(REGISTER),
             renew: Script::new(RENEW),
             unregister: Script::new(UNREGISTER),
         })
+    }
+
+    fn key(&self, app: AppId, user: &str) -> String {
+        format!("{}:{app}:route:{user}", self.prefix)
     }
 
     fn ttl_ms(&self) -> i64 {
@@ -93,7 +95,7 @@ impl RouteRegistry for RedisRegistry {
         let value = encode(node, route.device_type, now + self.ttl_ms());
         let previous: Option<String> = self
             .register
-            .key(key(route.app, &route.user_id))
+            .key(self.key(route.app, &route.user_id))
             .arg(&route.device_id)
             .arg(value)
             .arg(self.ttl_ms())
@@ -112,7 +114,7 @@ impl RouteRegistry for RedisRegistry {
         for chunk in routes.chunks(PIPELINE) {
             let mut pipe = redis::pipe();
             for route in chunk {
-                let mut invocation = self.renew.key(key(route.app, &route.user_id));
+                let mut invocation = self.renew.key(self.key(route.app, &route.user_id));
                 invocation
                     .arg(&route.device_id)
                     .arg(node)
@@ -128,7 +130,7 @@ impl RouteRegistry for RedisRegistry {
     async fn unregister(&self, route: &Registration, node: &str) -> Result<bool, RouteError> {
         let removed: i64 = self
             .unregister
-            .key(key(route.app, &route.user_id))
+            .key(self.key(route.app, &route.user_id))
             .arg(&route.device_id)
             .arg(node)
             .invoke_async(&mut self.redis.clone())
@@ -143,7 +145,7 @@ impl RouteRegistry for RedisRegistry {
         for chunk in users.chunks(PIPELINE) {
             let mut pipe = redis::pipe();
             for user in chunk {
-                pipe.hgetall(key(app, user));
+                pipe.hgetall(self.key(app, user));
             }
             let hashes: Vec<HashMap<String, String>> =
                 pipe.query_async(&mut self.redis.clone()).await.map_err(error)?;

@@ -37,7 +37,7 @@ pub struct Process {
 
 async fn redis_routes(config: &Config) -> Result<Arc<dyn RouteRegistry>, ServerError> {
     let ttl = Duration::from_secs(config.route.ttl_secs);
-    Ok(Arc::new(RedisRegistry::connect(config.route.redis_url.expose(), ttl).await?))
+    Ok(Arc::new(RedisRegistry::connect(config.route.redis_url.expose(), &config.route.key_prefix, ttl).await?))
 }
 
 impl Process {

@@ -25,10 +25,8 @@ const QUIET: Duration = Duration::from_millis(300);
 
 /// Asserts that pushes came in seq order with no gap after `floor`; returns their ids.
 fn in_order(floor: u64, messages: &[Message]) -> Vec<u64> {
-    let mut expected = floor + 1;
-    for message in messages {
+    for (expected, message) in (floor + 1..).zip(messages) {
         assert_eq!(message.seq, expected, "pushes come in seq order, once each: {messages:?}");
-        expected += 1;
     }
     messages.iter().map(|m| m.id).collect()
 }
@@ -171,7 +169,10 @@ async fn presence_read_events_and_business_events_reach_the_right_devices() {
             (u.online, devices)
         })
         .collect();
-    assert_eq!(online, [(true, vec!["a1".to_owned(), "a2".to_owned()]), (true, vec!["b1".to_owned()]), (false, vec![])]);
+    assert_eq!(
+        online,
+        [(true, vec!["a1".to_owned(), "a2".to_owned()]), (true, vec!["b1".to_owned()]), (false, vec![])]
+    );
 
     // Bob reads alice's message: alice's devices get a receipt, bob's own devices a sync.
     a1.send("bob", "m1", "hello").await;
@@ -233,7 +234,11 @@ async fn kicks_and_revocations_close_sessions_with_a_reason() {
     let mut business = app.business().await;
 
     business
-        .kick_device(KickDeviceRequest { user_id: "alice".into(), device_id: "phone".into(), reason: "maintenance".into() })
+        .kick_device(KickDeviceRequest {
+            user_id: "alice".into(),
+            device_id: "phone".into(),
+            reason: "maintenance".into(),
+        })
         .await
         .unwrap();
     let (closed, before) = phone.closed().await;

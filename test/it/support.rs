@@ -297,7 +297,6 @@ pub fn pushed_message(push: &gim::delivery::Push) -> gim::proto::common::v1::Mes
 /// `gim serve` in-process on its own database: logic and connect on free ports.
 pub struct ServeServer {
     pub process: gim::server::Process,
-    pub config: Config,
     _db: TestDb,
 }
 
@@ -312,7 +311,7 @@ impl ServeServer {
         config.connect.listen = "127.0.0.1:0".parse().expect("address");
         edit(&mut config);
         let process = gim::server::Process::start(&config, gim::server::Role::Serve).await.expect("starting gim serve");
-        Self { process, config, _db: db }
+        Self { process, _db: db }
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -82,7 +82,8 @@ impl WsClient {
                     return Ok(frame.payload);
                 }
                 WsMessage::Close(frame) => {
-                    let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                    let (code, reason) =
+                        frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
                     return Err(Closed { code, reason });
                 }
                 _ => continue,
@@ -149,10 +150,10 @@ impl WsClient {
 
     /// The next message push (earlier non-message frames are kept in `pushes`).
     pub async fn next_message(&mut self, wait: Duration) -> Option<Message> {
-        if let Some(index) = self.pushes.iter().position(|p| matches!(p, server_frame::Payload::Message(_))) {
-            if let Some(server_frame::Payload::Message(push)) = self.pushes.remove(index) {
-                return push.message;
-            }
+        if let Some(index) = self.pushes.iter().position(|p| matches!(p, server_frame::Payload::Message(_)))
+            && let Some(server_frame::Payload::Message(push)) = self.pushes.remove(index)
+        {
+            return push.message;
         }
         loop {
             match self.next_frame(wait).await {
@@ -175,10 +176,10 @@ impl WsClient {
 
     /// The next event push.
     pub async fn next_event(&mut self, wait: Duration) -> Option<event_push::Event> {
-        if let Some(index) = self.pushes.iter().position(|p| matches!(p, server_frame::Payload::Event(_))) {
-            if let Some(server_frame::Payload::Event(event)) = self.pushes.remove(index) {
-                return event.event;
-            }
+        if let Some(index) = self.pushes.iter().position(|p| matches!(p, server_frame::Payload::Event(_)))
+            && let Some(server_frame::Payload::Event(event)) = self.pushes.remove(index)
+        {
+            return event.event;
         }
         loop {
             match self.next_frame(wait).await {
