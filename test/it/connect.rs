@@ -264,3 +264,21 @@ async fn shutdown_tells_devices_to_reconnect_and_removes_their_routes() {
     assert_eq!(closed.code, 1001, "{closed:?}");
     tokio::time::timeout(WAIT, stopping).await.expect("shutdown finishes").unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_can_skip_history_and_live_on_pushes() {
+    let server = ServeServer::start(Backend::Sqlite).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    app.user("bob").await;
+    let ws = server.ws_addr();
+    let (mut alice, _) = WsClient::online(ws, &app.device_token("alice", "phone").await, 0).await;
+    for i in 0..3 {
+        alice.send("bob", &format!("old{i}"), "history").await;
+    }
+    let (mut bob, synced) = WsClient::online(ws, &app.device_token("bob", "new-phone").await, u64::MAX).await;
+    assert!(synced.is_empty(), "no history asked for");
+    alice.send("bob", "new", "live").await;
+    let pushed = bob.next_message(WAIT).await.expect("a push");
+    assert_eq!((pushed.seq, text_of(&pushed)), (4, "live"));
+}

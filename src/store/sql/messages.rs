@@ -263,7 +263,7 @@ impl MessageStore for SqlStore {
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(rows::signed(app))
             .bind(user_id)
-            .bind(rows::signed(after_seq))
+            .bind(rows::bound(after_seq))
             .bind(i64::from(limit))
             .fetch_all(&self.read)
             .await?;
@@ -296,7 +296,7 @@ impl MessageStore for SqlStore {
             .bind(i64::from(conversation_type as i32))
             .bind(conversation_id);
         if cursor.before_seq > 0 {
-            query = query.bind(rows::signed(cursor.before_seq));
+            query = query.bind(rows::bound(cursor.before_seq));
         }
         if cursor.before_time_ms > 0 {
             query = query.bind(cursor.before_time_ms);

@@ -83,7 +83,13 @@ pub(super) fn unsigned(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// The BIGINT form of an id or seq; values past `i64::MAX` match nothing.
+/// The BIGINT form of an id or seq to look up; values past `i64::MAX` match nothing.
 pub(super) fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(-1)
+}
+
+/// The BIGINT form of a seq used as a range bound; values past `i64::MAX` stay the
+/// largest bound there is.
+pub(super) fn bound(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
