@@ -1,7 +1,10 @@
 //! Load generator for gim's published benchmarks (docs/benchmarks.md).
 
+mod connections;
 mod report;
 mod send;
+mod setup;
+mod ws;
 
 use clap::{Parser, Subcommand};
 
@@ -16,11 +19,18 @@ struct Cli {
 enum Command {
     /// Persisted 1:1 sends per second through the business gRPC API.
     Send(send::Args),
+    /// Idle authenticated WebSocket sessions and the memory they take on connect nodes.
+    Connections(connections::Args),
+    /// One worker process of `connections` (started by it).
+    #[command(hide = true)]
+    ConnectionsWorker(connections::WorkerArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Send(args) => send::run(args).await,
+        Command::Connections(args) => connections::run(args).await,
+        Command::ConnectionsWorker(args) => connections::worker(args).await,
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::{
     io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, watch},
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
 };
 use tokio_tungstenite::tungstenite::{
     handshake::server::{ErrorResponse, Request, Response},
@@ -45,11 +45,7 @@ pub(super) async fn accept_loop(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            handle(stream, ctx).await;
-            drop(slot);
-        });
+        tokio::spawn(handshake(stream, ctx.clone(), slot));
     }
 }
 
@@ -79,9 +75,11 @@ fn token_of(request: &Request) -> Option<String> {
     query.split('&').find_map(|pair| pair.strip_prefix("token=")).filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
+/// Upgrades a connection, then hands it to a session task of its own: the handshake's
+/// state is freed when it ends instead of being sized into the session's task.
 // The callback's error type is tungstenite's HTTP response, large or not.
 #[allow(clippy::result_large_err)]
-async fn handle(stream: TcpStream, ctx: Arc<Context>) {
+async fn handshake(stream: TcpStream, ctx: Arc<Context>, slot: OwnedSemaphorePermit) {
     let _ = stream.set_nodelay(true);
     let mut token = None;
     let callback = |request: &Request, mut response: Response| {
@@ -100,9 +98,15 @@ async fn handle(stream: TcpStream, ctx: Arc<Context>) {
         }
         Ok(response)
     };
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ctx.ws_config));
-    match tokio::time::timeout(ctx.limits.handshake_timeout, handshake).await {
-        Ok(Ok(ws)) => session::run(ws, token, ctx).await,
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ctx.ws_config));
+    match tokio::time::timeout(ctx.limits.handshake_timeout, upgrade).await {
+        Ok(Ok(ws)) => {
+            // Boxed so that the session's task does not keep a second copy of the socket.
+            tokio::spawn(async move {
+                session::run(Box::new(ws), token, ctx).await;
+                drop(slot);
+            });
+        }
         Ok(Err(err)) => tracing::debug!(error = %err, "WebSocket handshake failed"),
         Err(_) => tracing::debug!("WebSocket handshake timed out"),
     }

@@ -102,7 +102,7 @@ fn ws_config(config: &ConnectConfig) -> WebSocketConfig {
     // Small buffers: an idle session should cost a few KiB, not tungstenite's 128 KiB
     // defaults. Frames queued together still go out in one write.
     WebSocketConfig::default()
-        .read_buffer_size(2 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_write_buffer_size(config.max_frame_bytes.max(64 * 1024) * 4)
         .max_message_size(Some(config.max_frame_bytes))

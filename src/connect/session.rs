@@ -52,51 +52,65 @@ const MAX_OWN: usize = 1024;
 const CATCH_UP_PAGE: i32 = 200;
 
 /// Runs a session on an upgraded socket. `token` came with the handshake, if at all.
-pub(super) async fn run(mut ws: Ws, token: Option<String>, ctx: Arc<Context>) {
-    let (token, caller) = match authenticate(&mut ws, token, &ctx).await {
+///
+/// Opening and closing are boxed: a session spends its life waiting, and while it waits
+/// its task should hold only the boxed state and the wait itself.
+pub(super) async fn run(ws: Box<Ws>, token: Option<String>, ctx: Arc<Context>) {
+    let Some(mut state) = Box::pin(open(ws, token, &ctx)).await else { return };
+    let span = tracing::debug_span!(
+        "session",
+        app = state.session.app,
+        user = %state.session.user_id,
+        device = %state.session.device_id
+    );
+    let exit = state.serve(&ctx).instrument(span.clone()).await;
+    Box::pin(finish(state, exit, &ctx)).instrument(span).await;
+}
+
+/// Authenticates the device, adds the session to the hub and its route to the registry.
+async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Option<Box<State>> {
+    let (token, caller) = match authenticate(&mut ws, token, ctx).await {
         Ok(authenticated) => authenticated,
         Err(Exit::Close(code, reason)) => {
-            let _ = tokio::time::timeout(ctx.limits.write_timeout, ws.close(Some(close::frame(code, &reason)))).await;
-            return;
+            let goodbye = WebSocketStream::close(&mut *ws, Some(close::frame(code, &reason)));
+            let _ = tokio::time::timeout(ctx.limits.write_timeout, goodbye).await;
+            return None;
         }
-        Err(Exit::Gone) => return,
+        Err(Exit::Gone) => return None,
     };
     let opened_at_ms = now_ms();
     let device_type = DeviceType::try_from(caller.device_type).unwrap_or(DeviceType::Other);
     let session = ctx.hub.attach(caller.app_id, &caller.user_id, &caller.device_id, device_type, opened_at_ms);
     ctx.metrics.sessions.inc();
-    let registration = session.registration();
-    match ctx.routes.register(&registration, &ctx.node).await {
+    match ctx.routes.register(&session.registration(), &ctx.node).await {
         // Not awaited: the other node may be gone, and this session should not wait for it.
         Ok(Some(previous)) => {
-            tokio::spawn(kick_elsewhere(ctx.clone(), previous, caller.clone(), opened_at_ms));
+            tokio::spawn(kick_elsewhere(ctx.clone(), previous, caller, opened_at_ms));
         }
         Ok(None) => {}
         Err(err) => tracing::warn!(error = %err, "registering a route failed; pushes wait for the next renewal"),
     }
-    let span = tracing::debug_span!("session", app = caller.app_id, user = %caller.user_id, device = %caller.device_id);
-    let mut state = State {
-        ws,
-        session: session.clone(),
+    Some(Box::new(State {
+        ws: *ws,
+        session,
         token,
         floor: None,
         held: Vec::new(),
         own: BTreeSet::new(),
         rate: Rate::new(ctx.limits.frames_per_second),
-    };
-    async {
-        let exit = state.serve(&ctx).await;
-        if let Exit::Close(code, reason) = exit {
-            tracing::debug!(code, reason, "closing the session");
-            let goodbye = state.ws.close(Some(close::frame(code, &reason)));
-            let _ = tokio::time::timeout(ctx.limits.write_timeout, goodbye).await;
-        }
+    }))
+}
+
+/// Closes the socket as `exit` says, and removes the session and its route.
+async fn finish(mut state: Box<State>, exit: Exit, ctx: &Context) {
+    if let Exit::Close(code, reason) = exit {
+        tracing::debug!(code, reason, "closing the session");
+        let goodbye = state.ws.close(Some(close::frame(code, &reason)));
+        let _ = tokio::time::timeout(ctx.limits.write_timeout, goodbye).await;
     }
-    .instrument(span)
-    .await;
-    ctx.hub.detach(&session);
+    ctx.hub.detach(&state.session);
     ctx.metrics.sessions.dec();
-    if let Err(err) = ctx.routes.unregister(&registration, &ctx.node).await {
+    if let Err(err) = ctx.routes.unregister(&state.session.registration(), &ctx.node).await {
         tracing::warn!(error = %err, "removing a route failed; it expires by itself");
     }
 }
@@ -223,11 +237,11 @@ impl State {
         tokio::pin!(heartbeat);
         loop {
             let step = tokio::select! {
-                () = self.session.woken() => self.drain(ctx).await,
+                () = self.session.woken() => Box::pin(self.drain(ctx)).await,
                 frame = self.ws.next() => {
                     heartbeat.as_mut().reset(Instant::now() + ctx.limits.heartbeat_timeout);
                     match frame {
-                        Some(Ok(message)) => self.upstream(message, ctx).await,
+                        Some(Ok(message)) => Box::pin(self.upstream(message, ctx)).await,
                         Some(Err(err)) => Err(read_error(&err, ctx)),
                         None => Err(Exit::Gone),
                     }

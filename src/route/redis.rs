@@ -112,7 +112,9 @@ impl RouteRegistry for RedisRegistry {
     async fn renew(&self, routes: &[Registration], node: &str) -> Result<(), RouteError> {
         let expires_at = now_ms() + self.ttl_ms();
         for chunk in routes.chunks(PIPELINE) {
+            // EVALSHA needs the script loaded on this server (it may have restarted).
             let mut pipe = redis::pipe();
+            pipe.load_script(&self.renew).ignore();
             for route in chunk {
                 let mut invocation = self.renew.key(self.key(route.app, &route.user_id));
                 invocation

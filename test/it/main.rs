@@ -12,6 +12,7 @@ mod connect;
 mod connect_bad_input;
 mod grpc;
 mod messages;
+mod routes;
 mod sequences;
 mod store;
 mod tenancy;

@@ -1,0 +1,202 @@
+//! `gim-bench connections`: how many idle, authenticated sessions connect nodes hold, and
+//! the memory they take. The sessions are opened by worker processes (a process holds
+//! at most ~19,000 sockets here), each from its own loopback source address.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    process::{Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use gim::proto::client::v1::{Heartbeat, client_frame::Payload};
+use tokio::sync::Semaphore;
+
+use crate::{setup, ws};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    app: setup::AppArgs,
+    /// Connect nodes' WebSocket addresses; sessions are spread over them.
+    #[arg(long, value_delimiter = ',', required = true)]
+    ws: Vec<SocketAddr>,
+    /// PIDs of the connect processes, whose memory is measured.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pids: Vec<u32>,
+    #[arg(long, default_value_t = 100_000)]
+    sessions: usize,
+    /// Worker processes opening the sessions.
+    #[arg(long, default_value_t = 6)]
+    workers: usize,
+    /// Seconds to hold the sessions once all are open (heartbeating every 30 s).
+    #[arg(long, default_value_t = 40)]
+    hold: u64,
+}
+
+/// One worker's share (run by `connections` itself in a child process).
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    #[arg(long, value_delimiter = ',')]
+    ws: Vec<SocketAddr>,
+    #[arg(long)]
+    tokens_file: std::path::PathBuf,
+    #[arg(long)]
+    source: Ipv4Addr,
+    #[arg(long)]
+    hold: u64,
+}
+
+/// Resident memory of a process, from /proc.
+fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("no VmRSS")?;
+    Ok(kb.parse::<u64>()? * 1024)
+}
+
+fn total_rss(pids: &[u32]) -> anyhow::Result<u64> {
+    pids.iter().map(|pid| rss_bytes(*pid)).sum()
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let tokens = setup::users_with_tokens(&args.app, "conn-", args.sessions, 1).await?;
+    println!("prepared {} users and devices in {:.1} s", tokens.len(), started.elapsed().as_secs_f64());
+    let baseline = total_rss(&args.pids)?;
+
+    let dir = std::env::temp_dir().join(format!("gim-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let share = args.sessions.div_ceil(args.workers);
+    let ws: Vec<String> = args.ws.iter().map(ToString::to_string).collect();
+    let mut workers = Vec::new();
+    let opening = Instant::now();
+    for (index, chunk) in tokens.chunks(share).enumerate() {
+        let file = dir.join(format!("tokens-{index}"));
+        let mut out = std::fs::File::create(&file)?;
+        for token in chunk {
+            writeln!(out, "{}", token[0])?;
+        }
+        let child = Command::new(std::env::current_exe()?)
+            .args(["connections-worker", "--ws", &ws.join(","), "--hold", &args.hold.to_string()])
+            .arg("--tokens-file")
+            .arg(&file)
+            .args(["--source", &format!("127.0.{}.{}", 1 + index / 250, 1 + index % 250)])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        workers.push(child);
+    }
+    let mut lines = Vec::new();
+    for worker in &mut workers {
+        let stdout = worker.stdout.take().context("worker stdout")?;
+        lines.push(BufReader::new(stdout).lines());
+    }
+    let mut opened = 0;
+    for lines in &mut lines {
+        let line = lines.next().context("a worker ended early")??;
+        opened += line.strip_prefix("opened ").context("unexpected worker output")?.parse::<usize>()?;
+    }
+    let open_seconds = opening.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let loaded = total_rss(&args.pids)?;
+    println!("sessions open: {opened} of {} in {open_seconds:.1} s ({} connect processes)", args.sessions, args.pids.len());
+    println!(
+        "connect RSS: {} before, {} with the sessions: {:.0} bytes per session in all, {:.0} bytes added per session",
+        mib(baseline),
+        mib(loaded),
+        loaded as f64 / opened.max(1) as f64,
+        loaded.saturating_sub(baseline) as f64 / opened.max(1) as f64,
+    );
+    let mut alive = 0;
+    for lines in &mut lines {
+        let line = lines.next().context("a worker ended early")??;
+        alive += line.strip_prefix("alive ").context("unexpected worker output")?.parse::<usize>()?;
+    }
+    for mut worker in workers {
+        worker.wait()?;
+    }
+    std::fs::remove_dir_all(&dir)?;
+    println!("still open after holding {} s: {alive}", args.hold);
+    Ok(())
+}
+
+/// Opens the sessions of one token file, reports, holds them, reports again.
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let tokens: Vec<String> = std::fs::read_to_string(&args.tokens_file)?.lines().map(str::to_owned).collect();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let alive = Arc::new(AtomicUsize::new(0));
+    let (ready, _) = tokio::sync::watch::channel(false);
+    let slots = Arc::new(Semaphore::new(128));
+    let hold_until = Arc::new(tokio::sync::OnceCell::new());
+    let mut tasks = Vec::with_capacity(tokens.len());
+    for (index, token) in tokens.into_iter().enumerate() {
+        let addr = args.ws[index % args.ws.len()];
+        let (opened, alive, slots, hold_until) = (opened.clone(), alive.clone(), slots.clone(), hold_until.clone());
+        let mut ready = ready.subscribe();
+        let source = IpAddr::V4(args.source);
+        tasks.push(tokio::spawn(async move {
+            let slot = slots.acquire().await;
+            let mut session = match ws::open(addr, &token, Some(source)).await {
+                Ok(session) => session,
+                Err(err) => {
+                    eprintln!("opening a session failed: {err:#}");
+                    return;
+                }
+            };
+            drop(slot);
+            opened.fetch_add(1, Ordering::Relaxed);
+            let _ = ready.wait_for(|ready| *ready).await;
+            let until: &Instant = hold_until.get().expect("set before ready");
+            // Heartbeats spread over the interval, as a crowd of devices would send them.
+            let mut next_beat = Instant::now() + Duration::from_millis((index as u64 * 7919) % 30_000);
+            let mut request_id = 0;
+            while Instant::now() < *until {
+                let wake = next_beat.min(*until);
+                tokio::select! {
+                    frame = ws::next(&mut session) => if frame.is_none() { return },
+                    () = tokio::time::sleep_until(wake.into()) => {
+                        if Instant::now() >= next_beat {
+                            request_id += 1;
+                            if ws::send(&mut session, request_id, Payload::Heartbeat(Heartbeat {})).await.is_err() {
+                                return;
+                            }
+                            next_beat += Duration::from_secs(30);
+                        }
+                    }
+                }
+            }
+            alive.fetch_add(1, Ordering::Relaxed);
+        }));
+    }
+    // Wait until every session opened or failed.
+    let mut previous = usize::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = opened.load(Ordering::Relaxed);
+        let settled = tasks.iter().filter(|t| t.is_finished()).count() + now;
+        if settled >= tasks.len() || (now == previous && slots.available_permits() == 128) {
+            break;
+        }
+        previous = now;
+    }
+    println!("opened {}", opened.load(Ordering::Relaxed));
+    let _ = hold_until.set(Instant::now() + Duration::from_secs(args.hold));
+    ready.send_replace(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    println!("alive {}", alive.load(Ordering::Relaxed));
+    Ok(())
+}
