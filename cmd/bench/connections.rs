@@ -119,6 +119,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         loaded as f64 / opened.max(1) as f64,
         loaded.saturating_sub(baseline) as f64 / opened.max(1) as f64,
     );
+    tokio::time::sleep(Duration::from_secs(args.hold / 2)).await;
+    let held = total_rss(&args.pids)?;
+    println!(
+        "connect RSS halfway through the hold: {} ({:.0} bytes per session)",
+        mib(held),
+        held as f64 / opened.max(1) as f64
+    );
     let mut alive = 0;
     for lines in &mut lines {
         let line = lines.next().context("a worker ended early")??;
@@ -155,17 +162,28 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
                     return;
                 }
             };
+            // A session counts once the server answers it: authenticated and attached.
+            if ws::send(&mut session, 1, Payload::Heartbeat(Heartbeat {})).await.is_err() {
+                return;
+            }
+            if let Err(why) = ws::next(&mut session).await {
+                eprintln!("a session ended before its first response: {why}");
+                return;
+            }
             drop(slot);
             opened.fetch_add(1, Ordering::Relaxed);
             let _ = ready.wait_for(|ready| *ready).await;
             let until: &Instant = hold_until.get().expect("set before ready");
             // Heartbeats spread over the interval, as a crowd of devices would send them.
             let mut next_beat = Instant::now() + Duration::from_millis((index as u64 * 7919) % 30_000);
-            let mut request_id = 0;
+            let mut request_id = 1;
             while Instant::now() < *until {
                 let wake = next_beat.min(*until);
                 tokio::select! {
-                    frame = ws::next(&mut session) => if frame.is_none() { return },
+                    frame = ws::next(&mut session) => if let Err(why) = frame {
+                        eprintln!("a session ended: {why}");
+                        return;
+                    },
                     () = tokio::time::sleep_until(wake.into()) => {
                         if Instant::now() >= next_beat {
                             request_id += 1;

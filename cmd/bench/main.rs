@@ -1,6 +1,7 @@
 //! Load generator for gim's published benchmarks (docs/benchmarks.md).
 
 mod connections;
+mod latency;
 mod report;
 mod send;
 mod setup;
@@ -21,6 +22,8 @@ enum Command {
     Send(send::Args),
     /// Idle authenticated WebSocket sessions and the memory they take on connect nodes.
     Connections(connections::Args),
+    /// End-to-end latency of 1:1 messages at a fixed rate, to every device of the receiver.
+    Latency(latency::Args),
     /// One worker process of `connections` (started by it).
     #[command(hide = true)]
     ConnectionsWorker(connections::WorkerArgs),
@@ -31,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Send(args) => send::run(args).await,
         Command::Connections(args) => connections::run(args).await,
+        Command::Latency(args) => latency::run(args).await,
         Command::ConnectionsWorker(args) => connections::worker(args).await,
     }
 }

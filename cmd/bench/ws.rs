@@ -38,13 +38,19 @@ pub async fn send(ws: &mut Ws, request_id: u64, payload: Payload) -> anyhow::Res
     Ok(())
 }
 
-/// The next server frame; `None` when the session ended.
-pub async fn next(ws: &mut Ws) -> Option<server_frame::Payload> {
+/// The next server frame, or why the session ended (close code and reason, or error).
+pub async fn next(ws: &mut Ws) -> Result<Option<server_frame::Payload>, String> {
     loop {
-        match ws.next().await? {
-            Ok(WsMessage::Binary(bytes)) => return ServerFrame::decode(bytes).ok()?.payload,
-            Ok(WsMessage::Close(_)) | Err(_) => return None,
-            Ok(_) => continue,
+        match ws.next().await {
+            None => return Err("connection ended".into()),
+            Some(Ok(WsMessage::Binary(bytes))) => {
+                return ServerFrame::decode(bytes).map(|frame| frame.payload).map_err(|err| err.to_string());
+            }
+            Some(Ok(WsMessage::Close(frame))) => {
+                return Err(frame.map_or("closed".into(), |f| format!("closed {} {}", u16::from(f.code), f.reason)));
+            }
+            Some(Err(err)) => return Err(err.to_string()),
+            Some(Ok(_)) => continue,
         }
     }
 }

@@ -12,6 +12,8 @@ pub const INVALID_PAYLOAD: u16 = 1007;
 pub const TOO_BIG: u16 = 1009;
 /// A fault on the server's side.
 pub const INTERNAL: u16 = 1011;
+/// The server is overloaded or cannot reach logic: reconnect after a backoff.
+pub const TRY_AGAIN_LATER: u16 = 1013;
 /// No valid token: missing, malformed, expired or revoked, or a frame before `Auth`.
 pub const UNAUTHENTICATED: u16 = 4001;
 /// Another session opened for this device.

@@ -43,6 +43,9 @@ pub enum ConnectError {
     Route(#[from] RouteError),
 }
 
+/// Token checks a node runs at once; each is a call to logic.
+const AUTH_CONCURRENCY: usize = 256;
+
 /// Session limits, from `[connect]`.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
@@ -66,6 +69,8 @@ pub(crate) struct Context {
     pub limits: Limits,
     pub ws_config: WebSocketConfig,
     pub metrics: Arc<Metrics>,
+    /// Token checks in flight at most (see `session::check_token`).
+    pub auth_slots: Semaphore,
 }
 
 /// What a connect node is built from.
@@ -134,6 +139,7 @@ impl ConnectNode {
             },
             ws_config: ws_config(config),
             metrics: parts.metrics,
+            auth_slots: Semaphore::new(AUTH_CONCURRENCY),
         });
         let slots = Arc::new(Semaphore::new(config.max_sessions));
         let mut tasks =

@@ -117,9 +117,8 @@ async fn finish(mut state: Box<State>, exit: Exit, ctx: &Context) {
 
 /// The token from the handshake, or from an `Auth` frame that must come first.
 async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Result<(String, Caller), Exit> {
-    let unauthenticated = |status: Status| Exit::Close(close::UNAUTHENTICATED, status.message().to_owned());
     if let Some(token) = token {
-        let caller = ctx.link.authenticate(&token).await.map_err(unauthenticated)?;
+        let caller = check_token(&token, ctx).await?;
         return Ok((token, caller));
     }
     let first = tokio::time::timeout(ctx.limits.handshake_timeout, ws.next()).await.map_err(|_| {
@@ -137,10 +136,27 @@ async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Resu
     let Some(Payload::Auth(auth)) = frame.payload else {
         return Err(Exit::Close(close::UNAUTHENTICATED, "authenticate first: the first frame must be Auth".into()));
     };
-    let caller = ctx.link.authenticate(&auth.token).await.map_err(unauthenticated)?;
+    let caller = check_token(&auth.token, ctx).await?;
     let reply = response(frame.request_id, Ok(Reply::Auth(caller.clone())));
     ws.send(WsMessage::Binary(reply)).await.map_err(|_| Exit::Gone)?;
     Ok((auth.token, caller))
+}
+
+/// Asks logic whom a token identifies. A refusal is close 4001; logic being unreachable
+/// or overloaded is close 1013, so that the device retries instead of asking for a new
+/// token. Checks run a bounded number at a time: a reconnect storm waits its turn
+/// rather than swamping logic.
+async fn check_token(token: &str, ctx: &Context) -> Result<Caller, Exit> {
+    let _slot = ctx.auth_slots.acquire().await.map_err(|_| Exit::Gone)?;
+    ctx.link.authenticate(token).await.map_err(|status| match status.code() {
+        Code::Unauthenticated | Code::InvalidArgument | Code::NotFound | Code::PermissionDenied => {
+            Exit::Close(close::UNAUTHENTICATED, status.message().to_owned())
+        }
+        _ => {
+            tracing::warn!(error = %status, "checking a device token failed");
+            Exit::Close(close::TRY_AGAIN_LATER, "the service is busy; reconnect in a moment".into())
+        }
+    })
 }
 
 /// The device's older session on another node ends, unless it opened after this one.
