@@ -111,7 +111,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let open_seconds = opening.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let loaded = total_rss(&args.pids)?;
-    println!("sessions open: {opened} of {} in {open_seconds:.1} s ({} connect processes)", args.sessions, args.pids.len());
+    println!(
+        "sessions open: {opened} of {} in {open_seconds:.1} s ({} connect processes)",
+        args.sessions,
+        args.pids.len()
+    );
     println!(
         "connect RSS: {} before, {} with the sessions: {:.0} bytes per session in all, {:.0} bytes added per session",
         mib(baseline),

@@ -6,7 +6,8 @@ use anyhow::Context;
 use gim::{
     auth::{Claims, TokenKey},
     proto::logic::v1::{
-        CreateUserRequest, ImportUsersRequest, IssueTokenRequest, RegisterDeviceRequest, business_client::BusinessClient,
+        CreateUserRequest, ImportUsersRequest, IssueTokenRequest, RegisterDeviceRequest,
+        business_client::BusinessClient,
     },
 };
 use tokio::sync::Semaphore;
@@ -37,18 +38,28 @@ pub fn with_credentials<T>(app: &AppArgs, message: T) -> Request<T> {
 }
 
 pub async fn business(app: &AppArgs) -> anyhow::Result<BusinessClient<Channel>> {
-    let channel = Channel::from_shared(format!("http://{}", app.logic))?.connect().await.context("connecting to logic")?;
+    let channel =
+        Channel::from_shared(format!("http://{}", app.logic))?.connect().await.context("connecting to logic")?;
     Ok(BusinessClient::new(channel))
 }
 
 /// Creates `users` (ids `{prefix}{i}`), each with `devices` devices (`d0`, `d1`, ...),
 /// and returns their tokens: user by user, device by device.
-pub async fn users_with_tokens(app: &AppArgs, prefix: &str, users: usize, devices: usize) -> anyhow::Result<Vec<Vec<String>>> {
+pub async fn users_with_tokens(
+    app: &AppArgs,
+    prefix: &str,
+    users: usize,
+    devices: usize,
+) -> anyhow::Result<Vec<Vec<String>>> {
     let client = business(app).await?;
     let ids: Vec<String> = (0..users).map(|i| format!("{prefix}{i}")).collect();
     for chunk in ids.chunks(1000) {
         let users = chunk.iter().map(|id| CreateUserRequest { user_id: id.clone(), ..Default::default() }).collect();
-        client.clone().import_users(with_credentials(app, ImportUsersRequest { users })).await.context("creating users")?;
+        client
+            .clone()
+            .import_users(with_credentials(app, ImportUsersRequest { users }))
+            .await
+            .context("creating users")?;
     }
     let slots = Arc::new(Semaphore::new(64));
     let key = app.token_secret.as_ref().map(|secret| TokenKey::new(secret.as_bytes()));

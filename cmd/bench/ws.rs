@@ -28,7 +28,8 @@ pub async fn open(addr: SocketAddr, token: &str, source: Option<IpAddr>) -> anyh
     let stream = socket.connect(addr).await.context("connecting")?;
     stream.set_nodelay(true)?;
     let url = format!("ws://{addr}/ws?token={token}");
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config())).await.context("handshake")?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(config())).await.context("handshake")?;
     Ok(ws)
 }
 

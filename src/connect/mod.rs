@@ -105,10 +105,11 @@ pub struct ConnectNode {
 
 fn ws_config(config: &ConnectConfig) -> WebSocketConfig {
     // Small buffers: an idle session should cost a few KiB, not tungstenite's 128 KiB
-    // defaults. Frames queued together still go out in one write.
+    // defaults. Frames queued together go out in writes of up to 4 KiB (the write
+    // buffer keeps its capacity once grown, so it must stay small too).
     WebSocketConfig::default()
         .read_buffer_size(512)
-        .write_buffer_size(0)
+        .write_buffer_size(4 * 1024)
         .max_write_buffer_size(config.max_frame_bytes.max(64 * 1024) * 4)
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes))

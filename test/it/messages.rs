@@ -146,7 +146,11 @@ async fn sync_pages_in_seq_order_and_ack_only_moves_forward(backend: Backend) {
     }
     assert_eq!(texts, (0..7).map(|i| format!("message {i}")).collect::<Vec<_>>());
     let tail = bob.sync(SyncRequest { after_seq: u64::MAX, limit: 10 }).await.unwrap().into_inner();
-    assert_eq!((tail.messages.len(), tail.has_more, tail.latest_seq), (0, false, 7), "after any seq: nothing, and the latest");
+    assert_eq!(
+        (tail.messages.len(), tail.has_more, tail.latest_seq),
+        (0, false, 7),
+        "after any seq: nothing, and the latest"
+    );
 
     assert_eq!(bob.ack(AckRequest { seq: 5 }).await.unwrap().into_inner().acked_seq, 5);
     assert_eq!(bob.ack(AckRequest { seq: 3 }).await.unwrap().into_inner().acked_seq, 5, "never backwards");
