@@ -40,6 +40,8 @@ pub struct Metrics {
     pub pushes_sent: Counter,
     /// Pushes dropped (queue full, node unreachable): those devices get them by syncing.
     pub pushes_dropped: Counter,
+    /// Times a session found a push missing and read the inbox to fill the gap.
+    pub session_catch_ups: Counter,
 }
 
 fn latency_buckets() -> Histogram {
@@ -63,6 +65,12 @@ impl Metrics {
         registry.register("pushes_sent", "Frames sent to connect nodes", pushes_sent.clone());
         let pushes_dropped = Counter::default();
         registry.register("pushes_dropped", "Pushes dropped; devices get them by syncing", pushes_dropped.clone());
+        let session_catch_ups = Counter::default();
+        registry.register(
+            "session_catch_ups",
+            "Times a session found a push missing and read the inbox to fill the gap",
+            session_catch_ups.clone(),
+        );
         Arc::new(Self {
             registry,
             grpc_seconds,
@@ -72,6 +80,7 @@ impl Metrics {
             sessions,
             pushes_sent,
             pushes_dropped,
+            session_catch_ups,
         })
     }
 

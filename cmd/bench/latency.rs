@@ -46,7 +46,10 @@ struct Tracker {
     /// Per message: when it was sent (ns after `base`), how many devices have it, and
     /// the latest arrival (ns after `base`).
     sent_at: Vec<AtomicU64>,
+    /// When the sender had the response (ns after `base`).
+    replied_at: Vec<AtomicU64>,
     arrivals: Vec<AtomicU32>,
+    first_arrival: Vec<AtomicU64>,
     last_arrival: Vec<AtomicU64>,
 }
 
@@ -67,7 +70,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tracker = Arc::new(Tracker {
         base: Instant::now(),
         sent_at: (0..total).map(|_| AtomicU64::new(0)).collect(),
+        replied_at: (0..total).map(|_| AtomicU64::new(0)).collect(),
         arrivals: (0..total).map(|_| AtomicU32::new(0)).collect(),
+        first_arrival: (0..total).map(|_| AtomicU64::new(u64::MAX)).collect(),
         last_arrival: (0..total).map(|_| AtomicU64::new(0)).collect(),
     });
 
@@ -86,6 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     let Ok(index) = text.text.parse::<usize>() else { continue };
                     let now = tracker.base.elapsed().as_nanos() as u64;
                     tracker.last_arrival[index].fetch_max(now, Ordering::Relaxed);
+                    tracker.first_arrival[index].fetch_min(now, Ordering::Relaxed);
                     tracker.arrivals[index].fetch_add(1, Ordering::Relaxed);
                 }
             }));
@@ -125,6 +131,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         break;
                     }
                 }
+                let replied = tracker.base.elapsed().as_nanos() as u64;
+                tracker.replied_at[index].store(replied, Ordering::Relaxed);
                 index += pairs;
             }
         }));
@@ -141,14 +149,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let warmup = (args.rate * args.warmup_seconds) as usize;
     let mut latencies = report::histogram();
+    let mut replies = report::histogram();
+    let mut firsts = report::histogram();
     let (mut complete, mut measured) = (0, 0);
     for index in warmup..total {
         measured += 1;
+        let sent = tracker.sent_at[index].load(Ordering::Relaxed);
+        let replied = tracker.replied_at[index].load(Ordering::Relaxed);
+        if replied > 0 {
+            report::record(&mut replies, Duration::from_nanos(replied.saturating_sub(sent)));
+        }
         if tracker.arrivals[index].load(Ordering::Relaxed) as usize >= args.devices {
             complete += 1;
             let sent = tracker.sent_at[index].load(Ordering::Relaxed);
             let last = tracker.last_arrival[index].load(Ordering::Relaxed);
             report::record(&mut latencies, Duration::from_nanos(last.saturating_sub(sent)));
+            let first = tracker.first_arrival[index].load(Ordering::Relaxed);
+            report::record(&mut firsts, Duration::from_nanos(first.saturating_sub(sent)));
         }
     }
     println!(
@@ -161,5 +178,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("on every device of the receiver: {complete} of {measured} measured messages");
     println!("send to last device: {}", report::percentiles(&latencies));
+    println!("send to first device: {}", report::percentiles(&firsts));
+    println!("send to the sender's response: {}", report::percentiles(&replies));
     Ok(())
 }

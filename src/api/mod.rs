@@ -90,6 +90,12 @@ async fn track_call(
     response
 }
 
+/// Accepted connections with TCP_NODELAY: tonic sets it only on listeners it binds
+/// itself, and without it small HTTP/2 writes can wait for a delayed ACK (40 ms).
+pub fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Serves `routes` on `listener` (gRPC over HTTP/2, and gRPC-Web over HTTP/1.1 for
 /// browsers) until `shutdown` completes, then lets calls in flight finish.
 pub async fn serve(
@@ -125,6 +131,6 @@ pub async fn serve(
         ]))
         .layer(tonic_web::GrpcWebLayer::new())
         .add_routes(routes)
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
 }

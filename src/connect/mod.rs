@@ -158,7 +158,7 @@ impl ConnectNode {
             let api = DeliveryServer::new(internal::InternalApi::new(parts.hub.clone(), &token));
             let mut stopped = stopped;
             let server = tonic::transport::Server::builder().add_service(api).serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
+                crate::api::incoming(listener),
                 async move {
                     let _ = stopped.wait_for(|stopped| *stopped).await;
                 },

@@ -405,6 +405,7 @@ impl State {
 
     /// Reads the inbox after `floor` and queues it, filling a gap in the pushes.
     async fn catch_up(&mut self, out: &mut Vec<Bytes>, ctx: &Context) -> Result<(), Exit> {
+        ctx.metrics.session_catch_ups.inc();
         loop {
             let after_seq = self.floor.unwrap_or(0);
             let request = SyncRequest { after_seq, limit: CATCH_UP_PAGE };

@@ -21,6 +21,8 @@ use crate::{
 
 /// Jobs taken per batch at most.
 const BATCH: usize = 1024;
+/// A batch taking longer than this is logged: pushes behind it wait.
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(10);
 
 enum Job {
     Push(Vec<Push>),
@@ -103,9 +105,11 @@ impl Worker {
         if pushes.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let users: Vec<(AppId, &str)> =
             pushes.iter().flat_map(|push| push.users.iter().map(|user| (push.app, user.as_str()))).collect();
         let routes = self.routes_of(&users).await;
+        let looked_up = started.elapsed();
         let mut by_node: HashMap<&str, PushRequest> = HashMap::new();
         for push in &pushes {
             let mut users_by_node: HashMap<&str, Vec<String>> = HashMap::new();
@@ -143,6 +147,14 @@ impl Worker {
             }
         });
         futures_util::future::join_all(calls).await;
+        if started.elapsed() > SLOW_BATCH {
+            tracing::warn!(
+                pushes = pushes.len(),
+                lookup_ms = looked_up.as_millis() as u64,
+                total_ms = started.elapsed().as_millis() as u64,
+                "a delivery batch was slow"
+            );
+        }
     }
 
     async fn kick(&self, kick: Kick) {
