@@ -24,7 +24,25 @@ pub struct Config {
     pub auth: AuthConfig,
     pub admin: AdminConfig,
     pub limits: Limits,
+    pub groups: GroupsConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// Group sizes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupsConfig {
+    /// Members a group may have.
+    pub max_members: u64,
+    /// Past this many members a group keeps one timeline that members read, instead of
+    /// writing each message to every member's inbox. One way: it stays large.
+    pub large_threshold: u64,
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        Self { max_members: 100_000, large_threshold: 200 }
+    }
 }
 
 /// Identity of this process among the nodes of a deployment.
@@ -365,6 +383,9 @@ impl Config {
         if self.route.ttl_secs < 3 {
             return invalid("route.ttl_secs must be at least 3".into());
         }
+        if self.groups.max_members < 2 || self.groups.large_threshold == 0 {
+            return invalid("groups.max_members must be at least 2 and groups.large_threshold at least 1".into());
+        }
         let limits = &self.limits;
         if limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size {
             return invalid("limits.default_page_size must be 1..=limits.max_page_size".into());
@@ -431,6 +452,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             admin: AdminConfig::default(),
             limits: Limits::default(),
+            groups: GroupsConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::proto::common::v1::{ConversationType, DeviceType, MessageBody, MessageStatus, MessageType};
+pub use crate::proto::{
+    common::v1::{ConversationType, DeviceType, MessageBody, MessageStatus, MessageType},
+    logic::v1::{GroupRole, JoinPolicy},
+};
 
 /// Tenant id. Every row, query and cache key is scoped by one.
 pub type AppId = u64;
@@ -83,7 +86,51 @@ pub struct Message {
     pub body: MessageBody,
     pub sent_at_ms: i64,
     pub status: MessageStatus,
+    /// The viewer's inbox seq (0 for a large group's timeline message).
     pub seq: u64,
+    /// The seq on a large group's timeline (0 for an inbox message).
+    pub group_seq: u64,
+}
+
+/// A group as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub group_id: String,
+    pub name: String,
+    pub avatar_url: String,
+    pub introduction: String,
+    pub extra: String,
+    pub owner_id: String,
+    pub join_policy: JoinPolicy,
+    pub muted_all: bool,
+    pub history_visible: bool,
+    pub member_count: u64,
+    /// Reads from one timeline instead of writing to every member's inbox.
+    pub large: bool,
+    /// The last seq of the timeline.
+    pub seq: u64,
+    pub dismissed: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub user_id: String,
+    pub role: GroupRole,
+    pub nickname: String,
+    pub muted_until_ms: i64,
+    /// The timeline seq when the member joined.
+    pub joined_group_seq: u64,
+    pub joined_at_ms: i64,
+}
+
+/// A request to join a group that waits for approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequest {
+    pub user_id: String,
+    pub message: String,
+    pub requested_at_ms: i64,
 }
 
 /// What a message type follows from: the body's variant.
@@ -134,6 +181,7 @@ impl From<Message> for crate::proto::common::v1::Message {
             sent_at_ms: message.sent_at_ms,
             status: message.status as i32,
             seq: message.seq,
+            group_seq: message.group_seq,
         }
     }
 }

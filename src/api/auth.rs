@@ -4,12 +4,14 @@ use tonic::{Status, metadata::MetadataMap};
 use tracing::Span;
 
 use crate::{
-    logic::{AppCaller, DeviceCaller, Logic},
+    logic::{AppCaller, DeviceCaller, GroupActor, GroupCaller, Logic},
     model::AppId,
 };
 
 pub const APP_ID: &str = "x-gim-app-id";
 pub const APP_SECRET: &str = "x-gim-app-secret";
+/// The user a business call acts for, on APIs shared with devices.
+pub const ACTING_USER: &str = "x-gim-acting-user";
 
 fn text<'m>(metadata: &'m MetadataMap, key: &str) -> Option<&'m str> {
     metadata.get(key).and_then(|value| value.to_str().ok()).filter(|value| !value.is_empty())
@@ -46,6 +48,28 @@ pub async fn device(logic: &Logic, metadata: &MetadataMap) -> Result<DeviceCalle
     span.record("user", caller.user_id.as_str());
     span.record("device", caller.device_id.as_str());
     Ok(caller)
+}
+
+/// A call that devices and business backends share: a device acts as its user; a
+/// business acts as `x-gim-acting-user`, or as the app itself without it.
+pub async fn group_caller(logic: &Logic, metadata: &MetadataMap) -> Result<GroupCaller, Status> {
+    if bearer(metadata).is_some() {
+        let caller = device(logic, metadata).await?;
+        return Ok(GroupCaller {
+            app: caller.app,
+            actor: GroupActor::User(caller.user_id),
+            device_id: Some(caller.device_id),
+        });
+    }
+    let caller = business(logic, metadata).await?;
+    let actor = match text(metadata, ACTING_USER) {
+        Some(user) => {
+            acting_for(user);
+            GroupActor::User(user.to_owned())
+        }
+        None => GroupActor::App,
+    };
+    Ok(GroupCaller { app: caller.app, actor, device_id: None })
 }
 
 /// Records the user a business call acts for in the request span.

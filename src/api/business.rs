@@ -159,6 +159,7 @@ impl Business for BusinessApi {
             messages: convert::messages(page.messages),
             has_more: page.has_more,
             latest_seq: page.latest_seq,
+            large_groups: convert::large_groups(page.large_groups),
         }))
     }
 

@@ -97,3 +97,50 @@ pub fn read_cursor(cursor: model::ReadCursor) -> api::ReadCursor {
         updated_at_ms: cursor.updated_at_ms,
     }
 }
+
+pub fn large_groups(groups: Vec<(String, u64)>) -> Vec<api::LargeGroupState> {
+    groups.into_iter().map(|(group_id, latest_group_seq)| api::LargeGroupState { group_id, latest_group_seq }).collect()
+}
+
+pub fn group(group: model::Group) -> api::Group {
+    api::Group {
+        group_id: group.group_id,
+        name: group.name,
+        avatar_url: group.avatar_url,
+        introduction: group.introduction,
+        extra: group.extra,
+        owner_id: group.owner_id,
+        join_policy: group.join_policy as i32,
+        muted_all: group.muted_all,
+        history_visible: group.history_visible,
+        member_count: group.member_count,
+        large: group.large,
+        latest_group_seq: group.seq,
+        created_at_ms: group.created_at_ms,
+        updated_at_ms: group.updated_at_ms,
+        dismissed: group.dismissed,
+    }
+}
+
+pub fn member(member: model::GroupMember) -> api::GroupMember {
+    api::GroupMember {
+        user_id: member.user_id,
+        role: member.role as i32,
+        nickname: member.nickname,
+        muted_until_ms: member.muted_until_ms,
+        joined_at_ms: member.joined_at_ms,
+    }
+}
+
+pub fn join_policy(value: i32) -> Option<model::JoinPolicy> {
+    model::JoinPolicy::try_from(value).ok().filter(|p| *p != model::JoinPolicy::Unspecified)
+}
+
+pub fn sync_page(page: crate::logic::SyncPage) -> api::SyncResponse {
+    api::SyncResponse {
+        messages: messages(page.messages),
+        has_more: page.has_more,
+        latest_seq: page.latest_seq,
+        large_groups: large_groups(page.large_groups),
+    }
+}

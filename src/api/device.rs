@@ -104,6 +104,7 @@ impl Device for DeviceApi {
             messages: convert::messages(page.messages),
             has_more: page.has_more,
             latest_seq: page.latest_seq,
+            large_groups: convert::large_groups(page.large_groups),
         }))
     }
 

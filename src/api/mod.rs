@@ -7,8 +7,9 @@ pub mod auth;
 mod business;
 mod convert;
 mod device;
+mod groups;
 
-pub use device::DeviceApi;
+pub use self::{device::DeviceApi, groups::GroupsApi};
 mod status;
 
 use std::{
@@ -35,7 +36,7 @@ use crate::{
         FILE_DESCRIPTOR_SET,
         logic::v1::{
             account_server::AccountServer, app_admin_server::AppAdminServer, business_server::BusinessServer,
-            device_server::DeviceServer,
+            device_server::DeviceServer, groups_server::GroupsServer,
         },
     },
 };
@@ -52,6 +53,7 @@ pub async fn logic_routes(logic: Logic, admin_token: Secret, metrics: Arc<Metric
     health.set_serving::<DeviceServer<device::DeviceApi>>().await;
     health.set_serving::<AccountServer<account::AccountApi>>().await;
     health.set_serving::<AppAdminServer<admin::AdminApi>>().await;
+    health.set_serving::<GroupsServer<groups::GroupsApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -69,6 +71,9 @@ pub async fn logic_routes(logic: Logic, admin_token: Secret, metrics: Arc<Metric
             DeviceServer::new(device::DeviceApi::new(logic.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(AccountServer::new(account::AccountApi::new(logic.clone())))
+        .add_service(
+            GroupsServer::new(groups::GroupsApi::new(logic.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
         .add_service(AppAdminServer::new(admin::AdminApi::new(logic, admin_token)));
     let router = routes.routes().into_axum_router().layer(axum::middleware::from_fn_with_state(metrics, track_call));
     Routes::from(router)

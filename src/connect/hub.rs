@@ -3,7 +3,7 @@
 //! own queue.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -15,7 +15,7 @@ use dashmap::DashMap;
 use tokio::sync::Notify;
 
 use crate::{
-    delivery::{Kick, Push},
+    delivery::{Kick, Membership, Push},
     model::{AppId, DeviceType},
     proto::client::v1::KickReason,
     route::Registration,
@@ -24,8 +24,10 @@ use crate::{
 /// Something queued for a device.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// A message push: delivered in the session's seq order, once.
+    /// An inbox message push: delivered in the session's seq order, once.
     Message { seq: u64, frame: Bytes },
+    /// A large group's timeline message: delivered in the group's seq order, once.
+    Group { group: Arc<str>, seq: u64, frame: Bytes },
     /// An event frame: delivered as it comes.
     Event(Bytes),
 }
@@ -60,6 +62,8 @@ pub struct Session {
     pub opened_at_ms: i64,
     outbox: Mutex<Outbox>,
     wake: Notify,
+    /// The large groups whose fan-out this session is in.
+    groups: Mutex<Vec<Box<str>>>,
 }
 
 impl Session {
@@ -111,18 +115,21 @@ impl Session {
 }
 
 type UserKey = (AppId, Box<str>);
+type GroupKey = (AppId, Box<str>);
 
-/// The sessions of this node.
+/// The sessions of this node, by user and by the large groups they read.
 #[derive(Debug)]
 pub struct Hub {
     users: DashMap<UserKey, Vec<Arc<Session>>>,
+    /// Sessions in each large group's fan-out, by session id.
+    groups: DashMap<GroupKey, HashMap<u64, Arc<Session>>>,
     next_id: AtomicU64,
     outbound_limit: usize,
 }
 
 impl Hub {
     pub fn new(outbound_limit: usize) -> Arc<Self> {
-        Arc::new(Self { users: DashMap::new(), next_id: AtomicU64::new(1), outbound_limit })
+        Arc::new(Self { users: DashMap::new(), groups: DashMap::new(), next_id: AtomicU64::new(1), outbound_limit })
     }
 
     /// Adds a session; other sessions of the same device on this node end as replaced.
@@ -143,6 +150,7 @@ impl Hub {
             opened_at_ms,
             outbox: Mutex::default(),
             wake: Notify::new(),
+            groups: Mutex::default(),
         });
         let mut sessions = self.users.entry((app, user_id.into())).or_default();
         for old in sessions.iter().filter(|old| *old.device_id == *device_id) {
@@ -156,8 +164,47 @@ impl Hub {
         session
     }
 
+    /// Puts a session into the fan-out of large groups.
+    pub fn subscribe(&self, session: &Arc<Session>, groups: &[String]) {
+        for group in groups {
+            self.groups.entry((session.app, group.as_str().into())).or_default().insert(session.id, session.clone());
+            let mut joined = session.groups.lock().expect("session groups lock");
+            if !joined.iter().any(|g| **g == **group) {
+                joined.push(group.as_str().into());
+            }
+        }
+    }
+
+    fn unsubscribe(&self, session: &Session, group: &str) {
+        let key = (session.app, group.into());
+        if let dashmap::Entry::Occupied(mut entry) = self.groups.entry(key) {
+            entry.get_mut().remove(&session.id);
+            if entry.get().is_empty() {
+                entry.remove();
+            }
+        }
+        session.groups.lock().expect("session groups lock").retain(|g| **g != *group);
+    }
+
+    /// A user joined or left a large group: its sessions here follow.
+    pub fn membership(&self, change: &Membership) {
+        let Some(sessions) = self.users.get(&(change.app, change.user_id.as_str().into())) else { return };
+        let sessions: Vec<Arc<Session>> = sessions.clone();
+        for session in &sessions {
+            if change.joined {
+                self.subscribe(session, std::slice::from_ref(&change.group_id));
+            } else {
+                self.unsubscribe(session, &change.group_id);
+            }
+        }
+    }
+
     /// Removes a session (not a newer one of the same device).
     pub fn detach(&self, session: &Session) {
+        let groups = std::mem::take(&mut *session.groups.lock().expect("session groups lock"));
+        for group in groups {
+            self.unsubscribe(session, &group);
+        }
         let key = (session.app, session.user_id.clone());
         if let dashmap::Entry::Occupied(mut entry) = self.users.entry(key) {
             entry.get_mut().retain(|s| s.id != session.id);
@@ -167,8 +214,12 @@ impl Hub {
         }
     }
 
-    /// Queues a push for the sessions of its users here; returns how many got it.
+    /// Queues a push for the sessions of its users (or its group) here; returns how
+    /// many got it.
     pub fn push(&self, push: &Push) -> usize {
+        if let Some(group) = &push.group {
+            return self.push_group(push, group);
+        }
         let item = if push.seq > 0 {
             Outbound::Message { seq: push.seq, frame: push.frame.clone() }
         } else {
@@ -184,6 +235,22 @@ impl Hub {
                 if session.enqueue(item.clone(), self.outbound_limit) {
                     queued += 1;
                 }
+            }
+        }
+        queued
+    }
+
+    fn push_group(&self, push: &Push, group: &str) -> usize {
+        let Some(sessions) = self.groups.get(&(push.app, group.into())) else { return 0 };
+        let group: Arc<str> = group.into();
+        let mut queued = 0;
+        for session in sessions.values() {
+            if push.skip_device.as_deref() == Some(&*session.device_id) {
+                continue;
+            }
+            let item = Outbound::Group { group: group.clone(), seq: push.seq, frame: push.frame.clone() };
+            if session.enqueue(item, self.outbound_limit) {
+                queued += 1;
             }
         }
         queued

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::hub::Hub;
 use crate::{
     auth::hash_secret,
-    delivery::{Kick, Push},
+    delivery::{Kick, Membership, Push},
     proto::{
         client::v1::KickReason,
         connect::v1::{KickRequest, KickResponse, PushRequest, PushResponse, delivery_server::Delivery},
@@ -38,11 +38,21 @@ impl InternalApi {
 impl Delivery for InternalApi {
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
         self.authorize(&request)?;
+        let request = request.into_inner();
+        for change in request.memberships {
+            self.hub.membership(&Membership {
+                app: change.app_id,
+                user_id: change.user_id,
+                group_id: change.group_id,
+                joined: change.joined,
+            });
+        }
         let mut queued = 0;
-        for push in request.into_inner().pushes {
+        for push in request.pushes {
             queued += self.hub.push(&Push {
                 app: push.app_id,
                 users: push.user_ids,
+                group: Some(push.group_id).filter(|g| !g.is_empty()),
                 skip_device: Some(push.skip_device_id).filter(|d| !d.is_empty()),
                 seq: push.seq,
                 frame: push.frame.into(),

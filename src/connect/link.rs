@@ -7,8 +7,9 @@ use tonic::{Request, Status, transport::Channel};
 
 use super::ConnectError;
 use crate::proto::logic::v1::{
-    AckRequest, AckResponse, Caller, DeviceSendRequest, Empty, MarkReadRequest, ReadCursor, SendMessageResponse,
-    SyncRequest, SyncResponse, device_client::DeviceClient,
+    AckRequest, AckResponse, Caller, DeviceSendRequest, Empty, GroupSendRequest, GroupSendResponse, MarkReadRequest,
+    ReadCursor, SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse, device_client::DeviceClient,
+    groups_client::GroupsClient,
 };
 
 /// The device API as connect uses it.
@@ -19,6 +20,15 @@ pub trait LogicLink: Send + Sync + 'static {
     async fn sync(&self, token: &str, request: SyncRequest) -> Result<SyncResponse, Status>;
     async fn ack(&self, token: &str, request: AckRequest) -> Result<AckResponse, Status>;
     async fn mark_read(&self, token: &str, request: MarkReadRequest) -> Result<ReadCursor, Status>;
+    async fn group_send(&self, token: &str, request: GroupSendRequest) -> Result<GroupSendResponse, Status>;
+    async fn sync_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status>;
+
+    /// The large groups the device's user is in.
+    async fn large_groups(&self, token: &str) -> Result<Vec<String>, Status> {
+        // A sync from past the end reads no messages, only the large groups.
+        let page = self.sync(token, SyncRequest { after_seq: u64::MAX, limit: 1 }).await?;
+        Ok(page.large_groups.into_iter().map(|g| g.group_id).collect())
+    }
 }
 
 /// A request carrying a device token, as a device would send it.
@@ -34,6 +44,7 @@ pub fn with_token<T>(token: &str, message: T) -> Result<Request<T>, Status> {
 #[derive(Debug, Clone)]
 pub struct GrpcLink {
     client: DeviceClient<Channel>,
+    groups: GroupsClient<Channel>,
 }
 
 impl GrpcLink {
@@ -47,7 +58,8 @@ impl GrpcLink {
                     .map_err(|err| ConnectError::Address(addr.clone(), err.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { client: DeviceClient::new(Channel::balance_list(endpoints.into_iter())) })
+        let channel = Channel::balance_list(endpoints.into_iter());
+        Ok(Self { client: DeviceClient::new(channel.clone()), groups: GroupsClient::new(channel) })
     }
 }
 
@@ -71,5 +83,13 @@ impl LogicLink for GrpcLink {
 
     async fn mark_read(&self, token: &str, request: MarkReadRequest) -> Result<ReadCursor, Status> {
         Ok(self.client.clone().mark_read(with_token(token, request)?).await?.into_inner())
+    }
+
+    async fn group_send(&self, token: &str, request: GroupSendRequest) -> Result<GroupSendResponse, Status> {
+        Ok(self.groups.clone().send_message(with_token(token, request)?).await?.into_inner())
+    }
+
+    async fn sync_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status> {
+        Ok(self.groups.clone().sync_group(with_token(token, request)?).await?.into_inner())
     }
 }

@@ -7,6 +7,7 @@ mod hub;
 mod internal;
 mod link;
 mod listener;
+mod order;
 mod peers;
 mod session;
 
@@ -201,6 +202,9 @@ impl ConnectNode {
     /// their routes (at most `connect.shutdown_grace_secs`).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        if let Err(err) = self.routes.retire_node(&self.node).await {
+            tracing::warn!(error = %err, "could not take this node off the live list; it expires by itself");
+        }
         self.hub.end_all(End::Shutdown);
         let drained = async {
             let _all = self.slots.acquire_many(self.max_sessions as u32).await;
@@ -219,10 +223,13 @@ impl ConnectNode {
     }
 }
 
-/// Renews this node's routes every third of their time to live.
+/// Announces this node and renews its routes every third of their time to live.
 async fn renew_routes(hub: Arc<Hub>, routes: Arc<dyn RouteRegistry>, node: String, mut stop: watch::Receiver<bool>) {
     let period = routes.ttl() / 3;
     loop {
+        if let Err(err) = routes.announce_node(&node).await {
+            tracing::warn!(error = %err, "announcing this node failed; retrying next period");
+        }
         tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => return,
             () = tokio::time::sleep(period) => {}

@@ -9,7 +9,7 @@
 //! the session syncs from `floor` itself and writes what it finds. Messages the device
 //! sent itself come back in its send responses: their seqs count as delivered.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -22,6 +22,7 @@ use tracing::Instrument;
 use super::{
     Context, close,
     hub::{End, Outbound, Session},
+    order::{Step, Stream},
 };
 use crate::{
     frames,
@@ -30,8 +31,9 @@ use crate::{
         client::v1::{
             ClientFrame, HeartbeatAck, KickReason, Response, client_frame::Payload, response::Result as Reply,
         },
+        common::v1::Message,
         connect::v1::KickRequest,
-        logic::v1::{Caller, SyncRequest, SyncResponse},
+        logic::v1::{Caller, SyncGroupRequest, SyncRequest, SyncResponse},
     },
 };
 
@@ -44,9 +46,6 @@ enum Exit {
     /// The device closed or the connection broke: nothing more can be sent.
     Gone,
 }
-
-/// Own sent seqs a session remembers at most (beyond: the oldest are forgotten).
-const MAX_OWN: usize = 1024;
 
 /// Sessions write at most this many catch-up messages per sync call.
 const CATCH_UP_PAGE: i32 = 200;
@@ -90,13 +89,19 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
         Ok(None) => {}
         Err(err) => tracing::warn!(error = %err, "registering a route failed; pushes wait for the next renewal"),
     }
+    match ctx.link.large_groups(&token).await {
+        Ok(groups) => ctx.hub.subscribe(&session, &groups),
+        Err(status) => {
+            tracing::warn!(error = %status, "reading the user's large groups failed; their pushes are missed")
+        }
+    }
     Some(Box::new(State {
         ws: *ws,
         session,
         token,
-        floor: None,
+        inbox: Stream::default(),
         held: Vec::new(),
-        own: BTreeSet::new(),
+        groups: HashMap::new(),
         rate: Rate::new(ctx.limits.frames_per_second),
     }))
 }
@@ -238,12 +243,12 @@ struct State {
     ws: Ws,
     session: Arc<Session>,
     token: String,
-    /// The highest inbox seq written to the device; `None` until its first full sync.
-    floor: Option<u64>,
-    /// Message pushes waiting for the first full sync.
+    /// Where the device stands in its inbox; unknown until its first full sync.
+    inbox: Stream,
+    /// Inbox pushes waiting for the first full sync.
     held: Vec<(u64, Bytes)>,
-    /// Seqs of messages this device sent, above `floor`: it has them already.
-    own: BTreeSet<u64>,
+    /// Where the device stands in each large group it got pushes from.
+    groups: HashMap<Arc<str>, Stream>,
     rate: Rate,
 }
 
@@ -291,6 +296,10 @@ impl State {
         Ok(())
     }
 
+    fn group(&mut self, group_id: &str) -> &mut Stream {
+        self.groups.entry(group_id.into()).or_default()
+    }
+
     async fn call(&mut self, frame: ClientFrame, ctx: &Context) -> Result<Reply, Status> {
         let token = self.token.as_str();
         match frame.payload {
@@ -299,68 +308,56 @@ impl State {
             Some(Payload::Heartbeat(_)) => Ok(Reply::Heartbeat(HeartbeatAck { server_time_ms: now_ms() })),
             Some(Payload::Send(request)) => {
                 let sent = ctx.link.send(token, request).await?;
-                self.sent(sent.seq);
+                self.inbox.sent(sent.seq);
                 Ok(Reply::Send(sent))
+            }
+            Some(Payload::GroupSend(request)) => {
+                let group_id = request.group_id.clone();
+                let sent = ctx.link.group_send(token, request).await?;
+                if sent.seq > 0 {
+                    self.inbox.sent(sent.seq);
+                }
+                if sent.group_seq > 0 {
+                    self.group(&group_id).sent(sent.group_seq);
+                }
+                Ok(Reply::GroupSend(sent))
             }
             Some(Payload::Ack(request)) => ctx.link.ack(token, request).await.map(Reply::Ack),
             Some(Payload::Read(request)) => ctx.link.mark_read(token, request).await.map(Reply::Read),
             Some(Payload::Sync(request)) => {
                 let after_seq = request.after_seq;
                 let page = ctx.link.sync(token, request).await?;
-                self.synced(after_seq, &page);
+                // Paging through a backlog: pushes keep waiting until the last page.
+                if self.inbox.floor().is_some() || !page.has_more {
+                    self.inbox.reached(reached(after_seq, &page, |m| m.seq));
+                }
+                Ok(Reply::Sync(page))
+            }
+            Some(Payload::SyncGroup(request)) => {
+                let (group_id, after_seq) = (request.group_id.clone(), request.after_group_seq);
+                let page = ctx.link.sync_group(token, request).await?;
+                self.group(&group_id).reached(reached(after_seq, &page, |m| m.group_seq));
                 Ok(Reply::Sync(page))
             }
         }
-    }
-
-    /// The device sent the message at `seq` and holds it.
-    fn sent(&mut self, seq: u64) {
-        if seq > self.floor.unwrap_or(0) {
-            self.own.insert(seq);
-            if self.own.len() > MAX_OWN {
-                self.own.pop_first();
-            }
-        }
-        self.absorb_own();
-    }
-
-    /// Moves `floor` over the device's own messages that follow it.
-    fn absorb_own(&mut self) {
-        let Some(mut floor) = self.floor else { return };
-        while self.own.remove(&(floor + 1)) {
-            floor += 1;
-        }
-        self.own.retain(|seq| *seq > floor);
-        self.floor = Some(floor);
-    }
-
-    /// A sync answered: the device now has everything up to what it was sent.
-    fn synced(&mut self, after_seq: u64, page: &SyncResponse) {
-        let reached = page.messages.last().map_or(after_seq.min(page.latest_seq), |m| m.seq);
-        match self.floor {
-            Some(floor) => self.floor = Some(floor.max(reached)),
-            // Paging through a backlog: pushes keep waiting until the last page.
-            None if page.has_more => {}
-            None => self.floor = Some(reached),
-        }
-        self.absorb_own();
     }
 
     /// Writes what is queued for the device, in order.
     async fn drain(&mut self, ctx: &Context) -> Result<(), Exit> {
         let (items, end) = self.session.take();
         let mut out = Vec::with_capacity(items.len());
-        if self.floor.is_some() && !self.held.is_empty() {
+        if self.inbox.floor().is_some() && !self.held.is_empty() {
             let mut held = std::mem::take(&mut self.held);
             held.sort_by_key(|(seq, _)| *seq);
             for (seq, frame) in held {
-                self.order(seq, frame, &mut out, ctx).await?;
+                self.order_inbox(seq, frame, &mut out, ctx).await?;
             }
         }
         for item in items {
             match item {
                 Outbound::Event(frame) => out.push(frame),
-                Outbound::Message { seq, frame } => self.order(seq, frame, &mut out, ctx).await?,
+                Outbound::Message { seq, frame } => self.order_inbox(seq, frame, &mut out, ctx).await?,
+                Outbound::Group { group, seq, frame } => self.order_group(group, seq, frame, &mut out, ctx).await?,
             }
         }
         if self.held.len() > ctx.limits.outbound_queue {
@@ -383,52 +380,73 @@ impl State {
         }
     }
 
-    /// Puts a message push in seq order (see the module notes).
-    async fn order(&mut self, seq: u64, frame: Bytes, out: &mut Vec<Bytes>, ctx: &Context) -> Result<(), Exit> {
-        self.absorb_own();
-        let Some(floor) = self.floor else {
-            self.held.push((seq, frame));
-            return Ok(());
-        };
-        if seq <= floor {
-            return Ok(());
-        }
-        if seq > floor + 1 {
-            self.catch_up(out, ctx).await?;
-        }
-        if seq > self.floor.unwrap_or(0) {
-            out.push(frame);
-            self.floor = Some(seq);
+    /// Puts an inbox push in seq order (see the module notes).
+    async fn order_inbox(&mut self, seq: u64, frame: Bytes, out: &mut Vec<Bytes>, ctx: &Context) -> Result<(), Exit> {
+        match self.inbox.step(seq) {
+            Step::Hold => self.held.push((seq, frame)),
+            Step::Drop => {}
+            Step::Write => out.push(frame),
+            Step::Gap => {
+                ctx.metrics.session_catch_ups.inc();
+                loop {
+                    let request = SyncRequest { after_seq: self.inbox.floor().unwrap_or(0), limit: CATCH_UP_PAGE };
+                    let page = ctx.link.sync(&self.token, request).await.map_err(catch_up_failed)?;
+                    for message in page.messages {
+                        if self.inbox.caught_up(message.seq) {
+                            out.push(frames::message(message));
+                        }
+                    }
+                    if !page.has_more {
+                        break;
+                    }
+                }
+                if self.inbox.step(seq) != Step::Drop {
+                    self.inbox.force(seq);
+                    out.push(frame);
+                }
+            }
         }
         Ok(())
     }
 
-    /// Reads the inbox after `floor` and queues it, filling a gap in the pushes.
-    async fn catch_up(&mut self, out: &mut Vec<Bytes>, ctx: &Context) -> Result<(), Exit> {
-        ctx.metrics.session_catch_ups.inc();
-        loop {
-            let after_seq = self.floor.unwrap_or(0);
-            let request = SyncRequest { after_seq, limit: CATCH_UP_PAGE };
-            let page = match ctx.link.sync(&self.token, request).await {
-                Ok(page) => page,
-                Err(status) if status.code() == Code::Unauthenticated => {
-                    return Err(Exit::Close(close::UNAUTHENTICATED, status.message().to_owned()));
+    /// Puts a large group's push in its timeline's order.
+    async fn order_group(
+        &mut self,
+        group: Arc<str>,
+        seq: u64,
+        frame: Bytes,
+        out: &mut Vec<Bytes>,
+        ctx: &Context,
+    ) -> Result<(), Exit> {
+        let stream = self.groups.entry(group.clone()).or_insert_with(|| Stream::starting_at(seq));
+        match stream.step(seq) {
+            Step::Drop => {}
+            Step::Write | Step::Hold => out.push(frame),
+            Step::Gap => {
+                ctx.metrics.session_catch_ups.inc();
+                loop {
+                    let after_group_seq = self.groups.get(&group).and_then(Stream::floor).unwrap_or(0);
+                    let request =
+                        SyncGroupRequest { group_id: group.to_string(), after_group_seq, limit: CATCH_UP_PAGE };
+                    let page = ctx.link.sync_group(&self.token, request).await.map_err(catch_up_failed)?;
+                    let stream = self.group(&group);
+                    for message in page.messages {
+                        if stream.caught_up(message.group_seq) {
+                            out.push(frames::message(message));
+                        }
+                    }
+                    if !page.has_more {
+                        break;
+                    }
                 }
-                Err(status) => {
-                    tracing::warn!(error = %status, "catching up a session failed");
-                    return Err(Exit::Close(close::INTERNAL, "could not catch up; reconnect and sync".into()));
+                let stream = self.group(&group);
+                if stream.step(seq) != Step::Drop {
+                    stream.force(seq);
+                    out.push(frame);
                 }
-            };
-            for message in page.messages {
-                self.floor = Some(message.seq);
-                if !self.own.remove(&message.seq) {
-                    out.push(frames::message(message));
-                }
-            }
-            if !page.has_more {
-                return Ok(());
             }
         }
+        Ok(())
     }
 
     /// Writes frames with one flush, within the write timeout.
@@ -445,4 +463,18 @@ impl State {
             Ok(Err(_)) | Err(_) => Err(Exit::Gone),
         }
     }
+}
+
+/// The seq a sync page brought the device to: its last message, or where it asked to
+/// start (never past the latest).
+fn reached(after_seq: u64, page: &SyncResponse, seq_of: impl Fn(&Message) -> u64) -> u64 {
+    page.messages.last().map_or(after_seq.min(page.latest_seq), seq_of)
+}
+
+fn catch_up_failed(status: Status) -> Exit {
+    if status.code() == Code::Unauthenticated {
+        return Exit::Close(close::UNAUTHENTICATED, status.message().to_owned());
+    }
+    tracing::warn!(error = %status, "catching up a session failed");
+    Exit::Close(close::INTERNAL, "could not catch up; reconnect and sync".into())
 }

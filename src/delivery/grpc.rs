@@ -10,12 +10,12 @@ use std::{
 
 use tokio::sync::mpsc;
 
-use super::{Delivery, Kick, Push};
+use super::{Delivery, Kick, Membership, Push};
 use crate::{
     connect::Peers,
     metrics::Metrics,
     model::AppId,
-    proto::connect::v1::{self as api, KickRequest, PushRequest},
+    proto::connect::v1::{self as api, KickRequest, MembershipChange, PushRequest},
     route::{Route, RouteRegistry},
 };
 
@@ -26,6 +26,7 @@ const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(10);
 
 enum Job {
     Push(Vec<Push>),
+    Membership(Vec<Membership>),
     Kick(Kick),
 }
 
@@ -58,6 +59,17 @@ impl Delivery for GrpcDelivery {
     fn kick(&self, kick: Kick) {
         self.enqueue(Job::Kick(kick));
     }
+
+    fn membership(&self, changes: Vec<Membership>) {
+        self.enqueue(Job::Membership(changes));
+    }
+}
+
+/// Jobs that go out together: memberships are applied before the pushes on each node.
+#[derive(Default)]
+struct Segment {
+    memberships: Vec<Membership>,
+    pushes: Vec<Push>,
 }
 
 struct Worker {
@@ -70,21 +82,29 @@ impl Worker {
     async fn run(self, mut queue: mpsc::Receiver<Job>) {
         let mut jobs = Vec::with_capacity(BATCH);
         while queue.recv_many(&mut jobs, BATCH).await > 0 {
-            let (mut pushes, mut kicks) = (Vec::new(), Vec::new());
+            // Jobs keep their order: a membership change after a push starts a new
+            // segment, so that it does not overtake the push.
+            let mut segment = Segment::default();
             for job in jobs.drain(..) {
                 match job {
-                    Job::Push(batch) => pushes.extend(batch),
-                    Job::Kick(kick) => kicks.push(kick),
+                    Job::Push(pushes) => segment.pushes.extend(pushes),
+                    Job::Membership(changes) => {
+                        if !segment.pushes.is_empty() {
+                            self.send(std::mem::take(&mut segment)).await;
+                        }
+                        segment.memberships.extend(changes);
+                    }
+                    Job::Kick(kick) => {
+                        self.send(std::mem::take(&mut segment)).await;
+                        self.kick(kick).await;
+                    }
                 }
             }
-            self.push(pushes).await;
-            for kick in kicks {
-                self.kick(kick).await;
-            }
+            self.send(segment).await;
         }
     }
 
-    /// The live routes of every user the pushes name.
+    /// The live routes of every user named.
     async fn routes_of(&self, users: &[(AppId, &str)]) -> HashMap<(AppId, String), Vec<Route>> {
         let mut by_app: BTreeMap<AppId, HashSet<&str>> = BTreeMap::new();
         for (app, user) in users {
@@ -101,17 +121,61 @@ impl Worker {
         found
     }
 
-    async fn push(&self, pushes: Vec<Push>) {
-        if pushes.is_empty() {
+    async fn send(&self, segment: Segment) {
+        if segment.pushes.is_empty() && segment.memberships.is_empty() {
             return;
         }
         let started = std::time::Instant::now();
-        let users: Vec<(AppId, &str)> =
-            pushes.iter().flat_map(|push| push.users.iter().map(|user| (push.app, user.as_str()))).collect();
+        let users: Vec<(AppId, &str)> = segment
+            .pushes
+            .iter()
+            .flat_map(|push| push.users.iter().map(|user| (push.app, user.as_str())))
+            .chain(segment.memberships.iter().map(|m| (m.app, m.user_id.as_str())))
+            .collect();
         let routes = self.routes_of(&users).await;
+        let live_nodes = if segment.pushes.iter().any(|push| push.group.is_some()) {
+            self.routes.nodes().await.unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "listing connect nodes failed; group pushes dropped");
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        };
         let looked_up = started.elapsed();
-        let mut by_node: HashMap<&str, PushRequest> = HashMap::new();
-        for push in &pushes {
+
+        let mut by_node: HashMap<String, PushRequest> = HashMap::new();
+        for change in &segment.memberships {
+            let nodes: HashSet<&str> = routes
+                .get(&(change.app, change.user_id.clone()))
+                .into_iter()
+                .flatten()
+                .map(|route| route.node.as_str())
+                .collect();
+            for node in nodes {
+                by_node.entry(node.to_owned()).or_default().memberships.push(MembershipChange {
+                    app_id: change.app,
+                    user_id: change.user_id.clone(),
+                    group_id: change.group_id.clone(),
+                    joined: change.joined,
+                });
+            }
+        }
+        for push in &segment.pushes {
+            let wire = |user_ids: Vec<String>| api::Push {
+                app_id: push.app,
+                user_ids,
+                group_id: push.group.clone().unwrap_or_default(),
+                skip_device_id: push.skip_device.clone().unwrap_or_default(),
+                seq: push.seq,
+                frame: push.frame.to_vec(),
+            };
+            if push.group.is_some() {
+                // A large group's members are anywhere: every live node fans out to its own.
+                for node in &live_nodes {
+                    by_node.entry(node.clone()).or_default().pushes.push(wire(Vec::new()));
+                }
+                continue;
+            }
             let mut users_by_node: HashMap<&str, Vec<String>> = HashMap::new();
             for user in &push.users {
                 let Some(user_routes) = routes.get(&(push.app, user.clone())) else { continue };
@@ -125,18 +189,12 @@ impl Worker {
                 }
             }
             for (node, user_ids) in users_by_node {
-                by_node.entry(node).or_default().pushes.push(api::Push {
-                    app_id: push.app,
-                    user_ids,
-                    skip_device_id: push.skip_device.clone().unwrap_or_default(),
-                    seq: push.seq,
-                    frame: push.frame.to_vec(),
-                });
+                by_node.entry(node.to_owned()).or_default().pushes.push(wire(user_ids));
             }
         }
         let calls = by_node.into_iter().map(|(node, request)| async move {
             let frames = request.pushes.len() as u64;
-            match self.peers.push(node, request).await {
+            match self.peers.push(&node, request).await {
                 Ok(_) => {
                     self.metrics.pushes_sent.inc_by(frames);
                 }
@@ -149,7 +207,7 @@ impl Worker {
         futures_util::future::join_all(calls).await;
         if started.elapsed() > SLOW_BATCH {
             tracing::warn!(
-                pushes = pushes.len(),
+                pushes = segment.pushes.len(),
                 lookup_ms = looked_up.as_millis() as u64,
                 total_ms = started.elapsed().as_millis() as u64,
                 "a delivery batch was slow"

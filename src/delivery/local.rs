@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use super::{Delivery, Kick, Push};
+use super::{Delivery, Kick, Membership, Push};
 use crate::connect::Hub;
 
 /// Delivery when connect runs in the same process (`gim serve`): a push is queued on
@@ -25,5 +25,11 @@ impl Delivery for LocalDelivery {
 
     fn kick(&self, kick: Kick) {
         self.hub.kick(&kick, 0);
+    }
+
+    fn membership(&self, changes: Vec<Membership>) {
+        for change in &changes {
+            self.hub.membership(change);
+        }
     }
 }

@@ -13,17 +13,31 @@ use bytes::Bytes;
 
 use crate::{model::AppId, proto::client::v1::KickReason};
 
-/// One encoded frame for the online devices of some users of one app.
+/// One encoded frame for the online devices of some users of one app, or of every
+/// online member of a large group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {
     pub app: AppId,
     pub users: Vec<String>,
+    /// Set for a large group's timeline message: it goes to every online member, and
+    /// `seq` is its seq on the timeline.
+    pub group: Option<String>,
     /// A device that already knows (the sender's own device).
     pub skip_device: Option<String>,
-    /// The users' inbox seq for a message push (the same for each of `users`); 0 for an event.
+    /// The users' inbox seq (or the group's timeline seq) for a message push; 0 for an event.
     pub seq: u64,
     /// An encoded `gim.client.v1.ServerFrame` (see `crate::frames`).
     pub frame: Bytes,
+}
+
+/// A user joined or left a large group: connect nodes holding the user's sessions add
+/// them to, or take them off, the group's fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub app: AppId,
+    pub user_id: String,
+    pub group_id: String,
+    pub joined: bool,
 }
 
 /// Close the sessions of a user's device, or of all the user's devices.
@@ -42,6 +56,9 @@ pub trait Delivery: Send + Sync + 'static {
     fn deliver(&self, pushes: Vec<Push>);
     /// Queues a kick; must return at once.
     fn kick(&self, kick: Kick);
+    /// Queues changes to large-group fan-out; must return at once. Called before any push
+    /// of a message the change lets (or no longer lets) the user see.
+    fn membership(&self, changes: Vec<Membership>);
 }
 
 /// Drops everything: for processes that store messages but have no connect service to
@@ -52,4 +69,5 @@ pub struct Discard;
 impl Delivery for Discard {
     fn deliver(&self, _pushes: Vec<Push>) {}
     fn kick(&self, _kick: Kick) {}
+    fn membership(&self, _changes: Vec<Membership>) {}
 }

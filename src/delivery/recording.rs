@@ -2,13 +2,14 @@ use std::{sync::Mutex, time::Duration};
 
 use tokio::sync::Notify;
 
-use super::{Delivery, Kick, Push};
+use super::{Delivery, Kick, Membership, Push};
 
 /// Records every push and kick it is given, for tests of logic without a connect service.
 #[derive(Debug, Default)]
 pub struct RecordingDelivery {
     pushes: Mutex<Vec<Push>>,
     kicks: Mutex<Vec<Kick>>,
+    memberships: Mutex<Vec<Membership>>,
     pushed: Notify,
 }
 
@@ -24,6 +25,10 @@ impl RecordingDelivery {
 
     pub fn kicks(&self) -> Vec<Kick> {
         self.kicks.lock().expect("recording lock").clone()
+    }
+
+    pub fn memberships(&self) -> Vec<Membership> {
+        self.memberships.lock().expect("recording lock").clone()
     }
 
     /// Waits until at least `count` pushes were recorded, or `timeout` passes.
@@ -50,5 +55,9 @@ impl Delivery for RecordingDelivery {
 
     fn kick(&self, kick: Kick) {
         self.kicks.lock().expect("recording lock").push(kick);
+    }
+
+    fn membership(&self, changes: Vec<Membership>) {
+        self.memberships.lock().expect("recording lock").extend(changes);
     }
 }

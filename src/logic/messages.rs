@@ -4,9 +4,9 @@ use super::{DeviceCaller, Error, Logic, Result, validate};
 use crate::{
     delivery::Push,
     frames,
-    model::{AppId, ConversationType, Message, MessageBody, MessageStatus, message_type_of},
+    model::{AppId, ConversationType, Message, MessageBody},
     proto::common::v1 as pb,
-    store::{AppendError, HistoryCursor, NewMessage, Recipient},
+    store::{AppendError, Appended, HistoryCursor, NewMessage, Recipient},
 };
 
 /// Who sends a message.
@@ -34,6 +34,8 @@ pub struct SyncPage {
     pub messages: Vec<Message>,
     pub has_more: bool,
     pub latest_seq: u64,
+    /// The large groups the user is in, with their latest timeline seq.
+    pub large_groups: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,51 +94,11 @@ impl Logic {
             sent_at_ms: 0,
             recipients,
         };
-        let appended = match self.inner.writer.write(app, message.clone()).await? {
+        let appended = match self.inner.writer.write(app, message).await? {
             Ok(appended) => appended,
-            Err(AppendError::UnknownUser(user)) => {
-                return Err(Error::not_found(format!("user {user} does not exist")));
-            }
+            Err(err) => return Err(append_error(err)),
         };
-        if !appended.duplicate {
-            self.deliver(app, &message, &appended.seqs, appended.id, appended.sent_at_ms);
-        }
         Ok(Sent { message_id: appended.id, seq: appended.sender_seq, sent_at_ms: appended.sent_at_ms })
-    }
-
-    /// Hands a committed message to delivery: one push per recipient, with the
-    /// recipient's seq in it.
-    fn deliver(&self, app: AppId, message: &NewMessage, seqs: &[u64], id: u64, sent_at_ms: i64) {
-        let stored = Message {
-            id,
-            client_msg_id: message.client_msg_id.clone(),
-            sender_user_id: message.sender_user_id.clone(),
-            sender_device_id: message.sender_device_id.clone(),
-            conversation_type: message.conversation_type,
-            receiver_id: message.receiver_id.clone(),
-            message_type: message_type_of(&message.body),
-            body: message.body.clone(),
-            sent_at_ms,
-            status: MessageStatus::Normal,
-            seq: 0,
-        };
-        let pushes = message
-            .recipients
-            .iter()
-            .zip(seqs)
-            .map(|(recipient, &seq)| {
-                let is_sender = recipient.user_id == message.sender_user_id;
-                Push {
-                    app,
-                    users: vec![recipient.user_id.clone()],
-                    skip_device: (is_sender && !message.sender_device_id.is_empty())
-                        .then(|| message.sender_device_id.clone()),
-                    seq,
-                    frame: frames::message(pb::Message { seq, ..stored.clone().into() }),
-                }
-            })
-            .collect();
-        self.inner.delivery.deliver(pushes);
     }
 
     /// The user's inbox after `after_seq`, in seq order.
@@ -153,7 +115,8 @@ impl Logic {
         messages.truncate(limit as usize);
         // Messages committed between the two reads may be newer than `latest`.
         let latest_seq = messages.last().map_or(latest, |m| m.seq.max(latest));
-        Ok(SyncPage { messages, has_more, latest_seq })
+        let large_groups = self.store().user_large_groups(app, user_id).await?;
+        Ok(SyncPage { messages, has_more, latest_seq, large_groups })
     }
 
     /// Moves the device's acknowledged seq forward; returns where it stands.
@@ -192,4 +155,43 @@ impl Logic {
         messages.truncate(limit as usize);
         Ok(History { messages, has_more })
     }
+}
+
+/// The domain error for a message the store would not take.
+pub(super) fn append_error(err: AppendError) -> Error {
+    match err {
+        AppendError::UnknownUser(user) => Error::not_found(format!("user {user} does not exist")),
+        AppendError::Group(refusal) => super::groups::refusal_error(refusal),
+    }
+}
+
+/// The pushes of a committed message: one per inbox it landed in (with that inbox's
+/// seq), and one for a large group's online members (with the timeline seq).
+pub(super) fn pushes_of(app: AppId, stored: &Message, appended: &Appended) -> Vec<Push> {
+    let skip_sender = |user: &str| {
+        (user == stored.sender_user_id && !stored.sender_device_id.is_empty()).then(|| stored.sender_device_id.clone())
+    };
+    let mut pushes: Vec<Push> = appended
+        .inboxes
+        .iter()
+        .map(|(user, seq)| Push {
+            app,
+            users: vec![user.clone()],
+            group: None,
+            skip_device: skip_sender(user),
+            seq: *seq,
+            frame: frames::message(pb::Message { seq: *seq, ..stored.clone().into() }),
+        })
+        .collect();
+    if let Some((group, group_seq)) = &appended.timeline {
+        pushes.push(Push {
+            app,
+            users: Vec::new(),
+            group: Some(group.clone()),
+            skip_device: (!stored.sender_device_id.is_empty()).then(|| stored.sender_device_id.clone()),
+            seq: *group_seq,
+            frame: frames::message(stored.clone().into()),
+        });
+    }
+    pushes
 }

@@ -4,6 +4,7 @@
 mod accounts;
 mod apps;
 mod error;
+mod groups;
 mod ids;
 mod messages;
 mod presence;
@@ -15,9 +16,10 @@ mod writer;
 
 use std::sync::Arc;
 
-pub use crate::store::HistoryCursor;
+pub use crate::store::{GroupActor, GroupPatch, HistoryCursor};
 pub use accounts::Session;
 pub use error::{Error, Result};
+pub use groups::{GroupCaller, GroupInput, GroupSent};
 pub use ids::IdGenerator;
 pub use messages::{History, Sender, Sent, SyncPage};
 pub use tokens::IssuedToken;
@@ -30,7 +32,7 @@ use crate::{
     metrics::Metrics,
     model::{AppId, AppSettings, DeviceType},
     route::RouteRegistry,
-    store::Store,
+    store::{GroupRules, Store},
 };
 
 /// A business backend that proved it holds one of its app's secrets.
@@ -59,6 +61,7 @@ pub struct LogicParts {
     pub limits: Limits,
     pub ids: IdGenerator,
     pub metrics: Arc<Metrics>,
+    pub groups: GroupRules,
     pub write_batch_max: usize,
     pub write_concurrency: usize,
 }
@@ -77,6 +80,9 @@ struct Inner {
     apps: apps::AppCache,
     limits: Limits,
     writer: writer::MessageWriter,
+    /// Ids for the system messages of group changes (messages get theirs in the writer).
+    ids: Arc<IdGenerator>,
+    groups: GroupRules,
     password_slots: tokio::sync::Semaphore,
 }
 
@@ -89,13 +95,14 @@ impl std::fmt::Debug for Logic {
 impl Logic {
     /// Starts logic's background writer; must run inside a Tokio runtime.
     pub fn new(parts: LogicParts) -> Self {
-        let writer = writer::MessageWriter::start(
-            parts.store.clone(),
-            Arc::new(parts.ids),
-            parts.metrics,
-            parts.write_batch_max,
-            parts.write_concurrency,
-        );
+        let ids = Arc::new(parts.ids);
+        let committer = writer::Committer {
+            store: parts.store.clone(),
+            ids: ids.clone(),
+            metrics: parts.metrics,
+            delivery: parts.delivery.clone(),
+        };
+        let writer = writer::MessageWriter::start(committer, parts.write_batch_max, parts.write_concurrency);
         Self {
             inner: Arc::new(Inner {
                 tokens: tokens::Tokens::new(parts.token_key, &parts.auth),
@@ -106,6 +113,8 @@ impl Logic {
                 routes: parts.routes,
                 limits: parts.limits,
                 writer,
+                ids,
+                groups: parts.groups,
             }),
         }
     }

@@ -60,6 +60,7 @@ impl Logic {
         let mut pushes = vec![Push {
             app: caller.app,
             users: vec![caller.user_id.clone()],
+            group: None,
             skip_device: Some(caller.device_id.clone()),
             seq: 0,
             frame: event(&cursor.conversation_id, cursor.seq),
@@ -68,6 +69,7 @@ impl Logic {
             pushes.push(Push {
                 app: caller.app,
                 users: vec![cursor.conversation_id.clone()],
+                group: None,
                 skip_device: None,
                 seq: 0,
                 frame: event(&caller.user_id, 0),

@@ -1,14 +1,23 @@
 //! Group commit for messages: sends that arrive while a transaction is in flight are
 //! gathered and committed together in the next one. Every message is still durable
 //! when its sender hears back; only the number of commits per message falls.
+//!
+//! Sends go to one of `concurrency` lanes by their receiver (user or group), each lane
+//! committing one batch at a time and handing the batch to delivery before the next:
+//! the messages of one conversation commit and are pushed in order.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    hash::{Hash, Hasher},
+    sync::Arc,
+};
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-use super::{Error, IdGenerator, Result};
-use crate::metrics::Metrics;
+use super::{Error, IdGenerator, Result, messages::pushes_of};
 use crate::{
+    delivery::Delivery,
+    metrics::Metrics,
     model::AppId,
     store::{AppendError, Appended, NewMessage, Store, StoreError},
 };
@@ -23,65 +32,50 @@ struct Job {
     reply: oneshot::Sender<Result<Result<Appended, AppendError>>>,
 }
 
+/// What a lane needs to commit and deliver a batch.
+pub(super) struct Committer {
+    pub store: Arc<dyn Store>,
+    pub ids: Arc<IdGenerator>,
+    pub metrics: Arc<Metrics>,
+    pub delivery: Arc<dyn Delivery>,
+}
+
 pub(super) struct MessageWriter {
-    jobs: mpsc::Sender<Job>,
+    lanes: Vec<mpsc::Sender<Job>>,
 }
 
 impl MessageWriter {
-    /// Starts the dispatcher: up to `concurrency` transactions of up to `batch_max`
-    /// messages each in flight.
-    pub(super) fn start(
-        store: Arc<dyn Store>,
-        ids: Arc<IdGenerator>,
-        metrics: Arc<Metrics>,
-        batch_max: usize,
-        concurrency: usize,
-    ) -> Self {
-        let (jobs, queue) = mpsc::channel(batch_max * concurrency * 2);
-        tokio::spawn(dispatch(queue, Committer { store, ids, metrics }, batch_max, concurrency));
-        Self { jobs }
+    /// Starts `concurrency` lanes committing up to `batch_max` messages per transaction.
+    pub(super) fn start(committer: Committer, batch_max: usize, concurrency: usize) -> Self {
+        let committer = Arc::new(committer);
+        let lanes = (0..concurrency.max(1))
+            .map(|_| {
+                let (jobs, queue) = mpsc::channel(batch_max * 4);
+                tokio::spawn(run_lane(queue, committer.clone(), batch_max));
+                jobs
+            })
+            .collect();
+        Self { lanes }
     }
 
-    /// Stores `message` (its `id` and `sent_at_ms` are assigned here) and waits for the commit.
+    /// Stores `message` (its `id` and `sent_at_ms` are assigned here), hands it to
+    /// delivery, and returns once both are done.
     pub(super) async fn write(&self, app: AppId, message: NewMessage) -> Result<Result<Appended, AppendError>> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (app, &message.receiver_id).hash(&mut hasher);
+        let lane = &self.lanes[(hasher.finish() % self.lanes.len() as u64) as usize];
         let (reply, outcome) = oneshot::channel();
         let stopped = || Error::Unavailable("the message writer has stopped; retry on another node".into());
-        self.jobs.send(Job { app, message, reply }).await.map_err(|_| stopped())?;
+        lane.send(Job { app, message, reply }).await.map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?
     }
 }
 
-/// What a batch needs to be committed.
-#[derive(Clone)]
-struct Committer {
-    store: Arc<dyn Store>,
-    ids: Arc<IdGenerator>,
-    metrics: Arc<Metrics>,
-}
-
-async fn dispatch(mut queue: mpsc::Receiver<Job>, committer: Committer, batch_max: usize, concurrency: usize) {
-    let slots = Arc::new(Semaphore::new(concurrency));
-    loop {
-        // Wait for a free slot before taking jobs: while every slot is busy, sends
-        // queue up and the next batch gets bigger.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = queue.recv().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < batch_max {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let committer = committer.clone();
-        tokio::spawn(async move {
-            committer.commit(batch).await;
-            drop(slot);
-        });
+async fn run_lane(mut queue: mpsc::Receiver<Job>, committer: Arc<Committer>, batch_max: usize) {
+    let mut batch = Vec::with_capacity(batch_max);
+    // Sends that queue up while a batch commits go into the next one.
+    while queue.recv_many(&mut batch, batch_max).await > 0 {
+        committer.commit(std::mem::take(&mut batch)).await;
     }
 }
 
@@ -114,8 +108,16 @@ impl Committer {
         };
         match outcome {
             Ok(outcomes) => {
-                let stored = outcomes.iter().filter(|o| o.as_ref().is_ok_and(|a| !a.duplicate)).count();
-                self.metrics.messages_stored.inc_by(stored as u64);
+                let mut pushes = Vec::new();
+                for (message, outcome) in messages.iter().zip(&outcomes) {
+                    if let Ok(appended) = outcome
+                        && !appended.duplicate
+                    {
+                        self.metrics.messages_stored.inc();
+                        pushes.extend(pushes_of(app, &message.stored(appended), appended));
+                    }
+                }
+                self.delivery.deliver(pushes);
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }

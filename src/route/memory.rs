@@ -12,12 +12,14 @@ type UserKey = (AppId, String);
 #[derive(Debug)]
 pub struct MemoryRegistry {
     routes: Mutex<HashMap<UserKey, HashMap<String, String>>>,
+    /// Live nodes and when their announcement expires.
+    nodes: Mutex<HashMap<String, i64>>,
     ttl: Duration,
 }
 
 impl MemoryRegistry {
     pub fn new(ttl: Duration) -> Self {
-        Self { routes: Mutex::new(HashMap::new()), ttl }
+        Self { routes: Mutex::new(HashMap::new()), nodes: Mutex::new(HashMap::new()), ttl }
     }
 
     fn expires_at(&self) -> i64 {
@@ -80,6 +82,23 @@ impl RouteRegistry for MemoryRegistry {
             }
         }
         Ok(found)
+    }
+
+    async fn announce_node(&self, node: &str) -> Result<(), RouteError> {
+        self.nodes.lock().expect("node lock").insert(node.to_owned(), self.expires_at());
+        Ok(())
+    }
+
+    async fn retire_node(&self, node: &str) -> Result<(), RouteError> {
+        self.nodes.lock().expect("node lock").remove(node);
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<String>, RouteError> {
+        let now = now_ms();
+        let mut nodes = self.nodes.lock().expect("node lock");
+        nodes.retain(|_, expires| *expires > now);
+        Ok(nodes.keys().cloned().collect())
     }
 
     fn ttl(&self) -> Duration {

@@ -46,6 +46,12 @@ pub trait RouteRegistry: Send + Sync + 'static {
     async fn unregister(&self, route: &Registration, node: &str) -> Result<bool, RouteError>;
     /// The live routes of each user that has any.
     async fn lookup(&self, app: AppId, users: &[String]) -> Result<HashMap<String, Vec<Route>>, RouteError>;
+    /// Marks a connect node live for another `ttl`: large-group pushes go to every live node.
+    async fn announce_node(&self, node: &str) -> Result<(), RouteError>;
+    /// Takes a node off the live list (at shutdown).
+    async fn retire_node(&self, node: &str) -> Result<(), RouteError>;
+    /// The connect nodes announced within their `ttl`.
+    async fn nodes(&self) -> Result<Vec<String>, RouteError>;
     /// How long a route lives without renewal.
     fn ttl(&self) -> Duration;
 }

@@ -86,6 +86,11 @@ impl RedisRegistry {
         format!("{}:{app}:route:{user}", self.prefix)
     }
 
+    /// The live connect nodes, scored by when their announcement expires.
+    fn nodes_key(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+
     fn ttl_ms(&self) -> i64 {
         i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2)
     }
@@ -163,6 +168,38 @@ impl RouteRegistry for RedisRegistry {
             }
         }
         Ok(found)
+    }
+
+    async fn announce_node(&self, node: &str) -> Result<(), RouteError> {
+        let now = now_ms();
+        let key = self.nodes_key();
+        redis::pipe()
+            .zadd(&key, node, now + self.ttl_ms())
+            .ignore()
+            .zrembyscore(&key, "-inf", now)
+            .ignore()
+            .query_async::<()>(&mut self.redis.clone())
+            .await
+            .map_err(error)
+    }
+
+    async fn retire_node(&self, node: &str) -> Result<(), RouteError> {
+        redis::cmd("ZREM")
+            .arg(self.nodes_key())
+            .arg(node)
+            .query_async::<()>(&mut self.redis.clone())
+            .await
+            .map_err(error)
+    }
+
+    async fn nodes(&self) -> Result<Vec<String>, RouteError> {
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(self.nodes_key())
+            .arg(now_ms())
+            .arg("+inf")
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(error)
     }
 
     fn ttl(&self) -> Duration {

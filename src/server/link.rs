@@ -2,37 +2,49 @@ use async_trait::async_trait;
 use tonic::Status;
 
 use crate::{
-    api::DeviceApi,
+    api::{DeviceApi, GroupsApi},
     connect::{LogicLink, with_token},
     proto::logic::v1::{
-        AckRequest, AckResponse, Caller, DeviceSendRequest, Empty, MarkReadRequest, ReadCursor, SendMessageResponse,
-        SyncRequest, SyncResponse, device_server::Device,
+        AckRequest, AckResponse, Caller, DeviceSendRequest, Empty, GroupSendRequest, GroupSendResponse,
+        MarkReadRequest, ReadCursor, SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse,
+        device_server::Device, groups_server::Groups,
     },
 };
 
 /// Connect's way into logic when both run in one process: the device API's handlers,
 /// called directly, so that every call is authenticated and checked exactly as over gRPC.
-pub struct InProcessLink(pub DeviceApi);
+pub struct InProcessLink {
+    pub device: DeviceApi,
+    pub groups: GroupsApi,
+}
 
 #[async_trait]
 impl LogicLink for InProcessLink {
     async fn authenticate(&self, token: &str) -> Result<Caller, Status> {
-        Ok(self.0.authenticate(with_token(token, Empty {})?).await?.into_inner())
+        Ok(self.device.authenticate(with_token(token, Empty {})?).await?.into_inner())
     }
 
     async fn send(&self, token: &str, request: DeviceSendRequest) -> Result<SendMessageResponse, Status> {
-        Ok(self.0.send_message(with_token(token, request)?).await?.into_inner())
+        Ok(self.device.send_message(with_token(token, request)?).await?.into_inner())
     }
 
     async fn sync(&self, token: &str, request: SyncRequest) -> Result<SyncResponse, Status> {
-        Ok(self.0.sync(with_token(token, request)?).await?.into_inner())
+        Ok(self.device.sync(with_token(token, request)?).await?.into_inner())
     }
 
     async fn ack(&self, token: &str, request: AckRequest) -> Result<AckResponse, Status> {
-        Ok(self.0.ack(with_token(token, request)?).await?.into_inner())
+        Ok(self.device.ack(with_token(token, request)?).await?.into_inner())
     }
 
     async fn mark_read(&self, token: &str, request: MarkReadRequest) -> Result<ReadCursor, Status> {
-        Ok(self.0.mark_read(with_token(token, request)?).await?.into_inner())
+        Ok(self.device.mark_read(with_token(token, request)?).await?.into_inner())
+    }
+
+    async fn group_send(&self, token: &str, request: GroupSendRequest) -> Result<GroupSendResponse, Status> {
+        Ok(self.groups.send_message(with_token(token, request)?).await?.into_inner())
+    }
+
+    async fn sync_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status> {
+        Ok(self.groups.sync_group(with_token(token, request)?).await?.into_inner())
     }
 }

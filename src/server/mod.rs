@@ -129,6 +129,10 @@ pub fn build_logic(
         limits: config.limits.clone(),
         ids,
         metrics,
+        groups: crate::store::GroupRules {
+            max_members: config.groups.max_members,
+            large_threshold: config.groups.large_threshold,
+        },
         write_batch_max: config.logic.write_batch_max,
         // SQLite has one writer; more transactions in flight would only queue.
         write_concurrency: if sqlite { 1 } else { config.logic.write_concurrency },

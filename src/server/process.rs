@@ -4,7 +4,7 @@ use tokio::{net::TcpListener, sync::watch};
 
 use super::{InProcessLink, LogicNode, ServerError, io, stopped_signal, token_key};
 use crate::{
-    api::DeviceApi,
+    api::{DeviceApi, GroupsApi},
     config::Config,
     connect::{ConnectNode, ConnectParts, GrpcLink, Hub, Peers, internal_token},
     delivery::{GrpcDelivery, LocalDelivery},
@@ -52,7 +52,10 @@ impl Process {
                 let logic = LogicNode::start(config, delivery, routes.clone(), metrics.clone()).await?;
                 let parts = ConnectParts {
                     hub,
-                    link: Arc::new(InProcessLink(DeviceApi::new(logic.logic().clone()))),
+                    link: Arc::new(InProcessLink {
+                        device: DeviceApi::new(logic.logic().clone()),
+                        groups: GroupsApi::new(logic.logic().clone()),
+                    }),
                     routes,
                     token_key: token_key(config)?,
                     metrics: metrics.clone(),

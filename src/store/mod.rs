@@ -13,8 +13,8 @@ pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {
 }
 
 use crate::model::{
-    App, AppId, AppSecret, AppSettings, ConversationType, Device, DeviceType, Message, MessageBody, ProfilePatch,
-    ReadCursor, TokenGenerations, User,
+    App, AppId, AppSecret, AppSettings, ConversationType, Device, DeviceType, Group, GroupMember, GroupRole,
+    JoinPolicy, JoinRequest, Message, MessageBody, ProfilePatch, ReadCursor, TokenGenerations, User,
 };
 
 /// Failures of the store. Callers turn `NotFound`/`Conflict` into domain errors;
@@ -29,6 +29,9 @@ pub enum StoreError {
     LimitReached,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// A group change that the group's state at commit time does not allow.
+    #[error("{0}")]
+    Refused(GroupRefusal),
     #[error("database error: {0}")]
     Backend(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -57,7 +60,9 @@ pub struct NewDevice {
     pub sdk_version: String,
 }
 
-/// A message ready to be stored, with the users whose inboxes receive it.
+/// A message ready to be stored, with the users whose inboxes receive it. A group
+/// message names no recipients: the store fans it out to the members (small group) or
+/// appends it to the timeline (large group), under the group's lock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMessage {
     /// Id chosen by logic; replaced only if it collides with a stored one.
@@ -73,6 +78,26 @@ pub struct NewMessage {
     /// Each gets one inbox entry with its next seq, and sees the conversation as
     /// `(conversation_type, conversation id)` per `Recipient`.
     pub recipients: Vec<Recipient>,
+}
+
+impl NewMessage {
+    /// The message as stored, once `append` has given it its id.
+    pub fn stored(&self, appended: &Appended) -> Message {
+        Message {
+            id: appended.id,
+            client_msg_id: self.client_msg_id.clone(),
+            sender_user_id: self.sender_user_id.clone(),
+            sender_device_id: self.sender_device_id.clone(),
+            conversation_type: self.conversation_type,
+            receiver_id: self.receiver_id.clone(),
+            message_type: crate::model::message_type_of(&self.body),
+            body: self.body.clone(),
+            sent_at_ms: appended.sent_at_ms,
+            status: crate::model::MessageStatus::Normal,
+            seq: 0,
+            group_seq: appended.timeline.as_ref().map_or(0, |(_, seq)| *seq),
+        }
+    }
 }
 
 /// One inbox a message lands in.
@@ -91,11 +116,13 @@ pub struct Appended {
     /// `true` when the sender had already sent this `client_msg_id`: nothing was
     /// stored and the first send's result is returned.
     pub duplicate: bool,
-    /// The seq each recipient got, in the order of `NewMessage::recipients`
-    /// (empty for a duplicate apart from the sender's).
-    pub seqs: Vec<u64>,
-    /// The sender's seq (0 for system messages).
+    /// Every inbox the message landed in: user and the seq it got there (empty for a
+    /// duplicate and for a large group's timeline message).
+    pub inboxes: Vec<(String, u64)>,
+    /// The sender's inbox seq (0 for system messages and timeline messages).
     pub sender_seq: u64,
+    /// Set for a message on a large group's timeline: the group and the message's seq.
+    pub timeline: Option<(String, u64)>,
 }
 
 /// Why one message of a batch was not stored.
@@ -103,6 +130,132 @@ pub struct Appended {
 pub enum AppendError {
     #[error("user {0} does not exist")]
     UnknownUser(String),
+    #[error("{0}")]
+    Group(GroupRefusal),
+}
+
+/// Why the state of a group refuses a message or a change; checked under the group's
+/// lock, so that it holds at commit time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupRefusal {
+    #[error("group {0} does not exist")]
+    NoGroup(String),
+    #[error("group {0} has been dismissed")]
+    Dismissed(String),
+    #[error("user {0} is not a member of the group")]
+    NotMember(String),
+    #[error("only the owner or an admin may do this")]
+    NotAdmin,
+    #[error("only the owner may do this")]
+    NotOwner,
+    #[error("you are muted in this group until {0} (ms since the epoch)")]
+    Muted(i64),
+    #[error("the group is muted: only the owner and admins may speak")]
+    MutedAll,
+    #[error("the group would have more than {0} members")]
+    Full(u64),
+    #[error("the owner cannot leave or be removed: transfer ownership first")]
+    Owner,
+    #[error("admins cannot change other admins or the owner")]
+    Peer,
+    #[error("users do not exist: {0}")]
+    UnknownUsers(String),
+}
+
+/// A group to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGroup {
+    pub group_id: String,
+    pub name: String,
+    pub avatar_url: String,
+    pub introduction: String,
+    pub extra: String,
+    pub owner_id: String,
+    pub join_policy: JoinPolicy,
+    pub history_visible: bool,
+}
+
+/// Settings to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupPatch {
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub introduction: Option<String>,
+    pub extra: Option<String>,
+    pub join_policy: Option<JoinPolicy>,
+    pub muted_all: Option<bool>,
+    pub history_visible: Option<bool>,
+}
+
+/// Who makes a group change: a user (whose role is checked under the group's lock) or
+/// the app itself, which may do anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupActor {
+    User(String),
+    App,
+}
+
+/// A change to a group, made in one transaction with the system message announcing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupChange {
+    Update(GroupPatch),
+    /// Members added by an invitation, an approval or a free join (`role_needed`: the
+    /// actor's role the group's policy asks for).
+    AddMembers {
+        users: Vec<String>,
+        role_needed: GroupRole,
+    },
+    RemoveMembers(Vec<String>),
+    Leave,
+    SetRole {
+        user: String,
+        role: GroupRole,
+    },
+    TransferOwnership(String),
+    Mute {
+        user: String,
+        until_ms: i64,
+    },
+    Nickname {
+        user: String,
+        nickname: String,
+    },
+    Dismiss,
+}
+
+/// Group limits the store enforces under the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupRules {
+    pub max_members: u64,
+    /// Past this many members a group switches to a timeline (one way).
+    pub large_threshold: u64,
+}
+
+/// The system message a group change writes: `event` names it; the store fills in the
+/// users the change affected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEvent {
+    pub id: u64,
+    pub sent_at_ms: i64,
+    pub event: String,
+    /// JSON object with details (empty for none).
+    pub detail: String,
+}
+
+/// What a group change did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupOutcome {
+    /// The group after the change.
+    pub group: Group,
+    /// Users the change affected (added, removed, muted, ...); empty when it changed
+    /// nothing, and then no event was written.
+    pub affected: Vec<String>,
+    /// The event as stored, for delivery.
+    pub event: Option<(Message, Appended)>,
+    /// Members of a large group who joined or left, for connect's subscriptions; on
+    /// the switch to large, every member.
+    pub joined_large: Vec<String>,
+    pub left_large: Vec<String>,
 }
 
 /// Where a history page starts (exclusive bounds; 0 means none).
@@ -213,6 +366,60 @@ pub struct InboxEntry {
 }
 
 #[async_trait]
+pub trait GroupStore: Send + Sync {
+    /// Creates a group with its owner and members, and the `group.created` event.
+    async fn create_group(
+        &self,
+        app: AppId,
+        group: &NewGroup,
+        members: &[String],
+        event: &GroupEvent,
+        rules: &GroupRules,
+        now_ms: i64,
+    ) -> StoreResult<GroupOutcome>;
+    /// Applies a change under the group's lock, checking the actor's role there.
+    async fn change_group(
+        &self,
+        app: AppId,
+        group_id: &str,
+        actor: &GroupActor,
+        change: &GroupChange,
+        event: &GroupEvent,
+        rules: &GroupRules,
+        now_ms: i64,
+    ) -> StoreResult<GroupOutcome>;
+    async fn get_group(&self, app: AppId, group_id: &str) -> StoreResult<Option<Group>>;
+    async fn group_member(&self, app: AppId, group_id: &str, user_id: &str) -> StoreResult<Option<GroupMember>>;
+    async fn group_members(
+        &self,
+        app: AppId,
+        group_id: &str,
+        after_user_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<GroupMember>>;
+    /// The groups a user is in, by id.
+    async fn user_groups(&self, app: AppId, user_id: &str, after_group_id: &str, limit: u32)
+    -> StoreResult<Vec<Group>>;
+    /// The large groups a user is in, with their latest timeline seq.
+    async fn user_large_groups(&self, app: AppId, user_id: &str) -> StoreResult<Vec<(String, u64)>>;
+    async fn add_join_request(&self, app: AppId, group_id: &str, request: &JoinRequest) -> StoreResult<()>;
+    async fn join_requests(&self, app: AppId, group_id: &str) -> StoreResult<Vec<JoinRequest>>;
+    async fn drop_join_request(&self, app: AppId, group_id: &str, user_id: &str) -> StoreResult<bool>;
+    /// A large group's timeline after `after_seq`, ascending.
+    async fn timeline_after(&self, app: AppId, group_id: &str, after_seq: u64, limit: u32)
+    -> StoreResult<Vec<Message>>;
+    /// A group conversation's messages with ids in `(after_id, before_id)`, newest first.
+    async fn group_history(
+        &self,
+        app: AppId,
+        group_id: &str,
+        after_id: u64,
+        before_id: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+}
+
+#[async_trait]
 pub trait ReadStore: Send + Sync {
     /// The inbox entry at `seq`, if any.
     async fn inbox_entry(&self, app: AppId, user_id: &str, seq: u64) -> StoreResult<Option<InboxEntry>>;
@@ -222,6 +429,6 @@ pub trait ReadStore: Send + Sync {
 }
 
 /// The whole store, as logic uses it.
-pub trait Store: AppStore + UserStore + MessageStore + ReadStore {}
+pub trait Store: AppStore + UserStore + MessageStore + ReadStore + GroupStore {}
 
-impl<T: AppStore + UserStore + MessageStore + ReadStore> Store for T {}
+impl<T: AppStore + UserStore + MessageStore + ReadStore + GroupStore> Store for T {}

@@ -3,6 +3,7 @@
 //! places where their SQL differs.
 
 mod apps;
+mod groups;
 mod messages;
 mod reads;
 mod rows;

@@ -4,7 +4,10 @@ use prost::Message as _;
 use sqlx::{Row, any::AnyRow};
 
 use crate::{
-    model::{App, AppSettings, ConversationType, Device, DeviceType, Message, MessageBody, MessageStatus, User},
+    model::{
+        App, AppSettings, ConversationType, Device, DeviceType, Group, GroupMember, GroupRole, JoinPolicy, Message,
+        MessageBody, MessageStatus, User,
+    },
     store::{StoreError, StoreResult},
 };
 
@@ -55,7 +58,11 @@ pub(super) fn app(row: &AnyRow) -> StoreResult<App> {
 
 /// Columns of `messages m` joined with `inbox i`, in the order `message` reads them.
 pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.client_msg_id, m.sender_user_id, m.sender_device_id, \
-     m.conversation_type, m.receiver_id, m.body, m.sent_at_ms, m.status, i.seq";
+     m.conversation_type, m.receiver_id, m.body, m.sent_at_ms, m.status, m.group_seq, i.seq";
+
+/// Columns of `messages m` alone (no inbox seq), for timelines and group history.
+pub(super) const BARE_MESSAGE_COLUMNS: &str = "m.id, m.client_msg_id, m.sender_user_id, m.sender_device_id, \
+     m.conversation_type, m.receiver_id, m.body, m.sent_at_ms, m.status, m.group_seq, 0 AS seq";
 
 pub(super) fn message(row: &AnyRow) -> StoreResult<Message> {
     let body: Vec<u8> = row.try_get("body")?;
@@ -75,6 +82,45 @@ pub(super) fn message(row: &AnyRow) -> StoreResult<Message> {
         sent_at_ms: row.try_get("sent_at_ms")?,
         status: MessageStatus::try_from(status as i32).unwrap_or_default(),
         seq: unsigned(row.try_get("seq")?),
+        group_seq: unsigned(row.try_get("group_seq")?),
+    })
+}
+
+pub(super) const GROUP_COLUMNS: &str = "group_id, name, avatar_url, introduction, extra, owner_id, join_policy, \
+     muted_all, history_visible, member_count, large, seq, dismissed, created_at_ms, updated_at_ms";
+
+pub(super) fn group(row: &AnyRow) -> StoreResult<Group> {
+    let join_policy: i64 = row.try_get("join_policy")?;
+    Ok(Group {
+        group_id: row.try_get("group_id")?,
+        name: row.try_get("name")?,
+        avatar_url: row.try_get("avatar_url")?,
+        introduction: row.try_get("introduction")?,
+        extra: row.try_get("extra")?,
+        owner_id: row.try_get("owner_id")?,
+        join_policy: JoinPolicy::try_from(join_policy as i32).unwrap_or(JoinPolicy::Free),
+        muted_all: row.try_get::<i64, _>("muted_all")? != 0,
+        history_visible: row.try_get::<i64, _>("history_visible")? != 0,
+        member_count: unsigned(row.try_get("member_count")?),
+        large: row.try_get::<i64, _>("large")? != 0,
+        seq: unsigned(row.try_get("seq")?),
+        dismissed: row.try_get::<i64, _>("dismissed")? != 0,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+pub(super) const MEMBER_COLUMNS: &str = "user_id, role, nickname, muted_until_ms, joined_group_seq, joined_at_ms";
+
+pub(super) fn member(row: &AnyRow) -> StoreResult<GroupMember> {
+    let role: i64 = row.try_get("role")?;
+    Ok(GroupMember {
+        user_id: row.try_get("user_id")?,
+        role: GroupRole::try_from(role as i32).unwrap_or(GroupRole::Member),
+        nickname: row.try_get("nickname")?,
+        muted_until_ms: row.try_get("muted_until_ms")?,
+        joined_group_seq: unsigned(row.try_get("joined_group_seq")?),
+        joined_at_ms: row.try_get("joined_at_ms")?,
     })
 }
 

@@ -1,0 +1,221 @@
+//! `gim.logic.v1.Groups`: shared by devices (acting as their user) and business
+//! backends (acting as `x-gim-acting-user`, or as the app).
+
+use tonic::{Request, Response, Status};
+
+use super::{auth, convert};
+use crate::{
+    logic::{GroupInput, GroupPatch, Logic},
+    model::GroupRole,
+    proto::logic::v1::{self as api, groups_server::Groups},
+};
+
+pub struct GroupsApi {
+    logic: Logic,
+}
+
+impl GroupsApi {
+    pub fn new(logic: Logic) -> Self {
+        Self { logic }
+    }
+}
+
+fn empty() -> Response<api::Empty> {
+    Response::new(api::Empty {})
+}
+
+#[tonic::async_trait]
+impl Groups for GroupsApi {
+    async fn create_group(&self, request: Request<api::CreateGroupRequest>) -> Result<Response<api::Group>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let input = GroupInput {
+            group_id: request.group_id,
+            name: request.name,
+            avatar_url: request.avatar_url,
+            introduction: request.introduction,
+            extra: request.extra,
+            join_policy: convert::join_policy(request.join_policy).unwrap_or_default(),
+            history_visible: request.history_visible,
+            owner_id: request.owner_id,
+        };
+        let group = self.logic.create_group(&caller, input, request.member_ids).await?;
+        Ok(Response::new(convert::group(group)))
+    }
+
+    async fn get_group(&self, request: Request<api::GroupRef>) -> Result<Response<api::Group>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let group = self.logic.get_group(caller.app, &request.into_inner().group_id).await?;
+        Ok(Response::new(convert::group(group)))
+    }
+
+    async fn update_group(&self, request: Request<api::UpdateGroupRequest>) -> Result<Response<api::Group>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let patch = GroupPatch {
+            name: request.name,
+            avatar_url: request.avatar_url,
+            introduction: request.introduction,
+            extra: request.extra,
+            join_policy: convert::join_policy(request.join_policy),
+            muted_all: request.muted_all,
+            history_visible: request.history_visible,
+        };
+        let group = self.logic.update_group(&caller, &request.group_id, patch).await?;
+        Ok(Response::new(convert::group(group)))
+    }
+
+    async fn dismiss_group(&self, request: Request<api::GroupRef>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        self.logic.dismiss_group(&caller, &request.into_inner().group_id).await?;
+        Ok(empty())
+    }
+
+    async fn list_my_groups(
+        &self,
+        request: Request<api::ListMyGroupsRequest>,
+    ) -> Result<Response<api::ListGroupsResponse>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let (groups, has_more) = self.logic.my_groups(&caller, &request.after_group_id, request.limit).await?;
+        Ok(Response::new(api::ListGroupsResponse {
+            groups: groups.into_iter().map(convert::group).collect(),
+            has_more,
+        }))
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<api::ListMembersRequest>,
+    ) -> Result<Response<api::ListMembersResponse>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let (members, has_more) =
+            self.logic.group_members(&caller, &request.group_id, &request.after_user_id, request.limit).await?;
+        Ok(Response::new(api::ListMembersResponse {
+            members: members.into_iter().map(convert::member).collect(),
+            has_more,
+        }))
+    }
+
+    async fn join_group(
+        &self,
+        request: Request<api::JoinGroupRequest>,
+    ) -> Result<Response<api::JoinGroupResponse>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let joined = self.logic.join_group(&caller, &request.group_id, &request.message).await?;
+        Ok(Response::new(api::JoinGroupResponse { joined }))
+    }
+
+    async fn invite_members(
+        &self,
+        request: Request<api::MembersRequest>,
+    ) -> Result<Response<api::MembersResponse>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let user_ids = self.logic.invite(&caller, &request.group_id, request.user_ids).await?;
+        Ok(Response::new(api::MembersResponse { user_ids }))
+    }
+
+    async fn list_join_requests(
+        &self,
+        request: Request<api::GroupRef>,
+    ) -> Result<Response<api::ListJoinRequestsResponse>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let requests = self.logic.join_requests(&caller, &request.into_inner().group_id).await?;
+        let requests = requests
+            .into_iter()
+            .map(|r| api::JoinRequest { user_id: r.user_id, message: r.message, requested_at_ms: r.requested_at_ms })
+            .collect();
+        Ok(Response::new(api::ListJoinRequestsResponse { requests }))
+    }
+
+    async fn review_join(&self, request: Request<api::ReviewJoinRequest>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        self.logic.review_join(&caller, &request.group_id, &request.user_id, request.approve).await?;
+        Ok(empty())
+    }
+
+    async fn leave_group(&self, request: Request<api::GroupRef>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        self.logic.leave_group(&caller, &request.into_inner().group_id).await?;
+        Ok(empty())
+    }
+
+    async fn remove_members(
+        &self,
+        request: Request<api::MembersRequest>,
+    ) -> Result<Response<api::MembersResponse>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let user_ids = self.logic.remove_members(&caller, &request.group_id, request.user_ids).await?;
+        Ok(Response::new(api::MembersResponse { user_ids }))
+    }
+
+    async fn transfer_ownership(
+        &self,
+        request: Request<api::TransferOwnershipRequest>,
+    ) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        self.logic.transfer_ownership(&caller, &request.group_id, &request.new_owner_id).await?;
+        Ok(empty())
+    }
+
+    async fn set_role(&self, request: Request<api::SetRoleRequest>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let role = GroupRole::try_from(request.role).unwrap_or_default();
+        self.logic.set_role(&caller, &request.group_id, &request.user_id, role).await?;
+        Ok(empty())
+    }
+
+    async fn mute_member(&self, request: Request<api::MuteMemberRequest>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        self.logic.mute_member(&caller, &request.group_id, &request.user_id, request.duration_seconds).await?;
+        Ok(empty())
+    }
+
+    async fn set_nickname(&self, request: Request<api::SetNicknameRequest>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        self.logic.set_nickname(&caller, &request.group_id, &request.user_id, &request.nickname).await?;
+        Ok(empty())
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<api::GroupSendRequest>,
+    ) -> Result<Response<api::GroupSendResponse>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let sent = self.logic.send_group(&caller, &request.group_id, &request.client_msg_id, request.body).await?;
+        Ok(Response::new(api::GroupSendResponse {
+            message_id: sent.message_id,
+            seq: sent.seq,
+            group_seq: sent.group_seq,
+            sent_at_ms: sent.sent_at_ms,
+        }))
+    }
+
+    async fn sync_group(&self, request: Request<api::SyncGroupRequest>) -> Result<Response<api::SyncResponse>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let page = self.logic.sync_group(&caller, &request.group_id, request.after_group_seq, request.limit).await?;
+        Ok(Response::new(convert::sync_page(page)))
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<api::GroupHistoryRequest>,
+    ) -> Result<Response<api::GroupHistoryResponse>, Status> {
+        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let (messages, next_page_token) =
+            self.logic.group_history(&caller, &request.group_id, &request.page_token, request.limit).await?;
+        Ok(Response::new(api::GroupHistoryResponse { messages: convert::messages(messages), next_page_token }))
+    }
+}

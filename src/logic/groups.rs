@@ -1,0 +1,538 @@
+//! Groups: lifecycle, membership, roles and mutes, each change a system message in the
+//! group's conversation; group messages, timelines and history.
+
+use super::{
+    Error, Logic, Result,
+    ids::first_id_at,
+    messages::{SyncPage, append_error, pushes_of},
+    validate,
+};
+use crate::{
+    delivery::Membership,
+    model::{
+        AppId, ConversationType, Group, GroupMember, GroupRole, JoinPolicy, JoinRequest, Message, MessageBody, now_ms,
+    },
+    proto::common::v1::message_body::Content,
+    store::{
+        GroupActor, GroupChange, GroupEvent, GroupOutcome, GroupPatch, GroupRefusal, NewGroup, NewMessage, StoreError,
+    },
+};
+
+/// Longest group introduction, in characters.
+const MAX_INTRODUCTION_CHARS: usize = 1000;
+/// Longest join request message, in characters.
+const MAX_REQUEST_MESSAGE_CHARS: usize = 500;
+/// Attempts of a group change whose event id collided with another node's.
+const CONFLICT_ATTEMPTS: u32 = 3;
+
+/// Who acts on a group: a user (device, or a business acting as one) or the app itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCaller {
+    pub app: AppId,
+    pub actor: GroupActor,
+    /// The device the caller speaks from, if any (its own pushes are skipped).
+    pub device_id: Option<String>,
+}
+
+impl GroupCaller {
+    fn user(&self) -> Option<&str> {
+        match &self.actor {
+            GroupActor::User(user) => Some(user),
+            GroupActor::App => None,
+        }
+    }
+
+    fn require_user(&self) -> Result<&str> {
+        self.user().ok_or_else(|| {
+            Error::invalid("this call acts for a user: a device token, or x-gim-acting-user with the app secret")
+        })
+    }
+}
+
+/// A group as the creator describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupInput {
+    pub group_id: String,
+    pub name: String,
+    pub avatar_url: String,
+    pub introduction: String,
+    pub extra: String,
+    pub join_policy: JoinPolicy,
+    pub history_visible: bool,
+    pub owner_id: String,
+}
+
+/// The result of a group send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupSent {
+    pub message_id: u64,
+    pub seq: u64,
+    pub group_seq: u64,
+    pub sent_at_ms: i64,
+}
+
+/// The domain error for a group refusal.
+pub(super) fn refusal_error(refusal: GroupRefusal) -> Error {
+    let message = refusal.to_string();
+    match refusal {
+        GroupRefusal::NoGroup(_) | GroupRefusal::UnknownUsers(_) => Error::NotFound(message),
+        GroupRefusal::Dismissed(_) => Error::FailedPrecondition(message),
+        GroupRefusal::Full(_) => Error::ResourceExhausted(message),
+        GroupRefusal::Owner => Error::FailedPrecondition(message),
+        GroupRefusal::NotMember(_)
+        | GroupRefusal::NotAdmin
+        | GroupRefusal::NotOwner
+        | GroupRefusal::Muted(_)
+        | GroupRefusal::MutedAll
+        | GroupRefusal::Peer => Error::PermissionDenied(message),
+    }
+}
+
+fn store_error(err: StoreError) -> Error {
+    match err {
+        StoreError::Refused(refusal) => refusal_error(refusal),
+        other => other.into(),
+    }
+}
+
+fn check_users(field: &str, users: &[String], max: usize) -> Result<()> {
+    if users.is_empty() || users.len() > max {
+        return Err(Error::invalid(format!("{field} takes 1-{max} users")));
+    }
+    for user in users {
+        validate::id(field, user)?;
+    }
+    Ok(())
+}
+
+impl Logic {
+    fn group_rules(&self) -> &crate::store::GroupRules {
+        &self.inner.groups
+    }
+
+    fn check_group_fields(
+        &self,
+        name: Option<&str>,
+        avatar: Option<&str>,
+        intro: Option<&str>,
+        extra: Option<&str>,
+    ) -> Result<()> {
+        let limits = self.limits();
+        if let Some(name) = name {
+            if name.trim().is_empty() {
+                return Err(Error::invalid("name is required"));
+            }
+            validate::name("name", name, limits)?;
+        }
+        if let Some(avatar) = avatar {
+            validate::url("avatar_url", avatar, limits)?;
+        }
+        if let Some(intro) = intro
+            && intro.chars().count() > MAX_INTRODUCTION_CHARS
+        {
+            return Err(Error::invalid(format!("introduction is limited to {MAX_INTRODUCTION_CHARS} characters")));
+        }
+        if let Some(extra) = extra {
+            validate::extra("extra", extra, limits)?;
+        }
+        Ok(())
+    }
+
+    fn event(&self, name: &str, detail: serde_json::Value) -> GroupEvent {
+        let (id, sent_at_ms) = self.inner.ids.next();
+        let detail = if detail.is_null() { String::new() } else { detail.to_string() };
+        GroupEvent { id, sent_at_ms, event: name.to_owned(), detail }
+    }
+
+    /// Tells connect about large-group membership first, then pushes the event: a new
+    /// member of a large group is subscribed before its timeline moves.
+    fn publish(&self, app: AppId, outcome: &GroupOutcome) {
+        let group_id = &outcome.group.group_id;
+        let changes: Vec<Membership> = outcome
+            .joined_large
+            .iter()
+            .map(|user| (user, true))
+            .chain(outcome.left_large.iter().map(|user| (user, false)))
+            .map(|(user, joined)| Membership { app, user_id: user.clone(), group_id: group_id.clone(), joined })
+            .collect();
+        if !changes.is_empty() {
+            self.inner.delivery.membership(changes);
+        }
+        if let Some((message, appended)) = &outcome.event {
+            self.inner.delivery.deliver(pushes_of(app, message, appended));
+        }
+    }
+
+    async fn change(
+        &self,
+        caller: &GroupCaller,
+        group_id: &str,
+        change: GroupChange,
+        event: &str,
+        detail: serde_json::Value,
+    ) -> Result<GroupOutcome> {
+        validate::id("group_id", group_id)?;
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            let event = self.event(event, detail.clone());
+            let result = self
+                .store()
+                .change_group(caller.app, group_id, &caller.actor, &change, &event, self.group_rules(), now_ms())
+                .await;
+            match result {
+                Err(StoreError::Conflict) if attempt < CONFLICT_ATTEMPTS => continue,
+                other => break other.map_err(store_error)?,
+            }
+        };
+        self.publish(caller.app, &outcome);
+        Ok(outcome)
+    }
+
+    pub async fn create_group(&self, caller: &GroupCaller, input: GroupInput, members: Vec<String>) -> Result<Group> {
+        let owner = match caller.user() {
+            Some(user) => user.to_owned(),
+            None if !input.owner_id.is_empty() => input.owner_id.clone(),
+            None => return Err(Error::invalid("owner_id is required when the app itself creates a group")),
+        };
+        validate::id("owner_id", &owner)?;
+        let group_id = if input.group_id.is_empty() { validate::generated_id("g_") } else { input.group_id };
+        validate::id("group_id", &group_id)?;
+        self.check_group_fields(
+            Some(&input.name),
+            Some(&input.avatar_url),
+            Some(&input.introduction),
+            Some(&input.extra),
+        )?;
+        let max = self.limits().max_import_users;
+        if members.len() > max {
+            return Err(Error::invalid(format!("a group starts with at most {max} members; invite more later")));
+        }
+        for member in &members {
+            validate::id("member_ids", member)?;
+        }
+        let join_policy =
+            if input.join_policy == JoinPolicy::Unspecified { JoinPolicy::InviteOnly } else { input.join_policy };
+        let group = NewGroup {
+            group_id,
+            name: input.name,
+            avatar_url: input.avatar_url,
+            introduction: input.introduction,
+            extra: input.extra,
+            owner_id: owner,
+            join_policy,
+            history_visible: input.history_visible,
+        };
+        let event = self.event("group.created", serde_json::Value::Null);
+        let outcome =
+            match self.store().create_group(caller.app, &group, &members, &event, self.group_rules(), now_ms()).await {
+                Ok(outcome) => outcome,
+                Err(StoreError::Conflict) => {
+                    return Err(Error::AlreadyExists(format!("group {} already exists", group.group_id)));
+                }
+                Err(err) => return Err(store_error(err)),
+            };
+        self.publish(caller.app, &outcome);
+        Ok(outcome.group)
+    }
+
+    pub async fn get_group(&self, app: AppId, group_id: &str) -> Result<Group> {
+        validate::id("group_id", group_id)?;
+        self.store()
+            .get_group(app, group_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("group {group_id} does not exist")))
+    }
+
+    /// The caller's membership, required for reads; the app reads anything.
+    async fn member_or_app(&self, caller: &GroupCaller, group: &Group) -> Result<Option<GroupMember>> {
+        let Some(user) = caller.user() else { return Ok(None) };
+        match self.store().group_member(caller.app, &group.group_id, user).await? {
+            Some(member) => Ok(Some(member)),
+            None => Err(refusal_error(GroupRefusal::NotMember(user.to_owned()))),
+        }
+    }
+
+    pub async fn update_group(&self, caller: &GroupCaller, group_id: &str, patch: GroupPatch) -> Result<Group> {
+        self.check_group_fields(
+            patch.name.as_deref(),
+            patch.avatar_url.as_deref(),
+            patch.introduction.as_deref(),
+            patch.extra.as_deref(),
+        )?;
+        let (event, detail) = match (patch.muted_all, &patch) {
+            (Some(true), _) => ("group.muted_all", serde_json::Value::Null),
+            (Some(false), _) => ("group.unmuted_all", serde_json::Value::Null),
+            (None, patch) => (
+                "group.updated",
+                serde_json::json!({
+                    "name": patch.name, "avatar_url": patch.avatar_url, "introduction": patch.introduction,
+                    "join_policy": patch.join_policy.map(|p| p.as_str_name()), "history_visible": patch.history_visible,
+                }),
+            ),
+        };
+        Ok(self.change(caller, group_id, GroupChange::Update(patch), event, detail).await?.group)
+    }
+
+    pub async fn dismiss_group(&self, caller: &GroupCaller, group_id: &str) -> Result<()> {
+        self.change(caller, group_id, GroupChange::Dismiss, "group.dismissed", serde_json::Value::Null).await?;
+        Ok(())
+    }
+
+    pub async fn my_groups(
+        &self,
+        caller: &GroupCaller,
+        after_group_id: &str,
+        limit: i32,
+    ) -> Result<(Vec<Group>, bool)> {
+        let user = caller.require_user()?;
+        let limit = self.page_limit(limit)?;
+        let mut groups = self.store().user_groups(caller.app, user, after_group_id, limit + 1).await?;
+        let has_more = groups.len() > limit as usize;
+        groups.truncate(limit as usize);
+        Ok((groups, has_more))
+    }
+
+    pub async fn group_members(
+        &self,
+        caller: &GroupCaller,
+        group_id: &str,
+        after_user_id: &str,
+        limit: i32,
+    ) -> Result<(Vec<GroupMember>, bool)> {
+        let limit = self.page_limit(limit)?;
+        let group = self.get_group(caller.app, group_id).await?;
+        self.member_or_app(caller, &group).await?;
+        let mut members = self.store().group_members(caller.app, group_id, after_user_id, limit + 1).await?;
+        let has_more = members.len() > limit as usize;
+        members.truncate(limit as usize);
+        Ok((members, has_more))
+    }
+
+    /// Joins a free group at once, or asks to join an approval group; `true` if joined.
+    pub async fn join_group(&self, caller: &GroupCaller, group_id: &str, message: &str) -> Result<bool> {
+        let user = caller.require_user()?.to_owned();
+        if message.chars().count() > MAX_REQUEST_MESSAGE_CHARS {
+            return Err(Error::invalid(format!("message is limited to {MAX_REQUEST_MESSAGE_CHARS} characters")));
+        }
+        let group = self.get_group(caller.app, group_id).await?;
+        if group.dismissed {
+            return Err(refusal_error(GroupRefusal::Dismissed(group_id.to_owned())));
+        }
+        match group.join_policy {
+            JoinPolicy::Free | JoinPolicy::Unspecified => {
+                let change = GroupChange::AddMembers { users: vec![user], role_needed: GroupRole::Member };
+                self.change(caller, group_id, change, "group.member_joined", serde_json::Value::Null).await?;
+                Ok(true)
+            }
+            JoinPolicy::Approval => {
+                if self.store().group_member(caller.app, group_id, &user).await?.is_some() {
+                    return Ok(true);
+                }
+                let request = JoinRequest { user_id: user, message: message.to_owned(), requested_at_ms: now_ms() };
+                self.store().add_join_request(caller.app, group_id, &request).await?;
+                Ok(false)
+            }
+            JoinPolicy::InviteOnly => {
+                Err(Error::PermissionDenied("this group is invite-only: ask an owner or admin to invite you".into()))
+            }
+        }
+    }
+
+    /// Adds users to the group; any member may in a free group, owners and admins otherwise.
+    pub async fn invite(&self, caller: &GroupCaller, group_id: &str, users: Vec<String>) -> Result<Vec<String>> {
+        check_users("user_ids", &users, self.limits().max_page_size as usize)?;
+        let group = self.get_group(caller.app, group_id).await?;
+        let role_needed = if group.join_policy == JoinPolicy::Free { GroupRole::Member } else { GroupRole::Admin };
+        let change = GroupChange::AddMembers { users, role_needed };
+        Ok(self.change(caller, group_id, change, "group.member_joined", serde_json::Value::Null).await?.affected)
+    }
+
+    async fn require_admin(&self, caller: &GroupCaller, group_id: &str) -> Result<()> {
+        let group = self.get_group(caller.app, group_id).await?;
+        match self.member_or_app(caller, &group).await? {
+            Some(member) if !matches!(member.role, GroupRole::Owner | GroupRole::Admin) => {
+                Err(refusal_error(GroupRefusal::NotAdmin))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn join_requests(&self, caller: &GroupCaller, group_id: &str) -> Result<Vec<JoinRequest>> {
+        self.require_admin(caller, group_id).await?;
+        Ok(self.store().join_requests(caller.app, group_id).await?)
+    }
+
+    pub async fn review_join(&self, caller: &GroupCaller, group_id: &str, user_id: &str, approve: bool) -> Result<()> {
+        validate::id("user_id", user_id)?;
+        self.require_admin(caller, group_id).await?;
+        let pending = self.store().join_requests(caller.app, group_id).await?.into_iter().any(|r| r.user_id == user_id);
+        if !pending {
+            return Err(Error::not_found(format!("{user_id} has not asked to join")));
+        }
+        if approve {
+            let change = GroupChange::AddMembers { users: vec![user_id.to_owned()], role_needed: GroupRole::Admin };
+            self.change(caller, group_id, change, "group.member_joined", serde_json::json!({"approved": true})).await?;
+        } else {
+            self.store().drop_join_request(caller.app, group_id, user_id).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn leave_group(&self, caller: &GroupCaller, group_id: &str) -> Result<()> {
+        caller.require_user()?;
+        self.change(caller, group_id, GroupChange::Leave, "group.member_left", serde_json::Value::Null).await?;
+        Ok(())
+    }
+
+    pub async fn remove_members(
+        &self,
+        caller: &GroupCaller,
+        group_id: &str,
+        users: Vec<String>,
+    ) -> Result<Vec<String>> {
+        check_users("user_ids", &users, self.limits().max_page_size as usize)?;
+        let change = GroupChange::RemoveMembers(users);
+        Ok(self.change(caller, group_id, change, "group.members_removed", serde_json::Value::Null).await?.affected)
+    }
+
+    pub async fn transfer_ownership(&self, caller: &GroupCaller, group_id: &str, new_owner: &str) -> Result<()> {
+        validate::id("new_owner_id", new_owner)?;
+        let change = GroupChange::TransferOwnership(new_owner.to_owned());
+        self.change(caller, group_id, change, "group.owner_changed", serde_json::Value::Null).await?;
+        Ok(())
+    }
+
+    pub async fn set_role(&self, caller: &GroupCaller, group_id: &str, user_id: &str, role: GroupRole) -> Result<()> {
+        validate::id("user_id", user_id)?;
+        if !matches!(role, GroupRole::Admin | GroupRole::Member) {
+            return Err(Error::invalid("role must be admin or member; the owner changes with TransferOwnership"));
+        }
+        let change = GroupChange::SetRole { user: user_id.to_owned(), role };
+        let detail = serde_json::json!({ "role": role.as_str_name() });
+        self.change(caller, group_id, change, "group.role_changed", detail).await?;
+        Ok(())
+    }
+
+    /// Mutes a member for `seconds` (0 lifts the mute).
+    pub async fn mute_member(&self, caller: &GroupCaller, group_id: &str, user_id: &str, seconds: u32) -> Result<()> {
+        validate::id("user_id", user_id)?;
+        let until_ms = if seconds == 0 { 0 } else { now_ms() + i64::from(seconds) * 1000 };
+        let change = GroupChange::Mute { user: user_id.to_owned(), until_ms };
+        let (event, detail) = if seconds == 0 {
+            ("group.member_unmuted", serde_json::Value::Null)
+        } else {
+            ("group.member_muted", serde_json::json!({ "until_ms": until_ms }))
+        };
+        self.change(caller, group_id, change, event, detail).await?;
+        Ok(())
+    }
+
+    pub async fn set_nickname(
+        &self,
+        caller: &GroupCaller,
+        group_id: &str,
+        user_id: &str,
+        nickname: &str,
+    ) -> Result<()> {
+        let user = if user_id.is_empty() { caller.require_user()?.to_owned() } else { user_id.to_owned() };
+        validate::id("user_id", &user)?;
+        validate::name("nickname", nickname, self.limits())?;
+        let change = GroupChange::Nickname { user, nickname: nickname.to_owned() };
+        let detail = serde_json::json!({ "nickname": nickname });
+        self.change(caller, group_id, change, "group.nickname_changed", detail).await?;
+        Ok(())
+    }
+
+    /// Sends to a group: to every member's inbox (small group) or onto its timeline
+    /// (large group); the store checks membership and mutes under the group's lock.
+    pub async fn send_group(
+        &self,
+        caller: &GroupCaller,
+        group_id: &str,
+        client_msg_id: &str,
+        body: Option<MessageBody>,
+    ) -> Result<GroupSent> {
+        validate::id("group_id", group_id)?;
+        validate::client_msg_id(client_msg_id, self.limits())?;
+        validate::body(body.as_ref(), self.limits())?;
+        let body = body.unwrap_or_default();
+        if let Some(Content::Text(text)) = &body.content
+            && text.mention_all
+            && let Some(user) = caller.user()
+        {
+            let member = self.store().group_member(caller.app, group_id, user).await?;
+            if !member.is_some_and(|m| matches!(m.role, GroupRole::Owner | GroupRole::Admin)) {
+                return Err(Error::PermissionDenied("only the owner or an admin may mention everyone".into()));
+            }
+        }
+        let message = NewMessage {
+            id: 0,
+            client_msg_id: client_msg_id.to_owned(),
+            sender_user_id: caller.user().unwrap_or_default().to_owned(),
+            sender_device_id: caller.device_id.clone().unwrap_or_default(),
+            conversation_type: ConversationType::Group,
+            receiver_id: group_id.to_owned(),
+            body,
+            sent_at_ms: 0,
+            recipients: Vec::new(),
+        };
+        let appended = self.inner.writer.write(caller.app, message).await?.map_err(append_error)?;
+        Ok(GroupSent {
+            message_id: appended.id,
+            seq: appended.sender_seq,
+            group_seq: appended.timeline.as_ref().map_or(0, |(_, seq)| *seq),
+            sent_at_ms: appended.sent_at_ms,
+        })
+    }
+
+    /// A large group's timeline after `after_group_seq`, never before what the caller
+    /// may see.
+    pub async fn sync_group(
+        &self,
+        caller: &GroupCaller,
+        group_id: &str,
+        after_group_seq: u64,
+        limit: i32,
+    ) -> Result<SyncPage> {
+        let limit = self.page_limit(limit)?;
+        let group = self.get_group(caller.app, group_id).await?;
+        let member = self.member_or_app(caller, &group).await?;
+        let floor = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_group_seq);
+        let mut messages =
+            self.store().timeline_after(caller.app, group_id, after_group_seq.max(floor), limit + 1).await?;
+        let has_more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        let latest_seq = messages.last().map_or(group.seq, |m| m.group_seq.max(group.seq));
+        Ok(SyncPage { messages, has_more, latest_seq, large_groups: Vec::new() })
+    }
+
+    /// A group's messages, newest first, from either kind of fan-out; `page_token` is
+    /// the previous page's oldest message id.
+    pub async fn group_history(
+        &self,
+        caller: &GroupCaller,
+        group_id: &str,
+        page_token: &str,
+        limit: i32,
+    ) -> Result<(Vec<Message>, String)> {
+        let limit = self.page_limit(limit)?;
+        let before_id = if page_token.is_empty() {
+            u64::MAX
+        } else {
+            page_token.parse().map_err(|_| Error::invalid("page_token is not one this API returned"))?
+        };
+        let group = self.get_group(caller.app, group_id).await?;
+        let member = self.member_or_app(caller, &group).await?;
+        let after_id =
+            member.filter(|_| !group.history_visible).map_or(0, |m| first_id_at(m.joined_at_ms).saturating_sub(1));
+        let mut messages = self.store().group_history(caller.app, group_id, after_id, before_id, limit + 1).await?;
+        let next = if messages.len() > limit as usize {
+            messages.truncate(limit as usize);
+            messages.last().map(|m| m.id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((messages, next))
+    }
+}
