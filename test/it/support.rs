@@ -14,7 +14,7 @@ use gim::{
         common::v1::{MessageBody, TextBody, message_body::Content},
         logic::v1::{
             RegisterDeviceRequest, account_client::AccountClient, app_admin_client::AppAdminClient,
-            business_client::BusinessClient, device_client::DeviceClient,
+            business_client::BusinessClient, device_client::DeviceClient, groups_client::GroupsClient,
         },
     },
     route::MemoryRegistry,
@@ -330,4 +330,44 @@ impl ServeServer {
         let (app, secret) = self.logic().create_app("test app", AppSettings::default()).await.expect("creating an app");
         TestApp { app_id: app.id, secret, addr: self.addr() }
     }
+}
+
+/// The Groups API as a device.
+pub async fn groups_client(addr: SocketAddr, token: &str) -> GroupsClient<Intercepted> {
+    let bearer = format!("Bearer {token}");
+    GroupsClient::with_interceptor(channel(addr).await, Meta::new(&[("authorization", &bearer)]))
+}
+
+impl TestApp {
+    /// The Groups API as the business, acting as `user` (or as the app when `None`).
+    pub async fn groups(&self, acting_user: Option<&str>) -> GroupsClient<Intercepted> {
+        let app = self.app_id.to_string();
+        let mut pairs = vec![("x-gim-app-id", app.as_str()), ("x-gim-app-secret", self.secret.as_str())];
+        if let Some(user) = acting_user {
+            pairs.push(("x-gim-acting-user", user));
+        }
+        GroupsClient::with_interceptor(channel(self.addr).await, Meta::new(&pairs))
+    }
+
+    /// Users with a device each; returns their Groups clients, in order.
+    pub async fn group_users(&self, users: &[&str]) -> Vec<GroupsClient<Intercepted>> {
+        let mut clients = Vec::new();
+        for user in users {
+            self.user(user).await;
+            let token = self.device_token(user, "phone").await;
+            clients.push(groups_client(self.addr, &token).await);
+        }
+        clients
+    }
+}
+
+/// The system event names of a list of messages, in order.
+pub fn events(messages: &[gim::proto::common::v1::Message]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m.body.as_ref().and_then(|b| b.content.as_ref()) {
+            Some(Content::System(system)) => Some(system.event.clone()),
+            _ => None,
+        })
+        .collect()
 }
