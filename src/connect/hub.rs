@@ -229,7 +229,7 @@ impl Hub {
         for user in &push.users {
             let Some(sessions) = self.users.get(&(push.app, user.as_str().into())) else { continue };
             for session in sessions.iter() {
-                if push.skip_device.as_deref() == Some(&*session.device_id) {
+                if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
                     continue;
                 }
                 if session.enqueue(item.clone(), self.outbound_limit) {
@@ -245,7 +245,7 @@ impl Hub {
         let group: Arc<str> = group.into();
         let mut queued = 0;
         for session in sessions.values() {
-            if push.skip_device.as_deref() == Some(&*session.device_id) {
+            if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
                 continue;
             }
             let item = Outbound::Group { group: group.clone(), seq: push.seq, frame: push.frame.clone() };

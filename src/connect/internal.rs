@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::hub::Hub;
 use crate::{
     auth::hash_secret,
-    delivery::{Kick, Membership, Push},
+    delivery::{DeviceRef, Kick, Membership, Push},
     proto::{
         client::v1::KickReason,
         connect::v1::{KickRequest, KickResponse, PushRequest, PushResponse, delivery_server::Delivery},
@@ -53,7 +53,8 @@ impl Delivery for InternalApi {
                 app: push.app_id,
                 users: push.user_ids,
                 group: Some(push.group_id).filter(|g| !g.is_empty()),
-                skip_device: Some(push.skip_device_id).filter(|d| !d.is_empty()),
+                skip: (!push.skip_device_id.is_empty())
+                    .then_some(DeviceRef { user_id: push.skip_user_id, device_id: push.skip_device_id }),
                 seq: push.seq,
                 frame: push.frame.into(),
             }) as u64;

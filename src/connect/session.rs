@@ -296,8 +296,10 @@ impl State {
         Ok(())
     }
 
-    fn group(&mut self, group_id: &str) -> &mut Stream {
-        self.groups.entry(group_id.into()).or_default()
+    /// A large group's stream; a group first heard of at `seq` starts there (what came
+    /// before is the device's to read with SyncGroup).
+    fn group(&mut self, group_id: &str, seq: u64) -> &mut Stream {
+        self.groups.entry(group_id.into()).or_insert_with(|| Stream::starting_at(seq))
     }
 
     async fn call(&mut self, frame: ClientFrame, ctx: &Context) -> Result<Reply, Status> {
@@ -318,7 +320,7 @@ impl State {
                     self.inbox.sent(sent.seq);
                 }
                 if sent.group_seq > 0 {
-                    self.group(&group_id).sent(sent.group_seq);
+                    self.group(&group_id, sent.group_seq).sent(sent.group_seq);
                 }
                 Ok(Reply::GroupSend(sent))
             }
@@ -336,7 +338,8 @@ impl State {
             Some(Payload::SyncGroup(request)) => {
                 let (group_id, after_seq) = (request.group_id.clone(), request.after_group_seq);
                 let page = ctx.link.sync_group(token, request).await?;
-                self.group(&group_id).reached(reached(after_seq, &page, |m| m.group_seq));
+                let reached = reached(after_seq, &page, |m| m.group_seq);
+                self.group(&group_id, reached + 1).reached(reached);
                 Ok(Reply::Sync(page))
             }
         }
@@ -418,8 +421,7 @@ impl State {
         out: &mut Vec<Bytes>,
         ctx: &Context,
     ) -> Result<(), Exit> {
-        let stream = self.groups.entry(group.clone()).or_insert_with(|| Stream::starting_at(seq));
-        match stream.step(seq) {
+        match self.group(&group, seq).step(seq) {
             Step::Drop => {}
             Step::Write | Step::Hold => out.push(frame),
             Step::Gap => {
@@ -429,7 +431,7 @@ impl State {
                     let request =
                         SyncGroupRequest { group_id: group.to_string(), after_group_seq, limit: CATCH_UP_PAGE };
                     let page = ctx.link.sync_group(&self.token, request).await.map_err(catch_up_failed)?;
-                    let stream = self.group(&group);
+                    let stream = self.group(&group, seq);
                     for message in page.messages {
                         if stream.caught_up(message.group_seq) {
                             out.push(frames::message(message));
@@ -439,7 +441,7 @@ impl State {
                         break;
                     }
                 }
-                let stream = self.group(&group);
+                let stream = self.group(&group, seq);
                 if stream.step(seq) != Step::Drop {
                     stream.force(seq);
                     out.push(frame);

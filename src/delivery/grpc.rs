@@ -165,7 +165,8 @@ impl Worker {
                 app_id: push.app,
                 user_ids,
                 group_id: push.group.clone().unwrap_or_default(),
-                skip_device_id: push.skip_device.clone().unwrap_or_default(),
+                skip_device_id: push.skip.as_ref().map(|d| d.device_id.clone()).unwrap_or_default(),
+                skip_user_id: push.skip.as_ref().map(|d| d.user_id.clone()).unwrap_or_default(),
                 seq: push.seq,
                 frame: push.frame.to_vec(),
             };
@@ -181,7 +182,7 @@ impl Worker {
                 let Some(user_routes) = routes.get(&(push.app, user.clone())) else { continue };
                 let nodes: HashSet<&str> = user_routes
                     .iter()
-                    .filter(|route| push.skip_device.as_deref() != Some(route.device_id.as_str()))
+                    .filter(|route| !push.skip.as_ref().is_some_and(|skip| skip.is(user, &route.device_id)))
                     .map(|route| route.node.as_str())
                     .collect();
                 for node in nodes {

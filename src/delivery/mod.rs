@@ -22,12 +22,25 @@ pub struct Push {
     /// Set for a large group's timeline message: it goes to every online member, and
     /// `seq` is its seq on the timeline.
     pub group: Option<String>,
-    /// A device that already knows (the sender's own device).
-    pub skip_device: Option<String>,
+    /// A device that already has it (the sender's own).
+    pub skip: Option<DeviceRef>,
     /// The users' inbox seq (or the group's timeline seq) for a message push; 0 for an event.
     pub seq: u64,
     /// An encoded `gim.client.v1.ServerFrame` (see `crate::frames`).
     pub frame: Bytes,
+}
+
+/// One device of one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRef {
+    pub user_id: String,
+    pub device_id: String,
+}
+
+impl DeviceRef {
+    pub fn is(&self, user_id: &str, device_id: &str) -> bool {
+        self.user_id == user_id && self.device_id == device_id
+    }
 }
 
 /// A user joined or left a large group: connect nodes holding the user's sessions add

@@ -14,7 +14,8 @@ use crate::{
     },
     proto::common::v1::message_body::Content,
     store::{
-        GroupActor, GroupChange, GroupEvent, GroupOutcome, GroupPatch, GroupRefusal, NewGroup, NewMessage, StoreError,
+        GroupActor, GroupChange, GroupEvent, GroupOutcome, GroupPatch, GroupRefusal, GroupWrite, NewGroup, NewMessage,
+        StoreError,
     },
 };
 
@@ -106,10 +107,6 @@ fn check_users(field: &str, users: &[String], max: usize) -> Result<()> {
 }
 
 impl Logic {
-    fn group_rules(&self) -> &crate::store::GroupRules {
-        &self.inner.groups
-    }
-
     fn check_group_fields(
         &self,
         name: Option<&str>,
@@ -138,10 +135,15 @@ impl Logic {
         Ok(())
     }
 
-    fn event(&self, name: &str, detail: serde_json::Value) -> GroupEvent {
+    /// How to write a group change announced as `name`.
+    fn group_write(&self, name: &str, detail: serde_json::Value) -> GroupWrite {
         let (id, sent_at_ms) = self.inner.ids.next();
         let detail = if detail.is_null() { String::new() } else { detail.to_string() };
-        GroupEvent { id, sent_at_ms, event: name.to_owned(), detail }
+        GroupWrite {
+            event: GroupEvent { id, sent_at_ms, event: name.to_owned(), detail },
+            rules: self.inner.groups,
+            now_ms: now_ms(),
+        }
     }
 
     /// Tells connect about large-group membership first, then pushes the event: a new
@@ -175,11 +177,8 @@ impl Logic {
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;
-            let event = self.event(event, detail.clone());
-            let result = self
-                .store()
-                .change_group(caller.app, group_id, &caller.actor, &change, &event, self.group_rules(), now_ms())
-                .await;
+            let write = self.group_write(event, detail.clone());
+            let result = self.store().change_group(caller.app, group_id, &caller.actor, &change, &write).await;
             match result {
                 Err(StoreError::Conflict) if attempt < CONFLICT_ATTEMPTS => continue,
                 other => break other.map_err(store_error)?,
@@ -223,15 +222,14 @@ impl Logic {
             join_policy,
             history_visible: input.history_visible,
         };
-        let event = self.event("group.created", serde_json::Value::Null);
-        let outcome =
-            match self.store().create_group(caller.app, &group, &members, &event, self.group_rules(), now_ms()).await {
-                Ok(outcome) => outcome,
-                Err(StoreError::Conflict) => {
-                    return Err(Error::AlreadyExists(format!("group {} already exists", group.group_id)));
-                }
-                Err(err) => return Err(store_error(err)),
-            };
+        let write = self.group_write("group.created", serde_json::Value::Null);
+        let outcome = match self.store().create_group(caller.app, &group, &members, &write).await {
+            Ok(outcome) => outcome,
+            Err(StoreError::Conflict) => {
+                return Err(Error::AlreadyExists(format!("group {} already exists", group.group_id)));
+            }
+            Err(err) => return Err(store_error(err)),
+        };
         self.publish(caller.app, &outcome);
         Ok(outcome.group)
     }

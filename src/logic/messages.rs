@@ -2,7 +2,7 @@
 
 use super::{DeviceCaller, Error, Logic, Result, validate};
 use crate::{
-    delivery::Push,
+    delivery::{DeviceRef, Push},
     frames,
     model::{AppId, ConversationType, Message, MessageBody},
     proto::common::v1 as pb,
@@ -168,9 +168,8 @@ pub(super) fn append_error(err: AppendError) -> Error {
 /// The pushes of a committed message: one per inbox it landed in (with that inbox's
 /// seq), and one for a large group's online members (with the timeline seq).
 pub(super) fn pushes_of(app: AppId, stored: &Message, appended: &Appended) -> Vec<Push> {
-    let skip_sender = |user: &str| {
-        (user == stored.sender_user_id && !stored.sender_device_id.is_empty()).then(|| stored.sender_device_id.clone())
-    };
+    let sender_device = (!stored.sender_device_id.is_empty())
+        .then(|| DeviceRef { user_id: stored.sender_user_id.clone(), device_id: stored.sender_device_id.clone() });
     let mut pushes: Vec<Push> = appended
         .inboxes
         .iter()
@@ -178,7 +177,7 @@ pub(super) fn pushes_of(app: AppId, stored: &Message, appended: &Appended) -> Ve
             app,
             users: vec![user.clone()],
             group: None,
-            skip_device: skip_sender(user),
+            skip: sender_device.clone().filter(|device| device.user_id == *user),
             seq: *seq,
             frame: frames::message(pb::Message { seq: *seq, ..stored.clone().into() }),
         })
@@ -188,7 +187,7 @@ pub(super) fn pushes_of(app: AppId, stored: &Message, appended: &Appended) -> Ve
             app,
             users: Vec::new(),
             group: Some(group.clone()),
-            skip_device: (!stored.sender_device_id.is_empty()).then(|| stored.sender_device_id.clone()),
+            skip: sender_device,
             seq: *group_seq,
             frame: frames::message(stored.clone().into()),
         });

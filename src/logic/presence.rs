@@ -66,7 +66,7 @@ impl Logic {
             return Err(Error::invalid(format!("data is limited to {} bytes", self.limits().max_message_bytes)));
         }
         let frame = frames::event(Event::Custom(CustomEvent { kind: kind.to_owned(), data }));
-        self.inner.delivery.deliver(vec![Push { app, users: user_ids, group: None, skip_device: None, seq: 0, frame }]);
+        self.inner.delivery.deliver(vec![Push { app, users: user_ids, group: None, skip: None, seq: 0, frame }]);
         Ok(())
     }
 }

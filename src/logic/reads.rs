@@ -3,7 +3,7 @@
 
 use super::{DeviceCaller, Error, Logic, Result, validate};
 use crate::{
-    delivery::Push,
+    delivery::{DeviceRef, Push},
     frames,
     model::{ConversationType, ReadCursor, now_ms},
     proto::client::v1::{ReadEvent, event_push::Event},
@@ -61,7 +61,7 @@ impl Logic {
             app: caller.app,
             users: vec![caller.user_id.clone()],
             group: None,
-            skip_device: Some(caller.device_id.clone()),
+            skip: Some(DeviceRef { user_id: caller.user_id.clone(), device_id: caller.device_id.clone() }),
             seq: 0,
             frame: event(&cursor.conversation_id, cursor.seq),
         }];
@@ -70,7 +70,7 @@ impl Logic {
                 app: caller.app,
                 users: vec![cursor.conversation_id.clone()],
                 group: None,
-                skip_device: None,
+                skip: None,
                 seq: 0,
                 frame: event(&caller.user_id, 0),
             });

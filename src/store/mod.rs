@@ -231,6 +231,14 @@ pub struct GroupRules {
     pub large_threshold: u64,
 }
 
+/// How a group change is written: the event announcing it, the limits, the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupWrite {
+    pub event: GroupEvent,
+    pub rules: GroupRules,
+    pub now_ms: i64,
+}
+
 /// The system message a group change writes: `event` names it; the store fills in the
 /// users the change affected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,9 +381,7 @@ pub trait GroupStore: Send + Sync {
         app: AppId,
         group: &NewGroup,
         members: &[String],
-        event: &GroupEvent,
-        rules: &GroupRules,
-        now_ms: i64,
+        write: &GroupWrite,
     ) -> StoreResult<GroupOutcome>;
     /// Applies a change under the group's lock, checking the actor's role there.
     async fn change_group(
@@ -384,9 +390,7 @@ pub trait GroupStore: Send + Sync {
         group_id: &str,
         actor: &GroupActor,
         change: &GroupChange,
-        event: &GroupEvent,
-        rules: &GroupRules,
-        now_ms: i64,
+        write: &GroupWrite,
     ) -> StoreResult<GroupOutcome>;
     async fn get_group(&self, app: AppId, group_id: &str) -> StoreResult<Option<Group>>;
     async fn group_member(&self, app: AppId, group_id: &str, user_id: &str) -> StoreResult<Option<GroupMember>>;

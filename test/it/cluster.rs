@@ -104,6 +104,12 @@ impl Cluster {
 
 /// Receives until `count` messages arrived (or the socket breaks); returns them.
 async fn receive(client: &mut WsClient, into: &mut Vec<Message>, count: usize) -> bool {
+    // Pushes that came while the client waited for its own responses.
+    while let Some(frame) = client.pushes.pop_front() {
+        if let gim::proto::client::v1::server_frame::Payload::Message(push) = frame {
+            into.extend(push.message);
+        }
+    }
     while into.len() < count {
         match client.next_frame(WAIT).await {
             Ok(Some(gim::proto::client::v1::server_frame::Payload::Message(push))) => into.extend(push.message),
@@ -196,4 +202,61 @@ async fn two_logic_and_two_connect_nodes_survive_a_killed_connect_node() {
         let seqs: Vec<u64> = seen.iter().map(|m| m.seq).collect();
         assert_eq!(seqs, (1..=expected as u64).collect::<Vec<_>>(), "nothing lost, nothing twice");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_group_reaches_its_members_on_every_connect_node() {
+    let mut cluster = Cluster::new().await;
+    cluster.env.push(("GIM_GROUPS__LARGE_THRESHOLD".to_owned(), "2".to_owned()));
+    let _logic1 = cluster.start_logic().await;
+    let _logic2 = cluster.start_logic().await;
+    let (_connect1, ws1) = cluster.start_connect().await;
+    let (_connect2, ws2) = cluster.start_connect().await;
+    let created = admin_client(cluster.logic[0], ADMIN_TOKEN)
+        .await
+        .create_app(CreateAppRequest { name: "cluster".into(), settings: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let app = TestApp { app_id: created.app.unwrap().app_id, secret: created.secret, addr: cluster.logic[0] };
+    for user in ["a", "b", "c", "late"] {
+        app.user(user).await;
+    }
+    app.groups(Some("a"))
+        .await
+        .create_group(gim::proto::logic::v1::CreateGroupRequest {
+            group_id: "big".into(),
+            name: "big".into(),
+            join_policy: gim::proto::logic::v1::JoinPolicy::Free as i32,
+            member_ids: vec!["b".into(), "c".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // a on node 1; b and c on node 2; "late" joins later, on node 2.
+    let (mut a, _) = WsClient::online(ws1, &app.device_token("a", "d").await, 0).await;
+    let (mut b, _) = WsClient::online(ws2, &app.device_token("b", "d").await, 0).await;
+    let (mut c, _) = WsClient::online(ws2, &app.device_token("c", "d").await, 0).await;
+    let (mut late, _) = WsClient::online(ws2, &app.device_token("late", "d").await, 0).await;
+
+    for i in 0..5 {
+        a.group_send("big", &format!("a{i}"), &format!("a{i}")).await;
+        b.group_send("big", &format!("b{i}"), &format!("b{i}")).await;
+    }
+    let mut seen_by_c = Vec::new();
+    assert!(receive(&mut c, &mut seen_by_c, 10).await);
+    let seqs: Vec<u64> = seen_by_c.iter().map(|m| m.group_seq).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "timeline order, once each: {seqs:?}");
+    let mut seen_by_a = Vec::new();
+    assert!(receive(&mut a, &mut seen_by_a, 5).await, "a (node 1) gets b's five");
+
+    app.groups(Some("late"))
+        .await
+        .join_group(gim::proto::logic::v1::JoinGroupRequest { group_id: "big".into(), message: String::new() })
+        .await
+        .unwrap();
+    a.group_send("big", "welcome", "welcome").await;
+    let mut seen_by_late = Vec::new();
+    assert!(receive(&mut late, &mut seen_by_late, 2).await, "the join event and the next message");
+    assert_eq!(seen_by_late.last().map(crate::support::text_of), Some("welcome"));
 }

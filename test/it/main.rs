@@ -10,6 +10,7 @@ mod binary;
 mod cluster;
 mod connect;
 mod connect_bad_input;
+mod group_connect;
 mod groups;
 mod grpc;
 mod messages;

@@ -66,7 +66,7 @@ async fn a_message_lands_once_in_both_inboxes_and_is_handed_to_delivery(backend:
             let message = pushed_message(push);
             assert_eq!(push.app, app.app_id);
             assert_eq!((message.id, message.seq), (sent.message_id, push.seq), "each recipient's own seq");
-            (push.users.clone(), push.seq, push.skip_device.clone())
+            (push.users.clone(), push.seq, push.skip.as_ref().map(|d| d.device_id.clone()))
         })
         .collect();
     seen.sort();

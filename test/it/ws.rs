@@ -11,7 +11,10 @@ use gim::proto::{
         server_frame,
     },
     common::v1::Message,
-    logic::v1::{AckRequest, DeviceSendRequest, SendMessageResponse, SyncRequest, SyncResponse},
+    logic::v1::{
+        AckRequest, DeviceSendRequest, GroupSendRequest, GroupSendResponse, SendMessageResponse, SyncGroupRequest,
+        SyncRequest, SyncResponse,
+    },
 };
 use prost::Message as _;
 use tokio::net::TcpStream;
@@ -118,6 +121,28 @@ impl WsClient {
         match response.result {
             Some(Reply::Send(sent)) => sent,
             _ => panic!("send failed: {} {}", response.code, response.message),
+        }
+    }
+
+    pub async fn group_send(&mut self, group: &str, client_msg_id: &str, text: &str) -> GroupSendResponse {
+        let request = GroupSendRequest {
+            group_id: group.into(),
+            client_msg_id: client_msg_id.into(),
+            body: crate::support::text(text),
+        };
+        let response = self.request(Payload::GroupSend(request)).await;
+        match response.result {
+            Some(Reply::GroupSend(sent)) => sent,
+            _ => panic!("group send failed: {} {}", response.code, response.message),
+        }
+    }
+
+    pub async fn sync_group(&mut self, group: &str, after_group_seq: u64) -> SyncResponse {
+        let request = SyncGroupRequest { group_id: group.into(), after_group_seq, limit: 200 };
+        let response = self.request(Payload::SyncGroup(request)).await;
+        match response.result {
+            Some(Reply::Sync(page)) => page,
+            _ => panic!("group sync failed: {} {}", response.code, response.message),
         }
     }
 

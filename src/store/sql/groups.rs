@@ -11,8 +11,8 @@ use crate::{
     model::{AppId, ConversationType, Group, GroupMember, GroupRole, JoinRequest, Message, MessageBody},
     proto::common::v1::{SystemBody, message_body::Content},
     store::{
-        GroupActor, GroupChange, GroupEvent, GroupOutcome, GroupRefusal, GroupRules, GroupStore, NewGroup, NewMessage,
-        Recipient, StoreError, StoreResult,
+        GroupActor, GroupChange, GroupEvent, GroupOutcome, GroupRefusal, GroupRules, GroupStore, GroupWrite, NewGroup,
+        NewMessage, Recipient, StoreError, StoreResult,
     },
 };
 
@@ -210,7 +210,8 @@ impl SqlStore {
         Ok((added, joined_large))
     }
 
-    /// Appends a group's system message in the open transaction.
+    /// Appends a group's system message in the open transaction: about `affected`,
+    /// and also to the inboxes of `also_to` (members who just left).
     async fn announce(
         &self,
         tx: &mut Tx,
@@ -218,8 +219,7 @@ impl SqlStore {
         group_id: &str,
         actor: &GroupActor,
         event: &GroupEvent,
-        affected: &[String],
-        also_to: &[String],
+        (affected, also_to): (&[String], &[String]),
     ) -> StoreResult<(Message, crate::store::Appended)> {
         let body = MessageBody {
             content: Some(Content::System(SystemBody {
@@ -254,7 +254,6 @@ impl SqlStore {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn change_group_in(
         &self,
         tx: &mut Tx,
@@ -262,10 +261,9 @@ impl SqlStore {
         group_id: &str,
         actor: &GroupActor,
         change: &GroupChange,
-        event: &GroupEvent,
-        rules: &GroupRules,
-        now_ms: i64,
+        write: &GroupWrite,
     ) -> StoreResult<GroupOutcome> {
+        let (rules, now_ms) = (&write.rules, write.now_ms);
         let mut group = self.lock_group(tx, app, group_id).await?;
         if group.dismissed {
             return Err(refused(GroupRefusal::Dismissed(group_id.to_owned())));
@@ -407,7 +405,7 @@ impl SqlStore {
         }
         group.updated_at_ms = now_ms;
         self.save_group(tx, app, &group).await?;
-        let stored = self.announce(tx, app, group_id, actor, event, &affected, &also_to).await?;
+        let stored = self.announce(tx, app, group_id, actor, &write.event, (&affected, &also_to)).await?;
         let group = self.lock_group(tx, app, group_id).await?;
         Ok(GroupOutcome { group, affected, event: Some(stored), joined_large, left_large })
     }
@@ -418,10 +416,9 @@ impl SqlStore {
         app: i64,
         new: &NewGroup,
         members: &[String],
-        event: &GroupEvent,
-        rules: &GroupRules,
-        now_ms: i64,
+        write: &GroupWrite,
     ) -> StoreResult<GroupOutcome> {
+        let now_ms = write.now_ms;
         if self.unknown_users(tx, app, std::slice::from_ref(&new.owner_id)).await?.len() == 1 {
             return Err(refused(GroupRefusal::UnknownUsers(new.owner_id.clone())));
         }
@@ -447,11 +444,12 @@ impl SqlStore {
         let mut group = self.lock_group(tx, app, &new.group_id).await?;
         self.insert_members(tx, app, &group, &[(new.owner_id.clone(), GroupRole::Owner)], now_ms).await?;
         let others: Vec<String> = members.iter().filter(|m| **m != new.owner_id).cloned().collect();
-        let (mut affected, joined_large) = self.add_members_in(tx, app, &mut group, &others, rules, now_ms).await?;
+        let (mut affected, joined_large) =
+            self.add_members_in(tx, app, &mut group, &others, &write.rules, now_ms).await?;
         affected.insert(0, new.owner_id.clone());
         self.save_group(tx, app, &group).await?;
         let actor = GroupActor::User(new.owner_id.clone());
-        let stored = self.announce(tx, app, &new.group_id, &actor, event, &affected, &[]).await?;
+        let stored = self.announce(tx, app, &new.group_id, &actor, &write.event, (&affected, &[])).await?;
         let group = self.lock_group(tx, app, &new.group_id).await?;
         Ok(GroupOutcome { group, affected, event: Some(stored), joined_large, left_large: Vec::new() })
     }
@@ -464,13 +462,11 @@ impl GroupStore for SqlStore {
         app: AppId,
         group: &NewGroup,
         members: &[String],
-        event: &GroupEvent,
-        rules: &GroupRules,
-        now_ms: i64,
+        write: &GroupWrite,
     ) -> StoreResult<GroupOutcome> {
         let app = rows::signed(app);
         self.write_tx(|mut tx| async move {
-            let result = self.create_group_in(&mut tx, app, group, members, event, rules, now_ms).await;
+            let result = self.create_group_in(&mut tx, app, group, members, write).await;
             (tx, result)
         })
         .await
@@ -482,13 +478,11 @@ impl GroupStore for SqlStore {
         group_id: &str,
         actor: &GroupActor,
         change: &GroupChange,
-        event: &GroupEvent,
-        rules: &GroupRules,
-        now_ms: i64,
+        write: &GroupWrite,
     ) -> StoreResult<GroupOutcome> {
         let app = rows::signed(app);
         self.write_tx(|mut tx| async move {
-            let result = self.change_group_in(&mut tx, app, group_id, actor, change, event, rules, now_ms).await;
+            let result = self.change_group_in(&mut tx, app, group_id, actor, change, write).await;
             (tx, result)
         })
         .await
