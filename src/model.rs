@@ -122,6 +122,8 @@ pub struct GroupMember {
     pub muted_until_ms: i64,
     /// The timeline seq when the member joined.
     pub joined_group_seq: u64,
+    /// The id of the system message announcing the join: the member's history starts there.
+    pub joined_event_id: u64,
     pub joined_at_ms: i64,
 }
 

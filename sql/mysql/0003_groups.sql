@@ -28,8 +28,10 @@ CREATE TABLE group_members (
     role             INT          NOT NULL,
     nickname         VARCHAR(255) NOT NULL,
     muted_until_ms   BIGINT       NOT NULL,
-    -- The timeline seq when the member joined: where a large group's history starts for it.
+    -- Where the member's view starts: the timeline seq (large group) and the id of the
+    -- system message announcing the join (any group's history).
     joined_group_seq BIGINT       NOT NULL,
+    joined_event_id  BIGINT       NOT NULL,
     joined_at_ms     BIGINT       NOT NULL,
     PRIMARY KEY (app_id, group_id, user_id),
     KEY idx_members_user (app_id, user_id, group_id)

@@ -27,6 +27,7 @@ CREATE TABLE group_members (
     nickname         TEXT    NOT NULL,
     muted_until_ms   INTEGER NOT NULL,
     joined_group_seq INTEGER NOT NULL,
+    joined_event_id  INTEGER NOT NULL,
     joined_at_ms     INTEGER NOT NULL,
     PRIMARY KEY (app_id, group_id, user_id)
 ) WITHOUT ROWID;

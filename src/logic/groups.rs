@@ -3,7 +3,6 @@
 
 use super::{
     Error, Logic, Result,
-    ids::first_id_at,
     messages::{SyncPage, append_error, pushes_of},
     validate,
 };
@@ -522,8 +521,7 @@ impl Logic {
         };
         let group = self.get_group(caller.app, group_id).await?;
         let member = self.member_or_app(caller, &group).await?;
-        let after_id =
-            member.filter(|_| !group.history_visible).map_or(0, |m| first_id_at(m.joined_at_ms).saturating_sub(1));
+        let after_id = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_event_id.saturating_sub(1));
         let mut messages = self.store().group_history(caller.app, group_id, after_id, before_id, limit + 1).await?;
         let next = if messages.len() > limit as usize {
             messages.truncate(limit as usize);

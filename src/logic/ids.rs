@@ -47,11 +47,6 @@ impl IdGenerator {
     }
 }
 
-/// The smallest id a message sent at `ms` (milliseconds since the Unix epoch) can have.
-pub fn first_id_at(ms: i64) -> u64 {
-    ((ms.max(EPOCH_MS) - EPOCH_MS) as u64) << (NODE_BITS + SEQUENCE_BITS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

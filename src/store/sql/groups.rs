@@ -11,8 +11,8 @@ use crate::{
     model::{AppId, ConversationType, Group, GroupMember, GroupRole, JoinRequest, Message, MessageBody},
     proto::common::v1::{SystemBody, message_body::Content},
     store::{
-        GroupActor, GroupChange, GroupEvent, GroupOutcome, GroupRefusal, GroupRules, GroupStore, GroupWrite, NewGroup,
-        NewMessage, Recipient, StoreError, StoreResult,
+        GroupActor, GroupChange, GroupEvent, GroupOutcome, GroupRefusal, GroupStore, GroupWrite, NewGroup, NewMessage,
+        Recipient, StoreError, StoreResult,
     },
 };
 
@@ -86,19 +86,20 @@ impl SqlStore {
         app: i64,
         group: &Group,
         users: &[(String, GroupRole)],
-        now_ms: i64,
+        write: &GroupWrite,
     ) -> StoreResult<()> {
         for (user, role) in users {
             sqlx::query(
                 "INSERT INTO group_members (app_id, group_id, user_id, role, nickname, muted_until_ms, \
-                 joined_group_seq, joined_at_ms) VALUES (?, ?, ?, ?, '', 0, ?, ?)",
+                 joined_group_seq, joined_event_id, joined_at_ms) VALUES (?, ?, ?, ?, '', 0, ?, ?, ?)",
             )
             .bind(app)
             .bind(group.group_id.as_str())
             .bind(user.as_str())
             .bind(i64::from(*role as i32))
             .bind(rows::signed(group.seq))
-            .bind(now_ms)
+            .bind(rows::signed(write.event.id))
+            .bind(write.now_ms)
             .execute(&mut **tx)
             .await?;
             sqlx::query("DELETE FROM group_join_requests WHERE app_id = ? AND group_id = ? AND user_id = ?")
@@ -179,9 +180,9 @@ impl SqlStore {
         app: i64,
         group: &mut Group,
         users: &[String],
-        rules: &GroupRules,
-        now_ms: i64,
+        write: &GroupWrite,
     ) -> StoreResult<(Vec<String>, Vec<String>)> {
+        let rules = &write.rules;
         let unknown = self.unknown_users(tx, app, users).await?;
         if !unknown.is_empty() {
             return Err(refused(GroupRefusal::UnknownUsers(unknown.join(", "))));
@@ -197,7 +198,7 @@ impl SqlStore {
             return Err(refused(GroupRefusal::Full(rules.max_members)));
         }
         let with_roles: Vec<(String, GroupRole)> = added.iter().map(|u| (u.clone(), GroupRole::Member)).collect();
-        self.insert_members(tx, app, group, &with_roles, now_ms).await?;
+        self.insert_members(tx, app, group, &with_roles, write).await?;
         group.member_count += added.len() as u64;
         let joined_large = if group.large {
             added.clone()
@@ -263,7 +264,7 @@ impl SqlStore {
         change: &GroupChange,
         write: &GroupWrite,
     ) -> StoreResult<GroupOutcome> {
-        let (rules, now_ms) = (&write.rules, write.now_ms);
+        let now_ms = write.now_ms;
         let mut group = self.lock_group(tx, app, group_id).await?;
         if group.dismissed {
             return Err(refused(GroupRefusal::Dismissed(group_id.to_owned())));
@@ -305,7 +306,7 @@ impl SqlStore {
                 if !joining_self {
                     require(rank, *role_needed, actor_user)?;
                 }
-                let (added, now_large) = self.add_members_in(tx, app, &mut group, users, rules, now_ms).await?;
+                let (added, now_large) = self.add_members_in(tx, app, &mut group, users, write).await?;
                 announce = !added.is_empty();
                 affected = added;
                 joined_large = now_large;
@@ -442,10 +443,9 @@ impl SqlStore {
         .await;
         result.map_err(super::conflict_on_unique)?;
         let mut group = self.lock_group(tx, app, &new.group_id).await?;
-        self.insert_members(tx, app, &group, &[(new.owner_id.clone(), GroupRole::Owner)], now_ms).await?;
+        self.insert_members(tx, app, &group, &[(new.owner_id.clone(), GroupRole::Owner)], write).await?;
         let others: Vec<String> = members.iter().filter(|m| **m != new.owner_id).cloned().collect();
-        let (mut affected, joined_large) =
-            self.add_members_in(tx, app, &mut group, &others, &write.rules, now_ms).await?;
+        let (mut affected, joined_large) = self.add_members_in(tx, app, &mut group, &others, write).await?;
         affected.insert(0, new.owner_id.clone());
         self.save_group(tx, app, &group).await?;
         let actor = GroupActor::User(new.owner_id.clone());

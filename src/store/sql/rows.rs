@@ -110,7 +110,8 @@ pub(super) fn group(row: &AnyRow) -> StoreResult<Group> {
     })
 }
 
-pub(super) const MEMBER_COLUMNS: &str = "user_id, role, nickname, muted_until_ms, joined_group_seq, joined_at_ms";
+pub(super) const MEMBER_COLUMNS: &str =
+    "user_id, role, nickname, muted_until_ms, joined_group_seq, joined_event_id, joined_at_ms";
 
 pub(super) fn member(row: &AnyRow) -> StoreResult<GroupMember> {
     let role: i64 = row.try_get("role")?;
@@ -120,6 +121,7 @@ pub(super) fn member(row: &AnyRow) -> StoreResult<GroupMember> {
         nickname: row.try_get("nickname")?,
         muted_until_ms: row.try_get("muted_until_ms")?,
         joined_group_seq: unsigned(row.try_get("joined_group_seq")?),
+        joined_event_id: unsigned(row.try_get("joined_event_id")?),
         joined_at_ms: row.try_get("joined_at_ms")?,
     })
 }
