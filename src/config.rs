@@ -103,6 +103,9 @@ pub struct ConnectConfig {
     pub write_timeout_secs: u64,
     /// At shutdown, how long sessions get to drain their queues and close.
     pub shutdown_grace_secs: u64,
+    /// Large-group pushes wait up to this long so that each device gets them in one
+    /// write (0: at once). Direct and small-group messages never wait.
+    pub group_push_delay_ms: u64,
 }
 
 impl Default for ConnectConfig {
@@ -120,6 +123,7 @@ impl Default for ConnectConfig {
             max_frames_per_second: 50,
             write_timeout_secs: 10,
             shutdown_grace_secs: 10,
+            group_push_delay_ms: 250,
         }
     }
 }

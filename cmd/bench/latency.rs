@@ -3,10 +3,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU32, AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -16,7 +13,7 @@ use gim::proto::{
     logic::v1::{DeviceSendRequest, SyncRequest},
 };
 
-use crate::{report, setup, ws};
+use crate::{report, setup, track::Tracker, ws};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,18 +38,6 @@ pub struct Args {
     warmup_seconds: u64,
 }
 
-struct Tracker {
-    base: Instant,
-    /// Per message: when it was sent (ns after `base`), how many devices have it, and
-    /// the latest arrival (ns after `base`).
-    sent_at: Vec<AtomicU64>,
-    /// When the sender had the response (ns after `base`).
-    replied_at: Vec<AtomicU64>,
-    arrivals: Vec<AtomicU32>,
-    first_arrival: Vec<AtomicU64>,
-    last_arrival: Vec<AtomicU64>,
-}
-
 async fn open_synced(addr: SocketAddr, token: &str) -> anyhow::Result<ws::Ws> {
     let mut session = ws::open(addr, token, None).await?;
     ws::send(&mut session, 1, Payload::Sync(SyncRequest { after_seq: u64::MAX, limit: 1 })).await?;
@@ -67,14 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let senders = setup::users_with_tokens(&args.app, "lat-a", args.pairs, 1).await?;
     let receivers = setup::users_with_tokens(&args.app, "lat-b", args.pairs, args.devices).await?;
     let total = (args.rate * args.seconds) as usize;
-    let tracker = Arc::new(Tracker {
-        base: Instant::now(),
-        sent_at: (0..total).map(|_| AtomicU64::new(0)).collect(),
-        replied_at: (0..total).map(|_| AtomicU64::new(0)).collect(),
-        arrivals: (0..total).map(|_| AtomicU32::new(0)).collect(),
-        first_arrival: (0..total).map(|_| AtomicU64::new(u64::MAX)).collect(),
-        last_arrival: (0..total).map(|_| AtomicU64::new(0)).collect(),
-    });
+    let tracker = Arc::new(Tracker::new(total));
 
     let receiving_addr = *args.ws.last().expect("at least one address");
     let mut receiving = Vec::new();
@@ -89,10 +67,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         continue;
                     };
                     let Ok(index) = text.text.parse::<usize>() else { continue };
-                    let now = tracker.base.elapsed().as_nanos() as u64;
-                    tracker.last_arrival[index].fetch_max(now, Ordering::Relaxed);
-                    tracker.first_arrival[index].fetch_min(now, Ordering::Relaxed);
-                    tracker.arrivals[index].fetch_add(1, Ordering::Relaxed);
+                    tracker.arrived(index);
                 }
             }));
         }
@@ -121,7 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         content: Some(Content::Text(TextBody { text: index.to_string(), ..Default::default() })),
                     }),
                 };
-                tracker.sent_at[index].store(tracker.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                tracker.sent(index);
                 if ws::send(&mut session, request_id, Payload::Send(request)).await.is_err() {
                     return;
                 }
@@ -131,8 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         break;
                     }
                 }
-                let replied = tracker.base.elapsed().as_nanos() as u64;
-                tracker.replied_at[index].store(replied, Ordering::Relaxed);
+                tracker.replied(index);
                 index += pairs;
             }
         }));
@@ -148,26 +122,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let warmup = (args.rate * args.warmup_seconds) as usize;
-    let mut latencies = report::histogram();
-    let mut replies = report::histogram();
-    let mut firsts = report::histogram();
-    let (mut complete, mut measured) = (0, 0);
-    for index in warmup..total {
-        measured += 1;
-        let sent = tracker.sent_at[index].load(Ordering::Relaxed);
-        let replied = tracker.replied_at[index].load(Ordering::Relaxed);
-        if replied > 0 {
-            report::record(&mut replies, Duration::from_nanos(replied.saturating_sub(sent)));
-        }
-        if tracker.arrivals[index].load(Ordering::Relaxed) as usize >= args.devices {
-            complete += 1;
-            let sent = tracker.sent_at[index].load(Ordering::Relaxed);
-            let last = tracker.last_arrival[index].load(Ordering::Relaxed);
-            report::record(&mut latencies, Duration::from_nanos(last.saturating_sub(sent)));
-            let first = tracker.first_arrival[index].load(Ordering::Relaxed);
-            report::record(&mut firsts, Duration::from_nanos(first.saturating_sub(sent)));
-        }
-    }
+    let summary = tracker.summary(warmup, args.devices);
     println!(
         "{} messages in {send_seconds:.1} s ({:.0}/s) from {} senders to {} users with {} devices each",
         total,
@@ -176,9 +131,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.pairs,
         args.devices
     );
-    println!("on every device of the receiver: {complete} of {measured} measured messages");
-    println!("send to last device: {}", report::percentiles(&latencies));
-    println!("send to first device: {}", report::percentiles(&firsts));
-    println!("send to the sender's response: {}", report::percentiles(&replies));
+    println!("on every device of the receiver: {} of {} measured messages", summary.complete, summary.measured);
+    println!("send to last device: {}", report::percentiles(&summary.to_last));
+    println!("send to first device: {}", report::percentiles(&summary.to_first));
+    println!("send to the sender's response: {}", report::percentiles(&summary.to_reply));
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! Load generator for gim's published benchmarks (docs/benchmarks.md).
 
 mod connections;
+mod group;
 mod latency;
 mod report;
 mod send;
 mod setup;
+mod track;
 mod ws;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,8 @@ enum Command {
     Connections(connections::Args),
     /// End-to-end latency of 1:1 messages at a fixed rate, to every device of the receiver.
     Latency(latency::Args),
+    /// Fan-out of one large group to its online members.
+    Group(group::Args),
     /// One worker process of `connections` (started by it).
     #[command(hide = true)]
     ConnectionsWorker(connections::WorkerArgs),
@@ -35,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Send(args) => send::run(args).await,
         Command::Connections(args) => connections::run(args).await,
         Command::Latency(args) => latency::run(args).await,
+        Command::Group(args) => group::run(args).await,
         Command::ConnectionsWorker(args) => connections::worker(args).await,
     }
 }

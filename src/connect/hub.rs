@@ -49,6 +49,8 @@ pub enum End {
 struct Outbox {
     items: VecDeque<Outbound>,
     end: Option<End>,
+    /// Large-group frames wait for the hub's next flush (see `Hub::flush_groups`).
+    waiting_for_flush: bool,
 }
 
 /// One device's session on this node. Held by the hub and by the session's task.
@@ -68,10 +70,13 @@ pub struct Session {
 
 impl Session {
     /// Queues an item unless the session is ending; ends it when `limit` is exceeded.
-    fn enqueue(&self, item: Outbound, limit: usize) -> bool {
+    /// Queues an item unless the session is ending; ends it when `limit` is exceeded.
+    /// A deferred item does not wake the session: it goes out with the next write, or
+    /// at the hub's next flush. Returns (queued, the session must join the flush list).
+    fn enqueue(&self, item: Outbound, limit: usize, defer: bool) -> (bool, bool) {
         let mut outbox = self.outbox.lock().expect("outbox lock");
         if outbox.end.is_some() {
-            return false;
+            return (false, false);
         }
         if outbox.items.len() >= limit {
             outbox.end = Some(End::SlowConsumer);
@@ -79,9 +84,24 @@ impl Session {
         } else {
             outbox.items.push_back(item);
         }
+        // A queue half full goes out now rather than risk overflowing before the flush.
+        if defer && outbox.end.is_none() && outbox.items.len() < limit / 2 {
+            let join = !outbox.waiting_for_flush;
+            outbox.waiting_for_flush = true;
+            return (true, join);
+        }
         drop(outbox);
         self.wake.notify_one();
-        true
+        (true, false)
+    }
+
+    /// Wakes the session for frames deferred to a flush.
+    fn flush(&self) {
+        let mut outbox = self.outbox.lock().expect("outbox lock");
+        if std::mem::take(&mut outbox.waiting_for_flush) {
+            drop(outbox);
+            self.wake.notify_one();
+        }
     }
 
     /// Asks the session to end (the first reason wins).
@@ -95,6 +115,7 @@ impl Session {
     /// Everything queued, and the reason to end if there is one.
     pub fn take(&self) -> (VecDeque<Outbound>, Option<End>) {
         let mut outbox = self.outbox.lock().expect("outbox lock");
+        outbox.waiting_for_flush = false;
         // Taking the queue also releases its buffer: an idle session keeps none.
         (std::mem::take(&mut outbox.items), outbox.end.clone())
     }
@@ -123,13 +144,36 @@ pub struct Hub {
     users: DashMap<UserKey, Vec<Arc<Session>>>,
     /// Sessions in each large group's fan-out, by session id.
     groups: DashMap<GroupKey, HashMap<u64, Arc<Session>>>,
+    /// Sessions holding large-group frames for the next flush.
+    to_flush: Mutex<Vec<Arc<Session>>>,
+    /// Whether large-group frames wait for a flush (`connect.group_push_delay_ms` > 0).
+    defer_groups: bool,
     next_id: AtomicU64,
     outbound_limit: usize,
 }
 
 impl Hub {
-    pub fn new(outbound_limit: usize) -> Arc<Self> {
-        Arc::new(Self { users: DashMap::new(), groups: DashMap::new(), next_id: AtomicU64::new(1), outbound_limit })
+    /// `defer_groups`: large-group frames wait for `flush_groups` (which the node calls
+    /// every `connect.group_push_delay_ms`) instead of waking each session at once.
+    pub fn new(outbound_limit: usize, defer_groups: bool) -> Arc<Self> {
+        Arc::new(Self {
+            users: DashMap::new(),
+            groups: DashMap::new(),
+            to_flush: Mutex::default(),
+            defer_groups,
+            next_id: AtomicU64::new(1),
+            outbound_limit,
+        })
+    }
+
+    /// Wakes the sessions holding deferred large-group frames: each writes all it has
+    /// in one go. A group sending 20 messages a second to thousands of devices costs a
+    /// wake-up and a write per device per flush, not per message.
+    pub fn flush_groups(&self) {
+        let sessions = std::mem::take(&mut *self.to_flush.lock().expect("flush list lock"));
+        for session in sessions {
+            session.flush();
+        }
     }
 
     /// Adds a session; other sessions of the same device on this node end as replaced.
@@ -232,7 +276,7 @@ impl Hub {
                 if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
                     continue;
                 }
-                if session.enqueue(item.clone(), self.outbound_limit) {
+                if session.enqueue(item.clone(), self.outbound_limit, false).0 {
                     queued += 1;
                 }
             }
@@ -244,14 +288,21 @@ impl Hub {
         let Some(sessions) = self.groups.get(&(push.app, group.into())) else { return 0 };
         let group: Arc<str> = group.into();
         let mut queued = 0;
+        let mut joining = Vec::new();
         for session in sessions.values() {
             if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
                 continue;
             }
             let item = Outbound::Group { group: group.clone(), seq: push.seq, frame: push.frame.clone() };
-            if session.enqueue(item, self.outbound_limit) {
-                queued += 1;
+            let (was_queued, join) = session.enqueue(item, self.outbound_limit, self.defer_groups);
+            queued += usize::from(was_queued);
+            if join {
+                joining.push(session.clone());
             }
+        }
+        drop(sessions);
+        if !joining.is_empty() {
+            self.to_flush.lock().expect("flush list lock").extend(joining);
         }
         queued
     }

@@ -152,6 +152,16 @@ impl ConnectNode {
             parts.node.clone(),
             stopped.clone(),
         )));
+        if config.group_push_delay_ms > 0 {
+            let (hub, period) = (parts.hub.clone(), Duration::from_millis(config.group_push_delay_ms));
+            tasks.push(tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(period);
+                loop {
+                    ticks.tick().await;
+                    hub.flush_groups();
+                }
+            }));
+        }
 
         let mut internal_addr = None;
         if let Some((listener, token)) = parts.internal {

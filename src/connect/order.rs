@@ -26,12 +26,6 @@ pub(super) struct Stream {
 }
 
 impl Stream {
-    /// A stream whose first push will be `seq` (a large group's timeline starts where
-    /// the session first hears of it).
-    pub(super) fn starting_at(seq: u64) -> Self {
-        Self { floor: Some(seq.saturating_sub(1)), own: BTreeSet::new() }
-    }
-
     pub(super) fn floor(&self) -> Option<u64> {
         self.floor
     }
@@ -107,7 +101,8 @@ mod tests {
 
     #[test]
     fn the_devices_own_sends_count_as_delivered() {
-        let mut stream = Stream::starting_at(11);
+        let mut stream = Stream::default();
+        stream.reached(10);
         stream.sent(11);
         assert_eq!(stream.floor(), Some(11));
         stream.sent(13);
@@ -115,5 +110,15 @@ mod tests {
         assert_eq!(stream.floor(), Some(12));
         assert_eq!(stream.step(14), Step::Write, "13 was the device's own");
         assert_eq!(stream.step(13), Step::Drop);
+    }
+
+    #[test]
+    fn an_own_send_before_the_first_push_does_not_hide_earlier_pushes() {
+        // The device sent seq 3 while the push of seq 2 was still queued for it.
+        let mut stream = Stream::default();
+        stream.sent(3);
+        stream.reached(1);
+        assert_eq!(stream.step(2), Step::Write);
+        assert_eq!(stream.step(4), Step::Write, "3 was the device's own");
     }
 }

@@ -296,10 +296,12 @@ impl State {
         Ok(())
     }
 
-    /// A large group's stream; a group first heard of at `seq` starts there (what came
-    /// before is the device's to read with SyncGroup).
-    fn group(&mut self, group_id: &str, seq: u64) -> &mut Stream {
-        self.groups.entry(group_id.into()).or_insert_with(|| Stream::starting_at(seq))
+    /// A large group's stream (its floor unknown until the first push or sync).
+    fn group(&mut self, group_id: &str) -> &mut Stream {
+        if !self.groups.contains_key(group_id) {
+            self.groups.insert(group_id.into(), Stream::default());
+        }
+        self.groups.get_mut(group_id).expect("inserted above")
     }
 
     async fn call(&mut self, frame: ClientFrame, ctx: &Context) -> Result<Reply, Status> {
@@ -320,7 +322,7 @@ impl State {
                     self.inbox.sent(sent.seq);
                 }
                 if sent.group_seq > 0 {
-                    self.group(&group_id, sent.group_seq).sent(sent.group_seq);
+                    self.group(&group_id).sent(sent.group_seq);
                 }
                 Ok(Reply::GroupSend(sent))
             }
@@ -338,8 +340,7 @@ impl State {
             Some(Payload::SyncGroup(request)) => {
                 let (group_id, after_seq) = (request.group_id.clone(), request.after_group_seq);
                 let page = ctx.link.sync_group(token, request).await?;
-                let reached = reached(after_seq, &page, |m| m.group_seq);
-                self.group(&group_id, reached + 1).reached(reached);
+                self.group(&group_id).reached(reached(after_seq, &page, |m| m.group_seq));
                 Ok(Reply::Sync(page))
             }
         }
@@ -421,7 +422,13 @@ impl State {
         out: &mut Vec<Bytes>,
         ctx: &Context,
     ) -> Result<(), Exit> {
-        match self.group(&group, seq).step(seq) {
+        let stream = self.group(&group);
+        if stream.floor().is_none() {
+            // A timeline first heard of here starts here: what came before is the
+            // device's to read with SyncGroup.
+            stream.reached(seq.saturating_sub(1));
+        }
+        match stream.step(seq) {
             Step::Drop => {}
             Step::Write | Step::Hold => out.push(frame),
             Step::Gap => {
@@ -431,7 +438,7 @@ impl State {
                     let request =
                         SyncGroupRequest { group_id: group.to_string(), after_group_seq, limit: CATCH_UP_PAGE };
                     let page = ctx.link.sync_group(&self.token, request).await.map_err(catch_up_failed)?;
-                    let stream = self.group(&group, seq);
+                    let stream = self.group(&group);
                     for message in page.messages {
                         if stream.caught_up(message.group_seq) {
                             out.push(frames::message(message));
@@ -441,7 +448,7 @@ impl State {
                         break;
                     }
                 }
-                let stream = self.group(&group, seq);
+                let stream = self.group(&group);
                 if stream.step(seq) != Step::Drop {
                     stream.force(seq);
                     out.push(frame);

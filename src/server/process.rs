@@ -45,7 +45,7 @@ impl Process {
         let metrics = Metrics::new();
         let (logic, connect) = match role {
             Role::Serve => {
-                let hub = Hub::new(config.connect.outbound_queue);
+                let hub = Hub::new(config.connect.outbound_queue, config.connect.group_push_delay_ms > 0);
                 let routes: Arc<dyn RouteRegistry> =
                     Arc::new(MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
                 let delivery = Arc::new(LocalDelivery::new(hub.clone()));
@@ -86,7 +86,7 @@ impl Process {
                 };
                 let token = internal_token(config.auth.token_secret.expose().as_bytes());
                 let parts = ConnectParts {
-                    hub: Hub::new(connect_config.outbound_queue),
+                    hub: Hub::new(connect_config.outbound_queue, connect_config.group_push_delay_ms > 0),
                     link: Arc::new(GrpcLink::new(&connect_config.logic_addrs)?),
                     routes: redis_routes(config).await?,
                     token_key: token_key(config)?,

@@ -46,6 +46,7 @@ impl Cluster {
             ("GIM_TELEMETRY__LOG_FILTER".to_owned(), "warn".to_owned()),
             // The test sends faster than a person would.
             ("GIM_CONNECT__MAX_FRAMES_PER_SECOND".to_owned(), "10000".to_owned()),
+            ("GIM_CONNECT__GROUP_PUSH_DELAY_MS".to_owned(), "20".to_owned()),
         ];
         Self { env, logic: Vec::new(), _db: db }
     }

@@ -121,6 +121,8 @@ pub fn test_config(db: &TestDb) -> Config {
     config.logic.listen = "127.0.0.1:0".parse().expect("address");
     config.auth.token_secret = Secret::new(TOKEN_SECRET);
     config.admin.token = Secret::new(ADMIN_TOKEN);
+    // Large-group pushes wait for a flush; tests wait for quiet, so keep it short.
+    config.connect.group_push_delay_ms = 20;
     config
 }
 

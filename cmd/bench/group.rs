@@ -1,0 +1,213 @@
+//! `gim-bench group`: one large group, many of its members online, messages sent to it
+//! at a fixed rate; deliveries per second, time from send to the last device, and the
+//! server's CPU time per delivery.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use gim::proto::{
+    client::v1::{client_frame::Payload, server_frame},
+    common::v1::{MessageBody, TextBody, message_body::Content},
+    logic::v1::{
+        CreateGroupRequest, CreateUserRequest, GroupSendRequest, ImportUsersRequest, JoinPolicy, MembersRequest,
+        SyncRequest, groups_client::GroupsClient,
+    },
+};
+use tokio::sync::Semaphore;
+
+use crate::{report, setup, track::Tracker, ws};
+
+const GROUP: &str = "bench-group";
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    app: setup::AppArgs,
+    /// Connect nodes' WebSocket addresses; sessions are spread over them.
+    #[arg(long, value_delimiter = ',', required = true)]
+    ws: Vec<SocketAddr>,
+    /// gim processes whose CPU time is the server's.
+    #[arg(long, value_delimiter = ',')]
+    pids: Vec<u32>,
+    /// Database and Redis processes, whose CPU time is reported apart.
+    #[arg(long, value_delimiter = ',')]
+    aux_pids: Vec<u32>,
+    #[arg(long, default_value_t = 100_000)]
+    members: usize,
+    /// Members with a device online.
+    #[arg(long, default_value_t = 10_000)]
+    online: usize,
+    /// Messages per second to the group.
+    #[arg(long, default_value_t = 20)]
+    rate: u64,
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    #[arg(long, default_value_t = 3)]
+    warmup_seconds: u64,
+    /// Members per InviteMembers call (at most the server's limits.max_page_size).
+    #[arg(long, default_value_t = 200)]
+    invite_batch: usize,
+}
+
+/// CPU time of processes so far (all their threads), from /proc/PID/task/*/schedstat.
+fn cpu_seconds(pids: &[u32]) -> anyhow::Result<f64> {
+    let mut nanos = 0u64;
+    for pid in pids {
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+            nanos += stat.split_whitespace().next().context("empty schedstat")?.parse::<u64>()?;
+        }
+    }
+    Ok(nanos as f64 / 1e9)
+}
+
+fn text_body(text: String) -> Option<MessageBody> {
+    Some(MessageBody { content: Some(Content::Text(TextBody { text, ..Default::default() })) })
+}
+
+async fn build_group(args: &Args) -> anyhow::Result<Vec<String>> {
+    let started = Instant::now();
+    let tokens: Vec<String> =
+        setup::users_with_tokens(&args.app, "gm", args.online, 1).await?.into_iter().map(|mut t| t.remove(0)).collect();
+    let mut business = setup::business(&args.app).await?;
+    let ids: Vec<String> = (0..args.members).map(|i| format!("gm{i}")).collect();
+    for chunk in ids[args.online.min(ids.len())..].chunks(1000) {
+        let users = chunk.iter().map(|id| CreateUserRequest { user_id: id.clone(), ..Default::default() }).collect();
+        business.import_users(setup::with_credentials(&args.app, ImportUsersRequest { users })).await?;
+    }
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", args.app.logic))?.connect().await?;
+    let mut groups = GroupsClient::new(channel);
+    let first: Vec<String> = ids.iter().skip(1).take(999).cloned().collect();
+    let create = CreateGroupRequest {
+        group_id: GROUP.into(),
+        name: "benchmark".into(),
+        join_policy: JoinPolicy::InviteOnly as i32,
+        member_ids: first,
+        owner_id: ids[0].clone(),
+        ..Default::default()
+    };
+    groups.create_group(setup::with_credentials(&args.app, create)).await.context("creating the group")?;
+    for chunk in ids[ids.len().min(1000)..].chunks(args.invite_batch) {
+        let invite = MembersRequest { group_id: GROUP.into(), user_ids: chunk.to_vec() };
+        groups.invite_members(setup::with_credentials(&args.app, invite)).await.context("inviting members")?;
+    }
+    println!(
+        "group of {} members ({} with a device) ready in {:.1} s",
+        args.members,
+        args.online,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(tokens)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let tokens = build_group(&args).await?;
+    let total = (args.rate * args.seconds) as usize;
+    let tracker = Arc::new(Tracker::new(total));
+
+    let opening = Instant::now();
+    let slots = Arc::new(Semaphore::new(256));
+    let ready = Arc::new(AtomicUsize::new(0));
+    let mut sessions = Vec::with_capacity(tokens.len());
+    for (index, token) in tokens.into_iter().enumerate() {
+        let addr = args.ws[index % args.ws.len()];
+        let (tracker, slots, ready) = (tracker.clone(), slots.clone(), ready.clone());
+        sessions.push(tokio::spawn(async move {
+            let slot = slots.acquire_owned().await;
+            let mut session = ws::open(addr, &token, None).await?;
+            ws::send(&mut session, 1, Payload::Sync(SyncRequest { after_seq: u64::MAX, limit: 1 })).await?;
+            while !matches!(ws::next(&mut session).await, Ok(Some(server_frame::Payload::Response(_)))) {}
+            drop(slot);
+            ready.fetch_add(1, Ordering::Relaxed);
+            let ready = Instant::now();
+            let mut beat = tokio::time::interval_at((ready + Duration::from_secs(30)).into(), Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    frame = ws::next(&mut session) => match frame {
+                        Ok(Some(server_frame::Payload::Message(push))) => {
+                            let text = push.message.and_then(|m| m.body).and_then(|b| b.content);
+                            if let Some(Content::Text(text)) = text
+                                && let Ok(index) = text.text.parse::<usize>()
+                            {
+                                tracker.arrived(index);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => return anyhow::Ok(()),
+                    },
+                    _ = beat.tick() => {
+                        let heartbeat = Payload::Heartbeat(gim::proto::client::v1::Heartbeat {});
+                        ws::send(&mut session, 2, heartbeat).await?;
+                    }
+                }
+            }
+        }));
+    }
+    while ready.load(Ordering::Relaxed) < sessions.len() {
+        if sessions.iter().any(|s| s.is_finished()) {
+            anyhow::bail!("a session ended before the benchmark started");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("{} sessions open in {:.1} s", sessions.len(), opening.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", args.app.logic))?.connect().await?;
+    let mut groups = GroupsClient::new(channel);
+    let cpu_before = cpu_seconds(&args.pids)?;
+    let aux_before = cpu_seconds(&args.aux_pids)?;
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+    for index in 0..total {
+        ticks.tick().await;
+        tracker.sent(index);
+        let mut request = setup::with_credentials(
+            &args.app,
+            GroupSendRequest {
+                group_id: GROUP.into(),
+                client_msg_id: format!("bench-{index}"),
+                body: text_body(index.to_string()),
+            },
+        );
+        request.metadata_mut().insert("x-gim-acting-user", "gm0".parse()?);
+        groups.send_message(request).await.context("sending to the group")?;
+        tracker.replied(index);
+    }
+    let send_seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = cpu_seconds(&args.pids)? - cpu_before;
+    let aux = cpu_seconds(&args.aux_pids)? - aux_before;
+    let window = started.elapsed().as_secs_f64();
+    for session in &sessions {
+        session.abort();
+    }
+
+    let summary = tracker.summary((args.rate * args.warmup_seconds) as usize, args.online);
+    let all = tracker.summary(0, args.online);
+    println!(
+        "{total} messages in {send_seconds:.1} s to a group of {} members, {} online: {} deliveries, {:.0} per second",
+        args.members,
+        args.online,
+        all.arrivals,
+        all.arrivals as f64 / send_seconds
+    );
+    println!("on every online device: {} of {} measured messages", summary.complete, summary.measured);
+    println!("send to last device: {}", report::percentiles(&summary.to_last));
+    println!("send to first device: {}", report::percentiles(&summary.to_first));
+    println!(
+        "gim CPU: {cpu:.2} s over {window:.1} s = {:.0} deliveries per CPU-second ({:.2} CPU-seconds per million deliveries)",
+        all.arrivals as f64 / cpu,
+        cpu / (all.arrivals as f64 / 1e6)
+    );
+    if !args.aux_pids.is_empty() {
+        println!("database and Redis CPU: {aux:.2} s");
+    }
+    Ok(())
+}
