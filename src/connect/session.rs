@@ -9,7 +9,7 @@
 //! the session syncs from `floor` itself and writes what it finds. Messages the device
 //! sent itself come back in its send responses: their seqs count as delivered.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -101,7 +101,7 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
         token,
         inbox: Stream::default(),
         held: Vec::new(),
-        groups: HashMap::new(),
+        groups: Vec::new(),
         rate: Rate::new(ctx.limits.frames_per_second),
     }))
 }
@@ -248,7 +248,8 @@ struct State {
     /// Inbox pushes waiting for the first full sync.
     held: Vec<(u64, Bytes)>,
     /// Where the device stands in each large group it got pushes from.
-    groups: HashMap<Arc<str>, Stream>,
+    /// A device reads few large groups: a list beats a hash map (no hashing per frame).
+    groups: Vec<(Box<str>, Stream)>,
     rate: Rate,
 }
 
@@ -298,10 +299,14 @@ impl State {
 
     /// A large group's stream (its floor unknown until the first push or sync).
     fn group(&mut self, group_id: &str) -> &mut Stream {
-        if !self.groups.contains_key(group_id) {
-            self.groups.insert(group_id.into(), Stream::default());
-        }
-        self.groups.get_mut(group_id).expect("inserted above")
+        let index = match self.groups.iter().position(|(id, _)| **id == *group_id) {
+            Some(index) => index,
+            None => {
+                self.groups.push((group_id.into(), Stream::default()));
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[index].1
     }
 
     async fn call(&mut self, frame: ClientFrame, ctx: &Context) -> Result<Reply, Status> {
@@ -434,7 +439,7 @@ impl State {
             Step::Gap => {
                 ctx.metrics.session_catch_ups.inc();
                 loop {
-                    let after_group_seq = self.groups.get(&group).and_then(Stream::floor).unwrap_or(0);
+                    let after_group_seq = self.group(&group).floor().unwrap_or(0);
                     let request =
                         SyncGroupRequest { group_id: group.to_string(), after_group_seq, limit: CATCH_UP_PAGE };
                     let page = ctx.link.sync_group(&self.token, request).await.map_err(catch_up_failed)?;
