@@ -27,6 +27,7 @@ both_stores!(
     a_small_group_writes_every_message_to_every_member_inbox,
     a_large_group_keeps_one_timeline_that_members_read_from_their_join,
     a_group_crossing_the_threshold_loses_and_repeats_nothing,
+    member_limits_and_mentions_are_enforced,
 );
 
 async fn send(client: &mut Groups, group: &str, id: &str, body: &str) -> Result<(u64, u64), Code> {
@@ -411,4 +412,51 @@ async fn a_group_crossing_the_threshold_loses_and_repeats_nothing(backend: Backe
     ids.dedup();
     assert_eq!(ids.len(), count, "no message in both places");
     assert_eq!(texts(&history(&mut c[1], "g").await), ["small 1", "small 2", "large 1", "large 2"]);
+}
+
+async fn member_limits_and_mentions_are_enforced(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.groups.max_members = 3).await;
+    let app = server.new_app().await;
+    let mut c = app.group_users(&["owner", "a", "b", "c"]).await;
+    c[0].create_group(create("g", &["a"], JoinPolicy::Free)).await.unwrap();
+    let full =
+        c[0].invite_members(MembersRequest { group_id: "g".into(), user_ids: vec!["b".into(), "c".into()] }).await;
+    assert_eq!(code(full), Code::ResourceExhausted, "3 members at most");
+    let members = c[0].list_members(ListMembersRequest { group_id: "g".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(members.into_inner().members.len(), 2, "a refused invitation adds nobody");
+    c[2].join_group(JoinGroupRequest { group_id: "g".into(), message: String::new() }).await.unwrap();
+    let late = c[3].join_group(JoinGroupRequest { group_id: "g".into(), message: String::new() }).await;
+    assert_eq!(code(late), Code::ResourceExhausted);
+
+    let mention = |all: bool| {
+        Some(gim::proto::common::v1::MessageBody {
+            content: Some(Content::Text(gim::proto::common::v1::TextBody {
+                text: "look".into(),
+                mention_user_ids: vec!["b".into()],
+                mention_all: all,
+            })),
+        })
+    };
+    let everyone =
+        c[1].send_message(GroupSendRequest { group_id: "g".into(), client_msg_id: "x".into(), body: mention(true) });
+    assert_eq!(code(everyone.await), Code::PermissionDenied, "only the owner or an admin mentions everyone");
+    c[1].send_message(GroupSendRequest { group_id: "g".into(), client_msg_id: "y".into(), body: mention(false) })
+        .await
+        .unwrap();
+    c[0].send_message(GroupSendRequest { group_id: "g".into(), client_msg_id: "z".into(), body: mention(true) })
+        .await
+        .unwrap();
+    let mentions: Vec<(Vec<String>, bool)> = inbox(&app, "b")
+        .await
+        .into_iter()
+        .filter_map(|m| match m.body.and_then(|b| b.content) {
+            Some(Content::Text(text)) => Some((text.mention_user_ids, text.mention_all)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        mentions,
+        [(vec!["b".to_owned()], false), (vec!["b".to_owned()], true)],
+        "mentions reach the members as sent"
+    );
 }
