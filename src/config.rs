@@ -25,6 +25,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub limits: Limits,
     pub groups: GroupsConfig,
+    pub social: SocialConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -42,6 +43,40 @@ pub struct GroupsConfig {
 impl Default for GroupsConfig {
     fn default() -> Self {
         Self { max_members: 100_000, large_threshold: 200 }
+    }
+}
+
+/// Friends, presence events and moments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocialConfig {
+    /// A friend request that is not answered in this long lapses.
+    pub friend_request_ttl_secs: u64,
+    pub max_friends: u64,
+    pub max_greeting_chars: usize,
+    /// A user's presence must hold this long before friends are told of it, so that a
+    /// flapping connection tells them nothing.
+    pub presence_debounce_ms: u64,
+    pub max_post_chars: usize,
+    /// Media references per post.
+    pub max_media: usize,
+    pub max_comment_chars: usize,
+    /// A new friend's feed gets this many of the other's latest posts.
+    pub feed_backfill_posts: u32,
+}
+
+impl Default for SocialConfig {
+    fn default() -> Self {
+        Self {
+            friend_request_ttl_secs: 7 * 24 * 3600,
+            max_friends: 5000,
+            max_greeting_chars: 200,
+            presence_debounce_ms: 3000,
+            max_post_chars: 2000,
+            max_media: 9,
+            max_comment_chars: 500,
+            feed_backfill_posts: 50,
+        }
     }
 }
 
@@ -390,6 +425,20 @@ impl Config {
         if self.groups.max_members < 2 || self.groups.large_threshold == 0 {
             return invalid("groups.max_members must be at least 2 and groups.large_threshold at least 1".into());
         }
+        let social = &self.social;
+        for (name, value) in [
+            ("friend_request_ttl_secs", social.friend_request_ttl_secs),
+            ("max_friends", social.max_friends),
+            ("max_post_chars", social.max_post_chars as u64),
+            ("max_comment_chars", social.max_comment_chars as u64),
+        ] {
+            if value == 0 {
+                return invalid(format!("social.{name} must be at least 1"));
+            }
+        }
+        if social.max_media > 100 {
+            return invalid("social.max_media must be at most 100".into());
+        }
         let limits = &self.limits;
         if limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size {
             return invalid("limits.default_page_size must be 1..=limits.max_page_size".into());
@@ -457,6 +506,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             limits: Limits::default(),
             groups: GroupsConfig::default(),
+            social: SocialConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::proto::{
     common::v1::{ConversationType, DeviceType, MessageBody, MessageStatus, MessageType},
-    logic::v1::{GroupRole, JoinPolicy},
+    logic::v1::{GroupRole, JoinPolicy, PostContent, Visibility},
 };
 
 /// Tenant id. Every row, query and cache key is scoped by one.
@@ -24,6 +24,10 @@ pub struct App {
 #[serde(default)]
 pub struct AppSettings {
     pub accounts_enabled: bool,
+    /// One-to-one messages only between friends.
+    pub friendship_required: bool,
+    /// No presence events to friends.
+    pub presence_events_disabled: bool,
 }
 
 /// A hashed app secret; `expires_at_ms` is set once a rotation retires it.
@@ -133,6 +137,83 @@ pub struct JoinRequest {
     pub user_id: String,
     pub message: String,
     pub requested_at_ms: i64,
+}
+
+/// A pending friend request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FriendRequest {
+    pub from_user_id: String,
+    pub to_user_id: String,
+    pub greeting: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// A friend as one side of the friendship keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Friend {
+    pub friend_id: String,
+    pub remark: String,
+    pub extra: String,
+    pub since_ms: i64,
+}
+
+/// How one user stands to another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Relation {
+    pub friends: bool,
+    /// The other user blocked this one.
+    pub blocked_by_other: bool,
+    /// This user blocked the other.
+    pub blocking_other: bool,
+}
+
+/// A moment as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Post {
+    pub post_id: u64,
+    pub author_id: String,
+    pub client_post_id: String,
+    pub content: PostContent,
+    pub visibility: Visibility,
+    /// The chosen (CHOSEN) or excepted (EXCEPT) friends.
+    pub audience: Vec<String>,
+    pub created_at_ms: i64,
+}
+
+impl Post {
+    /// May `viewer` see this post, given whether the two are friends.
+    pub fn visible_to(&self, viewer: &str, friends: bool) -> bool {
+        if viewer == self.author_id {
+            return true;
+        }
+        match self.visibility {
+            Visibility::Public => true,
+            Visibility::Friends => friends,
+            Visibility::Chosen => friends && self.audience.iter().any(|u| u == viewer),
+            Visibility::Except => friends && !self.audience.iter().any(|u| u == viewer),
+            Visibility::OnlyMe | Visibility::Unspecified => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Like {
+    pub post_id: u64,
+    pub user_id: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub post_id: u64,
+    pub comment_id: u64,
+    pub user_id: String,
+    /// Set for a reply: the comment replied to and its writer.
+    pub reply_to_user_id: String,
+    pub reply_to_comment_id: u64,
+    pub text: String,
+    pub created_at_ms: i64,
 }
 
 /// What a message type follows from: the body's variant.

@@ -46,6 +46,12 @@ enum AppCommand {
         /// Let gim keep usernames and passwords for this app.
         #[arg(long)]
         accounts: bool,
+        /// One-to-one messages only between friends.
+        #[arg(long)]
+        friends_only: bool,
+        /// Do not tell friends when a user comes online or goes offline.
+        #[arg(long)]
+        no_presence_events: bool,
     },
     /// List apps.
     List,
@@ -113,14 +119,27 @@ async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
     let metrics = gim::metrics::Metrics::new();
     let logic = server::build_logic(&config, store.clone(), Arc::new(gim::delivery::Discard), routes, metrics)?;
     match command {
-        AppCommand::Create { name, accounts } => {
-            let (app, secret) = logic.create_app(&name, AppSettings { accounts_enabled: accounts }).await?;
+        AppCommand::Create { name, accounts, friends_only, no_presence_events } => {
+            let settings = AppSettings {
+                accounts_enabled: accounts,
+                friendship_required: friends_only,
+                presence_events_disabled: no_presence_events,
+            };
+            let (app, secret) = logic.create_app(&name, settings).await?;
             println!("app_id: {}\nsecret: {secret}", app.id);
             println!("(the secret is shown once; gim keeps only its hash)");
         }
         AppCommand::List => {
             for app in logic.list_apps().await? {
-                println!("{}\t{}\taccounts={}", app.id, app.name, app.settings.accounts_enabled);
+                let settings = &app.settings;
+                println!(
+                    "{}\t{}\taccounts={}\tfriends_only={}\tpresence_events={}",
+                    app.id,
+                    app.name,
+                    settings.accounts_enabled,
+                    settings.friendship_required,
+                    !settings.presence_events_disabled
+                );
             }
         }
         AppCommand::RotateSecret { app, keep_old_for } => {

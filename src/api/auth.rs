@@ -4,7 +4,7 @@ use tonic::{Status, metadata::MetadataMap};
 use tracing::Span;
 
 use crate::{
-    logic::{AppCaller, DeviceCaller, GroupActor, GroupCaller, Logic},
+    logic::{AppCaller, DeviceCaller, GroupActor, Logic, SharedCaller},
     model::AppId,
 };
 
@@ -52,10 +52,10 @@ pub async fn device(logic: &Logic, metadata: &MetadataMap) -> Result<DeviceCalle
 
 /// A call that devices and business backends share: a device acts as its user; a
 /// business acts as `x-gim-acting-user`, or as the app itself without it.
-pub async fn group_caller(logic: &Logic, metadata: &MetadataMap) -> Result<GroupCaller, Status> {
+pub async fn shared_caller(logic: &Logic, metadata: &MetadataMap) -> Result<SharedCaller, Status> {
     if bearer(metadata).is_some() {
         let caller = device(logic, metadata).await?;
-        return Ok(GroupCaller {
+        return Ok(SharedCaller {
             app: caller.app,
             actor: GroupActor::User(caller.user_id),
             device_id: Some(caller.device_id),
@@ -69,7 +69,7 @@ pub async fn group_caller(logic: &Logic, metadata: &MetadataMap) -> Result<Group
         }
         None => GroupActor::App,
     };
-    Ok(GroupCaller { app: caller.app, actor, device_id: None })
+    Ok(SharedCaller { app: caller.app, actor, device_id: None })
 }
 
 /// Records the user a business call acts for in the request span.

@@ -169,18 +169,7 @@ impl Business for BusinessApi {
     ) -> Result<Response<api::GetPresenceResponse>, Status> {
         let caller = auth::business(&self.logic, request.metadata()).await?;
         let presence = self.logic.presence(caller.app, &request.into_inner().user_ids).await?;
-        let users = presence
-            .into_iter()
-            .map(|(user_id, routes)| api::UserPresence {
-                user_id,
-                online: !routes.is_empty(),
-                devices: routes
-                    .into_iter()
-                    .map(|route| api::OnlineDevice { device_id: route.device_id, r#type: route.device_type as i32 })
-                    .collect(),
-            })
-            .collect();
-        Ok(Response::new(api::GetPresenceResponse { users }))
+        Ok(Response::new(convert::presence(presence)))
     }
 
     async fn kick_device(&self, request: Request<api::KickDeviceRequest>) -> Result<Response<api::Empty>, Status> {

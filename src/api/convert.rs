@@ -1,7 +1,7 @@
 //! Between domain records and their wire form.
 
 use crate::{
-    logic::{DeviceInput, UserInput},
+    logic::{DeviceInput, PostView, PostsPage, UserInput, WithProfile},
     model,
     proto::{common::v1 as pb, logic::v1 as api},
 };
@@ -45,12 +45,90 @@ pub fn app(app: model::App) -> api::App {
 }
 
 pub fn settings(settings: model::AppSettings) -> api::AppSettings {
-    api::AppSettings { accounts_enabled: settings.accounts_enabled }
+    api::AppSettings {
+        accounts_enabled: settings.accounts_enabled,
+        friendship_required: settings.friendship_required,
+        presence_events_disabled: settings.presence_events_disabled,
+    }
 }
 
 pub fn app_settings(settings: Option<api::AppSettings>) -> model::AppSettings {
     let settings = settings.unwrap_or_default();
-    model::AppSettings { accounts_enabled: settings.accounts_enabled }
+    model::AppSettings {
+        accounts_enabled: settings.accounts_enabled,
+        friendship_required: settings.friendship_required,
+        presence_events_disabled: settings.presence_events_disabled,
+    }
+}
+
+/// Each user's online devices (none: offline).
+pub fn presence(presence: Vec<(String, Vec<crate::route::Route>)>) -> api::GetPresenceResponse {
+    let users = presence
+        .into_iter()
+        .map(|(user_id, routes)| api::UserPresence {
+            user_id,
+            online: !routes.is_empty(),
+            devices: routes
+                .into_iter()
+                .map(|route| api::OnlineDevice { device_id: route.device_id, r#type: route.device_type as i32 })
+                .collect(),
+        })
+        .collect();
+    api::GetPresenceResponse { users }
+}
+
+pub fn friend((friend, profile): WithProfile<model::Friend>) -> api::Friend {
+    api::Friend {
+        user: Some(profile.map_or_else(|| pb::User { user_id: friend.friend_id.clone(), ..Default::default() }, user)),
+        remark: friend.remark,
+        extra: friend.extra,
+        since_ms: friend.since_ms,
+    }
+}
+
+pub fn friend_request((request, profile): WithProfile<model::FriendRequest>) -> api::FriendRequest {
+    api::FriendRequest {
+        from_user_id: request.from_user_id,
+        to_user_id: request.to_user_id,
+        greeting: request.greeting,
+        created_at_ms: request.created_at_ms,
+        expires_at_ms: request.expires_at_ms,
+        profile: profile.map(user),
+    }
+}
+
+pub fn comment(comment: model::Comment) -> api::Comment {
+    api::Comment {
+        comment_id: comment.comment_id,
+        user_id: comment.user_id,
+        reply_to_user_id: comment.reply_to_user_id,
+        reply_to_comment_id: comment.reply_to_comment_id,
+        text: comment.text,
+        created_at_ms: comment.created_at_ms,
+    }
+}
+
+/// A post as its viewer sees it: the audience only for the author.
+pub fn post(view: PostView) -> api::Post {
+    let post = view.post;
+    api::Post {
+        post_id: post.post_id,
+        author_id: post.author_id,
+        content: Some(post.content),
+        visibility: post.visibility as i32,
+        audience: if view.own { post.audience } else { Vec::new() },
+        created_at_ms: post.created_at_ms,
+        likes: view
+            .likes
+            .into_iter()
+            .map(|like| api::Like { user_id: like.user_id, created_at_ms: like.created_at_ms })
+            .collect(),
+        comments: view.comments.into_iter().map(comment).collect(),
+    }
+}
+
+pub fn posts(page: PostsPage) -> api::PostsResponse {
+    api::PostsResponse { posts: page.posts.into_iter().map(post).collect(), next_before: page.next_before }
 }
 
 pub fn user_input(request: api::CreateUserRequest) -> UserInput {

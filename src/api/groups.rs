@@ -27,7 +27,7 @@ fn empty() -> Response<api::Empty> {
 #[tonic::async_trait]
 impl Groups for GroupsApi {
     async fn create_group(&self, request: Request<api::CreateGroupRequest>) -> Result<Response<api::Group>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let input = GroupInput {
             group_id: request.group_id,
@@ -44,13 +44,13 @@ impl Groups for GroupsApi {
     }
 
     async fn get_group(&self, request: Request<api::GroupRef>) -> Result<Response<api::Group>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let group = self.logic.get_group(caller.app, &request.into_inner().group_id).await?;
         Ok(Response::new(convert::group(group)))
     }
 
     async fn update_group(&self, request: Request<api::UpdateGroupRequest>) -> Result<Response<api::Group>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let patch = GroupPatch {
             name: request.name,
@@ -66,7 +66,7 @@ impl Groups for GroupsApi {
     }
 
     async fn dismiss_group(&self, request: Request<api::GroupRef>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         self.logic.dismiss_group(&caller, &request.into_inner().group_id).await?;
         Ok(empty())
     }
@@ -75,7 +75,7 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::ListMyGroupsRequest>,
     ) -> Result<Response<api::ListGroupsResponse>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let (groups, has_more) = self.logic.my_groups(&caller, &request.after_group_id, request.limit).await?;
         Ok(Response::new(api::ListGroupsResponse {
@@ -88,7 +88,7 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::ListMembersRequest>,
     ) -> Result<Response<api::ListMembersResponse>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let (members, has_more) =
             self.logic.group_members(&caller, &request.group_id, &request.after_user_id, request.limit).await?;
@@ -102,7 +102,7 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::JoinGroupRequest>,
     ) -> Result<Response<api::JoinGroupResponse>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let joined = self.logic.join_group(&caller, &request.group_id, &request.message).await?;
         Ok(Response::new(api::JoinGroupResponse { joined }))
@@ -112,7 +112,7 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::MembersRequest>,
     ) -> Result<Response<api::MembersResponse>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let user_ids = self.logic.invite(&caller, &request.group_id, request.user_ids).await?;
         Ok(Response::new(api::MembersResponse { user_ids }))
@@ -122,7 +122,7 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::GroupRef>,
     ) -> Result<Response<api::ListJoinRequestsResponse>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let requests = self.logic.join_requests(&caller, &request.into_inner().group_id).await?;
         let requests = requests
             .into_iter()
@@ -132,14 +132,14 @@ impl Groups for GroupsApi {
     }
 
     async fn review_join(&self, request: Request<api::ReviewJoinRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         self.logic.review_join(&caller, &request.group_id, &request.user_id, request.approve).await?;
         Ok(empty())
     }
 
     async fn leave_group(&self, request: Request<api::GroupRef>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         self.logic.leave_group(&caller, &request.into_inner().group_id).await?;
         Ok(empty())
     }
@@ -148,7 +148,7 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::MembersRequest>,
     ) -> Result<Response<api::MembersResponse>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let user_ids = self.logic.remove_members(&caller, &request.group_id, request.user_ids).await?;
         Ok(Response::new(api::MembersResponse { user_ids }))
@@ -158,14 +158,14 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::TransferOwnershipRequest>,
     ) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         self.logic.transfer_ownership(&caller, &request.group_id, &request.new_owner_id).await?;
         Ok(empty())
     }
 
     async fn set_role(&self, request: Request<api::SetRoleRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let role = GroupRole::try_from(request.role).unwrap_or_default();
         self.logic.set_role(&caller, &request.group_id, &request.user_id, role).await?;
@@ -173,14 +173,14 @@ impl Groups for GroupsApi {
     }
 
     async fn mute_member(&self, request: Request<api::MuteMemberRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         self.logic.mute_member(&caller, &request.group_id, &request.user_id, request.duration_seconds).await?;
         Ok(empty())
     }
 
     async fn set_nickname(&self, request: Request<api::SetNicknameRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         self.logic.set_nickname(&caller, &request.group_id, &request.user_id, &request.nickname).await?;
         Ok(empty())
@@ -190,7 +190,7 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::GroupSendRequest>,
     ) -> Result<Response<api::GroupSendResponse>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let sent = self.logic.send_group(&caller, &request.group_id, &request.client_msg_id, request.body).await?;
         Ok(Response::new(api::GroupSendResponse {
@@ -202,7 +202,7 @@ impl Groups for GroupsApi {
     }
 
     async fn sync_group(&self, request: Request<api::SyncGroupRequest>) -> Result<Response<api::SyncResponse>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let page = self.logic.sync_group(&caller, &request.group_id, request.after_group_seq, request.limit).await?;
         Ok(Response::new(convert::sync_page(page)))
@@ -212,7 +212,7 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::GroupHistoryRequest>,
     ) -> Result<Response<api::GroupHistoryResponse>, Status> {
-        let caller = auth::group_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
         let (messages, next_page_token) =
             self.logic.group_history(&caller, &request.group_id, &request.page_token, request.limit).await?;

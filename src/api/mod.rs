@@ -8,6 +8,8 @@ mod business;
 mod convert;
 mod device;
 mod groups;
+mod internal;
+mod social;
 
 pub use self::{device::DeviceApi, groups::GroupsApi};
 mod status;
@@ -34,9 +36,11 @@ use crate::{
     metrics::Metrics,
     proto::{
         FILE_DESCRIPTOR_SET,
+        connect::v1::sessions_server::SessionsServer,
         logic::v1::{
             account_server::AccountServer, app_admin_server::AppAdminServer, business_server::BusinessServer,
-            device_server::DeviceServer, groups_server::GroupsServer,
+            device_server::DeviceServer, friends_server::FriendsServer, groups_server::GroupsServer,
+            moments_server::MomentsServer,
         },
     },
 };
@@ -46,14 +50,22 @@ const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// No call may take longer; a slower one is cut off with `DEADLINE_EXCEEDED`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Every service of the logic port, with health and reflection.
-pub async fn logic_routes(logic: Logic, admin_token: Secret, metrics: Arc<Metrics>) -> Routes {
+/// Every service of the logic port, with health and reflection; with an internal token,
+/// also the internal API connect nodes report sessions through.
+pub async fn logic_routes(
+    logic: Logic,
+    admin_token: Secret,
+    internal_token: Option<&str>,
+    metrics: Arc<Metrics>,
+) -> Routes {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<BusinessServer<business::BusinessApi>>().await;
     health.set_serving::<DeviceServer<device::DeviceApi>>().await;
     health.set_serving::<AccountServer<account::AccountApi>>().await;
     health.set_serving::<AppAdminServer<admin::AdminApi>>().await;
     health.set_serving::<GroupsServer<groups::GroupsApi>>().await;
+    health.set_serving::<FriendsServer<social::FriendsApi>>().await;
+    health.set_serving::<MomentsServer<social::MomentsApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -74,7 +86,14 @@ pub async fn logic_routes(logic: Logic, admin_token: Secret, metrics: Arc<Metric
         .add_service(
             GroupsServer::new(groups::GroupsApi::new(logic.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
         )
-        .add_service(AppAdminServer::new(admin::AdminApi::new(logic, admin_token)));
+        .add_service(FriendsServer::new(social::FriendsApi::new(logic.clone())))
+        .add_service(
+            MomentsServer::new(social::MomentsApi::new(logic.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(AppAdminServer::new(admin::AdminApi::new(logic.clone(), admin_token)));
+    if let Some(token) = internal_token {
+        routes.add_service(SessionsServer::new(internal::SessionsApi::new(logic, token)));
+    }
     let router = routes.routes().into_axum_router().layer(axum::middleware::from_fn_with_state(metrics, track_call));
     Routes::from(router)
 }

@@ -3,9 +3,15 @@
 //! logic authenticates and authorises every call exactly as for any other client.
 
 use async_trait::async_trait;
-use tonic::{Request, Status, transport::Channel};
+use tonic::{
+    Request, Status,
+    metadata::{Ascii, MetadataValue},
+    transport::Channel,
+};
 
 use super::ConnectError;
+use crate::model::AppId;
+use crate::proto::connect::v1::{SessionUser, SessionsChangedRequest, sessions_client::SessionsClient};
 use crate::proto::logic::v1::{
     AckRequest, AckResponse, Caller, DeviceSendRequest, Empty, GroupSendRequest, GroupSendResponse, MarkReadRequest,
     ReadCursor, SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse, device_client::DeviceClient,
@@ -22,6 +28,8 @@ pub trait LogicLink: Send + Sync + 'static {
     async fn mark_read(&self, token: &str, request: MarkReadRequest) -> Result<ReadCursor, Status>;
     async fn group_send(&self, token: &str, request: GroupSendRequest) -> Result<GroupSendResponse, Status>;
     async fn sync_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status>;
+    /// Users whose sessions opened or closed on this node (as the node, not a device).
+    async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<(), Status>;
 
     /// The large groups the device's user is in.
     async fn large_groups(&self, token: &str) -> Result<Vec<String>, Status> {
@@ -40,16 +48,19 @@ pub fn with_token<T>(token: &str, message: T) -> Result<Request<T>, Status> {
     Ok(request)
 }
 
-/// The device API of logic nodes over gRPC, balanced over `connect.logic_addrs`.
+/// The device API of logic nodes over gRPC, balanced over `connect.logic_addrs`, and
+/// their internal API (with the cluster's internal token).
 #[derive(Debug, Clone)]
 pub struct GrpcLink {
     client: DeviceClient<Channel>,
     groups: GroupsClient<Channel>,
+    sessions: SessionsClient<Channel>,
+    internal_bearer: MetadataValue<Ascii>,
 }
 
 impl GrpcLink {
     /// Connects lazily: logic nodes may start after connect. Must run inside a Tokio runtime.
-    pub fn new(logic_addrs: &[String]) -> Result<Self, ConnectError> {
+    pub fn new(logic_addrs: &[String], internal_token: &str) -> Result<Self, ConnectError> {
         let endpoints = logic_addrs
             .iter()
             .map(|addr| {
@@ -59,7 +70,15 @@ impl GrpcLink {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let channel = Channel::balance_list(endpoints.into_iter());
-        Ok(Self { client: DeviceClient::new(channel.clone()), groups: GroupsClient::new(channel) })
+        let internal_bearer = format!("Bearer {internal_token}")
+            .parse()
+            .map_err(|_| ConnectError::Address("internal token".into(), "not valid ASCII".into()))?;
+        Ok(Self {
+            client: DeviceClient::new(channel.clone()),
+            groups: GroupsClient::new(channel.clone()),
+            sessions: SessionsClient::new(channel),
+            internal_bearer,
+        })
     }
 }
 
@@ -91,5 +110,13 @@ impl LogicLink for GrpcLink {
 
     async fn sync_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status> {
         Ok(self.groups.clone().sync_group(with_token(token, request)?).await?.into_inner())
+    }
+
+    async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<(), Status> {
+        let users = users.into_iter().map(|(app_id, user_id)| SessionUser { app_id, user_id }).collect();
+        let mut request = Request::new(SessionsChangedRequest { users });
+        request.metadata_mut().insert("authorization", self.internal_bearer.clone());
+        self.sessions.clone().changed(request).await?;
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ mod link;
 mod listener;
 mod order;
 mod peers;
+mod reports;
 mod session;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -72,6 +73,7 @@ pub(crate) struct Context {
     pub metrics: Arc<Metrics>,
     /// Token checks in flight at most (see `session::check_token`).
     pub auth_slots: Semaphore,
+    pub reports: Arc<reports::SessionReports>,
 }
 
 /// What a connect node is built from.
@@ -96,6 +98,7 @@ pub struct ConnectNode {
     internal_addr: Option<SocketAddr>,
     hub: Arc<Hub>,
     routes: Arc<dyn RouteRegistry>,
+    reports: Arc<reports::SessionReports>,
     node: String,
     stop: watch::Sender<bool>,
     slots: Arc<Semaphore>,
@@ -124,9 +127,11 @@ impl ConnectNode {
             TcpListener::bind(config.listen).await.map_err(io(format!("binding connect.listen {}", config.listen)))?;
         let ws_addr = listener.local_addr().map_err(io("reading the bound address".into()))?;
         let (stop, stopped) = watch::channel(false);
+        let reports = reports::SessionReports::new(parts.link.clone());
         let ctx = Arc::new(Context {
             hub: parts.hub.clone(),
             link: parts.link,
+            reports: reports.clone(),
             routes: parts.routes.clone(),
             peers: parts.peers,
             token_key: parts.token_key,
@@ -146,6 +151,7 @@ impl ConnectNode {
         let slots = Arc::new(Semaphore::new(config.max_sessions));
         let mut tasks =
             vec![tokio::spawn(listener::accept_loop(listener, ctx.clone(), slots.clone(), stopped.clone()))];
+        tasks.push(tokio::spawn(reports.clone().run()));
         tasks.push(tokio::spawn(renew_routes(
             parts.hub.clone(),
             parts.routes.clone(),
@@ -186,6 +192,7 @@ impl ConnectNode {
             internal_addr,
             hub: parts.hub,
             routes: parts.routes,
+            reports,
             node: parts.node,
             stop,
             slots,
@@ -224,8 +231,10 @@ impl ConnectNode {
             let leftover = self.hub.registrations();
             for route in &leftover {
                 let _ = self.routes.unregister(route, &self.node).await;
+                self.reports.changed(route.app, &route.user_id);
             }
         }
+        self.reports.flush().await;
         for task in self.tasks {
             task.abort();
         }

@@ -89,6 +89,7 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
         Ok(None) => {}
         Err(err) => tracing::warn!(error = %err, "registering a route failed; pushes wait for the next renewal"),
     }
+    ctx.reports.changed(session.app, &session.user_id);
     match ctx.link.large_groups(&token).await {
         Ok(groups) => ctx.hub.subscribe(&session, &groups),
         Err(status) => {
@@ -118,6 +119,7 @@ async fn finish(mut state: Box<State>, exit: Exit, ctx: &Context) {
     if let Err(err) = ctx.routes.unregister(&state.session.registration(), &ctx.node).await {
         tracing::warn!(error = %err, "removing a route failed; it expires by itself");
     }
+    ctx.reports.changed(state.session.app, &state.session.user_id);
 }
 
 /// The token from the handshake, or from an `Auth` frame that must come first.

@@ -2,7 +2,7 @@
 //! group's conversation; group messages, timelines and history.
 
 use super::{
-    Error, Logic, Result,
+    Error, Logic, Result, SharedCaller,
     messages::{SyncPage, append_error, pushes_of},
     validate,
 };
@@ -13,8 +13,7 @@ use crate::{
     },
     proto::common::v1::message_body::Content,
     store::{
-        GroupActor, GroupChange, GroupEvent, GroupOutcome, GroupPatch, GroupRefusal, GroupWrite, NewGroup, NewMessage,
-        StoreError,
+        GroupChange, GroupEvent, GroupOutcome, GroupPatch, GroupRefusal, GroupWrite, NewGroup, NewMessage, StoreError,
     },
 };
 
@@ -24,30 +23,6 @@ const MAX_INTRODUCTION_CHARS: usize = 1000;
 const MAX_REQUEST_MESSAGE_CHARS: usize = 500;
 /// Attempts of a group change whose event id collided with another node's.
 const CONFLICT_ATTEMPTS: u32 = 3;
-
-/// Who acts on a group: a user (device, or a business acting as one) or the app itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupCaller {
-    pub app: AppId,
-    pub actor: GroupActor,
-    /// The device the caller speaks from, if any (its own pushes are skipped).
-    pub device_id: Option<String>,
-}
-
-impl GroupCaller {
-    fn user(&self) -> Option<&str> {
-        match &self.actor {
-            GroupActor::User(user) => Some(user),
-            GroupActor::App => None,
-        }
-    }
-
-    fn require_user(&self) -> Result<&str> {
-        self.user().ok_or_else(|| {
-            Error::invalid("this call acts for a user: a device token, or x-gim-acting-user with the app secret")
-        })
-    }
-}
 
 /// A group as the creator describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -166,7 +141,7 @@ impl Logic {
 
     async fn change(
         &self,
-        caller: &GroupCaller,
+        caller: &SharedCaller,
         group_id: &str,
         change: GroupChange,
         event: &str,
@@ -187,7 +162,7 @@ impl Logic {
         Ok(outcome)
     }
 
-    pub async fn create_group(&self, caller: &GroupCaller, input: GroupInput, members: Vec<String>) -> Result<Group> {
+    pub async fn create_group(&self, caller: &SharedCaller, input: GroupInput, members: Vec<String>) -> Result<Group> {
         let owner = match caller.user() {
             Some(user) => user.to_owned(),
             None if !input.owner_id.is_empty() => input.owner_id.clone(),
@@ -242,7 +217,7 @@ impl Logic {
     }
 
     /// The caller's membership, required for reads; the app reads anything.
-    async fn member_or_app(&self, caller: &GroupCaller, group: &Group) -> Result<Option<GroupMember>> {
+    async fn member_or_app(&self, caller: &SharedCaller, group: &Group) -> Result<Option<GroupMember>> {
         let Some(user) = caller.user() else { return Ok(None) };
         match self.store().group_member(caller.app, &group.group_id, user).await? {
             Some(member) => Ok(Some(member)),
@@ -250,7 +225,7 @@ impl Logic {
         }
     }
 
-    pub async fn update_group(&self, caller: &GroupCaller, group_id: &str, patch: GroupPatch) -> Result<Group> {
+    pub async fn update_group(&self, caller: &SharedCaller, group_id: &str, patch: GroupPatch) -> Result<Group> {
         self.check_group_fields(
             patch.name.as_deref(),
             patch.avatar_url.as_deref(),
@@ -271,14 +246,14 @@ impl Logic {
         Ok(self.change(caller, group_id, GroupChange::Update(patch), event, detail).await?.group)
     }
 
-    pub async fn dismiss_group(&self, caller: &GroupCaller, group_id: &str) -> Result<()> {
+    pub async fn dismiss_group(&self, caller: &SharedCaller, group_id: &str) -> Result<()> {
         self.change(caller, group_id, GroupChange::Dismiss, "group.dismissed", serde_json::Value::Null).await?;
         Ok(())
     }
 
     pub async fn my_groups(
         &self,
-        caller: &GroupCaller,
+        caller: &SharedCaller,
         after_group_id: &str,
         limit: i32,
     ) -> Result<(Vec<Group>, bool)> {
@@ -292,7 +267,7 @@ impl Logic {
 
     pub async fn group_members(
         &self,
-        caller: &GroupCaller,
+        caller: &SharedCaller,
         group_id: &str,
         after_user_id: &str,
         limit: i32,
@@ -307,7 +282,7 @@ impl Logic {
     }
 
     /// Joins a free group at once, or asks to join an approval group; `true` if joined.
-    pub async fn join_group(&self, caller: &GroupCaller, group_id: &str, message: &str) -> Result<bool> {
+    pub async fn join_group(&self, caller: &SharedCaller, group_id: &str, message: &str) -> Result<bool> {
         let user = caller.require_user()?.to_owned();
         if message.chars().count() > MAX_REQUEST_MESSAGE_CHARS {
             return Err(Error::invalid(format!("message is limited to {MAX_REQUEST_MESSAGE_CHARS} characters")));
@@ -337,7 +312,7 @@ impl Logic {
     }
 
     /// Adds users to the group; any member may in a free group, owners and admins otherwise.
-    pub async fn invite(&self, caller: &GroupCaller, group_id: &str, users: Vec<String>) -> Result<Vec<String>> {
+    pub async fn invite(&self, caller: &SharedCaller, group_id: &str, users: Vec<String>) -> Result<Vec<String>> {
         check_users("user_ids", &users, self.limits().max_page_size as usize)?;
         let group = self.get_group(caller.app, group_id).await?;
         let role_needed = if group.join_policy == JoinPolicy::Free { GroupRole::Member } else { GroupRole::Admin };
@@ -345,7 +320,7 @@ impl Logic {
         Ok(self.change(caller, group_id, change, "group.member_joined", serde_json::Value::Null).await?.affected)
     }
 
-    async fn require_admin(&self, caller: &GroupCaller, group_id: &str) -> Result<()> {
+    async fn require_admin(&self, caller: &SharedCaller, group_id: &str) -> Result<()> {
         let group = self.get_group(caller.app, group_id).await?;
         match self.member_or_app(caller, &group).await? {
             Some(member) if !matches!(member.role, GroupRole::Owner | GroupRole::Admin) => {
@@ -355,12 +330,12 @@ impl Logic {
         }
     }
 
-    pub async fn join_requests(&self, caller: &GroupCaller, group_id: &str) -> Result<Vec<JoinRequest>> {
+    pub async fn join_requests(&self, caller: &SharedCaller, group_id: &str) -> Result<Vec<JoinRequest>> {
         self.require_admin(caller, group_id).await?;
         Ok(self.store().join_requests(caller.app, group_id).await?)
     }
 
-    pub async fn review_join(&self, caller: &GroupCaller, group_id: &str, user_id: &str, approve: bool) -> Result<()> {
+    pub async fn review_join(&self, caller: &SharedCaller, group_id: &str, user_id: &str, approve: bool) -> Result<()> {
         validate::id("user_id", user_id)?;
         self.require_admin(caller, group_id).await?;
         let pending = self.store().join_requests(caller.app, group_id).await?.into_iter().any(|r| r.user_id == user_id);
@@ -376,7 +351,7 @@ impl Logic {
         Ok(())
     }
 
-    pub async fn leave_group(&self, caller: &GroupCaller, group_id: &str) -> Result<()> {
+    pub async fn leave_group(&self, caller: &SharedCaller, group_id: &str) -> Result<()> {
         caller.require_user()?;
         self.change(caller, group_id, GroupChange::Leave, "group.member_left", serde_json::Value::Null).await?;
         Ok(())
@@ -384,7 +359,7 @@ impl Logic {
 
     pub async fn remove_members(
         &self,
-        caller: &GroupCaller,
+        caller: &SharedCaller,
         group_id: &str,
         users: Vec<String>,
     ) -> Result<Vec<String>> {
@@ -393,14 +368,14 @@ impl Logic {
         Ok(self.change(caller, group_id, change, "group.members_removed", serde_json::Value::Null).await?.affected)
     }
 
-    pub async fn transfer_ownership(&self, caller: &GroupCaller, group_id: &str, new_owner: &str) -> Result<()> {
+    pub async fn transfer_ownership(&self, caller: &SharedCaller, group_id: &str, new_owner: &str) -> Result<()> {
         validate::id("new_owner_id", new_owner)?;
         let change = GroupChange::TransferOwnership(new_owner.to_owned());
         self.change(caller, group_id, change, "group.owner_changed", serde_json::Value::Null).await?;
         Ok(())
     }
 
-    pub async fn set_role(&self, caller: &GroupCaller, group_id: &str, user_id: &str, role: GroupRole) -> Result<()> {
+    pub async fn set_role(&self, caller: &SharedCaller, group_id: &str, user_id: &str, role: GroupRole) -> Result<()> {
         validate::id("user_id", user_id)?;
         if !matches!(role, GroupRole::Admin | GroupRole::Member) {
             return Err(Error::invalid("role must be admin or member; the owner changes with TransferOwnership"));
@@ -412,7 +387,7 @@ impl Logic {
     }
 
     /// Mutes a member for `seconds` (0 lifts the mute).
-    pub async fn mute_member(&self, caller: &GroupCaller, group_id: &str, user_id: &str, seconds: u32) -> Result<()> {
+    pub async fn mute_member(&self, caller: &SharedCaller, group_id: &str, user_id: &str, seconds: u32) -> Result<()> {
         validate::id("user_id", user_id)?;
         let until_ms = if seconds == 0 { 0 } else { now_ms() + i64::from(seconds) * 1000 };
         let change = GroupChange::Mute { user: user_id.to_owned(), until_ms };
@@ -427,7 +402,7 @@ impl Logic {
 
     pub async fn set_nickname(
         &self,
-        caller: &GroupCaller,
+        caller: &SharedCaller,
         group_id: &str,
         user_id: &str,
         nickname: &str,
@@ -445,7 +420,7 @@ impl Logic {
     /// (large group); the store checks membership and mutes under the group's lock.
     pub async fn send_group(
         &self,
-        caller: &GroupCaller,
+        caller: &SharedCaller,
         group_id: &str,
         client_msg_id: &str,
         body: Option<MessageBody>,
@@ -487,7 +462,7 @@ impl Logic {
     /// may see.
     pub async fn sync_group(
         &self,
-        caller: &GroupCaller,
+        caller: &SharedCaller,
         group_id: &str,
         after_group_seq: u64,
         limit: i32,
@@ -508,7 +483,7 @@ impl Logic {
     /// the previous page's oldest message id.
     pub async fn group_history(
         &self,
-        caller: &GroupCaller,
+        caller: &SharedCaller,
         group_id: &str,
         page_token: &str,
         limit: i32,

@@ -67,6 +67,9 @@ impl Logic {
             }
             Sender::System => (String::new(), String::new()),
         };
+        if !sender_user.is_empty() && sender_user != receiver {
+            self.may_message(app, &sender_user, receiver).await?;
+        }
         let (conversation_type, recipients) = if sender_user.is_empty() {
             (ConversationType::System, vec![Recipient { user_id: receiver.to_owned(), conversation_id: String::new() }])
         } else if sender_user == receiver {
@@ -99,6 +102,20 @@ impl Logic {
             Err(err) => return Err(append_error(err)),
         };
         Ok(Sent { message_id: appended.id, seq: appended.sender_seq, sent_at_ms: appended.sent_at_ms })
+    }
+
+    /// A user may message another unless blocked by it, and only a friend where the app
+    /// says so.
+    async fn may_message(&self, app: AppId, sender: &str, receiver: &str) -> Result<()> {
+        let relation = self.store().relation(app, sender, receiver).await?;
+        if relation.blocked_by_other {
+            // Nothing more: the sender is not told that it is blocked.
+            return Err(Error::PermissionDenied("this user does not accept your messages".into()));
+        }
+        if !relation.friends && self.existing_app(app).await?.settings.friendship_required {
+            return Err(Error::PermissionDenied("this app allows messages between friends only".into()));
+        }
+        Ok(())
     }
 
     /// The user's inbox after `after_seq`, in seq order.

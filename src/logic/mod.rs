@@ -4,30 +4,36 @@
 mod accounts;
 mod apps;
 mod error;
+mod friends;
 mod groups;
 mod ids;
 mod messages;
+mod moments;
+mod notices;
 mod presence;
+mod presence_events;
 mod reads;
 mod tokens;
 mod users;
 mod validate;
 mod writer;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 pub use crate::store::{GroupActor, GroupPatch, HistoryCursor};
 pub use accounts::Session;
 pub use error::{Error, Result};
-pub use groups::{GroupCaller, GroupInput, GroupSent};
+pub use friends::WithProfile;
+pub use groups::{GroupInput, GroupSent};
 pub use ids::IdGenerator;
 pub use messages::{History, Sender, Sent, SyncPage};
+pub use moments::{PostInput, PostView, PostsPage};
 pub use tokens::IssuedToken;
 pub use users::{DeviceInput, UserInput};
 
 use crate::{
     auth::TokenKey,
-    config::{AuthConfig, Limits},
+    config::{AuthConfig, Limits, SocialConfig},
     delivery::Delivery,
     metrics::Metrics,
     model::{AppId, AppSettings, DeviceType},
@@ -51,6 +57,31 @@ pub struct DeviceCaller {
     pub device_type: DeviceType,
 }
 
+/// Who calls an API that devices and business backends share (groups, friends,
+/// moments): a user (a device, or a business acting as one) or the app itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedCaller {
+    pub app: AppId,
+    pub actor: GroupActor,
+    /// The device the caller speaks from, if any (its own pushes are skipped).
+    pub device_id: Option<String>,
+}
+
+impl SharedCaller {
+    fn user(&self) -> Option<&str> {
+        match &self.actor {
+            GroupActor::User(user) => Some(user),
+            GroupActor::App => None,
+        }
+    }
+
+    fn require_user(&self) -> Result<&str> {
+        self.user().ok_or_else(|| {
+            Error::invalid("this call acts for a user: a device token, or x-gim-acting-user with the app secret")
+        })
+    }
+}
+
 /// What logic is built from.
 pub struct LogicParts {
     pub store: Arc<dyn Store>,
@@ -62,6 +93,7 @@ pub struct LogicParts {
     pub ids: IdGenerator,
     pub metrics: Arc<Metrics>,
     pub groups: GroupRules,
+    pub social: SocialConfig,
     pub write_batch_max: usize,
     pub write_concurrency: usize,
 }
@@ -83,7 +115,15 @@ struct Inner {
     /// Ids for the system messages of group changes (messages get theirs in the writer).
     ids: Arc<IdGenerator>,
     groups: GroupRules,
+    social: SocialConfig,
+    presence: Arc<presence_events::PresenceWatch>,
     password_slots: tokio::sync::Semaphore,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.presence.close();
+    }
 }
 
 impl std::fmt::Debug for Logic {
@@ -103,7 +143,9 @@ impl Logic {
             delivery: parts.delivery.clone(),
         };
         let writer = writer::MessageWriter::start(committer, parts.write_batch_max, parts.write_concurrency);
-        Self {
+        let presence =
+            Arc::new(presence_events::PresenceWatch::new(Duration::from_millis(parts.social.presence_debounce_ms)));
+        let logic = Self {
             inner: Arc::new(Inner {
                 tokens: tokens::Tokens::new(parts.token_key, &parts.auth),
                 apps: apps::AppCache::new(parts.auth.app_cache_secs),
@@ -115,8 +157,12 @@ impl Logic {
                 writer,
                 ids,
                 groups: parts.groups,
+                social: parts.social,
+                presence: presence.clone(),
             }),
-        }
+        };
+        tokio::spawn(presence_events::run(presence, Arc::downgrade(&logic.inner)));
+        logic
     }
 
     pub fn limits(&self) -> &Limits {

@@ -37,6 +37,14 @@ pub fn name(field: &str, value: &str, limits: &Limits) -> Result<()> {
     Ok(())
 }
 
+/// Free text of at most `max` characters.
+pub fn text(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.chars().count() > max {
+        return Err(Error::invalid(format!("{field} must be at most {max} characters")));
+    }
+    Ok(())
+}
+
 pub fn url(field: &str, value: &str, limits: &Limits) -> Result<()> {
     if value.len() > limits.max_url_len {
         return Err(Error::invalid(format!("{field} must be at most {} bytes", limits.max_url_len)));

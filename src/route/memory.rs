@@ -14,12 +14,19 @@ pub struct MemoryRegistry {
     routes: Mutex<HashMap<UserKey, HashMap<String, String>>>,
     /// Live nodes and when their announcement expires.
     nodes: Mutex<HashMap<String, i64>>,
+    /// Presence last announced, for users who are online.
+    presence: Mutex<HashMap<UserKey, String>>,
     ttl: Duration,
 }
 
 impl MemoryRegistry {
     pub fn new(ttl: Duration) -> Self {
-        Self { routes: Mutex::new(HashMap::new()), nodes: Mutex::new(HashMap::new()), ttl }
+        Self {
+            routes: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(HashMap::new()),
+            presence: Mutex::new(HashMap::new()),
+            ttl,
+        }
     }
 
     fn expires_at(&self) -> i64 {
@@ -99,6 +106,15 @@ impl RouteRegistry for MemoryRegistry {
         let mut nodes = self.nodes.lock().expect("node lock");
         nodes.retain(|_, expires| *expires > now);
         Ok(nodes.keys().cloned().collect())
+    }
+
+    async fn swap_presence(&self, app: AppId, user: &str, state: Option<&str>) -> Result<Option<String>, RouteError> {
+        let mut presence = self.presence.lock().expect("presence lock");
+        let key = (app, user.to_owned());
+        Ok(match state {
+            Some(state) => presence.insert(key, state.to_owned()),
+            None => presence.remove(&key),
+        })
     }
 
     fn ttl(&self) -> Duration {

@@ -52,6 +52,10 @@ pub trait RouteRegistry: Send + Sync + 'static {
     async fn retire_node(&self, node: &str) -> Result<(), RouteError>;
     /// The connect nodes announced within their `ttl`.
     async fn nodes(&self) -> Result<Vec<String>, RouteError>;
+    /// Records the presence last announced to a user's friends (`None`: offline) and
+    /// returns the one recorded before: of several nodes announcing at once, one sees
+    /// the change.
+    async fn swap_presence(&self, app: AppId, user: &str, state: Option<&str>) -> Result<Option<String>, RouteError>;
     /// How long a route lives without renewal.
     fn ttl(&self) -> Duration;
 }

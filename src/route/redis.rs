@@ -42,6 +42,9 @@ end
 return 0
 "#;
 
+/// How long an announced presence is remembered.
+const PRESENCE_TTL_SECS: u64 = 24 * 3600;
+
 /// Routes looked up or renewed per Redis round trip.
 const PIPELINE: usize = 500;
 
@@ -84,6 +87,10 @@ impl RedisRegistry {
 
     fn key(&self, app: AppId, user: &str) -> String {
         format!("{}:{app}:route:{user}", self.prefix)
+    }
+
+    fn presence_key(&self, app: AppId, user: &str) -> String {
+        format!("{}:{app}:presence:{user}", self.prefix)
     }
 
     /// The live connect nodes, scored by when their announcement expires.
@@ -200,6 +207,16 @@ impl RouteRegistry for RedisRegistry {
             .query_async(&mut self.redis.clone())
             .await
             .map_err(error)
+    }
+
+    async fn swap_presence(&self, app: AppId, user: &str, state: Option<&str>) -> Result<Option<String>, RouteError> {
+        let key = self.presence_key(app, user);
+        let command = match state {
+            // Kept a day at most: a user whose last node died unseen is announced again.
+            Some(state) => redis::cmd("SET").arg(key).arg(state).arg("GET").arg("EX").arg(PRESENCE_TTL_SECS).clone(),
+            None => redis::cmd("GETDEL").arg(key).clone(),
+        };
+        command.query_async(&mut self.redis.clone()).await.map_err(error)
     }
 
     fn ttl(&self) -> Duration {

@@ -4,6 +4,8 @@ use tonic::Status;
 use crate::{
     api::{DeviceApi, GroupsApi},
     connect::{LogicLink, with_token},
+    logic::Logic,
+    model::AppId,
     proto::logic::v1::{
         AckRequest, AckResponse, Caller, DeviceSendRequest, Empty, GroupSendRequest, GroupSendResponse,
         MarkReadRequest, ReadCursor, SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse,
@@ -16,6 +18,8 @@ use crate::{
 pub struct InProcessLink {
     pub device: DeviceApi,
     pub groups: GroupsApi,
+    /// For what connect reports as a node rather than as a device (sessions that changed).
+    pub logic: Logic,
 }
 
 #[async_trait]
@@ -46,5 +50,10 @@ impl LogicLink for InProcessLink {
 
     async fn sync_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status> {
         Ok(self.groups.sync_group(with_token(token, request)?).await?.into_inner())
+    }
+
+    async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<(), Status> {
+        self.logic.sessions_changed(users);
+        Ok(())
     }
 }

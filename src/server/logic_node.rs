@@ -18,11 +18,13 @@ pub struct LogicNode {
 
 impl LogicNode {
     /// Opens the store and serves the logic gRPC APIs on `config.logic.listen`
-    /// (port 0 picks a free port; see `addr`).
+    /// (port 0 picks a free port; see `addr`), with the internal API for connect nodes
+    /// when given the cluster's internal token.
     pub async fn start(
         config: &Config,
         delivery: Arc<dyn Delivery>,
         routes: Arc<dyn RouteRegistry>,
+        internal_token: Option<&str>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
         let store = Arc::new(open_store(config).await?);
@@ -31,7 +33,7 @@ impl LogicNode {
             .await
             .map_err(io(format!("binding logic.listen {}", config.logic.listen)))?;
         let addr = listener.local_addr().map_err(io("reading the bound address"))?;
-        let routes = api::logic_routes(logic.clone(), config.admin.token.clone(), metrics).await;
+        let routes = api::logic_routes(logic.clone(), config.admin.token.clone(), internal_token, metrics).await;
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(api::serve(listener, routes, stopped_signal(stopped)));
         tracing::info!(%addr, store = ?store.dialect(), "logic gRPC serving");

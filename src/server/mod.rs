@@ -133,6 +133,7 @@ pub fn build_logic(
             max_members: config.groups.max_members,
             large_threshold: config.groups.large_threshold,
         },
+        social: config.social.clone(),
         write_batch_max: config.logic.write_batch_max,
         // SQLite has one writer; more transactions in flight would only queue.
         write_concurrency: if sqlite { 1 } else { config.logic.write_concurrency },

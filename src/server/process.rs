@@ -49,12 +49,13 @@ impl Process {
                 let routes: Arc<dyn RouteRegistry> =
                     Arc::new(MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
                 let delivery = Arc::new(LocalDelivery::new(hub.clone()));
-                let logic = LogicNode::start(config, delivery, routes.clone(), metrics.clone()).await?;
+                let logic = LogicNode::start(config, delivery, routes.clone(), None, metrics.clone()).await?;
                 let parts = ConnectParts {
                     hub,
                     link: Arc::new(InProcessLink {
                         device: DeviceApi::new(logic.logic().clone()),
                         groups: GroupsApi::new(logic.logic().clone()),
+                        logic: logic.logic().clone(),
                     }),
                     routes,
                     token_key: token_key(config)?,
@@ -69,9 +70,10 @@ impl Process {
             Role::Logic => {
                 config.validate_cluster(false)?;
                 let routes = redis_routes(config).await?;
-                let peers = Peers::new(&internal_token(config.auth.token_secret.expose().as_bytes()));
+                let token = internal_token(config.auth.token_secret.expose().as_bytes());
+                let peers = Peers::new(&token);
                 let delivery = Arc::new(GrpcDelivery::start(routes.clone(), peers, DELIVERY_QUEUE, metrics.clone()));
-                (Some(LogicNode::start(config, delivery, routes, metrics.clone()).await?), None)
+                (Some(LogicNode::start(config, delivery, routes, Some(&token), metrics.clone()).await?), None)
             }
             Role::Connect => {
                 config.validate_cluster(true)?;
@@ -87,7 +89,7 @@ impl Process {
                 let token = internal_token(config.auth.token_secret.expose().as_bytes());
                 let parts = ConnectParts {
                     hub: Hub::new(connect_config.outbound_queue, connect_config.group_push_delay_ms > 0),
-                    link: Arc::new(GrpcLink::new(&connect_config.logic_addrs)?),
+                    link: Arc::new(GrpcLink::new(&connect_config.logic_addrs, &token)?),
                     routes: redis_routes(config).await?,
                     token_key: token_key(config)?,
                     metrics: metrics.clone(),

@@ -13,8 +13,9 @@ pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {
 }
 
 use crate::model::{
-    App, AppId, AppSecret, AppSettings, ConversationType, Device, DeviceType, Group, GroupMember, GroupRole,
-    JoinPolicy, JoinRequest, Message, MessageBody, ProfilePatch, ReadCursor, TokenGenerations, User,
+    App, AppId, AppSecret, AppSettings, Comment, ConversationType, Device, DeviceType, Friend, FriendRequest, Group,
+    GroupMember, GroupRole, JoinPolicy, JoinRequest, Like, Message, MessageBody, Post, PostContent, ProfilePatch,
+    ReadCursor, Relation, TokenGenerations, User, Visibility,
 };
 
 /// Failures of the store. Callers turn `NotFound`/`Conflict` into domain errors;
@@ -32,6 +33,9 @@ pub enum StoreError {
     /// A group change that the group's state at commit time does not allow.
     #[error("{0}")]
     Refused(GroupRefusal),
+    /// A friendship change the state at commit time does not allow.
+    #[error("{0}")]
+    FriendRefused(FriendRefusal),
     #[error("database error: {0}")]
     Backend(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -432,7 +436,199 @@ pub trait ReadStore: Send + Sync {
     async fn read_cursors(&self, app: AppId, user_id: &str) -> StoreResult<Vec<ReadCursor>>;
 }
 
-/// The whole store, as logic uses it.
-pub trait Store: AppStore + UserStore + MessageStore + ReadStore + GroupStore {}
+/// A notification written in the same transaction as the change it announces, as
+/// stored: the message and where it landed.
+pub type Notice = (Message, Appended);
 
-impl<T: AppStore + UserStore + MessageStore + ReadStore + GroupStore> Store for T {}
+/// The notifications of a friend request: which one is written depends on whether the
+/// other user had asked first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestNotices {
+    /// To the user asked.
+    pub requested: NewMessage,
+    /// To both, when the request met one the other way and made them friends.
+    pub accepted: NewMessage,
+}
+
+/// What a friend request did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestOutcome {
+    Requested(Vec<Notice>),
+    /// The other user had asked first: they are friends now.
+    BecameFriends(Vec<Notice>),
+}
+
+/// Friendship limits the store enforces in the transaction that makes friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FriendRules {
+    pub max_friends: u64,
+    /// A new friend's feed gets this many of the other's latest posts it may see.
+    pub backfill_posts: u32,
+}
+
+/// Why the store refused a friendship change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FriendRefusal {
+    #[error("you are friends already")]
+    AlreadyFriends,
+    #[error("{0} has reached the limit of {1} friends")]
+    TooManyFriends(String, u64),
+    #[error("no pending friend request from {0}")]
+    NoRequest(String),
+    #[error("users do not exist: {0}")]
+    UnknownUsers(String),
+}
+
+#[async_trait]
+pub trait FriendStore: Send + Sync {
+    /// How `user` stands to `other`: friends, and blocks either way.
+    async fn relation(&self, app: AppId, user: &str, other: &str) -> StoreResult<Relation>;
+    /// Stores a request, replacing an earlier one between the same two; a live request
+    /// the other way makes them friends instead.
+    async fn send_friend_request(
+        &self,
+        app: AppId,
+        request: &FriendRequest,
+        notices: &RequestNotices,
+        rules: &FriendRules,
+    ) -> StoreResult<RequestOutcome>;
+    /// Accepts (making friends, with `accepted`) or rejects a live request to `user`.
+    async fn answer_friend_request(
+        &self,
+        app: AppId,
+        user: &str,
+        from: &str,
+        accept: Option<&NewMessage>,
+        rules: &FriendRules,
+        now_ms: i64,
+    ) -> StoreResult<Vec<Notice>>;
+    /// Live requests to (`incoming`) or from the user, newest first.
+    async fn friend_requests(
+        &self,
+        app: AppId,
+        user: &str,
+        incoming: bool,
+        now_ms: i64,
+    ) -> StoreResult<Vec<FriendRequest>>;
+    /// Makes each pair friends (both sides); pairs that are friends already are left as they are.
+    async fn make_friends(
+        &self,
+        app: AppId,
+        pairs: &[(String, String)],
+        rules: &FriendRules,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+    /// Ends each pair's friendship on both sides, with the notices; returns how many
+    /// pairs were friends.
+    async fn break_friends(
+        &self,
+        app: AppId,
+        pairs: &[(String, String)],
+        notices: &[NewMessage],
+    ) -> StoreResult<(u64, Vec<Notice>)>;
+    async fn friend(&self, app: AppId, user: &str, friend: &str) -> StoreResult<Option<Friend>>;
+    async fn friends(&self, app: AppId, user: &str, after_friend_id: &str, limit: u32) -> StoreResult<Vec<Friend>>;
+    /// Every friend of the user, by id.
+    async fn friend_ids(&self, app: AppId, user: &str) -> StoreResult<Vec<String>>;
+    /// Which of `others` are friends of the user.
+    async fn friends_among(&self, app: AppId, user: &str, others: &[String]) -> StoreResult<Vec<String>>;
+    async fn update_friend(
+        &self,
+        app: AppId,
+        user: &str,
+        friend: &str,
+        remark: Option<&str>,
+        extra: Option<&str>,
+    ) -> StoreResult<Option<Friend>>;
+    /// Blocks `blocked` (and drops its pending request to the user); `false` if it was already.
+    async fn block(&self, app: AppId, user: &str, blocked: &str, now_ms: i64) -> StoreResult<bool>;
+    async fn unblock(&self, app: AppId, user: &str, blocked: &str) -> StoreResult<bool>;
+    async fn blocked(&self, app: AppId, user: &str) -> StoreResult<Vec<String>>;
+}
+
+/// A post to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPost {
+    pub post_id: u64,
+    pub author_id: String,
+    pub client_post_id: String,
+    pub content: PostContent,
+    pub visibility: Visibility,
+    pub audience: Vec<String>,
+    pub created_at_ms: i64,
+}
+
+/// A comment to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewComment {
+    pub post_id: u64,
+    pub comment_id: u64,
+    pub user_id: String,
+    /// The post's author.
+    pub author_id: String,
+    pub reply_to_user_id: String,
+    pub reply_to_comment_id: u64,
+    pub text: String,
+    pub created_at_ms: i64,
+}
+
+/// Where a page of posts starts: ids below `before_post_id` (0: the newest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostPage {
+    pub before_post_id: u64,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait MomentStore: Send + Sync {
+    /// Stores a post with its feed entries (the author's and `readers'`) and notice; a
+    /// repeated `client_post_id` returns the first post and writes nothing.
+    async fn publish_post(
+        &self,
+        app: AppId,
+        post: &NewPost,
+        readers: &[String],
+        notice: Option<&NewMessage>,
+    ) -> StoreResult<(Post, Vec<Notice>)>;
+    /// A post that is not deleted.
+    async fn get_post(&self, app: AppId, post_id: u64) -> StoreResult<Option<Post>>;
+    /// Deletes the author's post with its likes and comments; `false` if there was none.
+    async fn delete_post(&self, app: AppId, author_id: &str, post_id: u64) -> StoreResult<bool>;
+    /// The user's feed: its own posts and those of its current friends, newest first.
+    async fn feed(&self, app: AppId, user: &str, page: PostPage) -> StoreResult<Vec<Post>>;
+    /// An author's posts with one of `visibilities` (all when empty), newest first.
+    async fn author_posts(
+        &self,
+        app: AppId,
+        author_id: &str,
+        visibilities: &[Visibility],
+        page: PostPage,
+    ) -> StoreResult<Vec<Post>>;
+    /// The likes and comments on `posts` that `viewer` may see: on its own posts all,
+    /// on others' its own and its friends'.
+    async fn reactions(&self, app: AppId, viewer: &str, posts: &[u64]) -> StoreResult<(Vec<Like>, Vec<Comment>)>;
+    /// Likes a live post, with the notice if the like is new; `NotFound` for no post.
+    async fn like(
+        &self,
+        app: AppId,
+        post_id: u64,
+        user: &str,
+        notice: Option<&NewMessage>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<Notice>>;
+    async fn unlike(&self, app: AppId, post_id: u64, user: &str) -> StoreResult<bool>;
+    /// Adds a comment to a live post (and to a live comment, for a reply); `NotFound` otherwise.
+    async fn add_comment(
+        &self,
+        app: AppId,
+        comment: &NewComment,
+        notices: &[NewMessage],
+    ) -> StoreResult<(Comment, Vec<Notice>)>;
+    async fn get_comment(&self, app: AppId, post_id: u64, comment_id: u64) -> StoreResult<Option<Comment>>;
+    async fn delete_comment(&self, app: AppId, post_id: u64, comment_id: u64) -> StoreResult<bool>;
+}
+
+/// The whole store, as logic uses it.
+pub trait Store: AppStore + UserStore + MessageStore + ReadStore + GroupStore + FriendStore + MomentStore {}
+
+impl<T: AppStore + UserStore + MessageStore + ReadStore + GroupStore + FriendStore + MomentStore> Store for T {}

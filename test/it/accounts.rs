@@ -19,7 +19,7 @@ fn device(id: &str) -> Option<DeviceInfo> {
 
 async fn a_user_signs_up_signs_in_and_changes_password(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let app = server.new_app_with(AppSettings { accounts_enabled: true }).await;
+    let app = server.new_app_with(AppSettings { accounts_enabled: true, ..Default::default() }).await;
     let mut account = app.account().await;
 
     let signed_up = account

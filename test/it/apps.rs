@@ -18,7 +18,10 @@ async fn an_operator_creates_an_app_and_the_secret_authenticates_business_calls(
     let server = TestServer::start(backend).await;
     let mut admin = admin_client(server.addr(), ADMIN_TOKEN).await;
     let created = admin
-        .create_app(CreateAppRequest { name: "chat".into(), settings: Some(AppSettings { accounts_enabled: true }) })
+        .create_app(CreateAppRequest {
+            name: "chat".into(),
+            settings: Some(AppSettings { accounts_enabled: true, ..Default::default() }),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -29,10 +32,8 @@ async fn an_operator_creates_an_app_and_the_secret_authenticates_business_calls(
 
     let listed = admin.list_apps(gim::proto::logic::v1::ListAppsRequest {}).await.unwrap().into_inner();
     assert!(
-        listed
-            .apps
-            .iter()
-            .any(|a| a.app_id == app.app_id && a.settings == Some(AppSettings { accounts_enabled: true }))
+        listed.apps.iter().any(|a| a.app_id == app.app_id
+            && a.settings == Some(AppSettings { accounts_enabled: true, ..Default::default() }))
     );
 
     let good = TestApp { app_id: app.app_id, secret: created.secret.clone(), addr: server.addr() };
@@ -48,7 +49,11 @@ async fn an_operator_creates_an_app_and_the_secret_authenticates_business_calls(
         .unwrap()
         .into_inner();
     assert_eq!(renamed.name, "chat 2");
-    assert_eq!(renamed.settings, Some(AppSettings { accounts_enabled: true }), "settings left unset stay");
+    assert_eq!(
+        renamed.settings,
+        Some(AppSettings { accounts_enabled: true, ..Default::default() }),
+        "settings left unset stay"
+    );
 
     let missing = admin.get_app(gim::proto::logic::v1::GetAppRequest { app_id: 999_999 }).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);

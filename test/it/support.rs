@@ -149,7 +149,7 @@ impl TestServer {
         let mut config = test_config(&db);
         edit(&mut config);
         let delivery = Arc::new(RecordingDelivery::new());
-        let node = LogicNode::start(&config, delivery.clone(), memory_routes(), Metrics::new())
+        let node = LogicNode::start(&config, delivery.clone(), memory_routes(), None, Metrics::new())
             .await
             .expect("starting a logic node");
         Self { node, delivery, config, _db: db }
@@ -157,7 +157,7 @@ impl TestServer {
 
     /// Another logic node on the same database, as in a cluster.
     pub async fn another_node(&self) -> LogicNode {
-        LogicNode::start(&self.config, Arc::new(RecordingDelivery::new()), memory_routes(), Metrics::new())
+        LogicNode::start(&self.config, Arc::new(RecordingDelivery::new()), memory_routes(), None, Metrics::new())
             .await
             .expect("starting a second logic node")
     }

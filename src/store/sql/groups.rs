@@ -65,7 +65,7 @@ impl SqlStore {
     }
 
     /// Users among `ids` that do not exist in the app.
-    async fn unknown_users(&self, tx: &mut Tx, app: i64, ids: &[String]) -> StoreResult<Vec<String>> {
+    pub(super) async fn unknown_users(&self, tx: &mut Tx, app: i64, ids: &[String]) -> StoreResult<Vec<String>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

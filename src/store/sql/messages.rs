@@ -9,7 +9,10 @@ use sqlx::Row;
 use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, ConversationType, Group, GroupMember, GroupRole, Message, MessageStatus},
-    store::{AppendError, Appended, GroupRefusal, HistoryCursor, MessageStore, NewMessage, Recipient, StoreResult},
+    store::{
+        AppendError, Appended, GroupRefusal, HistoryCursor, MessageStore, NewMessage, Notice, Recipient, StoreError,
+        StoreResult,
+    },
 };
 
 type Outcome = Result<Appended, AppendError>;
@@ -180,6 +183,24 @@ impl SqlStore {
                 .await?;
         }
         Ok(outcomes.into_iter().map(|outcome| outcome.expect("every message of a batch gets an outcome")).collect())
+    }
+
+    /// Writes notifications in the transaction of the change they announce.
+    pub(super) async fn append_notices_in(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        notices: &[NewMessage],
+    ) -> StoreResult<Vec<Notice>> {
+        let outcomes = self.append_in(tx, app, notices).await?;
+        notices
+            .iter()
+            .zip(outcomes)
+            .map(|(notice, outcome)| match outcome {
+                Ok(appended) => Ok((notice.stored(&appended), appended)),
+                Err(err) => Err(StoreError::Corrupt(format!("writing a notification: {err}"))),
+            })
+            .collect()
     }
 
     /// Locks the groups the batch's fresh group messages go to, with the member rows

@@ -3,8 +3,10 @@
 //! places where their SQL differs.
 
 mod apps;
+mod friends;
 mod groups;
 mod messages;
+mod moments;
 mod reads;
 mod rows;
 mod users;
@@ -53,6 +55,15 @@ impl Dialect {
                 let sets: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
                 format!(" ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(", "))
             }
+        }
+    }
+
+    /// Suffix of an `INSERT` that leaves an existing row as it is (`column`: any column
+    /// of the table, which MySQL's form needs to name).
+    fn ignore_duplicate(self, column: &str) -> String {
+        match self {
+            Dialect::MySql => format!(" ON DUPLICATE KEY UPDATE {column} = {column}"),
+            Dialect::Sqlite => " ON CONFLICT DO NOTHING".to_owned(),
         }
     }
 

@@ -5,8 +5,8 @@ use sqlx::{Row, any::AnyRow};
 
 use crate::{
     model::{
-        App, AppSettings, ConversationType, Device, DeviceType, Group, GroupMember, GroupRole, JoinPolicy, Message,
-        MessageBody, MessageStatus, User,
+        App, AppSettings, Comment, ConversationType, Device, DeviceType, Group, GroupMember, GroupRole, JoinPolicy,
+        Message, MessageBody, MessageStatus, Post, PostContent, User, Visibility,
     },
     store::{StoreError, StoreResult},
 };
@@ -123,6 +123,51 @@ pub(super) fn member(row: &AnyRow) -> StoreResult<GroupMember> {
         joined_group_seq: unsigned(row.try_get("joined_group_seq")?),
         joined_event_id: unsigned(row.try_get("joined_event_id")?),
         joined_at_ms: row.try_get("joined_at_ms")?,
+    })
+}
+
+pub(super) fn visibility(value: i64) -> Visibility {
+    Visibility::try_from(value as i32).unwrap_or(Visibility::OnlyMe)
+}
+
+/// A post's audience, stored as a JSON array of user ids.
+pub(super) fn audience(value: &str) -> StoreResult<Vec<String>> {
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(value).map_err(|err| StoreError::Corrupt(format!("post audience: {err}")))
+}
+
+pub(super) const POST_COLUMNS: &str =
+    "p.post_id, p.author_id, p.client_post_id, p.content, p.visibility, p.audience, p.created_at_ms";
+
+pub(super) fn post(row: &AnyRow) -> StoreResult<Post> {
+    let content: Vec<u8> = row.try_get("content")?;
+    let content =
+        PostContent::decode(content.as_slice()).map_err(|err| StoreError::Corrupt(format!("post content: {err}")))?;
+    Ok(Post {
+        post_id: unsigned(row.try_get("post_id")?),
+        author_id: row.try_get("author_id")?,
+        client_post_id: row.try_get("client_post_id")?,
+        content,
+        visibility: visibility(row.try_get("visibility")?),
+        audience: audience(&row.try_get::<String, _>("audience")?)?,
+        created_at_ms: row.try_get("created_at_ms")?,
+    })
+}
+
+pub(super) const COMMENT_COLUMNS: &str =
+    "post_id, comment_id, user_id, reply_to_user_id, reply_to_comment_id, text, created_at_ms";
+
+pub(super) fn comment(row: &AnyRow) -> StoreResult<Comment> {
+    Ok(Comment {
+        post_id: unsigned(row.try_get("post_id")?),
+        comment_id: unsigned(row.try_get("comment_id")?),
+        user_id: row.try_get("user_id")?,
+        reply_to_user_id: row.try_get("reply_to_user_id")?,
+        reply_to_comment_id: unsigned(row.try_get("reply_to_comment_id")?),
+        text: row.try_get("text")?,
+        created_at_ms: row.try_get("created_at_ms")?,
     })
 }
 

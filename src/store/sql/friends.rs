@@ -1,0 +1,518 @@
+//! Friends, friend requests and blocks. A friendship is two rows, one per side, made
+//! and ended in one transaction with the notices that announce it.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use sqlx::{Row, any::AnyRow};
+
+use super::{SqlStore, Tx, bind_in, in_list, rows};
+use crate::{
+    model::{AppId, Friend, FriendRequest, Relation, Visibility},
+    store::{
+        FriendRefusal, FriendRules, FriendStore, NewMessage, Notice, RequestNotices, RequestOutcome, StoreError,
+        StoreResult,
+    },
+};
+
+const FRIEND_COLUMNS: &str = "friend_id, remark, extra, created_at_ms";
+const REQUEST_COLUMNS: &str = "from_user_id, to_user_id, greeting, created_at_ms, expires_at_ms";
+
+fn friend(row: &AnyRow) -> StoreResult<Friend> {
+    Ok(Friend {
+        friend_id: row.try_get("friend_id")?,
+        remark: row.try_get("remark")?,
+        extra: row.try_get("extra")?,
+        since_ms: row.try_get("created_at_ms")?,
+    })
+}
+
+fn request(row: &AnyRow) -> StoreResult<FriendRequest> {
+    Ok(FriendRequest {
+        from_user_id: row.try_get("from_user_id")?,
+        to_user_id: row.try_get("to_user_id")?,
+        greeting: row.try_get("greeting")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        expires_at_ms: row.try_get("expires_at_ms")?,
+    })
+}
+
+fn refused(refusal: FriendRefusal) -> StoreError {
+    StoreError::FriendRefused(refusal)
+}
+
+impl SqlStore {
+    async fn are_friends_in(&self, tx: &mut Tx, app: i64, user: &str, other: &str) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM friendships WHERE app_id = ? AND user_id = ? AND friend_id = ?")
+                .bind(app)
+                .bind(user)
+                .bind(other)
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// The request from `from` to `to` if it is still live, locked.
+    async fn live_request_in(&self, tx: &mut Tx, app: i64, from: &str, to: &str, now_ms: i64) -> StoreResult<bool> {
+        let sql = format!(
+            "SELECT expires_at_ms FROM friend_requests WHERE app_id = ? AND from_user_id = ? AND to_user_id = ?{}",
+            self.dialect.for_update()
+        );
+        let expires: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(from)
+            .bind(to)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(expires.is_some_and(|at| at > now_ms))
+    }
+
+    async fn drop_requests_in(&self, tx: &mut Tx, app: i64, a: &str, b: &str) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM friend_requests WHERE app_id = ? AND \
+             ((from_user_id = ? AND to_user_id = ?) OR (from_user_id = ? AND to_user_id = ?))",
+        )
+        .bind(app)
+        .bind(a)
+        .bind(b)
+        .bind(b)
+        .bind(a)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Makes `a` and `b` friends (if they are not already): both rows, the end of their
+    /// requests, and each one's recent posts in the other's feed.
+    async fn befriend_in(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        (a, b): (&str, &str),
+        rules: &FriendRules,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.drop_requests_in(tx, app, a, b).await?;
+        if self.are_friends_in(tx, app, a, b).await? {
+            return Ok(());
+        }
+        for user in [a, b] {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM friendships WHERE app_id = ? AND user_id = ?")
+                .bind(app)
+                .bind(user)
+                .fetch_one(&mut **tx)
+                .await?;
+            if rows::unsigned(count) >= rules.max_friends {
+                return Err(refused(FriendRefusal::TooManyFriends(user.to_owned(), rules.max_friends)));
+            }
+        }
+        let sql = format!(
+            "INSERT INTO friendships (app_id, user_id, friend_id, remark, extra, created_at_ms) \
+             VALUES (?, ?, ?, '', '', ?), (?, ?, ?, '', '', ?){}",
+            self.dialect.ignore_duplicate("created_at_ms")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(a)
+            .bind(b)
+            .bind(now_ms)
+            .bind(app)
+            .bind(b)
+            .bind(a)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        self.backfill_feed_in(tx, app, a, b, rules.backfill_posts).await?;
+        self.backfill_feed_in(tx, app, b, a, rules.backfill_posts).await
+    }
+
+    /// Puts the author's latest posts that `viewer`, now a friend, may see into its feed.
+    async fn backfill_feed_in(&self, tx: &mut Tx, app: i64, viewer: &str, author: &str, limit: u32) -> StoreResult<()> {
+        if limit == 0 {
+            return Ok(());
+        }
+        let found = sqlx::query(
+            "SELECT post_id, visibility, audience FROM posts WHERE app_id = ? AND author_id = ? AND deleted = 0 \
+             ORDER BY post_id DESC LIMIT ?",
+        )
+        .bind(app)
+        .bind(author)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut visible = Vec::new();
+        for row in &found {
+            let visibility = rows::visibility(row.try_get("visibility")?);
+            let audience = rows::audience(&row.try_get::<String, _>("audience")?)?;
+            let shown = match visibility {
+                Visibility::Public | Visibility::Friends => true,
+                Visibility::Except => !audience.iter().any(|u| u == viewer),
+                // A chosen audience was chosen among friends of the time.
+                Visibility::Chosen | Visibility::OnlyMe | Visibility::Unspecified => false,
+            };
+            if shown {
+                visible.push(row.try_get::<i64, _>("post_id")?);
+            }
+        }
+        for post_id in visible {
+            let sql = format!(
+                "INSERT INTO feed_items (app_id, user_id, post_id, author_id) VALUES (?, ?, ?, ?){}",
+                self.dialect.ignore_duplicate("author_id")
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(app)
+                .bind(viewer)
+                .bind(post_id)
+                .bind(author)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn unfriend_in(&self, tx: &mut Tx, app: i64, a: &str, b: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM friendships WHERE app_id = ? AND \
+             ((user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?))",
+        )
+        .bind(app)
+        .bind(a)
+        .bind(b)
+        .bind(b)
+        .bind(a)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn send_request_in(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        request: &FriendRequest,
+        notices: &RequestNotices,
+        rules: &FriendRules,
+    ) -> StoreResult<RequestOutcome> {
+        let (from, to) = (request.from_user_id.as_str(), request.to_user_id.as_str());
+        if self.are_friends_in(tx, app, from, to).await? {
+            return Err(refused(FriendRefusal::AlreadyFriends));
+        }
+        if self.live_request_in(tx, app, to, from, request.created_at_ms).await? {
+            self.befriend_in(tx, app, (from, to), rules, request.created_at_ms).await?;
+            let notices = self.append_notices_in(tx, app, std::slice::from_ref(&notices.accepted)).await?;
+            return Ok(RequestOutcome::BecameFriends(notices));
+        }
+        let sql = format!(
+            "INSERT INTO friend_requests (app_id, from_user_id, to_user_id, greeting, created_at_ms, expires_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?){}",
+            self.dialect.upsert("app_id, from_user_id, to_user_id", &["greeting", "created_at_ms", "expires_at_ms"])
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(from)
+            .bind(to)
+            .bind(request.greeting.as_str())
+            .bind(request.created_at_ms)
+            .bind(request.expires_at_ms)
+            .execute(&mut **tx)
+            .await?;
+        let notices = self.append_notices_in(tx, app, std::slice::from_ref(&notices.requested)).await?;
+        Ok(RequestOutcome::Requested(notices))
+    }
+
+    async fn answer_in(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        (user, from): (&str, &str),
+        accept: Option<&NewMessage>,
+        rules: &FriendRules,
+        now_ms: i64,
+    ) -> StoreResult<Vec<Notice>> {
+        if !self.live_request_in(tx, app, from, user, now_ms).await? {
+            return Err(refused(FriendRefusal::NoRequest(from.to_owned())));
+        }
+        let Some(accepted) = accept else {
+            sqlx::query("DELETE FROM friend_requests WHERE app_id = ? AND from_user_id = ? AND to_user_id = ?")
+                .bind(app)
+                .bind(from)
+                .bind(user)
+                .execute(&mut **tx)
+                .await?;
+            return Ok(Vec::new());
+        };
+        self.befriend_in(tx, app, (user, from), rules, now_ms).await?;
+        self.append_notices_in(tx, app, std::slice::from_ref(accepted)).await
+    }
+}
+
+#[async_trait]
+impl FriendStore for SqlStore {
+    async fn relation(&self, app: AppId, user: &str, other: &str) -> StoreResult<Relation> {
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT COUNT(*) FROM friendships WHERE app_id = ? AND user_id = ? AND friend_id = ?) AS friends, \
+             (SELECT COUNT(*) FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?) AS blocked_by, \
+             (SELECT COUNT(*) FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?) AS blocking",
+        )
+        .bind(rows::signed(app))
+        .bind(user)
+        .bind(other)
+        .bind(rows::signed(app))
+        .bind(other)
+        .bind(user)
+        .bind(rows::signed(app))
+        .bind(user)
+        .bind(other)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(Relation {
+            friends: row.try_get::<i64, _>("friends")? > 0,
+            blocked_by_other: row.try_get::<i64, _>("blocked_by")? > 0,
+            blocking_other: row.try_get::<i64, _>("blocking")? > 0,
+        })
+    }
+
+    async fn send_friend_request(
+        &self,
+        app: AppId,
+        request: &FriendRequest,
+        notices: &RequestNotices,
+        rules: &FriendRules,
+    ) -> StoreResult<RequestOutcome> {
+        let app = rows::signed(app);
+        self.write_tx(|mut tx| async move {
+            let result = self.send_request_in(&mut tx, app, request, notices, rules).await;
+            (tx, result)
+        })
+        .await
+    }
+
+    async fn answer_friend_request(
+        &self,
+        app: AppId,
+        user: &str,
+        from: &str,
+        accept: Option<&NewMessage>,
+        rules: &FriendRules,
+        now_ms: i64,
+    ) -> StoreResult<Vec<Notice>> {
+        let app = rows::signed(app);
+        self.write_tx(|mut tx| async move {
+            let result = self.answer_in(&mut tx, app, (user, from), accept, rules, now_ms).await;
+            (tx, result)
+        })
+        .await
+    }
+
+    async fn friend_requests(
+        &self,
+        app: AppId,
+        user: &str,
+        incoming: bool,
+        now_ms: i64,
+    ) -> StoreResult<Vec<FriendRequest>> {
+        let side = if incoming { "to_user_id" } else { "from_user_id" };
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM friend_requests WHERE app_id = ? AND {side} = ? AND expires_at_ms > ? \
+             ORDER BY created_at_ms DESC"
+        );
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::signed(app))
+            .bind(user)
+            .bind(now_ms)
+            .fetch_all(&self.read)
+            .await?;
+        found.iter().map(request).collect()
+    }
+
+    async fn make_friends(
+        &self,
+        app: AppId,
+        pairs: &[(String, String)],
+        rules: &FriendRules,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let app = rows::signed(app);
+        let users: Vec<String> =
+            pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect::<BTreeSet<_>>().into_iter().collect();
+        self.write_tx(|mut tx| {
+            let users = &users;
+            async move {
+                let result = async {
+                    let unknown = self.unknown_users(&mut tx, app, users).await?;
+                    if !unknown.is_empty() {
+                        return Err(refused(FriendRefusal::UnknownUsers(unknown.join(", "))));
+                    }
+                    for (a, b) in pairs {
+                        self.befriend_in(&mut tx, app, (a, b), rules, now_ms).await?;
+                    }
+                    Ok(())
+                }
+                .await;
+                (tx, result)
+            }
+        })
+        .await
+    }
+
+    async fn break_friends(
+        &self,
+        app: AppId,
+        pairs: &[(String, String)],
+        notices: &[NewMessage],
+    ) -> StoreResult<(u64, Vec<Notice>)> {
+        let app = rows::signed(app);
+        self.write_tx(|mut tx| async move {
+            let result = async {
+                let mut broken = 0;
+                for (a, b) in pairs {
+                    broken += u64::from(self.unfriend_in(&mut tx, app, a, b).await?);
+                }
+                let notices =
+                    if broken > 0 { self.append_notices_in(&mut tx, app, notices).await? } else { Vec::new() };
+                Ok((broken, notices))
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    async fn friend(&self, app: AppId, user: &str, friend_id: &str) -> StoreResult<Option<Friend>> {
+        let sql =
+            format!("SELECT {FRIEND_COLUMNS} FROM friendships WHERE app_id = ? AND user_id = ? AND friend_id = ?");
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::signed(app))
+            .bind(user)
+            .bind(friend_id)
+            .fetch_optional(&self.read)
+            .await?;
+        found.as_ref().map(friend).transpose()
+    }
+
+    async fn friends(&self, app: AppId, user: &str, after_friend_id: &str, limit: u32) -> StoreResult<Vec<Friend>> {
+        let sql = format!(
+            "SELECT {FRIEND_COLUMNS} FROM friendships WHERE app_id = ? AND user_id = ? AND friend_id > ? \
+             ORDER BY friend_id LIMIT ?"
+        );
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::signed(app))
+            .bind(user)
+            .bind(after_friend_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        found.iter().map(friend).collect()
+    }
+
+    async fn friend_ids(&self, app: AppId, user: &str) -> StoreResult<Vec<String>> {
+        let found: Vec<String> =
+            sqlx::query_scalar("SELECT friend_id FROM friendships WHERE app_id = ? AND user_id = ? ORDER BY friend_id")
+                .bind(rows::signed(app))
+                .bind(user)
+                .fetch_all(&self.read)
+                .await?;
+        Ok(found)
+    }
+
+    async fn friends_among(&self, app: AppId, user: &str, others: &[String]) -> StoreResult<Vec<String>> {
+        if others.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT friend_id FROM friendships WHERE app_id = ? AND user_id = ? AND friend_id IN ({})",
+            in_list(others.len())
+        );
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
+        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)).bind(user), &others);
+        let found = query.fetch_all(&self.read).await?;
+        found.iter().map(|row| Ok(row.try_get("friend_id")?)).collect()
+    }
+
+    async fn update_friend(
+        &self,
+        app: AppId,
+        user: &str,
+        friend_id: &str,
+        remark: Option<&str>,
+        extra: Option<&str>,
+    ) -> StoreResult<Option<Friend>> {
+        // COALESCE keeps a column that is not being changed.
+        sqlx::query(
+            "UPDATE friendships SET remark = COALESCE(?, remark), extra = COALESCE(?, extra) \
+             WHERE app_id = ? AND user_id = ? AND friend_id = ?",
+        )
+        .bind(remark)
+        .bind(extra)
+        .bind(rows::signed(app))
+        .bind(user)
+        .bind(friend_id)
+        .execute(&self.write)
+        .await?;
+        let sql =
+            format!("SELECT {FRIEND_COLUMNS} FROM friendships WHERE app_id = ? AND user_id = ? AND friend_id = ?");
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::signed(app))
+            .bind(user)
+            .bind(friend_id)
+            .fetch_optional(&self.write)
+            .await?;
+        found.as_ref().map(friend).transpose()
+    }
+
+    async fn block(&self, app: AppId, user: &str, blocked: &str, now_ms: i64) -> StoreResult<bool> {
+        let app = rows::signed(app);
+        self.write_tx(|mut tx| async move {
+            let result = async {
+                let exists: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?")
+                        .bind(app)
+                        .bind(user)
+                        .bind(blocked)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if exists.is_none() {
+                    sqlx::query("INSERT INTO blocks (app_id, user_id, blocked_id, created_at_ms) VALUES (?, ?, ?, ?)")
+                        .bind(app)
+                        .bind(user)
+                        .bind(blocked)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("DELETE FROM friend_requests WHERE app_id = ? AND from_user_id = ? AND to_user_id = ?")
+                    .bind(app)
+                    .bind(blocked)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(exists.is_none())
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    async fn unblock(&self, app: AppId, user: &str, blocked: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?")
+            .bind(rows::signed(app))
+            .bind(user)
+            .bind(blocked)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn blocked(&self, app: AppId, user: &str) -> StoreResult<Vec<String>> {
+        let found: Vec<String> =
+            sqlx::query_scalar("SELECT blocked_id FROM blocks WHERE app_id = ? AND user_id = ? ORDER BY blocked_id")
+                .bind(rows::signed(app))
+                .bind(user)
+                .fetch_all(&self.read)
+                .await?;
+        Ok(found)
+    }
+}
