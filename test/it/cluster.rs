@@ -261,3 +261,58 @@ async fn a_large_group_reaches_its_members_on_every_connect_node() {
     assert!(receive(&mut late, &mut seen_by_late, 2).await, "the join event and the next message");
     assert_eq!(seen_by_late.last().map(crate::support::text_of), Some("welcome"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn friends_hear_presence_across_devices_and_connect_nodes() {
+    use gim::proto::{
+        client::v1::{PresenceEvent, event_push::Event},
+        common::v1::DeviceType,
+        logic::v1::{IssueTokenRequest, RegisterDeviceRequest},
+    };
+    let mut cluster = Cluster::new().await;
+    cluster.env.push(("GIM_SOCIAL__PRESENCE_DEBOUNCE_MS".to_owned(), "300".to_owned()));
+    let _logic1 = cluster.start_logic().await;
+    let _logic2 = cluster.start_logic().await;
+    let (_connect1, ws1) = cluster.start_connect().await;
+    let (_connect2, ws2) = cluster.start_connect().await;
+    let created = admin_client(cluster.logic[0], ADMIN_TOKEN)
+        .await
+        .create_app(CreateAppRequest { name: "cluster".into(), settings: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let app = TestApp { app_id: created.app.unwrap().app_id, secret: created.secret, addr: cluster.logic[1] };
+    app.user("ann").await;
+    app.user("bob").await;
+    app.make_friends(&[("ann", "bob")]).await;
+    let token = |device: &'static str, kind: DeviceType| {
+        let app = app.clone();
+        async move {
+            let mut business = app.business().await;
+            let register = RegisterDeviceRequest {
+                user_id: "ann".into(),
+                device_id: device.into(),
+                r#type: kind as i32,
+                ..Default::default()
+            };
+            business.register_device(register).await.unwrap();
+            let issue = IssueTokenRequest { user_id: "ann".into(), device_id: device.into(), ttl_seconds: 0 };
+            business.issue_token(issue).await.unwrap().into_inner().token
+        }
+    };
+    let (mut bob, _) = WsClient::online(ws2, &app.device_token("bob", "phone").await, 0).await;
+    let mut next = async || match bob.next_event(WAIT).await {
+        Some(Event::Presence(event)) => event,
+        other => panic!("expected a presence event, got {other:?}"),
+    };
+
+    let phone = WsClient::online(ws1, &token("phone", DeviceType::Ios).await, 0).await.0;
+    let ios = DeviceType::Ios as i32;
+    assert_eq!(next().await, PresenceEvent { user_id: "ann".into(), online: true, device_types: vec![ios] });
+    let desk = WsClient::online(ws2, &token("desk", DeviceType::Desktop).await, 0).await.0;
+    assert_eq!(next().await.device_types, [ios, DeviceType::Desktop as i32], "a device on the other node counts");
+    drop(phone);
+    assert_eq!(next().await.device_types, [DeviceType::Desktop as i32]);
+    drop(desk);
+    assert_eq!(next().await, PresenceEvent { user_id: "ann".into(), online: false, device_types: vec![] });
+}

@@ -373,3 +373,81 @@ pub fn events(messages: &[gim::proto::common::v1::Message]) -> Vec<String> {
         })
         .collect()
 }
+
+pub type Friends = gim::proto::logic::v1::friends_client::FriendsClient<Intercepted>;
+pub type Moments = gim::proto::logic::v1::moments_client::MomentsClient<Intercepted>;
+
+/// A user's Friends and Moments clients, authenticated by one of its devices.
+pub struct SocialUser {
+    pub friends: Friends,
+    pub moments: Moments,
+}
+
+impl TestApp {
+    fn acting_meta(&self, acting_user: Option<&str>) -> Meta {
+        let app = self.app_id.to_string();
+        let mut pairs = vec![("x-gim-app-id", app.as_str()), ("x-gim-app-secret", self.secret.as_str())];
+        if let Some(user) = acting_user {
+            pairs.push(("x-gim-acting-user", user));
+        }
+        Meta::new(&pairs)
+    }
+
+    /// The Friends API as the business, acting as `user` (or as the app when `None`).
+    pub async fn friends(&self, acting_user: Option<&str>) -> Friends {
+        gim::proto::logic::v1::friends_client::FriendsClient::with_interceptor(
+            channel(self.addr).await,
+            self.acting_meta(acting_user),
+        )
+    }
+
+    /// The Moments API as the business, acting as `user` (or as the app when `None`).
+    pub async fn moments(&self, acting_user: Option<&str>) -> Moments {
+        gim::proto::logic::v1::moments_client::MomentsClient::with_interceptor(
+            channel(self.addr).await,
+            self.acting_meta(acting_user),
+        )
+    }
+
+    /// A user with a phone, calling Friends and Moments as that device.
+    pub async fn social_user(&self, user_id: &str) -> SocialUser {
+        self.user(user_id).await;
+        let token = self.device_token(user_id, "phone").await;
+        let bearer = format!("Bearer {token}");
+        let meta = Meta::new(&[("authorization", &bearer)]);
+        SocialUser {
+            friends: gim::proto::logic::v1::friends_client::FriendsClient::with_interceptor(
+                channel(self.addr).await,
+                meta.clone(),
+            ),
+            moments: gim::proto::logic::v1::moments_client::MomentsClient::with_interceptor(
+                channel(self.addr).await,
+                meta,
+            ),
+        }
+    }
+
+    /// Makes friends of each pair through the app-only call.
+    pub async fn make_friends(&self, pairs: &[(&str, &str)]) {
+        use gim::proto::logic::v1::{FriendPairsRequest, friend_pairs_request::Pair};
+        let pairs = pairs.iter().map(|(a, b)| Pair { user_id: (*a).to_owned(), friend_id: (*b).to_owned() }).collect();
+        self.friends(None).await.make_friends(FriendPairsRequest { pairs }).await.expect("making friends");
+    }
+
+    /// A user's whole inbox, through the business API.
+    pub async fn inbox(&self, user_id: &str) -> Vec<gim::proto::common::v1::Message> {
+        let request = gim::proto::logic::v1::BusinessSyncRequest { user_id: user_id.into(), after_seq: 0, limit: 200 };
+        self.business().await.sync(request).await.expect("syncing").into_inner().messages
+    }
+}
+
+/// The system bodies of a list of messages, in order.
+pub fn system_bodies(messages: &[gim::proto::common::v1::Message]) -> Vec<gim::proto::common::v1::SystemBody> {
+    messages
+        .iter()
+        .filter_map(|m| match m.body.as_ref().and_then(|b| b.content.as_ref()) {
+            Some(Content::System(system)) => Some(system.clone()),
+            _ => None,
+        })
+        .collect()
+}

@@ -192,6 +192,9 @@ impl SqlStore {
         app: i64,
         notices: &[NewMessage],
     ) -> StoreResult<Vec<Notice>> {
+        if notices.is_empty() {
+            return Ok(Vec::new());
+        }
         let outcomes = self.append_in(tx, app, notices).await?;
         notices
             .iter()
