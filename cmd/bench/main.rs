@@ -1,6 +1,7 @@
 //! Load generator for gim's published benchmarks (docs/benchmarks.md).
 
 mod connections;
+mod feed;
 mod group;
 mod latency;
 mod report;
@@ -28,6 +29,8 @@ enum Command {
     Latency(latency::Args),
     /// Fan-out of one large group to its online members.
     Group(group::Args),
+    /// Moments feed reads of a viewer with many friends who post a lot.
+    Feed(feed::Args),
     /// One worker process of `connections` (started by it).
     #[command(hide = true)]
     ConnectionsWorker(connections::WorkerArgs),
@@ -40,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Connections(args) => connections::run(args).await,
         Command::Latency(args) => latency::run(args).await,
         Command::Group(args) => group::run(args).await,
+        Command::Feed(args) => feed::run(args).await,
         Command::ConnectionsWorker(args) => connections::worker(args).await,
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use sqlx::{Row, any::AnyRow};
 
-use super::{SqlStore, Tx, bind_in, in_list, rows};
+use super::{SqlStore, Tx, bind_in, in_list, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Friend, FriendRequest, Relation, Visibility},
     store::{
@@ -155,18 +155,17 @@ impl SqlStore {
                 visible.push(row.try_get::<i64, _>("post_id")?);
             }
         }
-        for post_id in visible {
+        for chunk in pow2_chunks(&visible) {
             let sql = format!(
-                "INSERT INTO feed_items (app_id, user_id, post_id, author_id) VALUES (?, ?, ?, ?){}",
+                "INSERT INTO feed_items (app_id, user_id, post_id, author_id) VALUES {}{}",
+                rows_of(chunk.len(), 4),
                 self.dialect.ignore_duplicate("author_id")
             );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(app)
-                .bind(viewer)
-                .bind(post_id)
-                .bind(author)
-                .execute(&mut **tx)
-                .await?;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for post_id in chunk {
+                query = query.bind(app).bind(viewer).bind(*post_id).bind(author);
+            }
+            query.execute(&mut **tx).await?;
         }
         Ok(())
     }
