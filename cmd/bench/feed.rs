@@ -52,6 +52,9 @@ pub struct Args {
     /// Viewers scrolling at once.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Posts the viewer publishes at the end, each to all its friends, one at a time.
+    #[arg(long, default_value_t = 50)]
+    publishes: usize,
     /// Calls in flight while setting up.
     #[arg(long, default_value_t = 32)]
     setup_concurrency: usize,
@@ -218,5 +221,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.reads as f64 / seconds
     );
     println!("Feed latency: {}", report::percentiles(&histogram));
+
+    let mut publishing = report::histogram();
+    let mut viewer = moments.clone();
+    for index in 0..args.publishes {
+        let request = PublishRequest {
+            content: Some(post_content(args.friends, index)),
+            visibility: Visibility::Friends as i32,
+            audience: Vec::new(),
+            client_post_id: format!("viewer-{index}"),
+        };
+        let sent = Instant::now();
+        viewer.publish(acting(&args.app, VIEWER, request)?).await?;
+        report::record(&mut publishing, sent.elapsed());
+    }
+    if args.publishes > 0 {
+        println!(
+            "Publish to {} friends (a feed row and a notification each): {}",
+            args.friends,
+            report::percentiles(&publishing)
+        );
+    }
     Ok(())
 }
