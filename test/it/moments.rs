@@ -22,6 +22,7 @@ both_stores!(
     authors_readers_and_repliers_are_notified,
     the_feed_pages_without_gaps_or_repeats_while_posts_arrive,
     bad_posts_and_comments_change_nothing,
+    another_app_reaches_none_of_it,
 );
 
 fn post(text: &str, visibility: Visibility, audience: &[&str]) -> PublishRequest {
@@ -394,4 +395,28 @@ async fn bad_posts_and_comments_change_nothing(backend: Backend) {
     // The app may remove any post.
     app.moments(None).await.delete_post(PostRef { post_id }).await.unwrap();
     assert_eq!(get(&mut bob.moments, post_id).await.unwrap_err(), Code::NotFound);
+}
+
+async fn another_app_reaches_none_of_it(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let first = server.new_app().await;
+    let second = server.new_app().await;
+    let [mut ann, _bob] = users(&first, &["ann", "bob"]).await.try_into().unwrap_or_else(|_| unreachable!());
+    first.make_friends(&[("ann", "bob")]).await;
+    let post_id = publish(&mut ann.moments, "ours", Visibility::Public, &[]).await;
+
+    // The same user ids in another app are other users.
+    let [mut other_ann, mut other_bob] =
+        users(&second, &["ann", "bob"]).await.try_into().unwrap_or_else(|_| unreachable!());
+    assert_eq!(get(&mut other_bob.moments, post_id).await.unwrap_err(), Code::NotFound);
+    assert_eq!(code(other_bob.moments.like(PostRef { post_id }).await), Code::NotFound);
+    assert_eq!(code(other_bob.moments.add_comment(comment(post_id, "hi", 0)).await), Code::NotFound);
+    assert_eq!(code(other_ann.moments.delete_post(PostRef { post_id }).await), Code::NotFound);
+    let as_app = second.moments(None).await.get_post(PostRef { post_id }).await;
+    assert_eq!(code(as_app), Code::NotFound, "nor can the other app itself");
+    assert!(timeline(&mut other_bob.moments, "ann").await.is_empty());
+    assert!(feed(&mut other_bob.moments, 10).await.is_empty());
+    let friends = other_ann.friends.list_friends(gim::proto::logic::v1::ListFriendsRequest::default()).await;
+    assert!(friends.unwrap().into_inner().friends.is_empty(), "ann's friends are in the first app only");
+    assert!(get(&mut ann.moments, post_id).await.unwrap().likes.is_empty());
 }
