@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::{Error, Logic, Result, SharedCaller, notices::NoticeDraft, validate};
 use crate::{
     model::{AppId, Comment, Like, Post, PostContent, Visibility, now_ms},
-    store::{NewComment, NewPost, PostPage, StoreError},
+    store::{NewComment, PostPage, StoreError},
 };
 
 /// Pages of an author's posts read at most to fill one page of its timeline (posts for
@@ -124,7 +124,7 @@ impl Logic {
         let (post, notices) = self
             .with_notices(|| {
                 let (post_id, created_at_ms) = self.inner.ids.next();
-                let post = NewPost {
+                let post = Post {
                     post_id,
                     author_id: author.to_owned(),
                     client_post_id: input.client_post_id.clone(),

@@ -14,8 +14,8 @@ pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {
 
 use crate::model::{
     App, AppId, AppSecret, AppSettings, Comment, ConversationType, Device, DeviceType, Friend, FriendRequest, Group,
-    GroupMember, GroupRole, JoinPolicy, JoinRequest, Like, Message, MessageBody, Post, PostContent, ProfilePatch,
-    ReadCursor, Relation, TokenGenerations, User, Visibility,
+    GroupMember, GroupRole, JoinPolicy, JoinRequest, Like, Message, MessageBody, Post, ProfilePatch, ReadCursor,
+    Relation, TokenGenerations, User, Visibility,
 };
 
 /// Failures of the store. Callers turn `NotFound`/`Conflict` into domain errors;
@@ -546,18 +546,6 @@ pub trait FriendStore: Send + Sync {
     async fn blocked(&self, app: AppId, user: &str) -> StoreResult<Vec<String>>;
 }
 
-/// A post to publish.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewPost {
-    pub post_id: u64,
-    pub author_id: String,
-    pub client_post_id: String,
-    pub content: PostContent,
-    pub visibility: Visibility,
-    pub audience: Vec<String>,
-    pub created_at_ms: i64,
-}
-
 /// A comment to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewComment {
@@ -586,7 +574,7 @@ pub trait MomentStore: Send + Sync {
     async fn publish_post(
         &self,
         app: AppId,
-        post: &NewPost,
+        post: &Post,
         readers: &[String],
         notice: Option<&NewMessage>,
     ) -> StoreResult<(Post, Vec<Notice>)>;

@@ -79,6 +79,13 @@ impl Cluster {
         panic!("gim logic did not start on {addr}");
     }
 
+    /// An app, created through the admin API, whose business calls go to `addr`.
+    async fn new_app(&self, addr: SocketAddr) -> TestApp {
+        let request = CreateAppRequest { name: "cluster".into(), settings: None };
+        let created = admin_client(self.logic[0], ADMIN_TOKEN).await.create_app(request).await.unwrap().into_inner();
+        TestApp { app_id: created.app.unwrap().app_id, secret: created.secret, addr }
+    }
+
     /// A connect node; returns it with its WebSocket address.
     async fn start_connect(&self) -> (Child, SocketAddr) {
         let (ws, internal) = (free_addr(), free_addr());
@@ -130,13 +137,7 @@ async fn two_logic_and_two_connect_nodes_survive_a_killed_connect_node() {
     let (_connect1, ws1) = cluster.start_connect().await;
     let (mut connect2, ws2) = cluster.start_connect().await;
 
-    let created = admin_client(cluster.logic[0], ADMIN_TOKEN)
-        .await
-        .create_app(CreateAppRequest { name: "cluster".into(), settings: None })
-        .await
-        .unwrap()
-        .into_inner();
-    let app = TestApp { app_id: created.app.unwrap().app_id, secret: created.secret, addr: cluster.logic[1] };
+    let app = cluster.new_app(cluster.logic[1]).await;
     app.user("alice").await;
     app.user("bob").await;
     let alice_tokens = [app.device_token("alice", "a1").await, app.device_token("alice", "a2").await];
@@ -213,13 +214,7 @@ async fn a_large_group_reaches_its_members_on_every_connect_node() {
     let _logic2 = cluster.start_logic().await;
     let (_connect1, ws1) = cluster.start_connect().await;
     let (_connect2, ws2) = cluster.start_connect().await;
-    let created = admin_client(cluster.logic[0], ADMIN_TOKEN)
-        .await
-        .create_app(CreateAppRequest { name: "cluster".into(), settings: None })
-        .await
-        .unwrap()
-        .into_inner();
-    let app = TestApp { app_id: created.app.unwrap().app_id, secret: created.secret, addr: cluster.logic[0] };
+    let app = cluster.new_app(cluster.logic[0]).await;
     for user in ["a", "b", "c", "late"] {
         app.user(user).await;
     }
@@ -275,13 +270,7 @@ async fn friends_hear_presence_across_devices_and_connect_nodes() {
     let _logic2 = cluster.start_logic().await;
     let (_connect1, ws1) = cluster.start_connect().await;
     let (_connect2, ws2) = cluster.start_connect().await;
-    let created = admin_client(cluster.logic[0], ADMIN_TOKEN)
-        .await
-        .create_app(CreateAppRequest { name: "cluster".into(), settings: None })
-        .await
-        .unwrap()
-        .into_inner();
-    let app = TestApp { app_id: created.app.unwrap().app_id, secret: created.secret, addr: cluster.logic[1] };
+    let app = cluster.new_app(cluster.logic[1]).await;
     app.user("ann").await;
     app.user("bob").await;
     app.make_friends(&[("ann", "bob")]).await;

@@ -68,18 +68,25 @@ impl SqlStore {
         Ok(expires.is_some_and(|at| at > now_ms))
     }
 
+    /// Deletes the rows between `a` and `b`, both ways, from a table keyed by the pair
+    /// of user columns `(one, other)`; returns how many went.
+    async fn delete_pair_in(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        (table, one, other): (&str, &str, &str),
+        (a, b): (&str, &str),
+    ) -> StoreResult<u64> {
+        let sql = format!(
+            "DELETE FROM {table} WHERE app_id = ? AND (({one} = ? AND {other} = ?) OR ({one} = ? AND {other} = ?))"
+        );
+        let done =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app).bind(a).bind(b).bind(b).bind(a).execute(&mut **tx).await?;
+        Ok(done.rows_affected())
+    }
+
     async fn drop_requests_in(&self, tx: &mut Tx, app: i64, a: &str, b: &str) -> StoreResult<()> {
-        sqlx::query(
-            "DELETE FROM friend_requests WHERE app_id = ? AND \
-             ((from_user_id = ? AND to_user_id = ?) OR (from_user_id = ? AND to_user_id = ?))",
-        )
-        .bind(app)
-        .bind(a)
-        .bind(b)
-        .bind(b)
-        .bind(a)
-        .execute(&mut **tx)
-        .await?;
+        self.delete_pair_in(tx, app, ("friend_requests", "from_user_id", "to_user_id"), (a, b)).await?;
         Ok(())
     }
 
@@ -171,18 +178,7 @@ impl SqlStore {
     }
 
     async fn unfriend_in(&self, tx: &mut Tx, app: i64, a: &str, b: &str) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "DELETE FROM friendships WHERE app_id = ? AND \
-             ((user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?))",
-        )
-        .bind(app)
-        .bind(a)
-        .bind(b)
-        .bind(b)
-        .bind(a)
-        .execute(&mut **tx)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(self.delete_pair_in(tx, app, ("friendships", "user_id", "friend_id"), (a, b)).await? > 0)
     }
 
     async fn send_request_in(

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Comment, Like, Post, Visibility},
-    store::{MomentStore, NewComment, NewMessage, NewPost, Notice, PostPage, StoreError, StoreResult},
+    store::{MomentStore, NewComment, NewMessage, Notice, PostPage, StoreError, StoreResult},
 };
 
 /// Who may see a like or comment: the post's author sees all, anyone else its own and
@@ -42,7 +42,7 @@ impl SqlStore {
         &self,
         tx: &mut Tx,
         app: i64,
-        post: &NewPost,
+        post: &Post,
         readers: &[String],
         notice: Option<&NewMessage>,
     ) -> StoreResult<(Post, Vec<Notice>)> {
@@ -97,16 +97,7 @@ impl SqlStore {
             Some(notice) => self.append_notices_in(tx, app, std::slice::from_ref(notice)).await?,
             None => Vec::new(),
         };
-        let stored = Post {
-            post_id: post.post_id,
-            author_id: post.author_id.clone(),
-            client_post_id: post.client_post_id.clone(),
-            content: post.content.clone(),
-            visibility: post.visibility,
-            audience: post.audience.clone(),
-            created_at_ms: post.created_at_ms,
-        };
-        Ok((stored, notices))
+        Ok((post.clone(), notices))
     }
 
     async fn like_in(
@@ -223,7 +214,7 @@ impl MomentStore for SqlStore {
     async fn publish_post(
         &self,
         app: AppId,
-        post: &NewPost,
+        post: &Post,
         readers: &[String],
         notice: Option<&NewMessage>,
     ) -> StoreResult<(Post, Vec<Notice>)> {
