@@ -63,6 +63,10 @@ pub struct SocialConfig {
     pub max_comment_chars: usize,
     /// A new friend's feed gets this many of the other's latest posts.
     pub feed_backfill_posts: u32,
+    /// Friend requests a user may send per hour (0: no limit).
+    pub friend_requests_per_hour: u32,
+    /// Posts, likes and comments a user may make per minute (0: no limit).
+    pub moment_writes_per_minute: u32,
 }
 
 impl Default for SocialConfig {
@@ -76,6 +80,8 @@ impl Default for SocialConfig {
             max_media: 9,
             max_comment_chars: 500,
             feed_backfill_posts: 50,
+            friend_requests_per_hour: 60,
+            moment_writes_per_minute: 60,
         }
     }
 }

@@ -113,6 +113,10 @@ pub struct Group {
     pub large: bool,
     /// The last seq of the timeline.
     pub seq: u64,
+    /// The position of the group's last message. Every group message, in either mode,
+    /// takes the next one under the group's lock: history, sync and pushes share this
+    /// order, whatever the clocks of the nodes that wrote the messages.
+    pub position: u64,
     pub dismissed: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -126,8 +130,9 @@ pub struct GroupMember {
     pub muted_until_ms: i64,
     /// The timeline seq when the member joined.
     pub joined_group_seq: u64,
-    /// The id of the system message announcing the join: the member's history starts there.
-    pub joined_event_id: u64,
+    /// The group's position when the member joined: its history starts after it (with
+    /// the system message announcing the join).
+    pub joined_position: u64,
     pub joined_at_ms: i64,
 }
 

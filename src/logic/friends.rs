@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{Error, Logic, Result, SharedCaller, notices::NoticeDraft, validate};
+use super::{Error, Logic, Result, SharedCaller, notices::NoticeDraft, rate::Action, validate};
 use crate::{
     model::{AppId, Friend, FriendRequest, User, now_ms},
     route::Route,
@@ -99,6 +99,7 @@ impl Logic {
         if relation.friends {
             return Err(refusal_error(FriendRefusal::AlreadyFriends));
         }
+        self.inner.rates.take(caller.app, user, Action::FriendRequest)?;
         let now = now_ms();
         let ttl_ms = i64::try_from(self.inner.social.friend_request_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let request = FriendRequest {

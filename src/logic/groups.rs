@@ -3,6 +3,7 @@
 
 use super::{
     Error, Logic, Result, SharedCaller,
+    group_rules::{self, DecisionContext, GroupChange, GroupEvent},
     messages::{SyncPage, append_error, pushes_of},
     validate,
 };
@@ -13,7 +14,7 @@ use crate::{
     },
     proto::common::v1::message_body::Content,
     store::{
-        GroupChange, GroupEvent, GroupOutcome, GroupPatch, GroupRefusal, GroupWrite, NewGroup, NewMessage, StoreError,
+        GroupActor, GroupEffects, GroupOutcome, GroupPatch, GroupRefusal, GroupState, NewGroup, NewMessage, StoreError,
     },
 };
 
@@ -50,23 +51,19 @@ pub struct GroupSent {
 pub(super) fn refusal_error(refusal: GroupRefusal) -> Error {
     let message = refusal.to_string();
     match refusal {
-        GroupRefusal::NoGroup(_) | GroupRefusal::UnknownUsers(_) => Error::NotFound(message),
-        GroupRefusal::Dismissed(_) => Error::FailedPrecondition(message),
+        GroupRefusal::NoGroup(_) | GroupRefusal::UnknownUsers(_) | GroupRefusal::NoJoinRequest(_) => {
+            Error::NotFound(message)
+        }
+        GroupRefusal::Dismissed(_) | GroupRefusal::Owner => Error::FailedPrecondition(message),
         GroupRefusal::Full(_) => Error::ResourceExhausted(message),
-        GroupRefusal::Owner => Error::FailedPrecondition(message),
+        GroupRefusal::ActsForUser => Error::InvalidArgument(message),
         GroupRefusal::NotMember(_)
         | GroupRefusal::NotAdmin
         | GroupRefusal::NotOwner
         | GroupRefusal::Muted(_)
         | GroupRefusal::MutedAll
-        | GroupRefusal::Peer => Error::PermissionDenied(message),
-    }
-}
-
-fn store_error(err: StoreError) -> Error {
-    match err {
-        StoreError::Refused(refusal) => refusal_error(refusal),
-        other => other.into(),
+        | GroupRefusal::Peer
+        | GroupRefusal::InviteOnly => Error::PermissionDenied(message),
     }
 }
 
@@ -109,15 +106,11 @@ impl Logic {
         Ok(())
     }
 
-    /// How to write a group change announced as `name`.
-    fn group_write(&self, name: &str, detail: serde_json::Value) -> GroupWrite {
+    /// The system message a change announced as `name` writes.
+    fn group_event(&self, name: &str, detail: &serde_json::Value) -> GroupEvent {
         let (id, sent_at_ms) = self.inner.ids.next();
         let detail = if detail.is_null() { String::new() } else { detail.to_string() };
-        GroupWrite {
-            event: GroupEvent { id, sent_at_ms, event: name.to_owned(), detail },
-            rules: self.inner.groups,
-            now_ms: now_ms(),
-        }
+        GroupEvent { id, sent_at_ms, event: name.to_owned(), detail }
     }
 
     /// Tells connect about large-group membership first, then pushes the event: a new
@@ -139,6 +132,7 @@ impl Logic {
         }
     }
 
+    /// Changes an existing group (see `decided_change`).
     async fn change(
         &self,
         caller: &SharedCaller,
@@ -147,19 +141,62 @@ impl Logic {
         event: &str,
         detail: serde_json::Value,
     ) -> Result<GroupOutcome> {
+        Ok(self.decided_change(caller, group_id, change, event, detail, None).await?.0)
+    }
+
+    /// Makes a change: the store locks the group and reads its state, the rules decide,
+    /// the store writes what they decided with the event announcing it. `create` names a
+    /// group row to write first.
+    async fn decided_change(
+        &self,
+        caller: &SharedCaller,
+        group_id: &str,
+        change: GroupChange,
+        event: &str,
+        detail: serde_json::Value,
+        create: Option<&NewGroup>,
+    ) -> Result<(GroupOutcome, GroupEffects)> {
         validate::id("group_id", group_id)?;
-        let mut attempt = 0;
-        let outcome = loop {
-            attempt += 1;
-            let write = self.group_write(event, detail.clone());
-            let result = self.store().change_group(caller.app, group_id, &caller.actor, &change, &write).await;
-            match result {
-                Err(StoreError::Conflict) if attempt < CONFLICT_ATTEMPTS => continue,
-                other => break other.map_err(store_error)?,
-            }
+        // The creator announces a new group, even one the app creates for it.
+        let actor = match (&change, create) {
+            (GroupChange::Create { owner, .. }, Some(_)) => GroupActor::User(owner.clone()),
+            _ => caller.actor.clone(),
         };
-        self.publish(caller.app, &outcome);
-        Ok(outcome)
+        let load = group_rules::load(&change, &actor);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let event = self.group_event(event, &detail);
+            let ctx = DecisionContext { rules: self.inner.groups, now_ms: now_ms(), event: &event };
+            let mut decided: Option<std::result::Result<GroupEffects, GroupRefusal>> = None;
+            let mut decide = |state: &GroupState| {
+                let decision = group_rules::decide(&change, &actor, state, &ctx);
+                let effects = decision.as_ref().ok().cloned();
+                decided = Some(decision);
+                effects
+            };
+            let result = match create {
+                Some(group) => self.store().create_group(caller.app, group, &load, &mut decide).await,
+                None => self.store().change_group(caller.app, group_id, &load, &mut decide).await,
+            };
+            match (result, decided) {
+                (Ok(Some(outcome)), Some(Ok(effects))) => {
+                    self.publish(caller.app, &outcome);
+                    return Ok((outcome, effects));
+                }
+                (Ok(_), Some(Err(refusal))) => return Err(refusal_error(refusal)),
+                (Ok(_), _) => return Err(Error::Internal("a group change was neither made nor refused".into())),
+                // The event's id collided with another node's: try again with a new one.
+                (Err(StoreError::Conflict), _) if create.is_none() && attempt < CONFLICT_ATTEMPTS => {}
+                (Err(StoreError::Conflict), _) if create.is_some() => {
+                    return Err(Error::AlreadyExists(format!("group {group_id} already exists")));
+                }
+                (Err(StoreError::NotFound), _) => {
+                    return Err(refusal_error(GroupRefusal::NoGroup(group_id.to_owned())));
+                }
+                (Err(err), _) => return Err(err.into()),
+            }
+        }
     }
 
     pub async fn create_group(&self, caller: &SharedCaller, input: GroupInput, members: Vec<String>) -> Result<Group> {
@@ -187,25 +224,20 @@ impl Logic {
         let join_policy =
             if input.join_policy == JoinPolicy::Unspecified { JoinPolicy::InviteOnly } else { input.join_policy };
         let group = NewGroup {
-            group_id,
+            group_id: group_id.clone(),
             name: input.name,
             avatar_url: input.avatar_url,
             introduction: input.introduction,
             extra: input.extra,
-            owner_id: owner,
+            owner_id: owner.clone(),
             join_policy,
             history_visible: input.history_visible,
+            created_at_ms: now_ms(),
         };
-        let write = self.group_write("group.created", serde_json::Value::Null);
-        let outcome = match self.store().create_group(caller.app, &group, &members, &write).await {
-            Ok(outcome) => outcome,
-            Err(StoreError::Conflict) => {
-                return Err(Error::AlreadyExists(format!("group {} already exists", group.group_id)));
-            }
-            Err(err) => return Err(store_error(err)),
-        };
-        self.publish(caller.app, &outcome);
-        Ok(outcome.group)
+        let change = GroupChange::Create { owner, members };
+        let created =
+            self.decided_change(caller, &group_id, change, "group.created", serde_json::Value::Null, Some(&group));
+        Ok(created.await?.0.group)
     }
 
     pub async fn get_group(&self, app: AppId, group_id: &str) -> Result<Group> {
@@ -281,72 +313,49 @@ impl Logic {
         Ok((members, has_more))
     }
 
-    /// Joins a free group at once, or asks to join an approval group; `true` if joined.
+    /// Joins a free group at once, or asks to join an approval group; `true` if the
+    /// caller is a member now.
     pub async fn join_group(&self, caller: &SharedCaller, group_id: &str, message: &str) -> Result<bool> {
-        let user = caller.require_user()?.to_owned();
+        caller.require_user()?;
         if message.chars().count() > MAX_REQUEST_MESSAGE_CHARS {
             return Err(Error::invalid(format!("message is limited to {MAX_REQUEST_MESSAGE_CHARS} characters")));
         }
-        let group = self.get_group(caller.app, group_id).await?;
-        if group.dismissed {
-            return Err(refusal_error(GroupRefusal::Dismissed(group_id.to_owned())));
-        }
-        match group.join_policy {
-            JoinPolicy::Free | JoinPolicy::Unspecified => {
-                let change = GroupChange::AddMembers { users: vec![user], role_needed: GroupRole::Member };
-                self.change(caller, group_id, change, "group.member_joined", serde_json::Value::Null).await?;
-                Ok(true)
-            }
-            JoinPolicy::Approval => {
-                if self.store().group_member(caller.app, group_id, &user).await?.is_some() {
-                    return Ok(true);
-                }
-                let request = JoinRequest { user_id: user, message: message.to_owned(), requested_at_ms: now_ms() };
-                self.store().add_join_request(caller.app, group_id, &request).await?;
-                Ok(false)
-            }
-            JoinPolicy::InviteOnly => {
-                Err(Error::PermissionDenied("this group is invite-only: ask an owner or admin to invite you".into()))
-            }
-        }
+        let change = GroupChange::Join { message: message.to_owned() };
+        let (_, effects) =
+            self.decided_change(caller, group_id, change, "group.member_joined", serde_json::Value::Null, None).await?;
+        Ok(effects.join_request.is_none())
     }
 
-    /// Adds users to the group; any member may in a free group, owners and admins otherwise.
+    /// Brings users in: any member of a free group may, owners and admins of others.
     pub async fn invite(&self, caller: &SharedCaller, group_id: &str, users: Vec<String>) -> Result<Vec<String>> {
         check_users("user_ids", &users, self.limits().max_page_size as usize)?;
-        let group = self.get_group(caller.app, group_id).await?;
-        let role_needed = if group.join_policy == JoinPolicy::Free { GroupRole::Member } else { GroupRole::Admin };
-        let change = GroupChange::AddMembers { users, role_needed };
+        let change = GroupChange::Invite(users);
         Ok(self.change(caller, group_id, change, "group.member_joined", serde_json::Value::Null).await?.affected)
     }
 
-    async fn require_admin(&self, caller: &SharedCaller, group_id: &str) -> Result<()> {
-        let group = self.get_group(caller.app, group_id).await?;
-        match self.member_or_app(caller, &group).await? {
-            Some(member) if !matches!(member.role, GroupRole::Owner | GroupRole::Admin) => {
-                Err(refusal_error(GroupRefusal::NotAdmin))
-            }
-            _ => Ok(()),
-        }
-    }
-
+    /// Open requests to join; for owners, admins and the app.
     pub async fn join_requests(&self, caller: &SharedCaller, group_id: &str) -> Result<Vec<JoinRequest>> {
-        self.require_admin(caller, group_id).await?;
+        let group = self.get_group(caller.app, group_id).await?;
+        let membership = match caller.user() {
+            Some(user) => self.store().group_member(caller.app, group_id, user).await?,
+            None => None,
+        };
+        if group.dismissed {
+            return Err(refusal_error(GroupRefusal::Dismissed(group.group_id)));
+        }
+        group_rules::may_review(&caller.actor, membership.as_ref()).map_err(refusal_error)?;
         Ok(self.store().join_requests(caller.app, group_id).await?)
     }
 
     pub async fn review_join(&self, caller: &SharedCaller, group_id: &str, user_id: &str, approve: bool) -> Result<()> {
         validate::id("user_id", user_id)?;
-        self.require_admin(caller, group_id).await?;
-        let pending = self.store().join_requests(caller.app, group_id).await?.into_iter().any(|r| r.user_id == user_id);
-        if !pending {
-            return Err(Error::not_found(format!("{user_id} has not asked to join")));
-        }
         if approve {
-            let change = GroupChange::AddMembers { users: vec![user_id.to_owned()], role_needed: GroupRole::Admin };
+            let change = GroupChange::Approve(user_id.to_owned());
             self.change(caller, group_id, change, "group.member_joined", serde_json::json!({"approved": true})).await?;
         } else {
-            self.store().drop_join_request(caller.app, group_id, user_id).await?;
+            // A rejection drops the request and is not announced: no event name.
+            let change = GroupChange::Reject(user_id.to_owned());
+            self.change(caller, group_id, change, "", serde_json::Value::Null).await?;
         }
         Ok(())
     }
@@ -364,13 +373,13 @@ impl Logic {
         users: Vec<String>,
     ) -> Result<Vec<String>> {
         check_users("user_ids", &users, self.limits().max_page_size as usize)?;
-        let change = GroupChange::RemoveMembers(users);
+        let change = GroupChange::Remove(users);
         Ok(self.change(caller, group_id, change, "group.members_removed", serde_json::Value::Null).await?.affected)
     }
 
     pub async fn transfer_ownership(&self, caller: &SharedCaller, group_id: &str, new_owner: &str) -> Result<()> {
         validate::id("new_owner_id", new_owner)?;
-        let change = GroupChange::TransferOwnership(new_owner.to_owned());
+        let change = GroupChange::Transfer(new_owner.to_owned());
         self.change(caller, group_id, change, "group.owner_changed", serde_json::Value::Null).await?;
         Ok(())
     }
@@ -479,8 +488,8 @@ impl Logic {
         Ok(SyncPage { messages, has_more, latest_seq, large_groups: Vec::new() })
     }
 
-    /// A group's messages, newest first, from either kind of fan-out; `page_token` is
-    /// the previous page's oldest message id.
+    /// A group's messages, newest first, from either kind of fan-out, in the order the
+    /// group's lock gave them; `page_token` is where the previous page stopped.
     pub async fn group_history(
         &self,
         caller: &SharedCaller,
@@ -489,21 +498,21 @@ impl Logic {
         limit: i32,
     ) -> Result<(Vec<Message>, String)> {
         let limit = self.page_limit(limit)?;
-        let before_id = if page_token.is_empty() {
+        let before = if page_token.is_empty() {
             u64::MAX
         } else {
             page_token.parse().map_err(|_| Error::invalid("page_token is not one this API returned"))?
         };
         let group = self.get_group(caller.app, group_id).await?;
         let member = self.member_or_app(caller, &group).await?;
-        let after_id = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_event_id.saturating_sub(1));
-        let mut messages = self.store().group_history(caller.app, group_id, after_id, before_id, limit + 1).await?;
-        let next = if messages.len() > limit as usize {
-            messages.truncate(limit as usize);
-            messages.last().map(|m| m.id.to_string()).unwrap_or_default()
+        let after = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_position);
+        let mut page = self.store().group_history(caller.app, group_id, after, before, limit + 1).await?;
+        let next = if page.len() > limit as usize {
+            page.truncate(limit as usize);
+            page.last().map(|(position, _)| position.to_string()).unwrap_or_default()
         } else {
             String::new()
         };
-        Ok((messages, next))
+        Ok((page.into_iter().map(|(_, message)| message).collect(), next))
     }
 }

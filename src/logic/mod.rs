@@ -5,6 +5,7 @@ mod accounts;
 mod apps;
 mod error;
 mod friends;
+mod group_rules;
 mod groups;
 mod ids;
 mod messages;
@@ -12,6 +13,7 @@ mod moments;
 mod notices;
 mod presence;
 mod presence_events;
+mod rate;
 mod reads;
 mod tokens;
 mod users;
@@ -24,6 +26,7 @@ pub use crate::store::{GroupActor, GroupPatch, HistoryCursor};
 pub use accounts::Session;
 pub use error::{Error, Result};
 pub use friends::WithProfile;
+pub use group_rules::GroupRules;
 pub use groups::{GroupInput, GroupSent};
 pub use ids::IdGenerator;
 pub use messages::{History, Sender, Sent, SyncPage};
@@ -38,7 +41,7 @@ use crate::{
     metrics::Metrics,
     model::{AppId, AppSettings, DeviceType},
     route::RouteRegistry,
-    store::{GroupRules, Store},
+    store::Store,
 };
 
 /// A business backend that proved it holds one of its app's secrets.
@@ -117,6 +120,7 @@ struct Inner {
     groups: GroupRules,
     social: SocialConfig,
     presence: Arc<presence_events::PresenceWatch>,
+    rates: rate::RateLimits,
     password_slots: tokio::sync::Semaphore,
 }
 
@@ -157,6 +161,10 @@ impl Logic {
                 writer,
                 ids,
                 groups: parts.groups,
+                rates: rate::RateLimits::new(
+                    rate::Rate { burst: parts.social.friend_requests_per_hour, per: Duration::from_secs(3600) },
+                    rate::Rate { burst: parts.social.moment_writes_per_minute, per: Duration::from_secs(60) },
+                ),
                 social: parts.social,
                 presence: presence.clone(),
             }),

@@ -129,7 +129,7 @@ pub fn build_logic(
         limits: config.limits.clone(),
         ids,
         metrics,
-        groups: crate::store::GroupRules {
+        groups: crate::logic::GroupRules {
             max_members: config.groups.max_members,
             large_threshold: config.groups.large_threshold,
         },

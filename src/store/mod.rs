@@ -14,8 +14,8 @@ pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {
 
 use crate::model::{
     App, AppId, AppSecret, AppSettings, Comment, ConversationType, Device, DeviceType, Friend, FriendRequest, Group,
-    GroupMember, GroupRole, JoinPolicy, JoinRequest, Like, Message, MessageBody, Post, ProfilePatch, ReadCursor,
-    Relation, TokenGenerations, User, Visibility,
+    GroupMember, JoinPolicy, JoinRequest, Like, Message, MessageBody, Post, ProfilePatch, ReadCursor, Relation,
+    TokenGenerations, User, Visibility,
 };
 
 /// Failures of the store. Callers turn `NotFound`/`Conflict` into domain errors;
@@ -30,9 +30,6 @@ pub enum StoreError {
     LimitReached,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
-    /// A group change that the group's state at commit time does not allow.
-    #[error("{0}")]
-    Refused(GroupRefusal),
     /// A friendship change the state at commit time does not allow.
     #[error("{0}")]
     FriendRefused(FriendRefusal),
@@ -164,6 +161,12 @@ pub enum GroupRefusal {
     Peer,
     #[error("users do not exist: {0}")]
     UnknownUsers(String),
+    #[error("this group is invite-only: ask an owner or admin to invite you")]
+    InviteOnly,
+    #[error("{0} has not asked to join")]
+    NoJoinRequest(String),
+    #[error("this change acts for a user: a device token, or x-gim-acting-user with the app secret")]
+    ActsForUser,
 }
 
 /// A group to create.
@@ -177,6 +180,7 @@ pub struct NewGroup {
     pub owner_id: String,
     pub join_policy: JoinPolicy,
     pub history_visible: bool,
+    pub created_at_ms: i64,
 }
 
 /// Settings to change; `None` leaves a field as it is.
@@ -191,68 +195,73 @@ pub struct GroupPatch {
     pub history_visible: Option<bool>,
 }
 
-/// Who makes a group change: a user (whose role is checked under the group's lock) or
-/// the app itself, which may do anything.
+/// Who makes a group change: a user (whose role is read under the group's lock) or the
+/// app itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupActor {
     User(String),
     App,
 }
 
-/// A change to a group, made in one transaction with the system message announcing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupChange {
-    Update(GroupPatch),
-    /// Members added by an invitation, an approval or a free join (`role_needed`: the
-    /// actor's role the group's policy asks for).
-    AddMembers {
-        users: Vec<String>,
-        role_needed: GroupRole,
-    },
-    RemoveMembers(Vec<String>),
-    Leave,
-    SetRole {
-        user: String,
-        role: GroupRole,
-    },
-    TransferOwnership(String),
-    Mute {
-        user: String,
-        until_ms: i64,
-    },
-    Nickname {
-        user: String,
-        nickname: String,
-    },
-    Dismiss,
+/// What a group change needs read under the group's lock, besides the group row and
+/// its owner's membership.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupLoad {
+    /// The acting user, whose membership is read.
+    pub actor: Option<String>,
+    /// Users the change names: their memberships, whether they exist, whether they
+    /// asked to join.
+    pub users: Vec<String>,
+    /// Every member's row (a dismissal).
+    pub all_members: bool,
 }
 
-/// Group limits the store enforces under the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupRules {
-    pub max_members: u64,
-    /// Past this many members a group switches to a timeline (one way).
-    pub large_threshold: u64,
+/// A group as a change finds it, under the group's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    pub group: Group,
+    /// The acting user's membership, if it is a member.
+    pub actor: Option<GroupMember>,
+    /// The memberships of the named users, the actor and the owner (of everyone when
+    /// `all_members` was asked), by user.
+    pub members: std::collections::HashMap<String, GroupMember>,
+    /// Named users that do not exist in the app.
+    pub unknown_users: Vec<String>,
+    /// Named users who have asked to join.
+    pub requested: Vec<String>,
 }
 
-/// How a group change is written: the event announcing it, the limits, the time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupWrite {
-    pub event: GroupEvent,
-    pub rules: GroupRules,
-    pub now_ms: i64,
+/// What a decided group change writes, in the transaction that read its state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupEffects {
+    /// The group row as it must be saved; `None` leaves it.
+    pub group: Option<Group>,
+    /// New members, whole rows.
+    pub insert: Vec<GroupMember>,
+    /// Members whose rows change.
+    pub update: Vec<GroupMember>,
+    /// Members who leave.
+    pub delete: Vec<String>,
+    /// A request to join to record (replacing an earlier one of the user).
+    pub join_request: Option<JoinRequest>,
+    /// Requests to join that are answered.
+    pub drop_requests: Vec<String>,
+    pub drop_all_requests: bool,
+    /// The system message announcing the change; `None` when it changes no member or setting.
+    pub announcement: Option<NewMessage>,
+    /// Users the change affected (added, removed, muted, ...).
+    pub affected: Vec<String>,
+    /// Users who start reading the group's timeline; with `subscribe_everyone` (the
+    /// switch to large), every member.
+    pub subscribe: Vec<String>,
+    pub subscribe_everyone: bool,
+    /// Users who stop reading the group's timeline.
+    pub unsubscribe: Vec<String>,
 }
 
-/// The system message a group change writes: `event` names it; the store fills in the
-/// users the change affected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupEvent {
-    pub id: u64,
-    pub sent_at_ms: i64,
-    pub event: String,
-    /// JSON object with details (empty for none).
-    pub detail: String,
-}
+/// Decides a group change from its state under the lock: the effects to write, or
+/// `None` to write nothing (the decider keeps its reason).
+pub type GroupDecider<'a> = dyn FnMut(&GroupState) -> Option<GroupEffects> + Send + 'a;
 
 /// What a group change did.
 #[derive(Debug, Clone, PartialEq)]
@@ -379,23 +388,24 @@ pub struct InboxEntry {
 
 #[async_trait]
 pub trait GroupStore: Send + Sync {
-    /// Creates a group with its owner and members, and the `group.created` event.
+    /// Writes a new group's row, then decides and writes its first members and event
+    /// like any change; `Conflict` if the id is taken.
     async fn create_group(
         &self,
         app: AppId,
         group: &NewGroup,
-        members: &[String],
-        write: &GroupWrite,
-    ) -> StoreResult<GroupOutcome>;
-    /// Applies a change under the group's lock, checking the actor's role there.
+        load: &GroupLoad,
+        decide: &mut GroupDecider<'_>,
+    ) -> StoreResult<Option<GroupOutcome>>;
+    /// Locks the group, reads what `load` asks, and writes what `decide` answers, in one
+    /// transaction; `None` when it refused. `NotFound` if there is no such group.
     async fn change_group(
         &self,
         app: AppId,
         group_id: &str,
-        actor: &GroupActor,
-        change: &GroupChange,
-        write: &GroupWrite,
-    ) -> StoreResult<GroupOutcome>;
+        load: &GroupLoad,
+        decide: &mut GroupDecider<'_>,
+    ) -> StoreResult<Option<GroupOutcome>>;
     async fn get_group(&self, app: AppId, group_id: &str) -> StoreResult<Option<Group>>;
     async fn group_member(&self, app: AppId, group_id: &str, user_id: &str) -> StoreResult<Option<GroupMember>>;
     async fn group_members(
@@ -410,21 +420,20 @@ pub trait GroupStore: Send + Sync {
     -> StoreResult<Vec<Group>>;
     /// The large groups a user is in, with their latest timeline seq.
     async fn user_large_groups(&self, app: AppId, user_id: &str) -> StoreResult<Vec<(String, u64)>>;
-    async fn add_join_request(&self, app: AppId, group_id: &str, request: &JoinRequest) -> StoreResult<()>;
     async fn join_requests(&self, app: AppId, group_id: &str) -> StoreResult<Vec<JoinRequest>>;
-    async fn drop_join_request(&self, app: AppId, group_id: &str, user_id: &str) -> StoreResult<bool>;
     /// A large group's timeline after `after_seq`, ascending.
     async fn timeline_after(&self, app: AppId, group_id: &str, after_seq: u64, limit: u32)
     -> StoreResult<Vec<Message>>;
-    /// A group conversation's messages with ids in `(after_id, before_id)`, newest first.
+    /// A group conversation's messages at positions in `(after, before)`, newest first,
+    /// each with its position.
     async fn group_history(
         &self,
         app: AppId,
         group_id: &str,
-        after_id: u64,
-        before_id: u64,
+        after_position: u64,
+        before_position: u64,
         limit: u32,
-    ) -> StoreResult<Vec<Message>>;
+    ) -> StoreResult<Vec<(u64, Message)>>;
 }
 
 #[async_trait]

@@ -23,6 +23,7 @@ both_stores!(
     the_feed_pages_without_gaps_or_repeats_while_posts_arrive,
     bad_posts_and_comments_change_nothing,
     another_app_reaches_none_of_it,
+    users_are_held_to_their_rates,
 );
 
 fn post(text: &str, visibility: Visibility, audience: &[&str]) -> PublishRequest {
@@ -419,4 +420,31 @@ async fn another_app_reaches_none_of_it(backend: Backend) {
     let friends = other_ann.friends.list_friends(gim::proto::logic::v1::ListFriendsRequest::default()).await;
     assert!(friends.unwrap().into_inner().friends.is_empty(), "ann's friends are in the first app only");
     assert!(get(&mut ann.moments, post_id).await.unwrap().likes.is_empty());
+}
+
+async fn users_are_held_to_their_rates(backend: Backend) {
+    use gim::proto::logic::v1::{ListFriendRequestsRequest, SendFriendRequestRequest};
+    let server = TestServer::start_with(backend, |config| {
+        config.social.friend_requests_per_hour = 2;
+        config.social.moment_writes_per_minute = 3;
+    })
+    .await;
+    let app = server.new_app().await;
+    let [mut ann, _bob, _cat, mut dan] =
+        users(&app, &["ann", "bob", "cat", "dan"]).await.try_into().unwrap_or_else(|_| unreachable!());
+    let ask = |to: &str| SendFriendRequestRequest { user_id: to.into(), greeting: String::new() };
+    ann.friends.send_request(ask("bob")).await.unwrap();
+    ann.friends.send_request(ask("cat")).await.unwrap();
+    assert_eq!(code(ann.friends.send_request(ask("dan")).await), Code::ResourceExhausted);
+    let asked = dan.friends.list_requests(ListFriendRequestsRequest { incoming: true }).await.unwrap().into_inner();
+    assert!(asked.requests.is_empty() && app.inbox("dan").await.is_empty(), "a refused request leaves nothing");
+    dan.friends.send_request(ask("ann")).await.expect("another user has a rate of its own");
+
+    let post_id = publish(&mut ann.moments, "one", Visibility::Public, &[]).await;
+    ann.moments.like(PostRef { post_id }).await.unwrap();
+    ann.moments.add_comment(comment(post_id, "first", 0)).await.unwrap();
+    assert_eq!(code(ann.moments.publish(post("two", Visibility::Public, &[])).await), Code::ResourceExhausted);
+    assert_eq!(code(ann.moments.add_comment(comment(post_id, "second", 0)).await), Code::ResourceExhausted);
+    assert_eq!(timeline(&mut ann.moments, "ann").await.len(), 1);
+    assert_eq!(get(&mut ann.moments, post_id).await.unwrap().comments.len(), 1);
 }

@@ -17,6 +17,15 @@ use crate::{
 
 type Outcome = Result<Appended, AppendError>;
 
+/// A message of a batch as its `messages` row records it.
+struct StoredRow {
+    index: usize,
+    sender_seq: u64,
+    group_seq: u64,
+    /// Its place in its group conversation (0 outside groups).
+    position: u64,
+}
+
 /// A group locked for a batch, with what the batch needs to know of its members.
 struct LockedGroup {
     group: Group,
@@ -24,6 +33,8 @@ struct LockedGroup {
     members: HashMap<String, GroupMember>,
     /// The timeline seq handed out last in this batch.
     seq: u64,
+    /// The conversation position handed out last in this batch.
+    position: u64,
 }
 
 impl SqlStore {
@@ -91,7 +102,7 @@ impl SqlStore {
 
         // 4. Hand out seqs in batch order.
         let mut inbox_rows: Vec<(usize, &str, &str, i64)> = Vec::new();
-        let mut stored_rows: Vec<(usize, u64, u64)> = Vec::new();
+        let mut stored_rows: Vec<StoredRow> = Vec::new();
         let mut timeline: HashMap<usize, (String, u64)> = HashMap::new();
         for &i in &fresh {
             let msg = &batch[i];
@@ -100,11 +111,16 @@ impl SqlStore {
                 outcomes[i] = Some(Err(AppendError::UnknownUser(missing.user_id.clone())));
                 continue;
             }
-            if on_timeline.contains(&i)
-                && let Some(locked) = groups.get_mut(msg.receiver_id.as_str())
+            let mut position = 0;
+            if let Some(locked) = groups.get_mut(msg.receiver_id.as_str())
+                && msg.conversation_type == ConversationType::Group
             {
-                locked.seq += 1;
-                timeline.insert(i, (msg.receiver_id.clone(), locked.seq));
+                locked.position += 1;
+                position = locked.position;
+                if on_timeline.contains(&i) {
+                    locked.seq += 1;
+                    timeline.insert(i, (msg.receiver_id.clone(), locked.seq));
+                }
             }
             let mut inboxes = Vec::with_capacity(targets.len());
             for recipient in targets {
@@ -122,7 +138,7 @@ impl SqlStore {
                 .find(|(user, _)| !msg.sender_user_id.is_empty() && *user == msg.sender_user_id)
                 .map_or(0, |(_, seq)| *seq);
             let group_seq = timeline.get(&i).map_or(0, |(_, seq)| *seq);
-            stored_rows.push((i, sender_seq, group_seq));
+            stored_rows.push(StoredRow { index: i, sender_seq, group_seq, position });
             outcomes[i] = Some(Ok(Appended {
                 id: msg.id,
                 sent_at_ms: msg.sent_at_ms,
@@ -174,9 +190,10 @@ impl SqlStore {
             }
             query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         }
-        for locked in groups.values().filter(|locked| locked.seq != locked.group.seq) {
-            sqlx::query("UPDATE chat_groups SET seq = ? WHERE app_id = ? AND group_id = ?")
+        for locked in groups.values().filter(|locked| locked.position != locked.group.position) {
+            sqlx::query("UPDATE chat_groups SET seq = ?, position = ? WHERE app_id = ? AND group_id = ?")
                 .bind(rows::signed(locked.seq))
+                .bind(rows::signed(locked.position))
                 .bind(app)
                 .bind(locked.group.group_id.as_str())
                 .execute(&mut **tx)
@@ -235,7 +252,10 @@ impl SqlStore {
                 self.all_members(tx, app, &group.group_id).await?
             };
             let members = members.into_iter().map(|m| (m.user_id.clone(), m)).collect();
-            locked.insert(group.group_id.clone(), LockedGroup { seq: group.seq, group, members });
+            locked.insert(
+                group.group_id.clone(),
+                LockedGroup { seq: group.seq, position: group.position, group, members },
+            );
         }
         Ok(locked)
     }
@@ -376,16 +396,16 @@ impl SqlStore {
         tx: &mut Tx,
         app: i64,
         batch: &[NewMessage],
-        chunk: &[(usize, u64, u64)],
+        chunk: &[StoredRow],
     ) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO messages (app_id, id, client_msg_id, sender_user_id, sender_device_id, conversation_type, \
-             receiver_id, message_type, body, sent_at_ms, status, sender_seq, group_seq) VALUES {}",
-            rows_of(chunk.len(), 13)
+             receiver_id, message_type, body, sent_at_ms, status, sender_seq, group_seq, position) VALUES {}",
+            rows_of(chunk.len(), 14)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for &(i, sender_seq, group_seq) in chunk {
-            let msg = &batch[i];
+        for row in chunk {
+            let msg = &batch[row.index];
             query = query
                 .bind(app)
                 .bind(rows::signed(msg.id))
@@ -398,8 +418,9 @@ impl SqlStore {
                 .bind(msg.body.encode_to_vec())
                 .bind(msg.sent_at_ms)
                 .bind(i64::from(MessageStatus::Normal as i32))
-                .bind(rows::signed(sender_seq))
-                .bind(rows::signed(group_seq));
+                .bind(rows::signed(row.sender_seq))
+                .bind(rows::signed(row.group_seq))
+                .bind(rows::signed(row.position));
         }
         query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         Ok(())

@@ -234,20 +234,34 @@ impl SqlStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let tx = self.write.begin_with(self.dialect.begin()).await?;
+            let tx = self.begin().await?;
             let (tx, result) = body(tx).await;
-            match result {
-                Ok(value) => match tx.commit().await {
-                    Ok(()) => return Ok(value),
-                    Err(err) if attempt < TRANSACTION_ATTEMPTS && is_transient(&err) => {}
-                    Err(err) => return Err(err.into()),
-                },
-                Err(StoreError::Backend(err)) if attempt < TRANSACTION_ATTEMPTS && is_transient(&err) => drop(tx),
-                Err(err) => return Err(err),
+            if let Some(done) = self.settle(tx, result, attempt).await {
+                return done;
             }
-            tracing::debug!(attempt, "retrying a transaction after a lock conflict");
-            tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
         }
+    }
+
+    async fn begin(&self) -> StoreResult<Tx> {
+        Ok(self.write.begin_with(self.dialect.begin()).await?)
+    }
+
+    /// Ends an attempt of a write transaction: commits it if `result` is good, rolls it
+    /// back otherwise. `None` when it failed on a lock conflict and should run again
+    /// (after a short backoff, taken here).
+    async fn settle<T>(&self, tx: Tx, result: StoreResult<T>, attempt: u32) -> Option<StoreResult<T>> {
+        match result {
+            Ok(value) => match tx.commit().await {
+                Ok(()) => return Some(Ok(value)),
+                Err(err) if attempt < TRANSACTION_ATTEMPTS && is_transient(&err) => {}
+                Err(err) => return Some(Err(err.into())),
+            },
+            Err(StoreError::Backend(err)) if attempt < TRANSACTION_ATTEMPTS && is_transient(&err) => drop(tx),
+            Err(err) => return Some(Err(err)),
+        }
+        tracing::debug!(attempt, "retrying a transaction after a lock conflict");
+        tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
+        None
     }
 }
 
@@ -283,6 +297,8 @@ fn conflict_on_unique(err: sqlx::Error) -> StoreError {
 
 /// Most rows in one multi-row `INSERT`, well under both databases' placeholder limits.
 const MAX_CHUNK_ROWS: usize = 256;
+/// Most values in one `IN` list of a statement that takes a list of any length.
+const MAX_IN_LIST: usize = 512;
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 

@@ -87,7 +87,7 @@ pub(super) fn message(row: &AnyRow) -> StoreResult<Message> {
 }
 
 pub(super) const GROUP_COLUMNS: &str = "group_id, name, avatar_url, introduction, extra, owner_id, join_policy, \
-     muted_all, history_visible, member_count, large, seq, dismissed, created_at_ms, updated_at_ms";
+     muted_all, history_visible, member_count, large, seq, position, dismissed, created_at_ms, updated_at_ms";
 
 pub(super) fn group(row: &AnyRow) -> StoreResult<Group> {
     let join_policy: i64 = row.try_get("join_policy")?;
@@ -104,6 +104,7 @@ pub(super) fn group(row: &AnyRow) -> StoreResult<Group> {
         member_count: unsigned(row.try_get("member_count")?),
         large: row.try_get::<i64, _>("large")? != 0,
         seq: unsigned(row.try_get("seq")?),
+        position: unsigned(row.try_get("position")?),
         dismissed: row.try_get::<i64, _>("dismissed")? != 0,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
@@ -111,7 +112,7 @@ pub(super) fn group(row: &AnyRow) -> StoreResult<Group> {
 }
 
 pub(super) const MEMBER_COLUMNS: &str =
-    "user_id, role, nickname, muted_until_ms, joined_group_seq, joined_event_id, joined_at_ms";
+    "user_id, role, nickname, muted_until_ms, joined_group_seq, joined_position, joined_at_ms";
 
 pub(super) fn member(row: &AnyRow) -> StoreResult<GroupMember> {
     let role: i64 = row.try_get("role")?;
@@ -121,7 +122,7 @@ pub(super) fn member(row: &AnyRow) -> StoreResult<GroupMember> {
         nickname: row.try_get("nickname")?,
         muted_until_ms: row.try_get("muted_until_ms")?,
         joined_group_seq: unsigned(row.try_get("joined_group_seq")?),
-        joined_event_id: unsigned(row.try_get("joined_event_id")?),
+        joined_position: unsigned(row.try_get("joined_position")?),
         joined_at_ms: row.try_get("joined_at_ms")?,
     })
 }
