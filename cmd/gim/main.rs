@@ -117,7 +117,14 @@ async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
     // Operator commands change the store only: nothing to push, nobody online.
     let routes = Arc::new(gim::route::MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
     let metrics = gim::metrics::Metrics::new();
-    let logic = server::build_logic(&config, store.clone(), Arc::new(gim::delivery::Discard), routes, metrics)?;
+    let logic = server::build_logic(
+        &config,
+        store.clone(),
+        server::id_generator(&config),
+        Arc::new(gim::delivery::Discard),
+        routes,
+        metrics,
+    )?;
     match command {
         AppCommand::Create { name, accounts, friends_only, no_presence_events } => {
             let settings = AppSettings {

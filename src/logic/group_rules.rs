@@ -456,3 +456,238 @@ fn announcement(
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The whole table: every standing x every change x every join policy, against the
+    //! allowed set written out by hand (not derived from the code under test).
+
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const POLICIES: [JoinPolicy; 3] = [JoinPolicy::Free, JoinPolicy::Approval, JoinPolicy::InviteOnly];
+
+    fn member(user: &str, role: GroupRole) -> GroupMember {
+        GroupMember {
+            user_id: user.into(),
+            role,
+            nickname: String::new(),
+            muted_until_ms: 0,
+            joined_group_seq: 0,
+            joined_position: 0,
+            joined_at_ms: 0,
+        }
+    }
+
+    /// A group of `own` (owner), `adm` (admin), `mem` and `mem2`; `out` exists and is
+    /// not a member, `req` asked to join.
+    fn state(policy: JoinPolicy, actor: Option<&str>, large: bool) -> GroupState {
+        let members: HashMap<String, GroupMember> = [
+            member("own", GroupRole::Owner),
+            member("adm", GroupRole::Admin),
+            member("mem", GroupRole::Member),
+            member("mem2", GroupRole::Member),
+        ]
+        .into_iter()
+        .map(|m| (m.user_id.clone(), m))
+        .collect();
+        let group = Group {
+            group_id: "g".into(),
+            name: "g".into(),
+            avatar_url: String::new(),
+            introduction: String::new(),
+            extra: String::new(),
+            owner_id: "own".into(),
+            join_policy: policy,
+            muted_all: false,
+            history_visible: false,
+            member_count: 4,
+            large,
+            seq: 0,
+            position: 7,
+            dismissed: false,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        GroupState {
+            actor: actor.and_then(|user| members.get(user).cloned()),
+            group,
+            members,
+            unknown_users: Vec::new(),
+            requested: vec!["req".into()],
+        }
+    }
+
+    const ACTORS: [(&str, Option<&str>); 5] = [
+        ("owner", Some("own")),
+        ("admin", Some("adm")),
+        ("member", Some("mem")),
+        ("outsider", Some("out")),
+        ("app", None),
+    ];
+
+    /// The actors a change is allowed for under a policy.
+    type Allowed = fn(JoinPolicy) -> &'static [&'static str];
+
+    /// Each change, and the actors it is allowed for under each policy.
+    fn table() -> Vec<(&'static str, GroupChange, Allowed)> {
+        let invite_out = |policy: JoinPolicy| -> &'static [&'static str] {
+            if policy == JoinPolicy::Free { &["owner", "admin", "member", "app"] } else { &["owner", "admin", "app"] }
+        };
+        let join = |policy: JoinPolicy| -> &'static [&'static str] {
+            // Members are in already (nothing to do); outsiders get in, or ask, unless invite-only.
+            if policy == JoinPolicy::InviteOnly {
+                &["owner", "admin", "member"]
+            } else {
+                &["owner", "admin", "member", "outsider"]
+            }
+        };
+        vec![
+            ("update", GroupChange::Update(GroupPatch { name: Some("x".into()), ..Default::default() }), |_| {
+                &["owner", "admin", "app"]
+            }),
+            ("join", GroupChange::Join { message: String::new() }, join),
+            ("invite the outsider", GroupChange::Invite(vec!["out".into()]), invite_out),
+            ("approve", GroupChange::Approve("req".into()), |_| &["owner", "admin", "app"]),
+            ("reject", GroupChange::Reject("req".into()), |_| &["owner", "admin", "app"]),
+            ("remove a member", GroupChange::Remove(vec!["mem2".into()]), |_| &["owner", "admin", "app"]),
+            ("remove the admin", GroupChange::Remove(vec!["adm".into()]), |_| &["owner", "admin", "app"]),
+            ("remove the owner", GroupChange::Remove(vec!["own".into()]), |_| &[]),
+            ("leave", GroupChange::Leave, |_| &["admin", "member"]),
+            ("make an admin", GroupChange::SetRole { user: "mem2".into(), role: GroupRole::Admin }, |_| {
+                &["owner", "app"]
+            }),
+            ("transfer", GroupChange::Transfer("mem2".into()), |_| &["owner", "app"]),
+            ("mute a member", GroupChange::Mute { user: "mem2".into(), until_ms: 1 }, |_| &["owner", "admin", "app"]),
+            ("mute the admin", GroupChange::Mute { user: "adm".into(), until_ms: 1 }, |_| &["owner", "app"]),
+            ("rename oneself", GroupChange::Nickname { user: "mem".into(), nickname: "n".into() }, |_| {
+                &["owner", "admin", "member", "app"]
+            }),
+            ("rename a member", GroupChange::Nickname { user: "mem2".into(), nickname: "n".into() }, |_| {
+                &["owner", "admin", "app"]
+            }),
+            ("dismiss", GroupChange::Dismiss, |_| &["owner", "app"]),
+        ]
+    }
+
+    #[test]
+    fn every_role_may_do_exactly_what_the_table_allows_under_every_policy() {
+        let event = GroupEvent { id: 1, sent_at_ms: 1, event: "e".into(), detail: String::new() };
+        let rules = GroupRules { max_members: 100, large_threshold: 200 };
+        let ctx = DecisionContext { rules, now_ms: 5, event: &event };
+        let mut wrong = Vec::new();
+        for large in [false, true] {
+            for policy in POLICIES {
+                for (change_name, change, allowed) in table() {
+                    for (actor_name, user) in ACTORS {
+                        let actor = user.map_or(GroupActor::App, |u| GroupActor::User(u.into()));
+                        // "rename oneself" by an admin or owner renames mem, which they may
+                        // anyway; by mem it is its own name.
+                        let decision = decide(&change, &actor, &state(policy, user, large), &ctx);
+                        let expected = allowed(policy).contains(&actor_name);
+                        if decision.is_ok() != expected {
+                            wrong.push(format!(
+                                "{change_name} by {actor_name} ({policy:?}, large: {large}): {decision:?}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "decisions that differ from the table:\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn an_outsider_cannot_invite_itself_into_any_group() {
+        let event = GroupEvent { id: 1, sent_at_ms: 1, event: "e".into(), detail: String::new() };
+        let ctx =
+            DecisionContext { rules: GroupRules { max_members: 100, large_threshold: 2 }, now_ms: 5, event: &event };
+        for policy in POLICIES {
+            for large in [false, true] {
+                let me = GroupActor::User("out".into());
+                let decision =
+                    decide(&GroupChange::Invite(vec!["out".into()]), &me, &state(policy, Some("out"), large), &ctx);
+                assert_eq!(decision, Err(GroupRefusal::NotMember("out".into())), "{policy:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn joining_follows_the_policy_read_under_the_lock() {
+        let event = GroupEvent { id: 1, sent_at_ms: 1, event: "group.member_joined".into(), detail: String::new() };
+        let ctx =
+            DecisionContext { rules: GroupRules { max_members: 100, large_threshold: 4 }, now_ms: 5, event: &event };
+        let me = GroupActor::User("out".into());
+        let join = GroupChange::Join { message: "hi".into() };
+
+        let joined = decide(&join, &me, &state(JoinPolicy::Free, Some("out"), false), &ctx).unwrap();
+        assert_eq!(
+            joined.insert.iter().map(|m| (m.user_id.as_str(), m.role)).collect::<Vec<_>>(),
+            [("out", GroupRole::Member)]
+        );
+        assert_eq!(joined.insert[0].joined_position, 7, "history starts after the position before the join");
+        assert!(joined.subscribe_everyone, "the fifth member takes the group past the threshold of 4");
+        assert_eq!(joined.group.as_ref().map(|g| (g.member_count, g.large)), Some((5, true)));
+        let announced = joined.announcement.expect("an event");
+        assert!(announced.recipients.is_empty(), "a joiner reads the group; no extra inbox");
+
+        let asked = decide(&join, &me, &state(JoinPolicy::Approval, Some("out"), false), &ctx).unwrap();
+        assert_eq!(asked.join_request.map(|r| (r.user_id, r.message)), Some(("out".into(), "hi".into())));
+        assert!(asked.insert.is_empty() && asked.announcement.is_none());
+
+        assert_eq!(
+            decide(&join, &me, &state(JoinPolicy::InviteOnly, Some("out"), false), &ctx),
+            Err(GroupRefusal::InviteOnly)
+        );
+    }
+
+    #[test]
+    fn members_who_leave_hear_of_it_in_their_inbox_and_stop_reading_a_large_group() {
+        let event = GroupEvent { id: 9, sent_at_ms: 1, event: "group.members_removed".into(), detail: String::new() };
+        let ctx =
+            DecisionContext { rules: GroupRules { max_members: 100, large_threshold: 2 }, now_ms: 5, event: &event };
+        let remove = GroupChange::Remove(vec!["mem2".into(), "nobody".into()]);
+        let fx = decide(&remove, &GroupActor::User("adm".into()), &state(JoinPolicy::Free, Some("adm"), true), &ctx)
+            .unwrap();
+        assert_eq!(fx.delete, ["mem2"]);
+        assert_eq!(fx.unsubscribe, ["mem2"]);
+        assert_eq!(fx.affected, ["mem2"], "only members are removed");
+        let announced = fx.announcement.unwrap();
+        assert_eq!(announced.recipients.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>(), ["mem2"]);
+        assert_eq!(fx.group.map(|g| g.member_count), Some(3));
+    }
+
+    #[test]
+    fn a_change_that_changes_nothing_writes_nothing() {
+        let event = GroupEvent { id: 1, sent_at_ms: 1, event: "e".into(), detail: String::new() };
+        let ctx =
+            DecisionContext { rules: GroupRules { max_members: 100, large_threshold: 200 }, now_ms: 5, event: &event };
+        let owner = GroupActor::User("own".into());
+        let s = state(JoinPolicy::Free, Some("own"), false);
+        for change in [
+            GroupChange::Invite(vec!["mem".into()]),
+            GroupChange::Remove(vec!["out".into()]),
+            GroupChange::SetRole { user: "mem".into(), role: GroupRole::Member },
+            GroupChange::Transfer("own".into()),
+            GroupChange::Nickname { user: "mem".into(), nickname: String::new() },
+        ] {
+            assert_eq!(decide(&change, &owner, &s, &ctx), Ok(GroupEffects::default()), "{change:?}");
+        }
+    }
+
+    #[test]
+    fn a_group_never_grows_past_its_limit_and_a_dismissed_one_takes_no_change() {
+        let event = GroupEvent { id: 1, sent_at_ms: 1, event: "e".into(), detail: String::new() };
+        let ctx =
+            DecisionContext { rules: GroupRules { max_members: 4, large_threshold: 200 }, now_ms: 5, event: &event };
+        let owner = GroupActor::User("own".into());
+        let mut s = state(JoinPolicy::Free, Some("own"), false);
+        assert_eq!(decide(&GroupChange::Invite(vec!["out".into()]), &owner, &s, &ctx), Err(GroupRefusal::Full(4)));
+        s.group.dismissed = true;
+        assert_eq!(
+            decide(&GroupChange::Update(GroupPatch::default()), &owner, &s, &ctx),
+            Err(GroupRefusal::Dismissed("g".into()))
+        );
+    }
+}

@@ -14,6 +14,9 @@ const MAX_SEQUENCE: u64 = (1 << SEQUENCE_BITS) - 1;
 #[derive(Debug)]
 pub struct IdGenerator {
     node: u64,
+    /// How far this generator's clock runs from the machine's (0 but in tests of nodes
+    /// whose clocks disagree).
+    offset_ms: i64,
     /// (milliseconds of the last id, sequence within that millisecond)
     last: Mutex<(i64, u64)>,
 }
@@ -21,7 +24,13 @@ pub struct IdGenerator {
 impl IdGenerator {
     /// `node` is masked to 10 bits.
     pub fn new(node: u16) -> Self {
-        Self { node: u64::from(node) & ((1 << NODE_BITS) - 1), last: Mutex::new((0, 0)) }
+        Self::skewed(node, 0)
+    }
+
+    /// A generator whose clock runs `offset_ms` ahead of (or behind) the machine's, as a
+    /// node's would on a host whose clock is off.
+    pub fn skewed(node: u16, offset_ms: i64) -> Self {
+        Self { node: u64::from(node) & ((1 << NODE_BITS) - 1), offset_ms, last: Mutex::new((0, 0)) }
     }
 
     /// A generator with a random node id.
@@ -33,7 +42,7 @@ impl IdGenerator {
     /// clock does, or a millisecond's 4096 ids run out, ids borrow from the next one.
     pub fn next(&self) -> (u64, i64) {
         let mut last = self.last.lock().expect("id generator lock");
-        let now = now_ms().max(EPOCH_MS);
+        let now = (now_ms() + self.offset_ms).max(EPOCH_MS);
         if now > last.0 {
             *last = (now, 0);
         } else if last.1 < MAX_SEQUENCE {

@@ -2,9 +2,15 @@ use std::{net::SocketAddr, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
-use super::{ServerError, build_logic, io, open_store, stopped_signal};
+use super::{ServerError, build_logic, id_generator, io, open_store, stopped_signal};
 use crate::{
-    api, config::Config, delivery::Delivery, logic::Logic, metrics::Metrics, route::RouteRegistry, store::SqlStore,
+    api,
+    config::Config,
+    delivery::Delivery,
+    logic::{IdGenerator, Logic},
+    metrics::Metrics,
+    route::RouteRegistry,
+    store::SqlStore,
 };
 
 /// A running logic node: the store, the use cases and the gRPC server.
@@ -27,8 +33,20 @@ impl LogicNode {
         internal_token: Option<&str>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
+        Self::start_with_ids(config, id_generator(config), delivery, routes, internal_token, metrics).await
+    }
+
+    /// `start`, with message ids from `ids` rather than from `node.id`.
+    pub async fn start_with_ids(
+        config: &Config,
+        ids: IdGenerator,
+        delivery: Arc<dyn Delivery>,
+        routes: Arc<dyn RouteRegistry>,
+        internal_token: Option<&str>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ServerError> {
         let store = Arc::new(open_store(config).await?);
-        let logic = build_logic(config, store.clone(), delivery, routes, metrics.clone())?;
+        let logic = build_logic(config, store.clone(), ids, delivery, routes, metrics.clone())?;
         let listener = TcpListener::bind(config.logic.listen)
             .await
             .map_err(io(format!("binding logic.listen {}", config.logic.listen)))?;

@@ -110,15 +110,20 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 
+/// The message id generator `node.id` asks for.
+pub fn id_generator(config: &Config) -> IdGenerator {
+    config.node.id.map_or_else(IdGenerator::random, IdGenerator::new)
+}
+
 /// Builds logic on an open store.
 pub fn build_logic(
     config: &Config,
     store: Arc<SqlStore>,
+    ids: IdGenerator,
     delivery: Arc<dyn Delivery>,
     routes: Arc<dyn RouteRegistry>,
     metrics: Arc<Metrics>,
 ) -> Result<Logic, ServerError> {
-    let ids = config.node.id.map_or_else(IdGenerator::random, IdGenerator::new);
     let sqlite = store.dialect() == crate::store::Dialect::Sqlite;
     Ok(Logic::new(LogicParts {
         store,

@@ -28,6 +28,7 @@ both_stores!(
     a_large_group_keeps_one_timeline_that_members_read_from_their_join,
     a_group_crossing_the_threshold_loses_and_repeats_nothing,
     member_limits_and_mentions_are_enforced,
+    a_conversation_keeps_one_order_when_node_clocks_disagree,
 );
 
 async fn send(client: &mut Groups, group: &str, id: &str, body: &str) -> Result<(u64, u64), Code> {
@@ -459,4 +460,48 @@ async fn member_limits_and_mentions_are_enforced(backend: Backend) {
         [(vec!["b".to_owned()], false), (vec!["b".to_owned()], true)],
         "mentions reach the members as sent"
     );
+}
+
+/// Two logic nodes, the second's clock an hour behind: its messages get smaller ids
+/// than earlier ones of the first. History, sync and pushes follow the order the group's
+/// lock gave, never the ids.
+async fn a_conversation_keeps_one_order_when_node_clocks_disagree(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.groups.large_threshold = 3).await;
+    let behind = server.skewed_node(-3_600_000).await;
+    let app = server.new_app().await;
+    let mut c = app.group_users(&["a", "b"]).await;
+    let on_behind = TestApp { addr: behind.addr(), ..app.clone() };
+    let token = on_behind.device_token("b", "laptop").await;
+    let mut b_behind = crate::support::groups_client(behind.addr(), &token).await;
+    c[0].create_group(create("small", &["b"], JoinPolicy::Free)).await.unwrap();
+    c[0].create_group(create("large", &["b"], JoinPolicy::Free)).await.unwrap();
+    for user in ["c", "d"] {
+        app.user(user).await;
+    }
+    c[0].invite_members(MembersRequest { group_id: "large".into(), user_ids: vec!["c".into(), "d".into()] })
+        .await
+        .unwrap();
+
+    for group in ["small", "large"] {
+        let mut sent = Vec::new();
+        for i in 0..6 {
+            let text = format!("{group} {i}");
+            let client = if i % 2 == 0 { &mut c[0] } else { &mut b_behind };
+            send(client, group, &format!("{group}-{i}"), &text).await.unwrap();
+            sent.push(text);
+        }
+        let order: Vec<&str> = sent.iter().map(String::as_str).collect();
+        let shown = history(&mut c[1], group).await;
+        assert_eq!(texts(&shown), order, "{group}: history in the order sent");
+        let ids: Vec<u64> = shown.iter().filter(|m| !text_of(m).is_empty()).map(|m| m.id).collect();
+        assert!(ids.windows(2).any(|w| w[0] > w[1]), "{group}: the ids really disagree with the order: {ids:?}");
+        let synced = if group == "small" {
+            inbox(&app, "b").await.into_iter().filter(|m| m.receiver_id == group).collect::<Vec<_>>()
+        } else {
+            let request = SyncGroupRequest { group_id: group.into(), after_group_seq: 0, limit: 50 };
+            c[1].sync_group(request).await.unwrap().into_inner().messages
+        };
+        assert_eq!(texts(&synced), order, "{group}: sync in the order sent");
+    }
+    behind.shutdown().await.unwrap();
 }

@@ -11,6 +11,7 @@ mod cluster;
 mod connect;
 mod connect_bad_input;
 mod friends;
+mod group_access;
 mod group_connect;
 mod groups;
 mod grpc;

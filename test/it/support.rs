@@ -155,6 +155,15 @@ impl TestServer {
         Self { node, delivery, config, _db: db }
     }
 
+    /// Another logic node on the same database whose clock runs `offset_ms` off.
+    pub async fn skewed_node(&self, offset_ms: i64) -> LogicNode {
+        let ids = gim::logic::IdGenerator::skewed(rand::random::<u16>(), offset_ms);
+        let delivery = Arc::new(RecordingDelivery::new());
+        LogicNode::start_with_ids(&self.config, ids, delivery, memory_routes(), None, Metrics::new())
+            .await
+            .expect("starting a skewed logic node")
+    }
+
     /// Another logic node on the same database, as in a cluster.
     pub async fn another_node(&self) -> LogicNode {
         LogicNode::start(&self.config, Arc::new(RecordingDelivery::new()), memory_routes(), None, Metrics::new())
