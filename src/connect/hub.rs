@@ -28,6 +28,9 @@ pub enum Outbound {
     Message { seq: u64, frame: Bytes },
     /// A large group's timeline message: delivered in the group's seq order, once.
     Group { group: Arc<str>, seq: u64, frame: Bytes },
+    /// A message the device sent itself, however it sent it: never written back, but
+    /// its seq (in the inbox, or in `group`'s timeline) counts as delivered.
+    Own { group: Option<Arc<str>>, seq: u64 },
     /// An event frame: delivered as it comes.
     Event(Bytes),
 }
@@ -123,6 +126,11 @@ impl Session {
     /// Completes when something is queued or the session is asked to end.
     pub async fn woken(&self) {
         self.wake.notified().await;
+    }
+
+    /// Whether this session's device sent `message` (it has it, from its send's response).
+    pub fn sent(&self, message: &crate::proto::common::v1::Message) -> bool {
+        *message.sender_device_id == *self.device_id && *message.sender_user_id == *self.user_id
     }
 
     pub fn registration(&self) -> Registration {
@@ -273,10 +281,15 @@ impl Hub {
         for user in &push.users {
             let Some(sessions) = self.users.get(&(push.app, user.as_str().into())) else { continue };
             for session in sessions.iter() {
-                if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
-                    continue;
-                }
-                if session.enqueue(item.clone(), self.outbound_limit, false).0 {
+                let item = if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
+                    if push.seq == 0 {
+                        continue;
+                    }
+                    Outbound::Own { group: None, seq: push.seq }
+                } else {
+                    item.clone()
+                };
+                if session.enqueue(item, self.outbound_limit, false).0 {
                     queued += 1;
                 }
             }
@@ -290,10 +303,11 @@ impl Hub {
         let mut queued = 0;
         let mut joining = Vec::new();
         for session in sessions.values() {
-            if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
-                continue;
-            }
-            let item = Outbound::Group { group: group.clone(), seq: push.seq, frame: push.frame.clone() };
+            let item = if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
+                Outbound::Own { group: Some(group.clone()), seq: push.seq }
+            } else {
+                Outbound::Group { group: group.clone(), seq: push.seq, frame: push.frame.clone() }
+            };
             let (was_queued, join) = session.enqueue(item, self.outbound_limit, self.defer_groups);
             queued += usize::from(was_queued);
             if join {

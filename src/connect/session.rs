@@ -369,6 +369,8 @@ impl State {
                 Outbound::Event(frame) => out.push(frame),
                 Outbound::Message { seq, frame } => self.order_inbox(seq, frame, &mut out, ctx).await?,
                 Outbound::Group { group, seq, frame } => self.order_group(group, seq, frame, &mut out, ctx).await?,
+                Outbound::Own { group: None, seq } => self.inbox.sent(seq),
+                Outbound::Own { group: Some(group), seq } => self.group(&group).sent(seq),
             }
         }
         if self.held.len() > ctx.limits.outbound_queue {
@@ -403,7 +405,7 @@ impl State {
                     let request = SyncRequest { after_seq: self.inbox.floor().unwrap_or(0), limit: CATCH_UP_PAGE };
                     let page = ctx.link.sync(&self.token, request).await.map_err(catch_up_failed)?;
                     for message in page.messages {
-                        if self.inbox.caught_up(message.seq) {
+                        if self.inbox.caught_up(message.seq) && !self.session.sent(&message) {
                             out.push(frames::message(message));
                         }
                     }
@@ -445,9 +447,10 @@ impl State {
                     let request =
                         SyncGroupRequest { group_id: group.to_string(), after_group_seq, limit: CATCH_UP_PAGE };
                     let page = ctx.link.sync_group(&self.token, request).await.map_err(catch_up_failed)?;
+                    let session = self.session.clone();
                     let stream = self.group(&group);
                     for message in page.messages {
-                        if stream.caught_up(message.group_seq) {
+                        if stream.caught_up(message.group_seq) && !session.sent(&message) {
                             out.push(frames::message(message));
                         }
                     }

@@ -180,11 +180,8 @@ impl Worker {
             let mut users_by_node: HashMap<&str, Vec<String>> = HashMap::new();
             for user in &push.users {
                 let Some(user_routes) = routes.get(&(push.app, user.clone())) else { continue };
-                let nodes: HashSet<&str> = user_routes
-                    .iter()
-                    .filter(|route| !push.skip.as_ref().is_some_and(|skip| skip.is(user, &route.device_id)))
-                    .map(|route| route.node.as_str())
-                    .collect();
+                // The sending device's node too: it learns the seq there without writing it.
+                let nodes: HashSet<&str> = user_routes.iter().map(|route| route.node.as_str()).collect();
                 for node in nodes {
                     users_by_node.entry(node).or_default().push(user.clone());
                 }

@@ -19,6 +19,7 @@ use crate::{
 both_stores!(
     messages_reach_all_five_devices_once_and_in_order,
     a_device_that_reconnects_mid_stream_loses_nothing_and_gets_nothing_twice,
+    a_device_is_never_pushed_what_it_sent_itself,
 );
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -281,4 +282,77 @@ async fn a_new_device_can_skip_history_and_live_on_pushes() {
     alice.send("bob", "new", "live").await;
     let pushed = bob.next_message(WAIT).await.expect("a push");
     assert_eq!((pushed.seq, text_of(&pushed)), (4, "live"));
+}
+
+/// A device's own messages come back in its send responses, never as pushes, whether it
+/// sent them over its WebSocket or over gRPC while the WebSocket was open; its other
+/// devices get them all.
+async fn a_device_is_never_pushed_what_it_sent_itself(backend: Backend) {
+    use gim::proto::logic::v1::{CreateGroupRequest, DeviceSendRequest, GroupSendRequest, JoinPolicy};
+    let server = ServeServer::start_with(backend, |config| config.groups.large_threshold = 3).await;
+    let app = server.new_app().await;
+    for user in ["alice", "bob", "carol", "dan"] {
+        app.user(user).await;
+    }
+    let mut as_app = app.groups(None).await;
+    for (group, members) in [("small", vec!["bob"]), ("big", vec!["bob", "carol", "dan"])] {
+        let members = members.into_iter().map(str::to_owned).collect();
+        let create = CreateGroupRequest {
+            group_id: group.into(),
+            name: group.into(),
+            owner_id: "alice".into(),
+            join_policy: JoinPolicy::Free as i32,
+            member_ids: members,
+            ..Default::default()
+        };
+        as_app.create_group(create).await.unwrap();
+    }
+    let ws = server.ws_addr();
+    let phone_token = app.device_token("alice", "phone").await;
+    let (mut phone, _) = WsClient::online(ws, &phone_token, 0).await;
+    let (mut laptop, _) = WsClient::online(ws, &app.device_token("alice", "laptop").await, 0).await;
+    let (mut bob, _) = WsClient::online(ws, &app.device_token("bob", "phone").await, 0).await;
+    let mut phone_device = crate::support::device_client(server.addr(), &phone_token).await;
+    let mut phone_groups = crate::support::groups_client(server.addr(), &phone_token).await;
+    let group_send = |group: &str, id: &str| GroupSendRequest {
+        group_id: group.into(),
+        client_msg_id: id.into(),
+        body: crate::support::text(id),
+    };
+
+    let request = DeviceSendRequest {
+        receiver_user_id: "bob".into(),
+        client_msg_id: "grpc-1".into(),
+        body: crate::support::text("grpc-1"),
+    };
+    phone_device.send_message(request).await.unwrap();
+    bob.send("alice", "bob-1", "bob-1").await;
+    phone_groups.send_message(group_send("small", "grpc-2")).await.unwrap();
+    bob.group_send("small", "bob-2", "bob-2").await;
+    phone_groups.send_message(group_send("big", "grpc-3")).await.unwrap();
+    bob.group_send("big", "bob-3", "bob-3").await;
+    phone.send("bob", "ws-1", "ws-1").await;
+    bob.send("alice", "bob-4", "bob-4").await;
+
+    let split = |messages: Vec<Message>| {
+        let (timeline, inbox): (Vec<Message>, Vec<Message>) = messages.into_iter().partition(|m| m.group_seq > 0);
+        let texts = |list: &[Message]| {
+            list.iter().map(text_of).filter(|t| !t.is_empty()).map(str::to_owned).collect::<Vec<_>>()
+        };
+        (texts(&inbox), texts(&timeline))
+    };
+    let on_phone = phone.messages_until_quiet(QUIET).await;
+    assert!(on_phone.iter().all(|m| m.sender_user_id == "bob"), "nothing the phone sent: {on_phone:?}");
+    assert_eq!(split(on_phone), (vec!["bob-1".into(), "bob-2".into(), "bob-4".into()], vec!["bob-3".into()]));
+    let on_laptop = split(laptop.messages_until_quiet(QUIET).await);
+    assert_eq!(
+        on_laptop,
+        (
+            ["grpc-1", "bob-1", "grpc-2", "bob-2", "ws-1", "bob-4"].map(String::from).to_vec(),
+            ["grpc-3", "bob-3"].map(String::from).to_vec()
+        ),
+        "the user's other device gets everything"
+    );
+    let synced = phone.sync_all(0).await;
+    assert!(synced.iter().any(|m| text_of(m) == "grpc-1"), "a sync returns the device's own messages too");
 }
