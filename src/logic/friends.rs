@@ -274,10 +274,8 @@ impl Logic {
 
     /// The presence of some of the caller's friends (anyone's, for the app).
     pub async fn friend_presence(&self, caller: &SharedCaller, users: &[String]) -> Result<Vec<(String, Vec<Route>)>> {
+        validate::ids("user_ids", users, self.limits().max_page_size as usize, false)?;
         if let Some(user) = caller.user() {
-            for other in users {
-                validate::id("user_ids", other)?;
-            }
             let friends = self.store().friends_among(caller.app, user, users).await?;
             if let Some(stranger) = users.iter().find(|other| *other != user && !friends.contains(other)) {
                 return Err(Error::PermissionDenied(format!("{stranger} is not your friend")));

@@ -67,16 +67,6 @@ pub(super) fn refusal_error(refusal: GroupRefusal) -> Error {
     }
 }
 
-fn check_users(field: &str, users: &[String], max: usize) -> Result<()> {
-    if users.is_empty() || users.len() > max {
-        return Err(Error::invalid(format!("{field} takes 1-{max} users")));
-    }
-    for user in users {
-        validate::id(field, user)?;
-    }
-    Ok(())
-}
-
 impl Logic {
     fn check_group_fields(
         &self,
@@ -214,13 +204,8 @@ impl Logic {
             Some(&input.introduction),
             Some(&input.extra),
         )?;
-        let max = self.limits().max_import_users;
-        if members.len() > max {
-            return Err(Error::invalid(format!("a group starts with at most {max} members; invite more later")));
-        }
-        for member in &members {
-            validate::id("member_ids", member)?;
-        }
+        // A group starts with at most `max_import_users` members; more are invited later.
+        validate::ids("member_ids", &members, self.limits().max_import_users, true)?;
         let join_policy =
             if input.join_policy == JoinPolicy::Unspecified { JoinPolicy::InviteOnly } else { input.join_policy };
         let group = NewGroup {
@@ -328,7 +313,7 @@ impl Logic {
 
     /// Brings users in: any member of a free group may, owners and admins of others.
     pub async fn invite(&self, caller: &SharedCaller, group_id: &str, users: Vec<String>) -> Result<Vec<String>> {
-        check_users("user_ids", &users, self.limits().max_page_size as usize)?;
+        validate::ids("user_ids", &users, self.limits().max_page_size as usize, false)?;
         let change = GroupChange::Invite(users);
         Ok(self.change(caller, group_id, change, "group.member_joined", serde_json::Value::Null).await?.affected)
     }
@@ -372,7 +357,7 @@ impl Logic {
         group_id: &str,
         users: Vec<String>,
     ) -> Result<Vec<String>> {
-        check_users("user_ids", &users, self.limits().max_page_size as usize)?;
+        validate::ids("user_ids", &users, self.limits().max_page_size as usize, false)?;
         let change = GroupChange::Remove(users);
         Ok(self.change(caller, group_id, change, "group.members_removed", serde_json::Value::Null).await?.affected)
     }

@@ -16,13 +16,7 @@ const MAX_EVENT_KIND: usize = 64;
 impl Logic {
     /// The online devices of each user, in request order (empty: offline).
     pub async fn presence(&self, app: AppId, user_ids: &[String]) -> Result<Vec<(String, Vec<Route>)>> {
-        let max = self.limits().max_page_size as usize;
-        if user_ids.is_empty() || user_ids.len() > max {
-            return Err(Error::invalid(format!("ask for 1-{max} users per call")));
-        }
-        for user in user_ids {
-            validate::id("user_ids", user)?;
-        }
+        validate::ids("user_ids", user_ids, self.limits().max_page_size as usize, false)?;
         let mut routes = self
             .inner
             .routes
@@ -52,13 +46,7 @@ impl Logic {
 
     /// Pushes an application-defined event to the online devices of some users.
     pub async fn push_event(&self, app: AppId, user_ids: Vec<String>, kind: &str, data: Vec<u8>) -> Result<()> {
-        let max = self.limits().max_page_size as usize;
-        if user_ids.is_empty() || user_ids.len() > max {
-            return Err(Error::invalid(format!("push to 1-{max} users per call")));
-        }
-        for user in &user_ids {
-            validate::id("user_ids", user)?;
-        }
+        validate::ids("user_ids", &user_ids, self.limits().max_page_size as usize, false)?;
         if kind.is_empty() || kind.len() > MAX_EVENT_KIND {
             return Err(Error::invalid(format!("kind must be 1-{MAX_EVENT_KIND} characters")));
         }

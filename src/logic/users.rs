@@ -73,13 +73,7 @@ impl Logic {
 
     /// The users that exist among `ids`, in the order asked for.
     pub async fn get_users(&self, app: AppId, ids: &[String]) -> Result<Vec<User>> {
-        let max = self.limits().max_page_size as usize;
-        if ids.len() > max {
-            return Err(Error::invalid(format!("ask for at most {max} users per call")));
-        }
-        for id in ids {
-            validate::id("user_ids", id)?;
-        }
+        validate::ids("user_ids", ids, self.limits().max_page_size as usize, true)?;
         let mut found = self.store().get_users(app, ids).await?;
         found.sort_by_key(|user| ids.iter().position(|id| *id == user.user_id));
         Ok(found)

@@ -20,6 +20,16 @@ pub fn id(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A list of ids an RPC takes: 1 to `max` of them (0 too when `may_be_empty`), each an
+/// id. Checked before anything reads the list, so that no query ever sees a huge one.
+pub fn ids(field: &str, values: &[String], max: usize, may_be_empty: bool) -> Result<()> {
+    let min = usize::from(!may_be_empty);
+    if values.len() < min || values.len() > max {
+        return Err(Error::invalid(format!("{field} takes {min}-{max} ids, got {}", values.len())));
+    }
+    values.iter().try_for_each(|value| id(field, value))
+}
+
 /// A random id for things the caller did not name.
 pub fn generated_id(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -111,9 +121,7 @@ pub fn body(body: Option<&MessageBody>, limits: &Limits) -> Result<()> {
                     limits.max_text_chars
                 )));
             }
-            for mentioned in &text.mention_user_ids {
-                id("mention_user_ids", mentioned)?;
-            }
+            ids("mention_user_ids", &text.mention_user_ids, limits.max_page_size as usize, true)?;
         }
         Content::Image(image) => {
             required_url("image.url", &image.url, limits)?;

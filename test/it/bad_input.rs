@@ -20,7 +20,8 @@ use crate::{
 both_stores!(
     bad_messages_are_refused_and_store_nothing,
     bad_credentials_are_unauthenticated,
-    bad_users_and_limits_are_refused
+    bad_users_and_limits_are_refused,
+    every_list_argument_is_bounded_before_any_query,
 );
 
 fn body(content: Content) -> Option<MessageBody> {
@@ -181,4 +182,157 @@ async fn bad_users_and_limits_are_refused(backend: Backend) {
     let users = business.list_users(ListUsersRequest { after_user_id: String::new(), limit: 0 }).await.unwrap();
     let ids: Vec<_> = users.into_inner().users.into_iter().map(|u| u.user_id).collect();
     assert_eq!(ids, ["alice"], "nothing was created");
+}
+
+/// Every RPC that takes a list refuses one past its limit with INVALID_ARGUMENT, before
+/// any query sees it (100,000 ids once made SQLite fail with "too many SQL variables").
+async fn every_list_argument_is_bounded_before_any_query(backend: Backend) {
+    use gim::proto::{
+        common::v1::TextBody,
+        logic::v1::{
+            CreateGroupRequest, FriendPairsRequest, GetPresenceRequest, GetUsersRequest, GroupSendRequest,
+            ImportUsersRequest, Media, MembersRequest, PostContent, PublishRequest, PushEventRequest, Visibility,
+            friend_pairs_request::Pair,
+        },
+    };
+    let server = TestServer::start(backend).await;
+    let app = server.new_app().await;
+    app.user("bob").await;
+    let ids = |n: usize| (0..n).map(|i| format!("user-{i}")).collect::<Vec<String>>();
+    let huge = ids(100_000);
+    let mut business = app.business().await;
+    let mut friends_as_app = app.friends(None).await;
+    let mut groups_as_app = app.groups(None).await;
+    let mut alice = app.social_user("alice").await;
+    let mut alice_groups = app.groups(Some("alice")).await;
+    alice_groups
+        .create_group(CreateGroupRequest { group_id: "g".into(), name: "g".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let mut alice_device = device_client(app.addr, &app.device_token("alice", "phone").await).await;
+    let mentions = |n: usize| {
+        Some(MessageBody {
+            content: Some(Content::Text(TextBody { text: "hi".into(), mention_user_ids: ids(n), mention_all: false })),
+        })
+    };
+    let pairs = |n: usize| FriendPairsRequest {
+        pairs: (0..n).map(|i| Pair { user_id: format!("a{i}"), friend_id: format!("b{i}") }).collect(),
+    };
+
+    let cases = vec![
+        (
+            "ImportUsers",
+            code(
+                business
+                    .import_users(ImportUsersRequest {
+                        users: ids(1001)
+                            .into_iter()
+                            .map(|user_id| CreateUserRequest { user_id, ..Default::default() })
+                            .collect(),
+                    })
+                    .await,
+            ),
+        ),
+        ("GetUsers", code(business.get_users(GetUsersRequest { user_ids: huge.clone() }).await)),
+        ("Business.GetPresence", code(business.get_presence(GetPresenceRequest { user_ids: huge.clone() }).await)),
+        (
+            "PushEvent",
+            code(
+                business.push_event(PushEventRequest { user_ids: ids(201), kind: "k".into(), data: Vec::new() }).await,
+            ),
+        ),
+        (
+            "Friends.GetPresence (device)",
+            code(alice.friends.get_presence(GetPresenceRequest { user_ids: huge.clone() }).await),
+        ),
+        (
+            "Friends.GetPresence (app)",
+            code(friends_as_app.get_presence(GetPresenceRequest { user_ids: huge.clone() }).await),
+        ),
+        ("MakeFriends", code(friends_as_app.make_friends(pairs(1001)).await)),
+        ("BreakFriends", code(friends_as_app.break_friends(pairs(1001)).await)),
+        (
+            "CreateGroup",
+            code(
+                groups_as_app
+                    .create_group(CreateGroupRequest {
+                        group_id: "big".into(),
+                        name: "big".into(),
+                        owner_id: "alice".into(),
+                        member_ids: ids(1001),
+                        ..Default::default()
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "InviteMembers",
+            code(alice_groups.invite_members(MembersRequest { group_id: "g".into(), user_ids: ids(201) }).await),
+        ),
+        (
+            "RemoveMembers",
+            code(alice_groups.remove_members(MembersRequest { group_id: "g".into(), user_ids: huge.clone() }).await),
+        ),
+        (
+            "Publish (audience)",
+            code(
+                alice
+                    .moments
+                    .publish(PublishRequest {
+                        content: Some(PostContent { text: "hi".into(), ..Default::default() }),
+                        visibility: Visibility::Chosen as i32,
+                        audience: huge.clone(),
+                        client_post_id: "p1".into(),
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "Publish (media)",
+            code(
+                alice
+                    .moments
+                    .publish(PublishRequest {
+                        content: Some(PostContent {
+                            text: "hi".into(),
+                            media: (0..10)
+                                .map(|i| Media { url: format!("https://x/{i}"), ..Default::default() })
+                                .collect(),
+                            place: None,
+                        }),
+                        visibility: Visibility::Public as i32,
+                        audience: Vec::new(),
+                        client_post_id: "p2".into(),
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "Device.SendMessage (mentions)",
+            code(
+                alice_device
+                    .send_message(DeviceSendRequest {
+                        receiver_user_id: "bob".into(),
+                        client_msg_id: "m1".into(),
+                        body: mentions(201),
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "Groups.SendMessage (mentions)",
+            code(
+                alice_groups
+                    .send_message(GroupSendRequest {
+                        group_id: "g".into(),
+                        client_msg_id: "m2".into(),
+                        body: mentions(201),
+                    })
+                    .await,
+            ),
+        ),
+    ];
+    let wrong: Vec<_> = cases.iter().filter(|(_, got)| *got != Code::InvalidArgument).collect();
+    assert!(wrong.is_empty(), "oversized lists not refused with INVALID_ARGUMENT: {wrong:?}");
+    assert!(app.inbox("bob").await.is_empty(), "nothing was sent");
 }
