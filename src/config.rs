@@ -105,11 +105,19 @@ pub struct LogicConfig {
     pub write_batch_max: usize,
     /// Transactions that may be in flight at once (1 is forced for SQLite).
     pub write_concurrency: usize,
+    /// Largest gRPC request; a larger one is refused with RESOURCE_EXHAUSTED.
+    pub max_request_bytes: usize,
 }
 
 impl Default for LogicConfig {
     fn default() -> Self {
-        Self { listen: ([0, 0, 0, 0], 7070).into(), write_batch_max: 128, write_concurrency: 4 }
+        Self {
+            listen: ([0, 0, 0, 0], 7070).into(),
+            write_batch_max: 128,
+            write_concurrency: 4,
+            // An ImportUsers of 1,000 users fits easily.
+            max_request_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 
@@ -391,6 +399,9 @@ impl Config {
         }
         if self.logic.write_batch_max == 0 || self.logic.write_batch_max > 1000 {
             return invalid("logic.write_batch_max must be 1-1000".into());
+        }
+        if !(64 * 1024..=64 * 1024 * 1024).contains(&self.logic.max_request_bytes) {
+            return invalid("logic.max_request_bytes must be between 64 KiB and 64 MiB".into());
         }
         if self.logic.write_concurrency == 0 {
             return invalid("logic.write_concurrency must be at least 1".into());

@@ -5,6 +5,7 @@ mod account;
 mod admin;
 pub mod auth;
 mod business;
+pub mod codec;
 mod convert;
 mod device;
 mod groups;
@@ -45,16 +46,16 @@ use crate::{
     },
 };
 
-/// Largest request a gRPC call may carry (an ImportUsers of 1,000 users fits easily).
-const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// No call may take longer; a slower one is cut off with `DEADLINE_EXCEEDED`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Every service of the logic port, with health and reflection; with an internal token,
 /// also the internal API connect nodes report sessions through.
+/// `max_request_bytes` bounds every request (`logic.max_request_bytes`).
 pub async fn logic_routes(
     logic: Logic,
     admin_token: Secret,
+    max_request_bytes: usize,
     internal_token: Option<&str>,
     metrics: Arc<Metrics>,
 ) -> Routes {
@@ -77,40 +78,65 @@ pub async fn logic_routes(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
-            BusinessServer::new(business::BusinessApi::new(logic.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            BusinessServer::new(business::BusinessApi::new(logic.clone())).max_decoding_message_size(max_request_bytes),
         )
         .add_service(
-            DeviceServer::new(device::DeviceApi::new(logic.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            DeviceServer::new(device::DeviceApi::new(logic.clone())).max_decoding_message_size(max_request_bytes),
         )
-        .add_service(AccountServer::new(account::AccountApi::new(logic.clone())))
         .add_service(
-            GroupsServer::new(groups::GroupsApi::new(logic.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            AccountServer::new(account::AccountApi::new(logic.clone())).max_decoding_message_size(max_request_bytes),
         )
-        .add_service(FriendsServer::new(social::FriendsApi::new(logic.clone())))
         .add_service(
-            MomentsServer::new(social::MomentsApi::new(logic.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            GroupsServer::new(groups::GroupsApi::new(logic.clone())).max_decoding_message_size(max_request_bytes),
         )
-        .add_service(AppAdminServer::new(admin::AdminApi::new(logic.clone(), admin_token)));
+        .add_service(
+            FriendsServer::new(social::FriendsApi::new(logic.clone())).max_decoding_message_size(max_request_bytes),
+        )
+        .add_service(
+            MomentsServer::new(social::MomentsApi::new(logic.clone())).max_decoding_message_size(max_request_bytes),
+        )
+        .add_service(
+            AppAdminServer::new(admin::AdminApi::new(logic.clone(), admin_token))
+                .max_decoding_message_size(max_request_bytes),
+        );
     if let Some(token) = internal_token {
         routes.add_service(SessionsServer::new(internal::SessionsApi::new(logic, token)));
     }
-    let router = routes.routes().into_axum_router().layer(axum::middleware::from_fn_with_state(metrics, track_call));
+    let edge = Edge { metrics, max_request_bytes };
+    let router = routes.routes().into_axum_router().layer(axum::middleware::from_fn_with_state(edge, track_call));
     Routes::from(router)
 }
 
-/// Counts every call by method and status, with its latency.
+/// What every call passes through on its way in and out.
+#[derive(Clone)]
+struct Edge {
+    metrics: Arc<Metrics>,
+    max_request_bytes: usize,
+}
+
+/// Counts every call by method and status, with its latency; reports a request over the
+/// size limit as RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE, which gim never means).
 async fn track_call(
-    State(metrics): State<Arc<Metrics>>,
+    State(edge): State<Edge>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let method = request.uri().path().to_owned();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     // A failed unary call answers with headers only, which carry the status; a
     // successful one sends it in trailers, after this point.
-    let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
-    metrics.grpc_call(&method, &code, started.elapsed());
+    let headers = response.headers_mut();
+    if headers.get("grpc-status").is_some_and(|code| code == "11") {
+        let message = format!(
+            "the request is larger than the limit of {} bytes (logic.max_request_bytes)",
+            edge.max_request_bytes
+        );
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        headers.insert("grpc-message", http::HeaderValue::from_str(&message).expect("an ASCII message"));
+    }
+    let code = headers.get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
+    edge.metrics.grpc_call(&method, &code, started.elapsed());
     response
 }
 

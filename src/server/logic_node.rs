@@ -51,7 +51,14 @@ impl LogicNode {
             .await
             .map_err(io(format!("binding logic.listen {}", config.logic.listen)))?;
         let addr = listener.local_addr().map_err(io("reading the bound address"))?;
-        let routes = api::logic_routes(logic.clone(), config.admin.token.clone(), internal_token, metrics).await;
+        let routes = api::logic_routes(
+            logic.clone(),
+            config.admin.token.clone(),
+            config.logic.max_request_bytes,
+            internal_token,
+            metrics,
+        )
+        .await;
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(api::serve(listener, routes, stopped_signal(stopped)));
         tracing::info!(%addr, store = ?store.dialect(), "logic gRPC serving");

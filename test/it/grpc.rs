@@ -107,3 +107,109 @@ async fn prometheus_metrics_count_calls_and_stored_messages() {
         "{text}"
     );
 }
+
+/// Sends and receives raw protobuf bytes, to put on the wire what no generated client would.
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+#[derive(Debug, Clone, Default)]
+struct RawCoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCoder;
+    type Decoder = RawCoder;
+
+    fn encoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+
+    fn decoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+}
+
+impl tonic::codec::Encoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let mut out = vec![0; bytes::Buf::remaining(buf)];
+        bytes::Buf::copy_to_slice(buf, &mut out);
+        Ok(Some(out))
+    }
+}
+
+async fn raw_call(channel: tonic::transport::Channel, path: &str, body: Vec<u8>) -> tonic::Code {
+    let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(usize::MAX);
+    grpc.ready().await.expect("a ready channel");
+    let path = http::uri::PathAndQuery::try_from(path.to_owned()).expect("a method path");
+    match grpc.unary(tonic::Request::new(body), path, RawCodec).await {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+/// Every RPC of the logic port that takes a string: a request whose string is not UTF-8
+/// is the caller's fault (INVALID_ARGUMENT, not INTERNAL), and the node goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_string_that_is_not_utf8_is_an_invalid_argument_on_every_rpc() {
+    use prost::Message as _;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let files = prost_types::FileDescriptorSet::decode(gim::proto::FILE_DESCRIPTOR_SET).unwrap().file;
+    let messages: std::collections::HashMap<String, &prost_types::DescriptorProto> = files
+        .iter()
+        .flat_map(|file| file.message_type.iter().map(move |m| (format!(".{}.{}", file.package(), m.name()), m)))
+        .collect();
+    let mut tried = 0;
+    let mut wrong = Vec::new();
+    for file in files.iter().filter(|f| f.package() == "gim.logic.v1") {
+        for service in &file.service {
+            for method in &service.method {
+                let input = messages[method.input_type()];
+                // The first string field, set to bytes that are not UTF-8.
+                let Some(field) =
+                    input.field.iter().find(|f| f.r#type() == prost_types::field_descriptor_proto::Type::String)
+                else {
+                    continue;
+                };
+                let tag = (field.number() as u8) << 3 | 2;
+                let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                let code = raw_call(channel(server.addr()).await, &path, vec![tag, 2, 0xff, 0xfe]).await;
+                tried += 1;
+                if code != tonic::Code::InvalidArgument {
+                    wrong.push(format!("{path}: {code:?}"));
+                }
+            }
+        }
+    }
+    assert!(tried > 40, "every RPC with a string field was tried ({tried})");
+    assert!(wrong.is_empty(), "not INVALID_ARGUMENT: {wrong:?}");
+    let mut health = HealthClient::new(channel(server.addr()).await);
+    assert!(health.check(HealthCheckRequest { service: String::new() }).await.is_ok(), "still serving");
+}
+
+/// A request past `logic.max_request_bytes` is RESOURCE_EXHAUSTED, and one within it passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_size_limit_is_resource_exhausted() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| config.logic.max_request_bytes = 64 * 1024).await;
+    // Field 1 of CreateUserRequest (user_id), 100 KB long: decoded, it would be refused
+    // for its length; it never gets that far.
+    let mut big = vec![0x0a, 0xa0, 0x8d, 0x06];
+    big.resize(big.len() + 100_000, b'a');
+    let code = raw_call(channel(server.addr()).await, "/gim.logic.v1.Business/CreateUser", big).await;
+    assert_eq!(code, tonic::Code::ResourceExhausted);
+    let small = raw_call(channel(server.addr()).await, "/gim.logic.v1.Business/CreateUser", vec![0x0a, 1, b'a']).await;
+    assert_eq!(small, tonic::Code::Unauthenticated, "a request within the limit reaches the handler");
+}
