@@ -62,14 +62,15 @@ pub async fn shared_caller(logic: &Logic, metadata: &MetadataMap) -> Result<Shar
         });
     }
     let caller = business(logic, metadata).await?;
-    let actor = match text(metadata, ACTING_USER) {
-        Some(user) => {
+    match metadata.get(ACTING_USER) {
+        Some(value) => {
+            let user =
+                value.to_str().map_err(|_| Status::invalid_argument(format!("{ACTING_USER} must be a user id")))?;
             acting_for(user);
-            GroupActor::User(user.to_owned())
+            Ok(logic.act_as(&caller, user).await?)
         }
-        None => GroupActor::App,
-    };
-    Ok(SharedCaller { app: caller.app, actor, device_id: None })
+        None => Ok(SharedCaller { app: caller.app, actor: GroupActor::App, device_id: None }),
+    }
 }
 
 /// Records the user a business call acts for in the request span.

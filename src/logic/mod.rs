@@ -121,6 +121,7 @@ struct Inner {
     social: SocialConfig,
     presence: Arc<presence_events::PresenceWatch>,
     rates: rate::RateLimits,
+    known_users: users::KnownUsers,
     password_slots: tokio::sync::Semaphore,
 }
 
@@ -167,6 +168,7 @@ impl Logic {
                 ),
                 social: parts.social,
                 presence: presence.clone(),
+                known_users: users::KnownUsers::new(),
             }),
         };
         tokio::spawn(presence_events::run(presence, Arc::downgrade(&logic.inner)));

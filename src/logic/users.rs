@@ -1,6 +1,6 @@
 //! Users and their devices.
 
-use super::{AppCaller, Error, Logic, Result, validate};
+use super::{AppCaller, Error, GroupActor, Logic, Result, SharedCaller, validate};
 use crate::{
     model::{AppId, Device, DeviceType, ProfilePatch, User, now_ms},
     store::{NewDevice, NewUser, StoreError},
@@ -27,7 +27,33 @@ pub struct DeviceInput {
     pub sdk_version: String,
 }
 
+/// Users a node remembers it has seen, for `act_as` (beyond, the least used are read again).
+const KNOWN_USERS: usize = 100_000;
+
+/// Users known to exist. No API deletes a user, so one seen once stays known.
+pub(super) struct KnownUsers(quick_cache::sync::Cache<(AppId, String), ()>);
+
+impl KnownUsers {
+    pub(super) fn new() -> Self {
+        Self(quick_cache::sync::Cache::new(KNOWN_USERS))
+    }
+}
+
 impl Logic {
+    /// The app acting as one of its users (`x-gim-acting-user`): the user must exist, so
+    /// that nothing is ever done in the name of a user that is not there.
+    pub async fn act_as(&self, caller: &AppCaller, user_id: &str) -> Result<SharedCaller> {
+        validate::id("x-gim-acting-user", user_id)?;
+        let key = (caller.app, user_id.to_owned());
+        if self.inner.known_users.0.get(&key).is_none() {
+            if self.store().get_users(caller.app, std::slice::from_ref(&key.1)).await?.is_empty() {
+                return Err(Error::not_found(format!("x-gim-acting-user: user {user_id} does not exist")));
+            }
+            self.inner.known_users.0.insert(key, ());
+        }
+        Ok(SharedCaller { app: caller.app, actor: GroupActor::User(user_id.to_owned()), device_id: None })
+    }
+
     pub(super) fn new_user(&self, input: UserInput) -> Result<NewUser> {
         let limits = self.limits();
         let user_id = if input.user_id.is_empty() { validate::generated_id("u_") } else { input.user_id };

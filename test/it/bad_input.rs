@@ -22,6 +22,7 @@ both_stores!(
     bad_credentials_are_unauthenticated,
     bad_users_and_limits_are_refused,
     every_list_argument_is_bounded_before_any_query,
+    nothing_is_done_in_the_name_of_a_user_that_does_not_exist,
 );
 
 fn body(content: Content) -> Option<MessageBody> {
@@ -335,4 +336,89 @@ async fn every_list_argument_is_bounded_before_any_query(backend: Backend) {
     let wrong: Vec<_> = cases.iter().filter(|(_, got)| *got != Code::InvalidArgument).collect();
     assert!(wrong.is_empty(), "oversized lists not refused with INVALID_ARGUMENT: {wrong:?}");
     assert!(app.inbox("bob").await.is_empty(), "nothing was sent");
+}
+
+/// `x-gim-acting-user` must name a user of the app: NOT_FOUND otherwise, on every API
+/// that acts for a user, and nothing is written (no post or notification by a ghost).
+async fn nothing_is_done_in_the_name_of_a_user_that_does_not_exist(backend: Backend) {
+    use gim::proto::logic::v1::{
+        BusinessSendRequest, CreateGroupRequest, FeedRequest, JoinGroupRequest, ListFriendsRequest, PostContent,
+        PublishRequest, SendFriendRequestRequest, UserRef, Visibility,
+    };
+    let server = TestServer::start(backend).await;
+    let app = server.new_app().await;
+    let other = server.new_app().await;
+    app.user("bob").await;
+    other.user("ghost").await;
+    app.groups(None)
+        .await
+        .create_group(CreateGroupRequest {
+            group_id: "open".into(),
+            name: "open".into(),
+            owner_id: "bob".into(),
+            join_policy: gim::proto::logic::v1::JoinPolicy::Free as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let post = PublishRequest {
+        content: Some(PostContent { text: "boo".into(), ..Default::default() }),
+        visibility: Visibility::Public as i32,
+        audience: Vec::new(),
+        client_post_id: "p".into(),
+    };
+    // "ghost" exists, but in another app.
+    let (mut moments, mut friends, mut groups) =
+        (app.moments(Some("ghost")).await, app.friends(Some("ghost")).await, app.groups(Some("ghost")).await);
+    let cases = [
+        ("Moments.Publish", code(moments.publish(post).await)),
+        ("Moments.Feed", code(moments.feed(FeedRequest { before_post_id: 0, limit: 10 }).await)),
+        (
+            "Friends.SendRequest",
+            code(friends.send_request(SendFriendRequestRequest { user_id: "bob".into(), greeting: "hi".into() }).await),
+        ),
+        ("Friends.Block", code(friends.block(UserRef { user_id: "bob".into() }).await)),
+        ("Friends.ListFriends", code(friends.list_friends(ListFriendsRequest::default()).await)),
+        (
+            "Groups.CreateGroup",
+            code(
+                groups
+                    .create_group(CreateGroupRequest { group_id: "g".into(), name: "g".into(), ..Default::default() })
+                    .await,
+            ),
+        ),
+        (
+            "Groups.JoinGroup",
+            code(groups.join_group(JoinGroupRequest { group_id: "open".into(), message: String::new() }).await),
+        ),
+        (
+            "Business.SendMessage",
+            code(
+                app.business()
+                    .await
+                    .send_message(BusinessSendRequest {
+                        sender_user_id: "ghost".into(),
+                        receiver_user_id: "bob".into(),
+                        client_msg_id: "m".into(),
+                        body: text("boo"),
+                    })
+                    .await,
+            ),
+        ),
+    ];
+    let wrong: Vec<_> = cases.iter().filter(|(_, got)| *got != Code::NotFound).collect();
+    assert!(wrong.is_empty(), "acting as a user that does not exist: {wrong:?}");
+    let inbox = app.inbox("bob").await;
+    assert!(!format!("{inbox:?}").contains("ghost"), "no notification or message from a ghost: {inbox:?}");
+    let members = app
+        .groups(None)
+        .await
+        .list_members(gim::proto::logic::v1::ListMembersRequest { group_id: "open".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(members.len(), 1, "no ghost joined");
+    let bad_id = app.friends(Some("not an id")).await.list_friends(ListFriendsRequest::default()).await;
+    assert_eq!(code(bad_id), Code::InvalidArgument);
 }
