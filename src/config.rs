@@ -65,6 +65,10 @@ pub struct SocialConfig {
     pub feed_backfill_posts: u32,
     /// Friend requests a user may send per hour (0: no limit).
     pub friend_requests_per_hour: u32,
+    /// Friend requests a user may have waiting for an answer.
+    pub max_pending_friend_requests: u64,
+    /// After a user turns a request down, its sender waits this long to ask again.
+    pub friend_request_cooldown_secs: u64,
     /// Posts, likes and comments a user may make per minute (0: no limit).
     pub moment_writes_per_minute: u32,
 }
@@ -81,6 +85,8 @@ impl Default for SocialConfig {
             max_comment_chars: 500,
             feed_backfill_posts: 50,
             friend_requests_per_hour: 60,
+            max_pending_friend_requests: 100,
+            friend_request_cooldown_secs: 24 * 3600,
             moment_writes_per_minute: 60,
         }
     }

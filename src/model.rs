@@ -152,6 +152,8 @@ pub struct FriendRequest {
     pub greeting: String,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
+    /// When the user asked turned it down (0: not yet answered).
+    pub rejected_at_ms: i64,
 }
 
 /// A friend as one side of the friendship keeps it.

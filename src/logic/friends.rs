@@ -5,11 +5,17 @@
 
 use std::collections::HashMap;
 
-use super::{Error, Logic, Result, SharedCaller, notices::NoticeDraft, rate::Action, validate};
+use super::{
+    Error, Logic, Result, SharedCaller,
+    friend_rules::{RequestRules, decide_request},
+    notices::NoticeDraft,
+    rate::Action,
+    validate,
+};
 use crate::{
     model::{AppId, Friend, FriendRequest, User, now_ms},
     route::Route,
-    store::{FriendRefusal, FriendRules, RequestNotices, RequestOutcome, StoreError},
+    store::{FriendRefusal, FriendRules, RequestNotices, RequestOutcome, RequestState, StoreError},
 };
 
 /// A user as seen in a list: the record with its profile (`None` if the user is gone).
@@ -19,7 +25,9 @@ pub(super) fn refusal_error(refusal: FriendRefusal) -> Error {
     let message = refusal.to_string();
     match refusal {
         FriendRefusal::AlreadyFriends => Error::AlreadyExists(message),
-        FriendRefusal::TooManyFriends(..) => Error::ResourceExhausted(message),
+        FriendRefusal::TooManyFriends(..) | FriendRefusal::CoolingDown { .. } | FriendRefusal::TooManyPending(_) => {
+            Error::ResourceExhausted(message)
+        }
         FriendRefusal::NoRequest(_) | FriendRefusal::UnknownUsers(_) => Error::NotFound(message),
     }
 }
@@ -108,7 +116,15 @@ impl Logic {
             greeting: greeting.to_owned(),
             created_at_ms: now,
             expires_at_ms: now.saturating_add(ttl_ms),
+            rejected_at_ms: 0,
         };
+        let social = &self.inner.social;
+        let request_rules = RequestRules {
+            max_pending: social.max_pending_friend_requests,
+            cooldown_ms: i64::try_from(social.friend_request_cooldown_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+        };
+        // Where the decision inside the store's transaction leaves its reason to refuse.
+        let refusal = std::sync::Mutex::new(None);
         let about = [to.to_owned()];
         let pair = [user.to_owned(), to.to_owned()];
         let rules = self.friend_rules();
@@ -130,14 +146,22 @@ impl Logic {
                     requested: self.notice(&requested, &about),
                     accepted: self.notice(&accepted, &pair),
                 };
-                let (request, rules) = (&request, &rules);
-                async move { self.store().send_friend_request(caller.app, request, &notices, rules).await }
+                let (request, rules, refusal) = (&request, &rules, &refusal);
+                async move {
+                    let mut decide = |state: &RequestState| {
+                        let decision = decide_request(state, request_rules, now);
+                        decision.map_err(|refused| *refusal.lock().expect("refusal lock") = Some(refused)).ok()
+                    };
+                    self.store().send_friend_request(caller.app, request, &notices, rules, &mut decide).await
+                }
             })
             .await
             .map_err(store_error)?;
-        let (became_friends, notices) = match outcome {
-            RequestOutcome::Requested(notices) => (false, notices),
-            RequestOutcome::BecameFriends(notices) => (true, notices),
+        let (became_friends, notices) = match (outcome, refusal.into_inner().expect("refusal lock")) {
+            (Some(RequestOutcome::Requested(notices)), _) => (false, notices),
+            (Some(RequestOutcome::BecameFriends(notices)), _) => (true, notices),
+            (None, Some(refused)) => return Err(refusal_error(refused)),
+            (None, None) => return Err(Error::Internal("a friend request was neither made nor refused".into())),
         };
         self.deliver_notices(caller.app, &notices);
         Ok(became_friends)

@@ -4,6 +4,7 @@
 mod accounts;
 mod apps;
 mod error;
+mod friend_rules;
 mod friends;
 mod group_rules;
 mod groups;

@@ -467,6 +467,33 @@ pub enum RequestOutcome {
     BecameFriends(Vec<Notice>),
 }
 
+/// How a friend request finds things, read under the sender's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestState {
+    pub friends: bool,
+    /// The other user has a live request to the sender.
+    pub asked_first: bool,
+    /// The sender's earlier request to the same user (live, lapsed or turned down).
+    pub earlier: Option<FriendRequest>,
+    /// The sender's requests to others that wait for an answer.
+    pub pending: u64,
+}
+
+/// What a friend request does, as decided from its `RequestState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestEffect {
+    /// The other user had asked first: they become friends.
+    Befriend,
+    /// The request is stored and the other user notified.
+    Ask,
+    /// The same request is still waiting: nothing is written, nobody notified again.
+    Repeat,
+}
+
+/// Decides a friend request from its state: the effect, or `None` to write nothing
+/// (the decider keeps its reason).
+pub type RequestDecider<'a> = dyn FnMut(&RequestState) -> Option<RequestEffect> + Send + 'a;
+
 /// Friendship limits the store enforces in the transaction that makes friends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FriendRules {
@@ -486,22 +513,31 @@ pub enum FriendRefusal {
     NoRequest(String),
     #[error("users do not exist: {0}")]
     UnknownUsers(String),
+    #[error("{user} turned down your last request: you may ask again after {until_ms} (ms since the epoch)")]
+    CoolingDown { user: String, until_ms: i64 },
+    #[error(
+        "you have {0} friend requests waiting for an answer: wait for some, or withdraw them by asking again later"
+    )]
+    TooManyPending(u64),
 }
 
 #[async_trait]
 pub trait FriendStore: Send + Sync {
     /// How `user` stands to `other`: friends, and blocks either way.
     async fn relation(&self, app: AppId, user: &str, other: &str) -> StoreResult<Relation>;
-    /// Stores a request, replacing an earlier one between the same two; a live request
-    /// the other way makes them friends instead.
+    /// Locks the sender, reads the `RequestState`, and does what `decide` answers: stores
+    /// the request (replacing an earlier one between the same two) with its notice, or
+    /// makes them friends; `None` when it refused.
     async fn send_friend_request(
         &self,
         app: AppId,
         request: &FriendRequest,
         notices: &RequestNotices,
         rules: &FriendRules,
-    ) -> StoreResult<RequestOutcome>;
-    /// Accepts (making friends, with `accepted`) or rejects a live request to `user`.
+        decide: &mut RequestDecider<'_>,
+    ) -> StoreResult<Option<RequestOutcome>>;
+    /// Accepts (making friends, with `accepted`) or turns down a live request to `user`;
+    /// a request turned down is kept, with the time, for the sender's cool-down.
     async fn answer_friend_request(
         &self,
         app: AppId,

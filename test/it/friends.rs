@@ -25,6 +25,7 @@ both_stores!(
     a_block_refuses_requests_and_messages_without_saying_so,
     apps_may_allow_messages_between_friends_only,
     bad_friend_calls_change_nothing,
+    requests_cannot_be_repeated_to_flood_a_user,
 );
 
 fn request(to: &str, greeting: &str) -> SendFriendRequestRequest {
@@ -266,4 +267,51 @@ async fn bad_friend_calls_change_nothing(backend: Backend) {
 
     // Acting calls need a user.
     assert_eq!(code(app.friends(None).await.list_friends(ListFriendsRequest::default()).await), Code::InvalidArgument);
+}
+
+/// A request waiting for an answer is not announced again; a request turned down holds
+/// its sender off for the cool-down; a user's waiting requests are capped.
+async fn requests_cannot_be_repeated_to_flood_a_user(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.social.friend_request_cooldown_secs = 1;
+        config.social.max_pending_friend_requests = 2;
+        config.social.friend_requests_per_hour = 0;
+    })
+    .await;
+    let app = server.new_app().await;
+    let mut ann = app.social_user("ann").await;
+    let mut bob = app.social_user("bob").await;
+    for user in ["cat", "dan"] {
+        app.user(user).await;
+    }
+    let requested = |app: &TestApp, user: &'static str| {
+        let app = app.clone();
+        async move { notices(&app, user).await.into_iter().filter(|(event, _)| event == "friend.requested").count() }
+    };
+
+    for _ in 0..30 {
+        ann.friends.send_request(request("bob", "hi")).await.unwrap();
+    }
+    assert_eq!(requested(&app, "bob").await, 1, "thirty requests, one notification");
+    assert_eq!(incoming(&mut bob.friends).await, ["ann"]);
+
+    bob.friends.answer(answer("ann", false)).await.unwrap();
+    assert!(incoming(&mut bob.friends).await.is_empty(), "a request turned down is no longer listed");
+    for _ in 0..5 {
+        assert_eq!(code(ann.friends.send_request(request("bob", "again")).await), Code::ResourceExhausted);
+    }
+    assert_eq!(requested(&app, "bob").await, 1, "nothing reaches bob during the cool-down");
+    let answered = bob.friends.answer(answer("ann", true)).await;
+    assert_eq!(code(answered), Code::NotFound, "a request turned down cannot be accepted later");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ann.friends.send_request(request("bob", "last try")).await.unwrap();
+    assert_eq!(requested(&app, "bob").await, 2, "asking again after the cool-down is announced once");
+
+    // Ann has one waiting (bob); one more is allowed, then the cap holds.
+    ann.friends.send_request(request("cat", "")).await.unwrap();
+    assert_eq!(code(ann.friends.send_request(request("dan", "")).await), Code::ResourceExhausted);
+    assert_eq!(requested(&app, "dan").await, 0);
+    bob.friends.answer(answer("ann", true)).await.unwrap();
+    ann.friends.send_request(request("dan", "")).await.expect("an answer frees a place");
 }

@@ -10,13 +10,13 @@ use super::{SqlStore, Tx, bind_in, in_list, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Friend, FriendRequest, Relation, Visibility},
     store::{
-        FriendRefusal, FriendRules, FriendStore, NewMessage, Notice, RequestNotices, RequestOutcome, StoreError,
-        StoreResult,
+        FriendRefusal, FriendRules, FriendStore, NewMessage, Notice, RequestDecider, RequestEffect, RequestNotices,
+        RequestOutcome, RequestState, StoreError, StoreResult,
     },
 };
 
 const FRIEND_COLUMNS: &str = "friend_id, remark, extra, created_at_ms";
-const REQUEST_COLUMNS: &str = "from_user_id, to_user_id, greeting, created_at_ms, expires_at_ms";
+const REQUEST_COLUMNS: &str = "from_user_id, to_user_id, greeting, created_at_ms, expires_at_ms, rejected_at_ms";
 
 fn friend(row: &AnyRow) -> StoreResult<Friend> {
     Ok(Friend {
@@ -34,6 +34,7 @@ fn request(row: &AnyRow) -> StoreResult<FriendRequest> {
         greeting: row.try_get("greeting")?,
         created_at_ms: row.try_get("created_at_ms")?,
         expires_at_ms: row.try_get("expires_at_ms")?,
+        rejected_at_ms: row.try_get("rejected_at_ms")?,
     })
 }
 
@@ -56,7 +57,8 @@ impl SqlStore {
     /// The request from `from` to `to` if it is still live, locked.
     async fn live_request_in(&self, tx: &mut Tx, app: i64, from: &str, to: &str, now_ms: i64) -> StoreResult<bool> {
         let sql = format!(
-            "SELECT expires_at_ms FROM friend_requests WHERE app_id = ? AND from_user_id = ? AND to_user_id = ?{}",
+            "SELECT expires_at_ms FROM friend_requests WHERE app_id = ? AND from_user_id = ? AND to_user_id = ? \
+             AND rejected_at_ms = 0{}",
             self.dialect.for_update()
         );
         let expires: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -181,6 +183,35 @@ impl SqlStore {
         Ok(self.delete_pair_in(tx, app, ("friendships", "user_id", "friend_id"), (a, b)).await? > 0)
     }
 
+    /// Reads what a friend request is decided on, with the sender's row locked so that
+    /// the sender's requests are decided one at a time.
+    async fn request_state_in(&self, tx: &mut Tx, app: i64, asked: &FriendRequest) -> StoreResult<RequestState> {
+        let (from, to, now_ms) = (asked.from_user_id.as_str(), asked.to_user_id.as_str(), asked.created_at_ms);
+        let sql = format!("SELECT user_id FROM users WHERE app_id = ? AND user_id = ?{}", self.dialect.for_update());
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app).bind(from).fetch_optional(&mut **tx).await?;
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM friend_requests WHERE app_id = ? AND from_user_id = ? AND to_user_id = ?"
+        );
+        let earlier =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app).bind(from).bind(to).fetch_optional(&mut **tx).await?;
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM friend_requests WHERE app_id = ? AND from_user_id = ? AND to_user_id <> ? \
+             AND rejected_at_ms = 0 AND expires_at_ms > ?",
+        )
+        .bind(app)
+        .bind(from)
+        .bind(to)
+        .bind(now_ms)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(RequestState {
+            friends: self.are_friends_in(tx, app, from, to).await?,
+            asked_first: self.live_request_in(tx, app, to, from, now_ms).await?,
+            earlier: earlier.as_ref().map(request).transpose()?,
+            pending: rows::unsigned(pending),
+        })
+    }
+
     async fn send_request_in(
         &self,
         tx: &mut Tx,
@@ -188,32 +219,40 @@ impl SqlStore {
         request: &FriendRequest,
         notices: &RequestNotices,
         rules: &FriendRules,
-    ) -> StoreResult<RequestOutcome> {
+        decide: &mut RequestDecider<'_>,
+    ) -> StoreResult<Option<RequestOutcome>> {
+        let state = self.request_state_in(tx, app, request).await?;
         let (from, to) = (request.from_user_id.as_str(), request.to_user_id.as_str());
-        if self.are_friends_in(tx, app, from, to).await? {
-            return Err(refused(FriendRefusal::AlreadyFriends));
+        match decide(&state) {
+            None => Ok(None),
+            Some(RequestEffect::Repeat) => Ok(Some(RequestOutcome::Requested(Vec::new()))),
+            Some(RequestEffect::Befriend) => {
+                self.befriend_in(tx, app, (from, to), rules, request.created_at_ms).await?;
+                let notices = self.append_notices_in(tx, app, std::slice::from_ref(&notices.accepted)).await?;
+                Ok(Some(RequestOutcome::BecameFriends(notices)))
+            }
+            Some(RequestEffect::Ask) => {
+                let sql = format!(
+                    "INSERT INTO friend_requests (app_id, from_user_id, to_user_id, greeting, created_at_ms, \
+                     expires_at_ms, rejected_at_ms) VALUES (?, ?, ?, ?, ?, ?, 0){}",
+                    self.dialect.upsert(
+                        "app_id, from_user_id, to_user_id",
+                        &["greeting", "created_at_ms", "expires_at_ms", "rejected_at_ms"]
+                    )
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(app)
+                    .bind(from)
+                    .bind(to)
+                    .bind(request.greeting.as_str())
+                    .bind(request.created_at_ms)
+                    .bind(request.expires_at_ms)
+                    .execute(&mut **tx)
+                    .await?;
+                let notices = self.append_notices_in(tx, app, std::slice::from_ref(&notices.requested)).await?;
+                Ok(Some(RequestOutcome::Requested(notices)))
+            }
         }
-        if self.live_request_in(tx, app, to, from, request.created_at_ms).await? {
-            self.befriend_in(tx, app, (from, to), rules, request.created_at_ms).await?;
-            let notices = self.append_notices_in(tx, app, std::slice::from_ref(&notices.accepted)).await?;
-            return Ok(RequestOutcome::BecameFriends(notices));
-        }
-        let sql = format!(
-            "INSERT INTO friend_requests (app_id, from_user_id, to_user_id, greeting, created_at_ms, expires_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?){}",
-            self.dialect.upsert("app_id, from_user_id, to_user_id", &["greeting", "created_at_ms", "expires_at_ms"])
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(app)
-            .bind(from)
-            .bind(to)
-            .bind(request.greeting.as_str())
-            .bind(request.created_at_ms)
-            .bind(request.expires_at_ms)
-            .execute(&mut **tx)
-            .await?;
-        let notices = self.append_notices_in(tx, app, std::slice::from_ref(&notices.requested)).await?;
-        Ok(RequestOutcome::Requested(notices))
     }
 
     async fn answer_in(
@@ -229,12 +268,16 @@ impl SqlStore {
             return Err(refused(FriendRefusal::NoRequest(from.to_owned())));
         }
         let Some(accepted) = accept else {
-            sqlx::query("DELETE FROM friend_requests WHERE app_id = ? AND from_user_id = ? AND to_user_id = ?")
-                .bind(app)
-                .bind(from)
-                .bind(user)
-                .execute(&mut **tx)
-                .await?;
+            // Kept, with the time: the sender may not ask again before its cool-down ends.
+            sqlx::query(
+                "UPDATE friend_requests SET rejected_at_ms = ? WHERE app_id = ? AND from_user_id = ? AND to_user_id = ?",
+            )
+            .bind(now_ms)
+            .bind(app)
+            .bind(from)
+            .bind(user)
+            .execute(&mut **tx)
+            .await?;
             return Ok(Vec::new());
         };
         self.befriend_in(tx, app, (user, from), rules, now_ms).await?;
@@ -275,13 +318,18 @@ impl FriendStore for SqlStore {
         request: &FriendRequest,
         notices: &RequestNotices,
         rules: &FriendRules,
-    ) -> StoreResult<RequestOutcome> {
+        decide: &mut RequestDecider<'_>,
+    ) -> StoreResult<Option<RequestOutcome>> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = self.send_request_in(&mut tx, app, request, notices, rules).await;
-            (tx, result)
-        })
-        .await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.begin().await?;
+            let result = self.send_request_in(&mut tx, app, request, notices, rules, decide).await;
+            if let Some(done) = self.settle(tx, result, attempt).await {
+                return done;
+            }
+        }
     }
 
     async fn answer_friend_request(
@@ -311,7 +359,7 @@ impl FriendStore for SqlStore {
         let side = if incoming { "to_user_id" } else { "from_user_id" };
         let sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM friend_requests WHERE app_id = ? AND {side} = ? AND expires_at_ms > ? \
-             ORDER BY created_at_ms DESC"
+             AND rejected_at_ms = 0 ORDER BY created_at_ms DESC"
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(rows::signed(app))
