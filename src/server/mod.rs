@@ -2,6 +2,7 @@
 //! process), `gim logic` and `gim connect` (apart, on MySQL and Redis). Binaries and
 //! tests start nodes through here, so both run the same wiring.
 
+pub mod data_dir;
 mod link;
 mod logic_node;
 mod process;
@@ -43,6 +44,11 @@ pub enum ServerError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Route(#[from] RouteError),
+    #[error(
+        "data_dir {} is in use by another gim process (pid {holder}): stop it, or give this one a data_dir of its own",
+        dir.display()
+    )]
+    DataDirInUse { dir: std::path::PathBuf, holder: String },
 }
 
 pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
@@ -53,9 +59,12 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> S
 /// Opens the configured store and brings its schema up to date.
 pub async fn open_store(config: &Config) -> Result<SqlStore, ServerError> {
     let url = config.store_url();
-    if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(io(format!("creating data_dir {}", config.data_dir.display())))?;
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        data_dir::create(&config.data_dir)?;
+        let file = path.split('?').next().unwrap_or(path);
+        if !file.is_empty() && !file.starts_with(':') {
+            data_dir::create_private_file(Path::new(file))?;
+        }
     }
     let store = SqlStore::connect(&url, &sql_options(&config.store)).await?;
     store.migrate().await?;

@@ -2,7 +2,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 
-use super::{InProcessLink, LogicNode, ServerError, io, stopped_signal, token_key};
+use super::{InProcessLink, LogicNode, ServerError, data_dir::DataDirLock, io, stopped_signal, token_key};
 use crate::{
     api::{DeviceApi, GroupsApi},
     config::Config,
@@ -29,6 +29,8 @@ pub enum Role {
 
 /// A running gim process.
 pub struct Process {
+    /// Held by `gim serve` for as long as it runs.
+    _data_dir: Option<DataDirLock>,
     logic: Option<LogicNode>,
     connect: Option<ConnectNode>,
     metrics_addr: Option<SocketAddr>,
@@ -43,6 +45,10 @@ async fn redis_routes(config: &Config) -> Result<Arc<dyn RouteRegistry>, ServerE
 impl Process {
     pub async fn start(config: &Config, role: Role) -> Result<Self, ServerError> {
         let metrics = Metrics::new();
+        let data_dir = match role {
+            Role::Serve => Some(DataDirLock::take(&config.data_dir)?),
+            Role::Logic | Role::Connect => None,
+        };
         let (logic, connect) = match role {
             Role::Serve => {
                 let hub = Hub::new(config.connect.outbound_queue, config.connect.group_push_delay_ms > 0);
@@ -109,7 +115,7 @@ impl Process {
             tracing::info!(addr = ?metrics_addr, "metrics serving on /metrics");
             tokio::spawn(metrics::serve(listener, metrics, stopped_signal(stopped)));
         }
-        Ok(Self { logic, connect, metrics_addr, metrics_stop })
+        Ok(Self { _data_dir: data_dir, logic, connect, metrics_addr, metrics_stop })
     }
 
     /// The logic gRPC address, if this process runs logic.

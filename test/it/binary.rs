@@ -45,16 +45,39 @@ fn field<'a>(output: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} in {output}"))
 }
 
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|err| panic!("{}: {err}", path.display())).permissions().mode() & 0o777
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gim_serve_runs_on_embedded_defaults_and_stops_gracefully() {
-    let data = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let data = data.as_path();
     let addr = free_addr();
-    let mut server = gim(data.path(), addr).arg("serve").stdout(Stdio::null()).spawn().unwrap();
+    let mut server = gim(data, addr).arg("serve").stdout(Stdio::null()).spawn().unwrap();
     wait_until_serving(addr).await;
-    assert!(data.path().join("gim.db").exists(), "SQLite in data_dir");
-    assert!(data.path().join("token_secret").exists(), "a generated token key");
+    assert_eq!(mode(data), 0o700, "the data directory is its owner's alone");
+    for file in ["gim.db", "gim.db-wal", "token_secret", "gim.lock"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file} is its owner's alone");
+    }
 
-    let created = gim(data.path(), addr).args(["app", "create", "--name", "smoke"]).output().await.unwrap();
+    let second = free_addr();
+    let refused = tokio::time::timeout(Duration::from_secs(20), gim(data, second).arg("serve").output())
+        .await
+        .expect("a second gim serve on the same data_dir stops at once")
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let pid = server.id().unwrap().to_string();
+    assert!(
+        stderr.contains(&data.display().to_string()) && stderr.contains(&format!("pid {pid}")),
+        "names the directory and the process holding it: {stderr}"
+    );
+
+    // Operator commands work beside the server.
+    let created = gim(data, addr).args(["app", "create", "--name", "smoke"]).output().await.unwrap();
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let stdout = String::from_utf8(created.stdout).unwrap();
     let app = TestApp {
