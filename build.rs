@@ -30,6 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&files, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out_dir.join("gim_descriptor.bin"), fds.encode_to_vec())?;
+    // What public reflection lists: everything but the cluster's internal API.
+    let mut public = fds.clone();
+    public.file.retain(|file| file.package() != "gim.connect.v1");
+    fs::write(out_dir.join("gim_public_descriptor.bin"), public.encode_to_vec())?;
 
     // gim's codec reports a request that does not decode as INVALID_ARGUMENT (src/api/codec.rs).
     tonic_prost_build::configure()

@@ -107,6 +107,11 @@ pub struct NodeConfig {
 pub struct LogicConfig {
     /// gRPC address of the logic service (business, device, account, admin APIs).
     pub listen: SocketAddr,
+    /// gRPC address of the internal API connect nodes call (`gim logic` only): keep it
+    /// on the cluster's private network.
+    pub internal_listen: SocketAddr,
+    /// Browser origins that may call over gRPC-Web (`["*"]`: any). Others get HTTP 403.
+    pub cors_allowed_origins: Vec<String>,
     /// Most messages committed in one database transaction.
     pub write_batch_max: usize,
     /// Transactions that may be in flight at once (1 is forced for SQLite).
@@ -119,6 +124,8 @@ impl Default for LogicConfig {
     fn default() -> Self {
         Self {
             listen: ([0, 0, 0, 0], 7070).into(),
+            internal_listen: ([127, 0, 0, 1], 7071).into(),
+            cors_allowed_origins: vec!["*".into()],
             write_batch_max: 128,
             write_concurrency: 4,
             // An ImportUsers of 1,000 users fits easily.
@@ -140,6 +147,11 @@ pub struct ConnectConfig {
     pub advertise_addr: String,
     /// Logic nodes this node calls (`gim connect` only), e.g. `http://10.0.0.1:7070`.
     pub logic_addrs: Vec<String>,
+    /// Their internal APIs (`logic.internal_listen`), in the same order. Empty: the
+    /// host of each of `logic_addrs` on port 7071.
+    pub logic_internal_addrs: Vec<String>,
+    /// Browser origins whose pages may open sessions (`["*"]`: any). Others get HTTP 403.
+    pub allowed_origins: Vec<String>,
     /// Sessions this node accepts at most; more are refused with HTTP 503. Each takes a
     /// file descriptor, so the process's open-file limit caps this too.
     pub max_sessions: usize,
@@ -170,6 +182,8 @@ impl Default for ConnectConfig {
             internal_listen: ([127, 0, 0, 1], 7090).into(),
             advertise_addr: String::new(),
             logic_addrs: vec!["http://127.0.0.1:7070".into()],
+            logic_internal_addrs: Vec::new(),
+            allowed_origins: vec!["*".into()],
             max_sessions: 100_000,
             max_frame_bytes: 64 * 1024,
             outbound_queue: 256,
@@ -499,6 +513,13 @@ impl Config {
             if self.connect.logic_addrs.is_empty() {
                 return invalid("connect.logic_addrs needs at least one logic address");
             }
+            let internal = &self.connect.logic_internal_addrs;
+            if !internal.is_empty() && internal.len() != self.connect.logic_addrs.len() {
+                return invalid(
+                    "connect.logic_internal_addrs lists one internal address per entry of connect.logic_addrs, \
+                     in the same order (or none, for port 7071 on the same hosts)",
+                );
+            }
             if self.connect.advertise_addr.is_empty() && self.connect.internal_listen.ip().is_unspecified() {
                 return invalid(
                     "connect.advertise_addr is required when connect.internal_listen is a wildcard address: \
@@ -507,6 +528,25 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The internal API of each logic node connect calls: `connect.logic_internal_addrs`,
+    /// or the host of each of `connect.logic_addrs` on the default internal port.
+    pub fn logic_internal_addrs(&self) -> Vec<String> {
+        if !self.connect.logic_internal_addrs.is_empty() {
+            return self.connect.logic_internal_addrs.clone();
+        }
+        let port = LogicConfig::default().internal_listen.port();
+        self.connect
+            .logic_addrs
+            .iter()
+            .map(|addr| match addr.parse::<http::Uri>() {
+                Ok(uri) => {
+                    format!("{}://{}:{port}", uri.scheme_str().unwrap_or("http"), uri.host().unwrap_or("localhost"))
+                }
+                Err(_) => addr.clone(),
+            })
+            .collect()
     }
 
     /// The store URL, with the embedded default filled in.

@@ -14,6 +14,7 @@ pub mod frames;
 pub mod logic;
 pub mod metrics;
 pub mod model;
+pub mod origins;
 pub mod proto;
 pub mod route;
 pub mod server;

@@ -1,7 +1,11 @@
 //! Code generated from `proto/` by `build.rs`.
 
-/// Serialized descriptors of every gim proto file, for gRPC server reflection.
+/// Serialized descriptors of every gim proto file.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gim_descriptor.bin"));
+
+/// The descriptors public reflection serves: all but the cluster's internal API
+/// (`gim.connect.v1`).
+pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gim_public_descriptor.bin"));
 
 #[allow(missing_docs, clippy::all)]
 pub mod common {

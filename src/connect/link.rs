@@ -4,12 +4,11 @@
 
 use async_trait::async_trait;
 use tonic::{
-    Request, Status,
+    Request, Response, Status,
     metadata::{Ascii, MetadataValue},
-    transport::Channel,
 };
 
-use super::ConnectError;
+use super::{ConnectError, logic_nodes::LogicNodes};
 use crate::model::AppId;
 use crate::proto::connect::v1::{SessionUser, SessionsChangedRequest, sessions_client::SessionsClient};
 use crate::proto::logic::v1::{
@@ -48,75 +47,100 @@ pub fn with_token<T>(token: &str, message: T) -> Result<Request<T>, Status> {
     Ok(request)
 }
 
-/// The device API of logic nodes over gRPC, balanced over `connect.logic_addrs`, and
-/// their internal API (with the cluster's internal token).
+/// The device API of logic nodes over gRPC (`connect.logic_addrs`) and their internal
+/// API (`connect.logic_internal_addrs`, with the cluster's internal token). Every call
+/// goes to a live node and moves to another when its node fails (see `LogicNodes`).
 #[derive(Debug, Clone)]
 pub struct GrpcLink {
-    client: DeviceClient<Channel>,
-    groups: GroupsClient<Channel>,
-    sessions: SessionsClient<Channel>,
+    public: LogicNodes,
+    internal: LogicNodes,
     internal_bearer: MetadataValue<Ascii>,
 }
 
 impl GrpcLink {
     /// Connects lazily: logic nodes may start after connect. Must run inside a Tokio runtime.
-    pub fn new(logic_addrs: &[String], internal_token: &str) -> Result<Self, ConnectError> {
-        let endpoints = logic_addrs
-            .iter()
-            .map(|addr| {
-                Channel::from_shared(addr.clone())
-                    .map(|e| e.connect_timeout(std::time::Duration::from_secs(3)).tcp_nodelay(true))
-                    .map_err(|err| ConnectError::Address(addr.clone(), err.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let channel = Channel::balance_list(endpoints.into_iter());
+    pub fn new(logic_addrs: &[String], internal_addrs: &[String], internal_token: &str) -> Result<Self, ConnectError> {
         let internal_bearer = format!("Bearer {internal_token}")
             .parse()
             .map_err(|_| ConnectError::Address("internal token".into(), "not valid ASCII".into()))?;
-        Ok(Self {
-            client: DeviceClient::new(channel.clone()),
-            groups: GroupsClient::new(channel.clone()),
-            sessions: SessionsClient::new(channel),
-            internal_bearer,
-        })
+        Ok(Self { public: LogicNodes::new(logic_addrs)?, internal: LogicNodes::new(internal_addrs)?, internal_bearer })
     }
 }
 
 #[async_trait]
 impl LogicLink for GrpcLink {
     async fn authenticate(&self, token: &str) -> Result<Caller, Status> {
-        Ok(self.client.clone().authenticate(with_token(token, Empty {})?).await?.into_inner())
+        self.public
+            .call(|channel| async move { DeviceClient::new(channel).authenticate(with_token(token, Empty {})?).await })
+            .await
+            .map(Response::into_inner)
     }
 
     async fn send(&self, token: &str, request: DeviceSendRequest) -> Result<SendMessageResponse, Status> {
-        Ok(self.client.clone().send_message(with_token(token, request)?).await?.into_inner())
+        // A send repeated on another node is stored once: it keeps its client_msg_id.
+        self.public
+            .call(|channel| {
+                let request = with_token(token, request.clone());
+                async move { DeviceClient::new(channel).send_message(request?).await }
+            })
+            .await
+            .map(Response::into_inner)
     }
 
     async fn sync(&self, token: &str, request: SyncRequest) -> Result<SyncResponse, Status> {
-        Ok(self.client.clone().sync(with_token(token, request)?).await?.into_inner())
+        self.public
+            .call(|channel| async move { DeviceClient::new(channel).sync(with_token(token, request)?).await })
+            .await
+            .map(Response::into_inner)
     }
 
     async fn ack(&self, token: &str, request: AckRequest) -> Result<AckResponse, Status> {
-        Ok(self.client.clone().ack(with_token(token, request)?).await?.into_inner())
+        self.public
+            .call(|channel| async move { DeviceClient::new(channel).ack(with_token(token, request)?).await })
+            .await
+            .map(Response::into_inner)
     }
 
     async fn mark_read(&self, token: &str, request: MarkReadRequest) -> Result<ReadCursor, Status> {
-        Ok(self.client.clone().mark_read(with_token(token, request)?).await?.into_inner())
+        self.public
+            .call(|channel| {
+                let request = with_token(token, request.clone());
+                async move { DeviceClient::new(channel).mark_read(request?).await }
+            })
+            .await
+            .map(Response::into_inner)
     }
 
     async fn group_send(&self, token: &str, request: GroupSendRequest) -> Result<GroupSendResponse, Status> {
-        Ok(self.groups.clone().send_message(with_token(token, request)?).await?.into_inner())
+        self.public
+            .call(|channel| {
+                let request = with_token(token, request.clone());
+                async move { GroupsClient::new(channel).send_message(request?).await }
+            })
+            .await
+            .map(Response::into_inner)
     }
 
     async fn sync_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status> {
-        Ok(self.groups.clone().sync_group(with_token(token, request)?).await?.into_inner())
+        self.public
+            .call(|channel| {
+                let request = with_token(token, request.clone());
+                async move { GroupsClient::new(channel).sync_group(request?).await }
+            })
+            .await
+            .map(Response::into_inner)
     }
 
     async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<(), Status> {
-        let users = users.into_iter().map(|(app_id, user_id)| SessionUser { app_id, user_id }).collect();
-        let mut request = Request::new(SessionsChangedRequest { users });
-        request.metadata_mut().insert("authorization", self.internal_bearer.clone());
-        self.sessions.clone().changed(request).await?;
+        let users: Vec<SessionUser> =
+            users.into_iter().map(|(app_id, user_id)| SessionUser { app_id, user_id }).collect();
+        self.internal
+            .call(|channel| {
+                let mut request = Request::new(SessionsChangedRequest { users: users.clone() });
+                request.metadata_mut().insert("authorization", self.internal_bearer.clone());
+                async move { SessionsClient::new(channel).changed(request).await }
+            })
+            .await?;
         Ok(())
     }
 }

@@ -86,6 +86,12 @@ async fn handshake(stream: TcpStream, ctx: Arc<Context>, slot: OwnedSemaphorePer
         if request.uri().path() != "/ws" {
             return Err(reject(StatusCode::NOT_FOUND, "the WebSocket endpoint is /ws"));
         }
+        if !ctx.origins.allows(request.headers().get("origin")) {
+            return Err(reject(
+                StatusCode::FORBIDDEN,
+                "pages of this origin may not connect (connect.allowed_origins)",
+            ));
+        }
         if let Some(presented) = token_of(request) {
             if let Err(err) = ctx.token_key.verify(&presented, now_ms() / 1000) {
                 return Err(reject(StatusCode::UNAUTHORIZED, &err.to_string()));

@@ -7,6 +7,7 @@ mod hub;
 mod internal;
 mod link;
 mod listener;
+mod logic_nodes;
 mod order;
 mod peers;
 mod reports;
@@ -74,6 +75,8 @@ pub(crate) struct Context {
     /// Token checks in flight at most (see `session::check_token`).
     pub auth_slots: Semaphore,
     pub reports: Arc<reports::SessionReports>,
+    /// Browser origins whose pages may open sessions.
+    pub origins: crate::origins::Origins,
 }
 
 /// What a connect node is built from.
@@ -147,6 +150,7 @@ impl ConnectNode {
             ws_config: ws_config(config),
             metrics: parts.metrics,
             auth_slots: Semaphore::new(AUTH_CONCURRENCY),
+            origins: crate::origins::Origins::from_config(&config.allowed_origins),
         });
         let slots = Arc::new(Semaphore::new(config.max_sessions));
         let mut tasks =

@@ -90,13 +90,8 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
         Err(err) => tracing::warn!(error = %err, "registering a route failed; pushes wait for the next renewal"),
     }
     ctx.reports.changed(session.app, &session.user_id);
-    match ctx.link.large_groups(&token).await {
-        Ok(groups) => ctx.hub.subscribe(&session, &groups),
-        Err(status) => {
-            tracing::warn!(error = %status, "reading the user's large groups failed; their pushes are missed")
-        }
-    }
-    Some(Box::new(State {
+    let groups = ctx.link.large_groups(&token).await;
+    let state = Box::new(State {
         ws: *ws,
         session,
         token,
@@ -104,7 +99,21 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
         held: Vec::new(),
         groups: Vec::new(),
         rate: Rate::new(ctx.limits.frames_per_second),
-    }))
+    });
+    match groups {
+        Ok(groups) => {
+            ctx.hub.subscribe(&state.session, &groups);
+            Some(state)
+        }
+        // A session that would miss its large groups' pushes is not opened: the device
+        // comes back after a backoff.
+        Err(status) => {
+            tracing::warn!(error = %status, "reading the user's large groups failed; closing the session");
+            let exit = Exit::Close(close::TRY_AGAIN_LATER, "could not read your groups; reconnect in a moment".into());
+            finish(state, exit, ctx).await;
+            None
+        }
+    }
 }
 
 /// Closes the socket as `exit` says, and removes the session and its route.

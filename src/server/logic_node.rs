@@ -1,6 +1,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tonic_health::server::HealthReporter;
 
 use super::{ServerError, build_logic, id_generator, io, open_store, stopped_signal};
 use crate::{
@@ -9,23 +10,27 @@ use crate::{
     delivery::Delivery,
     logic::{IdGenerator, Logic},
     metrics::Metrics,
+    origins::Origins,
     route::RouteRegistry,
     store::SqlStore,
 };
 
-/// A running logic node: the store, the use cases and the gRPC server.
+/// A running logic node: the store, the use cases and the gRPC servers.
 pub struct LogicNode {
     addr: SocketAddr,
+    internal_addr: Option<SocketAddr>,
     logic: Logic,
     store: Arc<SqlStore>,
+    health: HealthReporter,
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+    internal: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
 }
 
 impl LogicNode {
-    /// Opens the store and serves the logic gRPC APIs on `config.logic.listen`
-    /// (port 0 picks a free port; see `addr`), with the internal API for connect nodes
-    /// when given the cluster's internal token.
+    /// Opens the store and serves the logic gRPC APIs on `config.logic.listen` (port 0
+    /// picks a free port; see `addr`) and, given the cluster's internal token, the
+    /// internal API for connect nodes on `config.logic.internal_listen`.
     pub async fn start(
         config: &Config,
         delivery: Arc<dyn Delivery>,
@@ -51,22 +56,36 @@ impl LogicNode {
             .await
             .map_err(io(format!("binding logic.listen {}", config.logic.listen)))?;
         let addr = listener.local_addr().map_err(io("reading the bound address"))?;
-        let routes = api::logic_routes(
-            logic.clone(),
-            config.admin.token.clone(),
-            config.logic.max_request_bytes,
-            internal_token,
-            metrics,
-        )
-        .await;
+        let options = api::PublicOptions {
+            admin_token: config.admin.token.clone(),
+            max_request_bytes: config.logic.max_request_bytes,
+        };
+        let (routes, health) = api::logic_routes(logic.clone(), options, metrics).await;
         let (stop, stopped) = watch::channel(false);
-        let server = tokio::spawn(api::serve(listener, routes, stopped_signal(stopped)));
-        tracing::info!(%addr, store = ?store.dialect(), "logic gRPC serving");
-        Ok(Self { addr, logic, store, stop, server })
+        let origins = Origins::from_config(&config.logic.cors_allowed_origins);
+        let server = tokio::spawn(api::serve(listener, routes, origins, stopped_signal(stopped.clone())));
+        let (mut internal_addr, mut internal) = (None, None);
+        if let Some(token) = internal_token {
+            let listen = config.logic.internal_listen;
+            let listener =
+                TcpListener::bind(listen).await.map_err(io(format!("binding logic.internal_listen {listen}")))?;
+            internal_addr = Some(listener.local_addr().map_err(io("reading the bound address"))?);
+            let routes = api::internal_routes(logic.clone(), token).await;
+            // Connect nodes are not browsers: no origin is let through.
+            let origins = Origins::none();
+            internal = Some(tokio::spawn(api::serve(listener, routes, origins, stopped_signal(stopped))));
+        }
+        tracing::info!(%addr, ?internal_addr, store = ?store.dialect(), "logic gRPC serving");
+        Ok(Self { addr, internal_addr, logic, store, health, stop, server, internal })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the internal API for connect nodes listens, in a cluster.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal_addr
     }
 
     pub fn logic(&self) -> &Logic {
@@ -83,10 +102,15 @@ impl LogicNode {
         }
     }
 
-    /// Stops accepting calls, lets calls in flight finish, and closes the store.
+    /// Says it is not serving (connect nodes stop sending it calls), stops accepting
+    /// calls, lets calls in flight finish, and closes the store.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        self.health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
         let _ = self.stop.send(true);
         let result = self.stopped().await;
+        if let Some(internal) = self.internal.take() {
+            let _ = internal.await;
+        }
         self.store.close().await;
         result
     }

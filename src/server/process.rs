@@ -95,7 +95,7 @@ impl Process {
                 let token = internal_token(config.auth.token_secret.expose().as_bytes());
                 let parts = ConnectParts {
                     hub: Hub::new(connect_config.outbound_queue, connect_config.group_push_delay_ms > 0),
-                    link: Arc::new(GrpcLink::new(&connect_config.logic_addrs, &token)?),
+                    link: Arc::new(GrpcLink::new(&connect_config.logic_addrs, &config.logic_internal_addrs(), &token)?),
                     routes: redis_routes(config).await?,
                     token_key: token_key(config)?,
                     metrics: metrics.clone(),

@@ -29,6 +29,8 @@ fn redis_url() -> String {
 struct Cluster {
     env: Vec<(String, String)>,
     logic: Vec<SocketAddr>,
+    /// The logic nodes' internal APIs, in the same order.
+    internal: Vec<SocketAddr>,
     _db: TestDb,
 }
 
@@ -48,7 +50,7 @@ impl Cluster {
             ("GIM_CONNECT__MAX_FRAMES_PER_SECOND".to_owned(), "10000".to_owned()),
             ("GIM_CONNECT__GROUP_PUSH_DELAY_MS".to_owned(), "20".to_owned()),
         ];
-        Self { env, logic: Vec::new(), _db: db }
+        Self { env, logic: Vec::new(), internal: Vec::new(), _db: db }
     }
 
     fn command(&self, role: &str, extra: &[(&str, String)]) -> Child {
@@ -64,14 +66,18 @@ impl Cluster {
     }
 
     async fn start_logic(&mut self) -> Child {
-        let addr = free_addr();
-        let child = self.command("logic", &[("GIM_LOGIC__LISTEN", addr.to_string())]);
+        let (addr, internal) = (free_addr(), free_addr());
+        let child = self.command(
+            "logic",
+            &[("GIM_LOGIC__LISTEN", addr.to_string()), ("GIM_LOGIC__INTERNAL_LISTEN", internal.to_string())],
+        );
         for _ in 0..150 {
             if let Ok(channel) =
                 tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await
                 && HealthClient::new(channel).check(HealthCheckRequest::default()).await.is_ok()
             {
                 self.logic.push(addr);
+                self.internal.push(internal);
                 return child;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -89,13 +95,17 @@ impl Cluster {
     /// A connect node; returns it with its WebSocket address.
     async fn start_connect(&self) -> (Child, SocketAddr) {
         let (ws, internal) = (free_addr(), free_addr());
-        let logic: Vec<String> = self.logic.iter().map(|addr| format!("\"http://{addr}\"")).collect();
+        let list = |addrs: &[SocketAddr]| {
+            let quoted: Vec<String> = addrs.iter().map(|addr| format!("\"http://{addr}\"")).collect();
+            format!("[{}]", quoted.join(","))
+        };
         let child = self.command(
             "connect",
             &[
                 ("GIM_CONNECT__LISTEN", ws.to_string()),
                 ("GIM_CONNECT__INTERNAL_LISTEN", internal.to_string()),
-                ("GIM_CONNECT__LOGIC_ADDRS", format!("[{}]", logic.join(","))),
+                ("GIM_CONNECT__LOGIC_ADDRS", list(&self.logic)),
+                ("GIM_CONNECT__LOGIC_INTERNAL_ADDRS", list(&self.internal)),
             ],
         );
         for _ in 0..150 {

@@ -23,8 +23,11 @@ async fn health_reports_every_service_serving() {
     }
 }
 
+/// Reflection answers in v1 and v1alpha (which many tools and Google's Python client
+/// speak), lists the public services, and not the cluster's internal API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reflection_lists_the_services_without_proto_files() {
+async fn reflection_lists_the_public_services_in_v1_and_v1alpha() {
+    use tonic_reflection::pb::v1alpha;
     let server = TestServer::start(Backend::Sqlite).await;
     let mut reflection = ServerReflectionClient::new(channel(server.addr()).await);
     let request = ServerReflectionRequest {
@@ -36,10 +39,35 @@ async fn reflection_lists_the_services_without_proto_files() {
     let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
         panic!("unexpected reflection reply: {reply:?}");
     };
-    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in ["gim.logic.v1.Business", "gim.logic.v1.Device", "gim.logic.v1.Account", "grpc.health.v1.Health"] {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    // Each version lists itself as the reflection service.
+    let mine = |name: &String| !name.starts_with("grpc.reflection.");
+    let v1: Vec<_> = list.service.into_iter().map(|s| s.name).filter(mine).collect();
+
+    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(channel(server.addr()).await);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = alpha.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let reply = replies.next().await.unwrap().unwrap();
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) = reply.message_response
+    else {
+        panic!("unexpected v1alpha reflection reply: {reply:?}");
+    };
+    let v1alpha: Vec<_> = list.service.into_iter().map(|s| s.name).filter(mine).collect();
+    assert_eq!(v1, v1alpha, "both versions list the same services");
+    for expected in [
+        "gim.logic.v1.Business",
+        "gim.logic.v1.Device",
+        "gim.logic.v1.Account",
+        "gim.logic.v1.Groups",
+        "gim.logic.v1.Friends",
+        "gim.logic.v1.Moments",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(v1.iter().any(|n| n == expected), "{expected} missing from {v1:?}");
     }
+    assert!(v1.iter().all(|name| !name.starts_with("gim.connect")), "no internal API in {v1:?}");
 }
 
 /// One HTTP/1.1 exchange on a fresh connection; returns the raw response.
@@ -68,7 +96,8 @@ async fn browsers_call_the_device_api_over_grpc_web() {
     let response = String::from_utf8_lossy(&http1(server.addr(), &request).await).to_lowercase();
     assert!(response.starts_with("http/1.1 200"), "{response}");
     assert!(response.contains("content-type: application/grpc-web+proto"), "{response}");
-    assert!(response.contains("access-control-allow-origin: https://app.example"), "{response}");
+    assert!(response.contains("access-control-allow-origin: *"), "any origin by default: {response}");
+    assert!(!response.contains("access-control-allow-credentials"), "{response}");
     assert!(response.contains("grpc-status:0"), "{response}");
     assert!(response.contains("alice") && response.contains("browser"), "{response}");
 
@@ -77,7 +106,48 @@ async fn browsers_call_the_device_api_over_grpc_web() {
                      Connection: close\r\n\r\n";
     let response = String::from_utf8_lossy(&http1(server.addr(), preflight.as_bytes()).await).to_lowercase();
     assert!(response.starts_with("http/1.1 200"), "{response}");
-    assert!(response.contains("access-control-allow-origin: https://app.example"), "{response}");
+    assert!(response.contains("access-control-allow-origin: *"), "{response}");
+}
+
+/// With `logic.cors_allowed_origins` set, listed origins are named back (never with
+/// credentials) and every other origin gets HTTP 403, preflight or call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_origins_may_call_from_a_browser() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.logic.cors_allowed_origins = vec!["https://chat.example".into()];
+    })
+    .await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let token = app.device_token("alice", "browser").await;
+    let call = |origin: &str| {
+        let mut request = format!(
+            "POST /gim.logic.v1.Device/GetMe HTTP/1.1\r\nHost: gim\r\nContent-Type: application/grpc-web+proto\r\n\
+             X-Grpc-Web: 1\r\nOrigin: {origin}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: 5\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        request.extend_from_slice(&[0, 0, 0, 0, 0]);
+        request
+    };
+    let preflight = |origin: &str| {
+        format!(
+            "OPTIONS /gim.logic.v1.Device/GetMe HTTP/1.1\r\nHost: gim\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let allowed = String::from_utf8_lossy(&http1(server.addr(), &call("https://chat.example")).await).to_lowercase();
+    assert!(allowed.starts_with("http/1.1 200") && allowed.contains("grpc-status:0"), "{allowed}");
+    assert!(allowed.contains("access-control-allow-origin: https://chat.example"), "{allowed}");
+    assert!(!allowed.contains("access-control-allow-credentials"), "{allowed}");
+    for request in [call("https://evil.example"), preflight("https://evil.example")] {
+        let refused = String::from_utf8_lossy(&http1(server.addr(), &request).await).to_lowercase();
+        assert!(refused.starts_with("http/1.1 403"), "{refused}");
+        assert!(!refused.contains("alice"), "{refused}");
+    }
+    let ok = String::from_utf8_lossy(&http1(server.addr(), &preflight("https://chat.example")).await).to_lowercase();
+    assert!(ok.starts_with("http/1.1 200"), "{ok}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

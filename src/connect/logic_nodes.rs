@@ -1,0 +1,162 @@
+//! The logic nodes a connect node calls, and which of them answer. A call goes to the
+//! next live node in turn; a node that fails a call at the transport level (refused,
+//! reset, timed out) is taken out at once and the call goes to another one. Every node
+//! is also asked for its gRPC health every `PROBE_EVERY` (`PROBE_DOWN_EVERY` while it is
+//! out), so that a node that dies with no call in flight is noticed within about a
+//! second and one that comes back is taken back.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tonic::{Code, Status, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+use super::ConnectError;
+
+/// A live node is asked for its health this often.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// A node that is out is asked this often, to take it back soon after it answers.
+const PROBE_DOWN_EVERY: Duration = Duration::from_millis(500);
+/// A probe that takes longer counts as a failure.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A call that takes longer is cut off (and its node taken out).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Opening a connection to a node that does not answer gives up after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// HTTP/2 pings on every connection: a peer that stops answering them is dead, even
+/// with calls waiting on it.
+const KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// One logic node: where to reach it, and whether it answers.
+#[derive(Debug)]
+pub(crate) struct LogicNode {
+    pub addr: String,
+    pub channel: Channel,
+    up: AtomicBool,
+}
+
+impl LogicNode {
+    fn set_up(&self, up: bool, why: &str) {
+        if self.up.swap(up, Ordering::Relaxed) != up {
+            if up {
+                tracing::info!(node = %self.addr, "logic node answers again; calls go to it");
+            } else {
+                tracing::warn!(node = %self.addr, reason = why, "logic node is out; calls go to the others");
+            }
+        }
+    }
+
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+}
+
+/// The logic nodes of `connect.logic_addrs` (or of the internal addresses).
+#[derive(Debug, Clone)]
+pub(crate) struct LogicNodes {
+    nodes: Arc<[LogicNode]>,
+    next: Arc<AtomicUsize>,
+}
+
+/// Whether a failed call says the node failed rather than the request: the call may
+/// then go to another node (every device call is safe to repeat; sends are deduplicated
+/// by their `client_msg_id`).
+fn node_failed(status: &Status) -> bool {
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown)
+}
+
+impl LogicNodes {
+    /// Connects lazily (nodes may start after connect). Must run inside a Tokio runtime.
+    pub(crate) fn new(addrs: &[String]) -> Result<Self, ConnectError> {
+        let nodes = addrs
+            .iter()
+            .map(|addr| {
+                let endpoint = Channel::from_shared(addr.clone())
+                    .map_err(|err| ConnectError::Address(addr.clone(), err.to_string()))?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .timeout(CALL_TIMEOUT)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(KEEPALIVE)
+                    .keep_alive_timeout(KEEPALIVE)
+                    .keep_alive_while_idle(true);
+                // Up until shown otherwise: the first calls need not wait for a probe.
+                Ok(LogicNode { addr: addr.clone(), channel: endpoint.connect_lazy(), up: AtomicBool::new(true) })
+            })
+            .collect::<Result<Vec<_>, ConnectError>>()?;
+        let nodes = Self { nodes: nodes.into(), next: Arc::new(AtomicUsize::new(0)) };
+        tokio::spawn(nodes.clone().probe());
+        Ok(nodes)
+    }
+
+    /// The next node to try after those in `tried`: a live one in turn, or, when none
+    /// is live, one that is out (it may be back before its probe says so).
+    fn pick(&self, tried: &[usize]) -> Option<usize> {
+        let count = self.nodes.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let untried = (0..count).map(|i| (start + i) % count).filter(|i| !tried.contains(i));
+        let mut fallback = None;
+        for index in untried {
+            if self.nodes[index].is_up() {
+                return Some(index);
+            }
+            fallback.get_or_insert(index);
+        }
+        fallback
+    }
+
+    /// Makes a call on a live node, and again on another one while nodes fail it.
+    pub(crate) async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let mut tried = Vec::with_capacity(self.nodes.len());
+        let mut failure = None;
+        while let Some(index) = self.pick(&tried) {
+            tried.push(index);
+            let node = &self.nodes[index];
+            match call(node.channel.clone()).await {
+                Err(status) if node_failed(&status) => {
+                    node.set_up(false, status.message());
+                    failure = Some(status);
+                }
+                result => return result,
+            }
+        }
+        Err(failure.unwrap_or_else(|| Status::unavailable("no logic node is configured")))
+    }
+
+    /// Asks every node for its health, for as long as the node set is in use.
+    async fn probe(self) {
+        let weak = Arc::downgrade(&self.nodes);
+        drop(self);
+        let mut last_round = tokio::time::Instant::now();
+        loop {
+            let Some(nodes) = weak.upgrade() else { return };
+            let any_down = nodes.iter().any(|node| !node.is_up());
+            let wait = if any_down { PROBE_DOWN_EVERY } else { PROBE_EVERY };
+            let checks = nodes.iter().map(|node| async move {
+                let mut health = HealthClient::new(node.channel.clone());
+                let check = health.check(HealthCheckRequest { service: String::new() });
+                match tokio::time::timeout(PROBE_TIMEOUT, check).await {
+                    Ok(Ok(reply)) if reply.get_ref().status == ServingStatus::Serving as i32 => {
+                        node.set_up(true, "");
+                    }
+                    Ok(Ok(_)) => node.set_up(false, "health says not serving"),
+                    Ok(Err(status)) => node.set_up(false, status.message()),
+                    Err(_) => node.set_up(false, "health check timed out"),
+                }
+            });
+            futures_util::future::join_all(checks).await;
+            drop(nodes);
+            last_round += wait;
+            tokio::time::sleep_until(last_round.max(tokio::time::Instant::now())).await;
+        }
+    }
+}
