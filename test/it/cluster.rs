@@ -315,3 +315,118 @@ async fn friends_hear_presence_across_devices_and_connect_nodes() {
     drop(desk);
     assert_eq!(next().await, PresenceEvent { user_id: "ann".into(), online: false, device_types: vec![] });
 }
+
+/// SIGKILL one of two logic nodes while a large group is busy and devices keep opening
+/// sessions: connect moves its calls to the other node at once. No session is refused
+/// for longer than detection takes, every send succeeds, and every online member device
+/// gets every group message once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_logic_node_refuses_no_session_and_loses_no_group_push() {
+    use std::time::Instant;
+    let mut cluster = Cluster::new().await;
+    cluster.env.push(("GIM_GROUPS__LARGE_THRESHOLD".to_owned(), "2".to_owned()));
+    let mut doomed = cluster.start_logic().await;
+    let _survivor = cluster.start_logic().await;
+    let (_connect1, ws1) = cluster.start_connect().await;
+    let (_connect2, ws2) = cluster.start_connect().await;
+    let nodes = [ws1, ws2];
+    // Business calls go to the node that survives.
+    let app = cluster.new_app(cluster.logic[1]).await;
+    let members: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+    for user in members.iter().map(String::as_str).chain(["sender", "opener"]) {
+        app.user(user).await;
+    }
+    app.groups(Some("sender"))
+        .await
+        .create_group(gim::proto::logic::v1::CreateGroupRequest {
+            group_id: "big".into(),
+            name: "big".into(),
+            member_ids: members.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut online = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let token = app.device_token(member, "phone").await;
+        online.push(WsClient::online(nodes[i % 2], &token, u64::MAX).await.0);
+    }
+    let opener_tokens: Vec<String> = {
+        let mut tokens = Vec::new();
+        for i in 0..4 {
+            tokens.push(app.device_token("opener", &format!("d{i}")).await);
+        }
+        tokens
+    };
+
+    // Load: the sender sends to the group all along; new sessions open all along.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender_token = app.device_token("sender", "phone").await;
+    let sending = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut sender, _) = WsClient::online(ws1, &sender_token, u64::MAX).await;
+            let mut sent = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent.push(sender.group_send("big", &format!("load-{i}"), "load").await.group_seq);
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            sent
+        })
+    };
+    let opening = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut refusals = Vec::new();
+            let mut opened = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let token = &opener_tokens[opened % opener_tokens.len()];
+                match WsClient::try_online(nodes[opened % 2], token).await {
+                    Ok(client) => drop(client),
+                    Err(closed) => refusals.push((Instant::now(), closed)),
+                }
+                opened += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (opened, refusals)
+        })
+    };
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let killed_at = Instant::now();
+    doomed.start_kill().expect("SIGKILL a logic node");
+    doomed.wait().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A session opened after the kill reads its large groups from the survivor.
+    let late_token = app.device_token("m0", "tablet").await;
+    let mut late = WsClient::online(ws2, &late_token, u64::MAX).await.0;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = sending.await.expect("every send succeeded (a failed one panics)");
+    let (opened, refusals) = opening.await.unwrap();
+
+    assert!(sent.len() > 100, "the group was busy: {} messages", sent.len());
+    assert!(opened > 50, "sessions kept opening: {opened}");
+    if let (Some(first), Some(last)) = (refusals.first(), refusals.last()) {
+        let span = last.0.duration_since(first.0);
+        assert!(span <= Duration::from_secs(2), "sessions refused for {span:?} after the kill: {refusals:?}");
+        assert!(first.0 >= killed_at, "no refusal before the kill: {refusals:?}");
+    }
+    let expected: Vec<u64> = sent.clone();
+    for (i, client) in online.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            match client.next_message(WAIT).await {
+                Some(message) => got.push(message.group_seq),
+                None => break,
+            }
+        }
+        assert_eq!(got, expected, "member device {i} got every group message once, in order");
+    }
+    let after_kill: Vec<u64> =
+        late.messages_until_quiet(Duration::from_millis(500)).await.iter().map(|m| m.group_seq).collect();
+    assert!(!after_kill.is_empty(), "a session opened after the kill gets the group's pushes");
+    assert!(after_kill.iter().all(|seq| sent.contains(seq)));
+}

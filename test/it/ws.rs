@@ -59,6 +59,22 @@ impl WsClient {
         (client, synced)
     }
 
+    /// Connects and completes a first sync, or reports how the server refused the
+    /// session (a close before the sync's answer, or a refused handshake as 1006).
+    pub async fn try_online(addr: SocketAddr, token: &str) -> Result<Self, Closed> {
+        let mut client = Self::open(&format!("ws://{addr}/ws?token={token}"))
+            .await
+            .map_err(|err| Closed { code: 1006, reason: err.to_string() })?;
+        let id = client.send_frame(Payload::Sync(SyncRequest { after_seq: u64::MAX, limit: 1 })).await;
+        loop {
+            match client.next_frame(WAIT).await? {
+                Some(server_frame::Payload::Response(response)) if response.request_id == id => return Ok(client),
+                Some(other) => client.pushes.push_back(other),
+                None => return Err(Closed { code: 0, reason: "no answer to the first sync".into() }),
+            }
+        }
+    }
+
     pub async fn send_frame(&mut self, payload: Payload) -> u64 {
         self.next_request += 1;
         let frame = ClientFrame { request_id: self.next_request, payload: Some(payload) };
