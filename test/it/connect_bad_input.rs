@@ -178,3 +178,29 @@ async fn sessions_beyond_the_limit_are_refused_with_503() {
     let token = app.device_token("alice", "d3").await;
     assert_eq!(http_status(WsClient::open(&format!("ws://{ws}/ws?token={token}")).await), 503);
 }
+
+/// With `connect.allowed_origins` set, a page of another origin cannot open a session
+/// (HTTP 403 before the upgrade); listed origins and clients that send no origin can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_origins_not_allowed_cannot_open_sessions() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = server(|config| config.connect.allowed_origins = vec!["https://chat.example".into()]).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let token = app.device_token("alice", "browser").await;
+    let url = format!("ws://{}/ws?token={token}", server.ws_addr());
+    let from = |origin: &str| {
+        let mut request = url.as_str().into_client_request().unwrap();
+        request.headers_mut().insert("origin", origin.parse().unwrap());
+        request
+    };
+    let refused = tokio_tungstenite::connect_async(from("https://evil.example")).await;
+    match refused {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 403),
+        other => panic!("expected HTTP 403, got {:?}", other.map(|_| ())),
+    }
+    let allowed = tokio_tungstenite::connect_async(from("https://chat.example")).await;
+    assert!(allowed.is_ok(), "a listed origin opens a session");
+    let mut native = WsClient::connect(server.ws_addr(), &token).await;
+    assert_eq!(native.heartbeat().await.code, 0, "a client that sends no origin is not a browser page");
+}
