@@ -85,10 +85,8 @@ impl Logic {
         if let Some(avatar) = avatar {
             validate::url("avatar_url", avatar, limits)?;
         }
-        if let Some(intro) = intro
-            && intro.chars().count() > MAX_INTRODUCTION_CHARS
-        {
-            return Err(Error::invalid(format!("introduction is limited to {MAX_INTRODUCTION_CHARS} characters")));
+        if let Some(intro) = intro {
+            validate::text("introduction", intro, MAX_INTRODUCTION_CHARS)?;
         }
         if let Some(extra) = extra {
             validate::extra("extra", extra, limits)?;

@@ -37,20 +37,59 @@ pub fn generated_id(prefix: &str) -> String {
     format!("{prefix}{suffix}")
 }
 
+/// Characters a name may not hold because they make it show other than it reads: bidi
+/// controls (an override turns "gnp.exe" around), characters that show nothing (a name
+/// that looks empty, or like another one), and line breaks. Joiners that emoji and some
+/// scripts need (U+200C, U+200D) and emoji tag sequences stay allowed.
+fn deceives(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'                        // soft hyphen
+            | '\u{034F}'                      // combining grapheme joiner
+            | '\u{061C}'                      // Arabic letter mark
+            | '\u{115F}' | '\u{1160}'         // Hangul fillers
+            | '\u{17B4}' | '\u{17B5}'         // Khmer invisible vowels
+            | '\u{180E}'                      // Mongolian vowel separator
+            | '\u{200B}'                      // zero-width space
+            | '\u{200E}' | '\u{200F}'         // left-to-right and right-to-left marks
+            | '\u{2028}' | '\u{2029}'         // line and paragraph separators
+            | '\u{202A}'..='\u{202E}'         // bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}'         // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}'         // bidi isolates
+            | '\u{3164}' | '\u{FFA0}'         // Hangul fillers
+            | '\u{FEFF}'                      // zero-width no-break space
+            | '\u{FFF9}'..='\u{FFFB}'         // interlinear annotations
+        )
+}
+
+/// A name people see (nickname, group name, remark): at most `max_name_chars`, and
+/// nothing that makes it show other than it reads.
 pub fn name(field: &str, value: &str, limits: &Limits) -> Result<()> {
     if value.chars().count() > limits.max_name_chars {
         return Err(Error::invalid(format!("{field} must be at most {} characters", limits.max_name_chars)));
     }
-    if value.chars().any(char::is_control) {
-        return Err(Error::invalid(format!("{field} must not contain control characters")));
+    if let Some(c) = value.chars().find(|c| deceives(*c)) {
+        return Err(Error::invalid(format!(
+            "{field} must not contain control, bidi-override or invisible characters (found U+{:04X})",
+            u32::from(c)
+        )));
     }
     Ok(())
 }
 
-/// Free text of at most `max` characters.
+/// Free text of at most `max` characters, without NUL.
 pub fn text(field: &str, value: &str, max: usize) -> Result<()> {
     if value.chars().count() > max {
         return Err(Error::invalid(format!("{field} must be at most {max} characters")));
+    }
+    no_nul(field, value)
+}
+
+/// NUL cuts text short in many clients and databases.
+fn no_nul(field: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(Error::invalid(format!("{field} must not contain NUL (U+0000)")));
     }
     Ok(())
 }
@@ -114,6 +153,7 @@ pub fn body(body: Option<&MessageBody>, limits: &Limits) -> Result<()> {
             if text.text.trim().is_empty() {
                 return Err(Error::invalid("text must not be empty"));
             }
+            no_nul("text", &text.text)?;
             let chars = text.text.chars().count();
             if chars > limits.max_text_chars {
                 return Err(Error::invalid(format!(
@@ -166,8 +206,25 @@ mod tests {
     use super::*;
     use crate::proto::common::v1::{LocationBody, TextBody};
 
-    fn text(s: &str) -> MessageBody {
+    fn text_body(s: &str) -> MessageBody {
         MessageBody { content: Some(Content::Text(TextBody { text: s.into(), ..Default::default() })) }
+    }
+
+    #[test]
+    fn names_refuse_what_would_make_them_show_other_than_they_read() {
+        let limits = Limits::default();
+        for fine in ["Ann", "Zoë", "李雷", "مرحبا", "👨\u{200D}👩\u{200D}👧", "می\u{200C}خواهم", "a b"]
+        {
+            assert!(name("nickname", fine, &limits).is_ok(), "{fine:?}");
+        }
+        for bad in
+            ["evil\u{202E}gpj.exe", "\u{200B}", "ad\u{2066}min", "a\u{FEFF}", "\u{3164}", "two\nlines", "\u{200F}x"]
+        {
+            assert!(name("nickname", bad, &limits).is_err(), "{bad:?}");
+        }
+        assert!(text("greeting", "hi\0there", 100).is_err());
+        assert!(body(Some(&text_body("hi\0")), &limits).is_err(), "message text refuses NUL");
+        assert!(body(Some(&text_body("right-to-left \u{202E} is fine in a message")), &limits).is_ok());
     }
 
     #[test]
@@ -182,9 +239,9 @@ mod tests {
     #[test]
     fn bodies_are_checked_against_the_limits() {
         let limits = Limits { max_text_chars: 5, max_message_bytes: 64, ..Limits::default() };
-        assert!(body(Some(&text("hello")), &limits).is_ok());
-        assert!(body(Some(&text("hello!")), &limits).is_err());
-        assert!(body(Some(&text("   ")), &limits).is_err());
+        assert!(body(Some(&text_body("hello")), &limits).is_ok());
+        assert!(body(Some(&text_body("hello!")), &limits).is_err());
+        assert!(body(Some(&text_body("   ")), &limits).is_err());
         assert!(body(None, &limits).is_err());
         assert!(body(Some(&MessageBody::default()), &limits).is_err());
         let far = MessageBody {
@@ -192,7 +249,7 @@ mod tests {
         };
         assert!(body(Some(&far), &limits).is_err());
         let big = Limits { max_text_chars: 1000, max_message_bytes: 64, ..Limits::default() };
-        assert!(body(Some(&text(&"x".repeat(100))), &big).is_err());
+        assert!(body(Some(&text_body(&"x".repeat(100))), &big).is_err());
     }
 
     #[test]

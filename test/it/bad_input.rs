@@ -23,6 +23,7 @@ both_stores!(
     bad_users_and_limits_are_refused,
     every_list_argument_is_bounded_before_any_query,
     nothing_is_done_in_the_name_of_a_user_that_does_not_exist,
+    names_that_would_show_other_than_they_read_are_refused,
 );
 
 fn body(content: Content) -> Option<MessageBody> {
@@ -421,4 +422,37 @@ async fn nothing_is_done_in_the_name_of_a_user_that_does_not_exist(backend: Back
     assert_eq!(members.len(), 1, "no ghost joined");
     let bad_id = app.friends(Some("not an id")).await.list_friends(ListFriendsRequest::default()).await;
     assert_eq!(code(bad_id), Code::InvalidArgument);
+}
+
+/// Names people see refuse bidi overrides and invisible characters; message text refuses
+/// NUL. Each refusal is INVALID_ARGUMENT and changes nothing.
+async fn names_that_would_show_other_than_they_read_are_refused(backend: Backend) {
+    use gim::proto::logic::v1::{CreateGroupRequest, SetNicknameRequest, SetRemarkRequest};
+    let server = TestServer::start(backend).await;
+    let app = server.new_app().await;
+    let mut business = app.business().await;
+    let spoof = "adm\u{202E}nimda";
+    let created = business
+        .create_user(CreateUserRequest { user_id: "mallory".into(), nickname: spoof.into(), ..Default::default() })
+        .await;
+    assert_eq!(code(created), Code::InvalidArgument, "a nickname with a bidi override");
+    let mut alice = app.user_with_device("alice", "phone").await;
+    app.user("bob").await;
+    app.make_friends(&[("alice", "bob")]).await;
+    let mut groups = app.groups(Some("alice")).await;
+    let group = |name: &str| CreateGroupRequest { group_id: "g".into(), name: name.into(), ..Default::default() };
+    assert_eq!(code(groups.create_group(group("\u{200B}")).await), Code::InvalidArgument, "an invisible group name");
+    groups.create_group(group("Team")).await.unwrap();
+    let nickname = SetNicknameRequest { group_id: "g".into(), user_id: String::new(), nickname: "x\u{2066}y".into() };
+    assert_eq!(code(groups.set_nickname(nickname).await), Code::InvalidArgument, "a group nickname with an isolate");
+    let remark = SetRemarkRequest { user_id: "bob".into(), remark: Some("b\u{FEFF}ob".into()), ..Default::default() };
+    assert_eq!(code(app.friends(Some("alice")).await.set_remark(remark).await), Code::InvalidArgument);
+    let nul = DeviceSendRequest { receiver_user_id: "bob".into(), client_msg_id: "m".into(), body: text("hi\0there") };
+    assert_eq!(code(alice.send_message(nul).await), Code::InvalidArgument, "message text with NUL");
+    assert!(app.inbox("bob").await.iter().all(|m| m.receiver_id == "g"), "no message reached bob");
+    let emoji =
+        CreateUserRequest {
+            user_id: "family".into(), nickname: "👨\u{200D}👩\u{200D}👧".into(), ..Default::default()
+        };
+    business.create_user(emoji).await.expect("joiners that emoji need are fine");
 }
