@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+no_rate_limits
 
 ensure_commands mariadbd:mariadb-server
 cargo build --release --locked --bin gim --bin gim-bench
@@ -14,7 +15,7 @@ mariadb --socket="$work/mysql.sock" -uroot -e 'CREATE DATABASE gim'
 
 secret=bench-token-secret-0123456789abcdef
 export GIM_STORE__URL="$mariadb_url/gim" GIM_AUTH__TOKEN_SECRET=$secret GIM_DATA_DIR="$work/data"
-export GIM_TELEMETRY__LOG_FILTER=warn GIM_SOCIAL__FEED_BACKFILL_POSTS=200 GIM_SOCIAL__MOMENT_WRITES_PER_MINUTE=0
+export GIM_TELEMETRY__LOG_FILTER=warn GIM_SOCIAL__FEED_BACKFILL_POSTS=200
 logic_port=$(free_port)
 GIM_LOGIC__LISTEN="127.0.0.1:$logic_port" GIM_CONNECT__LISTEN="127.0.0.1:$(free_port)" target/release/gim serve &
 started+=($!)

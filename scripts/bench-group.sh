@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+no_rate_limits
 
 ensure_commands mariadbd:mariadb-server redis-server:redis-server
 cargo build --release --locked --bin gim --bin gim-bench
@@ -19,6 +20,9 @@ secret=bench-token-secret-0123456789abcdef
 export GIM_STORE__URL="$mariadb_url/gim" GIM_ROUTE__REDIS_URL="$redis_url" GIM_AUTH__TOKEN_SECRET=$secret
 export GIM_DATA_DIR="$work/data" GIM_TELEMETRY__LOG_FILTER=warn GIM_GROUPS__MAX_MEMBERS=200000
 logic_port=$(free_port)
+logic_internal=$(free_port)
+export GIM_LOGIC__INTERNAL_LISTEN="127.0.0.1:$logic_internal"
+export GIM_CONNECT__LOGIC_INTERNAL_ADDRS="[\"http://127.0.0.1:$logic_internal\"]"
 GIM_LOGIC__LISTEN="127.0.0.1:$logic_port" target/release/gim logic &
 started+=($!)
 logic_pid=$!

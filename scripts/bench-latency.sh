@@ -7,12 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+no_rate_limits
 
 mode=${MODE:-serve}
 cargo build --release --locked --bin gim --bin gim-bench
 secret=bench-token-secret-0123456789abcdef
 export GIM_AUTH__TOKEN_SECRET=$secret GIM_DATA_DIR="$work/data" GIM_TELEMETRY__LOG_FILTER=warn
 logic_port=$(free_port)
+logic_internal=$(free_port)
+export GIM_LOGIC__INTERNAL_LISTEN="127.0.0.1:$logic_internal"
+export GIM_CONNECT__LOGIC_INTERNAL_ADDRS="[\"http://127.0.0.1:$logic_internal\"]"
 export GIM_LOGIC__LISTEN="127.0.0.1:$logic_port"
 ws=()
 case $mode in

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+no_rate_limits
 
 ensure_commands mariadbd:mariadb-server
 cargo build --release --locked --bin gim --bin gim-bench

@@ -79,3 +79,9 @@ start_redis() {
     log "Redis on 127.0.0.1:$port"
     redis_url="redis://127.0.0.1:$port"
 }
+
+# Benchmarks call far faster than people do: no per-caller rates (see [rates]).
+no_rate_limits() {
+    export GIM_RATES__DEVICE_CALLS_PER_SECOND=0 GIM_RATES__USER_CALLS_PER_SECOND=0 GIM_RATES__APP_CALLS_PER_SECOND=0
+    export GIM_RATES__FRIEND_REQUESTS_PER_HOUR=0 GIM_RATES__MOMENT_WRITES_PER_MINUTE=0
+}

@@ -26,7 +26,43 @@ pub struct Config {
     pub limits: Limits,
     pub groups: GroupsConfig,
     pub social: SocialConfig,
+    pub rates: RatesConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// How fast each caller may go, per logic node (0: no limit). Past a rate, calls get
+/// RESOURCE_EXHAUSTED with the time to wait.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RatesConfig {
+    /// Calls of one device, over gRPC and its WebSocket together (bursts of twice this).
+    pub device_calls_per_second: u32,
+    /// Calls of all of one user's devices together (bursts of twice this).
+    pub user_calls_per_second: u32,
+    /// Business API calls of one app (bursts of twice this).
+    pub app_calls_per_second: u32,
+    pub sign_ins_per_username_per_minute: u32,
+    pub sign_ins_per_address_per_minute: u32,
+    pub sign_ups_per_address_per_hour: u32,
+    /// Friend requests one user may send.
+    pub friend_requests_per_hour: u32,
+    /// Posts, likes and comments of one user.
+    pub moment_writes_per_minute: u32,
+}
+
+impl Default for RatesConfig {
+    fn default() -> Self {
+        Self {
+            device_calls_per_second: 20,
+            user_calls_per_second: 50,
+            app_calls_per_second: 2000,
+            sign_ins_per_username_per_minute: 10,
+            sign_ins_per_address_per_minute: 60,
+            sign_ups_per_address_per_hour: 20,
+            friend_requests_per_hour: 60,
+            moment_writes_per_minute: 60,
+        }
+    }
 }
 
 /// Group sizes.
@@ -63,14 +99,10 @@ pub struct SocialConfig {
     pub max_comment_chars: usize,
     /// A new friend's feed gets this many of the other's latest posts.
     pub feed_backfill_posts: u32,
-    /// Friend requests a user may send per hour (0: no limit).
-    pub friend_requests_per_hour: u32,
     /// Friend requests a user may have waiting for an answer.
     pub max_pending_friend_requests: u64,
     /// After a user turns a request down, its sender waits this long to ask again.
     pub friend_request_cooldown_secs: u64,
-    /// Posts, likes and comments a user may make per minute (0: no limit).
-    pub moment_writes_per_minute: u32,
 }
 
 impl Default for SocialConfig {
@@ -84,10 +116,8 @@ impl Default for SocialConfig {
             max_media: 9,
             max_comment_chars: 500,
             feed_backfill_posts: 50,
-            friend_requests_per_hour: 60,
             max_pending_friend_requests: 100,
             friend_request_cooldown_secs: 24 * 3600,
-            moment_writes_per_minute: 60,
         }
     }
 }
@@ -570,6 +600,7 @@ impl Default for Config {
             limits: Limits::default(),
             groups: GroupsConfig::default(),
             social: SocialConfig::default(),
+            rates: RatesConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

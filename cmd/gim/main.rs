@@ -124,6 +124,7 @@ async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
         Arc::new(gim::delivery::Discard),
         routes,
         metrics,
+        None,
     )?;
     match command {
         AppCommand::Create { name, accounts, friends_only, no_presence_events } => {

@@ -31,18 +31,20 @@ fn session(session: Session) -> api::SessionResponse {
 impl Account for AccountApi {
     async fn sign_up(&self, request: Request<api::SignUpRequest>) -> Result<Response<api::SessionResponse>, Status> {
         let app = auth::app_id(request.metadata())?;
+        let address = request.remote_addr().map(|addr| addr.ip());
         let request = request.into_inner();
         let device = convert::device_input(request.device.unwrap_or_default());
-        let signed_up =
-            self.logic.sign_up(app, &request.username, &request.password, &request.nickname, device).await?;
+        let (username, password) = (&request.username, &request.password);
+        let signed_up = self.logic.sign_up(app, username, password, &request.nickname, device, address).await?;
         Ok(Response::new(session(signed_up)))
     }
 
     async fn sign_in(&self, request: Request<api::SignInRequest>) -> Result<Response<api::SessionResponse>, Status> {
         let app = auth::app_id(request.metadata())?;
+        let address = request.remote_addr().map(|addr| addr.ip());
         let request = request.into_inner();
         let device = convert::device_input(request.device.unwrap_or_default());
-        let signed_in = self.logic.sign_in(app, &request.username, &request.password, device).await?;
+        let signed_in = self.logic.sign_in(app, &request.username, &request.password, device, address).await?;
         Ok(Response::new(session(signed_in)))
     }
 }

@@ -9,6 +9,21 @@ use crate::{
 };
 
 pub const APP_ID: &str = "x-gim-app-id";
+/// Carries the cluster's internal token on a call a connect node makes for a device.
+pub const ON_BEHALF: &str = "x-gim-on-behalf";
+
+/// Marks a call connect makes for a device rather than one the device made (a catch-up
+/// after a missing push, the groups read when a session opens): it does not count
+/// against the device's rates, since the server must not throttle its own repairs. In
+/// one process it is a request extension, which no client can set; between nodes it is
+/// `x-gim-on-behalf` with the cluster's internal token.
+#[derive(Debug, Clone, Copy)]
+pub struct OnBehalf;
+
+fn on_behalf<T>(logic: &Logic, request: &tonic::Request<T>) -> bool {
+    request.extensions().get::<OnBehalf>().is_some()
+        || text(request.metadata(), ON_BEHALF).is_some_and(|token| logic.is_internal(token))
+}
 pub const APP_SECRET: &str = "x-gim-app-secret";
 /// The user a business call acts for, on APIs shared with devices.
 pub const ACTING_USER: &str = "x-gim-acting-user";
@@ -30,16 +45,18 @@ pub fn app_id(metadata: &MetadataMap) -> Result<AppId, Status> {
     Ok(app)
 }
 
-/// A business call: app id and secret.
+/// A business call: app id and secret; it counts against the app's rate.
 pub async fn business(logic: &Logic, metadata: &MetadataMap) -> Result<AppCaller, Status> {
     let app = app_id(metadata)?;
     let secret = text(metadata, APP_SECRET)
         .ok_or_else(|| Status::unauthenticated(format!("{APP_SECRET} metadata is required")))?;
-    Ok(logic.authenticate_app(app, secret).await?)
+    let caller = logic.authenticate_app(app, secret).await?;
+    logic.app_call(app)?;
+    Ok(caller)
 }
 
-/// A device call: a device token.
-pub async fn device(logic: &Logic, metadata: &MetadataMap) -> Result<DeviceCaller, Status> {
+/// The device a token names.
+async fn token_holder(logic: &Logic, metadata: &MetadataMap) -> Result<DeviceCaller, Status> {
     let token =
         bearer(metadata).ok_or_else(|| Status::unauthenticated("authorization: Bearer <device token> is required"))?;
     let caller = logic.authenticate_device(token).await?;
@@ -50,16 +67,38 @@ pub async fn device(logic: &Logic, metadata: &MetadataMap) -> Result<DeviceCalle
     Ok(caller)
 }
 
+/// A device call: a device token; it counts against the device's and its user's rates.
+pub async fn device(logic: &Logic, metadata: &MetadataMap) -> Result<DeviceCaller, Status> {
+    let caller = token_holder(logic, metadata).await?;
+    logic.device_call(&caller)?;
+    Ok(caller)
+}
+
+/// `device`, except that a call connect makes for the device (`OnBehalf`) is not counted.
+pub async fn device_or_on_behalf<T>(logic: &Logic, request: &tonic::Request<T>) -> Result<DeviceCaller, Status> {
+    if on_behalf(logic, request) {
+        return token_holder(logic, request.metadata()).await;
+    }
+    device(logic, request.metadata()).await
+}
+
+fn device_as_shared(caller: DeviceCaller) -> SharedCaller {
+    SharedCaller { app: caller.app, actor: GroupActor::User(caller.user_id), device_id: Some(caller.device_id) }
+}
+
+/// `shared_caller`, except that a call connect makes for a device (`OnBehalf`) is not counted.
+pub async fn shared_caller_or_on_behalf<T>(logic: &Logic, request: &tonic::Request<T>) -> Result<SharedCaller, Status> {
+    if bearer(request.metadata()).is_some() && on_behalf(logic, request) {
+        return Ok(device_as_shared(token_holder(logic, request.metadata()).await?));
+    }
+    shared_caller(logic, request.metadata()).await
+}
+
 /// A call that devices and business backends share: a device acts as its user; a
 /// business acts as `x-gim-acting-user`, or as the app itself without it.
 pub async fn shared_caller(logic: &Logic, metadata: &MetadataMap) -> Result<SharedCaller, Status> {
     if bearer(metadata).is_some() {
-        let caller = device(logic, metadata).await?;
-        return Ok(SharedCaller {
-            app: caller.app,
-            actor: GroupActor::User(caller.user_id),
-            device_id: Some(caller.device_id),
-        });
+        return Ok(device_as_shared(device(logic, metadata).await?));
     }
     let caller = business(logic, metadata).await?;
     match metadata.get(ACTING_USER) {

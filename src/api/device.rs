@@ -97,7 +97,7 @@ impl Device for DeviceApi {
     }
 
     async fn sync(&self, request: Request<api::SyncRequest>) -> Result<Response<api::SyncResponse>, Status> {
-        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let caller = auth::device_or_on_behalf(&self.logic, &request).await?;
         let request = request.into_inner();
         let page = self.logic.sync(caller.app, &caller.user_id, request.after_seq, request.limit).await?;
         Ok(Response::new(api::SyncResponse {

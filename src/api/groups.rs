@@ -202,7 +202,7 @@ impl Groups for GroupsApi {
     }
 
     async fn sync_group(&self, request: Request<api::SyncGroupRequest>) -> Result<Response<api::SyncResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller_or_on_behalf(&self.logic, &request).await?;
         let request = request.into_inner();
         let page = self.logic.sync_group(&caller, &request.group_id, request.after_group_seq, request.limit).await?;
         Ok(Response::new(convert::sync_page(page)))

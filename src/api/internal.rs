@@ -5,7 +5,6 @@
 use tonic::{Request, Response, Status};
 
 use crate::{
-    auth::hash_secret,
     logic::Logic,
     proto::connect::v1::{SessionsChangedRequest, SessionsChangedResponse, sessions_server::Sessions},
 };
@@ -15,13 +14,12 @@ const MAX_USERS: usize = 10_000;
 
 pub struct SessionsApi {
     logic: Logic,
-    /// Hash of the internal token, compared per call.
-    token_hash: String,
 }
 
 impl SessionsApi {
-    pub fn new(logic: Logic, internal_token: &str) -> Self {
-        Self { logic, token_hash: hash_secret(internal_token) }
+    /// `logic` knows the internal token (see `LogicParts::internal_token`).
+    pub fn new(logic: Logic) -> Self {
+        Self { logic }
     }
 }
 
@@ -32,7 +30,7 @@ impl Sessions for SessionsApi {
         request: Request<SessionsChangedRequest>,
     ) -> Result<Response<SessionsChangedResponse>, Status> {
         let presented = super::auth::bearer(request.metadata()).unwrap_or_default();
-        if hash_secret(presented) != self.token_hash {
+        if !self.logic.is_internal(presented) {
             return Err(Status::unauthenticated("the internal API takes the cluster's internal token"));
         }
         let users = request.into_inner().users;

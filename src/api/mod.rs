@@ -92,14 +92,12 @@ pub async fn logic_routes(logic: Logic, options: PublicOptions, metrics: Arc<Met
 }
 
 /// The internal API connect nodes call on logic nodes (`logic.internal_listen`), with
-/// health; it takes the cluster's internal token.
-pub async fn internal_routes(logic: Logic, internal_token: &str) -> Routes {
+/// health; it takes the cluster's internal token, which `logic` was built with.
+pub async fn internal_routes(logic: Logic) -> Routes {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<SessionsServer<internal::SessionsApi>>().await;
     let mut routes = Routes::builder();
-    routes
-        .add_service(health_service)
-        .add_service(SessionsServer::new(internal::SessionsApi::new(logic, internal_token)));
+    routes.add_service(health_service).add_service(SessionsServer::new(internal::SessionsApi::new(logic)));
     routes.routes()
 }
 

@@ -13,6 +13,14 @@ impl From<Error> for Status {
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::TooFast { retry_after, .. } => {
+                // The wait in the message (WebSocket clients see only that) and in
+                // metadata, for clients that retry by themselves.
+                let mut metadata = tonic::metadata::MetadataMap::new();
+                let millis = retry_after.as_millis().max(1).to_string();
+                metadata.insert("retry-after-ms", millis.parse().expect("digits are valid metadata"));
+                return Status::with_metadata(Code::ResourceExhausted, err.to_string(), metadata);
+            }
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(cause) => {

@@ -27,13 +27,18 @@ pub trait LogicLink: Send + Sync + 'static {
     async fn mark_read(&self, token: &str, request: MarkReadRequest) -> Result<ReadCursor, Status>;
     async fn group_send(&self, token: &str, request: GroupSendRequest) -> Result<GroupSendResponse, Status>;
     async fn sync_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status>;
+    /// A sync connect makes for the device (a catch-up after a missing push, or at
+    /// open): it does not count against the device's rates.
+    async fn catch_up(&self, token: &str, request: SyncRequest) -> Result<SyncResponse, Status>;
+    /// A large group's catch-up, made for the device like `catch_up`.
+    async fn catch_up_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status>;
     /// Users whose sessions opened or closed on this node (as the node, not a device).
     async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<(), Status>;
 
     /// The large groups the device's user is in.
     async fn large_groups(&self, token: &str) -> Result<Vec<String>, Status> {
         // A sync from past the end reads no messages, only the large groups.
-        let page = self.sync(token, SyncRequest { after_seq: u64::MAX, limit: 1 }).await?;
+        let page = self.catch_up(token, SyncRequest { after_seq: u64::MAX, limit: 1 }).await?;
         Ok(page.large_groups.into_iter().map(|g| g.group_id).collect())
     }
 }
@@ -55,15 +60,29 @@ pub struct GrpcLink {
     public: LogicNodes,
     internal: LogicNodes,
     internal_bearer: MetadataValue<Ascii>,
+    /// The internal token, sent with the calls connect makes for a device.
+    on_behalf: MetadataValue<Ascii>,
 }
 
 impl GrpcLink {
     /// Connects lazily: logic nodes may start after connect. Must run inside a Tokio runtime.
     pub fn new(logic_addrs: &[String], internal_addrs: &[String], internal_token: &str) -> Result<Self, ConnectError> {
-        let internal_bearer = format!("Bearer {internal_token}")
-            .parse()
-            .map_err(|_| ConnectError::Address("internal token".into(), "not valid ASCII".into()))?;
-        Ok(Self { public: LogicNodes::new(logic_addrs)?, internal: LogicNodes::new(internal_addrs)?, internal_bearer })
+        let ascii = |value: String| {
+            value.parse().map_err(|_| ConnectError::Address("internal token".into(), "not valid ASCII".into()))
+        };
+        Ok(Self {
+            public: LogicNodes::new(logic_addrs)?,
+            internal: LogicNodes::new(internal_addrs)?,
+            internal_bearer: ascii(format!("Bearer {internal_token}"))?,
+            on_behalf: ascii(internal_token.to_owned())?,
+        })
+    }
+
+    /// A request for a device, from connect rather than from the device.
+    fn on_behalf<T>(&self, token: &str, message: T) -> Result<Request<T>, Status> {
+        let mut request = with_token(token, message)?;
+        request.metadata_mut().insert(crate::api::auth::ON_BEHALF, self.on_behalf.clone());
+        Ok(request)
     }
 }
 
@@ -125,6 +144,26 @@ impl LogicLink for GrpcLink {
         self.public
             .call(|channel| {
                 let request = with_token(token, request.clone());
+                async move { GroupsClient::new(channel).sync_group(request?).await }
+            })
+            .await
+            .map(Response::into_inner)
+    }
+
+    async fn catch_up(&self, token: &str, request: SyncRequest) -> Result<SyncResponse, Status> {
+        self.public
+            .call(|channel| {
+                let request = self.on_behalf(token, request);
+                async move { DeviceClient::new(channel).sync(request?).await }
+            })
+            .await
+            .map(Response::into_inner)
+    }
+
+    async fn catch_up_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status> {
+        self.public
+            .call(|channel| {
+                let request = self.on_behalf(token, request.clone());
                 async move { GroupsClient::new(channel).sync_group(request?).await }
             })
             .await

@@ -412,7 +412,7 @@ impl State {
                 ctx.metrics.session_catch_ups.inc();
                 loop {
                     let request = SyncRequest { after_seq: self.inbox.floor().unwrap_or(0), limit: CATCH_UP_PAGE };
-                    let page = ctx.link.sync(&self.token, request).await.map_err(catch_up_failed)?;
+                    let page = ctx.link.catch_up(&self.token, request).await.map_err(catch_up_failed)?;
                     for message in page.messages {
                         if self.inbox.caught_up(message.seq) && !self.session.sent(&message) {
                             out.push(frames::message(message));
@@ -455,7 +455,7 @@ impl State {
                     let after_group_seq = self.group(&group).floor().unwrap_or(0);
                     let request =
                         SyncGroupRequest { group_id: group.to_string(), after_group_seq, limit: CATCH_UP_PAGE };
-                    let page = ctx.link.sync_group(&self.token, request).await.map_err(catch_up_failed)?;
+                    let page = ctx.link.catch_up_group(&self.token, request).await.map_err(catch_up_failed)?;
                     let session = self.session.clone();
                     let stream = self.group(&group);
                     for message in page.messages {

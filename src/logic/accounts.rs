@@ -1,6 +1,6 @@
 //! Usernames and passwords, for apps that let gim keep accounts.
 
-use std::{sync::LazyLock, time::Duration};
+use std::{net::IpAddr, sync::LazyLock, time::Duration};
 
 use super::{
     DeviceCaller, Error, IssuedToken, Logic, Result,
@@ -62,6 +62,7 @@ impl Logic {
         Ok(())
     }
 
+    /// `address`: where the call came from, for the rate of sign-ups per address.
     pub async fn sign_up(
         &self,
         app: AppId,
@@ -69,8 +70,10 @@ impl Logic {
         password: &str,
         nickname: &str,
         device: DeviceInput,
+        address: Option<IpAddr>,
     ) -> Result<Session> {
         self.accounts_app(app).await?;
+        self.inner.rates.sign_up(address)?;
         let username = normalize_username(username)?;
         check_password(password)?;
         let user = self.new_user(UserInput { nickname: nickname.to_owned(), ..UserInput::default() })?;
@@ -87,10 +90,20 @@ impl Logic {
         self.open_session(app, &user.user_id, device).await
     }
 
-    pub async fn sign_in(&self, app: AppId, username: &str, password: &str, device: DeviceInput) -> Result<Session> {
+    /// `address`: where the call came from, for the rate of sign-in attempts per address
+    /// (attempts are also counted per username, whether it exists or not).
+    pub async fn sign_in(
+        &self,
+        app: AppId,
+        username: &str,
+        password: &str,
+        device: DeviceInput,
+        address: Option<IpAddr>,
+    ) -> Result<Session> {
         self.accounts_app(app).await?;
         let refused = || Error::Unauthenticated("wrong username or password".into());
         let username = normalize_username(username).map_err(|_| refused())?;
+        self.inner.rates.sign_in(app, &username, address)?;
         let account = self.store().account_by_username(app, &username).await?;
         let (user_id, hash) = match account {
             Some(account) => account,

@@ -16,6 +16,9 @@ pub enum Error {
     Unauthenticated(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    /// A caller past one of its rates (`[rates]`): it may try again after `retry_after`.
+    #[error("too many {what}; retry in {} ms", retry_after.as_millis().max(1))]
+    TooFast { what: String, retry_after: std::time::Duration },
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{0}")]

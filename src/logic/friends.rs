@@ -9,7 +9,6 @@ use super::{
     Error, Logic, Result, SharedCaller,
     friend_rules::{RequestRules, decide_request},
     notices::NoticeDraft,
-    rate::Action,
     validate,
 };
 use crate::{
@@ -107,7 +106,7 @@ impl Logic {
         if relation.friends {
             return Err(refusal_error(FriendRefusal::AlreadyFriends));
         }
-        self.inner.rates.take(caller.app, user, Action::FriendRequest)?;
+        self.inner.rates.friend_request(caller.app, user)?;
         let now = now_ms();
         let ttl_ms = i64::try_from(self.inner.social.friend_request_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let request = FriendRequest {

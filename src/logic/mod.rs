@@ -37,7 +37,7 @@ pub use users::{DeviceInput, UserInput};
 
 use crate::{
     auth::TokenKey,
-    config::{AuthConfig, Limits, SocialConfig},
+    config::{AuthConfig, Limits, RatesConfig, SocialConfig},
     delivery::Delivery,
     metrics::Metrics,
     model::{AppId, AppSettings, DeviceType},
@@ -98,6 +98,9 @@ pub struct LogicParts {
     pub metrics: Arc<Metrics>,
     pub groups: GroupRules,
     pub social: SocialConfig,
+    pub rates: RatesConfig,
+    /// The cluster's internal token, when connect nodes call this node.
+    pub internal_token: Option<String>,
     pub write_batch_max: usize,
     pub write_concurrency: usize,
 }
@@ -121,8 +124,9 @@ struct Inner {
     groups: GroupRules,
     social: SocialConfig,
     presence: Arc<presence_events::PresenceWatch>,
-    rates: rate::RateLimits,
+    rates: rate::Rates,
     known_users: users::KnownUsers,
+    internal_token_hash: Option<String>,
     password_slots: tokio::sync::Semaphore,
 }
 
@@ -163,17 +167,32 @@ impl Logic {
                 writer,
                 ids,
                 groups: parts.groups,
-                rates: rate::RateLimits::new(
-                    rate::Rate { burst: parts.social.friend_requests_per_hour, per: Duration::from_secs(3600) },
-                    rate::Rate { burst: parts.social.moment_writes_per_minute, per: Duration::from_secs(60) },
-                ),
+                rates: rate::Rates::new(&parts.rates),
                 social: parts.social,
                 presence: presence.clone(),
                 known_users: users::KnownUsers::new(),
+                internal_token_hash: parts.internal_token.as_deref().map(crate::auth::hash_secret),
             }),
         };
         tokio::spawn(presence_events::run(presence, Arc::downgrade(&logic.inner)));
+        tokio::spawn(tidy_rates(Arc::downgrade(&logic.inner)));
         logic
+    }
+
+    /// A call a device made itself (not one connect makes for it): it counts against the
+    /// device's and its user's rates.
+    pub fn device_call(&self, caller: &DeviceCaller) -> Result<()> {
+        self.inner.rates.device_call(caller.app, &caller.user_id, &caller.device_id)
+    }
+
+    /// A business call of `app`: it counts against the app's rate.
+    pub fn app_call(&self, app: AppId) -> Result<()> {
+        self.inner.rates.app_call(app)
+    }
+
+    /// Whether `presented` is this cluster's internal token (connect calling for a device).
+    pub fn is_internal(&self, presented: &str) -> bool {
+        self.inner.internal_token_hash.as_deref().is_some_and(|hash| crate::auth::hash_secret(presented) == hash)
     }
 
     pub fn limits(&self) -> &Limits {
@@ -192,5 +211,14 @@ impl Logic {
             1.. if limit as u32 <= max => Ok(limit as u32),
             _ => Err(Error::invalid(format!("limit must be between 1 and {max} (0 for the default), got {limit}"))),
         }
+    }
+}
+
+/// Drops rate buckets that are full again, for as long as logic lives.
+async fn tidy_rates(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(rate::TIDY_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.rates.tidy();
     }
 }

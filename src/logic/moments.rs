@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::{Error, Logic, Result, SharedCaller, notices::NoticeDraft, rate::Action, validate};
+use super::{Error, Logic, Result, SharedCaller, notices::NoticeDraft, validate};
 use crate::{
     model::{AppId, Comment, Like, Post, PostContent, Visibility, now_ms},
     store::{NewComment, PostPage, StoreError},
@@ -121,7 +121,7 @@ impl Logic {
         validate::client_msg_id(&input.client_post_id, self.limits())
             .map_err(|_| Error::invalid("client_post_id must be 1-64 characters"))?;
         let readers = self.readers(caller.app, author, &input).await?;
-        self.inner.rates.take(caller.app, author, Action::MomentWrite)?;
+        self.inner.rates.moment_write(caller.app, author)?;
         let (post, notices) = self
             .with_notices(|| {
                 let (post_id, created_at_ms) = self.inner.ids.next();
@@ -273,7 +273,7 @@ impl Logic {
     pub async fn like(&self, caller: &SharedCaller, post_id: u64) -> Result<()> {
         let user = caller.require_user()?;
         let post = self.visible_post(caller, post_id).await?;
-        self.inner.rates.take(caller.app, user, Action::MomentWrite)?;
+        self.inner.rates.moment_write(caller.app, user)?;
         let author = [post.author_id.clone()];
         let notices = self
             .with_notices(|| {
@@ -326,7 +326,7 @@ impl Logic {
             }
             replied.user_id
         };
-        self.inner.rates.take(caller.app, user, Action::MomentWrite)?;
+        self.inner.rates.moment_write(caller.app, user)?;
         let (comment, notices) = self
             .with_notices(|| {
                 let (comment_id, created_at_ms) = self.inner.ids.next();

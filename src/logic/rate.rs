@@ -1,73 +1,173 @@
-//! Per-user rates of social writes (friend requests; posts, likes and comments), so that
-//! one user cannot fill others' inboxes with notifications. Token buckets in this node's
-//! memory: a cluster of N logic nodes lets a user through up to N times the rate.
+//! How fast each caller may go, so that one device, user, app or address cannot take a
+//! node's capacity or flood other users: GCRA token buckets (`governor`) in this node's
+//! memory, one per key. A cluster of N logic nodes lets a caller through up to N times
+//! a rate. Keys are hashes with keys of this process's own, so a check allocates
+//! nothing; buckets that are full again are dropped every `TIDY_EVERY`.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::hash_map::RandomState,
+    hash::{BuildHasher, Hash},
+    net::IpAddr,
+    num::NonZeroU32,
+    time::Duration,
+};
 
-use quick_cache::sync::Cache;
+use governor::{
+    Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+    state::keyed::DefaultKeyedStateStore,
+};
 
 use super::{Error, Result};
-use crate::model::AppId;
+use crate::{config::RatesConfig, model::AppId};
 
-/// Users whose buckets a node keeps; past this the least used are forgotten (and start full).
-const CAPACITY: usize = 100_000;
+/// How often buckets that are full again are dropped (they hold nothing a fresh one
+/// would not), which bounds memory by the callers of the last moments.
+pub(super) const TIDY_EVERY: Duration = Duration::from_secs(60);
 
-/// What a rate limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Action {
-    FriendRequest,
-    MomentWrite,
+/// One rate, over keys of one kind.
+struct Rate {
+    /// `None` when the configured count is 0: no limit.
+    limiter: Option<RateLimiter<u64, DefaultKeyedStateStore<u64>, DefaultClock>>,
+    keys: RandomState,
+    /// What a refusal says, e.g. "calls from this device: at most 20 a second".
+    refusal: String,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+impl Rate {
+    /// `count` per `period`, in bursts of up to `burst` (at least 1).
+    fn new(count: u32, period: Duration, burst: u32, what: &str, per: &str) -> Self {
+        let limiter = NonZeroU32::new(count).and_then(|count| {
+            let quota = Quota::with_period(period / count.get())?;
+            Some(RateLimiter::keyed(quota.allow_burst(NonZeroU32::new(burst.max(1))?)))
+        });
+        Self { limiter, keys: RandomState::new(), refusal: format!("{what}: at most {count} {per}") }
+    }
+
+    /// Takes one call from the bucket of `key`, or says how long to wait.
+    fn take(&self, key: impl Hash) -> Result<()> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        limiter.check_key(&self.keys.hash_one(key)).map_err(|not_until| Error::TooFast {
+            what: self.refusal.clone(),
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+        })
+    }
+
+    fn tidy(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
 }
 
-/// A rate: `burst` at once, refilled evenly over `per`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Rate {
-    pub burst: u32,
-    pub per: Duration,
-}
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
 
-pub(super) struct RateLimits {
-    buckets: Cache<(AppId, String, Action), Bucket>,
+/// Every rate a logic node enforces (`[rates]`).
+pub(super) struct Rates {
+    device_calls: Rate,
+    user_calls: Rate,
+    app_calls: Rate,
+    sign_ins_per_username: Rate,
+    sign_ins_per_address: Rate,
+    sign_ups_per_address: Rate,
     friend_requests: Rate,
     moment_writes: Rate,
 }
 
-impl RateLimits {
-    pub(super) fn new(friend_requests: Rate, moment_writes: Rate) -> Self {
-        Self { buckets: Cache::new(CAPACITY), friend_requests, moment_writes }
+impl Rates {
+    pub(super) fn new(config: &RatesConfig) -> Self {
+        // Per-second rates take bursts of twice the rate; slower ones, the whole count.
+        let per_second = |count: u32, what: &str| Rate::new(count, SECOND, count.saturating_mul(2), what, "a second");
+        Self {
+            device_calls: per_second(config.device_calls_per_second, "calls from this device"),
+            user_calls: per_second(config.user_calls_per_second, "calls from this user's devices"),
+            app_calls: per_second(config.app_calls_per_second, "business calls of this app"),
+            sign_ins_per_username: Rate::new(
+                config.sign_ins_per_username_per_minute,
+                MINUTE,
+                config.sign_ins_per_username_per_minute,
+                "sign-in attempts for this username",
+                "a minute",
+            ),
+            sign_ins_per_address: Rate::new(
+                config.sign_ins_per_address_per_minute,
+                MINUTE,
+                config.sign_ins_per_address_per_minute,
+                "sign-in attempts from this address",
+                "a minute",
+            ),
+            sign_ups_per_address: Rate::new(
+                config.sign_ups_per_address_per_hour,
+                HOUR,
+                config.sign_ups_per_address_per_hour,
+                "sign-ups from this address",
+                "an hour",
+            ),
+            friend_requests: Rate::new(
+                config.friend_requests_per_hour,
+                HOUR,
+                config.friend_requests_per_hour,
+                "friend requests",
+                "an hour",
+            ),
+            moment_writes: Rate::new(
+                config.moment_writes_per_minute,
+                MINUTE,
+                config.moment_writes_per_minute,
+                "posts, likes and comments",
+                "a minute",
+            ),
+        }
     }
 
-    /// Takes one token of the user's bucket for `action`, or refuses.
-    pub(super) fn take(&self, app: AppId, user: &str, action: Action) -> Result<()> {
-        let (rate, what) = match action {
-            Action::FriendRequest => (self.friend_requests, "friend requests"),
-            Action::MomentWrite => (self.moment_writes, "posts, likes and comments"),
-        };
-        if rate.burst == 0 {
-            return Ok(());
+    /// A call a device made (over gRPC or its WebSocket): the device's rate and its user's.
+    pub(super) fn device_call(&self, app: AppId, user: &str, device: &str) -> Result<()> {
+        self.device_calls.take((app, user, device))?;
+        self.user_calls.take((app, user))
+    }
+
+    pub(super) fn app_call(&self, app: AppId) -> Result<()> {
+        self.app_calls.take(app)
+    }
+
+    /// A sign-in attempt, counted for its username and its address, before the password
+    /// is looked at (so a refusal takes the same time whether the user exists or not).
+    pub(super) fn sign_in(&self, app: AppId, username: &str, address: Option<IpAddr>) -> Result<()> {
+        if let Some(address) = address {
+            self.sign_ins_per_address.take(address)?;
         }
-        let key = (app, user.to_owned(), action);
-        let now = Instant::now();
-        let burst = f64::from(rate.burst);
-        let bucket = self.buckets.get(&key).unwrap_or(Bucket { tokens: burst, at: now });
-        let refill = now.duration_since(bucket.at).as_secs_f64() / rate.per.as_secs_f64() * burst;
-        let tokens = (bucket.tokens + refill).min(burst);
-        if tokens < 1.0 {
-            self.buckets.insert(key, Bucket { tokens, at: now });
-            return Err(Error::ResourceExhausted(format!(
-                "too many {what}: at most {} per {} s; try again later",
-                rate.burst,
-                rate.per.as_secs()
-            )));
+        self.sign_ins_per_username.take((app, username))
+    }
+
+    pub(super) fn sign_up(&self, address: Option<IpAddr>) -> Result<()> {
+        address.map_or(Ok(()), |address| self.sign_ups_per_address.take(address))
+    }
+
+    pub(super) fn friend_request(&self, app: AppId, user: &str) -> Result<()> {
+        self.friend_requests.take((app, user))
+    }
+
+    pub(super) fn moment_write(&self, app: AppId, user: &str) -> Result<()> {
+        self.moment_writes.take((app, user))
+    }
+
+    /// Drops buckets that are full again.
+    pub(super) fn tidy(&self) {
+        for rate in [
+            &self.device_calls,
+            &self.user_calls,
+            &self.app_calls,
+            &self.sign_ins_per_username,
+            &self.sign_ins_per_address,
+            &self.sign_ups_per_address,
+            &self.friend_requests,
+            &self.moment_writes,
+        ] {
+            rate.tidy();
         }
-        self.buckets.insert(key, Bucket { tokens: tokens - 1.0, at: now });
-        Ok(())
     }
 }
 
@@ -75,18 +175,60 @@ impl RateLimits {
 mod tests {
     use super::*;
 
+    fn config() -> RatesConfig {
+        RatesConfig {
+            device_calls_per_second: 2,
+            user_calls_per_second: 6,
+            app_calls_per_second: 0,
+            sign_ins_per_username_per_minute: 3,
+            sign_ins_per_address_per_minute: 100,
+            sign_ups_per_address_per_hour: 1,
+            friend_requests_per_hour: 2,
+            moment_writes_per_minute: 0,
+        }
+    }
+
     #[test]
-    fn a_bucket_allows_its_burst_then_refuses() {
-        let rate = Rate { burst: 3, per: Duration::from_secs(3600) };
-        let limits = RateLimits::new(rate, Rate { burst: 0, per: Duration::from_secs(60) });
+    fn a_device_gets_its_burst_then_waits_and_its_user_shares_a_budget() {
+        let rates = Rates::new(&config());
+        for _ in 0..4 {
+            rates.device_call(1, "ann", "phone").unwrap();
+        }
+        let Err(Error::TooFast { what, retry_after }) = rates.device_call(1, "ann", "phone") else {
+            panic!("the fifth call in a burst of four is refused");
+        };
+        assert!(
+            what.contains("device") && retry_after > Duration::ZERO && retry_after <= SECOND,
+            "{what} {retry_after:?}"
+        );
+        for _ in 0..4 {
+            rates.device_call(1, "ann", "laptop").unwrap();
+        }
+        for _ in 0..4 {
+            rates.device_call(1, "ann", "tablet").expect("the user's burst is twelve");
+        }
+        assert!(
+            matches!(rates.device_call(1, "ann", "watch"), Err(Error::TooFast { .. })),
+            "the user's budget is spent"
+        );
+        rates.device_call(2, "ann", "phone").expect("another app's ann has buckets of her own");
+    }
+
+    #[test]
+    fn sign_ins_are_counted_per_username_and_zero_means_no_limit() {
+        let rates = Rates::new(&config());
+        let address = Some(IpAddr::from([10, 0, 0, 1]));
         for _ in 0..3 {
-            limits.take(1, "ann", Action::FriendRequest).unwrap();
+            rates.sign_in(1, "ann", address).unwrap();
         }
-        assert!(matches!(limits.take(1, "ann", Action::FriendRequest), Err(Error::ResourceExhausted(_))));
-        limits.take(1, "bob", Action::FriendRequest).expect("each user has a bucket of its own");
-        limits.take(2, "ann", Action::FriendRequest).expect("and each app");
-        for _ in 0..100 {
-            limits.take(1, "ann", Action::MomentWrite).expect("a burst of 0 means no limit");
+        assert!(rates.sign_in(1, "ann", Some(IpAddr::from([10, 0, 0, 2]))).is_err(), "any address");
+        rates.sign_in(1, "bob", address).unwrap();
+        rates.sign_up(address).unwrap();
+        assert!(rates.sign_up(address).is_err());
+        rates.sign_up(None).expect("no address known: only the other rates apply");
+        for _ in 0..1000 {
+            rates.app_call(7).expect("0: no limit");
         }
+        rates.tidy();
     }
 }

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use tonic::Status;
 
 use crate::{
-    api::{DeviceApi, GroupsApi},
+    api::{DeviceApi, GroupsApi, auth::OnBehalf},
     connect::{LogicLink, with_token},
     logic::Logic,
     model::AppId,
@@ -12,6 +12,14 @@ use crate::{
         device_server::Device, groups_server::Groups,
     },
 };
+
+/// A request for a device, from connect rather than from the device: marked with an
+/// extension, which cannot come over the network.
+fn on_behalf<T>(token: &str, message: T) -> Result<tonic::Request<T>, Status> {
+    let mut request = with_token(token, message)?;
+    request.extensions_mut().insert(OnBehalf);
+    Ok(request)
+}
 
 /// Connect's way into logic when both run in one process: the device API's handlers,
 /// called directly, so that every call is authenticated and checked exactly as over gRPC.
@@ -50,6 +58,14 @@ impl LogicLink for InProcessLink {
 
     async fn sync_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status> {
         Ok(self.groups.sync_group(with_token(token, request)?).await?.into_inner())
+    }
+
+    async fn catch_up(&self, token: &str, request: SyncRequest) -> Result<SyncResponse, Status> {
+        Ok(self.device.sync(on_behalf(token, request)?).await?.into_inner())
+    }
+
+    async fn catch_up_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status> {
+        Ok(self.groups.sync_group(on_behalf(token, request)?).await?.into_inner())
     }
 
     async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<(), Status> {

@@ -51,7 +51,7 @@ impl LogicNode {
         metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
         let store = Arc::new(open_store(config).await?);
-        let logic = build_logic(config, store.clone(), ids, delivery, routes, metrics.clone())?;
+        let logic = build_logic(config, store.clone(), ids, delivery, routes, metrics.clone(), internal_token)?;
         let listener = TcpListener::bind(config.logic.listen)
             .await
             .map_err(io(format!("binding logic.listen {}", config.logic.listen)))?;
@@ -65,12 +65,12 @@ impl LogicNode {
         let origins = Origins::from_config(&config.logic.cors_allowed_origins);
         let server = tokio::spawn(api::serve(listener, routes, origins, stopped_signal(stopped.clone())));
         let (mut internal_addr, mut internal) = (None, None);
-        if let Some(token) = internal_token {
+        if internal_token.is_some() {
             let listen = config.logic.internal_listen;
             let listener =
                 TcpListener::bind(listen).await.map_err(io(format!("binding logic.internal_listen {listen}")))?;
             internal_addr = Some(listener.local_addr().map_err(io("reading the bound address"))?);
-            let routes = api::internal_routes(logic.clone(), token).await;
+            let routes = api::internal_routes(logic.clone()).await;
             // Connect nodes are not browsers: no origin is let through.
             let origins = Origins::none();
             internal = Some(tokio::spawn(api::serve(listener, routes, origins, stopped_signal(stopped))));

@@ -124,7 +124,8 @@ pub fn id_generator(config: &Config) -> IdGenerator {
     config.node.id.map_or_else(IdGenerator::random, IdGenerator::new)
 }
 
-/// Builds logic on an open store.
+/// Builds logic on an open store. `internal_token`: the cluster's internal token, or a
+/// token of the process's own, with which connect calls for devices.
 pub fn build_logic(
     config: &Config,
     store: Arc<SqlStore>,
@@ -132,6 +133,7 @@ pub fn build_logic(
     delivery: Arc<dyn Delivery>,
     routes: Arc<dyn RouteRegistry>,
     metrics: Arc<Metrics>,
+    internal_token: Option<&str>,
 ) -> Result<Logic, ServerError> {
     let sqlite = store.dialect() == crate::store::Dialect::Sqlite;
     Ok(Logic::new(LogicParts {
@@ -148,6 +150,8 @@ pub fn build_logic(
             large_threshold: config.groups.large_threshold,
         },
         social: config.social.clone(),
+        rates: config.rates.clone(),
+        internal_token: internal_token.map(str::to_owned),
         write_batch_max: config.logic.write_batch_max,
         // SQLite has one writer; more transactions in flight would only queue.
         write_concurrency: if sqlite { 1 } else { config.logic.write_concurrency },

@@ -48,6 +48,8 @@ impl Cluster {
             ("GIM_TELEMETRY__LOG_FILTER".to_owned(), "warn".to_owned()),
             // The test sends faster than a person would.
             ("GIM_CONNECT__MAX_FRAMES_PER_SECOND".to_owned(), "10000".to_owned()),
+            ("GIM_RATES__DEVICE_CALLS_PER_SECOND".to_owned(), "0".to_owned()),
+            ("GIM_RATES__USER_CALLS_PER_SECOND".to_owned(), "0".to_owned()),
             ("GIM_CONNECT__GROUP_PUSH_DELAY_MS".to_owned(), "20".to_owned()),
         ];
         Self { env, logic: Vec::new(), internal: Vec::new(), _db: db }

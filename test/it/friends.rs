@@ -275,7 +275,6 @@ async fn requests_cannot_be_repeated_to_flood_a_user(backend: Backend) {
     let server = TestServer::start_with(backend, |config| {
         config.social.friend_request_cooldown_secs = 1;
         config.social.max_pending_friend_requests = 2;
-        config.social.friend_requests_per_hour = 0;
     })
     .await;
     let app = server.new_app().await;

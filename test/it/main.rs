@@ -17,6 +17,7 @@ mod groups;
 mod grpc;
 mod messages;
 mod moments;
+mod rates;
 mod routes;
 mod sequences;
 mod social_connect;

@@ -425,8 +425,8 @@ async fn another_app_reaches_none_of_it(backend: Backend) {
 async fn users_are_held_to_their_rates(backend: Backend) {
     use gim::proto::logic::v1::{ListFriendRequestsRequest, SendFriendRequestRequest};
     let server = TestServer::start_with(backend, |config| {
-        config.social.friend_requests_per_hour = 2;
-        config.social.moment_writes_per_minute = 3;
+        config.rates.friend_requests_per_hour = 2;
+        config.rates.moment_writes_per_minute = 3;
     })
     .await;
     let app = server.new_app().await;

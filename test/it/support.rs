@@ -123,6 +123,17 @@ pub fn test_config(db: &TestDb) -> Config {
     config.admin.token = Secret::new(ADMIN_TOKEN);
     // Large-group pushes wait for a flush; tests wait for quiet, so keep it short.
     config.connect.group_push_delay_ms = 20;
+    // Tests call far faster than people; the tests of rates turn them on.
+    config.rates = gim::config::RatesConfig {
+        device_calls_per_second: 0,
+        user_calls_per_second: 0,
+        app_calls_per_second: 0,
+        sign_ins_per_username_per_minute: 0,
+        sign_ins_per_address_per_minute: 0,
+        sign_ups_per_address_per_hour: 0,
+        friend_requests_per_hour: 0,
+        moment_writes_per_minute: 0,
+    };
     config
 }
 
