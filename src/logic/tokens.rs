@@ -60,7 +60,10 @@ impl Logic {
             .token_generations(app, user_id, device_id)
             .await?
             .ok_or_else(|| Error::not_found(format!("device {device_id} of user {user_id} is not registered")))?;
-        let expires_at = now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        // Expiry is in whole seconds, rounded up: a token lives at least its ttl (rounding
+        // down made a 1-second token issued late in a second expire at once).
+        let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let expires_at = (now_ms() + 999) / 1000 + ttl_secs;
         let claims = Claims {
             app_id: app,
             user_id: user_id.to_owned(),
