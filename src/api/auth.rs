@@ -9,20 +9,20 @@ use crate::{
 };
 
 pub const APP_ID: &str = "x-gim-app-id";
-/// Carries the cluster's internal token on a call a connect node makes for a device.
+/// Carries the cluster's on-behalf token on a call a connect node makes for a device.
 pub const ON_BEHALF: &str = "x-gim-on-behalf";
 
 /// Marks a call connect makes for a device rather than one the device made (a catch-up
 /// after a missing push, the groups read when a session opens): it does not count
 /// against the device's rates, since the server must not throttle its own repairs. In
 /// one process it is a request extension, which no client can set; between nodes it is
-/// `x-gim-on-behalf` with the cluster's internal token.
+/// `x-gim-on-behalf` with the cluster's on-behalf token (which grants nothing else).
 #[derive(Debug, Clone, Copy)]
 pub struct OnBehalf;
 
 fn on_behalf<T>(logic: &Logic, request: &tonic::Request<T>) -> bool {
     request.extensions().get::<OnBehalf>().is_some()
-        || text(request.metadata(), ON_BEHALF).is_some_and(|token| logic.is_internal(token))
+        || text(request.metadata(), ON_BEHALF).is_some_and(|token| logic.is_on_behalf(token))
 }
 pub const APP_SECRET: &str = "x-gim-app-secret";
 /// The user a business call acts for, on APIs shared with devices.

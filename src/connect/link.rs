@@ -9,6 +9,7 @@ use tonic::{
 };
 
 use super::{ConnectError, logic_nodes::LogicNodes};
+use crate::auth::ClusterTokens;
 use crate::model::AppId;
 use crate::proto::connect::v1::{SessionUser, SessionsChangedRequest, sessions_client::SessionsClient};
 use crate::proto::logic::v1::{
@@ -60,21 +61,21 @@ pub struct GrpcLink {
     public: LogicNodes,
     internal: LogicNodes,
     internal_bearer: MetadataValue<Ascii>,
-    /// The internal token, sent with the calls connect makes for a device.
+    /// Sent with the calls connect makes for a device (see `ClusterTokens::on_behalf`).
     on_behalf: MetadataValue<Ascii>,
 }
 
 impl GrpcLink {
     /// Connects lazily: logic nodes may start after connect. Must run inside a Tokio runtime.
-    pub fn new(logic_addrs: &[String], internal_addrs: &[String], internal_token: &str) -> Result<Self, ConnectError> {
+    pub fn new(logic_addrs: &[String], internal_addrs: &[String], tokens: &ClusterTokens) -> Result<Self, ConnectError> {
         let ascii = |value: String| {
             value.parse().map_err(|_| ConnectError::Address("internal token".into(), "not valid ASCII".into()))
         };
         Ok(Self {
             public: LogicNodes::new(logic_addrs)?,
             internal: LogicNodes::new(internal_addrs)?,
-            internal_bearer: ascii(format!("Bearer {internal_token}"))?,
-            on_behalf: ascii(internal_token.to_owned())?,
+            internal_bearer: ascii(format!("Bearer {}", tokens.internal))?,
+            on_behalf: ascii(tokens.on_behalf.clone())?,
         })
     }
 

@@ -1,6 +1,6 @@
 //! The logic nodes a connect node calls, and which of them answer. A call goes to the
-//! next live node in turn; a node that fails a call at the transport level (refused,
-//! reset, timed out) is taken out at once and the call goes to another one. Every node
+//! next live node in turn; a node whose connection fails a call (refused, reset, dead
+//! to HTTP/2 pings) is taken out at once and the call goes to another one. Every node
 //! is also asked for its gRPC health every `PROBE_EVERY` (`PROBE_DOWN_EVERY` while it is
 //! out), so that a node that dies with no call in flight is noticed within about a
 //! second and one that comes back is taken back.
@@ -64,11 +64,14 @@ pub(crate) struct LogicNodes {
     next: Arc<AtomicUsize>,
 }
 
-/// Whether a failed call says the node failed rather than the request: the call may
-/// then go to another node (every device call is safe to repeat; sends are deduplicated
-/// by their `client_msg_id`).
+/// Whether a failed call says the node failed rather than the request: the call then goes
+/// to another node (every device call is safe to repeat; sends are deduplicated by their
+/// `client_msg_id`). Only failures of the connection count: tonic gives those the
+/// transport error as their source, while a status the node sent has none (a node that
+/// answers UNAVAILABLE because, say, Redis is down, is still up). A call that timed out
+/// is not repeated either: when the database is slow, every node is.
 fn node_failed(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown)
+    std::error::Error::source(status).is_some() && status.code() != Code::Cancelled
 }
 
 impl LogicNodes {

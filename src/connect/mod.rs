@@ -26,7 +26,7 @@ pub use self::{
     close::*,
     hub::{End, Hub},
     link::{GrpcLink, LogicLink, with_token},
-    peers::{Peers, internal_token},
+    peers::Peers,
 };
 use crate::{
     auth::TokenKey,

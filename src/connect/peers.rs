@@ -7,7 +7,6 @@ use std::{
 };
 
 use dashmap::DashMap;
-use sha2::{Digest, Sha256};
 use tonic::{Code, Request, Status, transport::Channel};
 
 use crate::proto::connect::v1::{
@@ -20,12 +19,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed call a node is left alone this long, so that a dead node costs one
 /// timeout, not one per push.
 const BACKOFF: Duration = Duration::from_secs(2);
-
-/// The bearer token of the internal API, derived from the token secret every node shares.
-pub fn internal_token(token_secret: &[u8]) -> String {
-    let digest = Sha256::new().chain_update(b"gim internal api v1|").chain_update(token_secret).finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 #[derive(Debug, Clone)]
 pub struct Peers {

@@ -36,7 +36,7 @@ pub use tokens::IssuedToken;
 pub use users::{DeviceInput, UserInput};
 
 use crate::{
-    auth::TokenKey,
+    auth::{ClusterTokens, TokenKey, hash_secret},
     config::{AuthConfig, Limits, RatesConfig, SocialConfig},
     delivery::Delivery,
     metrics::Metrics,
@@ -99,8 +99,8 @@ pub struct LogicParts {
     pub groups: GroupRules,
     pub social: SocialConfig,
     pub rates: RatesConfig,
-    /// The cluster's internal token, when connect nodes call this node.
-    pub internal_token: Option<String>,
+    /// The cluster's credentials, when connect nodes call this node over the network.
+    pub cluster: Option<ClusterTokens>,
     pub write_batch_max: usize,
     pub write_concurrency: usize,
 }
@@ -126,7 +126,8 @@ struct Inner {
     presence: Arc<presence_events::PresenceWatch>,
     rates: rate::Rates,
     known_users: users::KnownUsers,
-    internal_token_hash: Option<String>,
+    /// Hashes of the cluster's internal and on-behalf tokens.
+    cluster: Option<(String, String)>,
     password_slots: tokio::sync::Semaphore,
 }
 
@@ -171,7 +172,7 @@ impl Logic {
                 social: parts.social,
                 presence: presence.clone(),
                 known_users: users::KnownUsers::new(),
-                internal_token_hash: parts.internal_token.as_deref().map(crate::auth::hash_secret),
+                cluster: parts.cluster.map(|tokens| (hash_secret(&tokens.internal), hash_secret(&tokens.on_behalf))),
             }),
         };
         tokio::spawn(presence_events::run(presence, Arc::downgrade(&logic.inner)));
@@ -190,9 +191,14 @@ impl Logic {
         self.inner.rates.app_call(app)
     }
 
-    /// Whether `presented` is this cluster's internal token (connect calling for a device).
+    /// Whether `presented` is this cluster's internal token (a node calling the internal API).
     pub fn is_internal(&self, presented: &str) -> bool {
-        self.inner.internal_token_hash.as_deref().is_some_and(|hash| crate::auth::hash_secret(presented) == hash)
+        self.inner.cluster.as_ref().is_some_and(|(internal, _)| hash_secret(presented) == *internal)
+    }
+
+    /// Whether `presented` is this cluster's on-behalf token (connect calling for a device).
+    pub fn is_on_behalf(&self, presented: &str) -> bool {
+        self.inner.cluster.as_ref().is_some_and(|(_, on_behalf)| hash_secret(presented) == *on_behalf)
     }
 
     pub fn limits(&self) -> &Limits {

@@ -6,6 +6,7 @@ use tonic_health::server::HealthReporter;
 use super::{ServerError, build_logic, id_generator, io, open_store, stopped_signal};
 use crate::{
     api,
+    auth::ClusterTokens,
     config::Config,
     delivery::Delivery,
     logic::{IdGenerator, Logic},
@@ -29,16 +30,16 @@ pub struct LogicNode {
 
 impl LogicNode {
     /// Opens the store and serves the logic gRPC APIs on `config.logic.listen` (port 0
-    /// picks a free port; see `addr`) and, given the cluster's internal token, the
-    /// internal API for connect nodes on `config.logic.internal_listen`.
+    /// picks a free port; see `addr`) and, given the cluster's credentials, the internal
+    /// API for connect nodes on `config.logic.internal_listen`.
     pub async fn start(
         config: &Config,
         delivery: Arc<dyn Delivery>,
         routes: Arc<dyn RouteRegistry>,
-        internal_token: Option<&str>,
+        cluster: Option<&ClusterTokens>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
-        Self::start_with_ids(config, id_generator(config), delivery, routes, internal_token, metrics).await
+        Self::start_with_ids(config, id_generator(config), delivery, routes, cluster, metrics).await
     }
 
     /// `start`, with message ids from `ids` rather than from `node.id`.
@@ -47,11 +48,11 @@ impl LogicNode {
         ids: IdGenerator,
         delivery: Arc<dyn Delivery>,
         routes: Arc<dyn RouteRegistry>,
-        internal_token: Option<&str>,
+        cluster: Option<&ClusterTokens>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
         let store = Arc::new(open_store(config).await?);
-        let logic = build_logic(config, store.clone(), ids, delivery, routes, metrics.clone(), internal_token)?;
+        let logic = build_logic(config, store.clone(), ids, delivery, routes, metrics.clone(), cluster)?;
         let listener = TcpListener::bind(config.logic.listen)
             .await
             .map_err(io(format!("binding logic.listen {}", config.logic.listen)))?;
@@ -65,7 +66,7 @@ impl LogicNode {
         let origins = Origins::from_config(&config.logic.cors_allowed_origins);
         let server = tokio::spawn(api::serve(listener, routes, origins, stopped_signal(stopped.clone())));
         let (mut internal_addr, mut internal) = (None, None);
-        if internal_token.is_some() {
+        if cluster.is_some() {
             let listen = config.logic.internal_listen;
             let listener =
                 TcpListener::bind(listen).await.map_err(io(format!("binding logic.internal_listen {listen}")))?;

@@ -20,7 +20,7 @@ use rand::RngCore;
 use tokio::sync::watch;
 
 use crate::{
-    auth::TokenKey,
+    auth::{ClusterTokens, TokenKey},
     config::{Config, ConfigError},
     connect::ConnectError,
     delivery::Delivery,
@@ -124,8 +124,8 @@ pub fn id_generator(config: &Config) -> IdGenerator {
     config.node.id.map_or_else(IdGenerator::random, IdGenerator::new)
 }
 
-/// Builds logic on an open store. `internal_token`: the cluster's internal token, or a
-/// token of the process's own, with which connect calls for devices.
+/// Builds logic on an open store. `cluster`: the cluster's credentials, when connect
+/// nodes call this node over the network.
 pub fn build_logic(
     config: &Config,
     store: Arc<SqlStore>,
@@ -133,7 +133,7 @@ pub fn build_logic(
     delivery: Arc<dyn Delivery>,
     routes: Arc<dyn RouteRegistry>,
     metrics: Arc<Metrics>,
-    internal_token: Option<&str>,
+    cluster: Option<&ClusterTokens>,
 ) -> Result<Logic, ServerError> {
     let sqlite = store.dialect() == crate::store::Dialect::Sqlite;
     Ok(Logic::new(LogicParts {
@@ -151,7 +151,7 @@ pub fn build_logic(
         },
         social: config.social.clone(),
         rates: config.rates.clone(),
-        internal_token: internal_token.map(str::to_owned),
+        cluster: cluster.cloned(),
         write_batch_max: config.logic.write_batch_max,
         // SQLite has one writer; more transactions in flight would only queue.
         write_concurrency: if sqlite { 1 } else { config.logic.write_concurrency },

@@ -6,7 +6,8 @@ use super::{InProcessLink, LogicNode, ServerError, data_dir::DataDirLock, io, st
 use crate::{
     api::{DeviceApi, GroupsApi},
     config::Config,
-    connect::{ConnectNode, ConnectParts, GrpcLink, Hub, Peers, internal_token},
+    auth::ClusterTokens,
+    connect::{ConnectNode, ConnectParts, GrpcLink, Hub, Peers},
     delivery::{GrpcDelivery, LocalDelivery},
     logic::Logic,
     metrics::{self, Metrics},
@@ -76,10 +77,10 @@ impl Process {
             Role::Logic => {
                 config.validate_cluster(false)?;
                 let routes = redis_routes(config).await?;
-                let token = internal_token(config.auth.token_secret.expose().as_bytes());
-                let peers = Peers::new(&token);
+                let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
+                let peers = Peers::new(&tokens.internal);
                 let delivery = Arc::new(GrpcDelivery::start(routes.clone(), peers, DELIVERY_QUEUE, metrics.clone()));
-                (Some(LogicNode::start(config, delivery, routes, Some(&token), metrics.clone()).await?), None)
+                (Some(LogicNode::start(config, delivery, routes, Some(&tokens), metrics.clone()).await?), None)
             }
             Role::Connect => {
                 config.validate_cluster(true)?;
@@ -92,16 +93,17 @@ impl Process {
                 } else {
                     connect_config.advertise_addr.clone()
                 };
-                let token = internal_token(config.auth.token_secret.expose().as_bytes());
+                let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
+                let link = GrpcLink::new(&connect_config.logic_addrs, &config.logic_internal_addrs(), &tokens)?;
                 let parts = ConnectParts {
                     hub: Hub::new(connect_config.outbound_queue, connect_config.group_push_delay_ms > 0),
-                    link: Arc::new(GrpcLink::new(&connect_config.logic_addrs, &config.logic_internal_addrs(), &token)?),
+                    link: Arc::new(link),
                     routes: redis_routes(config).await?,
                     token_key: token_key(config)?,
                     metrics: metrics.clone(),
                     node,
-                    peers: Some(Peers::new(&token)),
-                    internal: Some((listener, token)),
+                    peers: Some(Peers::new(&tokens.internal)),
+                    internal: Some((listener, tokens.internal)),
                 };
                 (None, Some(ConnectNode::start(connect_config, parts).await?))
             }
