@@ -41,7 +41,9 @@ pub struct RatesConfig {
     pub user_calls_per_second: u32,
     /// Business API calls of one app (bursts of twice this).
     pub app_calls_per_second: u32,
-    pub sign_ins_per_username_per_minute: u32,
+    /// Failed sign-ins per username; past them, the addresses that failed are refused
+    /// for the rest of the minute (others may still try: no one can lock a user out).
+    pub failed_sign_ins_per_username_per_minute: u32,
     pub sign_ins_per_address_per_minute: u32,
     pub sign_ups_per_address_per_hour: u32,
     /// Friend requests one user may send.
@@ -56,7 +58,7 @@ impl Default for RatesConfig {
             device_calls_per_second: 20,
             user_calls_per_second: 50,
             app_calls_per_second: 2000,
-            sign_ins_per_username_per_minute: 10,
+            failed_sign_ins_per_username_per_minute: 10,
             sign_ins_per_address_per_minute: 60,
             sign_ups_per_address_per_hour: 20,
             friend_requests_per_hour: 60,

@@ -8,6 +8,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -145,6 +146,12 @@ impl Session {
 
 type UserKey = (AppId, Box<str>);
 type GroupKey = (AppId, Box<str>);
+/// A user's membership of a group.
+type MemberKey = (AppId, Box<str>, Box<str>);
+
+/// How long the hub remembers that a user left a large group, for sessions that read
+/// the user's groups before the leave reached this node (see `subscribe_as_of`).
+const REMEMBER_LEAVES: Duration = Duration::from_secs(60);
 
 /// The sessions of this node, by user and by the large groups they read.
 #[derive(Debug)]
@@ -154,6 +161,8 @@ pub struct Hub {
     groups: DashMap<GroupKey, HashMap<u64, Arc<Session>>>,
     /// Sessions holding large-group frames for the next flush.
     to_flush: Mutex<Vec<Arc<Session>>>,
+    /// Users who left a large group lately, and when the news reached this node.
+    recent_leaves: Mutex<HashMap<MemberKey, Instant>>,
     /// Whether large-group frames wait for a flush (`connect.group_push_delay_ms` > 0).
     defer_groups: bool,
     next_id: AtomicU64,
@@ -168,6 +177,7 @@ impl Hub {
             users: DashMap::new(),
             groups: DashMap::new(),
             to_flush: Mutex::default(),
+            recent_leaves: Mutex::default(),
             defer_groups,
             next_id: AtomicU64::new(1),
             outbound_limit,
@@ -238,8 +248,46 @@ impl Hub {
         session.groups.lock().expect("session groups lock").retain(|g| **g != *group);
     }
 
+    /// Puts a session into the fan-out of the large groups its user was in when they were
+    /// read (at `read_at`), except those the user has left since: a leave that reached
+    /// this node while the groups were being read would otherwise be undone.
+    pub fn subscribe_as_of(&self, session: &Arc<Session>, groups: &[String], read_at: Instant) {
+        let still: Vec<String> = {
+            let leaves = self.recent_leaves.lock().expect("leaves lock");
+            groups
+                .iter()
+                .filter(|group| {
+                    let key = (session.app, session.user_id.clone(), group.as_str().into());
+                    leaves.get(&key).is_none_or(|left_at| *left_at < read_at)
+                })
+                .cloned()
+                .collect()
+        };
+        self.subscribe(session, &still);
+    }
+
+    /// Takes a session out of a group's fan-out (its user is no longer a member).
+    pub fn unsubscribe_session(&self, session: &Session, group: &str) {
+        self.unsubscribe(session, group);
+    }
+
+    fn remember_leave(&self, change: &Membership) {
+        let key = (change.app, change.user_id.as_str().into(), change.group_id.as_str().into());
+        let mut leaves = self.recent_leaves.lock().expect("leaves lock");
+        if change.joined {
+            leaves.remove(&key);
+            return;
+        }
+        let now = Instant::now();
+        leaves.insert(key, now);
+        if leaves.len() > 1024 {
+            leaves.retain(|_, at| now.duration_since(*at) < REMEMBER_LEAVES);
+        }
+    }
+
     /// A user joined or left a large group: its sessions here follow.
     pub fn membership(&self, change: &Membership) {
+        self.remember_leave(change);
         let Some(sessions) = self.users.get(&(change.app, change.user_id.as_str().into())) else { return };
         let sessions: Vec<Arc<Session>> = sessions.clone();
         for session in &sessions {
@@ -355,5 +403,46 @@ impl Hub {
 
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn group_push(group: &str) -> Push {
+        Push {
+            app: 1,
+            users: Vec::new(),
+            group: Some(group.into()),
+            skip: None,
+            seq: 1,
+            frame: Bytes::from_static(b"x"),
+        }
+    }
+
+    fn change(group: &str, joined: bool) -> Membership {
+        Membership { app: 1, user_id: "ann".into(), group_id: group.into(), joined }
+    }
+
+    #[test]
+    fn a_leave_that_arrives_while_a_session_reads_its_groups_is_not_undone() {
+        let hub = Hub::new(16, false);
+        let session = hub.attach(1, "ann", "phone", DeviceType::Ios, 0);
+        let read_at = Instant::now();
+        // Ann is removed from "gone" while her session reads a list that still has it.
+        hub.membership(&change("gone", false));
+        hub.subscribe_as_of(&session, &["gone".into(), "kept".into()], read_at);
+        assert_eq!(hub.push(&group_push("gone")), 0, "no push of a group she left");
+        assert_eq!(hub.push(&group_push("kept")), 1);
+
+        // A later join undoes the leave.
+        hub.membership(&change("gone", true));
+        let read_again = Instant::now();
+        let again = hub.attach(1, "ann", "laptop", DeviceType::Desktop, 0);
+        hub.subscribe_as_of(&again, &["gone".into()], read_again);
+        assert_eq!(hub.push(&group_push("gone")), 2, "both sessions: the join subscribed the phone too");
     }
 }

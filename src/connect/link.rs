@@ -67,7 +67,11 @@ pub struct GrpcLink {
 
 impl GrpcLink {
     /// Connects lazily: logic nodes may start after connect. Must run inside a Tokio runtime.
-    pub fn new(logic_addrs: &[String], internal_addrs: &[String], tokens: &ClusterTokens) -> Result<Self, ConnectError> {
+    pub fn new(
+        logic_addrs: &[String],
+        internal_addrs: &[String],
+        tokens: &ClusterTokens,
+    ) -> Result<Self, ConnectError> {
         let ascii = |value: String| {
             value.parse().map_err(|_| ConnectError::Address("internal token".into(), "not valid ASCII".into()))
         };

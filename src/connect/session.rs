@@ -90,6 +90,7 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
         Err(err) => tracing::warn!(error = %err, "registering a route failed; pushes wait for the next renewal"),
     }
     ctx.reports.changed(session.app, &session.user_id);
+    let read_at = std::time::Instant::now();
     let groups = ctx.link.large_groups(&token).await;
     let state = Box::new(State {
         ws: *ws,
@@ -102,7 +103,7 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
     });
     match groups {
         Ok(groups) => {
-            ctx.hub.subscribe(&state.session, &groups);
+            ctx.hub.subscribe_as_of(&state.session, &groups, read_at);
             Some(state)
         }
         // A session that would miss its large groups' pushes is not opened: the device
@@ -455,7 +456,16 @@ impl State {
                     let after_group_seq = self.group(&group).floor().unwrap_or(0);
                     let request =
                         SyncGroupRequest { group_id: group.to_string(), after_group_seq, limit: CATCH_UP_PAGE };
-                    let page = ctx.link.catch_up_group(&self.token, request).await.map_err(catch_up_failed)?;
+                    let page = match ctx.link.catch_up_group(&self.token, request).await {
+                        Ok(page) => page,
+                        // No longer a member: this node missed the leave. Its pushes stop here.
+                        Err(status) if status.code() == Code::PermissionDenied => {
+                            ctx.hub.unsubscribe_session(&self.session, &group);
+                            self.groups.retain(|(id, _)| **id != *group);
+                            return Ok(());
+                        }
+                        Err(status) => return Err(catch_up_failed(status)),
+                    };
                     let session = self.session.clone();
                     let stream = self.group(&group);
                     for message in page.messages {

@@ -133,7 +133,11 @@ impl Worker {
             .chain(segment.memberships.iter().map(|m| (m.app, m.user_id.as_str())))
             .collect();
         let routes = self.routes_of(&users).await;
-        let live_nodes = if segment.pushes.iter().any(|push| push.group.is_some()) {
+        // Large-group pushes and leaves go to every live node: a leave must reach any node
+        // that may hold the user's sessions, whether the routes say so or not.
+        let everywhere = segment.pushes.iter().any(|push| push.group.is_some())
+            || segment.memberships.iter().any(|change| !change.joined);
+        let live_nodes = if everywhere {
             self.routes.nodes().await.unwrap_or_else(|err| {
                 tracing::warn!(error = %err, "listing connect nodes failed; group pushes dropped");
                 Vec::new()
@@ -145,12 +149,15 @@ impl Worker {
 
         let mut by_node: HashMap<String, PushRequest> = HashMap::new();
         for change in &segment.memberships {
-            let nodes: HashSet<&str> = routes
+            let mut nodes: HashSet<&str> = routes
                 .get(&(change.app, change.user_id.clone()))
                 .into_iter()
                 .flatten()
                 .map(|route| route.node.as_str())
                 .collect();
+            if !change.joined {
+                nodes.extend(live_nodes.iter().map(String::as_str));
+            }
             for node in nodes {
                 by_node.entry(node.to_owned()).or_default().memberships.push(MembershipChange {
                     app_id: change.app,

@@ -112,6 +112,7 @@ impl Logic {
         let password = password.to_owned();
         let valid = self.hash_blocking(move || verify_password(&password, &hash)).await?;
         if !valid || user_id.is_empty() {
+            self.inner.rates.sign_in_failed(app, &username, address);
             return Err(refused());
         }
         self.open_session(app, &user_id, device).await

@@ -9,7 +9,7 @@ use std::{
     hash::{BuildHasher, Hash},
     net::IpAddr,
     num::NonZeroU32,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use governor::{
@@ -65,12 +65,73 @@ const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// Failed sign-ins in the current minute, per username and per (username, address).
+/// Failures, not attempts, are counted per username, so that strangers guessing a
+/// password cannot lock its owner out: once a username has failed too often, only the
+/// addresses that failed are refused.
+struct SignInFailures {
+    /// Failures a username may have per window (0: no limit).
+    max: u32,
+    counts: quick_cache::sync::Cache<u64, (Instant, u32)>,
+    keys: RandomState,
+}
+
+impl SignInFailures {
+    /// Usernames and pairs whose failures a node keeps at most (beyond, the least used
+    /// are forgotten).
+    const CAPACITY: usize = 100_000;
+
+    fn new(max: u32) -> Self {
+        Self { max, counts: quick_cache::sync::Cache::new(Self::CAPACITY), keys: RandomState::new() }
+    }
+
+    /// Failures counted under `key` in the current window.
+    fn count(&self, key: u64, now: Instant) -> u32 {
+        self.counts.get(&key).filter(|(since, _)| now.duration_since(*since) < MINUTE).map_or(0, |(_, count)| count)
+    }
+
+    fn add(&self, key: u64, now: Instant) {
+        let count = self.count(key, now);
+        let since = if count == 0 { now } else { self.counts.get(&key).map_or(now, |(since, _)| since) };
+        self.counts.insert(key, (since, count + 1));
+    }
+
+    fn check(&self, app: AppId, username: &str, address: Option<IpAddr>) -> Result<()> {
+        if self.max == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let user = self.keys.hash_one((app, username));
+        if self.count(user, now) < self.max {
+            return Ok(());
+        }
+        let pair = self.keys.hash_one((app, username, address));
+        if self.count(pair, now) == 0 {
+            return Ok(());
+        }
+        let since = self.counts.get(&user).map_or(now, |(since, _)| since);
+        Err(Error::TooFast {
+            what: format!("failed sign-ins for this username: at most {} a minute", self.max),
+            retry_after: MINUTE.saturating_sub(now.duration_since(since)),
+        })
+    }
+
+    fn failed(&self, app: AppId, username: &str, address: Option<IpAddr>) {
+        if self.max == 0 {
+            return;
+        }
+        let now = Instant::now();
+        self.add(self.keys.hash_one((app, username)), now);
+        self.add(self.keys.hash_one((app, username, address)), now);
+    }
+}
+
 /// Every rate a logic node enforces (`[rates]`).
 pub(super) struct Rates {
     device_calls: Rate,
     user_calls: Rate,
     app_calls: Rate,
-    sign_ins_per_username: Rate,
+    sign_in_failures: SignInFailures,
     sign_ins_per_address: Rate,
     sign_ups_per_address: Rate,
     friend_requests: Rate,
@@ -85,13 +146,7 @@ impl Rates {
             device_calls: per_second(config.device_calls_per_second, "calls from this device"),
             user_calls: per_second(config.user_calls_per_second, "calls from this user's devices"),
             app_calls: per_second(config.app_calls_per_second, "business calls of this app"),
-            sign_ins_per_username: Rate::new(
-                config.sign_ins_per_username_per_minute,
-                MINUTE,
-                config.sign_ins_per_username_per_minute,
-                "sign-in attempts for this username",
-                "a minute",
-            ),
+            sign_in_failures: SignInFailures::new(config.failed_sign_ins_per_username_per_minute),
             sign_ins_per_address: Rate::new(
                 config.sign_ins_per_address_per_minute,
                 MINUTE,
@@ -133,13 +188,20 @@ impl Rates {
         self.app_calls.take(app)
     }
 
-    /// A sign-in attempt, counted for its username and its address, before the password
-    /// is looked at (so a refusal takes the same time whether the user exists or not).
+    /// A sign-in attempt, before the password is looked at (so that a refusal takes the
+    /// same time whether the user exists or not): counted for its address; refused when
+    /// the username has failed too often lately and this address is among those that
+    /// failed (others, its owner's among them, may still try).
     pub(super) fn sign_in(&self, app: AppId, username: &str, address: Option<IpAddr>) -> Result<()> {
         if let Some(address) = address {
             self.sign_ins_per_address.take(address)?;
         }
-        self.sign_ins_per_username.take((app, username))
+        self.sign_in_failures.check(app, username, address)
+    }
+
+    /// A sign-in that failed: it counts for the username and for the address.
+    pub(super) fn sign_in_failed(&self, app: AppId, username: &str, address: Option<IpAddr>) {
+        self.sign_in_failures.failed(app, username, address);
     }
 
     pub(super) fn sign_up(&self, address: Option<IpAddr>) -> Result<()> {
@@ -160,7 +222,6 @@ impl Rates {
             &self.device_calls,
             &self.user_calls,
             &self.app_calls,
-            &self.sign_ins_per_username,
             &self.sign_ins_per_address,
             &self.sign_ups_per_address,
             &self.friend_requests,
@@ -180,7 +241,7 @@ mod tests {
             device_calls_per_second: 2,
             user_calls_per_second: 6,
             app_calls_per_second: 0,
-            sign_ins_per_username_per_minute: 3,
+            failed_sign_ins_per_username_per_minute: 3,
             sign_ins_per_address_per_minute: 100,
             sign_ups_per_address_per_hour: 1,
             friend_requests_per_hour: 2,
@@ -215,16 +276,22 @@ mod tests {
     }
 
     #[test]
-    fn sign_ins_are_counted_per_username_and_zero_means_no_limit() {
+    fn failed_sign_ins_refuse_the_addresses_that_failed_not_the_owner() {
         let rates = Rates::new(&config());
-        let address = Some(IpAddr::from([10, 0, 0, 1]));
+        let (attacker, owner) = (Some(IpAddr::from([10, 0, 0, 1])), Some(IpAddr::from([10, 0, 0, 2])));
         for _ in 0..3 {
-            rates.sign_in(1, "ann", address).unwrap();
+            rates.sign_in(1, "ann", attacker).unwrap();
+            rates.sign_in_failed(1, "ann", attacker);
         }
-        assert!(rates.sign_in(1, "ann", Some(IpAddr::from([10, 0, 0, 2]))).is_err(), "any address");
-        rates.sign_in(1, "bob", address).unwrap();
-        rates.sign_up(address).unwrap();
-        assert!(rates.sign_up(address).is_err());
+        let Err(Error::TooFast { retry_after, .. }) = rates.sign_in(1, "ann", attacker) else {
+            panic!("the address that failed three times is refused");
+        };
+        assert!(retry_after <= MINUTE);
+        rates.sign_in(1, "ann", owner).expect("an address that never failed may still try");
+        rates.sign_in(1, "bob", attacker).expect("another username");
+        rates.sign_in(2, "ann", attacker).expect("another app's ann");
+        rates.sign_up(attacker).unwrap();
+        assert!(rates.sign_up(attacker).is_err(), "one sign-up an hour");
         rates.sign_up(None).expect("no address known: only the other rates apply");
         for _ in 0..1000 {
             rates.app_call(7).expect("0: no limit");

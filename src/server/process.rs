@@ -5,8 +5,8 @@ use tokio::{net::TcpListener, sync::watch};
 use super::{InProcessLink, LogicNode, ServerError, data_dir::DataDirLock, io, stopped_signal, token_key};
 use crate::{
     api::{DeviceApi, GroupsApi},
-    config::Config,
     auth::ClusterTokens,
+    config::Config,
     connect::{ConnectNode, ConnectParts, GrpcLink, Hub, Peers},
     delivery::{GrpcDelivery, LocalDelivery},
     logic::Logic,

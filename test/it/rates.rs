@@ -109,40 +109,61 @@ async fn an_app_has_a_budget_for_its_business_calls() {
     assert_eq!(code(other.business().await.get_user(get()).await), Code::NotFound, "another app goes on");
 }
 
+/// An Account client whose calls come from `source` (a loopback address of its own).
+async fn account_from(
+    addr: std::net::SocketAddr,
+    app_id: u64,
+    source: [u8; 4],
+) -> gim::proto::logic::v1::account_client::AccountClient<crate::support::Intercepted> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .local_address(Some(std::net::IpAddr::from(source)))
+        .connect()
+        .await
+        .unwrap();
+    let app = app_id.to_string();
+    gim::proto::logic::v1::account_client::AccountClient::with_interceptor(
+        channel,
+        Meta::new(&[("x-gim-app-id", &app)]),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_ins_are_throttled_per_username_and_per_address() {
+async fn guessing_a_password_is_throttled_without_locking_its_owner_out() {
     let server = ServeServer::start_with(
         Backend::Sqlite,
         rates(|r| {
-            r.sign_ins_per_username_per_minute = 2;
-            r.sign_ins_per_address_per_minute = 5;
+            r.failed_sign_ins_per_username_per_minute = 2;
+            r.sign_ins_per_address_per_minute = 6;
             r.sign_ups_per_address_per_hour = 2;
         }),
     )
     .await;
-    let logic = server.logic();
-    let (app, _) =
-        logic.create_app("accounts", AppSettings { accounts_enabled: true, ..Default::default() }).await.unwrap();
-    let app = crate::support::TestApp { app_id: app.id, secret: String::new(), addr: server.addr() };
-    let mut account = app.account().await;
+    let settings = AppSettings { accounts_enabled: true, ..Default::default() };
+    let (app, _) = server.logic().create_app("accounts", settings).await.unwrap();
+    let mut attacker = account_from(server.addr(), app.id, [127, 0, 0, 1]).await;
+    let mut owner = account_from(server.addr(), app.id, [127, 0, 0, 2]).await;
     let sign_up = |name: &str| SignUpRequest {
         username: name.into(),
         password: "correct horse".into(),
         nickname: name.into(),
         device: None,
     };
-    account.sign_up(sign_up("alice")).await.unwrap();
-    account.sign_up(sign_up("bob")).await.unwrap();
-    assert_eq!(code(account.sign_up(sign_up("carol")).await), Code::ResourceExhausted, "two sign-ups an hour");
+    owner.sign_up(sign_up("alice")).await.unwrap();
+    owner.sign_up(sign_up("bob")).await.unwrap();
+    assert_eq!(code(owner.sign_up(sign_up("carol")).await), Code::ResourceExhausted, "two sign-ups an hour");
 
     let sign_in =
         |name: &str, password: &str| SignInRequest { username: name.into(), password: password.into(), device: None };
-    assert_eq!(code(account.sign_in(sign_in("alice", "wrong one")).await), Code::Unauthenticated);
-    assert_eq!(code(account.sign_in(sign_in("alice", "wrong two")).await), Code::Unauthenticated);
-    let guessing = account.sign_in(sign_in("alice", "correct horse")).await;
-    assert_eq!(code(guessing), Code::ResourceExhausted, "the username's attempts are spent, right password or not");
-    account.sign_in(sign_in("bob", "correct horse")).await.expect("another username");
-    // Five attempts from this address in all: one more, with a username never tried.
-    assert_eq!(code(account.sign_in(sign_in("nobody", "x")).await), Code::Unauthenticated);
-    assert_eq!(code(account.sign_in(sign_in("someone", "x")).await), Code::ResourceExhausted, "the address's");
+    assert_eq!(code(attacker.sign_in(sign_in("alice", "guess one")).await), Code::Unauthenticated);
+    assert_eq!(code(attacker.sign_in(sign_in("alice", "guess two")).await), Code::Unauthenticated);
+    let refused = attacker.sign_in(sign_in("alice", "correct horse")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "the guessing address is held off, right password or not");
+    assert!(retry_after(&refused) <= Duration::from_secs(60));
+    owner.sign_in(sign_in("alice", "correct horse")).await.expect("the owner, elsewhere, still signs in");
+    attacker.sign_in(sign_in("bob", "correct horse")).await.expect("another username from the same address");
+    // Six attempts from the attacker's address in all: one more, then none this minute.
+    assert_eq!(code(attacker.sign_in(sign_in("nobody", "x")).await), Code::Unauthenticated);
+    assert_eq!(code(attacker.sign_in(sign_in("someone", "x")).await), Code::Unauthenticated);
+    assert_eq!(code(attacker.sign_in(sign_in("bob", "correct horse")).await), Code::ResourceExhausted, "per address");
 }
