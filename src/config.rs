@@ -443,6 +443,16 @@ impl Config {
         {
             return invalid("store.url must start with sqlite:// or mysql://".into());
         }
+        for (key, origins) in [
+            ("logic.cors_allowed_origins", &self.logic.cors_allowed_origins),
+            ("connect.allowed_origins", &self.connect.allowed_origins),
+        ] {
+            for origin in origins.iter().filter(|origin| *origin != "*") {
+                if let Err(err) = crate::origins::normalize(origin) {
+                    return invalid(format!("{key}: {err}"));
+                }
+            }
+        }
         if self.store.max_connections == 0 {
             return invalid("store.max_connections must be at least 1".into());
         }
@@ -541,6 +551,13 @@ impl Config {
                  device tokens with it (GIM_AUTH__TOKEN_SECRET, at least 32 bytes)",
             );
         }
+        if !connect && self.logic.internal_listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %self.logic.internal_listen,
+                "logic.internal_listen is a loopback address: connect nodes on other hosts cannot report sessions \
+                 (presence events) to this node"
+            );
+        }
         if connect {
             if self.connect.logic_addrs.is_empty() {
                 return invalid("connect.logic_addrs needs at least one logic address");
@@ -579,6 +596,16 @@ impl Config {
                 Err(_) => addr.clone(),
             })
             .collect()
+    }
+
+    /// The file of a SQLite store (`sqlite://PATH` or `sqlite:PATH`), if the store is one
+    /// and keeps a file.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let url = self.store_url();
+        let rest = url.strip_prefix("sqlite:")?;
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        let path = path.split('?').next().unwrap_or(path);
+        (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
     }
 
     /// The store URL, with the embedded default filled in.

@@ -191,7 +191,7 @@ pub(super) fn decide(
                 return Ok(GroupEffects::default());
             }
             match group.join_policy {
-                JoinPolicy::Free | JoinPolicy::Unspecified => {
+                JoinPolicy::Free => {
                     fx.add(user, GroupRole::Member);
                     fx.finish_adding()?;
                 }
@@ -202,7 +202,8 @@ pub(super) fn decide(
                         requested_at_ms: ctx.now_ms,
                     });
                 }
-                JoinPolicy::InviteOnly => return Err(GroupRefusal::InviteOnly),
+                // Unspecified never stays stored; if it did, it would let nobody in.
+                JoinPolicy::InviteOnly | JoinPolicy::Unspecified => return Err(GroupRefusal::InviteOnly),
             }
         }
         GroupChange::Invite(users) => {

@@ -174,8 +174,9 @@ impl Logic {
                 }
                 (Ok(_), Some(Err(refusal))) => return Err(refusal_error(refusal)),
                 (Ok(_), _) => return Err(Error::Internal("a group change was neither made nor refused".into())),
-                // The event's id collided with another node's: try again with a new one.
-                (Err(StoreError::Conflict), _) if create.is_none() && attempt < CONFLICT_ATTEMPTS => {}
+                // The event's id collided with another node's (or, for a new group, its id
+                // was taken meanwhile): try again, with a new event id.
+                (Err(StoreError::Conflict), _) if attempt < CONFLICT_ATTEMPTS => {}
                 (Err(StoreError::Conflict), _) if create.is_some() => {
                     return Err(Error::AlreadyExists(format!("group {group_id} already exists")));
                 }
@@ -217,6 +218,9 @@ impl Logic {
             history_visible: input.history_visible,
             created_at_ms: now_ms(),
         };
+        if self.store().get_group(caller.app, &group_id).await?.is_some() {
+            return Err(Error::AlreadyExists(format!("group {group_id} already exists")));
+        }
         let change = GroupChange::Create { owner, members };
         let created =
             self.decided_change(caller, &group_id, change, "group.created", serde_json::Value::Null, Some(&group));

@@ -93,6 +93,10 @@ impl LogicNode {
         &self.logic
     }
 
+    pub fn store(&self) -> &SqlStore {
+        &self.store
+    }
+
     /// Completes if the gRPC server stops by itself (it should not).
     pub async fn stopped(&mut self) -> Result<(), ServerError> {
         match (&mut self.server).await {

@@ -44,11 +44,13 @@ pub enum ServerError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Route(#[from] RouteError),
+    #[error("{what} is in use by another gim process (pid {holder}): stop it, or give this one {what_else}")]
+    InUse { what: String, holder: String, what_else: &'static str },
     #[error(
-        "data_dir {} is in use by another gim process (pid {holder}): stop it, or give this one a data_dir of its own",
-        dir.display()
+        "the database is in use by another gim serve (which keeps its routes in memory): stop it, or run gim \
+         logic and gim connect with Redis to share a database"
     )]
-    DataDirInUse { dir: std::path::PathBuf, holder: String },
+    DatabaseInUse,
 }
 
 pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
@@ -59,11 +61,17 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> S
 /// Opens the configured store and brings its schema up to date.
 pub async fn open_store(config: &Config) -> Result<SqlStore, ServerError> {
     let url = config.store_url();
-    if let Some(path) = url.strip_prefix("sqlite://") {
+    if url.starts_with("sqlite:") {
         data_dir::create(&config.data_dir)?;
-        let file = path.split('?').next().unwrap_or(path);
-        if !file.is_empty() && !file.starts_with(':') {
-            data_dir::create_private_file(Path::new(file))?;
+    }
+    if let Some(file) = config.sqlite_path() {
+        data_dir::create_private_file(&file)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = file.clone().into_os_string();
+            side.push(suffix);
+            if Path::new(&side).exists() {
+                data_dir::create_private_file(Path::new(&side))?;
+            }
         }
     }
     let store = SqlStore::connect(&url, &sql_options(&config.store)).await?;

@@ -2,7 +2,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch};
 
-use super::{InProcessLink, LogicNode, ServerError, data_dir::DataDirLock, io, stopped_signal, token_key};
+use super::{InProcessLink, LogicNode, ServerError, data_dir::SingleNodeHold, io, stopped_signal, token_key};
 use crate::{
     api::{DeviceApi, GroupsApi},
     auth::ClusterTokens,
@@ -31,7 +31,7 @@ pub enum Role {
 /// A running gim process.
 pub struct Process {
     /// Held by `gim serve` for as long as it runs.
-    _data_dir: Option<DataDirLock>,
+    single_node: Option<SingleNodeHold>,
     logic: Option<LogicNode>,
     connect: Option<ConnectNode>,
     metrics_addr: Option<SocketAddr>,
@@ -46,8 +46,8 @@ async fn redis_routes(config: &Config) -> Result<Arc<dyn RouteRegistry>, ServerE
 impl Process {
     pub async fn start(config: &Config, role: Role) -> Result<Self, ServerError> {
         let metrics = Metrics::new();
-        let data_dir = match role {
-            Role::Serve => Some(DataDirLock::take(&config.data_dir)?),
+        let mut single_node = match role {
+            Role::Serve => Some(SingleNodeHold::take(config)?),
             Role::Logic | Role::Connect => None,
         };
         let (logic, connect) = match role {
@@ -57,6 +57,9 @@ impl Process {
                     Arc::new(MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
                 let delivery = Arc::new(LocalDelivery::new(hub.clone()));
                 let logic = LogicNode::start(config, delivery, routes.clone(), None, metrics.clone()).await?;
+                if let Some(hold) = single_node.as_mut() {
+                    hold.take_database(logic.store()).await?;
+                }
                 let parts = ConnectParts {
                     hub,
                     link: Arc::new(InProcessLink {
@@ -117,7 +120,7 @@ impl Process {
             tracing::info!(addr = ?metrics_addr, "metrics serving on /metrics");
             tokio::spawn(metrics::serve(listener, metrics, stopped_signal(stopped)));
         }
-        Ok(Self { _data_dir: data_dir, logic, connect, metrics_addr, metrics_stop })
+        Ok(Self { single_node, logic, connect, metrics_addr, metrics_stop })
     }
 
     /// The logic gRPC address, if this process runs logic.
@@ -170,9 +173,13 @@ impl Process {
             connect.shutdown().await;
         }
         let _ = self.metrics_stop.send(true);
-        match self.logic {
+        let stopped = match self.logic {
             Some(logic) => logic.shutdown().await,
             None => Ok(()),
+        };
+        if let Some(hold) = self.single_node {
+            hold.release().await;
         }
+        stopped
     }
 }

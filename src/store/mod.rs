@@ -5,7 +5,7 @@ mod sql;
 
 use async_trait::async_trait;
 
-pub use sql::{Dialect, SqlStore, StoreOptions};
+pub use sql::{Dialect, SingleNodeLock, SqlStore, StoreOptions};
 
 /// Store options from the `[store]` configuration section.
 pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {

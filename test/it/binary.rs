@@ -108,3 +108,34 @@ async fn gim_refuses_to_start_on_invalid_configuration() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("urll"));
 }
+
+/// Two `gim serve` on one database would each keep routes of their own: the second is
+/// refused, on MySQL (a named lock) and on a SQLite file outside its data_dir (a lock
+/// file), whatever data_dir it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gim_serve_on_the_same_database_is_refused() {
+    use crate::support::{Backend, TestDb, test_config};
+    use gim::server::{Process, Role};
+    let shared_sqlite = tempfile::tempdir().unwrap();
+    for backend in [Backend::MySql, Backend::Sqlite] {
+        let db = TestDb::create(backend).await;
+        let config = |dir: &Path| {
+            let mut config = test_config(&db);
+            config.data_dir = dir.to_path_buf();
+            config.connect.listen = "127.0.0.1:0".parse().unwrap();
+            if backend == Backend::Sqlite {
+                let file = shared_sqlite.path().join("shared.db");
+                config.store.url = gim::config::Secret::new(format!("sqlite://{}", file.display()));
+            }
+            config
+        };
+        let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = Process::start(&config(first_dir.path()), Role::Serve).await.expect("the first gim serve");
+        let second = Process::start(&config(second_dir.path()), Role::Serve).await;
+        let refusal = second.err().map(|err| err.to_string()).unwrap_or_default();
+        assert!(refusal.contains("in use by another gim"), "{backend:?}: {refusal}");
+        first.shutdown().await.unwrap();
+        let again = Process::start(&config(second_dir.path()), Role::Serve).await.expect("free once the first stops");
+        again.shutdown().await.unwrap();
+    }
+}

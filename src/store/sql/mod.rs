@@ -217,6 +217,23 @@ impl SqlStore {
         self.dialect
     }
 
+    /// On MySQL, takes the database for one `gim serve` (which keeps its routes in memory,
+    /// so two on one database would not reach each other's devices): a named lock held by a
+    /// connection of its own until the returned guard drops or the connection ends. `None`
+    /// on SQLite, whose file a lock file guards. `Conflict` if another process holds it.
+    pub async fn hold_single_node_lock(&self) -> StoreResult<Option<SingleNodeLock>> {
+        if self.dialect != Dialect::MySql {
+            return Ok(None);
+        }
+        let mut conn = self.write.acquire().await?.detach();
+        let taken: Option<i64> =
+            sqlx::query_scalar("SELECT GET_LOCK(CONCAT('gim.serve.', DATABASE()), 0)").fetch_one(&mut conn).await?;
+        if taken != Some(1) {
+            return Err(StoreError::Conflict);
+        }
+        Ok(Some(SingleNodeLock { conn }))
+    }
+
     /// Waits for connections in use to be returned, then closes them.
     pub async fn close(&self) {
         self.write.close().await;
@@ -262,6 +279,22 @@ impl SqlStore {
         tracing::debug!(attempt, "retrying a transaction after a lock conflict");
         tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
         None
+    }
+}
+
+/// A database held by one `gim serve` (see `SqlStore::hold_single_node_lock`).
+#[derive(Debug)]
+pub struct SingleNodeLock {
+    conn: sqlx::AnyConnection,
+}
+
+impl SingleNodeLock {
+    /// Lets the database go now (dropping the lock would let it go only once the server
+    /// notices the connection is gone).
+    pub async fn release(mut self) {
+        use sqlx::Connection as _;
+        let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('gim.serve.', DATABASE()))").execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
     }
 }
 

@@ -98,7 +98,8 @@ pub(super) fn group(row: &AnyRow) -> StoreResult<Group> {
         introduction: row.try_get("introduction")?,
         extra: row.try_get("extra")?,
         owner_id: row.try_get("owner_id")?,
-        join_policy: JoinPolicy::try_from(join_policy as i32).unwrap_or(JoinPolicy::Free),
+        // A value this build does not know lets nobody in by themselves.
+        join_policy: JoinPolicy::try_from(join_policy as i32).unwrap_or(JoinPolicy::InviteOnly),
         muted_all: row.try_get::<i64, _>("muted_all")? != 0,
         history_visible: row.try_get::<i64, _>("history_visible")? != 0,
         member_count: unsigned(row.try_get("member_count")?),
