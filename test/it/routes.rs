@@ -7,20 +7,25 @@ use gim::{
     route::{MemoryRegistry, RedisRegistry, Registration, RouteRegistry},
 };
 
+use crate::support::{Server, servers_missing};
+
 const TTL: Duration = Duration::from_millis(600);
 
 fn route(user: &str, device: &str) -> Registration {
     Registration { app: 1, user_id: user.into(), device_id: device.into(), device_type: DeviceType::Ios }
 }
 
+/// Both registries, or only the one in memory when Redis is not configured.
 async fn registries() -> Vec<(&'static str, Box<dyn RouteRegistry>)> {
-    let url = std::env::var("GIM_TEST_REDIS_URL")
-        .expect("GIM_TEST_REDIS_URL is not set: run the suite with ./scripts/test.sh, which starts Redis");
-    let prefix = format!("gimtest{}", rand::random::<u32>());
-    vec![
-        ("memory", Box::new(MemoryRegistry::new(TTL))),
-        ("redis", Box::new(RedisRegistry::connect(&url, &prefix, TTL).await.expect("connecting to Redis"))),
-    ]
+    let mut registries: Vec<(&'static str, Box<dyn RouteRegistry>)> =
+        vec![("memory", Box::new(MemoryRegistry::new(TTL)))];
+    if !servers_missing(&[Server::Redis]) {
+        let url = Server::Redis.url().expect("checked above");
+        let prefix = format!("gimtest{}", rand::random::<u32>());
+        let redis = RedisRegistry::connect(&url, &prefix, TTL).await.expect("connecting to Redis");
+        registries.push(("redis", Box::new(redis)));
+    }
+    registries
 }
 
 async fn devices(registry: &dyn RouteRegistry, user: &str) -> Vec<(String, String)> {

@@ -49,6 +49,9 @@ macro_rules! both_stores {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn mysql() {
+                    if $crate::support::servers_missing(&[$crate::support::Server::MySql]) {
+                        return;
+                    }
                     super::$name($crate::support::Backend::MySql).await;
                 }
             }
@@ -63,11 +66,51 @@ pub struct TestDb {
     mysql: Option<(String, String)>,
 }
 
+/// A server some tests need, named by an environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// `GIM_TEST_MYSQL_URL`: mysql://user:pass@host:port, a user that may create databases.
+    MySql,
+    /// `GIM_TEST_REDIS_URL`: redis://host:port.
+    Redis,
+}
+
+impl Server {
+    fn variable(self) -> &'static str {
+        match self {
+            Server::MySql => "GIM_TEST_MYSQL_URL",
+            Server::Redis => "GIM_TEST_REDIS_URL",
+        }
+    }
+
+    pub fn url(self) -> Option<String> {
+        std::env::var(self.variable()).ok().filter(|url| !url.is_empty())
+    }
+}
+
+static SKIP_NOTICE: std::sync::Once = std::sync::Once::new();
+
+/// Whether a test must skip because a server it needs is not configured; says so once per
+/// run (straight to stderr, past the test harness's capture), with how to run them all.
+pub fn servers_missing(needed: &[Server]) -> bool {
+    let missing: Vec<&str> = needed.iter().filter(|server| server.url().is_none()).map(|s| s.variable()).collect();
+    if missing.is_empty() {
+        return false;
+    }
+    SKIP_NOTICE.call_once(|| {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {} not set: the tests on MySQL, Redis and clusters are skipped. ./scripts/test.sh starts \
+             MariaDB and Redis and runs every test.",
+            missing.join(" and ")
+        );
+    });
+    true
+}
+
 fn mysql_server_url() -> String {
-    std::env::var("GIM_TEST_MYSQL_URL").expect(
-        "GIM_TEST_MYSQL_URL is not set: run the suite with ./scripts/test.sh, which starts MariaDB, \
-         or point it at a MySQL server (mysql://user:pass@host:port)",
-    )
+    Server::MySql.url().expect("a test on MySQL checks servers_missing first")
 }
 
 impl TestDb {
