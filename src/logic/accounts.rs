@@ -52,7 +52,7 @@ impl Logic {
     async fn hash_blocking<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
         let _slot =
             self.inner.password_slots.acquire().await.map_err(|_| Error::Unavailable("shutting down".into()))?;
-        tokio::task::spawn_blocking(work).await.map_err(|err| Error::Internal(format!("password hashing: {err}")))
+        tokio::task::spawn_blocking(work).await.map_err(|err| Error::internal(format!("password hashing: {err}")))
     }
 
     async fn accounts_app(&self, app: AppId) -> Result<()> {
@@ -82,7 +82,7 @@ impl Logic {
         match self.store().create_account(app, &username, &hash, &user, now_ms()).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
-                return Err(Error::AlreadyExists(format!("username {username} is taken")));
+                return Err(Error::Conflict(format!("username {username} is taken")));
             }
             Err(err) => return Err(err.into()),
         }

@@ -7,36 +7,23 @@ use std::collections::HashMap;
 
 use super::{
     Error, Logic, Result, SharedCaller,
-    friend_rules::{RequestRules, decide_request},
+    friend_rules::{FriendRefusal, RequestRules, decide_answer, decide_pairs, decide_request},
     notices::NoticeDraft,
     validate,
 };
 use crate::{
     model::{AppId, Friend, FriendRequest, User, now_ms},
     route::Route,
-    store::{FriendRefusal, FriendRules, RequestNotices, RequestOutcome, RequestState, StoreError},
+    store::{Answer, AnswerState, PairsState, RequestNotices, RequestOutcome, RequestState},
 };
+
+/// The error for a change the rules refused inside the store's transaction.
+fn refused_for(refusal: Option<FriendRefusal>) -> Error {
+    refusal.map_or_else(|| Error::internal("a friendship change was neither made nor refused"), Error::from)
+}
 
 /// A user as seen in a list: the record with its profile (`None` if the user is gone).
 pub type WithProfile<T> = (T, Option<User>);
-
-pub(super) fn refusal_error(refusal: FriendRefusal) -> Error {
-    let message = refusal.to_string();
-    match refusal {
-        FriendRefusal::AlreadyFriends => Error::AlreadyExists(message),
-        FriendRefusal::TooManyFriends(..) | FriendRefusal::CoolingDown { .. } | FriendRefusal::TooManyPending(_) => {
-            Error::ResourceExhausted(message)
-        }
-        FriendRefusal::NoRequest(_) | FriendRefusal::UnknownUsers(_) => Error::NotFound(message),
-    }
-}
-
-fn store_error(err: StoreError) -> Error {
-    match err {
-        StoreError::FriendRefused(refusal) => refusal_error(refusal),
-        other => other.into(),
-    }
-}
 
 impl SharedCaller {
     /// Calls that change the graph wholesale are the app's alone.
@@ -51,11 +38,19 @@ impl SharedCaller {
 }
 
 impl Logic {
-    pub(super) fn friend_rules(&self) -> FriendRules {
-        FriendRules {
-            max_friends: self.inner.social.max_friends,
-            backfill_posts: self.inner.social.feed_backfill_posts,
+    /// Limits on friends and requests (`[social]`).
+    fn request_rules(&self) -> RequestRules {
+        let social = &self.inner.social;
+        RequestRules {
+            max_pending: social.max_pending_friend_requests,
+            cooldown_ms: i64::try_from(social.friend_request_cooldown_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            max_friends: social.max_friends,
         }
+    }
+
+    /// How many of a new friend's latest posts its friend's feed gets.
+    fn backfill_posts(&self) -> u32 {
+        self.inner.social.feed_backfill_posts
     }
 
     /// The other user of a one-to-one call: a valid id, not the caller.
@@ -104,7 +99,7 @@ impl Logic {
             return Err(Error::FailedPrecondition(format!("you blocked {to}: unblock them first")));
         }
         if relation.friends {
-            return Err(refusal_error(FriendRefusal::AlreadyFriends));
+            return Err(FriendRefusal::AlreadyFriends.into());
         }
         self.inner.rates.friend_request(caller.app, user)?;
         let now = now_ms();
@@ -117,16 +112,12 @@ impl Logic {
             expires_at_ms: now.saturating_add(ttl_ms),
             rejected_at_ms: 0,
         };
-        let social = &self.inner.social;
-        let request_rules = RequestRules {
-            max_pending: social.max_pending_friend_requests,
-            cooldown_ms: i64::try_from(social.friend_request_cooldown_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
-        };
+        let request_rules = self.request_rules();
         // Where the decision inside the store's transaction leaves its reason to refuse.
         let refusal = std::sync::Mutex::new(None);
         let about = [to.to_owned()];
         let pair = [user.to_owned(), to.to_owned()];
-        let rules = self.friend_rules();
+        let backfill = self.backfill_posts();
         let outcome = self
             .with_notices(|| {
                 let requested = NoticeDraft {
@@ -145,22 +136,20 @@ impl Logic {
                     requested: self.notice(&requested, &about),
                     accepted: self.notice(&accepted, &pair),
                 };
-                let (request, rules, refusal) = (&request, &rules, &refusal);
+                let (request, refusal) = (&request, &refusal);
                 async move {
                     let mut decide = |state: &RequestState| {
-                        let decision = decide_request(state, request_rules, now);
+                        let decision = decide_request((user, to), state, request_rules, now);
                         decision.map_err(|refused| *refusal.lock().expect("refusal lock") = Some(refused)).ok()
                     };
-                    self.store().send_friend_request(caller.app, request, &notices, rules, &mut decide).await
+                    self.store().send_friend_request(caller.app, request, &notices, backfill, &mut decide).await
                 }
             })
-            .await
-            .map_err(store_error)?;
+            .await?;
         let (became_friends, notices) = match (outcome, refusal.into_inner().expect("refusal lock")) {
             (Some(RequestOutcome::Requested(notices)), _) => (false, notices),
             (Some(RequestOutcome::BecameFriends(notices)), _) => (true, notices),
-            (None, Some(refused)) => return Err(refusal_error(refused)),
-            (None, None) => return Err(Error::Internal("a friend request was neither made nor refused".into())),
+            (None, refused) => return Err(refused_for(refused)),
         };
         self.deliver_notices(caller.app, &notices);
         Ok(became_friends)
@@ -186,7 +175,8 @@ impl Logic {
         let from = Self::other_user(user, "user_id", from)?;
         let about = [from.to_owned()];
         let pair = [from.to_owned(), user.to_owned()];
-        let rules = self.friend_rules();
+        let (max_friends, backfill) = (self.inner.social.max_friends, self.backfill_posts());
+        let refusal = std::sync::Mutex::new(None);
         let notices = self
             .with_notices(|| {
                 let draft = NoticeDraft {
@@ -196,14 +186,18 @@ impl Logic {
                     detail: serde_json::Value::Null,
                 };
                 let accepted = accept.then(|| self.notice(&draft, &pair));
+                let refusal = &refusal;
                 async move {
-                    self.store()
-                        .answer_friend_request(caller.app, user, from, accepted.as_ref(), &rules, now_ms())
-                        .await
+                    let answer = Answer { user, from, accepted: accepted.as_ref(), now_ms: now_ms() };
+                    let mut decide = |state: &AnswerState| {
+                        let decision = decide_answer((user, from), accept, state, max_friends);
+                        decision.map_err(|refused| *refusal.lock().expect("refusal lock") = Some(refused)).is_ok()
+                    };
+                    self.store().answer_friend_request(caller.app, &answer, backfill, &mut decide).await
                 }
             })
-            .await
-            .map_err(store_error)?;
+            .await?;
+        let Some(notices) = notices else { return Err(refused_for(refusal.into_inner().expect("refusal lock"))) };
         self.deliver_notices(caller.app, &notices);
         Ok(())
     }
@@ -241,8 +235,7 @@ impl Logic {
                 let pair = &pair;
                 async move { self.store().break_friends(caller.app, pair, std::slice::from_ref(&notice)).await }
             })
-            .await
-            .map_err(store_error)?;
+            .await?;
         if broken == 0 {
             return Err(Error::not_found(format!("{friend} is not your friend")));
         }
@@ -311,15 +304,23 @@ impl Logic {
     pub async fn make_friends(&self, caller: &SharedCaller, pairs: &[(String, String)]) -> Result<()> {
         caller.require_app()?;
         self.check_pairs(pairs)?;
-        let rules = self.friend_rules();
-        self.store().make_friends(caller.app, pairs, &rules, now_ms()).await.map_err(store_error)
+        let max_friends = self.inner.social.max_friends;
+        let mut refusal = None;
+        let mut decide = |state: &PairsState| {
+            decide_pairs(pairs, state, max_friends).map_err(|refused| refusal = Some(refused)).is_ok()
+        };
+        let made = self.store().make_friends(caller.app, pairs, self.backfill_posts(), now_ms(), &mut decide).await?;
+        if !made {
+            return Err(refused_for(refusal));
+        }
+        Ok(())
     }
 
     /// Ends the friendship of each pair (app only; no notifications).
     pub async fn break_friends(&self, caller: &SharedCaller, pairs: &[(String, String)]) -> Result<()> {
         caller.require_app()?;
         self.check_pairs(pairs)?;
-        self.store().break_friends(caller.app, pairs, &[]).await.map_err(store_error)?;
+        self.store().break_friends(caller.app, pairs, &[]).await?;
         Ok(())
     }
 

@@ -7,8 +7,37 @@ use std::collections::BTreeSet;
 use crate::{
     model::{ConversationType, Group, GroupMember, GroupRole, JoinPolicy, JoinRequest, MessageBody},
     proto::common::v1::{SystemBody, message_body::Content},
-    store::{GroupActor, GroupEffects, GroupLoad, GroupPatch, GroupRefusal, GroupState, NewMessage, Recipient},
+    store::{GroupActor, GroupEffects, GroupLoad, GroupPatch, GroupState, NewMessage, Recipient},
 };
+
+/// Why a group change is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupRefusal {
+    #[error("group {0} does not exist")]
+    NoGroup(String),
+    #[error("group {0} has been dismissed")]
+    Dismissed(String),
+    #[error("user {0} is not a member of the group")]
+    NotMember(String),
+    #[error("only the owner or an admin may do this")]
+    NotAdmin,
+    #[error("only the owner may do this")]
+    NotOwner,
+    #[error("the group would have more than {0} members")]
+    Full(u64),
+    #[error("the owner cannot leave or be removed: transfer ownership first")]
+    Owner,
+    #[error("admins cannot change other admins or the owner")]
+    Peer,
+    #[error("users do not exist: {0}")]
+    UnknownUsers(String),
+    #[error("this group is invite-only: ask an owner or admin to invite you")]
+    InviteOnly,
+    #[error("{0} has not asked to join")]
+    NoJoinRequest(String),
+    #[error("this change acts for a user: a device token, or x-gim-acting-user with the app secret")]
+    ActsForUser,
+}
 
 /// Group sizes, from `[groups]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,8 +3,9 @@
 
 use super::{
     Error, Logic, Result, SharedCaller,
-    group_rules::{self, DecisionContext, GroupChange, GroupEvent},
-    messages::{SyncPage, append_error, pushes_of},
+    group_rules::{self, DecisionContext, GroupChange, GroupEvent, GroupRefusal},
+    message_rules::SendRules,
+    messages::{SyncPage, pushes_of},
     validate,
 };
 use crate::{
@@ -13,9 +14,7 @@ use crate::{
         AppId, ConversationType, Group, GroupMember, GroupRole, JoinPolicy, JoinRequest, Message, MessageBody, now_ms,
     },
     proto::common::v1::message_body::Content,
-    store::{
-        GroupActor, GroupEffects, GroupOutcome, GroupPatch, GroupRefusal, GroupState, NewGroup, NewMessage, StoreError,
-    },
+    store::{GroupActor, GroupEffects, GroupOutcome, GroupPatch, GroupState, NewGroup, NewMessage, StoreError},
 };
 
 /// Longest group introduction, in characters.
@@ -45,26 +44,6 @@ pub struct GroupSent {
     pub seq: u64,
     pub group_seq: u64,
     pub sent_at_ms: i64,
-}
-
-/// The domain error for a group refusal.
-pub(super) fn refusal_error(refusal: GroupRefusal) -> Error {
-    let message = refusal.to_string();
-    match refusal {
-        GroupRefusal::NoGroup(_) | GroupRefusal::UnknownUsers(_) | GroupRefusal::NoJoinRequest(_) => {
-            Error::NotFound(message)
-        }
-        GroupRefusal::Dismissed(_) | GroupRefusal::Owner => Error::FailedPrecondition(message),
-        GroupRefusal::Full(_) => Error::ResourceExhausted(message),
-        GroupRefusal::ActsForUser => Error::InvalidArgument(message),
-        GroupRefusal::NotMember(_)
-        | GroupRefusal::NotAdmin
-        | GroupRefusal::NotOwner
-        | GroupRefusal::Muted(_)
-        | GroupRefusal::MutedAll
-        | GroupRefusal::Peer
-        | GroupRefusal::InviteOnly => Error::PermissionDenied(message),
-    }
 }
 
 impl Logic {
@@ -172,16 +151,16 @@ impl Logic {
                     self.publish(caller.app, &outcome);
                     return Ok((outcome, effects));
                 }
-                (Ok(_), Some(Err(refusal))) => return Err(refusal_error(refusal)),
-                (Ok(_), _) => return Err(Error::Internal("a group change was neither made nor refused".into())),
+                (Ok(_), Some(Err(refusal))) => return Err(refusal.into()),
+                (Ok(_), _) => return Err(Error::internal("a group change was neither made nor refused")),
                 // The event's id collided with another node's (or, for a new group, its id
                 // was taken meanwhile): try again, with a new event id.
                 (Err(StoreError::Conflict), _) if attempt < CONFLICT_ATTEMPTS => {}
                 (Err(StoreError::Conflict), _) if create.is_some() => {
-                    return Err(Error::AlreadyExists(format!("group {group_id} already exists")));
+                    return Err(Error::Conflict(format!("group {group_id} already exists")));
                 }
                 (Err(StoreError::NotFound), _) => {
-                    return Err(refusal_error(GroupRefusal::NoGroup(group_id.to_owned())));
+                    return Err(GroupRefusal::NoGroup(group_id.to_owned()).into());
                 }
                 (Err(err), _) => return Err(err.into()),
             }
@@ -219,7 +198,7 @@ impl Logic {
             created_at_ms: now_ms(),
         };
         if self.store().get_group(caller.app, &group_id).await?.is_some() {
-            return Err(Error::AlreadyExists(format!("group {group_id} already exists")));
+            return Err(Error::Conflict(format!("group {group_id} already exists")));
         }
         let change = GroupChange::Create { owner, members };
         let created =
@@ -240,7 +219,7 @@ impl Logic {
         let Some(user) = caller.user() else { return Ok(None) };
         match self.store().group_member(caller.app, &group.group_id, user).await? {
             Some(member) => Ok(Some(member)),
-            None => Err(refusal_error(GroupRefusal::NotMember(user.to_owned()))),
+            None => Err(GroupRefusal::NotMember(user.to_owned()).into()),
         }
     }
 
@@ -328,9 +307,9 @@ impl Logic {
             None => None,
         };
         if group.dismissed {
-            return Err(refusal_error(GroupRefusal::Dismissed(group.group_id)));
+            return Err(GroupRefusal::Dismissed(group.group_id).into());
         }
-        group_rules::may_review(&caller.actor, membership.as_ref()).map_err(refusal_error)?;
+        group_rules::may_review(&caller.actor, membership.as_ref())?;
         Ok(self.store().join_requests(caller.app, group_id).await?)
     }
 
@@ -445,7 +424,8 @@ impl Logic {
             sent_at_ms: 0,
             recipients: Vec::new(),
         };
-        let appended = self.inner.writer.write(caller.app, message).await?.map_err(append_error)?;
+        // Group messages follow the group's rules alone (membership, mutes).
+        let appended = self.inner.writer.write(caller.app, message, SendRules::default()).await?;
         Ok(GroupSent {
             message_id: appended.id,
             seq: appended.sender_seq,

@@ -1,12 +1,12 @@
 //! Sending, syncing, acknowledging and paging through messages.
 
-use super::{DeviceCaller, Error, Logic, Result, validate};
+use super::{DeviceCaller, Error, Logic, Result, message_rules::SendRules, validate};
 use crate::{
     delivery::{DeviceRef, Push},
     frames,
     model::{AppId, ConversationType, Message, MessageBody},
     proto::common::v1 as pb,
-    store::{AppendError, Appended, HistoryCursor, NewMessage, Recipient},
+    store::{Appended, HistoryCursor, NewMessage, Recipient},
 };
 
 /// Who sends a message.
@@ -67,9 +67,8 @@ impl Logic {
             }
             Sender::System => (String::new(), String::new()),
         };
-        if !sender_user.is_empty() && sender_user != receiver {
-            self.may_message(app, &sender_user, receiver).await?;
-        }
+        // Blocks and the app's friendship rule are decided in the write's transaction.
+        let rules = SendRules { friends_only: self.existing_app(app).await?.settings.friendship_required };
         let (conversation_type, recipients) = if sender_user.is_empty() {
             (ConversationType::System, vec![Recipient { user_id: receiver.to_owned(), conversation_id: String::new() }])
         } else if sender_user == receiver {
@@ -97,25 +96,8 @@ impl Logic {
             sent_at_ms: 0,
             recipients,
         };
-        let appended = match self.inner.writer.write(app, message).await? {
-            Ok(appended) => appended,
-            Err(err) => return Err(append_error(err)),
-        };
+        let appended = self.inner.writer.write(app, message, rules).await?;
         Ok(Sent { message_id: appended.id, seq: appended.sender_seq, sent_at_ms: appended.sent_at_ms })
-    }
-
-    /// A user may message another unless blocked by it, and only a friend where the app
-    /// says so.
-    async fn may_message(&self, app: AppId, sender: &str, receiver: &str) -> Result<()> {
-        let relation = self.store().relation(app, sender, receiver).await?;
-        if relation.blocked_by_other {
-            // Nothing more: the sender is not told that it is blocked.
-            return Err(Error::PermissionDenied("this user does not accept your messages".into()));
-        }
-        if !relation.friends && self.existing_app(app).await?.settings.friendship_required {
-            return Err(Error::PermissionDenied("this app allows messages between friends only".into()));
-        }
-        Ok(())
     }
 
     /// The user's inbox after `after_seq`, in seq order.
@@ -171,14 +153,6 @@ impl Logic {
         let has_more = messages.len() > limit as usize;
         messages.truncate(limit as usize);
         Ok(History { messages, has_more })
-    }
-}
-
-/// The domain error for a message the store would not take.
-pub(super) fn append_error(err: AppendError) -> Error {
-    match err {
-        AppendError::UnknownUser(user) => Error::not_found(format!("user {user} does not exist")),
-        AppendError::Group(refusal) => super::groups::refusal_error(refusal),
     }
 }
 

@@ -9,6 +9,7 @@ mod friends;
 mod group_rules;
 mod groups;
 mod ids;
+mod message_rules;
 mod messages;
 mod moments;
 mod notices;
@@ -25,7 +26,7 @@ use std::{sync::Arc, time::Duration};
 
 pub use crate::store::{GroupActor, GroupPatch, HistoryCursor};
 pub use accounts::Session;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, Result};
 pub use friends::WithProfile;
 pub use group_rules::GroupRules;
 pub use groups::{GroupInput, GroupSent};

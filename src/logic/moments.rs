@@ -142,7 +142,7 @@ impl Logic {
             })
             .await
             .map_err(|err| match err {
-                StoreError::Conflict => Error::AlreadyExists(format!(
+                StoreError::Conflict => Error::Conflict(format!(
                     "client_post_id {} belongs to a post that has been deleted",
                     input.client_post_id
                 )),

@@ -68,7 +68,7 @@ impl Logic {
         let user = self.new_user(input)?;
         let created = self.store().create_users(caller.app, std::slice::from_ref(&user), now_ms()).await?;
         if created.first() != Some(&true) {
-            return Err(Error::AlreadyExists(format!("user {} already exists", user.user_id)));
+            return Err(Error::Conflict(format!("user {} already exists", user.user_id)));
         }
         self.get_user(caller.app, &user.user_id).await
     }
@@ -150,13 +150,15 @@ impl Logic {
             os_version: input.os_version,
             sdk_version: input.sdk_version,
         };
-        match self.store().upsert_device(app, &device, limits.max_devices_per_user, now_ms()).await {
-            Ok(device) => Ok(device),
-            Err(StoreError::NotFound) => Err(Error::not_found(format!("user {user_id} does not exist"))),
-            Err(StoreError::LimitReached) => Err(Error::ResourceExhausted(format!(
-                "user {user_id} has {} devices, the most allowed; remove one first",
-                limits.max_devices_per_user
+        // A user has at most `max_devices_per_user` devices, counted under the user's lock.
+        let max = limits.max_devices_per_user as u64;
+        let mut decide = |others: u64| others < max;
+        match self.store().upsert_device(app, &device, now_ms(), &mut decide).await {
+            Ok(Some(device)) => Ok(device),
+            Ok(None) => Err(Error::LimitReached(format!(
+                "user {user_id} has {max} devices, the most allowed; remove one first"
             ))),
+            Err(StoreError::NotFound) => Err(Error::not_found(format!("user {user_id} does not exist"))),
             Err(err) => Err(err.into()),
         }
     }

@@ -14,12 +14,16 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Error, IdGenerator, Result, messages::pushes_of};
+use super::{
+    Error, IdGenerator, Result,
+    message_rules::{SendRefusal, SendRules, may_send},
+    messages::pushes_of,
+};
 use crate::{
     delivery::Delivery,
     metrics::Metrics,
     model::AppId,
-    store::{AppendError, Appended, NewMessage, Store, StoreError},
+    store::{AppendError, Appended, NewMessage, SendState, Store, StoreError},
 };
 
 /// Attempts of a batch that hit a unique key (an id collision between nodes, or the
@@ -29,7 +33,9 @@ const CONFLICT_ATTEMPTS: u32 = 4;
 struct Job {
     app: AppId,
     message: NewMessage,
-    reply: oneshot::Sender<Result<Result<Appended, AppendError>>>,
+    /// What the app asks of the message, decided in the batch's transaction.
+    rules: SendRules,
+    reply: oneshot::Sender<Result<Appended>>,
 }
 
 /// What a lane needs to commit and deliver a batch.
@@ -58,15 +64,16 @@ impl MessageWriter {
         Self { lanes }
     }
 
-    /// Stores `message` (its `id` and `sent_at_ms` are assigned here), hands it to
+    /// Stores `message` (its `id` and `sent_at_ms` are assigned here) if the rules of
+    /// sending let it through as its conversation stands in the transaction, hands it to
     /// delivery, and returns once both are done.
-    pub(super) async fn write(&self, app: AppId, message: NewMessage) -> Result<Result<Appended, AppendError>> {
+    pub(super) async fn write(&self, app: AppId, message: NewMessage, rules: SendRules) -> Result<Appended> {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (app, &message.receiver_id).hash(&mut hasher);
         let lane = &self.lanes[(hasher.finish() % self.lanes.len() as u64) as usize];
         let (reply, outcome) = oneshot::channel();
         let stopped = || Error::Unavailable("the message writer has stopped; retry on another node".into());
-        lane.send(Job { app, message, reply }).await.map_err(|_| stopped())?;
+        lane.send(Job { app, message, rules, reply }).await.map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())?
     }
 }
@@ -95,39 +102,55 @@ impl Committer {
 
     async fn commit_app(&self, app: AppId, jobs: Vec<Job>) {
         let mut messages: Vec<NewMessage> = jobs.iter().map(|job| job.message.clone()).collect();
+        let rules: Vec<SendRules> = jobs.iter().map(|job| job.rules).collect();
+        let mut refusals: Vec<Option<SendRefusal>> = vec![None; jobs.len()];
         let mut attempt = 0;
         let outcome = loop {
             attempt += 1;
             for message in &mut messages {
                 (message.id, message.sent_at_ms) = self.ids.next();
             }
-            match self.store.append(app, &messages).await {
+            let mut decide = |index: usize, state: &SendState<'_>| match may_send(&messages[index], state, rules[index])
+            {
+                Ok(()) => true,
+                Err(refusal) => {
+                    refusals[index] = Some(refusal);
+                    false
+                }
+            };
+            match self.store.append(app, &messages, &mut decide).await {
                 Err(StoreError::Conflict) if attempt < CONFLICT_ATTEMPTS => continue,
                 other => break other,
             }
         };
-        match outcome {
-            Ok(outcomes) => {
-                let mut pushes = Vec::new();
-                for (message, outcome) in messages.iter().zip(&outcomes) {
-                    if let Ok(appended) = outcome
-                        && !appended.duplicate
-                    {
-                        self.metrics.messages_stored.inc();
-                        pushes.extend(pushes_of(app, &message.stored(appended), appended));
-                    }
-                }
-                self.delivery.deliver(pushes);
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
+        let outcomes = match outcome {
+            Ok(outcomes) => outcomes,
             Err(err) => {
                 tracing::error!(app, error = %err, messages = jobs.len(), "committing a batch of messages failed");
+                let err = Error::from(err);
                 for job in jobs {
-                    let _ = job.reply.send(Err(Error::Internal(format!("storing the message failed: {err}"))));
+                    let _ = job.reply.send(Err(Error::internal(format!("storing the message failed: {err}"))));
                 }
+                return;
             }
+        };
+        let mut pushes = Vec::new();
+        for (message, outcome) in messages.iter().zip(&outcomes) {
+            if let Ok(appended) = outcome
+                && !appended.duplicate
+            {
+                self.metrics.messages_stored.inc();
+                pushes.extend(pushes_of(app, &message.stored(appended), appended));
+            }
+        }
+        self.delivery.deliver(pushes);
+        for ((job, outcome), refusal) in jobs.into_iter().zip(outcomes).zip(refusals) {
+            let reply = match (outcome, refusal) {
+                (Ok(appended), _) => Ok(appended),
+                (Err(AppendError::Refused), Some(refusal)) => Err(refusal.into()),
+                (Err(err), _) => Err(err.into()),
+            };
+            let _ = job.reply.send(reply);
         }
     }
 }

@@ -26,20 +26,32 @@ pub enum StoreError {
     NotFound,
     #[error("already exists")]
     Conflict,
-    #[error("limit reached")]
-    LimitReached,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
-    /// A friendship change the state at commit time does not allow.
-    #[error("{0}")]
-    FriendRefused(FriendRefusal),
+    /// The database is out of reach (no connection in time, or the connection broke).
+    #[error("database out of reach: {0}")]
+    Unavailable(sqlx::Error),
     #[error("database error: {0}")]
-    Backend(#[from] sqlx::Error),
+    Backend(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(err)
+            }
+            other => StoreError::Backend(other),
+        }
+    }
+}
+
+/// Decides whether a user with this many other devices may register one more.
+pub type DeviceDecider<'a> = dyn FnMut(u64) -> bool + Send + 'a;
 
 /// A user to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,43 +143,32 @@ pub struct Appended {
 pub enum AppendError {
     #[error("user {0} does not exist")]
     UnknownUser(String),
-    #[error("{0}")]
-    Group(GroupRefusal),
+    /// The decider refused it (and kept its reason).
+    #[error("refused")]
+    Refused,
 }
 
-/// Why the state of a group refuses a message or a change; checked under the group's
-/// lock, so that it holds at commit time.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GroupRefusal {
-    #[error("group {0} does not exist")]
-    NoGroup(String),
-    #[error("group {0} has been dismissed")]
-    Dismissed(String),
-    #[error("user {0} is not a member of the group")]
-    NotMember(String),
-    #[error("only the owner or an admin may do this")]
-    NotAdmin,
-    #[error("only the owner may do this")]
-    NotOwner,
-    #[error("you are muted in this group until {0} (ms since the epoch)")]
-    Muted(i64),
-    #[error("the group is muted: only the owner and admins may speak")]
-    MutedAll,
-    #[error("the group would have more than {0} members")]
-    Full(u64),
-    #[error("the owner cannot leave or be removed: transfer ownership first")]
-    Owner,
-    #[error("admins cannot change other admins or the owner")]
-    Peer,
-    #[error("users do not exist: {0}")]
-    UnknownUsers(String),
-    #[error("this group is invite-only: ask an owner or admin to invite you")]
-    InviteOnly,
-    #[error("{0} has not asked to join")]
-    NoJoinRequest(String),
-    #[error("this change acts for a user: a device token, or x-gim-acting-user with the app secret")]
-    ActsForUser,
+/// A message of a batch as the store finds its conversation, under the batch's locks:
+/// what the rules of sending are decided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendState<'a> {
+    /// Nothing to check: no user sends it (the app, a group's announcement), or a user
+    /// writes to itself.
+    Unchecked,
+    /// A user writes to another user.
+    Direct {
+        friends: bool,
+        /// The receiver blocked the sender.
+        blocked: bool,
+    },
+    /// A message to a group: the group row (`None`: no such group) and the sender's
+    /// membership (`None`: not a member, or no user sender).
+    Group { group: Option<&'a Group>, sender: Option<&'a GroupMember> },
 }
+
+/// Decides whether message `index` of a batch may be written; the decider keeps its
+/// reasons for refusing.
+pub type SendDecider<'a> = dyn FnMut(usize, &SendState<'_>) -> bool + Send + 'a;
 
 /// A group to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,14 +319,15 @@ pub trait UserStore: Send + Sync {
     ) -> StoreResult<Option<User>>;
     async fn list_users(&self, app: AppId, after_user_id: &str, limit: u32) -> StoreResult<Vec<User>>;
 
-    /// Registers or updates a device; `LimitReached` when the user has `max_devices` others.
+    /// Registers or updates a device, if `decide` admits it given how many other devices
+    /// the user has (`None` when it refused); `NotFound` if the user does not exist.
     async fn upsert_device(
         &self,
         app: AppId,
         device: &NewDevice,
-        max_devices: usize,
         now_ms: i64,
-    ) -> StoreResult<Device>;
+        decide: &mut DeviceDecider<'_>,
+    ) -> StoreResult<Option<Device>>;
     async fn get_device(&self, app: AppId, user_id: &str, device_id: &str) -> StoreResult<Option<Device>>;
     async fn list_devices(&self, app: AppId, user_id: &str) -> StoreResult<Vec<Device>>;
     async fn remove_device(&self, app: AppId, user_id: &str, device_id: &str) -> StoreResult<bool>;
@@ -361,7 +363,13 @@ pub trait MessageStore: Send + Sync {
     /// Stores a batch of messages in one transaction: each message once (deduplicated
     /// on sender and `client_msg_id`), one inbox entry per recipient with that user's
     /// next seq. Per-message failures do not affect the rest of the batch.
-    async fn append(&self, app: AppId, batch: &[NewMessage]) -> StoreResult<Vec<Result<Appended, AppendError>>>;
+    /// Each new message is written if `decide` admits it on its `SendState`.
+    async fn append(
+        &self,
+        app: AppId,
+        batch: &[NewMessage],
+        decide: &mut SendDecider<'_>,
+    ) -> StoreResult<Vec<Result<Appended, AppendError>>>;
     /// The user's latest inbox seq, `None` if the user does not exist.
     async fn latest_seq(&self, app: AppId, user_id: &str) -> StoreResult<Option<u64>>;
     /// Inbox entries with seq > `after_seq`, ascending, at most `limit`.
@@ -477,6 +485,8 @@ pub struct RequestState {
     pub earlier: Option<FriendRequest>,
     /// The sender's requests to others that wait for an answer.
     pub pending: u64,
+    /// How many friends the sender and the other user have.
+    pub friend_counts: (u64, u64),
 }
 
 /// What a friend request does, as decided from its `RequestState`.
@@ -494,32 +504,41 @@ pub enum RequestEffect {
 /// (the decider keeps its reason).
 pub type RequestDecider<'a> = dyn FnMut(&RequestState) -> Option<RequestEffect> + Send + 'a;
 
-/// Friendship limits the store enforces in the transaction that makes friends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FriendRules {
-    pub max_friends: u64,
-    /// A new friend's feed gets this many of the other's latest posts it may see.
-    pub backfill_posts: u32,
+/// `user`'s answer to the friend request from `from`: to accept (with the notice to
+/// write), or to turn it down.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Answer<'a> {
+    pub user: &'a str,
+    pub from: &'a str,
+    pub accepted: Option<&'a NewMessage>,
+    pub now_ms: i64,
 }
 
-/// Why the store refused a friendship change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FriendRefusal {
-    #[error("you are friends already")]
-    AlreadyFriends,
-    #[error("{0} has reached the limit of {1} friends")]
-    TooManyFriends(String, u64),
-    #[error("no pending friend request from {0}")]
-    NoRequest(String),
-    #[error("users do not exist: {0}")]
-    UnknownUsers(String),
-    #[error("{user} turned down your last request: you may ask again after {until_ms} (ms since the epoch)")]
-    CoolingDown { user: String, until_ms: i64 },
-    #[error(
-        "you have {0} friend requests waiting for an answer: wait for some, or withdraw them by asking again later"
-    )]
-    TooManyPending(u64),
+/// How an answer to a friend request finds things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerState {
+    /// The request waits for an answer (it neither lapsed nor was turned down).
+    pub live: bool,
+    /// How many friends the user answering and the user who asked have.
+    pub friend_counts: (u64, u64),
 }
+
+/// How a set of users to make friends finds things.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PairsState {
+    /// Users named that do not exist in the app.
+    pub unknown_users: Vec<String>,
+    /// How many friends each user named has.
+    pub friend_counts: std::collections::HashMap<String, u64>,
+    /// The pairs named that are friends already.
+    pub friends_already: std::collections::HashSet<(String, String)>,
+}
+
+/// Decides an answer from its state: `true` to write it, `false` to refuse (the decider
+/// keeps its reason).
+pub type AnswerDecider<'a> = dyn FnMut(&AnswerState) -> bool + Send + 'a;
+/// Decides a set of pairs to make friends, likewise.
+pub type PairsDecider<'a> = dyn FnMut(&PairsState) -> bool + Send + 'a;
 
 #[async_trait]
 pub trait FriendStore: Send + Sync {
@@ -528,25 +547,25 @@ pub trait FriendStore: Send + Sync {
     /// Locks the sender, reads the `RequestState`, and does what `decide` answers: stores
     /// the request (replacing an earlier one between the same two) with its notice, or
     /// makes them friends; `None` when it refused.
+    /// A new friendship copies this many of each one's latest posts into the other's feed.
     async fn send_friend_request(
         &self,
         app: AppId,
         request: &FriendRequest,
         notices: &RequestNotices,
-        rules: &FriendRules,
+        backfill_posts: u32,
         decide: &mut RequestDecider<'_>,
     ) -> StoreResult<Option<RequestOutcome>>;
-    /// Accepts (making friends, with `accepted`) or turns down a live request to `user`;
-    /// a request turned down is kept, with the time, for the sender's cool-down.
+    /// Reads the `AnswerState` of the request from `from` to `user` and, if `decide`
+    /// admits it, accepts it (making friends, with `accepted`) or turns it down (kept,
+    /// with the time, for the sender's cool-down); `None` when it refused.
     async fn answer_friend_request(
         &self,
         app: AppId,
-        user: &str,
-        from: &str,
-        accept: Option<&NewMessage>,
-        rules: &FriendRules,
-        now_ms: i64,
-    ) -> StoreResult<Vec<Notice>>;
+        answer: &Answer<'_>,
+        backfill_posts: u32,
+        decide: &mut AnswerDecider<'_>,
+    ) -> StoreResult<Option<Vec<Notice>>>;
     /// Live requests to (`incoming`) or from the user, newest first.
     async fn friend_requests(
         &self,
@@ -555,14 +574,17 @@ pub trait FriendStore: Send + Sync {
         incoming: bool,
         now_ms: i64,
     ) -> StoreResult<Vec<FriendRequest>>;
-    /// Makes each pair friends (both sides); pairs that are friends already are left as they are.
+    /// Reads the `PairsState` of the users named and, if `decide` admits it, makes each
+    /// pair friends (both sides; pairs that are friends already stay as they are);
+    /// `false` when it refused.
     async fn make_friends(
         &self,
         app: AppId,
         pairs: &[(String, String)],
-        rules: &FriendRules,
+        backfill_posts: u32,
         now_ms: i64,
-    ) -> StoreResult<()>;
+        decide: &mut PairsDecider<'_>,
+    ) -> StoreResult<bool>;
     /// Ends each pair's friendship on both sides, with the notices; returns how many
     /// pairs were friends.
     async fn break_friends(

@@ -60,7 +60,7 @@ async fn a_batch_dedups_isolates_failures_and_numbers_each_inbox(backend: Backen
         direct(3, "m1", "alice", "bob"),
         direct(4, "m3", "bob", "alice"),
     ];
-    let outcomes = store.append(app, &batch).await.unwrap();
+    let outcomes = store.append(app, &batch, &mut |_, _| true).await.unwrap();
     let first = outcomes[0].clone().unwrap();
     let inboxes =
         |a: &gim::store::Appended| a.inboxes.iter().map(|(u, s)| (u.as_str().to_owned(), *s)).collect::<Vec<_>>();
@@ -73,7 +73,7 @@ async fn a_batch_dedups_isolates_failures_and_numbers_each_inbox(backend: Backen
     assert_eq!(inboxes(&reply), [("alice".to_owned(), 2), ("bob".to_owned(), 2)]);
     assert_eq!(reply.sender_seq, 2);
 
-    let again = store.append(app, &[direct(9, "m1", "alice", "bob")]).await.unwrap();
+    let again = store.append(app, &[direct(9, "m1", "alice", "bob")], &mut |_, _| true).await.unwrap();
     let again = again[0].clone().unwrap();
     assert_eq!((again.id, again.duplicate, again.sender_seq, again.sent_at_ms), (1, true, 1, 1_001));
 
@@ -84,7 +84,7 @@ async fn a_batch_dedups_isolates_failures_and_numbers_each_inbox(backend: Backen
     assert_eq!(store.latest_seq(app, "nobody").await.unwrap(), None);
 
     // The same ids in another app are another app's business.
-    let elsewhere = store.append(other_app, &[direct(1, "m1", "alice", "alice")]).await;
+    let elsewhere = store.append(other_app, &[direct(1, "m1", "alice", "alice")], &mut |_, _| true).await;
     assert!(elsewhere.is_ok());
     store.close().await;
 }

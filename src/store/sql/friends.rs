@@ -10,8 +10,8 @@ use super::{SqlStore, Tx, bind_in, in_list, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Friend, FriendRequest, Relation, Visibility},
     store::{
-        FriendRefusal, FriendRules, FriendStore, NewMessage, Notice, RequestDecider, RequestEffect, RequestNotices,
-        RequestOutcome, RequestState, StoreError, StoreResult,
+        Answer, AnswerDecider, AnswerState, FriendStore, NewMessage, Notice, PairsDecider, PairsState, RequestDecider,
+        RequestEffect, RequestNotices, RequestOutcome, RequestState, StoreResult,
     },
 };
 
@@ -36,10 +36,6 @@ fn request(row: &AnyRow) -> StoreResult<FriendRequest> {
         expires_at_ms: row.try_get("expires_at_ms")?,
         rejected_at_ms: row.try_get("rejected_at_ms")?,
     })
-}
-
-fn refused(refusal: FriendRefusal) -> StoreError {
-    StoreError::FriendRefused(refusal)
 }
 
 impl SqlStore {
@@ -92,29 +88,28 @@ impl SqlStore {
         Ok(())
     }
 
+    async fn friend_count_in(&self, tx: &mut Tx, app: i64, user: &str) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM friendships WHERE app_id = ? AND user_id = ?")
+            .bind(app)
+            .bind(user)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(rows::unsigned(count))
+    }
+
     /// Makes `a` and `b` friends (if they are not already): both rows, the end of their
-    /// requests, and each one's recent posts in the other's feed.
+    /// requests, and up to `backfill_posts` of each one's latest posts in the other's feed.
     async fn befriend_in(
         &self,
         tx: &mut Tx,
         app: i64,
         (a, b): (&str, &str),
-        rules: &FriendRules,
+        backfill_posts: u32,
         now_ms: i64,
     ) -> StoreResult<()> {
         self.drop_requests_in(tx, app, a, b).await?;
         if self.are_friends_in(tx, app, a, b).await? {
             return Ok(());
-        }
-        for user in [a, b] {
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM friendships WHERE app_id = ? AND user_id = ?")
-                .bind(app)
-                .bind(user)
-                .fetch_one(&mut **tx)
-                .await?;
-            if rows::unsigned(count) >= rules.max_friends {
-                return Err(refused(FriendRefusal::TooManyFriends(user.to_owned(), rules.max_friends)));
-            }
         }
         let sql = format!(
             "INSERT INTO friendships (app_id, user_id, friend_id, remark, extra, created_at_ms) \
@@ -132,8 +127,8 @@ impl SqlStore {
             .bind(now_ms)
             .execute(&mut **tx)
             .await?;
-        self.backfill_feed_in(tx, app, a, b, rules.backfill_posts).await?;
-        self.backfill_feed_in(tx, app, b, a, rules.backfill_posts).await
+        self.backfill_feed_in(tx, app, a, b, backfill_posts).await?;
+        self.backfill_feed_in(tx, app, b, a, backfill_posts).await
     }
 
     /// Puts the author's latest posts that `viewer`, now a friend, may see into its feed.
@@ -209,6 +204,7 @@ impl SqlStore {
             asked_first: self.live_request_in(tx, app, to, from, now_ms).await?,
             earlier: earlier.as_ref().map(request).transpose()?,
             pending: rows::unsigned(pending),
+            friend_counts: (self.friend_count_in(tx, app, from).await?, self.friend_count_in(tx, app, to).await?),
         })
     }
 
@@ -218,7 +214,7 @@ impl SqlStore {
         app: i64,
         request: &FriendRequest,
         notices: &RequestNotices,
-        rules: &FriendRules,
+        backfill_posts: u32,
         decide: &mut RequestDecider<'_>,
     ) -> StoreResult<Option<RequestOutcome>> {
         let state = self.request_state_in(tx, app, request).await?;
@@ -227,7 +223,7 @@ impl SqlStore {
             None => Ok(None),
             Some(RequestEffect::Repeat) => Ok(Some(RequestOutcome::Requested(Vec::new()))),
             Some(RequestEffect::Befriend) => {
-                self.befriend_in(tx, app, (from, to), rules, request.created_at_ms).await?;
+                self.befriend_in(tx, app, (from, to), backfill_posts, request.created_at_ms).await?;
                 let notices = self.append_notices_in(tx, app, std::slice::from_ref(&notices.accepted)).await?;
                 Ok(Some(RequestOutcome::BecameFriends(notices)))
             }
@@ -259,29 +255,49 @@ impl SqlStore {
         &self,
         tx: &mut Tx,
         app: i64,
-        (user, from): (&str, &str),
-        accept: Option<&NewMessage>,
-        rules: &FriendRules,
-        now_ms: i64,
-    ) -> StoreResult<Vec<Notice>> {
-        if !self.live_request_in(tx, app, from, user, now_ms).await? {
-            return Err(refused(FriendRefusal::NoRequest(from.to_owned())));
+        answer: &Answer<'_>,
+        backfill_posts: u32,
+        decide: &mut AnswerDecider<'_>,
+    ) -> StoreResult<Option<Vec<Notice>>> {
+        let (user, from) = (answer.user, answer.from);
+        let state = AnswerState {
+            live: self.live_request_in(tx, app, from, user, answer.now_ms).await?,
+            friend_counts: (self.friend_count_in(tx, app, user).await?, self.friend_count_in(tx, app, from).await?),
+        };
+        if !decide(&state) {
+            return Ok(None);
         }
-        let Some(accepted) = accept else {
+        let Some(accepted) = answer.accepted else {
             // Kept, with the time: the sender may not ask again before its cool-down ends.
             sqlx::query(
                 "UPDATE friend_requests SET rejected_at_ms = ? WHERE app_id = ? AND from_user_id = ? AND to_user_id = ?",
             )
-            .bind(now_ms)
+            .bind(answer.now_ms)
             .bind(app)
             .bind(from)
             .bind(user)
             .execute(&mut **tx)
             .await?;
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         };
-        self.befriend_in(tx, app, (user, from), rules, now_ms).await?;
-        self.append_notices_in(tx, app, std::slice::from_ref(accepted)).await
+        self.befriend_in(tx, app, (user, from), backfill_posts, answer.now_ms).await?;
+        Ok(Some(self.append_notices_in(tx, app, std::slice::from_ref(accepted)).await?))
+    }
+
+    async fn pairs_state_in(&self, tx: &mut Tx, app: i64, pairs: &[(String, String)]) -> StoreResult<PairsState> {
+        let users: Vec<String> =
+            pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut state =
+            PairsState { unknown_users: self.unknown_users(tx, app, &users).await?, ..PairsState::default() };
+        for user in &users {
+            state.friend_counts.insert(user.clone(), self.friend_count_in(tx, app, user).await?);
+        }
+        for (a, b) in pairs {
+            if self.are_friends_in(tx, app, a, b).await? {
+                state.friends_already.insert((a.clone(), b.clone()));
+            }
+        }
+        Ok(state)
     }
 }
 
@@ -317,7 +333,7 @@ impl FriendStore for SqlStore {
         app: AppId,
         request: &FriendRequest,
         notices: &RequestNotices,
-        rules: &FriendRules,
+        backfill_posts: u32,
         decide: &mut RequestDecider<'_>,
     ) -> StoreResult<Option<RequestOutcome>> {
         let app = rows::signed(app);
@@ -325,7 +341,7 @@ impl FriendStore for SqlStore {
         loop {
             attempt += 1;
             let mut tx = self.begin().await?;
-            let result = self.send_request_in(&mut tx, app, request, notices, rules, decide).await;
+            let result = self.send_request_in(&mut tx, app, request, notices, backfill_posts, decide).await;
             if let Some(done) = self.settle(tx, result, attempt).await {
                 return done;
             }
@@ -335,18 +351,20 @@ impl FriendStore for SqlStore {
     async fn answer_friend_request(
         &self,
         app: AppId,
-        user: &str,
-        from: &str,
-        accept: Option<&NewMessage>,
-        rules: &FriendRules,
-        now_ms: i64,
-    ) -> StoreResult<Vec<Notice>> {
+        answer: &Answer<'_>,
+        backfill_posts: u32,
+        decide: &mut AnswerDecider<'_>,
+    ) -> StoreResult<Option<Vec<Notice>>> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = self.answer_in(&mut tx, app, (user, from), accept, rules, now_ms).await;
-            (tx, result)
-        })
-        .await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.begin().await?;
+            let result = self.answer_in(&mut tx, app, answer, backfill_posts, decide).await;
+            if let Some(done) = self.settle(tx, result, attempt).await {
+                return done;
+            }
+        }
     }
 
     async fn friend_requests(
@@ -374,30 +392,29 @@ impl FriendStore for SqlStore {
         &self,
         app: AppId,
         pairs: &[(String, String)],
-        rules: &FriendRules,
+        backfill_posts: u32,
         now_ms: i64,
-    ) -> StoreResult<()> {
+        decide: &mut PairsDecider<'_>,
+    ) -> StoreResult<bool> {
         let app = rows::signed(app);
-        let users: Vec<String> =
-            pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect::<BTreeSet<_>>().into_iter().collect();
-        self.write_tx(|mut tx| {
-            let users = &users;
-            async move {
-                let result = async {
-                    let unknown = self.unknown_users(&mut tx, app, users).await?;
-                    if !unknown.is_empty() {
-                        return Err(refused(FriendRefusal::UnknownUsers(unknown.join(", "))));
-                    }
-                    for (a, b) in pairs {
-                        self.befriend_in(&mut tx, app, (a, b), rules, now_ms).await?;
-                    }
-                    Ok(())
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.begin().await?;
+            let result = async {
+                if !decide(&self.pairs_state_in(&mut tx, app, pairs).await?) {
+                    return Ok(false);
                 }
-                .await;
-                (tx, result)
+                for (a, b) in pairs {
+                    self.befriend_in(&mut tx, app, (a, b), backfill_posts, now_ms).await?;
+                }
+                Ok(true)
             }
-        })
-        .await
+            .await;
+            if let Some(done) = self.settle(tx, result, attempt).await {
+                return done;
+            }
+        }
     }
 
     async fn break_friends(

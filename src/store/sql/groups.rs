@@ -230,7 +230,9 @@ impl SqlStore {
             let group = fx.group.unwrap_or(group);
             return Ok(GroupOutcome { group, affected: Vec::new(), event: None, joined_large, left_large: Vec::new() });
         };
-        let event = match self.append_in(tx, app, std::slice::from_ref(&announcement)).await?.pop() {
+        // An announcement has no user sender: nothing to decide.
+        let written = self.append_in(tx, app, std::slice::from_ref(&announcement), &mut |_, _| true).await?;
+        let event = match written.into_iter().next() {
             Some(Ok(appended)) => (announcement.stored(&appended), appended),
             Some(Err(err)) => return Err(StoreError::Corrupt(format!("writing a group event: {err}"))),
             None => return Err(StoreError::Corrupt("writing a group event gave no outcome".into())),

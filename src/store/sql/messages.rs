@@ -8,10 +8,10 @@ use sqlx::Row;
 
 use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, pow2_chunks, rows, rows_of};
 use crate::{
-    model::{AppId, ConversationType, Group, GroupMember, GroupRole, Message, MessageStatus},
+    model::{AppId, ConversationType, Group, GroupMember, Message, MessageStatus},
     store::{
-        AppendError, Appended, GroupRefusal, HistoryCursor, MessageStore, NewMessage, Notice, Recipient, StoreError,
-        StoreResult,
+        AppendError, Appended, HistoryCursor, MessageStore, NewMessage, Notice, Recipient, SendDecider, SendState,
+        StoreError, StoreResult,
     },
 };
 
@@ -26,6 +26,21 @@ struct StoredRow {
     position: u64,
 }
 
+/// A row of `inbox`: message `index` of the batch in `user`'s inbox at `seq`.
+struct InboxRow<'b> {
+    index: usize,
+    user: &'b str,
+    conversation: &'b str,
+    seq: i64,
+}
+
+/// A row of `group_timeline`.
+struct TimelineRow<'b> {
+    group: &'b str,
+    seq: u64,
+    message_id: u64,
+}
+
 /// A group locked for a batch, with what the batch needs to know of its members.
 struct LockedGroup {
     group: Group,
@@ -37,156 +52,159 @@ struct LockedGroup {
     position: u64,
 }
 
-impl SqlStore {
-    pub(super) async fn append_in(&self, tx: &mut Tx, app: i64, batch: &[NewMessage]) -> StoreResult<Vec<Outcome>> {
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+/// A message the rules let through, and the inboxes it lands in.
+struct Admitted {
+    index: usize,
+    recipients: Vec<Recipient>,
+    on_timeline: bool,
+}
 
-        // 1. Sends that repeat a stored message, or an earlier one of this batch.
+/// The batch's messages that are new, and those that repeat an earlier one of the batch
+/// (with the index of that one).
+struct Fresh {
+    new: Vec<usize>,
+    repeats: Vec<(usize, usize)>,
+}
+
+/// How the senders of a batch's direct messages stand with their receivers, by
+/// (sender, receiver).
+#[derive(Default)]
+struct Relations<'b> {
+    friends: BTreeSet<(&'b str, &'b str)>,
+    /// (sender, receiver) where the receiver blocked the sender.
+    blocked: BTreeSet<(&'b str, &'b str)>,
+}
+
+/// Whether the rules look at this message's relation between sender and receiver: a user
+/// writing to another user.
+fn between_users(message: &NewMessage) -> bool {
+    message.conversation_type == ConversationType::Direct
+        && !message.sender_user_id.is_empty()
+        && message.sender_user_id != message.receiver_id
+}
+
+impl SqlStore {
+    /// Writes a batch in the open transaction: repeats of earlier sends return the first
+    /// send's outcome; `decide` admits or refuses each new message on what is read here
+    /// under the batch's locks; the admitted get seqs, positions and rows.
+    pub(super) async fn append_in(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        batch: &[NewMessage],
+        decide: &mut SendDecider<'_>,
+    ) -> StoreResult<Vec<Outcome>> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+        let fresh = self.find_repeats(tx, app, batch, &mut outcomes).await?;
+        let mut groups = self.lock_groups_for(tx, app, batch, &fresh.new).await?;
+        let relations = self.relations_of(tx, app, batch, &fresh.new).await?;
+        let admitted = admit(batch, &fresh.new, &groups, &relations, decide, &mut outcomes);
+        // Seq rows are locked in key order, so that concurrent batches cannot deadlock.
+        let users: BTreeSet<&str> =
+            admitted.iter().flat_map(|a| a.recipients.iter().map(|r| r.user_id.as_str())).collect();
+        let mut seqs = self.lock_seqs(tx, app, &users).await?;
+        let mut written = Written::default();
+        for message in &admitted {
+            outcomes[message.index] = Some(assign(batch, message, &mut groups, &mut seqs, &mut written));
+        }
+        for (index, first) in fresh.repeats {
+            outcomes[index] = outcomes[first].clone().map(|outcome| outcome.map(as_duplicate));
+        }
+        self.write_batch(tx, app, batch, &written, &seqs, &groups).await?;
+        Ok(outcomes.into_iter().map(|outcome| outcome.expect("every message of a batch gets an outcome")).collect())
+    }
+
+    /// Marks the batch's repeats of stored sends with the first send's outcome; returns
+    /// the new messages and the repeats within the batch.
+    async fn find_repeats(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        batch: &[NewMessage],
+        outcomes: &mut [Option<Outcome>],
+    ) -> StoreResult<Fresh> {
         let stored = self.stored_sends(tx, app, batch).await?;
         let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
-        let mut repeats: Vec<(usize, usize)> = Vec::new();
-        let mut fresh: Vec<usize> = Vec::new();
-        for (i, msg) in batch.iter().enumerate() {
-            let key = (msg.client_msg_id.as_str(), msg.sender_user_id.as_str());
+        let mut fresh = Fresh { new: Vec::new(), repeats: Vec::new() };
+        for (i, message) in batch.iter().enumerate() {
+            let key = (message.client_msg_id.as_str(), message.sender_user_id.as_str());
             if let Some(earlier) = stored.get(&key) {
                 outcomes[i] = Some(Ok(earlier.clone()));
             } else if let Some(&first) = first_of.get(&key) {
-                repeats.push((i, first));
+                fresh.repeats.push((i, first));
             } else {
                 first_of.insert(key, i);
-                fresh.push(i);
+                fresh.new.push(i);
             }
         }
+        Ok(fresh)
+    }
 
-        // 2. Lock the groups written to, and decide where each group message goes: the
-        // members' inboxes (small group) or the timeline (large group).
-        let mut groups = self.lock_groups_for(tx, app, batch, &fresh).await?;
-        let mut recipients: HashMap<usize, Vec<Recipient>> = HashMap::new();
-        let mut on_timeline: BTreeSet<usize> = BTreeSet::new();
-        fresh.retain(|&i| {
-            let msg = &batch[i];
-            if msg.conversation_type != ConversationType::Group {
-                recipients.insert(i, msg.recipients.clone());
-                return true;
+    /// Friendships and blocks between the senders and receivers of the batch's direct
+    /// messages.
+    async fn relations_of<'b>(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        batch: &'b [NewMessage],
+        fresh: &[usize],
+    ) -> StoreResult<Relations<'b>> {
+        let pairs: BTreeSet<(&str, &str)> = fresh
+            .iter()
+            .map(|&i| &batch[i])
+            .filter(|m| between_users(m))
+            .map(|m| (m.sender_user_id.as_str(), m.receiver_id.as_str()))
+            .collect();
+        let mut relations = Relations::default();
+        for &(sender, receiver) in &pairs {
+            let row = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM friendships WHERE app_id = ? AND user_id = ? AND friend_id = ?) AS friends, \
+                 (SELECT COUNT(*) FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?) AS blocked",
+            )
+            .bind(app)
+            .bind(sender)
+            .bind(receiver)
+            .bind(app)
+            .bind(receiver)
+            .bind(sender)
+            .fetch_one(&mut **tx)
+            .await?;
+            if row.try_get::<i64, _>("friends")? > 0 {
+                relations.friends.insert((sender, receiver));
             }
-            let Some(locked) = groups.get_mut(msg.receiver_id.as_str()) else {
-                outcomes[i] = Some(Err(AppendError::Group(GroupRefusal::NoGroup(msg.receiver_id.clone()))));
-                return false;
-            };
-            if let Err(refusal) = may_send(locked, msg) {
-                outcomes[i] = Some(Err(AppendError::Group(refusal)));
-                return false;
+            if row.try_get::<i64, _>("blocked")? > 0 {
+                relations.blocked.insert((sender, receiver));
             }
-            let mut inboxes = msg.recipients.clone();
-            if locked.group.large {
-                on_timeline.insert(i);
-            } else {
-                let mut members: Vec<&String> = locked.members.keys().collect();
-                members.sort();
-                inboxes.extend(
-                    members
-                        .into_iter()
-                        .map(|user| Recipient { user_id: user.clone(), conversation_id: msg.receiver_id.clone() }),
-                );
-            }
-            recipients.insert(i, inboxes);
-            true
-        });
-
-        // 3. Lock the seq rows of every recipient, in key order so that concurrent
-        // batches always lock in the same order and cannot deadlock.
-        let users: BTreeSet<&str> =
-            fresh.iter().flat_map(|i| recipients[i].iter().map(|r| r.user_id.as_str())).collect();
-        let mut seqs = self.lock_seqs(tx, app, &users).await?;
-        let mut touched: BTreeSet<&str> = BTreeSet::new();
-
-        // 4. Hand out seqs in batch order.
-        let mut inbox_rows: Vec<(usize, &str, &str, i64)> = Vec::new();
-        let mut stored_rows: Vec<StoredRow> = Vec::new();
-        let mut timeline: HashMap<usize, (String, u64)> = HashMap::new();
-        for &i in &fresh {
-            let msg = &batch[i];
-            let targets = &recipients[&i];
-            if let Some(missing) = targets.iter().find(|r| !seqs.contains_key(r.user_id.as_str())) {
-                outcomes[i] = Some(Err(AppendError::UnknownUser(missing.user_id.clone())));
-                continue;
-            }
-            let mut position = 0;
-            if let Some(locked) = groups.get_mut(msg.receiver_id.as_str())
-                && msg.conversation_type == ConversationType::Group
-            {
-                locked.position += 1;
-                position = locked.position;
-                if on_timeline.contains(&i) {
-                    locked.seq += 1;
-                    timeline.insert(i, (msg.receiver_id.clone(), locked.seq));
-                }
-            }
-            let mut inboxes = Vec::with_capacity(targets.len());
-            for recipient in targets {
-                let seq = seqs.get_mut(recipient.user_id.as_str()).map(|seq| {
-                    *seq += 1;
-                    *seq
-                });
-                let seq = seq.unwrap_or_default();
-                touched.insert(recipient.user_id.as_str());
-                inbox_rows.push((i, recipient.user_id.as_str(), recipient.conversation_id.as_str(), seq));
-                inboxes.push((recipient.user_id.clone(), rows::unsigned(seq)));
-            }
-            let sender_seq = inboxes
-                .iter()
-                .find(|(user, _)| !msg.sender_user_id.is_empty() && *user == msg.sender_user_id)
-                .map_or(0, |(_, seq)| *seq);
-            let group_seq = timeline.get(&i).map_or(0, |(_, seq)| *seq);
-            stored_rows.push(StoredRow { index: i, sender_seq, group_seq, position });
-            outcomes[i] = Some(Ok(Appended {
-                id: msg.id,
-                sent_at_ms: msg.sent_at_ms,
-                duplicate: false,
-                inboxes,
-                sender_seq,
-                timeline: timeline.get(&i).cloned(),
-            }));
         }
-        for (i, first) in repeats {
-            outcomes[i] = outcomes[first].clone().map(|outcome| outcome.map(as_duplicate));
-        }
+        Ok(relations)
+    }
 
-        // 5. Write seqs, messages, inbox and timeline entries.
-        self.store_seqs(tx, app, touched.iter().map(|user| (*user, seqs[*user]))).await?;
-        for chunk in pow2_chunks(&stored_rows) {
+    /// Writes what a batch gave out: seqs, messages, inbox and timeline rows, and the
+    /// groups' new seqs and positions.
+    async fn write_batch(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        batch: &[NewMessage],
+        written: &Written<'_>,
+        seqs: &BTreeMap<&str, i64>,
+        groups: &HashMap<String, LockedGroup>,
+    ) -> StoreResult<()> {
+        self.store_seqs(tx, app, written.touched.iter().map(|user| (*user, seqs[*user]))).await?;
+        for chunk in pow2_chunks(&written.messages) {
             self.insert_messages(tx, app, batch, chunk).await?;
         }
-        for chunk in pow2_chunks(&inbox_rows) {
-            let sql = format!(
-                "INSERT INTO inbox (app_id, user_id, seq, message_id, conversation_type, conversation_id, sent_at_ms) \
-                 VALUES {}",
-                rows_of(chunk.len(), 7)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for &(i, user, conversation, seq) in chunk {
-                let msg = &batch[i];
-                query = query
-                    .bind(app)
-                    .bind(user)
-                    .bind(seq)
-                    .bind(rows::signed(msg.id))
-                    .bind(i64::from(msg.conversation_type as i32))
-                    .bind(conversation)
-                    .bind(msg.sent_at_ms);
-            }
-            query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
+        for chunk in pow2_chunks(&written.inbox) {
+            self.insert_inbox(tx, app, batch, chunk).await?;
         }
-        let timeline_rows: Vec<(&str, u64, u64)> =
-            timeline.iter().map(|(i, (group, seq))| (group.as_str(), *seq, batch[*i].id)).collect();
-        for chunk in pow2_chunks(&timeline_rows) {
+        for chunk in pow2_chunks(&written.timeline) {
             let sql = format!(
                 "INSERT INTO group_timeline (app_id, group_id, seq, message_id) VALUES {}",
                 rows_of(chunk.len(), 4)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for &(group, seq, id) in chunk {
-                query = query.bind(app).bind(group).bind(rows::signed(seq)).bind(rows::signed(id));
+            for row in chunk {
+                query = query.bind(app).bind(row.group).bind(rows::signed(row.seq)).bind(rows::signed(row.message_id));
             }
             query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         }
@@ -199,7 +217,35 @@ impl SqlStore {
                 .execute(&mut **tx)
                 .await?;
         }
-        Ok(outcomes.into_iter().map(|outcome| outcome.expect("every message of a batch gets an outcome")).collect())
+        Ok(())
+    }
+
+    async fn insert_inbox(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        batch: &[NewMessage],
+        chunk: &[InboxRow<'_>],
+    ) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO inbox (app_id, user_id, seq, message_id, conversation_type, conversation_id, sent_at_ms) \
+             VALUES {}",
+            rows_of(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            let message = &batch[row.index];
+            query = query
+                .bind(app)
+                .bind(row.user)
+                .bind(row.seq)
+                .bind(rows::signed(message.id))
+                .bind(i64::from(message.conversation_type as i32))
+                .bind(row.conversation)
+                .bind(message.sent_at_ms);
+        }
+        query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
+        Ok(())
     }
 
     /// Writes notifications in the transaction of the change they announce.
@@ -212,7 +258,8 @@ impl SqlStore {
         if notices.is_empty() {
             return Ok(Vec::new());
         }
-        let outcomes = self.append_in(tx, app, notices).await?;
+        // Notices have no user sender: nothing to decide.
+        let outcomes = self.append_in(tx, app, notices, &mut |_, _| true).await?;
         notices
             .iter()
             .zip(outcomes)
@@ -431,41 +478,139 @@ fn as_duplicate(first: Appended) -> Appended {
     Appended { duplicate: true, inboxes: Vec::new(), ..first }
 }
 
-/// May this message go to this group: the group is live, the sender a member who may
-/// speak. System messages (no sender) always may.
-fn may_send(locked: &LockedGroup, msg: &NewMessage) -> Result<(), GroupRefusal> {
-    let group = &locked.group;
-    // System messages (no sender) announce changes, the dismissal among them.
-    if msg.sender_user_id.is_empty() {
-        return Ok(());
+/// What the admitted messages of a batch write.
+#[derive(Default)]
+struct Written<'b> {
+    messages: Vec<StoredRow>,
+    inbox: Vec<InboxRow<'b>>,
+    timeline: Vec<TimelineRow<'b>>,
+    /// Users whose seq moved.
+    touched: BTreeSet<&'b str>,
+}
+
+/// Asks the rules about each new message, on what the batch read; gives the admitted
+/// their inboxes (a small group's members, or the timeline of a large one).
+fn admit(
+    batch: &[NewMessage],
+    fresh: &[usize],
+    groups: &HashMap<String, LockedGroup>,
+    relations: &Relations<'_>,
+    decide: &mut SendDecider<'_>,
+    outcomes: &mut [Option<Outcome>],
+) -> Vec<Admitted> {
+    let mut admitted = Vec::with_capacity(fresh.len());
+    for &index in fresh {
+        let message = &batch[index];
+        let locked = (message.conversation_type == ConversationType::Group)
+            .then(|| groups.get(message.receiver_id.as_str()))
+            .flatten();
+        let state = match message.conversation_type {
+            ConversationType::Group => SendState::Group {
+                group: locked.map(|locked| &locked.group),
+                sender: locked.and_then(|locked| locked.members.get(&message.sender_user_id)),
+            },
+            _ if between_users(message) => {
+                let pair = (message.sender_user_id.as_str(), message.receiver_id.as_str());
+                SendState::Direct {
+                    friends: relations.friends.contains(&pair),
+                    blocked: relations.blocked.contains(&pair),
+                }
+            }
+            _ => SendState::Unchecked,
+        };
+        if !decide(index, &state) {
+            outcomes[index] = Some(Err(AppendError::Refused));
+            continue;
+        }
+        let mut recipients = message.recipients.clone();
+        let on_timeline = locked.is_some_and(|locked| locked.group.large);
+        if let Some(locked) = locked.filter(|locked| !locked.group.large) {
+            let mut members: Vec<&String> = locked.members.keys().collect();
+            members.sort();
+            recipients.extend(
+                members
+                    .into_iter()
+                    .map(|user| Recipient { user_id: user.clone(), conversation_id: message.receiver_id.clone() }),
+            );
+        }
+        admitted.push(Admitted { index, recipients, on_timeline });
     }
-    if group.dismissed {
-        return Err(GroupRefusal::Dismissed(group.group_id.clone()));
+    admitted
+}
+
+/// Gives an admitted message its seqs (and its group position), in batch order, and
+/// queues its rows.
+fn assign<'b>(
+    batch: &'b [NewMessage],
+    admitted: &'b Admitted,
+    groups: &mut HashMap<String, LockedGroup>,
+    seqs: &mut BTreeMap<&'b str, i64>,
+    written: &mut Written<'b>,
+) -> Outcome {
+    let message = &batch[admitted.index];
+    if let Some(missing) = admitted.recipients.iter().find(|r| !seqs.contains_key(r.user_id.as_str())) {
+        return Err(AppendError::UnknownUser(missing.user_id.clone()));
     }
-    let member =
-        locked.members.get(&msg.sender_user_id).ok_or_else(|| GroupRefusal::NotMember(msg.sender_user_id.clone()))?;
-    let speaker = matches!(member.role, GroupRole::Owner | GroupRole::Admin);
-    if member.muted_until_ms > msg.sent_at_ms && !speaker {
-        return Err(GroupRefusal::Muted(member.muted_until_ms));
+    let (mut position, mut timeline) = (0, None);
+    if message.conversation_type == ConversationType::Group
+        && let Some(locked) = groups.get_mut(message.receiver_id.as_str())
+    {
+        locked.position += 1;
+        position = locked.position;
+        if admitted.on_timeline {
+            locked.seq += 1;
+            timeline = Some((message.receiver_id.clone(), locked.seq));
+            written.timeline.push(TimelineRow {
+                group: message.receiver_id.as_str(),
+                seq: locked.seq,
+                message_id: message.id,
+            });
+        }
     }
-    if group.muted_all && !speaker {
-        return Err(GroupRefusal::MutedAll);
+    let mut inboxes = Vec::with_capacity(admitted.recipients.len());
+    for recipient in &admitted.recipients {
+        let user = recipient.user_id.as_str();
+        let seq = seqs.get_mut(user).expect("checked above");
+        *seq += 1;
+        written.touched.insert(user);
+        written.inbox.push(InboxRow {
+            index: admitted.index,
+            user: recipient.user_id.as_str(),
+            conversation: recipient.conversation_id.as_str(),
+            seq: *seq,
+        });
+        inboxes.push((recipient.user_id.clone(), rows::unsigned(*seq)));
     }
-    Ok(())
+    let sender_seq = inboxes
+        .iter()
+        .find(|(user, _)| !message.sender_user_id.is_empty() && *user == message.sender_user_id)
+        .map_or(0, |(_, seq)| *seq);
+    let group_seq = timeline.as_ref().map_or(0, |(_, seq)| *seq);
+    written.messages.push(StoredRow { index: admitted.index, sender_seq, group_seq, position });
+    Ok(Appended { id: message.id, sent_at_ms: message.sent_at_ms, duplicate: false, inboxes, sender_seq, timeline })
 }
 
 #[async_trait]
 impl MessageStore for SqlStore {
-    async fn append(&self, app: AppId, batch: &[NewMessage]) -> StoreResult<Vec<Outcome>> {
+    async fn append(
+        &self,
+        app: AppId,
+        batch: &[NewMessage],
+        decide: &mut SendDecider<'_>,
+    ) -> StoreResult<Vec<Outcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = self.append_in(&mut tx, app, batch).await;
-            (tx, result)
-        })
-        .await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.begin().await?;
+            let result = self.append_in(&mut tx, app, batch, decide).await;
+            if let Some(done) = self.settle(tx, result, attempt).await {
+                return done;
+            }
+        }
     }
 
     async fn latest_seq(&self, app: AppId, user_id: &str) -> StoreResult<Option<u64>> {

@@ -4,7 +4,7 @@ use sqlx::Row;
 use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Device, DeviceType, ProfilePatch, TokenGenerations, User},
-    store::{NewDevice, NewUser, StoreError, StoreResult, UserStore},
+    store::{DeviceDecider, NewDevice, NewUser, StoreError, StoreResult, UserStore},
 };
 
 impl SqlStore {
@@ -56,9 +56,9 @@ impl SqlStore {
         tx: &mut Tx,
         app: i64,
         device: &NewDevice,
-        max_devices: usize,
         now_ms: i64,
-    ) -> StoreResult<Device> {
+        decide: &mut DeviceDecider<'_>,
+    ) -> StoreResult<Option<Device>> {
         let dialect = self.dialect;
         // Lock the user's row so that concurrent registrations count correctly.
         let sql = format!("SELECT user_id FROM users WHERE app_id = ? AND user_id = ?{}", dialect.for_update());
@@ -77,8 +77,8 @@ impl SqlStore {
                 .bind(device.device_id.as_str())
                 .fetch_one(&mut **tx)
                 .await?;
-        if usize::try_from(count).unwrap_or(usize::MAX) >= max_devices {
-            return Err(StoreError::LimitReached);
+        if !decide(rows::unsigned(count)) {
+            return Ok(None);
         }
         let sql = format!(
             "INSERT INTO devices (app_id, user_id, device_id, device_type, model, os_version, sdk_version, \
@@ -108,7 +108,7 @@ impl SqlStore {
             .bind(device.device_id.as_str())
             .fetch_one(&mut **tx)
             .await?;
-        rows::device(&row)
+        rows::device(&row).map(Some)
     }
     async fn insert_account(
         &self,
@@ -209,15 +209,19 @@ impl UserStore for SqlStore {
         &self,
         app: AppId,
         device: &NewDevice,
-        max_devices: usize,
         now_ms: i64,
-    ) -> StoreResult<Device> {
+        decide: &mut DeviceDecider<'_>,
+    ) -> StoreResult<Option<Device>> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = self.upsert_device_in(&mut tx, app, device, max_devices, now_ms).await;
-            (tx, result)
-        })
-        .await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.begin().await?;
+            let result = self.upsert_device_in(&mut tx, app, device, now_ms, decide).await;
+            if let Some(done) = self.settle(tx, result, attempt).await {
+                return done;
+            }
+        }
     }
     async fn get_device(&self, app: AppId, user_id: &str, device_id: &str) -> StoreResult<Option<Device>> {
         let sql =
