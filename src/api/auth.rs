@@ -9,20 +9,13 @@ use crate::{
 };
 
 pub const APP_ID: &str = "x-gim-app-id";
-/// Carries the cluster's on-behalf token on a call a connect node makes for a device.
-pub const ON_BEHALF: &str = "x-gim-on-behalf";
 
-/// Marks a call connect makes for a device rather than one the device made (a catch-up
-/// after a missing push, the groups read when a session opens): it does not count
-/// against the device's rates, since the server must not throttle its own repairs. In
-/// one process it is a request extension, which no client can set; between nodes it is
-/// `x-gim-on-behalf` with the cluster's on-behalf token (which grants nothing else).
-#[derive(Debug, Clone, Copy)]
-pub struct OnBehalf;
-
+/// Whether a connect node makes this call for a device rather than the device itself (a
+/// catch-up after a missing push, the groups read when a session opens): such a call
+/// does not count against the device's rates, since the server must not throttle its
+/// own repairs. It carries `x-gim-on-behalf` with the cluster's on-behalf token.
 fn on_behalf<T>(logic: &Logic, request: &tonic::Request<T>) -> bool {
-    request.extensions().get::<OnBehalf>().is_some()
-        || text(request.metadata(), ON_BEHALF).is_some_and(|token| logic.is_on_behalf(token))
+    text(request.metadata(), crate::auth::ON_BEHALF_HEADER).is_some_and(|token| logic.is_on_behalf(token))
 }
 pub const APP_SECRET: &str = "x-gim-app-secret";
 /// The user a business call acts for, on APIs shared with devices.
@@ -74,7 +67,7 @@ pub async fn device(logic: &Logic, metadata: &MetadataMap) -> Result<DeviceCalle
     Ok(caller)
 }
 
-/// `device`, except that a call connect makes for the device (`OnBehalf`) is not counted.
+/// `device`, except that a call a connect node makes for the device is not counted.
 pub async fn device_or_on_behalf<T>(logic: &Logic, request: &tonic::Request<T>) -> Result<DeviceCaller, Status> {
     if on_behalf(logic, request) {
         return token_holder(logic, request.metadata()).await;
@@ -86,7 +79,7 @@ fn device_as_shared(caller: DeviceCaller) -> SharedCaller {
     SharedCaller { app: caller.app, actor: GroupActor::User(caller.user_id), device_id: Some(caller.device_id) }
 }
 
-/// `shared_caller`, except that a call connect makes for a device (`OnBehalf`) is not counted.
+/// `shared_caller`, except that a call a connect node makes for a device is not counted.
 pub async fn shared_caller_or_on_behalf<T>(logic: &Logic, request: &tonic::Request<T>) -> Result<SharedCaller, Status> {
     if bearer(request.metadata()).is_some() && on_behalf(logic, request) {
         return Ok(device_as_shared(token_holder(logic, request.metadata()).await?));

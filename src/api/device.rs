@@ -2,10 +2,10 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{auth, convert};
+use super::{auth, convert, session_calls::SessionCalls};
 use crate::{
-    logic::{HistoryCursor, Logic, Sender},
-    model::{ConversationType, ProfilePatch},
+    logic::{HistoryCursor, Logic},
+    model::ProfilePatch,
     proto::{
         common::v1 as pb,
         logic::v1::{self as api, device_server::Device},
@@ -14,11 +14,12 @@ use crate::{
 
 pub struct DeviceApi {
     logic: Logic,
+    calls: SessionCalls,
 }
 
 impl DeviceApi {
     pub fn new(logic: Logic) -> Self {
-        Self { logic }
+        Self { calls: SessionCalls::new(logic.clone()), logic }
     }
 }
 
@@ -36,10 +37,7 @@ impl Device for DeviceApi {
 
     async fn mark_read(&self, request: Request<api::MarkReadRequest>) -> Result<Response<api::ReadCursor>, Status> {
         let caller = auth::device(&self.logic, request.metadata()).await?;
-        let request = request.into_inner();
-        let conversation_type = ConversationType::try_from(request.conversation_type).unwrap_or_default();
-        let cursor = self.logic.mark_read(&caller, conversation_type, &request.conversation_id, request.seq).await?;
-        Ok(Response::new(convert::read_cursor(cursor)))
+        Ok(Response::new(self.calls.mark_read(&caller, request.into_inner()).await?))
     }
 
     async fn list_read_cursors(
@@ -83,35 +81,17 @@ impl Device for DeviceApi {
         request: Request<api::DeviceSendRequest>,
     ) -> Result<Response<api::SendMessageResponse>, Status> {
         let caller = auth::device(&self.logic, request.metadata()).await?;
-        let request = request.into_inner();
-        let app = caller.app;
-        let sent = self
-            .logic
-            .send_direct(app, Sender::Device(caller), &request.receiver_user_id, &request.client_msg_id, request.body)
-            .await?;
-        Ok(Response::new(api::SendMessageResponse {
-            message_id: sent.message_id,
-            seq: sent.seq,
-            sent_at_ms: sent.sent_at_ms,
-        }))
+        Ok(Response::new(self.calls.send(&caller, request.into_inner()).await?))
     }
 
     async fn sync(&self, request: Request<api::SyncRequest>) -> Result<Response<api::SyncResponse>, Status> {
         let caller = auth::device_or_on_behalf(&self.logic, &request).await?;
-        let request = request.into_inner();
-        let page = self.logic.sync(caller.app, &caller.user_id, request.after_seq, request.limit).await?;
-        Ok(Response::new(api::SyncResponse {
-            messages: convert::messages(page.messages),
-            has_more: page.has_more,
-            latest_seq: page.latest_seq,
-            large_groups: convert::large_groups(page.large_groups),
-        }))
+        Ok(Response::new(self.calls.sync(&caller, request.into_inner()).await?))
     }
 
     async fn ack(&self, request: Request<api::AckRequest>) -> Result<Response<api::AckResponse>, Status> {
         let caller = auth::device(&self.logic, request.metadata()).await?;
-        let acked_seq = self.logic.ack(&caller, request.into_inner().seq).await?;
-        Ok(Response::new(api::AckResponse { acked_seq }))
+        Ok(Response::new(self.calls.ack(&caller, request.into_inner()).await?))
     }
 
     async fn get_history(

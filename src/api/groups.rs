@@ -3,7 +3,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{auth, convert};
+use super::{auth, convert, session_calls::SessionCalls};
 use crate::{
     logic::{GroupInput, GroupPatch, Logic},
     model::GroupRole,
@@ -12,11 +12,12 @@ use crate::{
 
 pub struct GroupsApi {
     logic: Logic,
+    calls: SessionCalls,
 }
 
 impl GroupsApi {
     pub fn new(logic: Logic) -> Self {
-        Self { logic }
+        Self { calls: SessionCalls::new(logic.clone()), logic }
     }
 }
 
@@ -191,21 +192,12 @@ impl Groups for GroupsApi {
         request: Request<api::GroupSendRequest>,
     ) -> Result<Response<api::GroupSendResponse>, Status> {
         let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
-        let request = request.into_inner();
-        let sent = self.logic.send_group(&caller, &request.group_id, &request.client_msg_id, request.body).await?;
-        Ok(Response::new(api::GroupSendResponse {
-            message_id: sent.message_id,
-            seq: sent.seq,
-            group_seq: sent.group_seq,
-            sent_at_ms: sent.sent_at_ms,
-        }))
+        Ok(Response::new(self.calls.group_send(&caller, request.into_inner()).await?))
     }
 
     async fn sync_group(&self, request: Request<api::SyncGroupRequest>) -> Result<Response<api::SyncResponse>, Status> {
         let caller = auth::shared_caller_or_on_behalf(&self.logic, &request).await?;
-        let request = request.into_inner();
-        let page = self.logic.sync_group(&caller, &request.group_id, request.after_group_seq, request.limit).await?;
-        Ok(Response::new(convert::sync_page(page)))
+        Ok(Response::new(self.calls.sync_group(&caller, request.into_inner()).await?))
     }
 
     async fn get_history(

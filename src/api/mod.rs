@@ -11,9 +11,10 @@ mod device;
 mod edge;
 mod groups;
 mod internal;
+mod session_calls;
 mod social;
 
-pub use self::{device::DeviceApi, groups::GroupsApi};
+pub use self::session_calls::{SessionCalls, as_shared};
 mod status;
 
 use std::{future::Future, sync::Arc, time::Duration};

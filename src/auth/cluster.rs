@@ -3,6 +3,9 @@
 
 use sha2::{Digest, Sha256};
 
+/// The gRPC metadata that carries `ClusterTokens::on_behalf`.
+pub const ON_BEHALF_HEADER: &str = "x-gim-on-behalf";
+
 /// Derived cluster credentials.
 #[derive(Clone)]
 pub struct ClusterTokens {

@@ -1,6 +1,10 @@
-//! WebSocket close codes and reasons. docs/protocol.md lists them for client authors.
+//! WebSocket close codes and reasons, and which of logic's errors close a session with
+//! which: matches without a catch-all, so a new kind of error must be placed here.
+//! docs/protocol.md lists the codes for client authors.
 
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
+
+use crate::logic::Error;
 
 /// The server is shutting down: reconnect, to another node if there is one.
 pub const GOING_AWAY: u16 = 1001;
@@ -35,4 +39,54 @@ pub fn frame(code: u16, reason: &str) -> CloseFrame {
         end -= 1;
     }
     CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() }
+}
+
+/// How a session that cannot open is closed: a refused token is 4001 (get a new one);
+/// anything else is 1013 (logic busy or out of reach: reconnect after a backoff).
+pub(super) fn for_refused_session(err: &Error) -> super::session::Exit {
+    use super::session::Exit;
+    match err {
+        Error::Unauthenticated(message)
+        | Error::InvalidArgument(message)
+        | Error::NotFound(message)
+        | Error::PermissionDenied(message) => Exit::Close(UNAUTHENTICATED, message.clone()),
+        Error::Conflict(_)
+        | Error::FailedPrecondition(_)
+        | Error::LimitReached(_)
+        | Error::TooFast { .. }
+        | Error::Unavailable(_)
+        | Error::Internal(_) => {
+            tracing::warn!(error = %err, "checking a device token failed");
+            Exit::Close(TRY_AGAIN_LATER, "the service is busy; reconnect in a moment".into())
+        }
+    }
+}
+
+/// Whether a call's error ends the session (after its response): only a token that no
+/// longer holds.
+pub(super) fn for_failed_call(err: &Error) -> Option<(u16, String)> {
+    match err {
+        Error::Unauthenticated(message) => Some((UNAUTHENTICATED, message.clone())),
+        Error::InvalidArgument(_)
+        | Error::NotFound(_)
+        | Error::Conflict(_)
+        | Error::PermissionDenied(_)
+        | Error::FailedPrecondition(_)
+        | Error::LimitReached(_)
+        | Error::TooFast { .. }
+        | Error::Unavailable(_)
+        | Error::Internal(_) => None,
+    }
+}
+
+/// How a session whose catch-up failed is closed: 4001 if its token no longer holds,
+/// 1011 otherwise (reconnect and sync).
+pub(super) fn for_failed_catch_up(err: &Error) -> (u16, String) {
+    match for_failed_call(err) {
+        Some(close) => close,
+        None => {
+            tracing::warn!(error = %err, "catching up a session failed");
+            (INTERNAL, "could not catch up; reconnect and sync".into())
+        }
+    }
 }

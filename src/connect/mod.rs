@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub use self::{
     close::*,
     hub::{End, Hub},
-    link::{GrpcLink, LogicLink, with_token},
+    link::{GrpcLink, LogicLink, SessionDevice},
     peers::Peers,
 };
 use crate::{

@@ -16,17 +16,17 @@ use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use tokio::{net::TcpStream, time::Instant};
 use tokio_tungstenite::{WebSocketStream, tungstenite::Message as WsMessage};
-use tonic::{Code, Status};
 use tracing::Instrument;
 
 use super::{
-    Context, close,
+    Context, SessionDevice, close,
     hub::{End, Outbound, Session},
     order::{Step, Stream},
 };
 use crate::{
     frames,
-    model::{DeviceType, now_ms},
+    logic::{DeviceCaller, Error},
+    model::now_ms,
     proto::{
         client::v1::{
             ClientFrame, HeartbeatAck, KickReason, Response, client_frame::Payload, response::Result as Reply,
@@ -40,7 +40,7 @@ use crate::{
 type Ws = WebSocketStream<TcpStream>;
 
 /// How a session ends.
-enum Exit {
+pub(super) enum Exit {
     /// Send this close frame (after what is queued), then close.
     Close(u16, String),
     /// The device closed or the connection broke: nothing more can be sent.
@@ -68,7 +68,7 @@ pub(super) async fn run(ws: Box<Ws>, token: Option<String>, ctx: Arc<Context>) {
 
 /// Authenticates the device, adds the session to the hub and its route to the registry.
 async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Option<Box<State>> {
-    let (token, caller) = match authenticate(&mut ws, token, ctx).await {
+    let (device, expires_at) = match authenticate(&mut ws, token, ctx).await {
         Ok(authenticated) => authenticated,
         Err(Exit::Close(code, reason)) => {
             let goodbye = WebSocketStream::close(&mut *ws, Some(close::frame(code, &reason)));
@@ -78,24 +78,25 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
         Err(Exit::Gone) => return None,
     };
     let opened_at_ms = now_ms();
-    let device_type = DeviceType::try_from(caller.device_type).unwrap_or(DeviceType::Other);
-    let session = ctx.hub.attach(caller.app_id, &caller.user_id, &caller.device_id, device_type, opened_at_ms);
+    let caller = &device.caller;
+    let session = ctx.hub.attach(caller.app, &caller.user_id, &caller.device_id, caller.device_type, opened_at_ms);
     ctx.metrics.sessions.inc();
     match ctx.routes.register(&session.registration(), &ctx.node).await {
         // Not awaited: the other node may be gone, and this session should not wait for it.
         Ok(Some(previous)) => {
-            tokio::spawn(kick_elsewhere(ctx.clone(), previous, caller, opened_at_ms));
+            tokio::spawn(kick_elsewhere(ctx.clone(), previous, caller.clone(), opened_at_ms));
         }
         Ok(None) => {}
         Err(err) => tracing::warn!(error = %err, "registering a route failed; pushes wait for the next renewal"),
     }
     ctx.reports.changed(session.app, &session.user_id);
     let read_at = std::time::Instant::now();
-    let groups = ctx.link.large_groups(&token).await;
+    let groups = ctx.link.large_groups(&device).await;
     let state = Box::new(State {
         ws: *ws,
         session,
-        token,
+        device,
+        expires_at,
         inbox: Stream::default(),
         held: Vec::new(),
         groups: Vec::new(),
@@ -132,11 +133,11 @@ async fn finish(mut state: Box<State>, exit: Exit, ctx: &Context) {
     ctx.reports.changed(state.session.app, &state.session.user_id);
 }
 
-/// The token from the handshake, or from an `Auth` frame that must come first.
-async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Result<(String, Caller), Exit> {
+/// The device of the token from the handshake, or from an `Auth` frame that must come
+/// first; with when the token expires (seconds since the epoch).
+async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Result<(SessionDevice, i64), Exit> {
     if let Some(token) = token {
-        let caller = check_token(&token, ctx).await?;
-        return Ok((token, caller));
+        return check_token(token, ctx).await;
     }
     let first = tokio::time::timeout(ctx.limits.handshake_timeout, ws.next()).await.map_err(|_| {
         Exit::Close(
@@ -153,34 +154,40 @@ async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Resu
     let Some(Payload::Auth(auth)) = frame.payload else {
         return Err(Exit::Close(close::UNAUTHENTICATED, "authenticate first: the first frame must be Auth".into()));
     };
-    let caller = check_token(&auth.token, ctx).await?;
-    let reply = response(frame.request_id, Ok(Reply::Auth(caller.clone())));
-    ws.send(WsMessage::Binary(reply)).await.map_err(|_| Exit::Gone)?;
-    Ok((auth.token, caller))
+    let (device, expires_at) = check_token(auth.token, ctx).await?;
+    let caller = &device.caller;
+    let reply = Reply::Auth(Caller {
+        app_id: caller.app,
+        user_id: caller.user_id.clone(),
+        device_id: caller.device_id.clone(),
+        device_type: caller.device_type as i32,
+    });
+    ws.send(WsMessage::Binary(response(frame.request_id, Ok(reply)))).await.map_err(|_| Exit::Gone)?;
+    Ok((device, expires_at))
 }
 
 /// Asks logic whom a token identifies. A refusal is close 4001; logic being unreachable
 /// or overloaded is close 1013, so that the device retries instead of asking for a new
 /// token. Checks run a bounded number at a time: a reconnect storm waits its turn
 /// rather than swamping logic.
-async fn check_token(token: &str, ctx: &Context) -> Result<Caller, Exit> {
+async fn check_token(token: String, ctx: &Context) -> Result<(SessionDevice, i64), Exit> {
+    let expires_at = ctx
+        .token_key
+        .verify(&token, now_ms() / 1000)
+        .map_err(|err| Exit::Close(close::UNAUTHENTICATED, format!("invalid device token: {err}")))?
+        .expires_at;
     let _slot = ctx.auth_slots.acquire().await.map_err(|_| Exit::Gone)?;
-    ctx.link.authenticate(token).await.map_err(|status| match status.code() {
-        Code::Unauthenticated | Code::InvalidArgument | Code::NotFound | Code::PermissionDenied => {
-            Exit::Close(close::UNAUTHENTICATED, status.message().to_owned())
-        }
-        _ => {
-            tracing::warn!(error = %status, "checking a device token failed");
-            Exit::Close(close::TRY_AGAIN_LATER, "the service is busy; reconnect in a moment".into())
-        }
-    })
+    match ctx.link.authenticate(&token).await {
+        Ok(caller) => Ok((SessionDevice { caller, token }, expires_at)),
+        Err(err) => Err(close::for_refused_session(&err)),
+    }
 }
 
 /// The device's older session on another node ends, unless it opened after this one.
-async fn kick_elsewhere(ctx: Arc<Context>, node: String, caller: Caller, opened_at_ms: i64) {
+async fn kick_elsewhere(ctx: Arc<Context>, node: String, caller: DeviceCaller, opened_at_ms: i64) {
     let Some(peers) = &ctx.peers else { return };
     let request = KickRequest {
-        app_id: caller.app_id,
+        app_id: caller.app,
         user_id: caller.user_id,
         device_id: caller.device_id,
         reason: KickReason::Replaced as i32,
@@ -217,12 +224,10 @@ fn read_error(err: &tokio_tungstenite::tungstenite::Error, ctx: &Context) -> Exi
     }
 }
 
-fn response(request_id: u64, result: Result<Reply, Status>) -> Bytes {
+fn response(request_id: u64, result: Result<Reply, Error>) -> Bytes {
     frames::response(match result {
         Ok(reply) => Response { request_id, code: 0, message: String::new(), result: Some(reply) },
-        Err(status) => {
-            Response { request_id, code: status.code() as i32, message: status.message().to_owned(), result: None }
-        }
+        Err(err) => Response { request_id, code: err.code() as i32, message: err.public_message(), result: None },
     })
 }
 
@@ -254,7 +259,9 @@ impl Rate {
 struct State {
     ws: Ws,
     session: Arc<Session>,
-    token: String,
+    device: SessionDevice,
+    /// When the session's token expires (seconds since the epoch): the session ends then.
+    expires_at: i64,
     /// Where the device stands in its inbox; unknown until its first full sync.
     inbox: Stream,
     /// Inbox pushes waiting for the first full sync.
@@ -291,22 +298,21 @@ impl State {
     /// Answers one frame from the device.
     async fn upstream(&mut self, message: WsMessage, ctx: &Context) -> Result<(), Exit> {
         let Some(frame) = decode(message)? else { return Ok(()) };
+        if now_ms() / 1000 >= self.expires_at {
+            return Err(Exit::Close(close::UNAUTHENTICATED, "the device token has expired; get a new one".into()));
+        }
         let request_id = frame.request_id;
         let result = if self.rate.allow() {
             self.call(frame, ctx).await
         } else {
-            Err(Status::resource_exhausted(format!(
-                "too many frames: at most {} a second",
-                ctx.limits.frames_per_second
-            )))
+            Err(Error::LimitReached(format!("too many frames: at most {} a second", ctx.limits.frames_per_second)))
         };
-        let unauthenticated = matches!(&result, Err(status) if status.code() == Code::Unauthenticated);
-        let reason = result.as_ref().err().map(|status| status.message().to_owned()).unwrap_or_default();
+        let closing = result.as_ref().err().and_then(close::for_failed_call);
         self.write(vec![response(request_id, result)], ctx).await?;
-        if unauthenticated {
-            return Err(Exit::Close(close::UNAUTHENTICATED, reason));
+        match closing {
+            Some(exit) => Err(Exit::Close(exit.0, exit.1)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// A large group's stream (its floor unknown until the first push or sync).
@@ -321,20 +327,20 @@ impl State {
         &mut self.groups[index].1
     }
 
-    async fn call(&mut self, frame: ClientFrame, ctx: &Context) -> Result<Reply, Status> {
-        let token = self.token.as_str();
+    async fn call(&mut self, frame: ClientFrame, ctx: &Context) -> Result<Reply, Error> {
+        let device = &self.device;
         match frame.payload {
-            None => Err(Status::invalid_argument("empty frame: set one payload")),
-            Some(Payload::Auth(_)) => Err(Status::failed_precondition("this session is already authenticated")),
+            None => Err(Error::invalid("empty frame: set one payload")),
+            Some(Payload::Auth(_)) => Err(Error::FailedPrecondition("this session is already authenticated".into())),
             Some(Payload::Heartbeat(_)) => Ok(Reply::Heartbeat(HeartbeatAck { server_time_ms: now_ms() })),
             Some(Payload::Send(request)) => {
-                let sent = ctx.link.send(token, request).await?;
+                let sent = ctx.link.send(device, request).await?;
                 self.inbox.sent(sent.seq);
                 Ok(Reply::Send(sent))
             }
             Some(Payload::GroupSend(request)) => {
                 let group_id = request.group_id.clone();
-                let sent = ctx.link.group_send(token, request).await?;
+                let sent = ctx.link.group_send(device, request).await?;
                 if sent.seq > 0 {
                     self.inbox.sent(sent.seq);
                 }
@@ -343,11 +349,11 @@ impl State {
                 }
                 Ok(Reply::GroupSend(sent))
             }
-            Some(Payload::Ack(request)) => ctx.link.ack(token, request).await.map(Reply::Ack),
-            Some(Payload::Read(request)) => ctx.link.mark_read(token, request).await.map(Reply::Read),
+            Some(Payload::Ack(request)) => ctx.link.ack(device, request).await.map(Reply::Ack),
+            Some(Payload::Read(request)) => ctx.link.mark_read(device, request).await.map(Reply::Read),
             Some(Payload::Sync(request)) => {
                 let after_seq = request.after_seq;
-                let page = ctx.link.sync(token, request).await?;
+                let page = ctx.link.sync(device, request).await?;
                 // Paging through a backlog: pushes keep waiting until the last page.
                 if self.inbox.floor().is_some() || !page.has_more {
                     self.inbox.reached(reached(after_seq, &page, |m| m.seq));
@@ -356,7 +362,7 @@ impl State {
             }
             Some(Payload::SyncGroup(request)) => {
                 let (group_id, after_seq) = (request.group_id.clone(), request.after_group_seq);
-                let page = ctx.link.sync_group(token, request).await?;
+                let page = ctx.link.sync_group(device, request).await?;
                 self.group(&group_id).reached(reached(after_seq, &page, |m| m.group_seq));
                 Ok(Reply::Sync(page))
             }
@@ -413,7 +419,7 @@ impl State {
                 ctx.metrics.session_catch_ups.inc();
                 loop {
                     let request = SyncRequest { after_seq: self.inbox.floor().unwrap_or(0), limit: CATCH_UP_PAGE };
-                    let page = ctx.link.catch_up(&self.token, request).await.map_err(catch_up_failed)?;
+                    let page = ctx.link.catch_up(&self.device, request).await.map_err(|err| catch_up_failed(&err))?;
                     for message in page.messages {
                         if self.inbox.caught_up(message.seq) && !self.session.sent(&message) {
                             out.push(frames::message(message));
@@ -456,15 +462,15 @@ impl State {
                     let after_group_seq = self.group(&group).floor().unwrap_or(0);
                     let request =
                         SyncGroupRequest { group_id: group.to_string(), after_group_seq, limit: CATCH_UP_PAGE };
-                    let page = match ctx.link.catch_up_group(&self.token, request).await {
+                    let page = match ctx.link.catch_up_group(&self.device, request).await {
                         Ok(page) => page,
                         // No longer a member: this node missed the leave. Its pushes stop here.
-                        Err(status) if status.code() == Code::PermissionDenied => {
+                        Err(Error::PermissionDenied(_)) => {
                             ctx.hub.unsubscribe_session(&self.session, &group);
                             self.groups.retain(|(id, _)| **id != *group);
                             return Ok(());
                         }
-                        Err(status) => return Err(catch_up_failed(status)),
+                        Err(err) => return Err(catch_up_failed(&err)),
                     };
                     let session = self.session.clone();
                     let stream = self.group(&group);
@@ -509,10 +515,7 @@ fn reached(after_seq: u64, page: &SyncResponse, seq_of: impl Fn(&Message) -> u64
     page.messages.last().map_or(after_seq.min(page.latest_seq), seq_of)
 }
 
-fn catch_up_failed(status: Status) -> Exit {
-    if status.code() == Code::Unauthenticated {
-        return Exit::Close(close::UNAUTHENTICATED, status.message().to_owned());
-    }
-    tracing::warn!(error = %status, "catching up a session failed");
-    Exit::Close(close::INTERNAL, "could not catch up; reconnect and sync".into())
+fn catch_up_failed(err: &Error) -> Exit {
+    let (code, reason) = close::for_failed_catch_up(err);
+    Exit::Close(code, reason)
 }

@@ -1,75 +1,79 @@
+//! Connect's way into logic when both run in one process: the session calls of the
+//! device API, made directly for the device its token named when the session opened. A
+//! device's own calls count against its rates; what connect reads for it does not.
+
 use async_trait::async_trait;
-use tonic::Status;
 
 use crate::{
-    api::{DeviceApi, GroupsApi, auth::OnBehalf},
-    connect::{LogicLink, with_token},
-    logic::Logic,
+    api::{SessionCalls, as_shared},
+    connect::{LogicLink, SessionDevice},
+    logic::{DeviceCaller, Result},
     model::AppId,
     proto::logic::v1::{
-        AckRequest, AckResponse, Caller, DeviceSendRequest, Empty, GroupSendRequest, GroupSendResponse,
-        MarkReadRequest, ReadCursor, SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse,
-        device_server::Device, groups_server::Groups,
+        AckRequest, AckResponse, DeviceSendRequest, GroupSendRequest, GroupSendResponse, MarkReadRequest, ReadCursor,
+        SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse,
     },
 };
 
-/// A request for a device, from connect rather than from the device: marked with an
-/// extension, which cannot come over the network.
-fn on_behalf<T>(token: &str, message: T) -> Result<tonic::Request<T>, Status> {
-    let mut request = with_token(token, message)?;
-    request.extensions_mut().insert(OnBehalf);
-    Ok(request)
+pub struct InProcessLink {
+    pub calls: SessionCalls,
 }
 
-/// Connect's way into logic when both run in one process: the device API's handlers,
-/// called directly, so that every call is authenticated and checked exactly as over gRPC.
-pub struct InProcessLink {
-    pub device: DeviceApi,
-    pub groups: GroupsApi,
-    /// For what connect reports as a node rather than as a device (sessions that changed).
-    pub logic: Logic,
+impl InProcessLink {
+    /// A call the device made itself.
+    fn counted(&self, device: &SessionDevice) -> Result<()> {
+        self.calls.logic().device_call(&device.caller)
+    }
 }
 
 #[async_trait]
 impl LogicLink for InProcessLink {
-    async fn authenticate(&self, token: &str) -> Result<Caller, Status> {
-        Ok(self.device.authenticate(with_token(token, Empty {})?).await?.into_inner())
+    async fn authenticate(&self, token: &str) -> Result<DeviceCaller> {
+        let caller = self.calls.logic().authenticate_device(token).await?;
+        self.calls.logic().device_call(&caller)?;
+        Ok(caller)
     }
 
-    async fn send(&self, token: &str, request: DeviceSendRequest) -> Result<SendMessageResponse, Status> {
-        Ok(self.device.send_message(with_token(token, request)?).await?.into_inner())
+    async fn send(&self, device: &SessionDevice, request: DeviceSendRequest) -> Result<SendMessageResponse> {
+        self.counted(device)?;
+        self.calls.send(&device.caller, request).await
     }
 
-    async fn sync(&self, token: &str, request: SyncRequest) -> Result<SyncResponse, Status> {
-        Ok(self.device.sync(with_token(token, request)?).await?.into_inner())
+    async fn sync(&self, device: &SessionDevice, request: SyncRequest) -> Result<SyncResponse> {
+        self.counted(device)?;
+        self.calls.sync(&device.caller, request).await
     }
 
-    async fn ack(&self, token: &str, request: AckRequest) -> Result<AckResponse, Status> {
-        Ok(self.device.ack(with_token(token, request)?).await?.into_inner())
+    async fn ack(&self, device: &SessionDevice, request: AckRequest) -> Result<AckResponse> {
+        self.counted(device)?;
+        self.calls.ack(&device.caller, request).await
     }
 
-    async fn mark_read(&self, token: &str, request: MarkReadRequest) -> Result<ReadCursor, Status> {
-        Ok(self.device.mark_read(with_token(token, request)?).await?.into_inner())
+    async fn mark_read(&self, device: &SessionDevice, request: MarkReadRequest) -> Result<ReadCursor> {
+        self.counted(device)?;
+        self.calls.mark_read(&device.caller, request).await
     }
 
-    async fn group_send(&self, token: &str, request: GroupSendRequest) -> Result<GroupSendResponse, Status> {
-        Ok(self.groups.send_message(with_token(token, request)?).await?.into_inner())
+    async fn group_send(&self, device: &SessionDevice, request: GroupSendRequest) -> Result<GroupSendResponse> {
+        self.counted(device)?;
+        self.calls.group_send(&as_shared(&device.caller), request).await
     }
 
-    async fn sync_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status> {
-        Ok(self.groups.sync_group(with_token(token, request)?).await?.into_inner())
+    async fn sync_group(&self, device: &SessionDevice, request: SyncGroupRequest) -> Result<SyncResponse> {
+        self.counted(device)?;
+        self.calls.sync_group(&as_shared(&device.caller), request).await
     }
 
-    async fn catch_up(&self, token: &str, request: SyncRequest) -> Result<SyncResponse, Status> {
-        Ok(self.device.sync(on_behalf(token, request)?).await?.into_inner())
+    async fn catch_up(&self, device: &SessionDevice, request: SyncRequest) -> Result<SyncResponse> {
+        self.calls.sync(&device.caller, request).await
     }
 
-    async fn catch_up_group(&self, token: &str, request: SyncGroupRequest) -> Result<SyncResponse, Status> {
-        Ok(self.groups.sync_group(on_behalf(token, request)?).await?.into_inner())
+    async fn catch_up_group(&self, device: &SessionDevice, request: SyncGroupRequest) -> Result<SyncResponse> {
+        self.calls.sync_group(&as_shared(&device.caller), request).await
     }
 
-    async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<(), Status> {
-        self.logic.sessions_changed(users);
+    async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<()> {
+        self.calls.logic().sessions_changed(users);
         Ok(())
     }
 }

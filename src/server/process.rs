@@ -4,7 +4,7 @@ use tokio::{net::TcpListener, sync::watch};
 
 use super::{InProcessLink, LogicNode, ServerError, data_dir::SingleNodeHold, io, stopped_signal, token_key};
 use crate::{
-    api::{DeviceApi, GroupsApi},
+    api::SessionCalls,
     auth::ClusterTokens,
     config::Config,
     connect::{ConnectNode, ConnectParts, GrpcLink, Hub, Peers},
@@ -62,11 +62,7 @@ impl Process {
                 }
                 let parts = ConnectParts {
                     hub,
-                    link: Arc::new(InProcessLink {
-                        device: DeviceApi::new(logic.logic().clone()),
-                        groups: GroupsApi::new(logic.logic().clone()),
-                        logic: logic.logic().clone(),
-                    }),
+                    link: Arc::new(InProcessLink { calls: SessionCalls::new(logic.logic().clone()) }),
                     routes,
                     token_key: token_key(config)?,
                     metrics: metrics.clone(),

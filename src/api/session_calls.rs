@@ -1,0 +1,93 @@
+//! The calls a device makes over its WebSocket session, answered for a device that is
+//! already authenticated: the gRPC handlers of the same calls answer with these after
+//! checking the token, and connect's in-process link calls them directly (the session's
+//! token was checked when it opened; revoking it closes the session). Requests and
+//! answers are the protocol's messages; errors are logic's.
+
+use super::convert;
+use crate::{
+    logic::{DeviceCaller, Logic, Result, Sender, SharedCaller, SyncPage},
+    model::ConversationType,
+    proto::logic::v1 as api,
+};
+
+#[derive(Clone)]
+pub struct SessionCalls {
+    logic: Logic,
+}
+
+impl std::fmt::Debug for SessionCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionCalls")
+    }
+}
+
+/// A device acting as its user on the APIs devices share with business backends.
+pub fn as_shared(caller: &DeviceCaller) -> SharedCaller {
+    SharedCaller {
+        app: caller.app,
+        actor: crate::logic::GroupActor::User(caller.user_id.clone()),
+        device_id: Some(caller.device_id.clone()),
+    }
+}
+
+fn sync_response(page: SyncPage) -> api::SyncResponse {
+    convert::sync_page(page)
+}
+
+impl SessionCalls {
+    pub fn new(logic: Logic) -> Self {
+        Self { logic }
+    }
+
+    pub fn logic(&self) -> &Logic {
+        &self.logic
+    }
+
+    pub async fn send(
+        &self,
+        caller: &DeviceCaller,
+        request: api::DeviceSendRequest,
+    ) -> Result<api::SendMessageResponse> {
+        let sender = Sender::Device(caller.clone());
+        let sent = self
+            .logic
+            .send_direct(caller.app, sender, &request.receiver_user_id, &request.client_msg_id, request.body)
+            .await?;
+        Ok(api::SendMessageResponse { message_id: sent.message_id, seq: sent.seq, sent_at_ms: sent.sent_at_ms })
+    }
+
+    pub async fn sync(&self, caller: &DeviceCaller, request: api::SyncRequest) -> Result<api::SyncResponse> {
+        let page = self.logic.sync(caller.app, &caller.user_id, request.after_seq, request.limit).await?;
+        Ok(sync_response(page))
+    }
+
+    pub async fn ack(&self, caller: &DeviceCaller, request: api::AckRequest) -> Result<api::AckResponse> {
+        Ok(api::AckResponse { acked_seq: self.logic.ack(caller, request.seq).await? })
+    }
+
+    pub async fn mark_read(&self, caller: &DeviceCaller, request: api::MarkReadRequest) -> Result<api::ReadCursor> {
+        let conversation_type = ConversationType::try_from(request.conversation_type).unwrap_or_default();
+        let cursor = self.logic.mark_read(caller, conversation_type, &request.conversation_id, request.seq).await?;
+        Ok(convert::read_cursor(cursor))
+    }
+
+    pub async fn group_send(
+        &self,
+        caller: &SharedCaller,
+        request: api::GroupSendRequest,
+    ) -> Result<api::GroupSendResponse> {
+        let sent = self.logic.send_group(caller, &request.group_id, &request.client_msg_id, request.body).await?;
+        Ok(api::GroupSendResponse {
+            message_id: sent.message_id,
+            seq: sent.seq,
+            group_seq: sent.group_seq,
+            sent_at_ms: sent.sent_at_ms,
+        })
+    }
+
+    pub async fn sync_group(&self, caller: &SharedCaller, request: api::SyncGroupRequest) -> Result<api::SyncResponse> {
+        let page = self.logic.sync_group(caller, &request.group_id, request.after_group_seq, request.limit).await?;
+        Ok(sync_response(page))
+    }
+}
