@@ -1,9 +1,17 @@
 //! gim: a gRPC-first, multi-tenant instant-messaging platform.
 //!
-//! Layers, from the edge inwards (a module only uses the ones below it):
-//! `api` (gRPC handlers) -> `logic` (use cases) -> `store` / `delivery` (seams with
-//! their implementations) -> `model`, `auth`, `config`. `server` wires them into
-//! processes; `telemetry` sets up logs and traces, `metrics` the Prometheus endpoint.
+//! Layers, from the edge inwards; a module uses only the ones below it, never one beside
+//! or above it:
+//!
+//! 1. `server` wires processes (`gim serve`, `gim logic`, `gim connect`) out of
+//! 2. `api` (the gRPC services) and `connect` (WebSocket sessions; it reaches logic
+//!    through its `LogicLink`, which `server` implements in-process or over gRPC), which
+//!    call
+//! 3. `logic` (use cases, and the rules as pure functions), which uses the seams
+//! 4. `store` (SQL) and `delivery` (pushes to connect nodes), over
+//! 5. `route` (where devices are), `model`, `proto`, `frames`, `auth` and `config`.
+//!
+//! `grpc`, `origins`, `metrics` and `telemetry` are plumbing any layer may use.
 
 pub mod api;
 pub mod auth;
@@ -11,6 +19,7 @@ pub mod config;
 pub mod connect;
 pub mod delivery;
 pub mod frames;
+pub mod grpc;
 pub mod logic;
 pub mod metrics;
 pub mod model;

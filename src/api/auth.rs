@@ -25,10 +25,7 @@ fn text<'m>(metadata: &'m MetadataMap, key: &str) -> Option<&'m str> {
     metadata.get(key).and_then(|value| value.to_str().ok()).filter(|value| !value.is_empty())
 }
 
-/// The token of `authorization: Bearer <token>`.
-pub fn bearer(metadata: &MetadataMap) -> Option<&str> {
-    text(metadata, "authorization").and_then(|value| value.strip_prefix("Bearer ")).map(str::trim)
-}
+pub use crate::grpc::bearer;
 
 pub fn app_id(metadata: &MetadataMap) -> Result<AppId, Status> {
     let value =

@@ -102,12 +102,6 @@ pub async fn internal_routes(logic: Logic) -> Routes {
     routes.routes()
 }
 
-/// Accepted connections with TCP_NODELAY: tonic sets it only on listeners it binds
-/// itself, and without it small HTTP/2 writes can wait for a delayed ACK (40 ms).
-pub fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
-}
-
 /// Serves `routes` on `listener` (gRPC over HTTP/2, and gRPC-Web over HTTP/1.1 for
 /// pages of `origins`) until `shutdown` completes, then lets calls in flight finish.
 pub async fn serve(
@@ -140,6 +134,6 @@ pub async fn serve(
         .layer(edge::cors(&origins))
         .layer(tonic_web::GrpcWebLayer::new())
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(crate::grpc::incoming(listener), shutdown)
         .await
 }

@@ -16,7 +16,7 @@ use dashmap::DashMap;
 use tokio::sync::Notify;
 
 use crate::{
-    delivery::{Kick, Membership, Push},
+    delivery::{Delivery, Kick, Membership, Push},
     model::{AppId, DeviceType},
     proto::client::v1::KickReason,
     route::Registration,
@@ -403,6 +403,26 @@ impl Hub {
 
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
+    }
+}
+
+/// Delivery when connect runs in the same process as logic (`gim serve`): a push is
+/// queued on the sessions directly, with no network hop.
+impl Delivery for Hub {
+    fn deliver(&self, pushes: Vec<Push>) {
+        for push in &pushes {
+            self.push(push);
+        }
+    }
+
+    fn kick(&self, kick: Kick) {
+        Hub::kick(self, &kick, 0);
+    }
+
+    fn membership(&self, changes: Vec<Membership>) {
+        for change in &changes {
+            Hub::membership(self, change);
+        }
     }
 }
 

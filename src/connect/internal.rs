@@ -26,7 +26,7 @@ impl InternalApi {
     }
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let presented = crate::api::auth::bearer(request.metadata()).unwrap_or_default();
+        let presented = crate::grpc::bearer(request.metadata()).unwrap_or_default();
         if hash_secret(presented) != self.token_hash {
             return Err(Status::unauthenticated("the internal API takes the cluster's internal token"));
         }

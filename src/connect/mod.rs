@@ -9,7 +9,6 @@ mod link;
 mod listener;
 mod logic_nodes;
 mod order;
-mod peers;
 mod reports;
 mod session;
 
@@ -26,11 +25,11 @@ pub use self::{
     close::*,
     hub::{End, Hub},
     link::{GrpcLink, LogicLink, SessionDevice},
-    peers::Peers,
 };
 use crate::{
     auth::TokenKey,
     config::ConnectConfig,
+    delivery::Peers,
     metrics::Metrics,
     proto::connect::v1::delivery_server::DeliveryServer,
     route::{RouteError, RouteRegistry},
@@ -179,7 +178,7 @@ impl ConnectNode {
             let api = DeliveryServer::new(internal::InternalApi::new(parts.hub.clone(), &token));
             let mut stopped = stopped;
             let server = tonic::transport::Server::builder().add_service(api).serve_with_incoming_shutdown(
-                crate::api::incoming(listener),
+                crate::grpc::incoming(listener),
                 async move {
                     let _ = stopped.wait_for(|stopped| *stopped).await;
                 },

@@ -10,9 +10,8 @@ use std::{
 
 use tokio::sync::mpsc;
 
-use super::{Delivery, Kick, Membership, Push};
+use super::{Delivery, Kick, Membership, Peers, Push};
 use crate::{
-    connect::Peers,
     metrics::Metrics,
     model::AppId,
     proto::connect::v1::{self as api, KickRequest, MembershipChange, PushRequest},

@@ -4,10 +4,10 @@
 //! never block the caller.
 
 mod grpc;
-mod local;
+mod peers;
 mod recording;
 
-pub use self::{grpc::GrpcDelivery, local::LocalDelivery, recording::RecordingDelivery};
+pub use self::{grpc::GrpcDelivery, peers::Peers, recording::RecordingDelivery};
 
 use bytes::Bytes;
 

@@ -5,7 +5,8 @@ use super::{
     Error, Logic, Result, SharedCaller,
     group_rules::{self, DecisionContext, GroupChange, GroupEvent, GroupRefusal},
     message_rules::SendRules,
-    messages::{SyncPage, pushes_of},
+    messages::SyncPage,
+    pushes::pushes_of,
     validate,
 };
 use crate::{

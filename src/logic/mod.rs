@@ -15,6 +15,7 @@ mod moments;
 mod notices;
 mod presence;
 mod presence_events;
+mod pushes;
 mod rate;
 mod reads;
 mod tokens;

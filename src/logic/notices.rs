@@ -2,7 +2,7 @@
 //! messages in the recipients' inboxes, written in the transaction of the change, so
 //! that they are synced by seq like any message and an offline device catches up.
 
-use super::{Logic, messages::pushes_of, validate};
+use super::{Logic, pushes::pushes_of, validate};
 use crate::{
     model::{AppId, ConversationType, MessageBody},
     proto::common::v1::{SystemBody, message_body::Content},

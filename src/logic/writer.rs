@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     Error, IdGenerator, Result,
     message_rules::{SendRefusal, SendRules, may_send},
-    messages::pushes_of,
+    pushes::pushes_of,
 };
 use crate::{
     delivery::Delivery,

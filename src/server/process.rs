@@ -7,8 +7,8 @@ use crate::{
     api::SessionCalls,
     auth::ClusterTokens,
     config::Config,
-    connect::{ConnectNode, ConnectParts, GrpcLink, Hub, Peers},
-    delivery::{GrpcDelivery, LocalDelivery},
+    connect::{ConnectNode, ConnectParts, GrpcLink, Hub},
+    delivery::{Delivery, GrpcDelivery, Peers},
     logic::Logic,
     metrics::{self, Metrics},
     route::{MemoryRegistry, RedisRegistry, RouteRegistry},
@@ -55,7 +55,8 @@ impl Process {
                 let hub = Hub::new(config.connect.outbound_queue, config.connect.group_push_delay_ms > 0);
                 let routes: Arc<dyn RouteRegistry> =
                     Arc::new(MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
-                let delivery = Arc::new(LocalDelivery::new(hub.clone()));
+                // Connect runs here: logic pushes straight onto its sessions.
+                let delivery: Arc<dyn Delivery> = hub.clone();
                 let logic = LogicNode::start(config, delivery, routes.clone(), None, metrics.clone()).await?;
                 if let Some(hold) = single_node.as_mut() {
                     hold.take_database(logic.store()).await?;
