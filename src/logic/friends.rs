@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use super::{
     Error, Logic, Result, SharedCaller,
     friend_rules::{FriendRefusal, RequestRules, decide_answer, decide_pairs, decide_request},
+    moment_rules::shown_to_new_friend,
     notices::NoticeDraft,
     validate,
 };
 use crate::{
     model::{AppId, Friend, FriendRequest, User, now_ms},
     route::Route,
-    store::{Answer, AnswerState, PairsState, RequestNotices, RequestOutcome, RequestState},
+    store::{Answer, AnswerState, Backfill, PairsState, RequestNotices, RequestOutcome, RequestState},
 };
 
 /// The error for a change the rules refused inside the store's transaction.
@@ -48,9 +49,9 @@ impl Logic {
         }
     }
 
-    /// How many of a new friend's latest posts its friend's feed gets.
-    fn backfill_posts(&self) -> u32 {
-        self.inner.social.feed_backfill_posts
+    /// What a new friendship copies into each one's feed.
+    fn backfill(&self) -> Backfill<'static> {
+        Backfill { posts: self.inner.social.feed_backfill_posts, shown: &shown_to_new_friend }
     }
 
     /// The other user of a one-to-one call: a valid id, not the caller.
@@ -117,7 +118,7 @@ impl Logic {
         let refusal = std::sync::Mutex::new(None);
         let about = [to.to_owned()];
         let pair = [user.to_owned(), to.to_owned()];
-        let backfill = self.backfill_posts();
+        let backfill = self.backfill();
         let outcome = self
             .with_notices(|| {
                 let requested = NoticeDraft {
@@ -175,7 +176,7 @@ impl Logic {
         let from = Self::other_user(user, "user_id", from)?;
         let about = [from.to_owned()];
         let pair = [from.to_owned(), user.to_owned()];
-        let (max_friends, backfill) = (self.inner.social.max_friends, self.backfill_posts());
+        let (max_friends, backfill) = (self.inner.social.max_friends, self.backfill());
         let refusal = std::sync::Mutex::new(None);
         let notices = self
             .with_notices(|| {
@@ -309,7 +310,7 @@ impl Logic {
         let mut decide = |state: &PairsState| {
             decide_pairs(pairs, state, max_friends).map_err(|refused| refusal = Some(refused)).is_ok()
         };
-        let made = self.store().make_friends(caller.app, pairs, self.backfill_posts(), now_ms(), &mut decide).await?;
+        let made = self.store().make_friends(caller.app, pairs, self.backfill(), now_ms(), &mut decide).await?;
         if !made {
             return Err(refused_for(refusal));
         }

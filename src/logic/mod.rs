@@ -11,6 +11,7 @@ mod groups;
 mod ids;
 mod message_rules;
 mod messages;
+mod moment_rules;
 mod moments;
 mod notices;
 mod presence;

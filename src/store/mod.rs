@@ -504,6 +504,21 @@ pub enum RequestEffect {
 /// (the decider keeps its reason).
 pub type RequestDecider<'a> = dyn FnMut(&RequestState) -> Option<RequestEffect> + Send + 'a;
 
+/// What a new friendship copies into each one's feed: up to `posts` of the other's latest
+/// posts, those `shown` lets the new friend see.
+#[derive(Clone, Copy)]
+pub struct Backfill<'a> {
+    pub posts: u32,
+    /// Whether a post with this visibility and audience is shown to this new friend.
+    pub shown: &'a (dyn Fn(Visibility, &[String], &str) -> bool + Send + Sync),
+}
+
+impl std::fmt::Debug for Backfill<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backfill").field("posts", &self.posts).finish_non_exhaustive()
+    }
+}
+
 /// `user`'s answer to the friend request from `from`: to accept (with the notice to
 /// write), or to turn it down.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -547,13 +562,12 @@ pub trait FriendStore: Send + Sync {
     /// Locks the sender, reads the `RequestState`, and does what `decide` answers: stores
     /// the request (replacing an earlier one between the same two) with its notice, or
     /// makes them friends; `None` when it refused.
-    /// A new friendship copies this many of each one's latest posts into the other's feed.
     async fn send_friend_request(
         &self,
         app: AppId,
         request: &FriendRequest,
         notices: &RequestNotices,
-        backfill_posts: u32,
+        backfill: Backfill<'_>,
         decide: &mut RequestDecider<'_>,
     ) -> StoreResult<Option<RequestOutcome>>;
     /// Reads the `AnswerState` of the request from `from` to `user` and, if `decide`
@@ -563,7 +577,7 @@ pub trait FriendStore: Send + Sync {
         &self,
         app: AppId,
         answer: &Answer<'_>,
-        backfill_posts: u32,
+        backfill: Backfill<'_>,
         decide: &mut AnswerDecider<'_>,
     ) -> StoreResult<Option<Vec<Notice>>>;
     /// Live requests to (`incoming`) or from the user, newest first.
@@ -581,7 +595,7 @@ pub trait FriendStore: Send + Sync {
         &self,
         app: AppId,
         pairs: &[(String, String)],
-        backfill_posts: u32,
+        backfill: Backfill<'_>,
         now_ms: i64,
         decide: &mut PairsDecider<'_>,
     ) -> StoreResult<bool>;

@@ -8,10 +8,10 @@ use sqlx::{Row, any::AnyRow};
 
 use super::{SqlStore, Tx, bind_in, in_list, pow2_chunks, rows, rows_of};
 use crate::{
-    model::{AppId, Friend, FriendRequest, Relation, Visibility},
+    model::{AppId, Friend, FriendRequest, Relation},
     store::{
-        Answer, AnswerDecider, AnswerState, FriendStore, NewMessage, Notice, PairsDecider, PairsState, RequestDecider,
-        RequestEffect, RequestNotices, RequestOutcome, RequestState, StoreResult,
+        Answer, AnswerDecider, AnswerState, Backfill, FriendStore, NewMessage, Notice, PairsDecider, PairsState,
+        RequestDecider, RequestEffect, RequestNotices, RequestOutcome, RequestState, StoreResult,
     },
 };
 
@@ -98,13 +98,13 @@ impl SqlStore {
     }
 
     /// Makes `a` and `b` friends (if they are not already): both rows, the end of their
-    /// requests, and up to `backfill_posts` of each one's latest posts in the other's feed.
+    /// requests, and each one's latest posts the other may see (`backfill`) in its feed.
     async fn befriend_in(
         &self,
         tx: &mut Tx,
         app: i64,
         (a, b): (&str, &str),
-        backfill_posts: u32,
+        backfill: Backfill<'_>,
         now_ms: i64,
     ) -> StoreResult<()> {
         self.drop_requests_in(tx, app, a, b).await?;
@@ -127,13 +127,20 @@ impl SqlStore {
             .bind(now_ms)
             .execute(&mut **tx)
             .await?;
-        self.backfill_feed_in(tx, app, a, b, backfill_posts).await?;
-        self.backfill_feed_in(tx, app, b, a, backfill_posts).await
+        self.backfill_feed_in(tx, app, a, b, backfill).await?;
+        self.backfill_feed_in(tx, app, b, a, backfill).await
     }
 
     /// Puts the author's latest posts that `viewer`, now a friend, may see into its feed.
-    async fn backfill_feed_in(&self, tx: &mut Tx, app: i64, viewer: &str, author: &str, limit: u32) -> StoreResult<()> {
-        if limit == 0 {
+    async fn backfill_feed_in(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        viewer: &str,
+        author: &str,
+        backfill: Backfill<'_>,
+    ) -> StoreResult<()> {
+        if backfill.posts == 0 {
             return Ok(());
         }
         let found = sqlx::query(
@@ -142,20 +149,14 @@ impl SqlStore {
         )
         .bind(app)
         .bind(author)
-        .bind(i64::from(limit))
+        .bind(i64::from(backfill.posts))
         .fetch_all(&mut **tx)
         .await?;
         let mut visible = Vec::new();
         for row in &found {
             let visibility = rows::visibility(row.try_get("visibility")?);
             let audience = rows::audience(&row.try_get::<String, _>("audience")?)?;
-            let shown = match visibility {
-                Visibility::Public | Visibility::Friends => true,
-                Visibility::Except => !audience.iter().any(|u| u == viewer),
-                // A chosen audience was chosen among friends of the time.
-                Visibility::Chosen | Visibility::OnlyMe | Visibility::Unspecified => false,
-            };
-            if shown {
+            if (backfill.shown)(visibility, &audience, viewer) {
                 visible.push(row.try_get::<i64, _>("post_id")?);
             }
         }
@@ -214,7 +215,7 @@ impl SqlStore {
         app: i64,
         request: &FriendRequest,
         notices: &RequestNotices,
-        backfill_posts: u32,
+        backfill: Backfill<'_>,
         decide: &mut RequestDecider<'_>,
     ) -> StoreResult<Option<RequestOutcome>> {
         let state = self.request_state_in(tx, app, request).await?;
@@ -223,7 +224,7 @@ impl SqlStore {
             None => Ok(None),
             Some(RequestEffect::Repeat) => Ok(Some(RequestOutcome::Requested(Vec::new()))),
             Some(RequestEffect::Befriend) => {
-                self.befriend_in(tx, app, (from, to), backfill_posts, request.created_at_ms).await?;
+                self.befriend_in(tx, app, (from, to), backfill, request.created_at_ms).await?;
                 let notices = self.append_notices_in(tx, app, std::slice::from_ref(&notices.accepted)).await?;
                 Ok(Some(RequestOutcome::BecameFriends(notices)))
             }
@@ -256,7 +257,7 @@ impl SqlStore {
         tx: &mut Tx,
         app: i64,
         answer: &Answer<'_>,
-        backfill_posts: u32,
+        backfill: Backfill<'_>,
         decide: &mut AnswerDecider<'_>,
     ) -> StoreResult<Option<Vec<Notice>>> {
         let (user, from) = (answer.user, answer.from);
@@ -280,7 +281,7 @@ impl SqlStore {
             .await?;
             return Ok(Some(Vec::new()));
         };
-        self.befriend_in(tx, app, (user, from), backfill_posts, answer.now_ms).await?;
+        self.befriend_in(tx, app, (user, from), backfill, answer.now_ms).await?;
         Ok(Some(self.append_notices_in(tx, app, std::slice::from_ref(accepted)).await?))
     }
 
@@ -333,7 +334,7 @@ impl FriendStore for SqlStore {
         app: AppId,
         request: &FriendRequest,
         notices: &RequestNotices,
-        backfill_posts: u32,
+        backfill: Backfill<'_>,
         decide: &mut RequestDecider<'_>,
     ) -> StoreResult<Option<RequestOutcome>> {
         let app = rows::signed(app);
@@ -341,7 +342,7 @@ impl FriendStore for SqlStore {
         loop {
             attempt += 1;
             let mut tx = self.begin().await?;
-            let result = self.send_request_in(&mut tx, app, request, notices, backfill_posts, decide).await;
+            let result = self.send_request_in(&mut tx, app, request, notices, backfill, decide).await;
             if let Some(done) = self.settle(tx, result, attempt).await {
                 return done;
             }
@@ -352,7 +353,7 @@ impl FriendStore for SqlStore {
         &self,
         app: AppId,
         answer: &Answer<'_>,
-        backfill_posts: u32,
+        backfill: Backfill<'_>,
         decide: &mut AnswerDecider<'_>,
     ) -> StoreResult<Option<Vec<Notice>>> {
         let app = rows::signed(app);
@@ -360,7 +361,7 @@ impl FriendStore for SqlStore {
         loop {
             attempt += 1;
             let mut tx = self.begin().await?;
-            let result = self.answer_in(&mut tx, app, answer, backfill_posts, decide).await;
+            let result = self.answer_in(&mut tx, app, answer, backfill, decide).await;
             if let Some(done) = self.settle(tx, result, attempt).await {
                 return done;
             }
@@ -392,7 +393,7 @@ impl FriendStore for SqlStore {
         &self,
         app: AppId,
         pairs: &[(String, String)],
-        backfill_posts: u32,
+        backfill: Backfill<'_>,
         now_ms: i64,
         decide: &mut PairsDecider<'_>,
     ) -> StoreResult<bool> {
@@ -406,7 +407,7 @@ impl FriendStore for SqlStore {
                     return Ok(false);
                 }
                 for (a, b) in pairs {
-                    self.befriend_in(&mut tx, app, (a, b), backfill_posts, now_ms).await?;
+                    self.befriend_in(&mut tx, app, (a, b), backfill, now_ms).await?;
                 }
                 Ok(true)
             }
