@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{Dialect, SqlStore, Tx, rows};
+use super::{Dialect, SqlStore, Tx, in_tx, rows};
 use crate::{
     model::{App, AppId, AppSecret, AppSettings},
     store::{AppStore, StoreError, StoreResult},
@@ -39,15 +39,8 @@ async fn insert_app(
 impl AppStore for SqlStore {
     async fn create_app(&self, name: &str, settings: &AppSettings, secret_hash: &str, now_ms: i64) -> StoreResult<App> {
         let settings_text = settings_json(settings)?;
-        let app_id = self
-            .write_tx(|mut tx| {
-                let settings_text = settings_text.clone();
-                async move {
-                    let result = insert_app(&mut tx, self.dialect, name, settings_text, secret_hash, now_ms).await;
-                    (tx, result)
-                }
-            })
-            .await?;
+        let app_id =
+            in_tx!(self, |tx| insert_app(tx, self.dialect, name, settings_text.clone(), secret_hash, now_ms).await)?;
         Ok(App { id: rows::unsigned(app_id), name: name.to_owned(), settings: settings.clone(), created_at_ms: now_ms })
     }
     async fn get_app(&self, app: AppId) -> StoreResult<Option<App>> {
@@ -101,11 +94,7 @@ impl AppStore for SqlStore {
 
     async fn rotate_secret(&self, app: AppId, new_hash: &str, retire_at_ms: i64, now_ms: i64) -> StoreResult<()> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = replace_secret(&mut tx, app, new_hash, retire_at_ms, now_ms).await;
-            (tx, result)
-        })
-        .await
+        in_tx!(self, |tx| replace_secret(tx, app, new_hash, retire_at_ms, now_ms).await)
     }
 }
 

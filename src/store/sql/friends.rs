@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use sqlx::{Row, any::AnyRow};
 
-use super::{SqlStore, Tx, bind_in, in_list, pow2_chunks, rows, rows_of};
+use super::{SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Friend, FriendRequest, Relation},
     store::{
@@ -338,15 +338,7 @@ impl FriendStore for SqlStore {
         decide: &mut RequestDecider<'_>,
     ) -> StoreResult<Option<RequestOutcome>> {
         let app = rows::signed(app);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.begin().await?;
-            let result = self.send_request_in(&mut tx, app, request, notices, backfill, decide).await;
-            if let Some(done) = self.settle(tx, result, attempt).await {
-                return done;
-            }
-        }
+        in_tx!(self, |tx| self.send_request_in(tx, app, request, notices, backfill, decide).await)
     }
 
     async fn answer_friend_request(
@@ -357,15 +349,7 @@ impl FriendStore for SqlStore {
         decide: &mut AnswerDecider<'_>,
     ) -> StoreResult<Option<Vec<Notice>>> {
         let app = rows::signed(app);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.begin().await?;
-            let result = self.answer_in(&mut tx, app, answer, backfill, decide).await;
-            if let Some(done) = self.settle(tx, result, attempt).await {
-                return done;
-            }
-        }
+        in_tx!(self, |tx| self.answer_in(tx, app, answer, backfill, decide).await)
     }
 
     async fn friend_requests(
@@ -398,24 +382,16 @@ impl FriendStore for SqlStore {
         decide: &mut PairsDecider<'_>,
     ) -> StoreResult<bool> {
         let app = rows::signed(app);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.begin().await?;
-            let result = async {
-                if !decide(&self.pairs_state_in(&mut tx, app, pairs).await?) {
-                    return Ok(false);
-                }
-                for (a, b) in pairs {
-                    self.befriend_in(&mut tx, app, (a, b), backfill, now_ms).await?;
-                }
-                Ok(true)
+        in_tx!(self, |tx| async {
+            if !decide(&self.pairs_state_in(tx, app, pairs).await?) {
+                return Ok(false);
             }
-            .await;
-            if let Some(done) = self.settle(tx, result, attempt).await {
-                return done;
+            for (a, b) in pairs {
+                self.befriend_in(tx, app, (a, b), backfill, now_ms).await?;
             }
+            Ok(true)
         }
+        .await)
     }
 
     async fn break_friends(
@@ -425,20 +401,15 @@ impl FriendStore for SqlStore {
         notices: &[NewMessage],
     ) -> StoreResult<(u64, Vec<Notice>)> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = async {
-                let mut broken = 0;
-                for (a, b) in pairs {
-                    broken += u64::from(self.unfriend_in(&mut tx, app, a, b).await?);
-                }
-                let notices =
-                    if broken > 0 { self.append_notices_in(&mut tx, app, notices).await? } else { Vec::new() };
-                Ok((broken, notices))
+        in_tx!(self, |tx| async {
+            let mut broken = 0;
+            for (a, b) in pairs {
+                broken += u64::from(self.unfriend_in(tx, app, a, b).await?);
             }
-            .await;
-            (tx, result)
-        })
-        .await
+            let notices = if broken > 0 { self.append_notices_in(tx, app, notices).await? } else { Vec::new() };
+            Ok((broken, notices))
+        }
+        .await)
     }
 
     async fn friend(&self, app: AppId, user: &str, friend_id: &str) -> StoreResult<Option<Friend>> {
@@ -525,36 +496,32 @@ impl FriendStore for SqlStore {
 
     async fn block(&self, app: AppId, user: &str, blocked: &str, now_ms: i64) -> StoreResult<bool> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = async {
-                let exists: Option<i64> =
-                    sqlx::query_scalar("SELECT 1 FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?")
-                        .bind(app)
-                        .bind(user)
-                        .bind(blocked)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if exists.is_none() {
-                    sqlx::query("INSERT INTO blocks (app_id, user_id, blocked_id, created_at_ms) VALUES (?, ?, ?, ?)")
-                        .bind(app)
-                        .bind(user)
-                        .bind(blocked)
-                        .bind(now_ms)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                sqlx::query("DELETE FROM friend_requests WHERE app_id = ? AND from_user_id = ? AND to_user_id = ?")
+        in_tx!(self, |tx| async {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?")
                     .bind(app)
-                    .bind(blocked)
                     .bind(user)
-                    .execute(&mut *tx)
+                    .bind(blocked)
+                    .fetch_optional(&mut **tx)
                     .await?;
-                Ok(exists.is_none())
+            if exists.is_none() {
+                sqlx::query("INSERT INTO blocks (app_id, user_id, blocked_id, created_at_ms) VALUES (?, ?, ?, ?)")
+                    .bind(app)
+                    .bind(user)
+                    .bind(blocked)
+                    .bind(now_ms)
+                    .execute(&mut **tx)
+                    .await?;
             }
-            .await;
-            (tx, result)
-        })
-        .await
+            sqlx::query("DELETE FROM friend_requests WHERE app_id = ? AND from_user_id = ? AND to_user_id = ?")
+                .bind(app)
+                .bind(blocked)
+                .bind(user)
+                .execute(&mut **tx)
+                .await?;
+            Ok(exists.is_none())
+        }
+        .await)
     }
 
     async fn unblock(&self, app: AppId, user: &str, blocked: &str) -> StoreResult<bool> {

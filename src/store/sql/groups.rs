@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{MAX_IN_LIST, SqlStore, Tx, bind_in, in_list, pow2_chunks, rows, rows_of};
+use super::{MAX_IN_LIST, SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, ConversationType, Group, GroupMember, JoinRequest, Message},
     store::{
@@ -284,15 +284,7 @@ impl GroupStore for SqlStore {
         decide: &mut GroupDecider<'_>,
     ) -> StoreResult<Option<GroupOutcome>> {
         let app = rows::signed(app);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.begin().await?;
-            let result = self.create_group_in(&mut tx, app, group, load, decide).await;
-            if let Some(done) = self.settle(tx, result, attempt).await {
-                return done;
-            }
-        }
+        in_tx!(self, |tx| self.create_group_in(tx, app, group, load, decide).await)
     }
 
     async fn change_group(
@@ -303,19 +295,11 @@ impl GroupStore for SqlStore {
         decide: &mut GroupDecider<'_>,
     ) -> StoreResult<Option<GroupOutcome>> {
         let app = rows::signed(app);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.begin().await?;
-            let result = match self.lock_group(&mut tx, app, group_id).await {
-                Ok(Some(group)) => self.decide_and_apply(&mut tx, app, group, load, decide).await,
-                Ok(None) => Err(StoreError::NotFound),
-                Err(err) => Err(err),
-            };
-            if let Some(done) = self.settle(tx, result, attempt).await {
-                return done;
-            }
-        }
+        in_tx!(self, |tx| match self.lock_group(tx, app, group_id).await {
+            Ok(Some(group)) => self.decide_and_apply(tx, app, group, load, decide).await,
+            Ok(None) => Err(StoreError::NotFound),
+            Err(err) => Err(err),
+        })
     }
 
     async fn get_group(&self, app: AppId, group_id: &str) -> StoreResult<Option<Group>> {

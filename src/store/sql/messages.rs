@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use prost::Message as _;
 use sqlx::Row;
 
-use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, pow2_chunks, rows, rows_of};
+use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, ConversationType, Group, GroupMember, Message, MessageStatus},
     store::{
@@ -602,15 +602,7 @@ impl MessageStore for SqlStore {
             return Ok(Vec::new());
         }
         let app = rows::signed(app);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.begin().await?;
-            let result = self.append_in(&mut tx, app, batch, decide).await;
-            if let Some(done) = self.settle(tx, result, attempt).await {
-                return done;
-            }
-        }
+        in_tx!(self, |tx| self.append_in(tx, app, batch, decide).await)
     }
 
     async fn latest_seq(&self, app: AppId, user_id: &str) -> StoreResult<Option<u64>> {

@@ -11,7 +11,7 @@ mod reads;
 mod rows;
 mod users;
 
-use std::{future::Future, str::FromStr, time::Duration};
+use std::{str::FromStr, time::Duration};
 
 use sqlx::{
     AnyPool, Executor,
@@ -240,25 +240,6 @@ impl SqlStore {
         self.read.close().await;
     }
 
-    /// Runs `body` in a write transaction, again when the database reports a deadlock or
-    /// a busy lock (the failed attempt was rolled back in full). `body` gets the
-    /// transaction and hands it back with its result.
-    async fn write_tx<T, F, Fut>(&self, mut body: F) -> StoreResult<T>
-    where
-        F: FnMut(Tx) -> Fut,
-        Fut: Future<Output = (Tx, StoreResult<T>)>,
-    {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let tx = self.begin().await?;
-            let (tx, result) = body(tx).await;
-            if let Some(done) = self.settle(tx, result, attempt).await {
-                return done;
-            }
-        }
-    }
-
     async fn begin(&self) -> StoreResult<Tx> {
         Ok(self.write.begin_with(self.dialect.begin()).await?)
     }
@@ -297,6 +278,28 @@ impl SingleNodeLock {
         let _ = self.conn.close().await;
     }
 }
+
+/// Evaluates `$body` (an expression of type `StoreResult<_>` that uses `$tx: &mut Tx`)
+/// in a write transaction of `$store`: committed if it succeeds, rolled back if not, and
+/// run again from the start, in a new transaction, when the database reports a deadlock
+/// or a busy lock. Write `$body` without `?` at its top (an `async { .. }.await` block or
+/// a call), so that a failure reaches the rollback and the retry.
+macro_rules! in_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let store = $store;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut transaction = store.begin().await?;
+            let $tx = &mut transaction;
+            let result = $body;
+            if let Some(done) = store.settle(transaction, result, attempt).await {
+                break done;
+            }
+        }
+    }};
+}
+pub(crate) use in_tx;
 
 /// A write transaction.
 type Tx = sqlx::Transaction<'static, sqlx::Any>;

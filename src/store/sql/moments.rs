@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use prost::Message as _;
 use sqlx::Row;
 
-use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, pow2_chunks, rows, rows_of};
+use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Comment, Like, Post, Visibility},
     store::{MomentStore, NewComment, NewMessage, Notice, PostPage, StoreError, StoreResult},
@@ -219,11 +219,7 @@ impl MomentStore for SqlStore {
         notice: Option<&NewMessage>,
     ) -> StoreResult<(Post, Vec<Notice>)> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = self.publish_in(&mut tx, app, post, readers, notice).await;
-            (tx, result)
-        })
-        .await
+        in_tx!(self, |tx| self.publish_in(tx, app, post, readers, notice).await)
     }
 
     async fn get_post(&self, app: AppId, post_id: u64) -> StoreResult<Option<Post>> {
@@ -241,11 +237,7 @@ impl MomentStore for SqlStore {
 
     async fn delete_post(&self, app: AppId, author_id: &str, post_id: u64) -> StoreResult<bool> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = self.delete_post_in(&mut tx, app, author_id, post_id).await;
-            (tx, result)
-        })
-        .await
+        in_tx!(self, |tx| self.delete_post_in(tx, app, author_id, post_id).await)
     }
 
     async fn feed(&self, app: AppId, user: &str, page: PostPage) -> StoreResult<Vec<Post>> {
@@ -341,11 +333,7 @@ impl MomentStore for SqlStore {
         now_ms: i64,
     ) -> StoreResult<Vec<Notice>> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = self.like_in(&mut tx, app, (post_id, user), notice, now_ms).await;
-            (tx, result)
-        })
-        .await
+        in_tx!(self, |tx| self.like_in(tx, app, (post_id, user), notice, now_ms).await)
     }
 
     async fn unlike(&self, app: AppId, post_id: u64, user: &str) -> StoreResult<bool> {
@@ -365,11 +353,7 @@ impl MomentStore for SqlStore {
         notices: &[NewMessage],
     ) -> StoreResult<(Comment, Vec<Notice>)> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = self.comment_in(&mut tx, app, comment, notices).await;
-            (tx, result)
-        })
-        .await
+        in_tx!(self, |tx| self.comment_in(tx, app, comment, notices).await)
     }
 
     async fn get_comment(&self, app: AppId, post_id: u64, comment_id: u64) -> StoreResult<Option<Comment>> {

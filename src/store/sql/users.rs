@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, pow2_chunks, rows, rows_of};
+use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Device, DeviceType, ProfilePatch, TokenGenerations, User},
     store::{DeviceDecider, NewDevice, NewUser, StoreError, StoreResult, UserStore},
@@ -145,11 +145,7 @@ impl UserStore for SqlStore {
             return Ok(Vec::new());
         }
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = self.insert_users(&mut tx, app, users, now_ms).await;
-            (tx, result)
-        })
-        .await
+        in_tx!(self, |tx| self.insert_users(tx, app, users, now_ms).await)
     }
 
     async fn get_users(&self, app: AppId, ids: &[String]) -> StoreResult<Vec<User>> {
@@ -213,15 +209,7 @@ impl UserStore for SqlStore {
         decide: &mut DeviceDecider<'_>,
     ) -> StoreResult<Option<Device>> {
         let app = rows::signed(app);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.begin().await?;
-            let result = self.upsert_device_in(&mut tx, app, device, now_ms, decide).await;
-            if let Some(done) = self.settle(tx, result, attempt).await {
-                return done;
-            }
-        }
+        in_tx!(self, |tx| self.upsert_device_in(tx, app, device, now_ms, decide).await)
     }
     async fn get_device(&self, app: AppId, user_id: &str, device_id: &str) -> StoreResult<Option<Device>> {
         let sql =
@@ -328,11 +316,7 @@ impl UserStore for SqlStore {
         now_ms: i64,
     ) -> StoreResult<()> {
         let app = rows::signed(app);
-        self.write_tx(|mut tx| async move {
-            let result = self.insert_account(&mut tx, app, username, password_hash, user, now_ms).await;
-            (tx, result)
-        })
-        .await
+        in_tx!(self, |tx| self.insert_account(tx, app, username, password_hash, user, now_ms).await)
     }
     async fn account_by_username(&self, app: AppId, username: &str) -> StoreResult<Option<(String, String)>> {
         let row = sqlx::query("SELECT user_id, password_hash FROM accounts WHERE app_id = ? AND username = ?")
