@@ -108,6 +108,9 @@ impl From<StoreError> for Error {
         match err {
             StoreError::NotFound => Error::NotFound("not found".into()),
             StoreError::Conflict => Error::Conflict("already exists".into()),
+            StoreError::OutOfRange { column, value } => {
+                Error::InvalidArgument(format!("{column} {value} is out of range (at most {})", i64::MAX))
+            }
             StoreError::Unavailable(cause) => {
                 tracing::warn!(cause = %cause, "the database is out of reach");
                 Error::Unavailable("the database is out of reach; retry in a moment".into())

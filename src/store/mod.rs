@@ -28,6 +28,9 @@ pub enum StoreError {
     Conflict,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// A value that a BIGINT column cannot hold (past `i64::MAX`).
+    #[error("{column} {value} is out of range")]
+    OutOfRange { column: &'static str, value: u64 },
     /// The database is out of reach (no connection in time, or the connection broke).
     #[error("database out of reach: {0}")]
     Unavailable(sqlx::Error),

@@ -10,7 +10,10 @@ use crate::{
     support::{Backend, TestDb, text},
 };
 
-both_stores!(a_batch_dedups_isolates_failures_and_numbers_each_inbox);
+both_stores!(
+    a_batch_dedups_isolates_failures_and_numbers_each_inbox,
+    a_value_that_does_not_fit_its_column_is_an_error_that_names_it,
+);
 
 async fn open(db: &TestDb) -> SqlStore {
     let store = SqlStore::connect(&db.url, &StoreOptions::default()).await.unwrap();
@@ -87,4 +90,30 @@ async fn a_batch_dedups_isolates_failures_and_numbers_each_inbox(backend: Backen
     let elsewhere = store.append(other_app, &[direct(1, "m1", "alice", "alice")], &mut |_, _| true).await;
     assert!(elsewhere.is_ok());
     store.close().await;
+}
+
+/// Ids and seqs are unsigned, BIGINT columns signed: a value past `i64::MAX` is refused
+/// (never written as -1), and a negative value read back is an error (never read as 0).
+async fn a_value_that_does_not_fit_its_column_is_an_error_that_names_it(backend: Backend) {
+    use gim::store::{MomentStore, StoreError};
+    use sqlx::Connection as _;
+    let db = TestDb::create(backend).await;
+    let store = open(&db).await;
+    let app = store.create_app("a", &Default::default(), "hash", 1).await.unwrap().id;
+    let user =
+        NewUser { user_id: "alice".into(), nickname: String::new(), avatar_url: String::new(), extra: String::new() };
+    store.create_users(app, &[user], 1).await.unwrap();
+
+    match store.get_post(app, u64::MAX).await {
+        Err(StoreError::OutOfRange { column: "post_id", value }) => assert_eq!(value, u64::MAX),
+        other => panic!("a post id past i64::MAX is refused: {other:?}"),
+    }
+    // A seq corrupted to a negative value: reading it says so.
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE user_seqs SET seq = -5 WHERE user_id = 'alice'").execute(&mut conn).await.unwrap();
+    let _ = conn.close().await;
+    match store.latest_seq(app, "alice").await {
+        Err(StoreError::Corrupt(what)) => assert!(what.contains("seq") && what.contains("-5"), "{what}"),
+        other => panic!("a negative seq is corrupt data: {other:?}"),
+    }
 }

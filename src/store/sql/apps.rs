@@ -41,11 +41,17 @@ impl AppStore for SqlStore {
         let settings_text = settings_json(settings)?;
         let app_id =
             in_tx!(self, |tx| insert_app(tx, self.dialect, name, settings_text.clone(), secret_hash, now_ms).await)?;
-        Ok(App { id: rows::unsigned(app_id), name: name.to_owned(), settings: settings.clone(), created_at_ms: now_ms })
+        Ok(App {
+            id: rows::u64_of(app_id, "app_id")?,
+            name: name.to_owned(),
+            settings: settings.clone(),
+            created_at_ms: now_ms,
+        })
     }
     async fn get_app(&self, app: AppId) -> StoreResult<Option<App>> {
         let sql = format!("SELECT {} FROM apps WHERE app_id = ?", rows::APP_COLUMNS);
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)).fetch_optional(&self.read).await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?).fetch_optional(&self.read).await?;
         row.as_ref().map(rows::app).transpose()
     }
 
@@ -66,7 +72,7 @@ impl AppStore for SqlStore {
             sqlx::query("UPDATE apps SET name = COALESCE(?, name), settings = COALESCE(?, settings) WHERE app_id = ?")
                 .bind(name)
                 .bind(settings_text)
-                .bind(rows::signed(app))
+                .bind(rows::bigint(app, "app_id")?)
                 .execute(&self.write)
                 .await?;
         if result.rows_affected() == 0 && self.get_app(app).await?.is_none() {
@@ -80,7 +86,7 @@ impl AppStore for SqlStore {
             "SELECT secret_hash, expires_at_ms FROM app_secrets \
              WHERE app_id = ? AND (expires_at_ms IS NULL OR expires_at_ms > ?)",
         )
-        .bind(rows::signed(app))
+        .bind(rows::bigint(app, "app_id")?)
         .bind(now_ms)
         .fetch_all(&self.read)
         .await?;
@@ -93,7 +99,7 @@ impl AppStore for SqlStore {
     }
 
     async fn rotate_secret(&self, app: AppId, new_hash: &str, retire_at_ms: i64, now_ms: i64) -> StoreResult<()> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| replace_secret(tx, app, new_hash, retire_at_ms, now_ms).await)
     }
 }

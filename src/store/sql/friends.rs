@@ -94,7 +94,7 @@ impl SqlStore {
             .bind(user)
             .fetch_one(&mut **tx)
             .await?;
-        Ok(rows::unsigned(count))
+        rows::u64_of(count, "count")
     }
 
     /// Makes `a` and `b` friends (if they are not already): both rows, the end of their
@@ -154,7 +154,7 @@ impl SqlStore {
         .await?;
         let mut visible = Vec::new();
         for row in &found {
-            let visibility = rows::visibility(row.try_get("visibility")?);
+            let visibility = rows::get_enum(row, "visibility")?;
             let audience = rows::audience(&row.try_get::<String, _>("audience")?)?;
             if (backfill.shown)(visibility, &audience, viewer) {
                 visible.push(row.try_get::<i64, _>("post_id")?);
@@ -204,7 +204,7 @@ impl SqlStore {
             friends: self.are_friends_in(tx, app, from, to).await?,
             asked_first: self.live_request_in(tx, app, to, from, now_ms).await?,
             earlier: earlier.as_ref().map(request).transpose()?,
-            pending: rows::unsigned(pending),
+            pending: rows::u64_of(pending, "pending")?,
             friend_counts: (self.friend_count_in(tx, app, from).await?, self.friend_count_in(tx, app, to).await?),
         })
     }
@@ -311,13 +311,13 @@ impl FriendStore for SqlStore {
              (SELECT COUNT(*) FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?) AS blocked_by, \
              (SELECT COUNT(*) FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?) AS blocking",
         )
-        .bind(rows::signed(app))
+        .bind(rows::bigint(app, "app_id")?)
         .bind(user)
         .bind(other)
-        .bind(rows::signed(app))
+        .bind(rows::bigint(app, "app_id")?)
         .bind(other)
         .bind(user)
-        .bind(rows::signed(app))
+        .bind(rows::bigint(app, "app_id")?)
         .bind(user)
         .bind(other)
         .fetch_one(&self.read)
@@ -337,7 +337,7 @@ impl FriendStore for SqlStore {
         backfill: Backfill<'_>,
         decide: &mut RequestDecider<'_>,
     ) -> StoreResult<Option<RequestOutcome>> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.send_request_in(tx, app, request, notices, backfill, decide).await)
     }
 
@@ -348,7 +348,7 @@ impl FriendStore for SqlStore {
         backfill: Backfill<'_>,
         decide: &mut AnswerDecider<'_>,
     ) -> StoreResult<Option<Vec<Notice>>> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.answer_in(tx, app, answer, backfill, decide).await)
     }
 
@@ -365,7 +365,7 @@ impl FriendStore for SqlStore {
              AND rejected_at_ms = 0 ORDER BY created_at_ms DESC"
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user)
             .bind(now_ms)
             .fetch_all(&self.read)
@@ -381,7 +381,7 @@ impl FriendStore for SqlStore {
         now_ms: i64,
         decide: &mut PairsDecider<'_>,
     ) -> StoreResult<bool> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| async {
             if !decide(&self.pairs_state_in(tx, app, pairs).await?) {
                 return Ok(false);
@@ -400,7 +400,7 @@ impl FriendStore for SqlStore {
         pairs: &[(String, String)],
         notices: &[NewMessage],
     ) -> StoreResult<(u64, Vec<Notice>)> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| async {
             let mut broken = 0;
             for (a, b) in pairs {
@@ -416,7 +416,7 @@ impl FriendStore for SqlStore {
         let sql =
             format!("SELECT {FRIEND_COLUMNS} FROM friendships WHERE app_id = ? AND user_id = ? AND friend_id = ?");
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user)
             .bind(friend_id)
             .fetch_optional(&self.read)
@@ -430,7 +430,7 @@ impl FriendStore for SqlStore {
              ORDER BY friend_id LIMIT ?"
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user)
             .bind(after_friend_id)
             .bind(i64::from(limit))
@@ -442,7 +442,7 @@ impl FriendStore for SqlStore {
     async fn friend_ids(&self, app: AppId, user: &str) -> StoreResult<Vec<String>> {
         let found: Vec<String> =
             sqlx::query_scalar("SELECT friend_id FROM friendships WHERE app_id = ? AND user_id = ? ORDER BY friend_id")
-                .bind(rows::signed(app))
+                .bind(rows::bigint(app, "app_id")?)
                 .bind(user)
                 .fetch_all(&self.read)
                 .await?;
@@ -458,7 +458,8 @@ impl FriendStore for SqlStore {
             in_list(others.len())
         );
         let others: Vec<&str> = others.iter().map(String::as_str).collect();
-        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)).bind(user), &others);
+        let query =
+            bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?).bind(user), &others);
         let found = query.fetch_all(&self.read).await?;
         found.iter().map(|row| Ok(row.try_get("friend_id")?)).collect()
     }
@@ -478,7 +479,7 @@ impl FriendStore for SqlStore {
         )
         .bind(remark)
         .bind(extra)
-        .bind(rows::signed(app))
+        .bind(rows::bigint(app, "app_id")?)
         .bind(user)
         .bind(friend_id)
         .execute(&self.write)
@@ -486,7 +487,7 @@ impl FriendStore for SqlStore {
         let sql =
             format!("SELECT {FRIEND_COLUMNS} FROM friendships WHERE app_id = ? AND user_id = ? AND friend_id = ?");
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user)
             .bind(friend_id)
             .fetch_optional(&self.write)
@@ -495,7 +496,7 @@ impl FriendStore for SqlStore {
     }
 
     async fn block(&self, app: AppId, user: &str, blocked: &str, now_ms: i64) -> StoreResult<bool> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| async {
             let exists: Option<i64> =
                 sqlx::query_scalar("SELECT 1 FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?")
@@ -526,7 +527,7 @@ impl FriendStore for SqlStore {
 
     async fn unblock(&self, app: AppId, user: &str, blocked: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?")
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user)
             .bind(blocked)
             .execute(&self.write)
@@ -537,7 +538,7 @@ impl FriendStore for SqlStore {
     async fn blocked(&self, app: AppId, user: &str) -> StoreResult<Vec<String>> {
         let found: Vec<String> =
             sqlx::query_scalar("SELECT blocked_id FROM blocks WHERE app_id = ? AND user_id = ? ORDER BY blocked_id")
-                .bind(rows::signed(app))
+                .bind(rows::bigint(app, "app_id")?)
                 .bind(user)
                 .fetch_all(&self.read)
                 .await?;

@@ -91,8 +91,8 @@ impl SqlStore {
                     .bind(i64::from(member.role as i32))
                     .bind(member.nickname.as_str())
                     .bind(member.muted_until_ms)
-                    .bind(rows::signed(member.joined_group_seq))
-                    .bind(rows::signed(member.joined_position))
+                    .bind(rows::bigint(member.joined_group_seq, "joined_group_seq")?)
+                    .bind(rows::bigint(member.joined_position, "joined_position")?)
                     .bind(member.joined_at_ms);
             }
             query.execute(&mut **tx).await?;
@@ -135,7 +135,7 @@ impl SqlStore {
         .bind(i64::from(group.join_policy as i32))
         .bind(i64::from(group.muted_all))
         .bind(i64::from(group.history_visible))
-        .bind(rows::signed(group.member_count))
+        .bind(rows::bigint(group.member_count, "member_count")?)
         .bind(i64::from(group.large))
         .bind(i64::from(group.dismissed))
         .bind(group.updated_at_ms)
@@ -283,7 +283,7 @@ impl GroupStore for SqlStore {
         load: &GroupLoad,
         decide: &mut GroupDecider<'_>,
     ) -> StoreResult<Option<GroupOutcome>> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.create_group_in(tx, app, group, load, decide).await)
     }
 
@@ -294,7 +294,7 @@ impl GroupStore for SqlStore {
         load: &GroupLoad,
         decide: &mut GroupDecider<'_>,
     ) -> StoreResult<Option<GroupOutcome>> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| match self.lock_group(tx, app, group_id).await {
             Ok(Some(group)) => self.decide_and_apply(tx, app, group, load, decide).await,
             Ok(None) => Err(StoreError::NotFound),
@@ -305,7 +305,7 @@ impl GroupStore for SqlStore {
     async fn get_group(&self, app: AppId, group_id: &str) -> StoreResult<Option<Group>> {
         let sql = format!("SELECT {} FROM chat_groups WHERE app_id = ? AND group_id = ?", rows::GROUP_COLUMNS);
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(group_id)
             .fetch_optional(&self.read)
             .await?;
@@ -318,7 +318,7 @@ impl GroupStore for SqlStore {
             rows::MEMBER_COLUMNS
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(group_id)
             .bind(user_id)
             .fetch_optional(&self.read)
@@ -338,7 +338,7 @@ impl GroupStore for SqlStore {
             rows::MEMBER_COLUMNS
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(group_id)
             .bind(after_user_id)
             .bind(i64::from(limit))
@@ -361,7 +361,7 @@ impl GroupStore for SqlStore {
             columns.join(", ")
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .bind(after_group_id)
             .bind(i64::from(limit))
@@ -376,11 +376,11 @@ impl GroupStore for SqlStore {
              ON g.app_id = m.app_id AND g.group_id = m.group_id \
              WHERE m.app_id = ? AND m.user_id = ? AND g.large = 1 ORDER BY g.group_id",
         )
-        .bind(rows::signed(app))
+        .bind(rows::bigint(app, "app_id")?)
         .bind(user_id)
         .fetch_all(&self.read)
         .await?;
-        found.iter().map(|row| Ok((row.try_get("group_id")?, rows::unsigned(row.try_get("seq")?)))).collect()
+        found.iter().map(|row| Ok((row.try_get("group_id")?, rows::get_u64(row, "seq")?))).collect()
     }
 
     async fn join_requests(&self, app: AppId, group_id: &str) -> StoreResult<Vec<JoinRequest>> {
@@ -388,7 +388,7 @@ impl GroupStore for SqlStore {
             "SELECT user_id, message, requested_at_ms FROM group_join_requests WHERE app_id = ? AND group_id = ? \
              ORDER BY requested_at_ms",
         )
-        .bind(rows::signed(app))
+        .bind(rows::bigint(app, "app_id")?)
         .bind(group_id)
         .fetch_all(&self.read)
         .await?;
@@ -417,7 +417,7 @@ impl GroupStore for SqlStore {
             rows::BARE_MESSAGE_COLUMNS
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(group_id)
             .bind(rows::bound(after_seq))
             .bind(i64::from(limit))
@@ -440,7 +440,7 @@ impl GroupStore for SqlStore {
             rows::BARE_MESSAGE_COLUMNS
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(i64::from(ConversationType::Group as i32))
             .bind(group_id)
             .bind(rows::bound(after_position))
@@ -448,6 +448,6 @@ impl GroupStore for SqlStore {
             .bind(i64::from(limit))
             .fetch_all(&self.read)
             .await?;
-        found.iter().map(|row| Ok((rows::unsigned(row.try_get("position")?), rows::message(row)?))).collect()
+        found.iter().map(|row| Ok((rows::get_u64(row, "position")?, rows::message(row)?))).collect()
     }
 }

@@ -31,7 +31,7 @@ struct InboxRow<'b> {
     index: usize,
     user: &'b str,
     conversation: &'b str,
-    seq: i64,
+    seq: u64,
 }
 
 /// A row of `group_timeline`.
@@ -187,7 +187,7 @@ impl SqlStore {
         app: i64,
         batch: &[NewMessage],
         written: &Written<'_>,
-        seqs: &BTreeMap<&str, i64>,
+        seqs: &BTreeMap<&str, u64>,
         groups: &HashMap<String, LockedGroup>,
     ) -> StoreResult<()> {
         self.store_seqs(tx, app, written.touched.iter().map(|user| (*user, seqs[*user]))).await?;
@@ -204,14 +204,18 @@ impl SqlStore {
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for row in chunk {
-                query = query.bind(app).bind(row.group).bind(rows::signed(row.seq)).bind(rows::signed(row.message_id));
+                query = query
+                    .bind(app)
+                    .bind(row.group)
+                    .bind(rows::bigint(row.seq, "seq")?)
+                    .bind(rows::bigint(row.message_id, "message_id")?);
             }
             query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         }
         for locked in groups.values().filter(|locked| locked.position != locked.group.position) {
             sqlx::query("UPDATE chat_groups SET seq = ?, position = ? WHERE app_id = ? AND group_id = ?")
-                .bind(rows::signed(locked.seq))
-                .bind(rows::signed(locked.position))
+                .bind(rows::bigint(locked.seq, "seq")?)
+                .bind(rows::bigint(locked.position, "position")?)
                 .bind(app)
                 .bind(locked.group.group_id.as_str())
                 .execute(&mut **tx)
@@ -238,8 +242,8 @@ impl SqlStore {
             query = query
                 .bind(app)
                 .bind(row.user)
-                .bind(row.seq)
-                .bind(rows::signed(message.id))
+                .bind(rows::bigint(row.seq, "seq")?)
+                .bind(rows::bigint(message.id, "message_id")?)
                 .bind(i64::from(message.conversation_type as i32))
                 .bind(row.conversation)
                 .bind(message.sent_at_ms);
@@ -373,16 +377,16 @@ impl SqlStore {
             let Some(msg) = batch.iter().find(|m| m.client_msg_id == client && m.sender_user_id == sender) else {
                 continue;
             };
-            let group_seq = rows::unsigned(row.try_get("group_seq")?);
+            let group_seq = rows::get_u64(&row, "group_seq")?;
             let receiver: String = row.try_get("receiver_id")?;
             found.insert(
                 (msg.client_msg_id.as_str(), msg.sender_user_id.as_str()),
                 Appended {
-                    id: rows::unsigned(row.try_get("id")?),
+                    id: rows::get_u64(&row, "id")?,
                     sent_at_ms: row.try_get("sent_at_ms")?,
                     duplicate: true,
                     inboxes: Vec::new(),
-                    sender_seq: rows::unsigned(row.try_get("sender_seq")?),
+                    sender_seq: rows::get_u64(&row, "sender_seq")?,
                     timeline: (group_seq > 0).then_some((receiver, group_seq)),
                 },
             );
@@ -395,7 +399,7 @@ impl SqlStore {
         tx: &mut Tx,
         app: i64,
         users: &BTreeSet<&'u str>,
-    ) -> StoreResult<BTreeMap<&'u str, i64>> {
+    ) -> StoreResult<BTreeMap<&'u str, u64>> {
         if users.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -410,7 +414,7 @@ impl SqlStore {
         for row in query.fetch_all(&mut **tx).await? {
             let user: String = row.try_get("user_id")?;
             if let Some(key) = users.get(user.as_str()) {
-                seqs.insert(*key, row.try_get::<i64, _>("seq")?);
+                seqs.insert(*key, rows::get_u64(&row, "seq")?);
             }
         }
         Ok(seqs)
@@ -420,9 +424,9 @@ impl SqlStore {
         &self,
         tx: &mut Tx,
         app: i64,
-        seqs: impl Iterator<Item = (&'u str, i64)>,
+        seqs: impl Iterator<Item = (&'u str, u64)>,
     ) -> StoreResult<()> {
-        let seqs: Vec<(&str, i64)> = seqs.collect();
+        let seqs: Vec<(&str, u64)> = seqs.collect();
         for chunk in pow2_chunks(&seqs) {
             let sql = format!(
                 "INSERT INTO user_seqs (app_id, user_id, seq) VALUES {}{}",
@@ -431,7 +435,7 @@ impl SqlStore {
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (user, seq) in chunk {
-                query = query.bind(app).bind(*user).bind(*seq);
+                query = query.bind(app).bind(*user).bind(rows::bigint(*seq, "seq")?);
             }
             query.execute(&mut **tx).await?;
         }
@@ -455,7 +459,7 @@ impl SqlStore {
             let msg = &batch[row.index];
             query = query
                 .bind(app)
-                .bind(rows::signed(msg.id))
+                .bind(rows::bigint(msg.id, "id")?)
                 .bind(msg.client_msg_id.as_str())
                 .bind(msg.sender_user_id.as_str())
                 .bind(msg.sender_device_id.as_str())
@@ -465,9 +469,9 @@ impl SqlStore {
                 .bind(msg.body.encode_to_vec())
                 .bind(msg.sent_at_ms)
                 .bind(i64::from(MessageStatus::Normal as i32))
-                .bind(rows::signed(row.sender_seq))
-                .bind(rows::signed(row.group_seq))
-                .bind(rows::signed(row.position));
+                .bind(rows::bigint(row.sender_seq, "sender_seq")?)
+                .bind(rows::bigint(row.group_seq, "group_seq")?)
+                .bind(rows::bigint(row.position, "position")?);
         }
         query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         Ok(())
@@ -544,7 +548,7 @@ fn assign<'b>(
     batch: &'b [NewMessage],
     admitted: &'b Admitted,
     groups: &mut HashMap<String, LockedGroup>,
-    seqs: &mut BTreeMap<&'b str, i64>,
+    seqs: &mut BTreeMap<&'b str, u64>,
     written: &mut Written<'b>,
 ) -> Outcome {
     let message = &batch[admitted.index];
@@ -579,7 +583,7 @@ fn assign<'b>(
             conversation: recipient.conversation_id.as_str(),
             seq: *seq,
         });
-        inboxes.push((recipient.user_id.clone(), rows::unsigned(*seq)));
+        inboxes.push((recipient.user_id.clone(), *seq));
     }
     let sender_seq = inboxes
         .iter()
@@ -601,17 +605,17 @@ impl MessageStore for SqlStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.append_in(tx, app, batch, decide).await)
     }
 
     async fn latest_seq(&self, app: AppId, user_id: &str) -> StoreResult<Option<u64>> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM user_seqs WHERE app_id = ? AND user_id = ?")
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .fetch_optional(&self.read)
             .await?;
-        Ok(seq.map(rows::unsigned))
+        seq.map(|seq| rows::u64_of(seq, "seq")).transpose()
     }
 
     async fn inbox_after(&self, app: AppId, user_id: &str, after_seq: u64, limit: u32) -> StoreResult<Vec<Message>> {
@@ -621,7 +625,7 @@ impl MessageStore for SqlStore {
             rows::MESSAGE_COLUMNS
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .bind(rows::bound(after_seq))
             .bind(i64::from(limit))
@@ -651,7 +655,7 @@ impl MessageStore for SqlStore {
         }
         sql.push_str(" ORDER BY i.seq DESC LIMIT ?");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .bind(i64::from(conversation_type as i32))
             .bind(conversation_id);

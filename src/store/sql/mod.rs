@@ -1,6 +1,13 @@
 //! The store on a SQL database, through sqlx's `Any` driver: MySQL-protocol databases
 //! (MySQL, MariaDB, TiDB) and SQLite run the same queries; `Dialect` holds the few
 //! places where their SQL differs.
+//!
+//! Queries are checked when they run, not when gim compiles: sqlx's compile-time macros
+//! (`query!`, `query_as!`) need one concrete database and a live connection or prepared
+//! metadata at build time, and the `Any` driver has neither. Two copies of every query,
+//! one per driver, would double the code that must agree. Instead every query runs on
+//! both backends in the test suite, and every value crosses the `Any` seam through the
+//! checked conversions of `rows` (no silent fallbacks).
 
 mod apps;
 mod friends;

@@ -32,7 +32,7 @@ impl SqlStore {
         );
         let author: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(app)
-            .bind(rows::signed(post_id))
+            .bind(rows::bigint(post_id, "post_id")?)
             .fetch_optional(&mut **tx)
             .await?;
         author.ok_or(StoreError::NotFound)
@@ -69,7 +69,7 @@ impl SqlStore {
              created_at_ms, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
         )
         .bind(app)
-        .bind(rows::signed(post.post_id))
+        .bind(rows::bigint(post.post_id, "post_id")?)
         .bind(post.author_id.as_str())
         .bind(post.client_post_id.as_str())
         .bind(post.content.encode_to_vec())
@@ -89,7 +89,11 @@ impl SqlStore {
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for reader in chunk {
-                query = query.bind(app).bind(*reader).bind(rows::signed(post.post_id)).bind(post.author_id.as_str());
+                query = query
+                    .bind(app)
+                    .bind(*reader)
+                    .bind(rows::bigint(post.post_id, "post_id")?)
+                    .bind(post.author_id.as_str());
             }
             query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         }
@@ -112,7 +116,7 @@ impl SqlStore {
         let liked: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM post_likes WHERE app_id = ? AND post_id = ? AND user_id = ?")
                 .bind(app)
-                .bind(rows::signed(post_id))
+                .bind(rows::bigint(post_id, "post_id")?)
                 .bind(user)
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -123,7 +127,7 @@ impl SqlStore {
             "INSERT INTO post_likes (app_id, post_id, user_id, author_id, created_at_ms) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(app)
-        .bind(rows::signed(post_id))
+        .bind(rows::bigint(post_id, "post_id")?)
         .bind(user)
         .bind(author)
         .bind(now_ms)
@@ -148,8 +152,8 @@ impl SqlStore {
             let replied: Option<i64> =
                 sqlx::query_scalar("SELECT 1 FROM post_comments WHERE app_id = ? AND post_id = ? AND comment_id = ?")
                     .bind(app)
-                    .bind(rows::signed(comment.post_id))
-                    .bind(rows::signed(comment.reply_to_comment_id))
+                    .bind(rows::bigint(comment.post_id, "post_id")?)
+                    .bind(rows::bigint(comment.reply_to_comment_id, "reply_to_comment_id")?)
                     .fetch_optional(&mut **tx)
                     .await?;
             if replied.is_none() {
@@ -161,12 +165,12 @@ impl SqlStore {
              reply_to_comment_id, text, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(app)
-        .bind(rows::signed(comment.post_id))
-        .bind(rows::signed(comment.comment_id))
+        .bind(rows::bigint(comment.post_id, "post_id")?)
+        .bind(rows::bigint(comment.comment_id, "comment_id")?)
         .bind(comment.user_id.as_str())
         .bind(comment.author_id.as_str())
         .bind(comment.reply_to_user_id.as_str())
-        .bind(rows::signed(comment.reply_to_comment_id))
+        .bind(rows::bigint(comment.reply_to_comment_id, "reply_to_comment_id")?)
         .bind(comment.text.as_str())
         .bind(comment.created_at_ms)
         .execute(&mut **tx)
@@ -194,7 +198,7 @@ impl SqlStore {
         )
         .bind(Vec::<u8>::new())
         .bind(app)
-        .bind(rows::signed(post_id))
+        .bind(rows::bigint(post_id, "post_id")?)
         .bind(author_id)
         .execute(&mut **tx)
         .await?;
@@ -203,7 +207,11 @@ impl SqlStore {
         }
         for table in ["post_likes", "post_comments"] {
             let sql = format!("DELETE FROM {table} WHERE app_id = ? AND post_id = ?");
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app).bind(rows::signed(post_id)).execute(&mut **tx).await?;
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(app)
+                .bind(rows::bigint(post_id, "post_id")?)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(true)
     }
@@ -218,7 +226,7 @@ impl MomentStore for SqlStore {
         readers: &[String],
         notice: Option<&NewMessage>,
     ) -> StoreResult<(Post, Vec<Notice>)> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.publish_in(tx, app, post, readers, notice).await)
     }
 
@@ -228,15 +236,15 @@ impl MomentStore for SqlStore {
             rows::POST_COLUMNS
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
-            .bind(rows::signed(post_id))
+            .bind(rows::bigint(app, "app_id")?)
+            .bind(rows::bigint(post_id, "post_id")?)
             .fetch_optional(&self.read)
             .await?;
         found.as_ref().map(rows::post).transpose()
     }
 
     async fn delete_post(&self, app: AppId, author_id: &str, post_id: u64) -> StoreResult<bool> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.delete_post_in(tx, app, author_id, post_id).await)
     }
 
@@ -252,7 +260,7 @@ impl MomentStore for SqlStore {
             rows::POST_COLUMNS
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user)
             .bind(before(page))
             .bind(i64::from(page.limit))
@@ -279,7 +287,8 @@ impl MomentStore for SqlStore {
             rows::POST_COLUMNS
         );
         let values: Vec<i64> = visibilities.iter().map(|v| i64::from(*v as i32)).collect();
-        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)).bind(author_id).bind(before(page));
+        let query =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?).bind(author_id).bind(before(page));
         let found = bind_in(query, &values).bind(i64::from(page.limit)).fetch_all(&self.read).await?;
         found.iter().map(rows::post).collect()
     }
@@ -288,14 +297,14 @@ impl MomentStore for SqlStore {
         if posts.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let ids: Vec<i64> = posts.iter().map(|id| rows::signed(*id)).collect();
+        let ids = posts.iter().map(|id| rows::bigint(*id, "post_id")).collect::<StoreResult<Vec<i64>>>()?;
         let sql = format!(
             "SELECT l.post_id, l.user_id, l.created_at_ms FROM post_likes l \
              WHERE l.app_id = ? AND l.post_id IN ({}) AND {} ORDER BY l.post_id, l.created_at_ms, l.user_id",
             in_list(ids.len()),
             seen_by_viewer("l")
         );
-        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)), &ids);
+        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?), &ids);
         let likes = query
             .bind(viewer)
             .bind(viewer)
@@ -305,7 +314,7 @@ impl MomentStore for SqlStore {
             .iter()
             .map(|row| {
                 Ok(Like {
-                    post_id: rows::unsigned(row.try_get("post_id")?),
+                    post_id: rows::get_u64(row, "post_id")?,
                     user_id: row.try_get("user_id")?,
                     created_at_ms: row.try_get("created_at_ms")?,
                 })
@@ -318,7 +327,7 @@ impl MomentStore for SqlStore {
             in_list(ids.len()),
             seen_by_viewer("c")
         );
-        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)), &ids);
+        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?), &ids);
         let found = query.bind(viewer).bind(viewer).bind(viewer).fetch_all(&self.read).await?;
         let comments = found.iter().map(rows::comment).collect::<StoreResult<Vec<_>>>()?;
         Ok((likes, comments))
@@ -332,14 +341,14 @@ impl MomentStore for SqlStore {
         notice: Option<&NewMessage>,
         now_ms: i64,
     ) -> StoreResult<Vec<Notice>> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.like_in(tx, app, (post_id, user), notice, now_ms).await)
     }
 
     async fn unlike(&self, app: AppId, post_id: u64, user: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM post_likes WHERE app_id = ? AND post_id = ? AND user_id = ?")
-            .bind(rows::signed(app))
-            .bind(rows::signed(post_id))
+            .bind(rows::bigint(app, "app_id")?)
+            .bind(rows::bigint(post_id, "post_id")?)
             .bind(user)
             .execute(&self.write)
             .await?;
@@ -352,7 +361,7 @@ impl MomentStore for SqlStore {
         comment: &NewComment,
         notices: &[NewMessage],
     ) -> StoreResult<(Comment, Vec<Notice>)> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.comment_in(tx, app, comment, notices).await)
     }
 
@@ -362,9 +371,9 @@ impl MomentStore for SqlStore {
             rows::COMMENT_COLUMNS
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
-            .bind(rows::signed(post_id))
-            .bind(rows::signed(comment_id))
+            .bind(rows::bigint(app, "app_id")?)
+            .bind(rows::bigint(post_id, "post_id")?)
+            .bind(rows::bigint(comment_id, "comment_id")?)
             .fetch_optional(&self.read)
             .await?;
         found.as_ref().map(rows::comment).transpose()
@@ -372,9 +381,9 @@ impl MomentStore for SqlStore {
 
     async fn delete_comment(&self, app: AppId, post_id: u64, comment_id: u64) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM post_comments WHERE app_id = ? AND post_id = ? AND comment_id = ?")
-            .bind(rows::signed(app))
-            .bind(rows::signed(post_id))
-            .bind(rows::signed(comment_id))
+            .bind(rows::bigint(app, "app_id")?)
+            .bind(rows::bigint(post_id, "post_id")?)
+            .bind(rows::bigint(comment_id, "comment_id")?)
             .execute(&self.write)
             .await?;
         Ok(done.rows_affected() > 0)

@@ -3,19 +3,18 @@ use sqlx::{Row, any::AnyRow};
 
 use super::{SqlStore, rows};
 use crate::{
-    model::{AppId, ConversationType, ReadCursor},
+    model::{AppId, ReadCursor},
     store::{InboxEntry, ReadStore, StoreResult},
 };
 
 const CURSOR_COLUMNS: &str = "conversation_type, conversation_id, seq, message_id, updated_at_ms";
 
 fn cursor(row: &AnyRow) -> StoreResult<ReadCursor> {
-    let conversation_type: i64 = row.try_get("conversation_type")?;
     Ok(ReadCursor {
-        conversation_type: ConversationType::try_from(conversation_type as i32).unwrap_or_default(),
+        conversation_type: rows::get_enum(row, "conversation_type")?,
         conversation_id: row.try_get("conversation_id")?,
-        seq: rows::unsigned(row.try_get("seq")?),
-        message_id: rows::unsigned(row.try_get("message_id")?),
+        seq: rows::get_u64(row, "seq")?,
+        message_id: rows::get_u64(row, "message_id")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
     })
 }
@@ -27,17 +26,16 @@ impl ReadStore for SqlStore {
             "SELECT seq, message_id, conversation_type, conversation_id FROM inbox \
              WHERE app_id = ? AND user_id = ? AND seq = ?",
         )
-        .bind(rows::signed(app))
+        .bind(rows::bigint(app, "app_id")?)
         .bind(user_id)
-        .bind(rows::signed(seq))
+        .bind(rows::bigint(seq, "seq")?)
         .fetch_optional(&self.read)
         .await?;
         row.map(|row| {
-            let conversation_type: i64 = row.try_get("conversation_type")?;
             Ok(InboxEntry {
-                seq: rows::unsigned(row.try_get("seq")?),
-                message_id: rows::unsigned(row.try_get("message_id")?),
-                conversation_type: ConversationType::try_from(conversation_type as i32).unwrap_or_default(),
+                seq: rows::get_u64(&row, "seq")?,
+                message_id: rows::get_u64(&row, "message_id")?,
+                conversation_type: rows::get_enum(&row, "conversation_type")?,
                 conversation_id: row.try_get("conversation_id")?,
             })
         })
@@ -56,12 +54,12 @@ impl ReadStore for SqlStore {
             )
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .bind(i64::from(read.conversation_type as i32))
             .bind(read.conversation_id.as_str())
-            .bind(rows::signed(read.seq))
-            .bind(rows::signed(read.message_id))
+            .bind(rows::bigint(read.seq, "seq")?)
+            .bind(rows::bigint(read.message_id, "message_id")?)
             .bind(read.updated_at_ms)
             .execute(&self.write)
             .await?;
@@ -70,7 +68,7 @@ impl ReadStore for SqlStore {
              WHERE app_id = ? AND user_id = ? AND conversation_type = ? AND conversation_id = ?"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .bind(i64::from(read.conversation_type as i32))
             .bind(read.conversation_id.as_str())
@@ -84,8 +82,11 @@ impl ReadStore for SqlStore {
             "SELECT {CURSOR_COLUMNS} FROM read_cursors WHERE app_id = ? AND user_id = ? \
              ORDER BY updated_at_ms DESC"
         );
-        let found =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)).bind(user_id).fetch_all(&self.read).await?;
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::bigint(app, "app_id")?)
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await?;
         found.iter().map(cursor).collect()
     }
 }

@@ -4,10 +4,7 @@ use prost::Message as _;
 use sqlx::{Row, any::AnyRow};
 
 use crate::{
-    model::{
-        App, AppSettings, Comment, ConversationType, Device, DeviceType, Group, GroupMember, GroupRole, JoinPolicy,
-        Message, MessageBody, MessageStatus, Post, PostContent, User, Visibility,
-    },
+    model::{App, AppSettings, Comment, Device, Group, GroupMember, Message, MessageBody, Post, PostContent, User},
     store::{StoreError, StoreResult},
 };
 
@@ -28,15 +25,14 @@ pub(super) const DEVICE_COLUMNS: &str =
     "user_id, device_id, device_type, model, os_version, sdk_version, acked_seq, created_at_ms, updated_at_ms";
 
 pub(super) fn device(row: &AnyRow) -> StoreResult<Device> {
-    let device_type: i64 = row.try_get("device_type")?;
     Ok(Device {
         user_id: row.try_get("user_id")?,
         device_id: row.try_get("device_id")?,
-        device_type: DeviceType::try_from(device_type as i32).unwrap_or(DeviceType::Other),
+        device_type: get_enum(row, "device_type")?,
         model: row.try_get("model")?,
         os_version: row.try_get("os_version")?,
         sdk_version: row.try_get("sdk_version")?,
-        acked_seq: unsigned(row.try_get("acked_seq")?),
+        acked_seq: get_u64(row, "acked_seq")?,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
     })
@@ -49,7 +45,7 @@ pub(super) fn app(row: &AnyRow) -> StoreResult<App> {
     let settings: AppSettings =
         serde_json::from_str(&settings).map_err(|err| StoreError::Corrupt(format!("app settings: {err}")))?;
     Ok(App {
-        id: unsigned(row.try_get("app_id")?),
+        id: get_u64(row, "app_id")?,
         name: row.try_get("name")?,
         settings,
         created_at_ms: row.try_get("created_at_ms")?,
@@ -68,21 +64,19 @@ pub(super) fn message(row: &AnyRow) -> StoreResult<Message> {
     let body: Vec<u8> = row.try_get("body")?;
     let body =
         MessageBody::decode(body.as_slice()).map_err(|err| StoreError::Corrupt(format!("message body: {err}")))?;
-    let conversation_type: i64 = row.try_get("conversation_type")?;
-    let status: i64 = row.try_get("status")?;
     Ok(Message {
-        id: unsigned(row.try_get("id")?),
+        id: get_u64(row, "id")?,
         client_msg_id: row.try_get("client_msg_id")?,
         sender_user_id: row.try_get("sender_user_id")?,
         sender_device_id: row.try_get("sender_device_id")?,
-        conversation_type: ConversationType::try_from(conversation_type as i32).unwrap_or_default(),
+        conversation_type: get_enum(row, "conversation_type")?,
         receiver_id: row.try_get("receiver_id")?,
         message_type: crate::model::message_type_of(&body),
         body,
         sent_at_ms: row.try_get("sent_at_ms")?,
-        status: MessageStatus::try_from(status as i32).unwrap_or_default(),
-        seq: unsigned(row.try_get("seq")?),
-        group_seq: unsigned(row.try_get("group_seq")?),
+        status: get_enum(row, "status")?,
+        seq: get_u64(row, "seq")?,
+        group_seq: get_u64(row, "group_seq")?,
     })
 }
 
@@ -90,7 +84,6 @@ pub(super) const GROUP_COLUMNS: &str = "group_id, name, avatar_url, introduction
      muted_all, history_visible, member_count, large, seq, position, dismissed, created_at_ms, updated_at_ms";
 
 pub(super) fn group(row: &AnyRow) -> StoreResult<Group> {
-    let join_policy: i64 = row.try_get("join_policy")?;
     Ok(Group {
         group_id: row.try_get("group_id")?,
         name: row.try_get("name")?,
@@ -98,14 +91,13 @@ pub(super) fn group(row: &AnyRow) -> StoreResult<Group> {
         introduction: row.try_get("introduction")?,
         extra: row.try_get("extra")?,
         owner_id: row.try_get("owner_id")?,
-        // A value this build does not know lets nobody in by themselves.
-        join_policy: JoinPolicy::try_from(join_policy as i32).unwrap_or(JoinPolicy::InviteOnly),
+        join_policy: get_enum(row, "join_policy")?,
         muted_all: row.try_get::<i64, _>("muted_all")? != 0,
         history_visible: row.try_get::<i64, _>("history_visible")? != 0,
-        member_count: unsigned(row.try_get("member_count")?),
+        member_count: get_u64(row, "member_count")?,
         large: row.try_get::<i64, _>("large")? != 0,
-        seq: unsigned(row.try_get("seq")?),
-        position: unsigned(row.try_get("position")?),
+        seq: get_u64(row, "seq")?,
+        position: get_u64(row, "position")?,
         dismissed: row.try_get::<i64, _>("dismissed")? != 0,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
@@ -116,20 +108,15 @@ pub(super) const MEMBER_COLUMNS: &str =
     "user_id, role, nickname, muted_until_ms, joined_group_seq, joined_position, joined_at_ms";
 
 pub(super) fn member(row: &AnyRow) -> StoreResult<GroupMember> {
-    let role: i64 = row.try_get("role")?;
     Ok(GroupMember {
         user_id: row.try_get("user_id")?,
-        role: GroupRole::try_from(role as i32).unwrap_or(GroupRole::Member),
+        role: get_enum(row, "role")?,
         nickname: row.try_get("nickname")?,
         muted_until_ms: row.try_get("muted_until_ms")?,
-        joined_group_seq: unsigned(row.try_get("joined_group_seq")?),
-        joined_position: unsigned(row.try_get("joined_position")?),
+        joined_group_seq: get_u64(row, "joined_group_seq")?,
+        joined_position: get_u64(row, "joined_position")?,
         joined_at_ms: row.try_get("joined_at_ms")?,
     })
-}
-
-pub(super) fn visibility(value: i64) -> Visibility {
-    Visibility::try_from(value as i32).unwrap_or(Visibility::OnlyMe)
 }
 
 /// A post's audience, stored as a JSON array of user ids.
@@ -148,11 +135,11 @@ pub(super) fn post(row: &AnyRow) -> StoreResult<Post> {
     let content =
         PostContent::decode(content.as_slice()).map_err(|err| StoreError::Corrupt(format!("post content: {err}")))?;
     Ok(Post {
-        post_id: unsigned(row.try_get("post_id")?),
+        post_id: get_u64(row, "post_id")?,
         author_id: row.try_get("author_id")?,
         client_post_id: row.try_get("client_post_id")?,
         content,
-        visibility: visibility(row.try_get("visibility")?),
+        visibility: get_enum(row, "visibility")?,
         audience: audience(&row.try_get::<String, _>("audience")?)?,
         created_at_ms: row.try_get("created_at_ms")?,
     })
@@ -163,28 +150,50 @@ pub(super) const COMMENT_COLUMNS: &str =
 
 pub(super) fn comment(row: &AnyRow) -> StoreResult<Comment> {
     Ok(Comment {
-        post_id: unsigned(row.try_get("post_id")?),
-        comment_id: unsigned(row.try_get("comment_id")?),
+        post_id: get_u64(row, "post_id")?,
+        comment_id: get_u64(row, "comment_id")?,
         user_id: row.try_get("user_id")?,
         reply_to_user_id: row.try_get("reply_to_user_id")?,
-        reply_to_comment_id: unsigned(row.try_get("reply_to_comment_id")?),
+        reply_to_comment_id: get_u64(row, "reply_to_comment_id")?,
         text: row.try_get("text")?,
         created_at_ms: row.try_get("created_at_ms")?,
     })
 }
 
-/// Ids, seqs and generations are stored as BIGINT and never negative.
-pub(super) fn unsigned(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
+// sqlx's `Any` driver knows no unsigned integers: ids, seqs, counts and generations are
+// BIGINT, enums INT. Every conversion between them and gim's types is checked here: a
+// value that does not fit is an error that names its column, never a silent 0 or -1.
+
+/// A BIGINT column holding an id, seq, count or generation (never negative).
+pub(super) fn get_u64(row: &AnyRow, column: &'static str) -> StoreResult<u64> {
+    u64_of(row.try_get(column)?, column)
 }
 
-/// The BIGINT form of an id or seq to look up; values past `i64::MAX` match nothing.
-pub(super) fn signed(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(-1)
+/// A BIGINT value read from `column` (a scalar query's), as an unsigned value.
+pub(super) fn u64_of(value: i64, column: &'static str) -> StoreResult<u64> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} holds {value}, which is negative")))
 }
 
-/// The BIGINT form of a seq used as a range bound; values past `i64::MAX` stay the
-/// largest bound there is.
+/// An unsigned value for a BIGINT column; one past `i64::MAX` cannot be stored (nor
+/// looked up).
+pub(super) fn bigint(value: u64, column: &'static str) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange { column, value })
+}
+
+/// A seq or id used as a range bound: one past `i64::MAX` bounds nothing more than
+/// `i64::MAX` does.
 pub(super) fn bound(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// An INT column holding one of a protobuf enum's values.
+pub(super) fn get_enum<E: TryFrom<i32>>(row: &AnyRow, column: &'static str) -> StoreResult<E> {
+    enum_of(row.try_get(column)?, column)
+}
+
+pub(super) fn enum_of<E: TryFrom<i32>>(value: i64, column: &'static str) -> StoreResult<E> {
+    i32::try_from(value)
+        .ok()
+        .and_then(|value| E::try_from(value).ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} holds {value}, which this build does not know")))
 }

@@ -3,7 +3,7 @@ use sqlx::Row;
 
 use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
-    model::{AppId, Device, DeviceType, ProfilePatch, TokenGenerations, User},
+    model::{AppId, Device, ProfilePatch, TokenGenerations, User},
     store::{DeviceDecider, NewDevice, NewUser, StoreError, StoreResult, UserStore},
 };
 
@@ -77,7 +77,7 @@ impl SqlStore {
                 .bind(device.device_id.as_str())
                 .fetch_one(&mut **tx)
                 .await?;
-        if !decide(rows::unsigned(count)) {
+        if !decide(rows::u64_of(count, "count")?) {
             return Ok(None);
         }
         let sql = format!(
@@ -144,7 +144,7 @@ impl UserStore for SqlStore {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.insert_users(tx, app, users, now_ms).await)
     }
 
@@ -158,7 +158,7 @@ impl UserStore for SqlStore {
             in_list(ids.len())
         );
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)), &ids);
+        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?), &ids);
         query.fetch_all(&self.read).await?.iter().map(rows::user).collect()
     }
 
@@ -177,7 +177,7 @@ impl UserStore for SqlStore {
         .bind(patch.avatar_url.as_deref())
         .bind(patch.extra.as_deref())
         .bind(now_ms)
-        .bind(rows::signed(app))
+        .bind(rows::bigint(app, "app_id")?)
         .bind(user_id)
         .execute(&self.write)
         .await?;
@@ -193,7 +193,7 @@ impl UserStore for SqlStore {
             rows::USER_COLUMNS
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(after_user_id)
             .bind(i64::from(limit))
             .fetch_all(&self.read)
@@ -208,14 +208,14 @@ impl UserStore for SqlStore {
         now_ms: i64,
         decide: &mut DeviceDecider<'_>,
     ) -> StoreResult<Option<Device>> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.upsert_device_in(tx, app, device, now_ms, decide).await)
     }
     async fn get_device(&self, app: AppId, user_id: &str, device_id: &str) -> StoreResult<Option<Device>> {
         let sql =
             format!("SELECT {} FROM devices WHERE app_id = ? AND user_id = ? AND device_id = ?", rows::DEVICE_COLUMNS);
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .bind(device_id)
             .fetch_optional(&self.read)
@@ -226,14 +226,17 @@ impl UserStore for SqlStore {
     async fn list_devices(&self, app: AppId, user_id: &str) -> StoreResult<Vec<Device>> {
         let sql =
             format!("SELECT {} FROM devices WHERE app_id = ? AND user_id = ? ORDER BY device_id", rows::DEVICE_COLUMNS);
-        let found =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::signed(app)).bind(user_id).fetch_all(&self.read).await?;
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::bigint(app, "app_id")?)
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await?;
         found.iter().map(rows::device).collect()
     }
 
     async fn remove_device(&self, app: AppId, user_id: &str, device_id: &str) -> StoreResult<bool> {
         let result = sqlx::query("DELETE FROM devices WHERE app_id = ? AND user_id = ? AND device_id = ?")
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .bind(device_id)
             .execute(&self.write)
@@ -247,8 +250,8 @@ impl UserStore for SqlStore {
             self.dialect.greatest()
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::signed(seq))
-            .bind(rows::signed(app))
+            .bind(rows::bigint(seq, "seq")?)
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .bind(device_id)
             .execute(&self.write)
@@ -256,13 +259,13 @@ impl UserStore for SqlStore {
         // Read back rather than trust the row count: MySQL counts only changed rows.
         let acked: Option<i64> =
             sqlx::query_scalar("SELECT acked_seq FROM devices WHERE app_id = ? AND user_id = ? AND device_id = ?")
-                .bind(rows::signed(app))
+                .bind(rows::bigint(app, "app_id")?)
                 .bind(user_id)
                 .bind(device_id)
                 .fetch_optional(&self.write)
                 .await?;
         let acked = acked.ok_or(StoreError::NotFound)?;
-        Ok(rows::unsigned(acked))
+        Ok(rows::u64_of(acked, "acked_seq")?)
     }
 
     async fn token_generations(
@@ -276,17 +279,16 @@ impl UserStore for SqlStore {
              JOIN devices d ON d.app_id = u.app_id AND d.user_id = u.user_id \
              WHERE u.app_id = ? AND u.user_id = ? AND d.device_id = ?",
         )
-        .bind(rows::signed(app))
+        .bind(rows::bigint(app, "app_id")?)
         .bind(user_id)
         .bind(device_id)
         .fetch_optional(&self.read)
         .await?;
         row.map(|row| {
-            let device_type: i64 = row.try_get("device_type")?;
             Ok(TokenGenerations {
-                user: rows::unsigned(row.try_get("user_gen")?),
-                device: rows::unsigned(row.try_get("device_gen")?),
-                device_type: DeviceType::try_from(device_type as i32).unwrap_or(DeviceType::Other),
+                user: rows::get_u64(&row, "user_gen")?,
+                device: rows::get_u64(&row, "device_gen")?,
+                device_type: rows::get_enum(&row, "device_type")?,
             })
         })
         .transpose()
@@ -297,11 +299,11 @@ impl UserStore for SqlStore {
             Some(device_id) => sqlx::query(
                 "UPDATE devices SET token_gen = token_gen + 1 WHERE app_id = ? AND user_id = ? AND device_id = ?",
             )
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .bind(device_id),
             None => sqlx::query("UPDATE users SET token_gen = token_gen + 1 WHERE app_id = ? AND user_id = ?")
-                .bind(rows::signed(app))
+                .bind(rows::bigint(app, "app_id")?)
                 .bind(user_id),
         };
         Ok(query.execute(&self.write).await?.rows_affected() > 0)
@@ -315,12 +317,12 @@ impl UserStore for SqlStore {
         user: &NewUser,
         now_ms: i64,
     ) -> StoreResult<()> {
-        let app = rows::signed(app);
+        let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.insert_account(tx, app, username, password_hash, user, now_ms).await)
     }
     async fn account_by_username(&self, app: AppId, username: &str) -> StoreResult<Option<(String, String)>> {
         let row = sqlx::query("SELECT user_id, password_hash FROM accounts WHERE app_id = ? AND username = ?")
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(username)
             .fetch_optional(&self.read)
             .await?;
@@ -329,7 +331,7 @@ impl UserStore for SqlStore {
 
     async fn account_hash(&self, app: AppId, user_id: &str) -> StoreResult<Option<String>> {
         let hash = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE app_id = ? AND user_id = ?")
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .fetch_optional(&self.read)
             .await?;
@@ -339,7 +341,7 @@ impl UserStore for SqlStore {
     async fn set_password_hash(&self, app: AppId, user_id: &str, password_hash: &str) -> StoreResult<bool> {
         let result = sqlx::query("UPDATE accounts SET password_hash = ? WHERE app_id = ? AND user_id = ?")
             .bind(password_hash)
-            .bind(rows::signed(app))
+            .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .execute(&self.write)
             .await?;
