@@ -162,32 +162,13 @@ impl ConnectNode {
             stopped.clone(),
         )));
         if config.group_push_delay_ms > 0 {
-            let (hub, period) = (parts.hub.clone(), Duration::from_millis(config.group_push_delay_ms));
-            tasks.push(tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(period);
-                loop {
-                    ticks.tick().await;
-                    hub.flush_groups();
-                }
-            }));
+            let period = Duration::from_millis(config.group_push_delay_ms);
+            tasks.push(tokio::spawn(flush_groups(parts.hub.clone(), period)));
         }
-
         let mut internal_addr = None;
         if let Some((listener, token)) = parts.internal {
             internal_addr = listener.local_addr().ok();
-            let api = DeliveryServer::new(internal::InternalApi::new(parts.hub.clone(), &token));
-            let mut stopped = stopped;
-            let server = tonic::transport::Server::builder().add_service(api).serve_with_incoming_shutdown(
-                crate::grpc::incoming(listener),
-                async move {
-                    let _ = stopped.wait_for(|stopped| *stopped).await;
-                },
-            );
-            tasks.push(tokio::spawn(async move {
-                if let Err(err) = server.await {
-                    tracing::error!(error = %err, "connect's internal API stopped");
-                }
-            }));
+            tasks.push(tokio::spawn(serve_internal(listener, parts.hub.clone(), token, stopped)));
         }
         tracing::info!(%ws_addr, ?internal_addr, node = %parts.node, "connect serving WebSocket sessions on /ws");
         Ok(Self {
@@ -242,6 +223,30 @@ impl ConnectNode {
             task.abort();
         }
         tracing::info!("connect stopped");
+    }
+}
+
+/// Lets the sessions write the large-group pushes they hold, every `period`.
+async fn flush_groups(hub: Arc<Hub>, period: Duration) {
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        hub.flush_groups();
+    }
+}
+
+/// Serves the internal API logic pushes through, with the cluster's internal token, until
+/// the node stops.
+async fn serve_internal(listener: TcpListener, hub: Arc<Hub>, token: String, mut stopped: watch::Receiver<bool>) {
+    let api = DeliveryServer::new(internal::InternalApi::new(hub, &token));
+    let served = tonic::transport::Server::builder()
+        .add_service(api)
+        .serve_with_incoming_shutdown(crate::grpc::incoming(listener), async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        })
+        .await;
+    if let Err(err) = served {
+        tracing::error!(error = %err, "connect's internal API stopped");
     }
 }
 

@@ -170,6 +170,8 @@ impl From<FriendRefusal> for Error {
         let message = refusal.to_string();
         match refusal {
             FriendRefusal::AlreadyFriends => Error::Conflict(message),
+            FriendRefusal::Blocked => Error::PermissionDenied(message),
+            FriendRefusal::Blocking(_) => Error::FailedPrecondition(message),
             FriendRefusal::NoRequest(_) | FriendRefusal::UnknownUsers(_) => Error::NotFound(message),
             FriendRefusal::TooManyFriends(..)
             | FriendRefusal::CoolingDown { .. }

@@ -10,6 +10,11 @@ use crate::store::{AnswerState, PairsState, RequestEffect, RequestState};
 pub enum FriendRefusal {
     #[error("you are friends already")]
     AlreadyFriends,
+    /// The other user blocked the sender; the sender is not told more.
+    #[error("this user does not accept your friend requests")]
+    Blocked,
+    #[error("you blocked {0}: unblock them first")]
+    Blocking(String),
     #[error("{0} has reached the limit of {1} friends")]
     TooManyFriends(String, u64),
     #[error("no pending friend request from {0}")]
@@ -52,6 +57,12 @@ pub(super) fn decide_request(
     rules: RequestRules,
     now_ms: i64,
 ) -> Result<RequestEffect, FriendRefusal> {
+    if state.blocked_by_other {
+        return Err(FriendRefusal::Blocked);
+    }
+    if state.blocking_other {
+        return Err(FriendRefusal::Blocking(to.to_owned()));
+    }
     if state.friends {
         return Err(FriendRefusal::AlreadyFriends);
     }
@@ -142,7 +153,15 @@ mod tests {
     }
 
     fn state(earlier: Option<FriendRequest>, pending: u64) -> RequestState {
-        RequestState { friends: false, asked_first: false, earlier, pending, friend_counts: (0, 0) }
+        RequestState {
+            friends: false,
+            blocked_by_other: false,
+            blocking_other: false,
+            asked_first: false,
+            earlier,
+            pending,
+            friend_counts: (0, 0),
+        }
     }
 
     #[test]
@@ -163,6 +182,14 @@ mod tests {
     }
 
     #[test]
+    fn a_block_either_way_stops_a_request() {
+        let blocked = RequestState { blocked_by_other: true, asked_first: true, ..state(None, 0) };
+        assert_eq!(decide_request(PAIR, &blocked, RULES, 0), Err(FriendRefusal::Blocked));
+        let blocking = RequestState { blocking_other: true, ..state(None, 0) };
+        assert_eq!(decide_request(PAIR, &blocking, RULES, 0), Err(FriendRefusal::Blocking("bob".into())));
+    }
+
+    #[test]
     fn waiting_requests_are_capped_and_friends_or_a_first_asker_come_first() {
         assert_eq!(decide_request(PAIR, &state(None, 3), RULES, 0), Err(FriendRefusal::TooManyPending(3)));
         assert_eq!(decide_request(PAIR, &state(earlier(500, 0), 3), RULES, 0), Ok(RequestEffect::Repeat));
@@ -179,8 +206,15 @@ mod friendship_tests {
 
     #[test]
     fn nobody_passes_the_limit_of_friends_whichever_way_a_friendship_is_made() {
-        let asked_first =
-            RequestState { friends: false, asked_first: true, earlier: None, pending: 0, friend_counts: (0, 2) };
+        let asked_first = RequestState {
+            friends: false,
+            blocked_by_other: false,
+            blocking_other: false,
+            asked_first: true,
+            earlier: None,
+            pending: 0,
+            friend_counts: (0, 2),
+        };
         let rules = RequestRules { max_pending: 10, cooldown_ms: 0, max_friends: 2 };
         assert_eq!(
             decide_request(("ann", "bob"), &asked_first, rules, 0),

@@ -91,56 +91,18 @@ impl Logic {
         let to = Self::other_user(user, "user_id", to)?;
         validate::text("greeting", greeting, self.inner.social.max_greeting_chars)?;
         self.get_user(caller.app, to).await?;
-        let relation = self.store().relation(caller.app, user, to).await?;
-        if relation.blocked_by_other {
-            // Nothing more: the sender is not told that it is blocked.
-            return Err(Error::PermissionDenied("this user does not accept your friend requests".into()));
-        }
-        if relation.blocking_other {
-            return Err(Error::FailedPrecondition(format!("you blocked {to}: unblock them first")));
-        }
-        if relation.friends {
-            return Err(FriendRefusal::AlreadyFriends.into());
-        }
         self.inner.rates.friend_request(caller.app, user)?;
-        let now = now_ms();
-        let ttl_ms = i64::try_from(self.inner.social.friend_request_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let request = FriendRequest {
-            from_user_id: user.to_owned(),
-            to_user_id: to.to_owned(),
-            greeting: greeting.to_owned(),
-            created_at_ms: now,
-            expires_at_ms: now.saturating_add(ttl_ms),
-            rejected_at_ms: 0,
-        };
-        let request_rules = self.request_rules();
+        let request = self.new_request(user, to, greeting);
+        let (rules, backfill) = (self.request_rules(), self.backfill());
         // Where the decision inside the store's transaction leaves its reason to refuse.
         let refusal = std::sync::Mutex::new(None);
-        let about = [to.to_owned()];
-        let pair = [user.to_owned(), to.to_owned()];
-        let backfill = self.backfill();
         let outcome = self
             .with_notices(|| {
-                let requested = NoticeDraft {
-                    event: "friend.requested",
-                    actor: user,
-                    about: &about,
-                    detail: greeting_detail(greeting),
-                };
-                let accepted = NoticeDraft {
-                    event: "friend.accepted",
-                    actor: user,
-                    about: &about,
-                    detail: serde_json::Value::Null,
-                };
-                let notices = RequestNotices {
-                    requested: self.notice(&requested, &about),
-                    accepted: self.notice(&accepted, &pair),
-                };
+                let notices = self.request_notices(user, to, greeting);
                 let (request, refusal) = (&request, &refusal);
                 async move {
                     let mut decide = |state: &RequestState| {
-                        let decision = decide_request((user, to), state, request_rules, now);
+                        let decision = decide_request((user, to), state, rules, request.created_at_ms);
                         decision.map_err(|refused| *refusal.lock().expect("refusal lock") = Some(refused)).ok()
                     };
                     self.store().send_friend_request(caller.app, request, &notices, backfill, &mut decide).await
@@ -154,6 +116,34 @@ impl Logic {
         };
         self.deliver_notices(caller.app, &notices);
         Ok(became_friends)
+    }
+
+    /// A request from `user` to `to`, made now, lapsing after `social.friend_request_ttl_secs`.
+    fn new_request(&self, user: &str, to: &str, greeting: &str) -> FriendRequest {
+        let now = now_ms();
+        let ttl_ms = i64::try_from(self.inner.social.friend_request_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        FriendRequest {
+            from_user_id: user.to_owned(),
+            to_user_id: to.to_owned(),
+            greeting: greeting.to_owned(),
+            created_at_ms: now,
+            expires_at_ms: now.saturating_add(ttl_ms),
+            rejected_at_ms: 0,
+        }
+    }
+
+    /// The notices a request may write: to `to` that it was asked, or to both that they
+    /// are friends (when `to` had asked first).
+    fn request_notices(&self, user: &str, to: &str, greeting: &str) -> RequestNotices {
+        let about = [to.to_owned()];
+        let requested =
+            NoticeDraft { event: "friend.requested", actor: user, about: &about, detail: greeting_detail(greeting) };
+        let accepted =
+            NoticeDraft { event: "friend.accepted", actor: user, about: &about, detail: serde_json::Value::Null };
+        RequestNotices {
+            requested: self.notice(&requested, &about),
+            accepted: self.notice(&accepted, &[user.to_owned(), to.to_owned()]),
+        }
     }
 
     /// Live requests to the caller (`incoming`) or from it, with the other user's profile.

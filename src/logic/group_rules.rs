@@ -182,159 +182,212 @@ pub(super) fn decide(
     state: &GroupState,
     ctx: &DecisionContext<'_>,
 ) -> Result<GroupEffects, GroupRefusal> {
-    let group = &state.group;
-    if group.dismissed {
-        return Err(GroupRefusal::Dismissed(group.group_id.clone()));
+    if state.group.dismissed {
+        return Err(GroupRefusal::Dismissed(state.group.group_id.clone()));
     }
-    let standing = Standing::of(actor, state.actor.as_ref());
-    let mut fx = Decision { ctx, state, group: group.clone(), effects: GroupEffects::default(), announce: false };
+    let mut fx = Decision {
+        ctx,
+        state,
+        actor,
+        standing: Standing::of(actor, state.actor.as_ref()),
+        group: state.group.clone(),
+        effects: GroupEffects::default(),
+        announce: false,
+    };
     match change {
-        GroupChange::Create { owner, members } => {
-            fx.require_known()?;
-            fx.add(owner, GroupRole::Owner);
-            for member in members.iter().filter(|m| *m != owner).collect::<BTreeSet<_>>() {
-                fx.add(member, GroupRole::Member);
-            }
-            fx.finish_adding()?;
+        GroupChange::Create { owner, members } => fx.create(owner, members)?,
+        GroupChange::Update(patch) => fx.update(patch)?,
+        GroupChange::Join { message } => fx.join(message)?,
+        GroupChange::Invite(users) => fx.invite(users)?,
+        GroupChange::Approve(user) => fx.approve(user)?,
+        GroupChange::Reject(user) => fx.reject(user)?,
+        GroupChange::Remove(users) => fx.remove_members(users)?,
+        GroupChange::Leave => fx.leave()?,
+        GroupChange::SetRole { user, role } => fx.set_role(user, *role)?,
+        GroupChange::Transfer(user) => fx.transfer(user)?,
+        GroupChange::Mute { user, until_ms } => fx.mute(user, *until_ms)?,
+        GroupChange::Nickname { user, nickname } => fx.nickname(user, nickname)?,
+        GroupChange::Dismiss => fx.dismiss()?,
+    }
+    Ok(fx.done())
+}
+
+/// Each change's rule: what it requires, and the effects it makes.
+impl Decision<'_> {
+    fn require(&self, needed: Standing) -> Result<(), GroupRefusal> {
+        require(self.standing, needed, self.actor)
+    }
+
+    fn create(&mut self, owner: &str, members: &[String]) -> Result<(), GroupRefusal> {
+        self.require_known()?;
+        self.add(owner, GroupRole::Owner);
+        for member in members.iter().filter(|m| *m != owner).collect::<BTreeSet<_>>() {
+            self.add(member, GroupRole::Member);
         }
-        GroupChange::Update(patch) => {
-            require(standing, Standing::Admin, actor)?;
-            let set = |field: &mut String, value: &Option<String>| {
-                if let Some(value) = value {
-                    field.clone_from(value);
-                }
-            };
-            let updated = &mut fx.group;
-            set(&mut updated.name, &patch.name);
-            set(&mut updated.avatar_url, &patch.avatar_url);
-            set(&mut updated.introduction, &patch.introduction);
-            set(&mut updated.extra, &patch.extra);
-            updated.join_policy = patch.join_policy.unwrap_or(updated.join_policy);
-            updated.muted_all = patch.muted_all.unwrap_or(updated.muted_all);
-            updated.history_visible = patch.history_visible.unwrap_or(updated.history_visible);
-            fx.affect(Vec::new());
+        self.finish_adding()
+    }
+
+    fn update(&mut self, patch: &GroupPatch) -> Result<(), GroupRefusal> {
+        self.require(Standing::Admin)?;
+        let set = |field: &mut String, value: &Option<String>| {
+            if let Some(value) = value {
+                field.clone_from(value);
+            }
+        };
+        let updated = &mut self.group;
+        set(&mut updated.name, &patch.name);
+        set(&mut updated.avatar_url, &patch.avatar_url);
+        set(&mut updated.introduction, &patch.introduction);
+        set(&mut updated.extra, &patch.extra);
+        updated.join_policy = patch.join_policy.unwrap_or(updated.join_policy);
+        updated.muted_all = patch.muted_all.unwrap_or(updated.muted_all);
+        updated.history_visible = patch.history_visible.unwrap_or(updated.history_visible);
+        self.affect(Vec::new());
+        Ok(())
+    }
+
+    /// A member is in already: nothing to do.
+    fn join(&mut self, message: &str) -> Result<(), GroupRefusal> {
+        let user = acting_user(self.actor)?;
+        if self.state.actor.is_some() {
+            return Ok(());
         }
-        GroupChange::Join { message } => {
-            let user = acting_user(actor)?;
-            if state.actor.is_some() {
-                return Ok(GroupEffects::default());
+        match self.group.join_policy {
+            JoinPolicy::Free => {
+                self.add(user, GroupRole::Member);
+                self.finish_adding()
             }
-            match group.join_policy {
-                JoinPolicy::Free => {
-                    fx.add(user, GroupRole::Member);
-                    fx.finish_adding()?;
-                }
-                JoinPolicy::Approval => {
-                    fx.effects.join_request = Some(JoinRequest {
-                        user_id: user.to_owned(),
-                        message: message.clone(),
-                        requested_at_ms: ctx.now_ms,
-                    });
-                }
-                // Unspecified never stays stored; if it did, it would let nobody in.
-                JoinPolicy::InviteOnly | JoinPolicy::Unspecified => return Err(GroupRefusal::InviteOnly),
+            JoinPolicy::Approval => {
+                let requested_at_ms = self.ctx.now_ms;
+                let request = JoinRequest { user_id: user.to_owned(), message: message.to_owned(), requested_at_ms };
+                self.effects.join_request = Some(request);
+                Ok(())
             }
-        }
-        GroupChange::Invite(users) => {
-            // Bringing others in is for members; a user gets itself in only by joining.
-            let needed = if group.join_policy == JoinPolicy::Free { Standing::Member } else { Standing::Admin };
-            require(standing, needed, actor)?;
-            fx.require_known()?;
-            for user in users.iter().collect::<BTreeSet<_>>() {
-                if !state.members.contains_key(user) {
-                    fx.add(user, GroupRole::Member);
-                }
-            }
-            fx.finish_adding()?;
-        }
-        GroupChange::Approve(user) => {
-            require(standing, Standing::Admin, actor)?;
-            fx.require_request(user)?;
-            if !state.members.contains_key(user) {
-                fx.add(user, GroupRole::Member);
-                fx.finish_adding()?;
-            }
-        }
-        GroupChange::Reject(user) => {
-            require(standing, Standing::Admin, actor)?;
-            fx.require_request(user)?;
-        }
-        GroupChange::Remove(users) => {
-            require(standing, Standing::Admin, actor)?;
-            let mut removed = Vec::new();
-            for user in users.iter().collect::<BTreeSet<_>>() {
-                let Some(member) = state.members.get(user) else { continue };
-                match member.role {
-                    GroupRole::Owner => return Err(GroupRefusal::Owner),
-                    GroupRole::Admin if standing < Standing::Owner && !is_actor(actor, user) => {
-                        return Err(GroupRefusal::Peer);
-                    }
-                    _ => removed.push(user.clone()),
-                }
-            }
-            fx.remove(removed);
-        }
-        GroupChange::Leave => {
-            let user = acting_user(actor)?;
-            let member = state.actor.as_ref().ok_or_else(|| GroupRefusal::NotMember(user.to_owned()))?;
-            if member.role == GroupRole::Owner {
-                return Err(GroupRefusal::Owner);
-            }
-            fx.remove(vec![user.to_owned()]);
-        }
-        GroupChange::SetRole { user, role } => {
-            require(standing, Standing::Owner, actor)?;
-            let member = target(state, user)?;
-            if member.role == GroupRole::Owner {
-                return Err(GroupRefusal::Owner);
-            }
-            if member.role != *role {
-                fx.effects.update.push(GroupMember { role: *role, ..member.clone() });
-                fx.affect(vec![user.clone()]);
-            }
-        }
-        GroupChange::Transfer(user) => {
-            require(standing, Standing::Owner, actor)?;
-            let heir = target(state, user)?;
-            if heir.role != GroupRole::Owner {
-                if let Some(old) = state.members.get(&group.owner_id) {
-                    fx.effects.update.push(GroupMember { role: GroupRole::Admin, ..old.clone() });
-                }
-                fx.effects.update.push(GroupMember { role: GroupRole::Owner, ..heir.clone() });
-                fx.group.owner_id.clone_from(user);
-                fx.affect(vec![user.clone()]);
-            }
-        }
-        GroupChange::Mute { user, until_ms } => {
-            require(standing, Standing::Admin, actor)?;
-            let member = target(state, user)?;
-            let rank = Standing::of_role(member.role);
-            if rank >= Standing::Admin && standing <= rank {
-                return Err(GroupRefusal::Peer);
-            }
-            fx.effects.update.push(GroupMember { muted_until_ms: *until_ms, ..member.clone() });
-            fx.affect(vec![user.clone()]);
-        }
-        GroupChange::Nickname { user, nickname } => {
-            if !is_actor(actor, user) {
-                require(standing, Standing::Admin, actor)?;
-            }
-            let member = target(state, user)?;
-            if member.nickname != *nickname {
-                fx.effects.update.push(GroupMember { nickname: nickname.clone(), ..member.clone() });
-                fx.affect(vec![user.clone()]);
-            }
-        }
-        GroupChange::Dismiss => {
-            require(standing, Standing::Owner, actor)?;
-            let mut everyone: Vec<String> = state.members.keys().cloned().collect();
-            everyone.sort();
-            fx.remove(everyone);
-            fx.group.dismissed = true;
-            fx.effects.drop_all_requests = true;
+            // Unspecified never stays stored; if it did, it would let nobody in.
+            JoinPolicy::InviteOnly | JoinPolicy::Unspecified => Err(GroupRefusal::InviteOnly),
         }
     }
-    Ok(fx.done(actor))
+
+    /// Bringing others in is for members; a user gets itself in only by joining.
+    fn invite(&mut self, users: &[String]) -> Result<(), GroupRefusal> {
+        let free = self.group.join_policy == JoinPolicy::Free;
+        self.require(if free { Standing::Member } else { Standing::Admin })?;
+        self.require_known()?;
+        for user in users.iter().collect::<BTreeSet<_>>() {
+            if !self.state.members.contains_key(user) {
+                self.add(user, GroupRole::Member);
+            }
+        }
+        self.finish_adding()
+    }
+
+    fn approve(&mut self, user: &str) -> Result<(), GroupRefusal> {
+        self.require(Standing::Admin)?;
+        self.require_request(user)?;
+        if self.state.members.contains_key(user) {
+            return Ok(());
+        }
+        self.add(user, GroupRole::Member);
+        self.finish_adding()
+    }
+
+    fn reject(&mut self, user: &str) -> Result<(), GroupRefusal> {
+        self.require(Standing::Admin)?;
+        self.require_request(user)
+    }
+
+    /// Owners cannot be removed; admins only by the owner, the app, or themselves.
+    fn remove_members(&mut self, users: &[String]) -> Result<(), GroupRefusal> {
+        self.require(Standing::Admin)?;
+        let mut removed = Vec::new();
+        for user in users.iter().collect::<BTreeSet<_>>() {
+            let Some(member) = self.state.members.get(user) else { continue };
+            match member.role {
+                GroupRole::Owner => return Err(GroupRefusal::Owner),
+                GroupRole::Admin if self.standing < Standing::Owner && !is_actor(self.actor, user) => {
+                    return Err(GroupRefusal::Peer);
+                }
+                _ => removed.push(user.clone()),
+            }
+        }
+        self.remove(removed);
+        Ok(())
+    }
+
+    fn leave(&mut self) -> Result<(), GroupRefusal> {
+        let user = acting_user(self.actor)?;
+        let member = self.state.actor.as_ref().ok_or_else(|| GroupRefusal::NotMember(user.to_owned()))?;
+        if member.role == GroupRole::Owner {
+            return Err(GroupRefusal::Owner);
+        }
+        self.remove(vec![user.to_owned()]);
+        Ok(())
+    }
+
+    fn set_role(&mut self, user: &str, role: GroupRole) -> Result<(), GroupRefusal> {
+        self.require(Standing::Owner)?;
+        let member = target(self.state, user)?;
+        if member.role == GroupRole::Owner {
+            return Err(GroupRefusal::Owner);
+        }
+        if member.role != role {
+            self.effects.update.push(GroupMember { role, ..member.clone() });
+            self.affect(vec![user.to_owned()]);
+        }
+        Ok(())
+    }
+
+    /// The old owner becomes an admin.
+    fn transfer(&mut self, user: &str) -> Result<(), GroupRefusal> {
+        self.require(Standing::Owner)?;
+        let heir = target(self.state, user)?;
+        if heir.role == GroupRole::Owner {
+            return Ok(());
+        }
+        if let Some(old) = self.state.members.get(&self.state.group.owner_id) {
+            self.effects.update.push(GroupMember { role: GroupRole::Admin, ..old.clone() });
+        }
+        self.effects.update.push(GroupMember { role: GroupRole::Owner, ..heir.clone() });
+        user.clone_into(&mut self.group.owner_id);
+        self.affect(vec![user.to_owned()]);
+        Ok(())
+    }
+
+    /// Admins and owners may be muted only by someone above them.
+    fn mute(&mut self, user: &str, until_ms: i64) -> Result<(), GroupRefusal> {
+        self.require(Standing::Admin)?;
+        let member = target(self.state, user)?;
+        let rank = Standing::of_role(member.role);
+        if rank >= Standing::Admin && self.standing <= rank {
+            return Err(GroupRefusal::Peer);
+        }
+        self.effects.update.push(GroupMember { muted_until_ms: until_ms, ..member.clone() });
+        self.affect(vec![user.to_owned()]);
+        Ok(())
+    }
+
+    /// A member names itself; owners, admins and the app name anyone.
+    fn nickname(&mut self, user: &str, nickname: &str) -> Result<(), GroupRefusal> {
+        if !is_actor(self.actor, user) {
+            self.require(Standing::Admin)?;
+        }
+        let member = target(self.state, user)?;
+        if member.nickname != nickname {
+            self.effects.update.push(GroupMember { nickname: nickname.to_owned(), ..member.clone() });
+            self.affect(vec![user.to_owned()]);
+        }
+        Ok(())
+    }
+
+    fn dismiss(&mut self) -> Result<(), GroupRefusal> {
+        self.require(Standing::Owner)?;
+        let mut everyone: Vec<String> = self.state.members.keys().cloned().collect();
+        everyone.sort();
+        self.remove(everyone);
+        self.group.dismissed = true;
+        self.effects.drop_all_requests = true;
+        Ok(())
+    }
 }
 
 fn acting_user(actor: &GroupActor) -> Result<&str, GroupRefusal> {
@@ -352,6 +405,8 @@ fn is_actor(actor: &GroupActor, user: &str) -> bool {
 struct Decision<'a> {
     ctx: &'a DecisionContext<'a>,
     state: &'a GroupState,
+    actor: &'a GroupActor,
+    standing: Standing,
     /// The group row as the change leaves it.
     group: Group,
     effects: GroupEffects,
@@ -433,7 +488,7 @@ impl Decision<'_> {
     }
 
     /// The effects, with the group row and the announcement when the change does something.
-    fn done(mut self, actor: &GroupActor) -> GroupEffects {
+    fn done(mut self) -> GroupEffects {
         if !self.announce {
             return self.effects;
         }
@@ -441,7 +496,7 @@ impl Decision<'_> {
         // Members who leave get the news in their inbox: they no longer read the group.
         self.effects.announcement = Some(announcement(
             &self.group.group_id,
-            actor,
+            self.actor,
             self.ctx.event,
             &self.effects.affected,
             &self.effects.delete,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::{Error, Logic, Result, SharedCaller, notices::NoticeDraft, validate};
 use crate::{
     model::{AppId, Comment, Like, Post, PostContent, Visibility, now_ms},
-    store::{NewComment, PostPage, StoreError},
+    store::{NewComment, NewMessage, PostPage, StoreError},
 };
 
 /// Pages of an author's posts read at most to fill one page of its timeline (posts for
@@ -313,18 +313,9 @@ impl Logic {
         validate::text("text", text, self.inner.social.max_comment_chars)?;
         let post = self.visible_post(caller, post_id).await?;
         let no_comment = || Error::not_found(format!("comment {reply_to_comment_id} does not exist on this post"));
-        let reply_to_user = if reply_to_comment_id == 0 {
-            String::new()
-        } else {
-            let replied =
-                self.store().get_comment(caller.app, post_id, reply_to_comment_id).await?.ok_or_else(no_comment)?;
-            let seen = replied.user_id == user
-                || post.author_id == user
-                || self.store().relation(caller.app, user, &replied.user_id).await?.friends;
-            if !seen {
-                return Err(no_comment());
-            }
-            replied.user_id
+        let reply_to_user = match reply_to_comment_id {
+            0 => String::new(),
+            replied => self.replied_to(caller, &post, replied).await?.ok_or_else(no_comment)?,
         };
         self.inner.rates.moment_write(caller.app, user)?;
         let (comment, notices) = self
@@ -340,19 +331,7 @@ impl Logic {
                     text: text.to_owned(),
                     created_at_ms,
                 };
-                let detail = serde_json::json!({
-                    "post_id": post_id.to_string(), "comment_id": comment_id.to_string(), "text": text,
-                });
-                let mut notices = Vec::new();
-                if !reply_to_user.is_empty() && reply_to_user != user {
-                    let draft =
-                        NoticeDraft { event: "moment.replied", actor: user, about: &[], detail: detail.clone() };
-                    notices.push(self.notice(&draft, std::slice::from_ref(&reply_to_user)));
-                }
-                if post.author_id != user && post.author_id != reply_to_user {
-                    let draft = NoticeDraft { event: "moment.commented", actor: user, about: &[], detail };
-                    notices.push(self.notice(&draft, std::slice::from_ref(&post.author_id)));
-                }
+                let notices = self.comment_notices(&comment, &post.author_id);
                 async move { self.store().add_comment(caller.app, &comment, &notices).await }
             })
             .await
@@ -363,6 +342,39 @@ impl Logic {
             })?;
         self.deliver_notices(caller.app, &notices);
         Ok(comment)
+    }
+
+    /// The writer of the comment replied to, if the caller may see that comment (its
+    /// own, any on its own post, or a friend's).
+    async fn replied_to(&self, caller: &SharedCaller, post: &Post, comment_id: u64) -> Result<Option<String>> {
+        let Some(replied) = self.store().get_comment(caller.app, post.post_id, comment_id).await? else {
+            return Ok(None);
+        };
+        let user = caller.require_user()?;
+        let seen = replied.user_id == user
+            || post.author_id == user
+            || self.store().relation(caller.app, user, &replied.user_id).await?.friends;
+        Ok(seen.then_some(replied.user_id))
+    }
+
+    /// What a comment tells: the writer replied to (`moment.replied`), and the post's
+    /// author (`moment.commented`), never the commenter itself, nobody twice.
+    fn comment_notices(&self, comment: &NewComment, author: &str) -> Vec<NewMessage> {
+        let user = comment.user_id.as_str();
+        let detail = serde_json::json!({
+            "post_id": comment.post_id.to_string(), "comment_id": comment.comment_id.to_string(), "text": comment.text,
+        });
+        let replied = comment.reply_to_user_id.as_str();
+        let mut notices = Vec::new();
+        if !replied.is_empty() && replied != user {
+            let draft = NoticeDraft { event: "moment.replied", actor: user, about: &[], detail: detail.clone() };
+            notices.push(self.notice(&draft, &[replied.to_owned()]));
+        }
+        if author != user && author != replied {
+            let draft = NoticeDraft { event: "moment.commented", actor: user, about: &[], detail };
+            notices.push(self.notice(&draft, &[author.to_owned()]));
+        }
+        notices
     }
 
     /// Deletes a comment: the writer's own, any on the caller's own post, or any for the app.

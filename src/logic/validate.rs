@@ -149,56 +149,44 @@ pub fn body(body: Option<&MessageBody>, limits: &Limits) -> Result<()> {
         )));
     }
     match content {
-        Content::Text(text) => {
-            if text.text.trim().is_empty() {
-                return Err(Error::invalid("text must not be empty"));
-            }
-            no_nul("text", &text.text)?;
-            let chars = text.text.chars().count();
-            if chars > limits.max_text_chars {
-                return Err(Error::invalid(format!(
-                    "text is {chars} characters; the limit is {}",
-                    limits.max_text_chars
-                )));
-            }
-            ids("mention_user_ids", &text.mention_user_ids, limits.max_page_size as usize, true)?;
-        }
+        Content::Text(text) => text_body(text, limits),
         Content::Image(image) => {
             required_url("image.url", &image.url, limits)?;
-            url("image.thumbnail_url", &image.thumbnail_url, limits)?;
+            url("image.thumbnail_url", &image.thumbnail_url, limits)
         }
-        Content::Audio(audio) => required_url("audio.url", &audio.url, limits)?,
+        Content::Audio(audio) => required_url("audio.url", &audio.url, limits),
         Content::Video(video) => {
             required_url("video.url", &video.url, limits)?;
-            url("video.cover_url", &video.cover_url, limits)?;
+            url("video.cover_url", &video.cover_url, limits)
         }
-        Content::File(file) => {
-            required_url("file.url", &file.url, limits)?;
-            if file.name.is_empty() {
-                return Err(Error::invalid("file.name is required"));
-            }
+        Content::File(file) if file.name.is_empty() => Err(Error::invalid("file.name is required")),
+        Content::File(file) => required_url("file.url", &file.url, limits),
+        Content::Sticker(sticker) if sticker.sticker_id.is_empty() => {
+            Err(Error::invalid("sticker.sticker_id is required"))
         }
-        Content::Sticker(sticker) => {
-            if sticker.sticker_id.is_empty() {
-                return Err(Error::invalid("sticker.sticker_id is required"));
-            }
-            url("sticker.url", &sticker.url, limits)?;
-        }
+        Content::Sticker(sticker) => url("sticker.url", &sticker.url, limits),
         Content::Location(location) => {
             if !(-90.0..=90.0).contains(&location.latitude) || !(-180.0..=180.0).contains(&location.longitude) {
                 return Err(Error::invalid("location needs latitude in [-90, 90] and longitude in [-180, 180]"));
             }
+            Ok(())
         }
-        Content::Custom(custom) => {
-            if custom.kind.is_empty() {
-                return Err(Error::invalid("custom.kind is required"));
-            }
-        }
-        Content::System(_) => {
-            return Err(Error::invalid("system bodies are written by gim itself, not sent"));
-        }
+        Content::Custom(custom) if custom.kind.is_empty() => Err(Error::invalid("custom.kind is required")),
+        Content::Custom(_) => Ok(()),
+        Content::System(_) => Err(Error::invalid("system bodies are written by gim itself, not sent")),
     }
-    Ok(())
+}
+
+fn text_body(text: &crate::proto::common::v1::TextBody, limits: &Limits) -> Result<()> {
+    if text.text.trim().is_empty() {
+        return Err(Error::invalid("text must not be empty"));
+    }
+    no_nul("text", &text.text)?;
+    let chars = text.text.chars().count();
+    if chars > limits.max_text_chars {
+        return Err(Error::invalid(format!("text is {chars} characters; the limit is {}", limits.max_text_chars)));
+    }
+    ids("mention_user_ids", &text.mention_user_ids, limits.max_page_size as usize, true)
 }
 
 #[cfg(test)]

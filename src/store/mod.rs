@@ -482,6 +482,10 @@ pub enum RequestOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestState {
     pub friends: bool,
+    /// The other user blocked the sender.
+    pub blocked_by_other: bool,
+    /// The sender blocked the other user.
+    pub blocking_other: bool,
     /// The other user has a live request to the sender.
     pub asked_first: bool,
     /// The sender's earlier request to the same user (live, lapsed or turned down).

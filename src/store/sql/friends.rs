@@ -50,6 +50,18 @@ impl SqlStore {
         Ok(found.is_some())
     }
 
+    /// Whether `user` blocked `other`.
+    async fn blocks_in(&self, tx: &mut Tx, app: i64, user: &str, other: &str) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?")
+                .bind(app)
+                .bind(user)
+                .bind(other)
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// The request from `from` to `to` if it is still live, locked.
     async fn live_request_in(&self, tx: &mut Tx, app: i64, from: &str, to: &str, now_ms: i64) -> StoreResult<bool> {
         let sql = format!(
@@ -202,6 +214,8 @@ impl SqlStore {
         .await?;
         Ok(RequestState {
             friends: self.are_friends_in(tx, app, from, to).await?,
+            blocked_by_other: self.blocks_in(tx, app, to, from).await?,
+            blocking_other: self.blocks_in(tx, app, from, to).await?,
             asked_first: self.live_request_in(tx, app, to, from, now_ms).await?,
             earlier: earlier.as_ref().map(request).transpose()?,
             pending: rows::u64_of(pending, "pending")?,

@@ -82,26 +82,29 @@ impl SqlStore {
         let feeds: Vec<&str> = std::iter::once(post.author_id.as_str())
             .chain(readers.iter().map(String::as_str).filter(|reader| *reader != post.author_id))
             .collect();
-        for chunk in pow2_chunks(&feeds) {
+        self.insert_feed_items(tx, app, post, &feeds).await?;
+        let notices = match notice {
+            Some(notice) => self.append_notices_in(tx, app, std::slice::from_ref(notice)).await?,
+            None => Vec::new(),
+        };
+        Ok((post.clone(), notices))
+    }
+
+    /// Puts a post into the feeds of `readers`.
+    async fn insert_feed_items(&self, tx: &mut Tx, app: i64, post: &Post, readers: &[&str]) -> StoreResult<()> {
+        let post_id = rows::bigint(post.post_id, "post_id")?;
+        for chunk in pow2_chunks(readers) {
             let sql = format!(
                 "INSERT INTO feed_items (app_id, user_id, post_id, author_id) VALUES {}",
                 rows_of(chunk.len(), 4)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for reader in chunk {
-                query = query
-                    .bind(app)
-                    .bind(*reader)
-                    .bind(rows::bigint(post.post_id, "post_id")?)
-                    .bind(post.author_id.as_str());
+                query = query.bind(app).bind(*reader).bind(post_id).bind(post.author_id.as_str());
             }
             query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         }
-        let notices = match notice {
-            Some(notice) => self.append_notices_in(tx, app, std::slice::from_ref(notice)).await?,
-            None => Vec::new(),
-        };
-        Ok((post.clone(), notices))
+        Ok(())
     }
 
     async fn like_in(
