@@ -72,7 +72,8 @@ impl Business for BusinessApi {
     ) -> Result<Response<api::ListUsersResponse>, Status> {
         let caller = auth::business(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
-        let (users, has_more) = self.logic.list_users(caller.app, &request.after_user_id, request.limit).await?;
+        let crate::logic::Page { items: users, has_more } =
+            self.logic.list_users(caller.app, &request.after_user_id, request.limit).await?;
         Ok(Response::new(api::ListUsersResponse { users: users.into_iter().map(convert::user).collect(), has_more }))
     }
 
@@ -201,7 +202,7 @@ impl Business for BusinessApi {
             .direct_history(caller.app, &request.user_id, &request.peer_user_id, cursor, request.limit)
             .await?;
         Ok(Response::new(api::HistoryResponse {
-            messages: convert::messages(history.messages),
+            messages: convert::messages(history.items),
             has_more: history.has_more,
         }))
     }

@@ -106,7 +106,7 @@ impl Device for DeviceApi {
             .direct_history(caller.app, &caller.user_id, &request.peer_user_id, cursor, request.limit)
             .await?;
         Ok(Response::new(api::HistoryResponse {
-            messages: convert::messages(history.messages),
+            messages: convert::messages(history.items),
             has_more: history.has_more,
         }))
     }

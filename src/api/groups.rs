@@ -78,7 +78,8 @@ impl Groups for GroupsApi {
     ) -> Result<Response<api::ListGroupsResponse>, Status> {
         let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
-        let (groups, has_more) = self.logic.my_groups(&caller, &request.after_group_id, request.limit).await?;
+        let crate::logic::Page { items: groups, has_more } =
+            self.logic.my_groups(&caller, &request.after_group_id, request.limit).await?;
         Ok(Response::new(api::ListGroupsResponse {
             groups: groups.into_iter().map(convert::group).collect(),
             has_more,
@@ -91,7 +92,7 @@ impl Groups for GroupsApi {
     ) -> Result<Response<api::ListMembersResponse>, Status> {
         let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
-        let (members, has_more) =
+        let crate::logic::Page { items: members, has_more } =
             self.logic.group_members(&caller, &request.group_id, &request.after_user_id, request.limit).await?;
         Ok(Response::new(api::ListMembersResponse {
             members: members.into_iter().map(convert::member).collect(),

@@ -63,7 +63,8 @@ impl Friends for FriendsApi {
     ) -> Result<Response<api::ListFriendsResponse>, Status> {
         let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let request = request.into_inner();
-        let (friends, has_more) = self.logic.friends(&caller, &request.after_user_id, request.limit).await?;
+        let crate::logic::Page { items: friends, has_more } =
+            self.logic.friends(&caller, &request.after_user_id, request.limit).await?;
         let friends = friends.into_iter().map(convert::friend).collect();
         Ok(Response::new(api::ListFriendsResponse { friends, has_more }))
     }

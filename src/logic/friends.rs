@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::{
-    Error, Logic, Result, SharedCaller,
+    Error, Logic, Page, Result, SharedCaller,
     friend_rules::{FriendRefusal, RequestRules, decide_answer, decide_pairs, decide_request},
     moment_rules::shown_to_new_friend,
     notices::NoticeDraft,
@@ -193,18 +193,11 @@ impl Logic {
         Ok(())
     }
 
-    pub async fn friends(
-        &self,
-        caller: &SharedCaller,
-        after: &str,
-        limit: i32,
-    ) -> Result<(Vec<WithProfile<Friend>>, bool)> {
+    pub async fn friends(&self, caller: &SharedCaller, after: &str, limit: i32) -> Result<Page<WithProfile<Friend>>> {
         let user = caller.require_user()?;
-        let limit = self.page_limit(limit)?;
-        let mut friends = self.store().friends(caller.app, user, after, limit + 1).await?;
-        let has_more = friends.len() > limit as usize;
-        friends.truncate(limit as usize);
-        Ok((self.with_profiles(caller.app, friends, |f| f.friend_id.as_str()).await?, has_more))
+        let page = self.page(limit, |n| self.store().friends(caller.app, user, after, n)).await?;
+        let items = self.with_profiles(caller.app, page.items, |f| f.friend_id.as_str()).await?;
+        Ok(Page { items, has_more: page.has_more })
     }
 
     /// Ends the friendship on both sides; the caller's devices get `friend.deleted`.

@@ -2,7 +2,7 @@
 //! group's conversation; group messages, timelines and history.
 
 use super::{
-    Error, Logic, Result, SharedCaller,
+    Error, Logic, Page, Result, SharedCaller,
     group_rules::{self, DecisionContext, GroupChange, GroupEvent, GroupRefusal},
     message_rules::SendRules,
     messages::SyncPage,
@@ -250,18 +250,9 @@ impl Logic {
         Ok(())
     }
 
-    pub async fn my_groups(
-        &self,
-        caller: &SharedCaller,
-        after_group_id: &str,
-        limit: i32,
-    ) -> Result<(Vec<Group>, bool)> {
+    pub async fn my_groups(&self, caller: &SharedCaller, after_group_id: &str, limit: i32) -> Result<Page<Group>> {
         let user = caller.require_user()?;
-        let limit = self.page_limit(limit)?;
-        let mut groups = self.store().user_groups(caller.app, user, after_group_id, limit + 1).await?;
-        let has_more = groups.len() > limit as usize;
-        groups.truncate(limit as usize);
-        Ok((groups, has_more))
+        self.page(limit, |n| self.store().user_groups(caller.app, user, after_group_id, n)).await
     }
 
     pub async fn group_members(
@@ -270,14 +261,10 @@ impl Logic {
         group_id: &str,
         after_user_id: &str,
         limit: i32,
-    ) -> Result<(Vec<GroupMember>, bool)> {
-        let limit = self.page_limit(limit)?;
+    ) -> Result<Page<GroupMember>> {
         let group = self.get_group(caller.app, group_id).await?;
         self.member_or_app(caller, &group).await?;
-        let mut members = self.store().group_members(caller.app, group_id, after_user_id, limit + 1).await?;
-        let has_more = members.len() > limit as usize;
-        members.truncate(limit as usize);
-        Ok((members, has_more))
+        self.page(limit, |n| self.store().group_members(caller.app, group_id, after_user_id, n)).await
     }
 
     /// Joins a free group at once, or asks to join an approval group; `true` if the
@@ -444,16 +431,13 @@ impl Logic {
         after_group_seq: u64,
         limit: i32,
     ) -> Result<SyncPage> {
-        let limit = self.page_limit(limit)?;
         let group = self.get_group(caller.app, group_id).await?;
         let member = self.member_or_app(caller, &group).await?;
         let floor = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_group_seq);
-        let mut messages =
-            self.store().timeline_after(caller.app, group_id, after_group_seq.max(floor), limit + 1).await?;
-        let has_more = messages.len() > limit as usize;
-        messages.truncate(limit as usize);
-        let latest_seq = messages.last().map_or(group.seq, |m| m.group_seq.max(group.seq));
-        Ok(SyncPage { messages, has_more, latest_seq, large_groups: Vec::new() })
+        let after = after_group_seq.max(floor);
+        let page = self.page(limit, |n| self.store().timeline_after(caller.app, group_id, after, n)).await?;
+        let latest_seq = page.items.last().map_or(group.seq, |m| m.group_seq.max(group.seq));
+        Ok(SyncPage { messages: page.items, has_more: page.has_more, latest_seq, large_groups: Vec::new() })
     }
 
     /// A group's messages, newest first, from either kind of fan-out, in the order the
@@ -465,7 +449,6 @@ impl Logic {
         page_token: &str,
         limit: i32,
     ) -> Result<(Vec<Message>, String)> {
-        let limit = self.page_limit(limit)?;
         let before = if page_token.is_empty() {
             u64::MAX
         } else {
@@ -474,13 +457,11 @@ impl Logic {
         let group = self.get_group(caller.app, group_id).await?;
         let member = self.member_or_app(caller, &group).await?;
         let after = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_position);
-        let mut page = self.store().group_history(caller.app, group_id, after, before, limit + 1).await?;
-        let next = if page.len() > limit as usize {
-            page.truncate(limit as usize);
-            page.last().map(|(position, _)| position.to_string()).unwrap_or_default()
-        } else {
-            String::new()
+        let page = self.page(limit, |n| self.store().group_history(caller.app, group_id, after, before, n)).await?;
+        let next = match page.items.last() {
+            Some((position, _)) if page.has_more => position.to_string(),
+            _ => String::new(),
         };
-        Ok((page.into_iter().map(|(_, message)| message).collect(), next))
+        Ok((page.items.into_iter().map(|(_, message)| message).collect(), next))
     }
 }

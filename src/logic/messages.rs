@@ -1,6 +1,6 @@
 //! Sending, syncing, acknowledging and paging through messages.
 
-use super::{DeviceCaller, Error, Logic, Result, message_rules::SendRules, validate};
+use super::{DeviceCaller, Error, Logic, Page, Result, message_rules::SendRules, validate};
 use crate::{
     model::{AppId, ConversationType, Message, MessageBody},
     store::{HistoryCursor, NewMessage, Recipient},
@@ -33,12 +33,6 @@ pub struct SyncPage {
     pub latest_seq: u64,
     /// The large groups the user is in, with their latest timeline seq.
     pub large_groups: Vec<(String, u64)>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct History {
-    pub messages: Vec<Message>,
-    pub has_more: bool,
 }
 
 impl Logic {
@@ -100,19 +94,16 @@ impl Logic {
     /// The user's inbox after `after_seq`, in seq order.
     pub async fn sync(&self, app: AppId, user_id: &str, after_seq: u64, limit: i32) -> Result<SyncPage> {
         validate::id("user_id", user_id)?;
-        let limit = self.page_limit(limit)?;
         let latest = self
             .store()
             .latest_seq(app, user_id)
             .await?
             .ok_or_else(|| Error::not_found(format!("user {user_id} does not exist")))?;
-        let mut messages = self.store().inbox_after(app, user_id, after_seq, limit + 1).await?;
-        let has_more = messages.len() > limit as usize;
-        messages.truncate(limit as usize);
+        let page = self.page(limit, |n| self.store().inbox_after(app, user_id, after_seq, n)).await?;
         // Messages committed between the two reads may be newer than `latest`.
-        let latest_seq = messages.last().map_or(latest, |m| m.seq.max(latest));
+        let latest_seq = page.items.last().map_or(latest, |m| m.seq.max(latest));
         let large_groups = self.store().user_large_groups(app, user_id).await?;
-        Ok(SyncPage { messages, has_more, latest_seq, large_groups })
+        Ok(SyncPage { messages: page.items, has_more: page.has_more, latest_seq, large_groups })
     }
 
     /// Moves the device's acknowledged seq forward; returns where it stands.
@@ -138,17 +129,13 @@ impl Logic {
         peer: &str,
         cursor: HistoryCursor,
         limit: i32,
-    ) -> Result<History> {
+    ) -> Result<Page<Message>> {
         validate::id("user_id", user_id)?;
         validate::id("peer_user_id", peer)?;
         if cursor.before_time_ms < 0 {
             return Err(Error::invalid("before_time_ms must not be negative"));
         }
-        let limit = self.page_limit(limit)?;
-        let mut messages =
-            self.store().history(app, user_id, (ConversationType::Direct, peer), cursor, limit + 1).await?;
-        let has_more = messages.len() > limit as usize;
-        messages.truncate(limit as usize);
-        Ok(History { messages, has_more })
+        let conversation = (ConversationType::Direct, peer);
+        self.page(limit, |n| self.store().history(app, user_id, conversation, cursor, n)).await
     }
 }

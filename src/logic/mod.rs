@@ -33,7 +33,7 @@ pub use friends::WithProfile;
 pub use group_rules::GroupRules;
 pub use groups::{GroupInput, GroupSent};
 pub use ids::IdGenerator;
-pub use messages::{History, Sender, Sent, SyncPage};
+pub use messages::{Sender, Sent, SyncPage};
 pub use moments::{PostInput, PostView, PostsPage};
 pub use tokens::IssuedToken;
 pub use users::{DeviceInput, UserInput};
@@ -87,6 +87,13 @@ impl SharedCaller {
             Error::invalid("this call acts for a user: a device token, or x-gim-acting-user with the app secret")
         })
     }
+}
+
+/// One page of a list, and whether more follow it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
 }
 
 /// What logic is built from.
@@ -210,6 +217,20 @@ impl Logic {
 
     fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
+    }
+
+    /// Reads one page of a list: `read` is asked for one more item than the page holds
+    /// (`limit`, checked by `page_limit`), and that one only says that more follow.
+    async fn page<T, F, Fut>(&self, limit: i32, read: F) -> Result<Page<T>>
+    where
+        F: FnOnce(u32) -> Fut,
+        Fut: std::future::Future<Output = crate::store::StoreResult<Vec<T>>>,
+    {
+        let limit = self.page_limit(limit)?;
+        let mut items = read(limit + 1).await?;
+        let has_more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Ok(Page { items, has_more })
     }
 
     /// The `limit` of a paged call: 0 takes the default, anything outside 1..=max is refused.

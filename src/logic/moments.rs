@@ -210,16 +210,13 @@ impl Logic {
     /// The caller's feed: its own posts and its friends' that it may see, newest first.
     pub async fn feed(&self, caller: &SharedCaller, before_post_id: u64, limit: i32) -> Result<PostsPage> {
         let user = caller.require_user()?;
-        let limit = self.page_limit(limit)?;
-        let page = PostPage { before_post_id, limit: limit + 1 };
-        let mut posts = self.store().feed(caller.app, user, page).await?;
-        let next_before = if posts.len() > limit as usize {
-            posts.truncate(limit as usize);
-            posts.last().map_or(0, |post| post.post_id)
-        } else {
-            0
+        let page =
+            self.page(limit, |n| self.store().feed(caller.app, user, PostPage { before_post_id, limit: n })).await?;
+        let next_before = match page.items.last() {
+            Some(post) if page.has_more => post.post_id,
+            _ => 0,
         };
-        Ok(PostsPage { posts: self.views(caller.app, Some(user), posts).await?, next_before })
+        Ok(PostsPage { posts: self.views(caller.app, Some(user), page.items).await?, next_before })
     }
 
     /// One user's posts as the caller may see them, newest first.

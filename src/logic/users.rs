@@ -1,6 +1,6 @@
 //! Users and their devices.
 
-use super::{AppCaller, Error, GroupActor, Logic, Result, SharedCaller, validate};
+use super::{AppCaller, Error, GroupActor, Logic, Page, Result, SharedCaller, validate};
 use crate::{
     model::{AppId, Device, DeviceType, ProfilePatch, User, now_ms},
     store::{NewDevice, NewUser, StoreError},
@@ -123,13 +123,9 @@ impl Logic {
             .ok_or_else(|| Error::not_found(format!("user {user_id} does not exist")))
     }
 
-    /// Users with ids after `after_user_id`, ascending; `true` if more follow.
-    pub async fn list_users(&self, app: AppId, after_user_id: &str, limit: i32) -> Result<(Vec<User>, bool)> {
-        let limit = self.page_limit(limit)?;
-        let mut users = self.store().list_users(app, after_user_id, limit + 1).await?;
-        let has_more = users.len() > limit as usize;
-        users.truncate(limit as usize);
-        Ok((users, has_more))
+    /// Users with ids after `after_user_id`, ascending.
+    pub async fn list_users(&self, app: AppId, after_user_id: &str, limit: i32) -> Result<Page<User>> {
+        self.page(limit, |n| self.store().list_users(app, after_user_id, n)).await
     }
 
     pub async fn register_device(&self, app: AppId, user_id: &str, input: DeviceInput) -> Result<Device> {
