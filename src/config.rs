@@ -150,6 +150,11 @@ pub struct LogicConfig {
     pub write_concurrency: usize,
     /// Largest gRPC request; a larger one is refused with RESOURCE_EXHAUSTED.
     pub max_request_bytes: usize,
+    /// A call that takes longer is cut off with DEADLINE_EXCEEDED.
+    pub request_timeout_secs: u64,
+    /// Pushes waiting for connect nodes at most (`gim logic` only); past it they are
+    /// dropped and counted, and the devices read them when the next push shows the gap.
+    pub push_queue: usize,
 }
 
 impl Default for LogicConfig {
@@ -162,6 +167,8 @@ impl Default for LogicConfig {
             write_concurrency: 4,
             // An ImportUsers of 1,000 users fits easily.
             max_request_bytes: 4 * 1024 * 1024,
+            request_timeout_secs: 30,
+            push_queue: 65_536,
         }
     }
 }
@@ -196,6 +203,8 @@ pub struct ConnectConfig {
     pub heartbeat_timeout_secs: u64,
     /// Time a device has to finish the WebSocket handshake and authenticate.
     pub handshake_timeout_secs: u64,
+    /// Token checks (each a call to logic) in flight at once; more handshakes wait.
+    pub token_check_concurrency: usize,
     /// Upstream frames a session may send per second (bursts of twice this pass).
     pub max_frames_per_second: u32,
     /// A write to a device that takes longer closes the session.
@@ -221,6 +230,7 @@ impl Default for ConnectConfig {
             outbound_queue: 256,
             heartbeat_timeout_secs: 90,
             handshake_timeout_secs: 10,
+            token_check_concurrency: 256,
             max_frames_per_second: 50,
             write_timeout_secs: 10,
             shutdown_grace_secs: 10,
@@ -323,6 +333,10 @@ pub struct Limits {
     pub max_import_users: usize,
     /// Devices one user may register.
     pub max_devices_per_user: usize,
+    /// Characters of a group's introduction.
+    pub max_group_introduction_chars: usize,
+    /// Characters of the message that comes with a request to join a group.
+    pub max_join_request_chars: usize,
 }
 
 impl Default for Limits {
@@ -338,6 +352,8 @@ impl Default for Limits {
             default_page_size: 50,
             max_import_users: 1000,
             max_devices_per_user: 20,
+            max_group_introduction_chars: 1000,
+            max_join_request_chars: 500,
         }
     }
 }
@@ -465,8 +481,14 @@ impl Config {
         if !(64 * 1024..=64 * 1024 * 1024).contains(&self.logic.max_request_bytes) {
             return invalid("logic.max_request_bytes must be between 64 KiB and 64 MiB".into());
         }
-        if self.logic.write_concurrency == 0 {
-            return invalid("logic.write_concurrency must be at least 1".into());
+        for (name, value) in [
+            ("write_concurrency", self.logic.write_concurrency as u64),
+            ("request_timeout_secs", self.logic.request_timeout_secs),
+            ("push_queue", self.logic.push_queue as u64),
+        ] {
+            if value == 0 {
+                return invalid(format!("logic.{name} must be at least 1"));
+            }
         }
         let secret = &self.auth.token_secret;
         if !secret.is_empty() && secret.expose().len() < 32 {
@@ -485,6 +507,7 @@ impl Config {
             ("outbound_queue", connect.outbound_queue as u64),
             ("heartbeat_timeout_secs", connect.heartbeat_timeout_secs),
             ("handshake_timeout_secs", connect.handshake_timeout_secs),
+            ("token_check_concurrency", connect.token_check_concurrency as u64),
             ("max_frames_per_second", u64::from(connect.max_frames_per_second)),
             ("write_timeout_secs", connect.write_timeout_secs),
         ] {
@@ -531,6 +554,8 @@ impl Config {
             ("max_name_chars", limits.max_name_chars),
             ("max_import_users", limits.max_import_users),
             ("max_devices_per_user", limits.max_devices_per_user),
+            ("max_group_introduction_chars", limits.max_group_introduction_chars),
+            ("max_join_request_chars", limits.max_join_request_chars),
         ] {
             if value == 0 {
                 return invalid(format!("limits.{name} must be at least 1"));

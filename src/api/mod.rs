@@ -41,9 +41,6 @@ use crate::{
     },
 };
 
-/// No call may take longer; a slower one is cut off with `DEADLINE_EXCEEDED`.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How the public port treats its callers.
 #[derive(Debug, Clone)]
 pub struct PublicOptions {
@@ -104,15 +101,17 @@ pub async fn internal_routes(logic: Logic) -> Routes {
 
 /// Serves `routes` on `listener` (gRPC over HTTP/2, and gRPC-Web over HTTP/1.1 for
 /// pages of `origins`) until `shutdown` completes, then lets calls in flight finish.
+/// A call that takes longer than `timeout` is cut off with `DEADLINE_EXCEEDED`.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     origins: Origins,
+    timeout: Duration,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     Server::builder()
         .accept_http1(true)
-        .timeout(REQUEST_TIMEOUT)
+        .timeout(timeout)
         // One span per call; handlers fill in app, user and device once authenticated,
         // so that everything logged for the call (failures included) carries them.
         .layer(

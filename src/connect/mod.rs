@@ -45,8 +45,6 @@ pub enum ConnectError {
     Route(#[from] RouteError),
 }
 
-/// Token checks a node runs at once; each is a call to logic.
-const AUTH_CONCURRENCY: usize = 256;
 
 /// Session limits, from `[connect]`.
 #[derive(Debug, Clone)]
@@ -148,7 +146,7 @@ impl ConnectNode {
             },
             ws_config: ws_config(config),
             metrics: parts.metrics,
-            auth_slots: Semaphore::new(AUTH_CONCURRENCY),
+            auth_slots: Semaphore::new(config.token_check_concurrency),
             origins: crate::origins::Origins::from_config(&config.allowed_origins),
         });
         let slots = Arc::new(Semaphore::new(config.max_sessions));

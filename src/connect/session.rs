@@ -47,8 +47,20 @@ pub(super) enum Exit {
     Gone,
 }
 
-/// Sessions write at most this many catch-up messages per sync call.
-const CATCH_UP_PAGE: i32 = 200;
+/// A seq space of the device: its inbox, or a large group's timeline.
+enum Timeline {
+    Inbox,
+    Group(Arc<str>),
+}
+
+impl Timeline {
+    fn seq_of(&self, message: &Message) -> u64 {
+        match self {
+            Self::Inbox => message.seq,
+            Self::Group(_) => message.group_seq,
+        }
+    }
+}
 
 /// Runs a session on an upgraded socket. `token` came with the handshake, if at all.
 ///
@@ -315,6 +327,13 @@ impl State {
         }
     }
 
+    fn stream(&mut self, timeline: &Timeline) -> &mut Stream {
+        match timeline {
+            Timeline::Inbox => &mut self.inbox,
+            Timeline::Group(group) => self.group(group),
+        }
+    }
+
     /// A large group's stream (its floor unknown until the first push or sync).
     fn group(&mut self, group_id: &str) -> &mut Stream {
         let index = match self.groups.iter().position(|(id, _)| **id == *group_id) {
@@ -377,14 +396,16 @@ impl State {
             let mut held = std::mem::take(&mut self.held);
             held.sort_by_key(|(seq, _)| *seq);
             for (seq, frame) in held {
-                self.order_inbox(seq, frame, &mut out, ctx).await?;
+                self.order(Timeline::Inbox, seq, frame, &mut out, ctx).await?;
             }
         }
         for item in items {
             match item {
                 Outbound::Event(frame) => out.push(frame),
-                Outbound::Message { seq, frame } => self.order_inbox(seq, frame, &mut out, ctx).await?,
-                Outbound::Group { group, seq, frame } => self.order_group(group, seq, frame, &mut out, ctx).await?,
+                Outbound::Message { seq, frame } => self.order(Timeline::Inbox, seq, frame, &mut out, ctx).await?,
+                Outbound::Group { group, seq, frame } => {
+                    self.order(Timeline::Group(group), seq, frame, &mut out, ctx).await?;
+                }
                 Outbound::Own { group: None, seq } => self.inbox.sent(seq),
                 Outbound::Own { group: Some(group), seq } => self.group(&group).sent(seq),
             }
@@ -409,81 +430,31 @@ impl State {
         }
     }
 
-    /// Puts an inbox push in seq order (see the module notes).
-    async fn order_inbox(&mut self, seq: u64, frame: Bytes, out: &mut Vec<Bytes>, ctx: &Context) -> Result<(), Exit> {
-        match self.inbox.step(seq) {
-            Step::Hold => self.held.push((seq, frame)),
-            Step::Drop => {}
-            Step::Write => out.push(frame),
-            Step::Gap => {
-                ctx.metrics.session_catch_ups.inc();
-                loop {
-                    let request = SyncRequest { after_seq: self.inbox.floor().unwrap_or(0), limit: CATCH_UP_PAGE };
-                    let page = ctx.link.catch_up(&self.device, request).await.map_err(|err| catch_up_failed(&err))?;
-                    for message in page.messages {
-                        if self.inbox.caught_up(message.seq) && !self.session.sent(&message) {
-                            out.push(frames::message(message));
-                        }
-                    }
-                    if !page.has_more {
-                        break;
-                    }
-                }
-                if self.inbox.step(seq) != Step::Drop {
-                    self.inbox.force(seq);
-                    out.push(frame);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Puts a large group's push in its timeline's order.
-    async fn order_group(
+    /// Puts a push in its timeline's order (see the module notes).
+    async fn order(
         &mut self,
-        group: Arc<str>,
+        timeline: Timeline,
         seq: u64,
         frame: Bytes,
         out: &mut Vec<Bytes>,
         ctx: &Context,
     ) -> Result<(), Exit> {
-        let stream = self.group(&group);
-        if stream.floor().is_none() {
-            // A timeline first heard of here starts here: what came before is the
+        let stream = self.stream(&timeline);
+        if matches!(timeline, Timeline::Group(_)) && stream.floor().is_none() {
+            // A large group first heard of here starts here: what came before is the
             // device's to read with SyncGroup.
             stream.reached(seq.saturating_sub(1));
         }
         match stream.step(seq) {
             Step::Drop => {}
-            Step::Write | Step::Hold => out.push(frame),
+            Step::Write => out.push(frame),
+            // Only the inbox waits for the device's first sync: a group's floor is set above.
+            Step::Hold => self.held.push((seq, frame)),
             Step::Gap => {
-                ctx.metrics.session_catch_ups.inc();
-                loop {
-                    let after_group_seq = self.group(&group).floor().unwrap_or(0);
-                    let request =
-                        SyncGroupRequest { group_id: group.to_string(), after_group_seq, limit: CATCH_UP_PAGE };
-                    let page = match ctx.link.catch_up_group(&self.device, request).await {
-                        Ok(page) => page,
-                        // No longer a member: this node missed the leave. Its pushes stop here.
-                        Err(Error::PermissionDenied(_)) => {
-                            ctx.hub.unsubscribe_session(&self.session, &group);
-                            self.groups.retain(|(id, _)| **id != *group);
-                            return Ok(());
-                        }
-                        Err(err) => return Err(catch_up_failed(&err)),
-                    };
-                    let session = self.session.clone();
-                    let stream = self.group(&group);
-                    for message in page.messages {
-                        if stream.caught_up(message.group_seq) && !session.sent(&message) {
-                            out.push(frames::message(message));
-                        }
-                    }
-                    if !page.has_more {
-                        break;
-                    }
+                if !self.fill_gap(&timeline, out, ctx).await? {
+                    return Ok(());
                 }
-                let stream = self.group(&group);
+                let stream = self.stream(&timeline);
                 if stream.step(seq) != Step::Drop {
                     stream.force(seq);
                     out.push(frame);
@@ -491,6 +462,45 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Reads and writes what follows the timeline's floor, page by page; `false` when
+    /// the device may no longer read it.
+    async fn fill_gap(&mut self, timeline: &Timeline, out: &mut Vec<Bytes>, ctx: &Context) -> Result<bool, Exit> {
+        ctx.metrics.session_catch_ups.inc();
+        loop {
+            let after = self.stream(timeline).floor().unwrap_or(0);
+            // Limit 0 asks for logic's default page, which its largest page always allows.
+            let page = match timeline {
+                Timeline::Inbox => ctx.link.catch_up(&self.device, SyncRequest { after_seq: after, limit: 0 }).await,
+                Timeline::Group(group) => {
+                    let request = SyncGroupRequest { group_id: group.to_string(), after_group_seq: after, limit: 0 };
+                    ctx.link.catch_up_group(&self.device, request).await
+                }
+            };
+            let page = match (page, timeline) {
+                (Ok(page), _) => page,
+                // No longer a member: this node missed the removal, and its pushes stop
+                // here. The stream stays where it was, so that a push already queued
+                // finds a gap too and is checked the same way (and one after a rejoin
+                // is read and written).
+                (Err(Error::PermissionDenied(_)), Timeline::Group(group)) => {
+                    ctx.hub.unsubscribe_session(&self.session, group);
+                    return Ok(false);
+                }
+                (Err(err), _) => return Err(catch_up_failed(&err)),
+            };
+            let session = self.session.clone();
+            let stream = self.stream(timeline);
+            for message in page.messages {
+                if stream.caught_up(timeline.seq_of(&message)) && !session.sent(&message) {
+                    out.push(frames::message(message));
+                }
+            }
+            if !page.has_more {
+                return Ok(true);
+            }
+        }
     }
 
     /// Writes frames with one flush, within the write timeout.

@@ -18,10 +18,6 @@ use crate::{
     store::{GroupActor, GroupEffects, GroupOutcome, GroupPatch, GroupState, NewGroup, NewMessage, StoreError},
 };
 
-/// Longest group introduction, in characters.
-const MAX_INTRODUCTION_CHARS: usize = 1000;
-/// Longest join request message, in characters.
-const MAX_REQUEST_MESSAGE_CHARS: usize = 500;
 /// Attempts of a group change whose event id collided with another node's.
 const CONFLICT_ATTEMPTS: u32 = 3;
 
@@ -66,7 +62,7 @@ impl Logic {
             validate::url("avatar_url", avatar, limits)?;
         }
         if let Some(intro) = intro {
-            validate::text("introduction", intro, MAX_INTRODUCTION_CHARS)?;
+            validate::text("introduction", intro, limits.max_group_introduction_chars)?;
         }
         if let Some(extra) = extra {
             validate::extra("extra", extra, limits)?;
@@ -271,9 +267,7 @@ impl Logic {
     /// caller is a member now.
     pub async fn join_group(&self, caller: &SharedCaller, group_id: &str, message: &str) -> Result<bool> {
         caller.require_user()?;
-        if message.chars().count() > MAX_REQUEST_MESSAGE_CHARS {
-            return Err(Error::invalid(format!("message is limited to {MAX_REQUEST_MESSAGE_CHARS} characters")));
-        }
+        validate::text("message", message, self.limits().max_join_request_chars)?;
         let change = GroupChange::Join { message: message.to_owned() };
         let (_, effects) =
             self.decided_change(caller, group_id, change, "group.member_joined", serde_json::Value::Null, None).await?;

@@ -1,4 +1,4 @@
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic_health::server::HealthReporter;
@@ -64,7 +64,8 @@ impl LogicNode {
         let (routes, health) = api::logic_routes(logic.clone(), options, metrics).await;
         let (stop, stopped) = watch::channel(false);
         let origins = Origins::from_config(&config.logic.cors_allowed_origins);
-        let server = tokio::spawn(api::serve(listener, routes, origins, stopped_signal(stopped.clone())));
+        let timeout = Duration::from_secs(config.logic.request_timeout_secs);
+        let server = tokio::spawn(api::serve(listener, routes, origins, timeout, stopped_signal(stopped.clone())));
         let (mut internal_addr, mut internal) = (None, None);
         if cluster.is_some() {
             let listen = config.logic.internal_listen;
@@ -74,7 +75,7 @@ impl LogicNode {
             let routes = api::internal_routes(logic.clone()).await;
             // Connect nodes are not browsers: no origin is let through.
             let origins = Origins::none();
-            internal = Some(tokio::spawn(api::serve(listener, routes, origins, stopped_signal(stopped))));
+            internal = Some(tokio::spawn(api::serve(listener, routes, origins, timeout, stopped_signal(stopped))));
         }
         tracing::info!(%addr, ?internal_addr, store = ?store.dialect(), "logic gRPC serving");
         Ok(Self { addr, internal_addr, logic, store, health, stop, server, internal })

@@ -14,9 +14,6 @@ use crate::{
     route::{MemoryRegistry, RedisRegistry, RouteRegistry},
 };
 
-/// Pushes a logic node queues for connect nodes at most (beyond: dropped, devices sync).
-const DELIVERY_QUEUE: usize = 65_536;
-
 /// What a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -34,6 +31,7 @@ pub struct Process {
     single_node: Option<SingleNodeHold>,
     logic: Option<LogicNode>,
     connect: Option<ConnectNode>,
+    metrics: Arc<Metrics>,
     metrics_addr: Option<SocketAddr>,
     metrics_stop: watch::Sender<bool>,
 }
@@ -79,7 +77,7 @@ impl Process {
                 let routes = redis_routes(config).await?;
                 let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
                 let peers = Peers::new(&tokens.internal);
-                let delivery = Arc::new(GrpcDelivery::start(routes.clone(), peers, DELIVERY_QUEUE, metrics.clone()));
+                let delivery = Arc::new(GrpcDelivery::start(routes.clone(), peers, config.logic.push_queue, metrics.clone()));
                 (Some(LogicNode::start(config, delivery, routes, Some(&tokens), metrics.clone()).await?), None)
             }
             Role::Connect => {
@@ -115,9 +113,9 @@ impl Process {
         let metrics_addr = metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok());
         if let Some(listener) = metrics_listener {
             tracing::info!(addr = ?metrics_addr, "metrics serving on /metrics");
-            tokio::spawn(metrics::serve(listener, metrics, stopped_signal(stopped)));
+            tokio::spawn(metrics::serve(listener, metrics.clone(), stopped_signal(stopped)));
         }
-        Ok(Self { single_node, logic, connect, metrics_addr, metrics_stop })
+        Ok(Self { single_node, logic, connect, metrics, metrics_addr, metrics_stop })
     }
 
     /// The logic gRPC address, if this process runs logic.
@@ -138,6 +136,11 @@ impl Process {
     /// Where `/metrics` is served, if `telemetry.metrics_listen` is set.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// What this process counts (served on `/metrics` when `telemetry.metrics_listen` is set).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn logic(&self) -> Option<&Logic> {

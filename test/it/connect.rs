@@ -7,12 +7,15 @@ use std::{collections::BTreeMap, time::Duration};
 use gim::proto::{
     client::v1::{KickReason, client_frame::Payload, event_push::Event, server_frame},
     common::v1::{ConversationType, Message},
-    logic::v1::{GetPresenceRequest, KickDeviceRequest, MarkReadRequest, PushEventRequest, RevokeTokensRequest},
+    logic::v1::{
+        DeviceSendRequest, GetPresenceRequest, KickDeviceRequest, MarkReadRequest, PushEventRequest,
+        RevokeTokensRequest,
+    },
 };
 
 use crate::{
     both_stores,
-    support::{Backend, ServeServer, text_of},
+    support::{Backend, ServeServer, device_client, text, text_of},
     ws::{WAIT, WsClient},
 };
 
@@ -20,6 +23,7 @@ both_stores!(
     messages_reach_all_five_devices_once_and_in_order,
     a_device_that_reconnects_mid_stream_loses_nothing_and_gets_nothing_twice,
     a_device_is_never_pushed_what_it_sent_itself,
+    pushes_that_never_came_are_read_before_the_next_one,
 );
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -124,6 +128,42 @@ async fn a_device_that_reconnects_mid_stream_loses_nothing_and_gets_nothing_twic
     assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "every message once, in order, across the reconnect");
     let texts: BTreeMap<u64, String> = received.iter().map(|m| (m.seq, text_of(m).to_owned())).collect();
     assert_eq!(texts[&200], "199");
+}
+
+async fn pushes_that_never_came_are_read_before_the_next_one(backend: Backend) {
+    // Small pages, so that filling the gap takes several; the largest page is below
+    // what a session once asked for.
+    let server = ServeServer::start_with(backend, |config| {
+        config.limits.default_page_size = 2;
+        config.limits.max_page_size = 3;
+    })
+    .await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    app.user("bob").await;
+    let (mut bob, _) = WsClient::online(server.ws_addr(), &app.device_token("bob", "phone").await, 0).await;
+    let alice_token = app.device_token("alice", "phone").await;
+
+    let pushless = server.pushless_node().await;
+    let mut alice_there = device_client(pushless.addr(), &alice_token).await;
+    for i in 0..5 {
+        let request = DeviceSendRequest {
+            receiver_user_id: "bob".into(),
+            client_msg_id: format!("lost{i}"),
+            body: text(&format!("lost {i}")),
+        };
+        alice_there.send_message(request).await.unwrap();
+    }
+    assert!(bob.next_message(QUIET).await.is_none(), "those five were never pushed");
+
+    // The next push is five seqs past what Bob's session wrote: it reads them first.
+    let (mut alice, _) = WsClient::online(server.ws_addr(), &alice_token, 0).await;
+    alice.send("bob", "pushed", "pushed").await;
+    let pushed = bob.messages_until_quiet(QUIET).await;
+    assert_eq!(in_order(0, &pushed).len(), 6, "{pushed:?}");
+    let texts: Vec<&str> = pushed.iter().map(text_of).collect();
+    assert_eq!(texts, ["lost 0", "lost 1", "lost 2", "lost 3", "lost 4", "pushed"]);
+    assert_eq!(server.process.metrics().session_catch_ups.get(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

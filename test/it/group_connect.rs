@@ -6,18 +6,19 @@ use std::time::Duration;
 
 use gim::proto::{
     common::v1::Message,
-    logic::v1::{CreateGroupRequest, JoinGroupRequest, JoinPolicy, MembersRequest},
+    logic::v1::{CreateGroupRequest, GroupSendRequest, JoinGroupRequest, JoinPolicy, MembersRequest},
 };
 
 use crate::{
     both_stores,
-    support::{Backend, ServeServer, TestApp, text_of},
+    support::{Backend, ServeServer, TestApp, text, text_of},
     ws::{WAIT, WsClient},
 };
 
 both_stores!(
     small_group_messages_reach_every_device_once_in_order,
-    large_group_messages_reach_every_device_once_in_order
+    large_group_messages_reach_every_device_once_in_order,
+    large_group_pushes_that_never_came_are_read_and_a_missed_removal_stops_them,
 );
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -133,4 +134,68 @@ async fn group_messages_reach_every_device_once_in_order(backend: Backend, large
     let live = b2.next_message(WAIT).await.expect("a push after catching up");
     assert_eq!(text_of(&live), "live again");
     assert_eq!(order_seq(&live, large), order_seq(caught_up.last().unwrap(), large) + 1, "no gap, no repeat");
+}
+
+async fn large_group_pushes_that_never_came_are_read_and_a_missed_removal_stops_them(backend: Backend) {
+    let server = ServeServer::start_with(backend, |config| {
+        config.groups.large_threshold = 2;
+        config.limits.default_page_size = 2;
+    })
+    .await;
+    let app = server.new_app().await;
+    for user in ["a", "b", "c"] {
+        app.user(user).await;
+    }
+    let request = CreateGroupRequest {
+        group_id: "g".into(),
+        name: "g".into(),
+        join_policy: JoinPolicy::Free as i32,
+        member_ids: vec!["b".into(), "c".into()],
+        ..Default::default()
+    };
+    assert!(app.groups(Some("a")).await.create_group(request).await.unwrap().into_inner().large);
+    let mut a1 = online(&server, &app, "a", "a1").await;
+    let mut b1 = online(&server, &app, "b", "b1").await;
+    a1.group_send("g", "first", "first").await;
+    let first = b1.next_message(WAIT).await.expect("the first push");
+
+    // Three messages go through a node whose pushes reach no session.
+    let pushless = server.pushless_node().await;
+    let there = TestApp { addr: pushless.addr(), ..app.clone() };
+    let mut a_there = there.groups(Some("a")).await;
+    for i in 0..3 {
+        let request = GroupSendRequest {
+            group_id: "g".into(),
+            client_msg_id: format!("lost{i}"),
+            body: text(&format!("lost {i}")),
+        };
+        a_there.send_message(request).await.unwrap();
+    }
+    assert!(b1.next_message(QUIET).await.is_none(), "those three were never pushed");
+
+    // The next push is past what b1's session wrote: it reads the timeline first.
+    a1.group_send("g", "pushed", "pushed").await;
+    let pushed = b1.messages_until_quiet(QUIET).await;
+    let seqs: Vec<u64> = pushed.iter().map(|m| m.group_seq).collect();
+    assert_eq!(seqs, (first.group_seq + 1..=first.group_seq + 4).collect::<Vec<_>>(), "{pushed:?}");
+    assert_eq!(pushed.iter().map(text_of).collect::<Vec<_>>(), ["lost 0", "lost 1", "lost 2", "pushed"]);
+
+    // b is removed through that node, so this one never hears of it: its next push for
+    // b1 finds b no longer a member, and b1 gets no message of the group again.
+    let request = MembersRequest { group_id: "g".into(), user_ids: vec!["b".into()] };
+    a_there.remove_members(request).await.unwrap();
+    a1.group_send("g", "after", "after the removal").await;
+    a1.group_send("g", "after2", "and again").await;
+    let after = b1.messages_until_quiet(QUIET).await;
+    assert!(after.iter().all(|m| m.receiver_id != "g"), "a removed member gets nothing of the group: {after:?}");
+    // One check per push that came (the second may already have been queued).
+    assert!((2..=3).contains(&server.process.metrics().session_catch_ups.get()));
+
+    // b joins again: pushes flow again, from the join on.
+    let request = JoinGroupRequest { group_id: "g".into(), message: String::new() };
+    app.groups(Some("b")).await.join_group(request).await.unwrap();
+    a1.group_send("g", "back", "welcome back").await;
+    let back = b1.messages_until_quiet(QUIET).await;
+    let texts: Vec<&str> = back.iter().map(text_of).filter(|t| !t.is_empty()).collect();
+    assert_eq!(texts, ["welcome back"], "{back:?}");
 }

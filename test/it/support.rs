@@ -362,6 +362,7 @@ pub fn pushed_message(push: &gim::delivery::Push) -> gim::proto::common::v1::Mes
 /// `gim serve` in-process on its own database: logic and connect on free ports.
 pub struct ServeServer {
     pub process: gim::server::Process,
+    config: Config,
     _db: TestDb,
 }
 
@@ -376,7 +377,15 @@ impl ServeServer {
         config.connect.listen = "127.0.0.1:0".parse().expect("address");
         edit(&mut config);
         let process = gim::server::Process::start(&config, gim::server::Role::Serve).await.expect("starting gim serve");
-        Self { process, _db: db }
+        Self { process, config, _db: db }
+    }
+
+    /// A logic node on the same database whose pushes reach no session: what is sent
+    /// through it, the sessions of this server are never pushed, as when a push is lost.
+    pub async fn pushless_node(&self) -> LogicNode {
+        LogicNode::start(&self.config, Arc::new(RecordingDelivery::new()), memory_routes(), None, Metrics::new())
+            .await
+            .expect("starting a second logic node")
     }
 
     pub fn addr(&self) -> SocketAddr {

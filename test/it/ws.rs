@@ -170,11 +170,12 @@ impl WsClient {
         }
     }
 
-    /// Pages through the inbox after `after_seq` until `has_more` is false.
+    /// Pages through the inbox after `after_seq` (in pages of the server's default
+    /// size) until `has_more` is false.
     pub async fn sync_all(&mut self, mut after_seq: u64) -> Vec<Message> {
         let mut messages = Vec::new();
         loop {
-            let page = self.sync(after_seq, 50).await;
+            let page = self.sync(after_seq, 0).await;
             if let Some(last) = page.messages.last() {
                 after_seq = last.seq;
             }
