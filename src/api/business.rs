@@ -38,8 +38,11 @@ impl Business for BusinessApi {
     ) -> Result<Response<api::ImportUsersResponse>, Status> {
         let caller = auth::business(&self.logic, request.metadata()).await?;
         let inputs = request.into_inner().users.into_iter().map(convert::user_input).collect();
-        let (created_user_ids, existing_user_ids) = self.logic.import_users(&caller, inputs).await?;
-        Ok(Response::new(api::ImportUsersResponse { created_user_ids, existing_user_ids }))
+        let imported = self.logic.import_users(&caller, inputs).await?;
+        Ok(Response::new(api::ImportUsersResponse {
+            created_user_ids: imported.created,
+            existing_user_ids: imported.existing,
+        }))
     }
 
     async fn get_user(&self, request: Request<api::GetUserRequest>) -> Result<Response<pb::User>, Status> {

@@ -72,15 +72,25 @@ pub struct Session {
     groups: Mutex<Vec<Box<str>>>,
 }
 
+/// What became of an item offered to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queued {
+    /// The session is ending: the item is dropped.
+    No,
+    /// Queued; the session is woken, or waits for a flush it has joined already.
+    Yes,
+    /// Queued without waking the session: it must join the hub's next flush.
+    JoinFlush,
+}
+
 impl Session {
     /// Queues an item unless the session is ending; ends it when `limit` is exceeded.
-    /// Queues an item unless the session is ending; ends it when `limit` is exceeded.
     /// A deferred item does not wake the session: it goes out with the next write, or
-    /// at the hub's next flush. Returns (queued, the session must join the flush list).
-    fn enqueue(&self, item: Outbound, limit: usize, defer: bool) -> (bool, bool) {
+    /// at the hub's next flush.
+    fn enqueue(&self, item: Outbound, limit: usize, defer: bool) -> Queued {
         let mut outbox = self.outbox.lock().expect("outbox lock");
         if outbox.end.is_some() {
-            return (false, false);
+            return Queued::No;
         }
         if outbox.items.len() >= limit {
             outbox.end = Some(End::SlowConsumer);
@@ -90,13 +100,15 @@ impl Session {
         }
         // A queue half full goes out now rather than risk overflowing before the flush.
         if defer && outbox.end.is_none() && outbox.items.len() < limit / 2 {
-            let join = !outbox.waiting_for_flush;
+            if outbox.waiting_for_flush {
+                return Queued::Yes;
+            }
             outbox.waiting_for_flush = true;
-            return (true, join);
+            return Queued::JoinFlush;
         }
         drop(outbox);
         self.wake.notify_one();
-        (true, false)
+        Queued::Yes
     }
 
     /// Wakes the session for frames deferred to a flush.
@@ -337,7 +349,7 @@ impl Hub {
                 } else {
                     item.clone()
                 };
-                if session.enqueue(item, self.outbound_limit, false).0 {
+                if session.enqueue(item, self.outbound_limit, false) != Queued::No {
                     queued += 1;
                 }
             }
@@ -356,11 +368,12 @@ impl Hub {
             } else {
                 Outbound::Group { group: group.clone(), seq: push.seq, frame: push.frame.clone() }
             };
-            let (was_queued, join) = session.enqueue(item, self.outbound_limit, self.defer_groups);
-            queued += usize::from(was_queued);
-            if join {
-                joining.push(session.clone());
+            match session.enqueue(item, self.outbound_limit, self.defer_groups) {
+                Queued::No => continue,
+                Queued::Yes => {}
+                Queued::JoinFlush => joining.push(session.clone()),
             }
+            queued += 1;
         }
         drop(sessions);
         if !joining.is_empty() {

@@ -33,6 +33,8 @@ use crate::{
 pub struct SessionDevice {
     pub caller: DeviceCaller,
     pub token: String,
+    /// When the token expires (seconds since the epoch): the session ends then.
+    pub expires_at: i64,
 }
 
 /// What a session asks of logic.

@@ -45,7 +45,6 @@ pub enum ConnectError {
     Route(#[from] RouteError),
 }
 
-
 /// Session limits, from `[connect]`.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {

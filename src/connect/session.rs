@@ -80,8 +80,8 @@ pub(super) async fn run(ws: Box<Ws>, token: Option<String>, ctx: Arc<Context>) {
 
 /// Authenticates the device, adds the session to the hub and its route to the registry.
 async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Option<Box<State>> {
-    let (device, expires_at) = match authenticate(&mut ws, token, ctx).await {
-        Ok(authenticated) => authenticated,
+    let device = match authenticate(&mut ws, token, ctx).await {
+        Ok(device) => device,
         Err(Exit::Close(code, reason)) => {
             let goodbye = WebSocketStream::close(&mut *ws, Some(close::frame(code, &reason)));
             let _ = tokio::time::timeout(ctx.limits.write_timeout, goodbye).await;
@@ -108,7 +108,6 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
         ws: *ws,
         session,
         device,
-        expires_at,
         inbox: Stream::default(),
         held: Vec::new(),
         groups: Vec::new(),
@@ -146,8 +145,8 @@ async fn finish(mut state: Box<State>, exit: Exit, ctx: &Context) {
 }
 
 /// The device of the token from the handshake, or from an `Auth` frame that must come
-/// first; with when the token expires (seconds since the epoch).
-async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Result<(SessionDevice, i64), Exit> {
+/// first.
+async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Result<SessionDevice, Exit> {
     if let Some(token) = token {
         return check_token(token, ctx).await;
     }
@@ -166,7 +165,7 @@ async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Resu
     let Some(Payload::Auth(auth)) = frame.payload else {
         return Err(Exit::Close(close::UNAUTHENTICATED, "authenticate first: the first frame must be Auth".into()));
     };
-    let (device, expires_at) = check_token(auth.token, ctx).await?;
+    let device = check_token(auth.token, ctx).await?;
     let caller = &device.caller;
     let reply = Reply::Auth(Caller {
         app_id: caller.app,
@@ -175,14 +174,14 @@ async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Resu
         device_type: caller.device_type as i32,
     });
     ws.send(WsMessage::Binary(response(frame.request_id, Ok(reply)))).await.map_err(|_| Exit::Gone)?;
-    Ok((device, expires_at))
+    Ok(device)
 }
 
 /// Asks logic whom a token identifies. A refusal is close 4001; logic being unreachable
 /// or overloaded is close 1013, so that the device retries instead of asking for a new
 /// token. Checks run a bounded number at a time: a reconnect storm waits its turn
 /// rather than swamping logic.
-async fn check_token(token: String, ctx: &Context) -> Result<(SessionDevice, i64), Exit> {
+async fn check_token(token: String, ctx: &Context) -> Result<SessionDevice, Exit> {
     let expires_at = ctx
         .token_key
         .verify(&token, now_ms() / 1000)
@@ -190,7 +189,7 @@ async fn check_token(token: String, ctx: &Context) -> Result<(SessionDevice, i64
         .expires_at;
     let _slot = ctx.auth_slots.acquire().await.map_err(|_| Exit::Gone)?;
     match ctx.link.authenticate(&token).await {
-        Ok(caller) => Ok((SessionDevice { caller, token }, expires_at)),
+        Ok(caller) => Ok(SessionDevice { caller, token, expires_at }),
         Err(err) => Err(close::for_refused_session(&err)),
     }
 }
@@ -272,8 +271,6 @@ struct State {
     ws: Ws,
     session: Arc<Session>,
     device: SessionDevice,
-    /// When the session's token expires (seconds since the epoch): the session ends then.
-    expires_at: i64,
     /// Where the device stands in its inbox; unknown until its first full sync.
     inbox: Stream,
     /// Inbox pushes waiting for the first full sync.
@@ -310,7 +307,7 @@ impl State {
     /// Answers one frame from the device.
     async fn upstream(&mut self, message: WsMessage, ctx: &Context) -> Result<(), Exit> {
         let Some(frame) = decode(message)? else { return Ok(()) };
-        if now_ms() / 1000 >= self.expires_at {
+        if now_ms() / 1000 >= self.device.expires_at {
             return Err(Exit::Close(close::UNAUTHENTICATED, "the device token has expired; get a new one".into()));
         }
         let request_id = frame.request_id;

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     model::{AppId, Friend, FriendRequest, User, now_ms},
     route::Route,
-    store::{Answer, AnswerState, Backfill, PairsState, RequestNotices, RequestOutcome, RequestState},
+    store::{Answer, AnswerState, Backfill, Noticed, PairsState, RequestNotices, RequestOutcome, RequestState},
 };
 
 /// The error for a change the rules refused inside the store's transaction.
@@ -207,7 +207,7 @@ impl Logic {
         let pair = [(user.to_owned(), friend.to_owned())];
         let about = [friend.to_owned()];
         let me = [user.to_owned()];
-        let (broken, notices) = self
+        let Noticed { value: broken, notices } = self
             .with_notices(|| {
                 let draft = NoticeDraft {
                     event: "friend.deleted",

@@ -91,8 +91,8 @@ impl Logic {
         if !changes.is_empty() {
             self.inner.delivery.membership(changes);
         }
-        if let Some((message, appended)) = &outcome.event {
-            self.inner.delivery.deliver(pushes_of(app, message, appended));
+        if let Some(event) = &outcome.event {
+            self.inner.delivery.deliver(pushes_of(app, &event.message, &event.appended));
         }
     }
 

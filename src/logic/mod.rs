@@ -36,7 +36,7 @@ pub use ids::IdGenerator;
 pub use messages::{Sender, Sent, SyncPage};
 pub use moments::{PostInput, PostView, PostsPage};
 pub use tokens::IssuedToken;
-pub use users::{DeviceInput, UserInput};
+pub use users::{DeviceInput, Imported, UserInput};
 
 use crate::{
     auth::{ClusterTokens, TokenKey, hash_secret},

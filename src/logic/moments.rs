@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::{Error, Logic, Result, SharedCaller, notices::NoticeDraft, validate};
 use crate::{
     model::{AppId, Comment, Like, Post, PostContent, Visibility, now_ms},
-    store::{NewComment, NewMessage, PostPage, StoreError},
+    store::{NewComment, NewMessage, Noticed, PostPage, Reactions, StoreError},
 };
 
 /// Pages of an author's posts read at most to fill one page of its timeline (posts for
@@ -122,7 +122,7 @@ impl Logic {
             .map_err(|_| Error::invalid("client_post_id must be 1-64 characters"))?;
         let readers = self.readers(caller.app, author, &input).await?;
         self.inner.rates.moment_write(caller.app, author)?;
-        let (post, notices) = self
+        let Noticed { value: post, notices } = self
             .with_notices(|| {
                 let (post_id, created_at_ms) = self.inner.ids.next();
                 let post = Post {
@@ -170,7 +170,7 @@ impl Logic {
         // The app sees what the author sees.
         let viewer = viewer.unwrap_or(&first.author_id).to_owned();
         let ids: Vec<u64> = posts.iter().map(|post| post.post_id).collect();
-        let (likes, comments) = self.store().reactions(app, &viewer, &ids).await?;
+        let Reactions { likes, comments } = self.store().reactions(app, &viewer, &ids).await?;
         let mut likes_of: HashMap<u64, Vec<Like>> = HashMap::new();
         for like in likes {
             likes_of.entry(like.post_id).or_default().push(like);
@@ -315,7 +315,7 @@ impl Logic {
             replied => self.replied_to(caller, &post, replied).await?.ok_or_else(no_comment)?,
         };
         self.inner.rates.moment_write(caller.app, user)?;
-        let (comment, notices) = self
+        let Noticed { value: comment, notices } = self
             .with_notices(|| {
                 let (comment_id, created_at_ms) = self.inner.ids.next();
                 let comment = NewComment {

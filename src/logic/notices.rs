@@ -66,7 +66,7 @@ impl Logic {
 
     /// Pushes stored notices to the recipients' online devices.
     pub(super) fn deliver_notices(&self, app: AppId, notices: &[Notice]) {
-        let pushes = notices.iter().flat_map(|(message, appended)| pushes_of(app, message, appended)).collect();
+        let pushes = notices.iter().flat_map(|notice| pushes_of(app, &notice.message, &notice.appended)).collect();
         self.inner.delivery.deliver(pushes);
     }
 }

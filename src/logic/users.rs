@@ -39,6 +39,14 @@ impl KnownUsers {
     }
 }
 
+/// The ids of an import's users, by what became of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub created: Vec<String>,
+    /// Users that were there already, left as they were.
+    pub existing: Vec<String>,
+}
+
 impl Logic {
     /// The app acting as one of its users (`x-gim-acting-user`): the user must exist, so
     /// that nothing is ever done in the name of a user that is not there.
@@ -73,19 +81,19 @@ impl Logic {
         self.get_user(caller.app, &user.user_id).await
     }
 
-    /// Creates the users that do not exist; returns (created ids, existing ids).
-    pub async fn import_users(&self, caller: &AppCaller, inputs: Vec<UserInput>) -> Result<(Vec<String>, Vec<String>)> {
+    /// Creates the users that do not exist.
+    pub async fn import_users(&self, caller: &AppCaller, inputs: Vec<UserInput>) -> Result<Imported> {
         let max = self.limits().max_import_users;
         if inputs.is_empty() || inputs.len() > max {
             return Err(Error::invalid(format!("import 1-{max} users per call, got {}", inputs.len())));
         }
         let users = inputs.into_iter().map(|input| self.new_user(input)).collect::<Result<Vec<_>>>()?;
         let created = self.store().create_users(caller.app, &users, now_ms()).await?;
-        let (mut fresh, mut existing) = (Vec::new(), Vec::new());
+        let mut imported = Imported::default();
         for (user, created) in users.into_iter().zip(created) {
-            if created { fresh.push(user.user_id) } else { existing.push(user.user_id) }
+            if created { imported.created.push(user.user_id) } else { imported.existing.push(user.user_id) }
         }
-        Ok((fresh, existing))
+        Ok(imported)
     }
 
     pub async fn get_user(&self, app: AppId, user_id: &str) -> Result<User> {

@@ -77,7 +77,8 @@ impl Process {
                 let routes = redis_routes(config).await?;
                 let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
                 let peers = Peers::new(&tokens.internal);
-                let delivery = Arc::new(GrpcDelivery::start(routes.clone(), peers, config.logic.push_queue, metrics.clone()));
+                let delivery =
+                    Arc::new(GrpcDelivery::start(routes.clone(), peers, config.logic.push_queue, metrics.clone()));
                 (Some(LogicNode::start(config, delivery, routes, Some(&tokens), metrics.clone()).await?), None)
             }
             Role::Connect => {

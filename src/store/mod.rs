@@ -276,7 +276,7 @@ pub struct GroupOutcome {
     /// nothing, and then no event was written.
     pub affected: Vec<String>,
     /// The event as stored, for delivery.
-    pub event: Option<(Message, Appended)>,
+    pub event: Option<Notice>,
     /// Members of a large group who joined or left, for connect's subscriptions; on
     /// the switch to large, every member.
     pub joined_large: Vec<String>,
@@ -458,7 +458,25 @@ pub trait ReadStore: Send + Sync {
 
 /// A notification written in the same transaction as the change it announces, as
 /// stored: the message and where it landed.
-pub type Notice = (Message, Appended);
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub message: Message,
+    pub appended: Appended,
+}
+
+/// What a change wrote, with the notices that announce it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Noticed<T> {
+    pub value: T,
+    pub notices: Vec<Notice>,
+}
+
+/// The likes and comments on some posts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reactions {
+    pub likes: Vec<Like>,
+    pub comments: Vec<Comment>,
+}
 
 /// The notifications of a friend request: which one is written depends on whether the
 /// other user had asked first.
@@ -613,7 +631,7 @@ pub trait FriendStore: Send + Sync {
         app: AppId,
         pairs: &[(String, String)],
         notices: &[NewMessage],
-    ) -> StoreResult<(u64, Vec<Notice>)>;
+    ) -> StoreResult<Noticed<u64>>;
     async fn friend(&self, app: AppId, user: &str, friend: &str) -> StoreResult<Option<Friend>>;
     async fn friends(&self, app: AppId, user: &str, after_friend_id: &str, limit: u32) -> StoreResult<Vec<Friend>>;
     /// Every friend of the user, by id.
@@ -665,7 +683,7 @@ pub trait MomentStore: Send + Sync {
         post: &Post,
         readers: &[String],
         notice: Option<&NewMessage>,
-    ) -> StoreResult<(Post, Vec<Notice>)>;
+    ) -> StoreResult<Noticed<Post>>;
     /// A post that is not deleted.
     async fn get_post(&self, app: AppId, post_id: u64) -> StoreResult<Option<Post>>;
     /// Deletes the author's post with its likes and comments; `false` if there was none.
@@ -682,7 +700,7 @@ pub trait MomentStore: Send + Sync {
     ) -> StoreResult<Vec<Post>>;
     /// The likes and comments on `posts` that `viewer` may see: on its own posts all,
     /// on others' its own and its friends'.
-    async fn reactions(&self, app: AppId, viewer: &str, posts: &[u64]) -> StoreResult<(Vec<Like>, Vec<Comment>)>;
+    async fn reactions(&self, app: AppId, viewer: &str, posts: &[u64]) -> StoreResult<Reactions>;
     /// Likes a live post, with the notice if the like is new; `NotFound` for no post.
     async fn like(
         &self,
@@ -699,7 +717,7 @@ pub trait MomentStore: Send + Sync {
         app: AppId,
         comment: &NewComment,
         notices: &[NewMessage],
-    ) -> StoreResult<(Comment, Vec<Notice>)>;
+    ) -> StoreResult<Noticed<Comment>>;
     async fn get_comment(&self, app: AppId, post_id: u64, comment_id: u64) -> StoreResult<Option<Comment>>;
     async fn delete_comment(&self, app: AppId, post_id: u64, comment_id: u64) -> StoreResult<bool>;
 }

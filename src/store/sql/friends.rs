@@ -10,8 +10,8 @@ use super::{SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Friend, FriendRequest, Relation},
     store::{
-        Answer, AnswerDecider, AnswerState, Backfill, FriendStore, NewMessage, Notice, PairsDecider, PairsState,
-        RequestDecider, RequestEffect, RequestNotices, RequestOutcome, RequestState, StoreResult,
+        Answer, AnswerDecider, AnswerState, Backfill, FriendStore, NewMessage, Notice, Noticed, PairsDecider,
+        PairsState, RequestDecider, RequestEffect, RequestNotices, RequestOutcome, RequestState, StoreResult,
     },
 };
 
@@ -413,7 +413,7 @@ impl FriendStore for SqlStore {
         app: AppId,
         pairs: &[(String, String)],
         notices: &[NewMessage],
-    ) -> StoreResult<(u64, Vec<Notice>)> {
+    ) -> StoreResult<Noticed<u64>> {
         let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| async {
             let mut broken = 0;
@@ -421,7 +421,7 @@ impl FriendStore for SqlStore {
                 broken += u64::from(self.unfriend_in(tx, app, a, b).await?);
             }
             let notices = if broken > 0 { self.append_notices_in(tx, app, notices).await? } else { Vec::new() };
-            Ok((broken, notices))
+            Ok(Noticed { value: broken, notices })
         }
         .await)
     }

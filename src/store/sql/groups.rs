@@ -11,7 +11,8 @@ use super::{MAX_IN_LIST, SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, row
 use crate::{
     model::{AppId, ConversationType, Group, GroupMember, JoinRequest, Message},
     store::{
-        GroupDecider, GroupEffects, GroupLoad, GroupOutcome, GroupState, GroupStore, NewGroup, StoreError, StoreResult,
+        GroupDecider, GroupEffects, GroupLoad, GroupOutcome, GroupState, GroupStore, NewGroup, Notice, StoreError,
+        StoreResult,
     },
 };
 
@@ -233,7 +234,7 @@ impl SqlStore {
         // An announcement has no user sender: nothing to decide.
         let written = self.append_in(tx, app, std::slice::from_ref(&announcement), &mut |_, _| true).await?;
         let event = match written.into_iter().next() {
-            Some(Ok(appended)) => (announcement.stored(&appended), appended),
+            Some(Ok(appended)) => Notice { message: announcement.stored(&appended), appended },
             Some(Err(err)) => return Err(StoreError::Corrupt(format!("writing a group event: {err}"))),
             None => return Err(StoreError::Corrupt("writing a group event gave no outcome".into())),
         };

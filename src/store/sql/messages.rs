@@ -268,7 +268,7 @@ impl SqlStore {
             .iter()
             .zip(outcomes)
             .map(|(notice, outcome)| match outcome {
-                Ok(appended) => Ok((notice.stored(&appended), appended)),
+                Ok(appended) => Ok(Notice { message: notice.stored(&appended), appended }),
                 Err(err) => Err(StoreError::Corrupt(format!("writing a notification: {err}"))),
             })
             .collect()

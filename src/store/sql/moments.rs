@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, Comment, Like, Post, Visibility},
-    store::{MomentStore, NewComment, NewMessage, Notice, PostPage, StoreError, StoreResult},
+    store::{MomentStore, NewComment, NewMessage, Notice, Noticed, PostPage, Reactions, StoreError, StoreResult},
 };
 
 /// Who may see a like or comment: the post's author sees all, anyone else its own and
@@ -45,7 +45,7 @@ impl SqlStore {
         post: &Post,
         readers: &[String],
         notice: Option<&NewMessage>,
-    ) -> StoreResult<(Post, Vec<Notice>)> {
+    ) -> StoreResult<Noticed<Post>> {
         let sql = format!(
             "SELECT {}, p.deleted FROM posts p WHERE p.app_id = ? AND p.author_id = ? AND p.client_post_id = ?",
             rows::POST_COLUMNS
@@ -60,7 +60,7 @@ impl SqlStore {
             if row.try_get::<i64, _>("deleted")? != 0 {
                 return Err(StoreError::Conflict);
             }
-            return Ok((rows::post(&row)?, Vec::new()));
+            return Ok(Noticed { value: rows::post(&row)?, notices: Vec::new() });
         }
         let audience = serde_json::to_string(&post.audience)
             .map_err(|err| StoreError::Corrupt(format!("post audience: {err}")))?;
@@ -87,7 +87,7 @@ impl SqlStore {
             Some(notice) => self.append_notices_in(tx, app, std::slice::from_ref(notice)).await?,
             None => Vec::new(),
         };
-        Ok((post.clone(), notices))
+        Ok(Noticed { value: post.clone(), notices })
     }
 
     /// Puts a post into the feeds of `readers`.
@@ -149,7 +149,7 @@ impl SqlStore {
         app: i64,
         comment: &NewComment,
         notices: &[NewMessage],
-    ) -> StoreResult<(Comment, Vec<Notice>)> {
+    ) -> StoreResult<Noticed<Comment>> {
         self.live_post_in(tx, app, comment.post_id).await?;
         if comment.reply_to_comment_id != 0 {
             let replied: Option<i64> =
@@ -189,7 +189,7 @@ impl SqlStore {
             text: comment.text.clone(),
             created_at_ms: comment.created_at_ms,
         };
-        Ok((stored, notices))
+        Ok(Noticed { value: stored, notices })
     }
 
     async fn delete_post_in(&self, tx: &mut Tx, app: i64, author_id: &str, post_id: u64) -> StoreResult<bool> {
@@ -228,7 +228,7 @@ impl MomentStore for SqlStore {
         post: &Post,
         readers: &[String],
         notice: Option<&NewMessage>,
-    ) -> StoreResult<(Post, Vec<Notice>)> {
+    ) -> StoreResult<Noticed<Post>> {
         let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.publish_in(tx, app, post, readers, notice).await)
     }
@@ -296,9 +296,9 @@ impl MomentStore for SqlStore {
         found.iter().map(rows::post).collect()
     }
 
-    async fn reactions(&self, app: AppId, viewer: &str, posts: &[u64]) -> StoreResult<(Vec<Like>, Vec<Comment>)> {
+    async fn reactions(&self, app: AppId, viewer: &str, posts: &[u64]) -> StoreResult<Reactions> {
         if posts.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(Reactions::default());
         }
         let ids = posts.iter().map(|id| rows::bigint(*id, "post_id")).collect::<StoreResult<Vec<i64>>>()?;
         let sql = format!(
@@ -333,7 +333,7 @@ impl MomentStore for SqlStore {
         let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?), &ids);
         let found = query.bind(viewer).bind(viewer).bind(viewer).fetch_all(&self.read).await?;
         let comments = found.iter().map(rows::comment).collect::<StoreResult<Vec<_>>>()?;
-        Ok((likes, comments))
+        Ok(Reactions { likes, comments })
     }
 
     async fn like(
@@ -363,7 +363,7 @@ impl MomentStore for SqlStore {
         app: AppId,
         comment: &NewComment,
         notices: &[NewMessage],
-    ) -> StoreResult<(Comment, Vec<Notice>)> {
+    ) -> StoreResult<Noticed<Comment>> {
         let app = rows::bigint(app, "app_id")?;
         in_tx!(self, |tx| self.comment_in(tx, app, comment, notices).await)
     }
