@@ -448,19 +448,47 @@ impl Config {
 
     /// Checks what serde cannot: ranges, combinations, required secrets.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
         if let Some(id) = self.node.id
             && id > 1023
         {
             return invalid(format!("node.id must be 0-1023, got {id}"));
         }
+        self.validate_store()?;
+        self.validate_logic()?;
+        self.validate_auth()?;
+        self.validate_connect()?;
+        if self.route.key_prefix.is_empty() || self.route.key_prefix.contains(char::is_whitespace) {
+            return invalid("route.key_prefix must be non-empty and without spaces");
+        }
+        if self.route.ttl_secs < 3 {
+            return invalid("route.ttl_secs must be at least 3");
+        }
+        if self.groups.max_members < 2 || self.groups.large_threshold == 0 {
+            return invalid("groups.max_members must be at least 2 and groups.large_threshold at least 1");
+        }
+        self.validate_social()?;
+        self.validate_limits()
+    }
+
+    fn validate_store(&self) -> Result<(), ConfigError> {
         let url = self.store.url.expose();
         if !url.is_empty() && !url.starts_with("sqlite:") && !url.starts_with("mysql:") && !url.starts_with("mariadb:")
         {
-            return invalid("store.url must start with sqlite:// or mysql://".into());
+            return invalid("store.url must start with sqlite:// or mysql://");
         }
+        if self.store.max_connections == 0 {
+            return invalid("store.max_connections must be at least 1");
+        }
+        if !matches!(self.store.sqlite_synchronous.as_str(), "full" | "normal" | "extra") {
+            return invalid("store.sqlite_synchronous must be full, normal or extra");
+        }
+        Ok(())
+    }
+
+    fn validate_logic(&self) -> Result<(), ConfigError> {
+        let logic = &self.logic;
         for (key, origins) in [
-            ("logic.cors_allowed_origins", &self.logic.cors_allowed_origins),
+            ("logic.cors_allowed_origins", &logic.cors_allowed_origins),
             ("connect.allowed_origins", &self.connect.allowed_origins),
         ] {
             for origin in origins.iter().filter(|origin| *origin != "*") {
@@ -469,104 +497,95 @@ impl Config {
                 }
             }
         }
-        if self.store.max_connections == 0 {
-            return invalid("store.max_connections must be at least 1".into());
+        if logic.write_batch_max == 0 || logic.write_batch_max > 1000 {
+            return invalid("logic.write_batch_max must be 1-1000");
         }
-        if !matches!(self.store.sqlite_synchronous.as_str(), "full" | "normal" | "extra") {
-            return invalid("store.sqlite_synchronous must be full, normal or extra".into());
+        if !(64 * 1024..=64 * 1024 * 1024).contains(&logic.max_request_bytes) {
+            return invalid("logic.max_request_bytes must be between 64 KiB and 64 MiB");
         }
-        if self.logic.write_batch_max == 0 || self.logic.write_batch_max > 1000 {
-            return invalid("logic.write_batch_max must be 1-1000".into());
+        at_least_one(
+            "logic",
+            &[
+                ("write_concurrency", logic.write_concurrency as u64),
+                ("request_timeout_secs", logic.request_timeout_secs),
+                ("push_queue", logic.push_queue as u64),
+            ],
+        )
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        if !auth.token_secret.is_empty() && auth.token_secret.expose().len() < 32 {
+            return invalid("auth.token_secret must be at least 32 bytes");
         }
-        if !(64 * 1024..=64 * 1024 * 1024).contains(&self.logic.max_request_bytes) {
-            return invalid("logic.max_request_bytes must be between 64 KiB and 64 MiB".into());
+        if auth.default_token_ttl_secs == 0 || auth.default_token_ttl_secs > auth.max_token_ttl_secs {
+            return invalid("auth.default_token_ttl_secs must be 1..=auth.max_token_ttl_secs");
         }
-        for (name, value) in [
-            ("write_concurrency", self.logic.write_concurrency as u64),
-            ("request_timeout_secs", self.logic.request_timeout_secs),
-            ("push_queue", self.logic.push_queue as u64),
-        ] {
-            if value == 0 {
-                return invalid(format!("logic.{name} must be at least 1"));
-            }
-        }
-        let secret = &self.auth.token_secret;
-        if !secret.is_empty() && secret.expose().len() < 32 {
-            return invalid("auth.token_secret must be at least 32 bytes".into());
-        }
-        if self.auth.default_token_ttl_secs == 0 || self.auth.default_token_ttl_secs > self.auth.max_token_ttl_secs {
-            return invalid("auth.default_token_ttl_secs must be 1..=auth.max_token_ttl_secs".into());
-        }
-        if self.auth.password_hash_concurrency == 0 {
-            return invalid("auth.password_hash_concurrency must be at least 1".into());
-        }
+        at_least_one("auth", &[("password_hash_concurrency", auth.password_hash_concurrency as u64)])
+    }
+
+    fn validate_connect(&self) -> Result<(), ConfigError> {
         let connect = &self.connect;
-        for (name, value) in [
-            ("max_sessions", connect.max_sessions as u64),
-            ("max_frame_bytes", connect.max_frame_bytes as u64),
-            ("outbound_queue", connect.outbound_queue as u64),
-            ("heartbeat_timeout_secs", connect.heartbeat_timeout_secs),
-            ("handshake_timeout_secs", connect.handshake_timeout_secs),
-            ("token_check_concurrency", connect.token_check_concurrency as u64),
-            ("max_frames_per_second", u64::from(connect.max_frames_per_second)),
-            ("write_timeout_secs", connect.write_timeout_secs),
-        ] {
-            if value == 0 {
-                return invalid(format!("connect.{name} must be at least 1"));
-            }
-        }
+        at_least_one(
+            "connect",
+            &[
+                ("max_sessions", connect.max_sessions as u64),
+                ("max_frame_bytes", connect.max_frame_bytes as u64),
+                ("outbound_queue", connect.outbound_queue as u64),
+                ("heartbeat_timeout_secs", connect.heartbeat_timeout_secs),
+                ("handshake_timeout_secs", connect.handshake_timeout_secs),
+                ("token_check_concurrency", connect.token_check_concurrency as u64),
+                ("max_frames_per_second", u64::from(connect.max_frames_per_second)),
+                ("write_timeout_secs", connect.write_timeout_secs),
+            ],
+        )?;
         if connect.max_frame_bytes < 1024 {
-            return invalid("connect.max_frame_bytes must be at least 1024".into());
-        }
-        if self.route.key_prefix.is_empty() || self.route.key_prefix.contains(char::is_whitespace) {
-            return invalid("route.key_prefix must be non-empty and without spaces".into());
-        }
-        if self.route.ttl_secs < 3 {
-            return invalid("route.ttl_secs must be at least 3".into());
-        }
-        if self.groups.max_members < 2 || self.groups.large_threshold == 0 {
-            return invalid("groups.max_members must be at least 2 and groups.large_threshold at least 1".into());
-        }
-        let social = &self.social;
-        for (name, value) in [
-            ("friend_request_ttl_secs", social.friend_request_ttl_secs),
-            ("max_friends", social.max_friends),
-            ("max_post_chars", social.max_post_chars as u64),
-            ("max_comment_chars", social.max_comment_chars as u64),
-        ] {
-            if value == 0 {
-                return invalid(format!("social.{name} must be at least 1"));
-            }
-        }
-        if social.max_media > 100 {
-            return invalid("social.max_media must be at most 100".into());
-        }
-        let limits = &self.limits;
-        if limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size {
-            return invalid("limits.default_page_size must be 1..=limits.max_page_size".into());
-        }
-        for (name, value) in [
-            ("max_message_bytes", limits.max_message_bytes),
-            ("max_text_chars", limits.max_text_chars),
-            ("max_client_msg_id_len", limits.max_client_msg_id_len),
-            ("max_extra_bytes", limits.max_extra_bytes),
-            ("max_url_len", limits.max_url_len),
-            ("max_name_chars", limits.max_name_chars),
-            ("max_import_users", limits.max_import_users),
-            ("max_devices_per_user", limits.max_devices_per_user),
-            ("max_group_introduction_chars", limits.max_group_introduction_chars),
-            ("max_join_request_chars", limits.max_join_request_chars),
-        ] {
-            if value == 0 {
-                return invalid(format!("limits.{name} must be at least 1"));
-            }
+            return invalid("connect.max_frame_bytes must be at least 1024");
         }
         Ok(())
     }
 
+    fn validate_social(&self) -> Result<(), ConfigError> {
+        let social = &self.social;
+        at_least_one(
+            "social",
+            &[
+                ("friend_request_ttl_secs", social.friend_request_ttl_secs),
+                ("max_friends", social.max_friends),
+                ("max_post_chars", social.max_post_chars as u64),
+                ("max_comment_chars", social.max_comment_chars as u64),
+            ],
+        )?;
+        if social.max_media > 100 {
+            return invalid("social.max_media must be at most 100");
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        if limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size {
+            return invalid("limits.default_page_size must be 1..=limits.max_page_size");
+        }
+        at_least_one(
+            "limits",
+            &[
+                ("max_message_bytes", limits.max_message_bytes as u64),
+                ("max_text_chars", limits.max_text_chars as u64),
+                ("max_client_msg_id_len", limits.max_client_msg_id_len as u64),
+                ("max_extra_bytes", limits.max_extra_bytes as u64),
+                ("max_url_len", limits.max_url_len as u64),
+                ("max_name_chars", limits.max_name_chars as u64),
+                ("max_import_users", limits.max_import_users as u64),
+                ("max_devices_per_user", limits.max_devices_per_user as u64),
+                ("max_group_introduction_chars", limits.max_group_introduction_chars as u64),
+                ("max_join_request_chars", limits.max_join_request_chars as u64),
+            ],
+        )
+    }
+
     /// What a process running apart (`gim logic`, `gim connect`) needs beyond `validate`.
     pub fn validate_cluster(&self, connect: bool) -> Result<(), ConfigError> {
-        let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
         if self.route.redis_url.is_empty() {
             return invalid("route.redis_url is required when logic and connect run apart (GIM_ROUTE__REDIS_URL)");
         }
@@ -660,6 +679,18 @@ impl Default for Config {
     }
 }
 
+fn invalid(message: impl Into<String>) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid(message.into()))
+}
+
+/// Refuses the first of `section`'s keys that is 0.
+fn at_least_one(section: &str, keys: &[(&str, u64)]) -> Result<(), ConfigError> {
+    match keys.iter().find(|(_, value)| *value == 0) {
+        Some((name, _)) => invalid(format!("{section}.{name} must be at least 1")),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -677,7 +708,8 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let default = Config::load(Some(&root.join("config/default.toml"))).unwrap();
         assert_eq!(default.store_url(), "sqlite://data/gim.db");
-        assert_eq!(default.limits.max_page_size, Limits::default().max_page_size);
+        let written = serde_json::to_value(&default).unwrap();
+        assert_eq!(written, serde_json::to_value(Config::default()).unwrap(), "default.toml says the defaults");
         let cluster = Config::load(Some(&root.join("config/cluster.toml"))).unwrap();
         assert!(cluster.store_url().starts_with("mysql://"));
     }
@@ -698,6 +730,21 @@ mod tests {
         for (toml, key) in cases {
             let err = load(toml).unwrap_err().to_string();
             assert!(err.contains(key), "{toml:?} gave {err:?}");
+        }
+        for key in [
+            "logic.write_concurrency",
+            "logic.request_timeout_secs",
+            "logic.push_queue",
+            "connect.token_check_concurrency",
+            "connect.outbound_queue",
+            "limits.max_group_introduction_chars",
+            "limits.max_join_request_chars",
+            "social.max_friends",
+            "auth.password_hash_concurrency",
+        ] {
+            let (section, name) = key.split_once('.').unwrap();
+            let err = load(&format!("[{section}]\n{name} = 0")).unwrap_err().to_string();
+            assert!(err.contains(&format!("{key} must be at least 1")), "{key} = 0 gave {err:?}");
         }
         let missing = Config::load(Some(std::path::Path::new("/no/such/gim.toml"))).unwrap_err().to_string();
         assert!(missing.contains("does not exist"), "{missing}");

@@ -71,6 +71,79 @@ struct Segment {
     pushes: Vec<Push>,
 }
 
+type RoutesByUser = HashMap<(AppId, String), Vec<Route>>;
+
+impl Segment {
+    /// Every user whose routes the segment needs.
+    fn users(&self) -> Vec<(AppId, &str)> {
+        let pushed = self.pushes.iter().flat_map(|push| push.users.iter().map(|user| (push.app, user.as_str())));
+        pushed.chain(self.memberships.iter().map(|change| (change.app, change.user_id.as_str()))).collect()
+    }
+
+    /// Large-group pushes and leaves go to every live node: a group's members are
+    /// anywhere, and a leave must reach any node that may hold the user's sessions,
+    /// whether the routes say so or not.
+    fn reaches_every_node(&self) -> bool {
+        self.pushes.iter().any(|push| push.group.is_some()) || self.memberships.iter().any(|change| !change.joined)
+    }
+
+    /// One request per connect node: the membership changes and pushes it must apply.
+    fn by_node(&self, routes: &RoutesByUser, live_nodes: &[String]) -> HashMap<String, PushRequest> {
+        let nodes_of = |app: AppId, user: &str| -> HashSet<&str> {
+            let user_routes = routes.get(&(app, user.to_owned())).into_iter().flatten();
+            user_routes.map(|route| route.node.as_str()).collect()
+        };
+        let mut by_node: HashMap<String, PushRequest> = HashMap::new();
+        for change in &self.memberships {
+            let mut nodes = nodes_of(change.app, &change.user_id);
+            if !change.joined {
+                nodes.extend(live_nodes.iter().map(String::as_str));
+            }
+            for node in nodes {
+                by_node.entry(node.to_owned()).or_default().memberships.push(MembershipChange {
+                    app_id: change.app,
+                    user_id: change.user_id.clone(),
+                    group_id: change.group_id.clone(),
+                    joined: change.joined,
+                });
+            }
+        }
+        for push in &self.pushes {
+            if push.group.is_some() {
+                // Every live node fans a large group's push out to its own sessions.
+                for node in live_nodes {
+                    by_node.entry(node.clone()).or_default().pushes.push(wire(push, Vec::new()));
+                }
+                continue;
+            }
+            let mut users_by_node: HashMap<&str, Vec<String>> = HashMap::new();
+            for user in &push.users {
+                // The sending device's node too: it learns the seq there without writing it.
+                for node in nodes_of(push.app, user) {
+                    users_by_node.entry(node).or_default().push(user.clone());
+                }
+            }
+            for (node, user_ids) in users_by_node {
+                by_node.entry(node.to_owned()).or_default().pushes.push(wire(push, user_ids));
+            }
+        }
+        by_node
+    }
+}
+
+/// A push as a connect node takes it, for `user_ids` (none: a large group's members).
+fn wire(push: &Push, user_ids: Vec<String>) -> api::Push {
+    api::Push {
+        app_id: push.app,
+        user_ids,
+        group_id: push.group.clone().unwrap_or_default(),
+        skip_device_id: push.skip.as_ref().map(|device| device.device_id.clone()).unwrap_or_default(),
+        skip_user_id: push.skip.as_ref().map(|device| device.user_id.clone()).unwrap_or_default(),
+        seq: push.seq,
+        frame: push.frame.to_vec(),
+    }
+}
+
 struct Worker {
     routes: Arc<dyn RouteRegistry>,
     peers: Peers,
@@ -104,7 +177,7 @@ impl Worker {
     }
 
     /// The live routes of every user named.
-    async fn routes_of(&self, users: &[(AppId, &str)]) -> HashMap<(AppId, String), Vec<Route>> {
+    async fn routes_of(&self, users: &[(AppId, &str)]) -> RoutesByUser {
         let mut by_app: BTreeMap<AppId, HashSet<&str>> = BTreeMap::new();
         for (app, user) in users {
             by_app.entry(*app).or_default().insert(user);
@@ -125,78 +198,10 @@ impl Worker {
             return;
         }
         let started = std::time::Instant::now();
-        let users: Vec<(AppId, &str)> = segment
-            .pushes
-            .iter()
-            .flat_map(|push| push.users.iter().map(|user| (push.app, user.as_str())))
-            .chain(segment.memberships.iter().map(|m| (m.app, m.user_id.as_str())))
-            .collect();
-        let routes = self.routes_of(&users).await;
-        // Large-group pushes and leaves go to every live node: a leave must reach any node
-        // that may hold the user's sessions, whether the routes say so or not.
-        let everywhere = segment.pushes.iter().any(|push| push.group.is_some())
-            || segment.memberships.iter().any(|change| !change.joined);
-        let live_nodes = if everywhere {
-            self.routes.nodes().await.unwrap_or_else(|err| {
-                tracing::warn!(error = %err, "listing connect nodes failed; group pushes dropped");
-                Vec::new()
-            })
-        } else {
-            Vec::new()
-        };
+        let routes = self.routes_of(&segment.users()).await;
+        let live_nodes = if segment.reaches_every_node() { self.live_nodes().await } else { Vec::new() };
         let looked_up = started.elapsed();
-
-        let mut by_node: HashMap<String, PushRequest> = HashMap::new();
-        for change in &segment.memberships {
-            let mut nodes: HashSet<&str> = routes
-                .get(&(change.app, change.user_id.clone()))
-                .into_iter()
-                .flatten()
-                .map(|route| route.node.as_str())
-                .collect();
-            if !change.joined {
-                nodes.extend(live_nodes.iter().map(String::as_str));
-            }
-            for node in nodes {
-                by_node.entry(node.to_owned()).or_default().memberships.push(MembershipChange {
-                    app_id: change.app,
-                    user_id: change.user_id.clone(),
-                    group_id: change.group_id.clone(),
-                    joined: change.joined,
-                });
-            }
-        }
-        for push in &segment.pushes {
-            let wire = |user_ids: Vec<String>| api::Push {
-                app_id: push.app,
-                user_ids,
-                group_id: push.group.clone().unwrap_or_default(),
-                skip_device_id: push.skip.as_ref().map(|d| d.device_id.clone()).unwrap_or_default(),
-                skip_user_id: push.skip.as_ref().map(|d| d.user_id.clone()).unwrap_or_default(),
-                seq: push.seq,
-                frame: push.frame.to_vec(),
-            };
-            if push.group.is_some() {
-                // A large group's members are anywhere: every live node fans out to its own.
-                for node in &live_nodes {
-                    by_node.entry(node.clone()).or_default().pushes.push(wire(Vec::new()));
-                }
-                continue;
-            }
-            let mut users_by_node: HashMap<&str, Vec<String>> = HashMap::new();
-            for user in &push.users {
-                let Some(user_routes) = routes.get(&(push.app, user.clone())) else { continue };
-                // The sending device's node too: it learns the seq there without writing it.
-                let nodes: HashSet<&str> = user_routes.iter().map(|route| route.node.as_str()).collect();
-                for node in nodes {
-                    users_by_node.entry(node).or_default().push(user.clone());
-                }
-            }
-            for (node, user_ids) in users_by_node {
-                by_node.entry(node.to_owned()).or_default().pushes.push(wire(user_ids));
-            }
-        }
-        let calls = by_node.into_iter().map(|(node, request)| async move {
+        let calls = segment.by_node(&routes, &live_nodes).into_iter().map(|(node, request)| async move {
             let frames = request.pushes.len() as u64;
             match self.peers.push(&node, request).await {
                 Ok(_) => {
@@ -217,6 +222,13 @@ impl Worker {
                 "a delivery batch was slow"
             );
         }
+    }
+
+    async fn live_nodes(&self) -> Vec<String> {
+        self.routes.nodes().await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "listing connect nodes failed; group pushes and leaves dropped");
+            Vec::new()
+        })
     }
 
     async fn kick(&self, kick: Kick) {
@@ -240,5 +252,73 @@ impl Worker {
                 tracing::warn!(node, error = %status, "kicking on a connect node failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::model::DeviceType;
+
+    fn push(users: &[&str], group: Option<&str>) -> Push {
+        Push {
+            app: 1,
+            users: users.iter().map(|user| (*user).to_owned()).collect(),
+            group: group.map(str::to_owned),
+            skip: None,
+            seq: 7,
+            frame: Bytes::from_static(b"frame"),
+        }
+    }
+
+    fn on(node: &str) -> Route {
+        Route { device_id: "phone".into(), device_type: DeviceType::Ios, node: node.into() }
+    }
+
+    fn change(user: &str, joined: bool) -> Membership {
+        Membership { app: 1, user_id: user.into(), group_id: "g".into(), joined }
+    }
+
+    #[test]
+    fn each_node_gets_its_own_users_and_every_live_node_large_groups_and_leaves() {
+        let routes: RoutesByUser = [
+            ((1, "alice".to_owned()), vec![on("n1"), on("n2")]),
+            ((1, "bob".to_owned()), vec![on("n2")]),
+            ((2, "alice".to_owned()), vec![on("n3")]),
+        ]
+        .into();
+        let live = vec!["n1".to_owned(), "n2".to_owned(), "n3".to_owned()];
+        let segment = Segment {
+            memberships: vec![change("bob", true), change("carol", false)],
+            pushes: vec![push(&["alice", "bob", "dave"], None), push(&[], Some("g"))],
+        };
+        assert!(segment.reaches_every_node());
+        let by_node = segment.by_node(&routes, &live);
+
+        let users_on = |node: &str| -> Vec<Vec<String>> {
+            by_node[node].pushes.iter().filter(|p| p.group_id.is_empty()).map(|p| p.user_ids.clone()).collect()
+        };
+        assert_eq!(users_on("n1"), [vec!["alice".to_owned()]], "only app 1's alice is on n1");
+        assert_eq!(users_on("n2"), [vec!["alice".to_owned(), "bob".to_owned()]], "one push for both users on n2");
+        assert!(users_on("n3").is_empty(), "app 2's alice is not app 1's");
+        for node in &live {
+            let groups: Vec<&str> =
+                by_node[node].pushes.iter().map(|p| p.group_id.as_str()).filter(|g| !g.is_empty()).collect();
+            assert_eq!(groups, ["g"], "every live node fans the large group out ({node})");
+            let leaves = by_node[node].memberships.iter().filter(|m| m.user_id == "carol" && !m.joined).count();
+            assert_eq!(leaves, 1, "a leave reaches every live node ({node})");
+        }
+        let joins: Vec<&str> =
+            by_node.iter().filter(|(_, r)| r.memberships.iter().any(|m| m.joined)).map(|(n, _)| n.as_str()).collect();
+        assert_eq!(joins, ["n2"], "a join goes where the user's sessions are");
+    }
+
+    #[test]
+    fn pushes_to_users_nobody_routes_go_nowhere() {
+        let segment = Segment { memberships: Vec::new(), pushes: vec![push(&["nobody"], None)] };
+        assert!(!segment.reaches_every_node());
+        assert!(segment.by_node(&RoutesByUser::new(), &[]).is_empty());
     }
 }

@@ -41,71 +41,81 @@ async fn redis_routes(config: &Config) -> Result<Arc<dyn RouteRegistry>, ServerE
     Ok(Arc::new(RedisRegistry::connect(config.route.redis_url.expose(), &config.route.key_prefix, ttl).await?))
 }
 
+/// Logic and connect in one process: logic pushes straight onto the sessions, and the
+/// sessions call logic without a network hop.
+async fn start_serve(
+    config: &Config,
+    hold: &mut SingleNodeHold,
+    metrics: &Arc<Metrics>,
+) -> Result<(LogicNode, ConnectNode), ServerError> {
+    let hub = Hub::new(config.connect.outbound_queue, config.connect.group_push_delay_ms > 0);
+    let routes: Arc<dyn RouteRegistry> = Arc::new(MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
+    let delivery: Arc<dyn Delivery> = hub.clone();
+    let logic = LogicNode::start(config, delivery, routes.clone(), None, metrics.clone()).await?;
+    hold.take_database(logic.store()).await?;
+    let parts = ConnectParts {
+        hub,
+        link: Arc::new(InProcessLink { calls: SessionCalls::new(logic.logic().clone()) }),
+        routes,
+        token_key: token_key(config)?,
+        metrics: metrics.clone(),
+        node: "local".into(),
+        internal: None,
+        peers: None,
+    };
+    let connect = ConnectNode::start(&config.connect, parts).await?;
+    Ok((logic, connect))
+}
+
+/// Logic alone: pushes go to the connect nodes the routes in Redis name.
+async fn start_logic(config: &Config, metrics: &Arc<Metrics>) -> Result<LogicNode, ServerError> {
+    config.validate_cluster(false)?;
+    let routes = redis_routes(config).await?;
+    let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
+    let peers = Peers::new(&tokens.internal);
+    let delivery = Arc::new(GrpcDelivery::start(routes.clone(), peers, config.logic.push_queue, metrics.clone()));
+    LogicNode::start(config, delivery, routes, Some(&tokens), metrics.clone()).await
+}
+
+/// Connect alone: sessions call the logic nodes of `connect.logic_addrs`, which push
+/// to this node's internal API.
+async fn start_connect(config: &Config, metrics: &Arc<Metrics>) -> Result<ConnectNode, ServerError> {
+    config.validate_cluster(true)?;
+    let connect_config = &config.connect;
+    let listener = TcpListener::bind(connect_config.internal_listen)
+        .await
+        .map_err(io(format!("binding connect.internal_listen {}", connect_config.internal_listen)))?;
+    let node = if connect_config.advertise_addr.is_empty() {
+        listener.local_addr().map_err(io("reading the bound address"))?.to_string()
+    } else {
+        connect_config.advertise_addr.clone()
+    };
+    let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
+    let link = GrpcLink::new(&connect_config.logic_addrs, &config.logic_internal_addrs(), &tokens)?;
+    let parts = ConnectParts {
+        hub: Hub::new(connect_config.outbound_queue, connect_config.group_push_delay_ms > 0),
+        link: Arc::new(link),
+        routes: redis_routes(config).await?,
+        token_key: token_key(config)?,
+        metrics: metrics.clone(),
+        node,
+        peers: Some(Peers::new(&tokens.internal)),
+        internal: Some((listener, tokens.internal)),
+    };
+    Ok(ConnectNode::start(connect_config, parts).await?)
+}
+
 impl Process {
     pub async fn start(config: &Config, role: Role) -> Result<Self, ServerError> {
         let metrics = Metrics::new();
-        let mut single_node = match role {
-            Role::Serve => Some(SingleNodeHold::take(config)?),
-            Role::Logic | Role::Connect => None,
-        };
-        let (logic, connect) = match role {
+        let (single_node, logic, connect) = match role {
             Role::Serve => {
-                let hub = Hub::new(config.connect.outbound_queue, config.connect.group_push_delay_ms > 0);
-                let routes: Arc<dyn RouteRegistry> =
-                    Arc::new(MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
-                // Connect runs here: logic pushes straight onto its sessions.
-                let delivery: Arc<dyn Delivery> = hub.clone();
-                let logic = LogicNode::start(config, delivery, routes.clone(), None, metrics.clone()).await?;
-                if let Some(hold) = single_node.as_mut() {
-                    hold.take_database(logic.store()).await?;
-                }
-                let parts = ConnectParts {
-                    hub,
-                    link: Arc::new(InProcessLink { calls: SessionCalls::new(logic.logic().clone()) }),
-                    routes,
-                    token_key: token_key(config)?,
-                    metrics: metrics.clone(),
-                    node: "local".into(),
-                    internal: None,
-                    peers: None,
-                };
-                let connect = ConnectNode::start(&config.connect, parts).await?;
-                (Some(logic), Some(connect))
+                let mut hold = SingleNodeHold::take(config)?;
+                let (logic, connect) = start_serve(config, &mut hold, &metrics).await?;
+                (Some(hold), Some(logic), Some(connect))
             }
-            Role::Logic => {
-                config.validate_cluster(false)?;
-                let routes = redis_routes(config).await?;
-                let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
-                let peers = Peers::new(&tokens.internal);
-                let delivery =
-                    Arc::new(GrpcDelivery::start(routes.clone(), peers, config.logic.push_queue, metrics.clone()));
-                (Some(LogicNode::start(config, delivery, routes, Some(&tokens), metrics.clone()).await?), None)
-            }
-            Role::Connect => {
-                config.validate_cluster(true)?;
-                let connect_config = &config.connect;
-                let listener = TcpListener::bind(connect_config.internal_listen)
-                    .await
-                    .map_err(io(format!("binding connect.internal_listen {}", connect_config.internal_listen)))?;
-                let node = if connect_config.advertise_addr.is_empty() {
-                    listener.local_addr().map_err(io("reading the bound address"))?.to_string()
-                } else {
-                    connect_config.advertise_addr.clone()
-                };
-                let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
-                let link = GrpcLink::new(&connect_config.logic_addrs, &config.logic_internal_addrs(), &tokens)?;
-                let parts = ConnectParts {
-                    hub: Hub::new(connect_config.outbound_queue, connect_config.group_push_delay_ms > 0),
-                    link: Arc::new(link),
-                    routes: redis_routes(config).await?,
-                    token_key: token_key(config)?,
-                    metrics: metrics.clone(),
-                    node,
-                    peers: Some(Peers::new(&tokens.internal)),
-                    internal: Some((listener, tokens.internal)),
-                };
-                (None, Some(ConnectNode::start(connect_config, parts).await?))
-            }
+            Role::Logic => (None, Some(start_logic(config, &metrics).await?), None),
+            Role::Connect => (None, None, Some(start_connect(config, &metrics).await?)),
         };
         let (metrics_stop, stopped) = watch::channel(false);
         let metrics_listener = metrics::bind(config.telemetry.metrics_listen)
