@@ -151,4 +151,68 @@ mod tests {
         let dismissal = SendState::Group { group: Some(&gone), sender: None };
         assert_eq!(may_send(&announcement, &dismissal, SendRules::default()), Ok(()), "announcements always go");
     }
+
+    #[test]
+    fn the_whole_group_matrix_matches_the_rules_as_written() {
+        // Expected outcomes written out from the documented rules, in their order:
+        // the group must exist and be live, the sender a member, and a muted member
+        // (alone or by mute-all) must be an owner or admin to speak.
+        let sent = message("ann", ConversationType::Group);
+        let mut checked = 0;
+        for exists in [false, true] {
+            for dismissed in [false, true] {
+                for muted_all in [false, true] {
+                    for role in [None, Some(GroupRole::Member), Some(GroupRole::Admin), Some(GroupRole::Owner)] {
+                        // Not muted, muted until after the send, muted until before it.
+                        for muted_until_ms in [0, 101, 99] {
+                            let group = group(muted_all, dismissed);
+                            let sender = role.map(|role| member(role, muted_until_ms));
+                            let state = SendState::Group { group: exists.then_some(&group), sender: sender.as_ref() };
+                            let speaker = matches!(role, Some(GroupRole::Owner | GroupRole::Admin));
+                            let expected = if !exists {
+                                Err(SendRefusal::NoGroup("g".into()))
+                            } else if dismissed {
+                                Err(SendRefusal::Dismissed("g".into()))
+                            } else if role.is_none() {
+                                Err(SendRefusal::NotMember("ann".into()))
+                            } else if muted_until_ms == 101 && !speaker {
+                                Err(SendRefusal::Muted(101))
+                            } else if muted_all && !speaker {
+                                Err(SendRefusal::MutedAll)
+                            } else {
+                                Ok(())
+                            };
+                            let case = format!(
+                                "exists {exists}, dismissed {dismissed}, muted_all {muted_all}, {role:?}, muted until {muted_until_ms}"
+                            );
+                            assert_eq!(may_send(&sent, &state, SendRules::default()), expected, "{case}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 96);
+    }
+
+    #[test]
+    fn the_whole_direct_matrix_matches_the_rules_as_written() {
+        let sent = message("ann", ConversationType::Direct);
+        for friends_only in [false, true] {
+            for friends in [false, true] {
+                for blocked in [false, true] {
+                    let expected = if blocked {
+                        Err(SendRefusal::Blocked)
+                    } else if friends_only && !friends {
+                        Err(SendRefusal::FriendsOnly)
+                    } else {
+                        Ok(())
+                    };
+                    let state = SendState::Direct { friends, blocked };
+                    let case = format!("friends_only {friends_only}, friends {friends}, blocked {blocked}");
+                    assert_eq!(may_send(&sent, &state, SendRules { friends_only }), expected, "{case}");
+                }
+            }
+        }
+    }
 }
