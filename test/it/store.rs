@@ -2,7 +2,10 @@
 
 use gim::{
     model::ConversationType,
-    store::{AppStore, AppendError, MessageStore, NewMessage, NewUser, Recipient, SqlStore, StoreOptions, UserStore},
+    store::{
+        AppStore, AppendError, Backfill, FriendStore, MessageStore, NewMessage, NewUser, Recipient, SendState,
+        SqlStore, StoreOptions, UserStore,
+    },
 };
 
 use crate::{
@@ -13,6 +16,7 @@ use crate::{
 both_stores!(
     a_batch_dedups_isolates_failures_and_numbers_each_inbox,
     a_value_that_does_not_fit_its_column_is_an_error_that_names_it,
+    each_message_of_a_batch_is_decided_on_its_own_pairs_relation,
 );
 
 async fn open(db: &TestDb) -> SqlStore {
@@ -116,4 +120,77 @@ async fn a_value_that_does_not_fit_its_column_is_an_error_that_names_it(backend:
         Err(StoreError::Corrupt(what)) => assert!(what.contains("seq") && what.contains("-5"), "{what}"),
         other => panic!("a negative seq is corrupt data: {other:?}"),
     }
+}
+
+/// The relations of a batch are read for all its pairs at once: each message must still
+/// get its own pair's, not one of another pair that shares its sender or receiver.
+async fn each_message_of_a_batch_is_decided_on_its_own_pairs_relation(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let store = open(&db).await;
+    let app = store.create_app("a", &Default::default(), "hash", 1).await.unwrap().id;
+    let other_app = store.create_app("b", &Default::default(), "hash2", 1).await.unwrap().id;
+    let users: Vec<NewUser> = ["ann", "ben", "xia", "yan"]
+        .iter()
+        .map(|id| NewUser {
+            user_id: (*id).into(),
+            nickname: String::new(),
+            avatar_url: String::new(),
+            extra: String::new(),
+        })
+        .collect();
+    store.create_users(app, &users, 1).await.unwrap();
+    store.create_users(other_app, &users, 1).await.unwrap();
+    let backfill = Backfill { posts: 0, shown: &|_, _, _| false };
+    let pairs =
+        |list: &[(&str, &str)]| list.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect::<Vec<_>>();
+    // In this app: ann-xia and ben-yan are friends, xia blocked ben.
+    assert!(
+        store.make_friends(app, &pairs(&[("ann", "xia"), ("ben", "yan")]), backfill, 1, &mut |_| true).await.unwrap()
+    );
+    assert!(store.block(app, "xia", "ben", 1).await.unwrap());
+    // In the other app, the crossed pairs are friends and blocked: none of it counts here.
+    let backfill = Backfill { posts: 0, shown: &|_, _, _| false };
+    assert!(
+        store
+            .make_friends(other_app, &pairs(&[("ann", "yan"), ("ben", "xia")]), backfill, 1, &mut |_| true)
+            .await
+            .unwrap()
+    );
+    assert!(store.block(other_app, "yan", "ann", 1).await.unwrap());
+
+    let batch = vec![
+        direct(1, "1", "ann", "xia"),
+        direct(2, "2", "ann", "yan"),
+        direct(3, "3", "ben", "xia"),
+        direct(4, "4", "ben", "yan"),
+        direct(5, "5", "xia", "ben"),
+        direct(6, "6", "ann", "ann"),
+    ];
+    let mut seen = Vec::new();
+    let outcomes = store
+        .append(app, &batch, &mut |index, state: &SendState<'_>| {
+            let relation = match *state {
+                SendState::Direct { friends, blocked } => Some((friends, blocked)),
+                _ => None,
+            };
+            seen.push((index, relation));
+            true
+        })
+        .await
+        .unwrap();
+    assert!(outcomes.iter().all(Result::is_ok));
+    let direct = |friends, blocked| Some((friends, blocked));
+    assert_eq!(
+        seen,
+        [
+            (0, direct(true, false)),
+            (1, direct(false, false)),
+            (2, direct(false, true)),
+            (3, direct(true, false)),
+            (4, direct(false, false)),
+            (5, None),
+        ],
+        "ben is blocked by xia, not xia by ben; only ann-xia and ben-yan are friends here"
+    );
+    store.close().await;
 }

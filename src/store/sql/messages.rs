@@ -1,12 +1,12 @@
 //! The write path of messages (one transaction per batch) and inbox reads.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use prost::Message as _;
 use sqlx::Row;
 
-use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, in_tx, pow2_chunks, rows, rows_of};
+use super::{MAX_IN_LIST, SqlStore, Tx, bind_in, conflict_on_unique, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
     model::{AppId, ConversationType, Group, GroupMember, Message, MessageStatus},
     store::{
@@ -155,28 +155,46 @@ impl SqlStore {
             .filter(|m| between_users(m))
             .map(|m| (m.sender_user_id.as_str(), m.receiver_id.as_str()))
             .collect();
-        let mut relations = Relations::default();
-        for &(sender, receiver) in &pairs {
-            let row = sqlx::query(
-                "SELECT (SELECT COUNT(*) FROM friendships WHERE app_id = ? AND user_id = ? AND friend_id = ?) AS friends, \
-                 (SELECT COUNT(*) FROM blocks WHERE app_id = ? AND user_id = ? AND blocked_id = ?) AS blocked",
-            )
-            .bind(app)
-            .bind(sender)
-            .bind(receiver)
-            .bind(app)
-            .bind(receiver)
-            .bind(sender)
-            .fetch_one(&mut **tx)
-            .await?;
-            if row.try_get::<i64, _>("friends")? > 0 {
-                relations.friends.insert((sender, receiver));
-            }
-            if row.try_get::<i64, _>("blocked")? > 0 {
-                relations.blocked.insert((sender, receiver));
+        if pairs.is_empty() {
+            return Ok(Relations::default());
+        }
+        // Two reads for the whole batch, not two per pair: on SQLite every statement
+        // here holds up the one writer.
+        let friends = self.pairs_in(tx, app, "friendships", ("user_id", "friend_id"), &pairs).await?;
+        let reversed: BTreeSet<(&str, &str)> = pairs.iter().map(|&(sender, receiver)| (receiver, sender)).collect();
+        let blocking = self.pairs_in(tx, app, "blocks", ("user_id", "blocked_id"), &reversed).await?;
+        let relations =
+            Relations { friends, blocked: blocking.into_iter().map(|(receiver, sender)| (sender, receiver)).collect() };
+        Ok(relations)
+    }
+
+    /// The pairs of `wanted` that `table` has a row for, as (`columns.0`, `columns.1`).
+    async fn pairs_in<'b>(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        table: &str,
+        columns: (&str, &str),
+        wanted: &BTreeSet<(&'b str, &'b str)>,
+    ) -> StoreResult<BTreeSet<(&'b str, &'b str)>> {
+        let firsts: Vec<&str> = wanted.iter().map(|pair| pair.0).collect::<BTreeSet<_>>().into_iter().collect();
+        let seconds: Vec<&str> = wanted.iter().map(|pair| pair.1).collect::<BTreeSet<_>>().into_iter().collect();
+        let (first, second) = columns;
+        let mut found: HashSet<(String, String)> = HashSet::new();
+        for firsts in firsts.chunks(MAX_IN_LIST) {
+            for seconds in seconds.chunks(MAX_IN_LIST) {
+                let sql = format!(
+                    "SELECT {first}, {second} FROM {table} WHERE app_id = ? AND {first} IN ({}) AND {second} IN ({})",
+                    in_list(firsts.len()),
+                    in_list(seconds.len())
+                );
+                let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app), firsts);
+                for row in bind_in(query, seconds).fetch_all(&mut **tx).await? {
+                    found.insert((row.try_get(first)?, row.try_get(second)?));
+                }
             }
         }
-        Ok(relations)
+        Ok(wanted.iter().copied().filter(|&(a, b)| found.contains(&(a.to_owned(), b.to_owned()))).collect())
     }
 
     /// Writes what a batch gave out: seqs, messages, inbox and timeline rows, and the
