@@ -59,10 +59,11 @@ trap 'rm -rf "$out"' EXIT
 figures() {
     awk '
         /messages\/s,/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "messages/s,") print "sends/s", $i }
-        /^latency p50/ { print "send p99 ms", $9 }
-        /^send to last device:/ { print "p99 to last device ms", $12 }
+        /^latency p50/ { print "send p50 ms", $3; print "send p99 ms", $9 }
+        /^send to last device:/ { print "p50 to last device ms", $6; print "p99 to last device ms", $12 }
         /deliveries per CPU-second/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "deliveries" && $(i + 2) == "per") print "deliveries per CPU-s", $i }
         /^Feed latency:/ { print "feed p99 ms", $10 }
+        / measured messages$/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "of" && $(i + 3) == "measured") print "complete %", 100 * $i / $(i + 2) }
     ' "$1"
 }
 
