@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+source scripts/lib.sh
 
 usage() {
     echo "usage: $0 BASE_REV [--runs N] BENCH [ARGS...]" >&2
@@ -51,21 +52,7 @@ if [[ ! -d $base_dir/target/release ]]; then
 fi
 (cd "$base_dir" && cargo build --release --locked --bin gim --bin gim-bench) >&2
 
-out=$(mktemp -d /tmp/gim-compare.XXXXXX)
-trap 'rm -rf "$out"' EXIT
-
-# The figures of one run's output, as `name value` lines. Higher is better for rates,
-# lower for latencies.
-figures() {
-    awk '
-        /messages\/s,/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "messages/s,") print "sends/s", $i }
-        /^latency p50/ { print "send p50 ms", $3; print "send p99 ms", $9 }
-        /^send to last device:/ { print "p50 to last device ms", $6; print "p99 to last device ms", $12 }
-        /deliveries per CPU-second/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "deliveries" && $(i + 2) == "per") print "deliveries per CPU-s", $i }
-        /^Feed latency:/ { print "feed p99 ms", $10 }
-        / measured messages$/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "of" && $(i + 3) == "measured") print "complete %", 100 * $i / $(i + 2) }
-    ' "$1"
-}
+out=$work
 
 run() {
     local side=$1 n=$2 dir
@@ -76,7 +63,7 @@ run() {
         tail -20 "$out/$side.$n.log" >&2
         exit 1
     }
-    figures "$out/$side.$n" | sed "s/^/   /" >&2
+    bench_figures "$out/$side.$n" | sed "s/^/   /" >&2
 }
 
 for n in $(seq 1 "$runs"); do
@@ -89,19 +76,6 @@ for n in $(seq 1 "$runs"); do
     fi
 done
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 echo
 echo "$bench $*: base ${base_sha:0:12} ($base_rev) vs head $(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD || echo ' + changes'), $runs runs each"
-printf '%-24s %-28s %-28s %s\n' figure "base (median; runs)" "head (median; runs)" "head / base"
-declare -A values
-for name in $(figures "$out/head.1" | awk '{ NF--; print }' | tr ' ' '_'); do
-    key=${name//_/ }
-    for side in base head; do
-        values[$side]=$(for n in $(seq 1 "$runs"); do figures "$out/$side.$n" | awk -v k="$key" '{ v = $NF; NF--; if ($0 == k) print v }'; done | paste -sd' ')
-    done
-    base_median=$(tr ' ' '\n' <<<"${values[base]}" | median)
-    head_median=$(tr ' ' '\n' <<<"${values[head]}" | median)
-    ratio=$(awk -v h="$head_median" -v b="$base_median" 'BEGIN { printf (b > 0) ? "%.2f" : "-", h / b }')
-    printf '%-24s %-28s %-28s %s\n' "$key" "$base_median; ${values[base]}" "$head_median; ${values[head]}" "$ratio"
-done
+compare_table "$out" head base "$runs"

@@ -85,3 +85,38 @@ no_rate_limits() {
     export GIM_RATES__DEVICE_CALLS_PER_SECOND=0 GIM_RATES__USER_CALLS_PER_SECOND=0 GIM_RATES__APP_CALLS_PER_SECOND=0
     export GIM_RATES__FRIEND_REQUESTS_PER_HOUR=0 GIM_RATES__MOMENT_WRITES_PER_MINUTE=0
 }
+
+# The figures of a benchmark's output, as `name value` lines: rates (higher is better),
+# latencies in ms (lower is better), completeness in %. Used by the comparison scripts.
+bench_figures() {
+    awk '
+        /messages\/s,/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "messages/s,") print "sends/s", $i }
+        /^latency p50/ { print "send p50 ms", $3; print "send p99 ms", $9 }
+        /^send to last device:/ { print "p50 to last device ms", $6; print "p99 to last device ms", $12 }
+        /deliveries per CPU-second/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "deliveries" && $(i + 2) == "per") print "deliveries per CPU-s", $i }
+        / memory: .* resident at the end$/ { print "server RSS MiB", $3 }
+        /^Feed latency:/ { print "feed p99 ms", $10 }
+        / measured messages$/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "of" && $(i + 3) == "measured") print "complete %", 100 * $i / $(i + 2) }
+    ' "$1"
+}
+
+# The median of numbers on standard input, one per line.
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# Prints a table of two sides' figures: for each figure, both medians, every run's
+# value and the ratio of the first side to the second. Arguments: the directory of
+# outputs named SIDE.N, the two sides' names, and the number of runs.
+compare_table() {
+    local out=$1 first=$2 second=$3 runs=$4 name key side n
+    local -A values medians
+    printf '%-24s %-30s %-30s %s\n' figure "$first (median; runs)" "$second (median; runs)" "$first / $second"
+    for name in $(bench_figures "$out/$first.1" | awk '{ NF--; print }' | tr ' ' '_'); do
+        key=${name//_/ }
+        for side in "$first" "$second"; do
+            values[$side]=$(for n in $(seq 1 "$runs"); do bench_figures "$out/$side.$n" | awk -v k="$key" '{ v = $NF; NF--; if ($0 == k) print v }'; done | paste -sd' ')
+            medians[$side]=$(tr ' ' '\n' <<<"${values[$side]}" | median)
+        done
+        printf '%-24s %-30s %-30s %s\n' "$key" "${medians[$first]}; ${values[$first]}" "${medians[$second]}; ${values[$second]}" \
+            "$(awk -v a="${medians[$first]}" -v b="${medians[$second]}" 'BEGIN { printf (b > 0) ? "%.2f" : "-", a / b }')"
+    done
+}

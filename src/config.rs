@@ -211,9 +211,16 @@ pub struct ConnectConfig {
     pub write_timeout_secs: u64,
     /// At shutdown, how long sessions get to drain their queues and close.
     pub shutdown_grace_secs: u64,
-    /// Large-group pushes wait up to this long so that each device gets them in one
-    /// write (0: at once). Direct and small-group messages never wait.
-    pub group_push_delay_ms: u64,
+    /// The longest a large-group push waits to go out with others (0: every push goes
+    /// at once). Pushes go at once while the node is idle and wait only while it is
+    /// busy (see `group_flush_budget_ms`). Direct and small-group messages never wait.
+    pub group_push_max_delay_ms: u64,
+    /// A flush of large-group pushes to this node's sessions that takes longer than
+    /// this means the node is busy: the next waits so that flushing takes a share
+    /// `budget / took` of the time, and carries more pushes per write. Lower saves CPU
+    /// under load; higher keeps latency lower under load (0: a push waits only for the
+    /// last flush to be taken).
+    pub group_flush_budget_ms: u64,
 }
 
 impl Default for ConnectConfig {
@@ -234,7 +241,8 @@ impl Default for ConnectConfig {
             max_frames_per_second: 50,
             write_timeout_secs: 10,
             shutdown_grace_secs: 10,
-            group_push_delay_ms: 250,
+            group_push_max_delay_ms: 250,
+            group_flush_budget_ms: 10,
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub pushes_dropped: Counter,
     /// Times a session found a push missing and read the inbox to fill the gap.
     pub session_catch_ups: Counter,
+    /// How long the oldest large-group push of each flush waited for it.
+    pub group_push_wait_seconds: Histogram,
 }
 
 fn latency_buckets() -> Histogram {
@@ -71,6 +73,12 @@ impl Metrics {
             "Times a session found a push missing and read the inbox to fill the gap",
             session_catch_ups.clone(),
         );
+        let group_push_wait_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 14));
+        registry.register(
+            "group_push_wait_seconds",
+            "How long the oldest large-group push of each flush waited for it",
+            group_push_wait_seconds.clone(),
+        );
         Arc::new(Self {
             registry,
             grpc_seconds,
@@ -81,6 +89,7 @@ impl Metrics {
             pushes_sent,
             pushes_dropped,
             session_catch_ups,
+            group_push_wait_seconds,
         })
     }
 

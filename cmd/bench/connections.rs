@@ -17,7 +17,7 @@ use anyhow::Context;
 use gim::proto::client::v1::{Heartbeat, client_frame::Payload};
 use tokio::sync::Semaphore;
 
-use crate::{setup, ws};
+use crate::{server, setup, ws};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,30 +52,11 @@ pub struct WorkerArgs {
     hold: u64,
 }
 
-/// Resident memory of a process, from /proc.
-fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .context("no VmRSS")?;
-    Ok(kb.parse::<u64>()? * 1024)
-}
-
-fn total_rss(pids: &[u32]) -> anyhow::Result<u64> {
-    pids.iter().map(|pid| rss_bytes(*pid)).sum()
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let tokens = setup::users_with_tokens(&args.app, "conn-", args.sessions, 1).await?;
     println!("prepared {} users and devices in {:.1} s", tokens.len(), started.elapsed().as_secs_f64());
-    let baseline = total_rss(&args.pids)?;
+    let baseline = server::total_rss(&args.pids)?;
 
     let dir = std::env::temp_dir().join(format!("gim-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -110,7 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let open_seconds = opening.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let loaded = total_rss(&args.pids)?;
+    let loaded = server::total_rss(&args.pids)?;
     println!(
         "sessions open: {opened} of {} in {open_seconds:.1} s ({} connect processes)",
         args.sessions,
@@ -118,16 +99,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!(
         "connect RSS: {} before, {} with the sessions: {:.0} bytes per session in all, {:.0} bytes added per session",
-        mib(baseline),
-        mib(loaded),
+        server::mib(baseline),
+        server::mib(loaded),
         loaded as f64 / opened.max(1) as f64,
         loaded.saturating_sub(baseline) as f64 / opened.max(1) as f64,
     );
     tokio::time::sleep(Duration::from_secs(args.hold / 2)).await;
-    let held = total_rss(&args.pids)?;
+    let held = server::total_rss(&args.pids)?;
     println!(
         "connect RSS halfway through the hold: {} ({:.0} bytes per session)",
-        mib(held),
+        server::mib(held),
         held as f64 / opened.max(1) as f64
     );
     let mut alive = 0;

@@ -22,7 +22,7 @@ use gim::proto::{
 };
 use tokio::sync::Semaphore;
 
-use crate::{report, setup, track::Tracker, ws};
+use crate::{report, server, setup, track::Tracker, ws};
 
 const GROUP: &str = "bench-group";
 
@@ -54,18 +54,6 @@ pub struct Args {
     /// Members per InviteMembers call (at most the server's limits.max_page_size).
     #[arg(long, default_value_t = 200)]
     invite_batch: usize,
-}
-
-/// CPU time of processes so far (all their threads), from /proc/PID/task/*/schedstat.
-fn cpu_seconds(pids: &[u32]) -> anyhow::Result<f64> {
-    let mut nanos = 0u64;
-    for pid in pids {
-        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-            let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
-            nanos += stat.split_whitespace().next().context("empty schedstat")?.parse::<u64>()?;
-        }
-    }
-    Ok(nanos as f64 / 1e9)
 }
 
 fn text_body(text: String) -> Option<MessageBody> {
@@ -161,8 +149,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", args.app.logic))?.connect().await?;
     let mut groups = GroupsClient::new(channel);
-    let cpu_before = cpu_seconds(&args.pids)?;
-    let aux_before = cpu_seconds(&args.aux_pids)?;
+    let cpu_before = server::cpu_seconds(&args.pids)?;
+    let aux_before = server::cpu_seconds(&args.aux_pids)?;
     let started = Instant::now();
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
     for index in 0..total {
@@ -182,30 +170,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let send_seconds = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let cpu = cpu_seconds(&args.pids)? - cpu_before;
-    let aux = cpu_seconds(&args.aux_pids)? - aux_before;
+    let cpu = server::cpu_seconds(&args.pids)? - cpu_before;
+    let aux = server::cpu_seconds(&args.aux_pids)? - aux_before;
     let window = started.elapsed().as_secs_f64();
+    let rss_bytes = server::total_rss(&args.pids)?;
     for session in &sessions {
         session.abort();
     }
 
-    let summary = tracker.summary((args.rate * args.warmup_seconds) as usize, args.online);
-    let all = tracker.summary(0, args.online);
-    println!(
-        "{total} messages in {send_seconds:.1} s to a group of {} members, {} online: {} deliveries, {:.0} per second",
-        args.members,
-        args.online,
-        all.arrivals,
-        all.arrivals as f64 / send_seconds
-    );
-    println!("on every online device: {} of {} measured messages", summary.complete, summary.measured);
-    println!("send to last device: {}", report::percentiles(&summary.to_last));
-    println!("send to first device: {}", report::percentiles(&summary.to_first));
-    println!(
-        "gim CPU: {cpu:.2} s over {window:.1} s = {:.0} deliveries per CPU-second ({:.2} CPU-seconds per million deliveries)",
-        all.arrivals as f64 / cpu,
-        cpu / (all.arrivals as f64 / 1e6)
-    );
+    let run = report::Fanout {
+        server: "gim",
+        audience: format!("a group of {} members, {} online", args.members, args.online),
+        subscribers: args.online,
+        send_seconds,
+        cpu,
+        window,
+        rss_bytes,
+    };
+    report::fanout(&tracker, (args.rate * args.warmup_seconds) as usize, &run);
     if !args.aux_pids.is_empty() {
         println!("database and Redis CPU: {aux:.2} s");
     }

@@ -4,8 +4,11 @@ mod connections;
 mod feed;
 mod group;
 mod latency;
+mod nats;
+mod probe;
 mod report;
 mod send;
+mod server;
 mod setup;
 mod track;
 mod ws;
@@ -29,6 +32,10 @@ enum Command {
     Latency(latency::Args),
     /// Fan-out of one large group to its online members.
     Group(group::Args),
+    /// `group`'s shape against nats-server, the peer in scripts/bench-vs-nats.sh.
+    Nats(nats::Args),
+    /// What one small write to a loopback TCP socket costs this machine.
+    Probe(probe::Args),
     /// Moments feed reads of a viewer with many friends who post a lot.
     Feed(feed::Args),
     /// One worker process of `connections` (started by it).
@@ -44,6 +51,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Latency(args) => latency::run(args).await,
         Command::Group(args) => group::run(args).await,
         Command::Feed(args) => feed::run(args).await,
+        Command::Nats(args) => nats::run(args).await,
+        Command::Probe(args) => probe::run(&args),
         Command::ConnectionsWorker(args) => connections::worker(args).await,
     }
 }

@@ -28,3 +28,45 @@ pub fn percentiles(histogram: &Histogram<u64>) -> String {
         ms(histogram.max()),
     )
 }
+
+/// What a fan-out run cost its server, printed the same way for gim and its peer so
+/// that scripts compare them line by line.
+pub struct Fanout<'a> {
+    /// The server's name in the report: `gim`, `nats-server`.
+    pub server: &'a str,
+    /// To whom the messages went, e.g. `a group of 5000 members, 5000 online`.
+    pub audience: String,
+    pub subscribers: usize,
+    pub send_seconds: f64,
+    /// Server CPU-seconds over `window` seconds (sending plus the drain after it).
+    pub cpu: f64,
+    pub window: f64,
+    pub rss_bytes: u64,
+}
+
+/// Prints a fan-out run: deliveries, completeness and latency after the first `warmup`
+/// messages, and the server's CPU per delivery over the whole run.
+pub fn fanout(tracker: &crate::track::Tracker, warmup: usize, run: &Fanout) {
+    let summary = tracker.summary(warmup, run.subscribers);
+    let all = tracker.summary(0, run.subscribers);
+    println!(
+        "{} messages in {:.1} s to {}: {} deliveries, {:.0} per second",
+        tracker.len(),
+        run.send_seconds,
+        run.audience,
+        all.arrivals,
+        all.arrivals as f64 / run.send_seconds
+    );
+    println!("on every online device: {} of {} measured messages", summary.complete, summary.measured);
+    println!("send to last device: {}", percentiles(&summary.to_last));
+    println!("send to first device: {}", percentiles(&summary.to_first));
+    println!(
+        "{} CPU: {:.2} s over {:.1} s = {:.0} deliveries per CPU-second ({:.2} CPU-seconds per million deliveries)",
+        run.server,
+        run.cpu,
+        run.window,
+        all.arrivals as f64 / run.cpu,
+        run.cpu / (all.arrivals as f64 / 1e6)
+    );
+    println!("{} memory: {} resident at the end", run.server, crate::server::mib(run.rss_bytes));
+}

@@ -1,6 +1,7 @@
 //! The sessions of this node, by user, and what is queued for each. Pushes land here
 //! from logic (in-process or over the internal API); each session's task drains its
-//! own queue.
+//! own queue. Large-group pushes go through `fanout` first and reach sessions at its
+//! flushes.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
+use super::fanout::{Flusher, GroupBatch, Pacing, Pending};
 use crate::{
     delivery::{Delivery, Kick, Membership, Push},
     model::{AppId, DeviceType},
@@ -27,11 +29,13 @@ use crate::{
 pub enum Outbound {
     /// An inbox message push: delivered in the session's seq order, once.
     Message { seq: u64, frame: Bytes },
-    /// A large group's timeline message: delivered in the group's seq order, once.
-    Group { group: Arc<str>, seq: u64, frame: Bytes },
     /// A message the device sent itself, however it sent it: never written back, but
-    /// its seq (in the inbox, or in `group`'s timeline) counts as delivered.
-    Own { group: Option<Arc<str>>, seq: u64 },
+    /// its inbox seq counts as delivered.
+    Own { seq: u64 },
+    /// A flush's pushes to a large group, from `batch.pushes[from]` on (the earlier ones
+    /// came before the session joined the group's fan-out): each delivered in the
+    /// group's seq order, once, unless the device sent it itself.
+    Group { batch: Arc<GroupBatch>, from: usize },
     /// An event frame: delivered as it comes.
     Event(Bytes),
 }
@@ -49,12 +53,22 @@ pub enum End {
     Shutdown,
 }
 
+impl Outbound {
+    /// Pushes it holds, against the outbound queue's limit.
+    fn pushes(&self) -> usize {
+        match self {
+            Self::Group { batch, from } => batch.pushes.len() - from,
+            _ => 1,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Outbox {
     items: VecDeque<Outbound>,
+    /// Pushes in `items`.
+    pushes: usize,
     end: Option<End>,
-    /// Large-group frames wait for the hub's next flush (see `Hub::flush_groups`).
-    waiting_for_flush: bool,
 }
 
 /// One device's session on this node. Held by the hub and by the session's task.
@@ -72,52 +86,25 @@ pub struct Session {
     groups: Mutex<Vec<Box<str>>>,
 }
 
-/// What became of an item offered to a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Queued {
-    /// The session is ending: the item is dropped.
-    No,
-    /// Queued; the session is woken, or waits for a flush it has joined already.
-    Yes,
-    /// Queued without waking the session: it must join the hub's next flush.
-    JoinFlush,
-}
-
 impl Session {
-    /// Queues an item unless the session is ending; ends it when `limit` is exceeded.
-    /// A deferred item does not wake the session: it goes out with the next write, or
-    /// at the hub's next flush.
-    fn enqueue(&self, item: Outbound, limit: usize, defer: bool) -> Queued {
+    /// Queues an item and wakes the session, unless it is ending; ends it when more
+    /// than `limit` pushes would wait. Returns whether the item was queued.
+    fn enqueue(&self, item: Outbound, limit: usize) -> bool {
         let mut outbox = self.outbox.lock().expect("outbox lock");
         if outbox.end.is_some() {
-            return Queued::No;
+            return false;
         }
-        if outbox.items.len() >= limit {
+        if outbox.pushes + item.pushes() > limit {
             outbox.end = Some(End::SlowConsumer);
             outbox.items.clear();
+            outbox.pushes = 0;
         } else {
+            outbox.pushes += item.pushes();
             outbox.items.push_back(item);
-        }
-        // A queue half full goes out now rather than risk overflowing before the flush.
-        if defer && outbox.end.is_none() && outbox.items.len() < limit / 2 {
-            if outbox.waiting_for_flush {
-                return Queued::Yes;
-            }
-            outbox.waiting_for_flush = true;
-            return Queued::JoinFlush;
         }
         drop(outbox);
         self.wake.notify_one();
-        Queued::Yes
-    }
-
-    /// Wakes the session for frames deferred to a flush.
-    fn flush(&self) {
-        let mut outbox = self.outbox.lock().expect("outbox lock");
-        if std::mem::take(&mut outbox.waiting_for_flush) {
-            drop(outbox);
-            self.wake.notify_one();
-        }
+        true
     }
 
     /// Asks the session to end (the first reason wins).
@@ -131,7 +118,7 @@ impl Session {
     /// Everything queued, and the reason to end if there is one.
     pub fn take(&self) -> (VecDeque<Outbound>, Option<End>) {
         let mut outbox = self.outbox.lock().expect("outbox lock");
-        outbox.waiting_for_flush = false;
+        outbox.pushes = 0;
         // Taking the queue also releases its buffer: an idle session keeps none.
         (std::mem::take(&mut outbox.items), outbox.end.clone())
     }
@@ -157,7 +144,7 @@ impl Session {
 }
 
 type UserKey = (AppId, Box<str>);
-type GroupKey = (AppId, Box<str>);
+type GroupKey = (AppId, Arc<str>);
 /// A user's membership of a group.
 type MemberKey = (AppId, Box<str>, Box<str>);
 
@@ -165,45 +152,70 @@ type MemberKey = (AppId, Box<str>, Box<str>);
 /// the user's groups before the leave reached this node (see `subscribe_as_of`).
 const REMEMBER_LEAVES: Duration = Duration::from_secs(60);
 
+/// A session in a large group's fan-out.
+#[derive(Debug)]
+struct Subscriber {
+    session: Arc<Session>,
+    /// The number of the first push it gets (see `GroupPush::number`).
+    since: u64,
+}
+
 /// The sessions of this node, by user and by the large groups they read.
 #[derive(Debug)]
 pub struct Hub {
     users: DashMap<UserKey, Vec<Arc<Session>>>,
     /// Sessions in each large group's fan-out, by session id.
-    groups: DashMap<GroupKey, HashMap<u64, Arc<Session>>>,
-    /// Sessions holding large-group frames for the next flush.
-    to_flush: Mutex<Vec<Arc<Session>>>,
+    groups: DashMap<GroupKey, HashMap<u64, Subscriber>>,
+    /// Large-group pushes waiting for the next flush.
+    pending: Pending,
     /// Users who left a large group lately, and when the news reached this node.
     recent_leaves: Mutex<HashMap<MemberKey, Instant>>,
-    /// Whether large-group frames wait for a flush (`connect.group_push_delay_ms` > 0).
-    defer_groups: bool,
     next_id: AtomicU64,
     outbound_limit: usize,
 }
 
 impl Hub {
-    /// `defer_groups`: large-group frames wait for `flush_groups` (which the node calls
-    /// every `connect.group_push_delay_ms`) instead of waking each session at once.
-    pub fn new(outbound_limit: usize, defer_groups: bool) -> Arc<Self> {
+    /// `outbound_limit`: pushes a session may have waiting before it ends as too slow.
+    pub fn new(outbound_limit: usize) -> Arc<Self> {
         Arc::new(Self {
             users: DashMap::new(),
             groups: DashMap::new(),
-            to_flush: Mutex::default(),
+            pending: Pending::default(),
             recent_leaves: Mutex::default(),
-            defer_groups,
             next_id: AtomicU64::new(1),
             outbound_limit,
         })
     }
 
-    /// Wakes the sessions holding deferred large-group frames: each writes all it has
-    /// in one go. A group sending 20 messages a second to thousands of devices costs a
-    /// wake-up and a write per device per flush, not per message.
-    pub fn flush_groups(&self) {
-        let sessions = std::mem::take(&mut *self.to_flush.lock().expect("flush list lock"));
-        for session in sessions {
-            session.flush();
+    /// Hands the large-group pushes waiting to the sessions of their groups, each
+    /// session its groups' batches with one wake-up; runs until the node stops.
+    pub async fn flush_groups(self: Arc<Self>, pacing: Pacing, metrics: Arc<crate::metrics::Metrics>) {
+        let mut flusher = Flusher::new(pacing);
+        loop {
+            let waited = flusher.next(&self.pending).await;
+            metrics.group_push_wait_seconds.observe(waited.as_secs_f64());
+            flusher.flushed(self.flush());
         }
+    }
+
+    /// Hands out every waiting large-group push now.
+    fn flush(&self) -> super::fanout::Flushed {
+        let flush = self.pending.take();
+        for batch in flush.batches {
+            let Some(subscribers) = self.groups.get(&(batch.app, batch.group.clone())) else { continue };
+            let first = batch.pushes[0].number;
+            for subscriber in subscribers.values() {
+                let from = if subscriber.since <= first {
+                    0
+                } else {
+                    batch.pushes.partition_point(|push| push.number < subscriber.since)
+                };
+                if from < batch.pushes.len() {
+                    subscriber.session.enqueue(Outbound::Group { batch: batch.clone(), from }, self.outbound_limit);
+                }
+            }
+        }
+        flush.flushed
     }
 
     /// Adds a session; other sessions of the same device on this node end as replaced.
@@ -241,7 +253,12 @@ impl Hub {
     /// Puts a session into the fan-out of large groups.
     pub fn subscribe(&self, session: &Arc<Session>, groups: &[String]) {
         for group in groups {
-            self.groups.entry((session.app, group.as_str().into())).or_default().insert(session.id, session.clone());
+            let subscriber = Subscriber { session: session.clone(), since: self.pending.next_number() };
+            self.groups
+                .entry((session.app, group.as_str().into()))
+                .or_default()
+                .entry(session.id)
+                .or_insert(subscriber);
             let mut joined = session.groups.lock().expect("session groups lock");
             if !joined.iter().any(|g| **g == **group) {
                 joined.push(group.as_str().into());
@@ -345,11 +362,11 @@ impl Hub {
                     if push.seq == 0 {
                         continue;
                     }
-                    Outbound::Own { group: None, seq: push.seq }
+                    Outbound::Own { seq: push.seq }
                 } else {
                     item.clone()
                 };
-                if session.enqueue(item, self.outbound_limit, false) != Queued::No {
+                if session.enqueue(item, self.outbound_limit) {
                     queued += 1;
                 }
             }
@@ -357,29 +374,14 @@ impl Hub {
         queued
     }
 
+    /// Queues a large-group push for the next flush; returns how many sessions here are
+    /// in the group's fan-out.
     fn push_group(&self, push: &Push, group: &str) -> usize {
-        let Some(sessions) = self.groups.get(&(push.app, group.into())) else { return 0 };
-        let group: Arc<str> = group.into();
-        let mut queued = 0;
-        let mut joining = Vec::new();
-        for session in sessions.values() {
-            let item = if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
-                Outbound::Own { group: Some(group.clone()), seq: push.seq }
-            } else {
-                Outbound::Group { group: group.clone(), seq: push.seq, frame: push.frame.clone() }
-            };
-            match session.enqueue(item, self.outbound_limit, self.defer_groups) {
-                Queued::No => continue,
-                Queued::Yes => {}
-                Queued::JoinFlush => joining.push(session.clone()),
-            }
-            queued += 1;
-        }
-        drop(sessions);
-        if !joining.is_empty() {
-            self.to_flush.lock().expect("flush list lock").extend(joining);
-        }
-        queued
+        let Some(subscribers) = self.groups.get(&(push.app, group.into())) else { return 0 };
+        let subscribed = subscribers.len();
+        drop(subscribers);
+        self.pending.add(push.app, group, push.seq, push.frame.clone(), push.skip.clone());
+        subscribed
     }
 
     /// Ends the sessions a kick names that opened before `opened_before_ms` (0: all).
@@ -456,13 +458,25 @@ mod tests {
         }
     }
 
+    /// The group seqs queued for a session, from each batch's share.
+    fn group_seqs(session: &Session) -> Vec<u64> {
+        let (items, _) = session.take();
+        items
+            .iter()
+            .flat_map(|item| match item {
+                Outbound::Group { batch, from } => batch.pushes[*from..].iter().map(|p| p.seq).collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
     fn change(group: &str, joined: bool) -> Membership {
         Membership { app: 1, user_id: "ann".into(), group_id: group.into(), joined }
     }
 
     #[test]
     fn a_leave_that_arrives_while_a_session_reads_its_groups_is_not_undone() {
-        let hub = Hub::new(16, false);
+        let hub = Hub::new(16);
         let session = hub.attach(1, "ann", "phone", DeviceType::Ios, 0);
         let read_at = Instant::now();
         // Ann is removed from "gone" while her session reads a list that still has it.
@@ -477,5 +491,39 @@ mod tests {
         let again = hub.attach(1, "ann", "laptop", DeviceType::Desktop, 0);
         hub.subscribe_as_of(&again, &["gone".into()], read_again);
         assert_eq!(hub.push(&group_push("gone")), 2, "both sessions: the join subscribed the phone too");
+    }
+
+    #[test]
+    fn a_flush_gives_each_session_the_pushes_since_it_joined_the_fan_out() {
+        let hub = Hub::new(16);
+        let early = hub.attach(1, "ann", "phone", DeviceType::Ios, 0);
+        hub.subscribe(&early, &["g".into()]);
+        hub.push(&Push { seq: 1, ..group_push("g") });
+        // Bob joins between two pushes of one flush: he gets the second only.
+        let late = hub.attach(1, "bob", "phone", DeviceType::Ios, 0);
+        hub.subscribe(&late, &["g".into()]);
+        hub.push(&Push { seq: 2, ..group_push("g") });
+        assert!(group_seqs(&early).is_empty(), "nothing reaches a session before the flush");
+        let _taken = hub.flush();
+        assert_eq!(group_seqs(&early), vec![1, 2]);
+        assert_eq!(group_seqs(&late), vec![2]);
+    }
+
+    #[test]
+    fn a_session_with_more_pushes_waiting_than_its_queue_holds_ends_as_too_slow() {
+        let hub = Hub::new(3);
+        let session = hub.attach(1, "ann", "phone", DeviceType::Ios, 0);
+        hub.subscribe(&session, &["g".into()]);
+        for seq in 1..=2 {
+            hub.push(&Push { seq, ..group_push("g") });
+        }
+        let _first = hub.flush();
+        for seq in 3..=4 {
+            hub.push(&Push { seq, ..group_push("g") });
+        }
+        let _second = hub.flush();
+        let (items, end) = session.take();
+        assert!(items.is_empty());
+        assert_eq!(end, Some(End::SlowConsumer), "4 pushes waiting, 3 allowed");
     }
 }

@@ -3,6 +3,7 @@
 //! says which node holds which device, and logic is reached through `LogicLink`.
 
 mod close;
+mod fanout;
 mod hub;
 mod internal;
 mod link;
@@ -23,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use self::{
     close::*,
+    fanout::Pacing,
     hub::{End, Hub},
     link::{GrpcLink, LogicLink, SessionDevice},
 };
@@ -158,10 +160,11 @@ impl ConnectNode {
             parts.node.clone(),
             stopped.clone(),
         )));
-        if config.group_push_delay_ms > 0 {
-            let period = Duration::from_millis(config.group_push_delay_ms);
-            tasks.push(tokio::spawn(flush_groups(parts.hub.clone(), period)));
-        }
+        let pacing = Pacing {
+            max_delay: Duration::from_millis(config.group_push_max_delay_ms),
+            budget: Duration::from_millis(config.group_flush_budget_ms),
+        };
+        tasks.push(tokio::spawn(parts.hub.clone().flush_groups(pacing, ctx.metrics.clone())));
         let mut internal_addr = None;
         if let Some((listener, token)) = parts.internal {
             internal_addr = listener.local_addr().ok();
@@ -220,15 +223,6 @@ impl ConnectNode {
             task.abort();
         }
         tracing::info!("connect stopped");
-    }
-}
-
-/// Lets the sessions write the large-group pushes they hold, every `period`.
-async fn flush_groups(hub: Arc<Hub>, period: Duration) {
-    let mut ticks = tokio::time::interval(period);
-    loop {
-        ticks.tick().await;
-        hub.flush_groups();
     }
 }
 

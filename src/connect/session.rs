@@ -400,11 +400,18 @@ impl State {
             match item {
                 Outbound::Event(frame) => out.push(frame),
                 Outbound::Message { seq, frame } => self.order(Timeline::Inbox, seq, frame, &mut out, ctx).await?,
-                Outbound::Group { group, seq, frame } => {
-                    self.order(Timeline::Group(group), seq, frame, &mut out, ctx).await?;
+                Outbound::Own { seq } => self.inbox.sent(seq),
+                Outbound::Group { batch, from } => {
+                    for push in &batch.pushes[from..] {
+                        let session = &self.session;
+                        if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
+                            self.group(&batch.group).sent(push.seq);
+                        } else {
+                            let timeline = Timeline::Group(batch.group.clone());
+                            self.order(timeline, push.seq, push.frame.clone(), &mut out, ctx).await?;
+                        }
+                    }
                 }
-                Outbound::Own { group: None, seq } => self.inbox.sent(seq),
-                Outbound::Own { group: Some(group), seq } => self.group(&group).sent(seq),
             }
         }
         if self.held.len() > ctx.limits.outbound_queue {

@@ -48,7 +48,7 @@ async fn start_serve(
     hold: &mut SingleNodeHold,
     metrics: &Arc<Metrics>,
 ) -> Result<(LogicNode, ConnectNode), ServerError> {
-    let hub = Hub::new(config.connect.outbound_queue, config.connect.group_push_delay_ms > 0);
+    let hub = Hub::new(config.connect.outbound_queue);
     let routes: Arc<dyn RouteRegistry> = Arc::new(MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
     let delivery: Arc<dyn Delivery> = hub.clone();
     let logic = LogicNode::start(config, delivery, routes.clone(), None, metrics.clone()).await?;
@@ -93,7 +93,7 @@ async fn start_connect(config: &Config, metrics: &Arc<Metrics>) -> Result<Connec
     let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
     let link = GrpcLink::new(&connect_config.logic_addrs, &config.logic_internal_addrs(), &tokens)?;
     let parts = ConnectParts {
-        hub: Hub::new(connect_config.outbound_queue, connect_config.group_push_delay_ms > 0),
+        hub: Hub::new(connect_config.outbound_queue),
         link: Arc::new(link),
         routes: redis_routes(config).await?,
         token_key: token_key(config)?,

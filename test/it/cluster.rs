@@ -54,7 +54,7 @@ impl Cluster {
             ("GIM_CONNECT__MAX_FRAMES_PER_SECOND".to_owned(), "10000".to_owned()),
             ("GIM_RATES__DEVICE_CALLS_PER_SECOND".to_owned(), "0".to_owned()),
             ("GIM_RATES__USER_CALLS_PER_SECOND".to_owned(), "0".to_owned()),
-            ("GIM_CONNECT__GROUP_PUSH_DELAY_MS".to_owned(), "20".to_owned()),
+            ("GIM_CONNECT__GROUP_PUSH_MAX_DELAY_MS".to_owned(), "20".to_owned()),
         ];
         Some(Self { env, logic: Vec::new(), internal: Vec::new(), _db: db })
     }

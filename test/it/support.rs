@@ -165,7 +165,7 @@ pub fn test_config(db: &TestDb) -> Config {
     config.auth.token_secret = Secret::new(TOKEN_SECRET);
     config.admin.token = Secret::new(ADMIN_TOKEN);
     // Large-group pushes wait for a flush; tests wait for quiet, so keep it short.
-    config.connect.group_push_delay_ms = 20;
+    config.connect.group_push_max_delay_ms = 20;
     // Tests call far faster than people; the tests of rates turn them on.
     config.rates = gim::config::RatesConfig {
         device_calls_per_second: 0,
