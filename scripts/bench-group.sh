@@ -3,6 +3,8 @@
 # one `gim logic` and one `gim connect`, builds the group, opens the members' sessions
 # and sends to the group at a fixed rate. Arguments pass through to `gim-bench group`,
 # e.g. --members 100000 --online 10000 --rate 20. Figures go to docs/benchmarks.md.
+# CONNECT_WRAP runs `gim connect` under a command, e.g. CONNECT_WRAP="valgrind
+# --tool=callgrind --callgrind-out-file=FILE" to count its instructions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -29,7 +31,7 @@ logic_pid=$!
 wait_for "gim logic" bash -c "exec 3<>/dev/tcp/127.0.0.1/$logic_port"
 port=$(free_port) internal=$(free_port)
 GIM_CONNECT__LISTEN="127.0.0.1:$port" GIM_CONNECT__INTERNAL_LISTEN="127.0.0.1:$internal" \
-    GIM_CONNECT__LOGIC_ADDRS="[\"http://127.0.0.1:$logic_port\"]" target/release/gim connect &
+    GIM_CONNECT__LOGIC_ADDRS="[\"http://127.0.0.1:$logic_port\"]" ${CONNECT_WRAP:-} target/release/gim connect &
 started+=($!)
 connect_pid=$!
 wait_for "gim connect" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"

@@ -93,6 +93,7 @@ bench_figures() {
         /messages\/s,/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "messages/s,") print "sends/s", $i }
         /^latency p50/ { print "send p50 ms", $3; print "send p99 ms", $9 }
         /^send to last device:/ { print "p50 to last device ms", $6; print "p99 to last device ms", $12 }
+        / messages in .* deliveries, / { print "sent messages/s", $1 / $4; print "deliveries/s", $(NF - 2) }
         /deliveries per CPU-second/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "deliveries" && $(i + 2) == "per") print "deliveries per CPU-s", $i }
         / memory: .* resident at the end$/ { print "server RSS MiB", $3 }
         /^Feed latency:/ { print "feed p99 ms", $10 }

@@ -1,5 +1,6 @@
 //! Load generator for gim's published benchmarks (docs/benchmarks.md).
 
+mod ceiling;
 mod connections;
 mod feed;
 mod group;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Persisted 1:1 sends per second through the business gRPC API.
     Send(send::Args),
+    /// `send`'s rows written by gim's store alone: the database's ceiling for `send`.
+    Ceiling(ceiling::Args),
     /// Idle authenticated WebSocket sessions and the memory they take on connect nodes.
     Connections(connections::Args),
     /// End-to-end latency of 1:1 messages at a fixed rate, to every device of the receiver.
@@ -47,6 +50,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Send(args) => send::run(args).await,
+        Command::Ceiling(args) => ceiling::run(args).await,
         Command::Connections(args) => connections::run(args).await,
         Command::Latency(args) => latency::run(args).await,
         Command::Group(args) => group::run(args).await,

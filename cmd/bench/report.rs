@@ -70,3 +70,10 @@ pub fn fanout(tracker: &crate::track::Tracker, warmup: usize, run: &Fanout) {
     );
     println!("{} memory: {} resident at the end", run.server, crate::server::mib(run.rss_bytes));
 }
+
+/// Prints the CPU time the load generator itself has used, so that a run shows what the
+/// machine spent on each side.
+pub fn own_cpu() -> anyhow::Result<()> {
+    println!("load generator CPU: {:.1} s", crate::server::cpu_seconds(&[std::process::id()])?);
+    Ok(())
+}

@@ -123,5 +123,5 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("senders {}  connections {}  users {}", args.senders, args.connections, args.users);
     println!("sent {sent} in {seconds:.0} s: {:.0} messages/s, {errors} errors", sent as f64 / seconds);
     println!("latency {}", report::percentiles(&latencies));
-    Ok(())
+    report::own_cpu()
 }

@@ -171,13 +171,16 @@ impl Pending {
 pub struct Flusher {
     pacing: Pacing,
     last: Option<Flushed>,
+    /// How long flushes take to be taken, smoothed over the last few: one flush slowed
+    /// by a passing hiccup does not hold the next ones back.
+    took: Duration,
     /// The earliest the next flush may start (see `Pacing::rest`).
     rested_at: Instant,
 }
 
 impl Flusher {
     pub fn new(pacing: Pacing) -> Self {
-        Self { pacing, last: None, rested_at: Instant::now() }
+        Self { pacing, last: None, took: Duration::ZERO, rested_at: Instant::now() }
     }
 
     /// Waits until pushes are waiting and the node may flush them; returns how long the
@@ -191,7 +194,8 @@ impl Flusher {
             match tokio::time::timeout_at(deadline, last.taken).await {
                 Ok(Ok(taken_at)) => {
                     let took = taken_at.saturating_duration_since(last.started);
-                    self.rested_at = last.started + self.pacing.rest(took);
+                    self.took = (self.took + took) / 2;
+                    self.rested_at = last.started + self.pacing.rest(self.took);
                 }
                 Ok(Err(_)) | Err(_) => self.rested_at = deadline,
             }
@@ -248,10 +252,11 @@ mod tests {
         flusher.flushed(flushed);
 
         // A session still holds its share of the last flush: the next push waits for
-        // it, then rests as long again (40 ms is twice the budget).
+        // it, then rests (80 ms, smoothed with the first flush's 0 to 40 ms: twice the
+        // budget, so flushing may take half the time).
         pending.add(1, "g", 2, Bytes::new(), None);
         let release = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            tokio::time::sleep(Duration::from_millis(80)).await;
             drop(held);
         });
         assert_eq!(flusher.next(&pending).await, Duration::from_millis(80));
