@@ -44,7 +44,8 @@ free_port() {
 wait_for() {
     local what=$1
     shift
-    for _ in $(seq 1 150); do
+    # Up to a minute: a server under valgrind takes that long to start.
+    for _ in $(seq 1 600); do
         if "$@" >/dev/null 2>&1; then return 0; fi
         sleep 0.1
     done

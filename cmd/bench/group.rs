@@ -148,11 +148,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", args.app.logic))?.connect().await?;
-    let mut groups = GroupsClient::new(channel);
+    let groups = GroupsClient::new(channel);
     let cpu_before = server::cpu_seconds(&args.pids)?;
     let aux_before = server::cpu_seconds(&args.aux_pids)?;
     let started = Instant::now();
+    // Each send goes at its time without waiting for the one before to be stored, as
+    // many senders would: the offered rate holds whatever a send's latency.
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+    let mut sends = tokio::task::JoinSet::new();
     for index in 0..total {
         ticks.tick().await;
         tracker.sent(index);
@@ -165,8 +168,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             },
         );
         request.metadata_mut().insert("x-gim-acting-user", "gm0".parse()?);
-        groups.send_message(request).await.context("sending to the group")?;
-        tracker.replied(index);
+        let (mut groups, tracker) = (groups.clone(), tracker.clone());
+        sends.spawn(async move {
+            groups.send_message(request).await.context("sending to the group")?;
+            tracker.replied(index);
+            anyhow::Ok(())
+        });
+    }
+    while let Some(sent) = sends.join_next().await {
+        sent??;
     }
     let send_seconds = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
