@@ -73,9 +73,14 @@ pub struct GroupBatch {
     pub app: AppId,
     pub group: Arc<str>,
     pub pushes: Vec<GroupPush>,
-    /// Dropped with the last session's share: tells the flusher the flush was taken.
-    _flight: Arc<Flight>,
 }
+
+/// A session's part in a flush, held until the session has put what the flush gave it
+/// in order for its next write; the flusher hears when the last is dropped. A session that is in the middle of a
+/// write when the flush comes gets none: a device slow to read must not hold back the
+/// node's next flush (its pushes go with its next write, as with Nagle's algorithm).
+#[derive(Debug, Clone)]
+pub struct Share(#[allow(dead_code)] Arc<Flight>);
 
 /// Reports, when the last share of a flush is dropped, when that was.
 #[derive(Debug)]
@@ -93,6 +98,8 @@ impl Drop for Flight {
 #[derive(Debug)]
 pub struct Flush {
     pub batches: Vec<Arc<GroupBatch>>,
+    /// Cloned for each session the flush must wait for; dropped once all are handed out.
+    pub share: Share,
     pub flushed: Flushed,
 }
 
@@ -129,13 +136,7 @@ impl Pending {
     pub fn add(&self, app: AppId, group: &str, seq: u64, frame: Bytes, skip: Option<DeviceRef>) {
         let mut waiting = self.waiting.lock().expect("pending pushes lock");
         let number = self.next_number.fetch_add(1, Ordering::SeqCst);
-        let push = GroupPush { number, seq, frame, skip };
-        match waiting.groups.get_mut(&(app, group.into())) {
-            Some(pushes) => pushes.push(push),
-            None => {
-                waiting.groups.insert((app, group.into()), vec![push]);
-            }
-        }
+        waiting.groups.entry((app, group.into())).or_default().push(GroupPush { number, seq, frame, skip });
         if waiting.since.is_none() {
             waiting.since = Some(Instant::now());
             self.arrived.notify_one();
@@ -156,13 +157,21 @@ impl Pending {
     pub fn take(&self) -> Flush {
         let waiting = std::mem::take(&mut *self.waiting.lock().expect("pending pushes lock"));
         let (sender, taken) = oneshot::channel();
-        let flight = Arc::new(Flight(Some(sender)));
+        let share = Share(Arc::new(Flight(Some(sender))));
         let batches = waiting
             .groups
             .into_iter()
-            .map(|((app, group), pushes)| Arc::new(GroupBatch { app, group, pushes, _flight: flight.clone() }))
+            .map(|((app, group), pushes)| Arc::new(GroupBatch { app, group, pushes }))
             .collect();
-        Flush { batches, flushed: Flushed { started: Instant::now(), taken } }
+        Flush { batches, share, flushed: Flushed { started: Instant::now(), taken } }
+    }
+}
+
+#[cfg(test)]
+impl Flushed {
+    /// When the flush was taken, if it has been.
+    pub fn taken_yet(&mut self) -> Option<Instant> {
+        self.taken.try_recv().ok()
     }
 }
 
@@ -237,7 +246,7 @@ mod tests {
         let flush = pending.take();
         flusher.flushed(flush.flushed);
         // Every share taken at once: the next push goes at once too.
-        drop(flush.batches);
+        drop(flush.share);
         pending.add(1, "g", 2, Bytes::new(), None);
         assert_eq!(flusher.next(&pending).await, Duration::ZERO);
     }
@@ -248,7 +257,7 @@ mod tests {
         let mut flusher = Flusher::new(pacing(250));
         pending.add(1, "g", 1, Bytes::new(), None);
         flusher.next(&pending).await;
-        let Flush { batches: held, flushed } = pending.take();
+        let Flush { share: held, flushed, .. } = pending.take();
         flusher.flushed(flushed);
 
         // A session still holds its share of the last flush: the next push waits for
@@ -261,8 +270,8 @@ mod tests {
         });
         assert_eq!(flusher.next(&pending).await, Duration::from_millis(80));
         release.await.unwrap();
-        let Flush { batches: held, flushed } = pending.take();
-        assert_eq!(held[0].pushes.len(), 1);
+        let Flush { batches, share: held, flushed } = pending.take();
+        assert_eq!(batches[0].pushes.len(), 1);
         flusher.flushed(flushed);
 
         // A share never taken: the push goes when it has waited the longest allowed.

@@ -7,7 +7,7 @@ use std::{
     collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
-use super::fanout::{Flusher, GroupBatch, Pacing, Pending};
+use super::fanout::{Flusher, GroupBatch, Pacing, Pending, Share};
 use crate::{
     delivery::{Delivery, Kick, Membership, Push},
     model::{AppId, DeviceType},
@@ -35,7 +35,7 @@ pub enum Outbound {
     /// A flush's pushes to a large group, from `batch.pushes[from]` on (the earlier ones
     /// came before the session joined the group's fan-out): each delivered in the
     /// group's seq order, once, unless the device sent it itself.
-    Group { batch: Arc<GroupBatch>, from: usize },
+    Group { batch: Arc<GroupBatch>, from: usize, share: Option<Share> },
     /// An event frame: delivered as it comes.
     Event(Bytes),
 }
@@ -57,7 +57,7 @@ impl Outbound {
     /// Pushes it holds, against the outbound queue's limit.
     fn pushes(&self) -> usize {
         match self {
-            Self::Group { batch, from } => batch.pushes.len() - from,
+            Self::Group { batch, from, .. } => batch.pushes.len() - from,
             _ => 1,
         }
     }
@@ -82,6 +82,8 @@ pub struct Session {
     pub opened_at_ms: i64,
     outbox: Mutex<Outbox>,
     wake: Notify,
+    /// Whether the session's task is writing to its socket.
+    writing: AtomicBool,
     /// The large groups whose fan-out this session is in.
     groups: Mutex<Vec<Box<str>>>,
 }
@@ -105,6 +107,11 @@ impl Session {
         drop(outbox);
         self.wake.notify_one();
         true
+    }
+
+    /// Marks the session's task as writing to its socket (or done writing).
+    pub fn set_writing(&self, writing: bool) {
+        self.writing.store(writing, Ordering::Relaxed);
     }
 
     /// Asks the session to end (the first reason wins).
@@ -211,7 +218,9 @@ impl Hub {
                     batch.pushes.partition_point(|push| push.number < subscriber.since)
                 };
                 if from < batch.pushes.len() {
-                    subscriber.session.enqueue(Outbound::Group { batch: batch.clone(), from }, self.outbound_limit);
+                    let session = &subscriber.session;
+                    let share = (!session.writing.load(Ordering::Relaxed)).then(|| flush.share.clone());
+                    session.enqueue(Outbound::Group { batch: batch.clone(), from, share }, self.outbound_limit);
                 }
             }
         }
@@ -236,6 +245,7 @@ impl Hub {
             opened_at_ms,
             outbox: Mutex::default(),
             wake: Notify::new(),
+            writing: AtomicBool::new(false),
             groups: Mutex::default(),
         });
         let mut sessions = self.users.entry((app, user_id.into())).or_default();
@@ -464,7 +474,7 @@ mod tests {
         items
             .iter()
             .flat_map(|item| match item {
-                Outbound::Group { batch, from } => batch.pushes[*from..].iter().map(|p| p.seq).collect(),
+                Outbound::Group { batch, from, .. } => batch.pushes[*from..].iter().map(|p| p.seq).collect(),
                 _ => Vec::new(),
             })
             .collect()
@@ -525,5 +535,21 @@ mod tests {
         let (items, end) = session.take();
         assert!(items.is_empty());
         assert_eq!(end, Some(End::SlowConsumer), "4 pushes waiting, 3 allowed");
+    }
+
+    #[test]
+    fn a_flush_waits_for_idle_sessions_but_not_for_one_in_the_middle_of_a_write() {
+        let hub = Hub::new(16);
+        let idle = hub.attach(1, "ann", "phone", DeviceType::Ios, 0);
+        let writing = hub.attach(1, "bob", "phone", DeviceType::Ios, 0);
+        hub.subscribe(&idle, &["g".into()]);
+        hub.subscribe(&writing, &["g".into()]);
+        writing.set_writing(true);
+        hub.push(&group_push("g"));
+        let mut flushed = hub.flush();
+        assert!(flushed.taken_yet().is_none(), "the idle session has not taken its share");
+        assert_eq!(group_seqs(&idle), vec![1]);
+        assert!(flushed.taken_yet().is_some(), "the writing session's share is not waited for");
+        assert_eq!(group_seqs(&writing), vec![1], "it still gets the push");
     }
 }

@@ -401,7 +401,7 @@ impl State {
                 Outbound::Event(frame) => out.push(frame),
                 Outbound::Message { seq, frame } => self.order(Timeline::Inbox, seq, frame, &mut out, ctx).await?,
                 Outbound::Own { seq } => self.inbox.sent(seq),
-                Outbound::Group { batch, from } => {
+                Outbound::Group { batch, from, share: _share } => {
                     for push in &batch.pushes[from..] {
                         let session = &self.session;
                         if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
@@ -516,7 +516,10 @@ impl State {
             }
             ws.flush().await
         };
-        match tokio::time::timeout(ctx.limits.write_timeout, written).await {
+        self.session.set_writing(true);
+        let written = tokio::time::timeout(ctx.limits.write_timeout, written).await;
+        self.session.set_writing(false);
+        match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(Exit::Gone),
         }
