@@ -55,7 +55,7 @@ pub enum End {
 
 impl Outbound {
     /// Pushes it holds, against the outbound queue's limit.
-    fn pushes(&self) -> usize {
+    pub fn pushes(&self) -> usize {
         match self {
             Self::Group { batch, from, .. } => batch.pushes.len() - from,
             _ => 1,

@@ -331,16 +331,18 @@ impl State {
         }
     }
 
-    /// A large group's stream (its floor unknown until the first push or sync).
+    /// A large group's stream (its floor unknown until the first push or sync). The
+    /// group found moves to the front: a flush's pushes mostly come from one group.
     fn group(&mut self, group_id: &str) -> &mut Stream {
-        let index = match self.groups.iter().position(|(id, _)| **id == *group_id) {
-            Some(index) => index,
+        match self.groups.iter().position(|(id, _)| **id == *group_id) {
+            Some(index) => self.groups.swap(0, index),
             None => {
                 self.groups.push((group_id.into(), Stream::default()));
-                self.groups.len() - 1
+                let last = self.groups.len() - 1;
+                self.groups.swap(0, last);
             }
-        };
-        &mut self.groups[index].1
+        }
+        &mut self.groups[0].1
     }
 
     async fn call(&mut self, frame: ClientFrame, ctx: &Context) -> Result<Reply, Error> {
@@ -388,27 +390,27 @@ impl State {
     /// Writes what is queued for the device, in order.
     async fn drain(&mut self, ctx: &Context) -> Result<(), Exit> {
         let (items, end) = self.session.take();
-        let mut out = Vec::with_capacity(items.len());
+        let mut out = Vec::with_capacity(items.iter().map(Outbound::pushes).sum());
         if self.inbox.floor().is_some() && !self.held.is_empty() {
             let mut held = std::mem::take(&mut self.held);
             held.sort_by_key(|(seq, _)| *seq);
             for (seq, frame) in held {
-                self.order(Timeline::Inbox, seq, frame, &mut out, ctx).await?;
+                self.order(&Timeline::Inbox, seq, frame, &mut out, ctx).await?;
             }
         }
         for item in items {
             match item {
                 Outbound::Event(frame) => out.push(frame),
-                Outbound::Message { seq, frame } => self.order(Timeline::Inbox, seq, frame, &mut out, ctx).await?,
+                Outbound::Message { seq, frame } => self.order(&Timeline::Inbox, seq, frame, &mut out, ctx).await?,
                 Outbound::Own { seq } => self.inbox.sent(seq),
                 Outbound::Group { batch, from, share: _share } => {
+                    let timeline = Timeline::Group(batch.group.clone());
                     for push in &batch.pushes[from..] {
                         let session = &self.session;
                         if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
                             self.group(&batch.group).sent(push.seq);
                         } else {
-                            let timeline = Timeline::Group(batch.group.clone());
-                            self.order(timeline, push.seq, push.frame.clone(), &mut out, ctx).await?;
+                            self.order(&timeline, push.seq, push.frame.clone(), &mut out, ctx).await?;
                         }
                     }
                 }
@@ -437,13 +439,13 @@ impl State {
     /// Puts a push in its timeline's order (see the module notes).
     async fn order(
         &mut self,
-        timeline: Timeline,
+        timeline: &Timeline,
         seq: u64,
         frame: Bytes,
         out: &mut Vec<Bytes>,
         ctx: &Context,
     ) -> Result<(), Exit> {
-        let stream = self.stream(&timeline);
+        let stream = self.stream(timeline);
         if matches!(timeline, Timeline::Group(_)) && stream.floor().is_none() {
             // A large group first heard of here starts here: what came before is the
             // device's to read with SyncGroup.
@@ -455,10 +457,10 @@ impl State {
             // Only the inbox waits for the device's first sync: a group's floor is set above.
             Step::Hold => self.held.push((seq, frame)),
             Step::Gap => {
-                if !self.fill_gap(&timeline, out, ctx).await? {
+                if !self.fill_gap(timeline, out, ctx).await? {
                     return Ok(());
                 }
-                let stream = self.stream(&timeline);
+                let stream = self.stream(timeline);
                 if stream.step(seq) != Step::Drop {
                     stream.force(seq);
                     out.push(frame);
