@@ -20,10 +20,9 @@ use gim::{
     proto::common::v1::{MessageBody, TextBody, message_body::Content},
     store::{MessageStore, NewMessage, Recipient, SqlStore, StoreOptions},
 };
-use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::report;
+use crate::{report, send::Load};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,18 +31,8 @@ pub struct Args {
     store_url: String,
     #[arg(long)]
     app_id: u64,
-    /// Senders sending at once.
-    #[arg(long, default_value_t = 64)]
-    senders: usize,
-    /// Users messages go between (`bench-0` ...).
-    #[arg(long, default_value_t = 1000)]
-    users: usize,
-    #[arg(long, default_value_t = 20)]
-    seconds: u64,
-    #[arg(long, default_value_t = 3)]
-    warmup_seconds: u64,
-    #[arg(long, default_value_t = 64)]
-    text_chars: usize,
+    #[command(flatten)]
+    load: Load,
     /// gim's `logic.write_batch_max`.
     #[arg(long, default_value_t = 128)]
     batch_max: usize,
@@ -74,8 +63,7 @@ async fn lane(store: Arc<SqlStore>, app: u64, ids: Arc<IdGenerator>, mut jobs: m
     }
 }
 
-fn message(from: usize, to: usize, client_msg_id: String, text: &str) -> NewMessage {
-    let (sender, receiver) = (format!("bench-{from}"), format!("bench-{to}"));
+fn message(sender: String, receiver: String, client_msg_id: String, text: &str) -> NewMessage {
     NewMessage {
         id: 0,
         client_msg_id,
@@ -93,6 +81,7 @@ fn message(from: usize, to: usize, client_msg_id: String, text: &str) -> NewMess
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let args = Arc::new(args);
     let options = StoreOptions { max_connections: (args.lanes as u32) * 2, ..StoreOptions::default() };
     let store = Arc::new(SqlStore::connect(&args.store_url, &options).await.context("opening the store")?);
     let ids = Arc::new(IdGenerator::random());
@@ -105,21 +94,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
 
     let run_id: u32 = rand::random();
-    let measure_from = Instant::now() + Duration::from_secs(args.warmup_seconds);
-    let end = measure_from + Duration::from_secs(args.seconds);
-    let text = "x".repeat(args.text_chars);
+    let measure_from = Instant::now() + Duration::from_secs(args.load.warmup_seconds);
+    let end = measure_from + Duration::from_secs(args.load.seconds);
+    let text = "x".repeat(args.load.text_chars);
     let mut tasks = Vec::new();
-    for sender in 0..args.senders {
-        let (lanes, text, users) = (lanes.clone(), text.clone(), args.users);
+    for sender in 0..args.load.senders {
+        let (lanes, text, args) = (lanes.clone(), text.clone(), args.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = report::histogram();
             let (mut sent, mut errors, mut n) = (0u64, 0u64, 0u64);
             while Instant::now() < end {
-                let (from, to) = {
-                    let mut rng = rand::rng();
-                    let from = rng.random_range(0..users);
-                    (from, (from + rng.random_range(1..users)) % users)
-                };
+                let (from, to) = args.load.pair();
                 n += 1;
                 let message = message(from, to, format!("ceiling-{run_id}-{sender}-{n}"), &text);
                 let mut hasher = DefaultHasher::new();
@@ -149,10 +134,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         sent += ok;
         errors += failed;
     }
-    let seconds = args.seconds as f64;
+    let seconds = args.load.seconds as f64;
     println!(
         "ceiling: the store alone, {} senders, {} lanes of up to {} messages",
-        args.senders, args.lanes, args.batch_max
+        args.load.senders, args.lanes, args.batch_max
     );
     println!("ceiling sent {sent} in {seconds:.0} s: {:.0} stored/s, {errors} errors", sent as f64 / seconds);
     println!("ceiling latency {}", report::percentiles(&latencies));

@@ -149,9 +149,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", args.app.logic))?.connect().await?;
     let groups = GroupsClient::new(channel);
-    let cpu_before = server::cpu_seconds(&args.pids)?;
-    let aux_before = server::cpu_seconds(&args.aux_pids)?;
-    let started = Instant::now();
+    let (meter, aux) = (server::Meter::start(&args.pids)?, server::Meter::start(&args.aux_pids)?);
     // Each send goes at its time without waiting for the one before to be stored, as
     // many senders would: the offered rate holds whatever a send's latency.
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
@@ -178,12 +176,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     while let Some(sent) = sends.join_next().await {
         sent??;
     }
-    let send_seconds = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let cpu = server::cpu_seconds(&args.pids)? - cpu_before;
-    let aux = server::cpu_seconds(&args.aux_pids)? - aux_before;
-    let window = started.elapsed().as_secs_f64();
-    let rss_bytes = server::total_rss(&args.pids)?;
+    let send_seconds = meter.elapsed().as_secs_f64();
+    let usage = meter.finish(Duration::from_secs(3)).await?;
+    let aux = aux.finish(Duration::ZERO).await?.cpu;
     for session in &sessions {
         session.abort();
     }
@@ -193,9 +188,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         audience: format!("a group of {} members, {} online", args.members, args.online),
         subscribers: args.online,
         send_seconds,
-        cpu,
-        window,
-        rss_bytes,
+        usage,
     };
     report::fanout(&tracker, (args.rate * args.warmup_seconds) as usize, &run);
     if !args.aux_pids.is_empty() {

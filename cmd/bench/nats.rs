@@ -221,8 +221,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut publisher = Publisher::connect(args.addr).await?;
-    let cpu_before = server::cpu_seconds(&args.pids)?;
-    let started = Instant::now();
+    let meter = server::Meter::start(&args.pids)?;
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
     for index in 0..total {
         ticks.tick().await;
@@ -230,12 +229,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         publisher.publish(&index.to_string()).await?;
         tracker.replied(index);
     }
-    let send_seconds = started.elapsed().as_secs_f64();
+    let send_seconds = meter.elapsed().as_secs_f64();
     publisher.round_trip(b"PING\r\n").await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let cpu = server::cpu_seconds(&args.pids)? - cpu_before;
-    let window = started.elapsed().as_secs_f64();
-    let rss_bytes = server::total_rss(&args.pids)?;
+    let usage = meter.finish(Duration::from_secs(3)).await?;
     for session in &sessions {
         session.abort();
     }
@@ -244,9 +240,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         audience: format!("{} WebSocket subscribers", args.subscribers),
         subscribers: args.subscribers,
         send_seconds,
-        cpu,
-        window,
-        rss_bytes,
+        usage,
     };
     report::fanout(&tracker, (args.rate * args.warmup_seconds) as usize, &run);
     Ok(())

@@ -38,10 +38,8 @@ pub struct Fanout<'a> {
     pub audience: String,
     pub subscribers: usize,
     pub send_seconds: f64,
-    /// Server CPU-seconds over `window` seconds (sending plus the drain after it).
-    pub cpu: f64,
-    pub window: f64,
-    pub rss_bytes: u64,
+    /// The servers' CPU over sending plus the drain after it, and their memory.
+    pub usage: crate::server::Usage,
 }
 
 /// Prints a fan-out run: deliveries, completeness and latency after the first `warmup`
@@ -63,12 +61,12 @@ pub fn fanout(tracker: &crate::track::Tracker, warmup: usize, run: &Fanout) {
     println!(
         "{} CPU: {:.2} s over {:.1} s = {:.0} deliveries per CPU-second ({:.2} CPU-seconds per million deliveries)",
         run.server,
-        run.cpu,
-        run.window,
-        all.arrivals as f64 / run.cpu,
-        run.cpu / (all.arrivals as f64 / 1e6)
+        run.usage.cpu,
+        run.usage.window,
+        all.arrivals as f64 / run.usage.cpu,
+        run.usage.cpu / (all.arrivals as f64 / 1e6)
     );
-    println!("{} memory: {} resident at the end", run.server, crate::server::mib(run.rss_bytes));
+    println!("{} memory: {} resident at the end", run.server, crate::server::mib(run.usage.rss_bytes));
 }
 
 /// Prints the CPU time the load generator itself has used, so that a run shows what the

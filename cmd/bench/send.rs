@@ -22,23 +22,40 @@ pub struct Args {
     app_id: u64,
     #[arg(long)]
     secret: String,
-    /// Senders sending at once.
-    #[arg(long, default_value_t = 64)]
-    senders: usize,
     /// HTTP/2 connections the senders share.
     #[arg(long, default_value_t = 8)]
     connections: usize,
-    /// Users messages go between (created if missing).
+    #[command(flatten)]
+    load: Load,
+}
+
+/// Who sends what, for how long: shared with `ceiling`, so both write the same rows.
+#[derive(clap::Args)]
+pub struct Load {
+    /// Senders sending at once.
+    #[arg(long, default_value_t = 64)]
+    pub senders: usize,
+    /// Users messages go between, `bench-0` on (created if missing).
     #[arg(long, default_value_t = 1000)]
-    users: usize,
+    pub users: usize,
     /// Seconds measured, after the warm-up.
     #[arg(long, default_value_t = 20)]
-    seconds: u64,
+    pub seconds: u64,
     #[arg(long, default_value_t = 3)]
-    warmup_seconds: u64,
+    pub warmup_seconds: u64,
     /// Characters of text per message.
     #[arg(long, default_value_t = 64)]
-    text_chars: usize,
+    pub text_chars: usize,
+}
+
+impl Load {
+    /// A random sender and a different random receiver.
+    pub fn pair(&self) -> (String, String) {
+        let mut rng = rand::rng();
+        let from = rng.random_range(0..self.users);
+        let to = (from + rng.random_range(1..self.users)) % self.users;
+        (format!("bench-{from}"), format!("bench-{to}"))
+    }
 }
 
 fn with_credentials<T>(args: &Args, message: T) -> Request<T> {
@@ -56,7 +73,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         channels.push(channel);
     }
     let mut admin = BusinessClient::new(channels[0].clone());
-    for chunk in (0..args.users).collect::<Vec<_>>().chunks(1000) {
+    for chunk in (0..args.load.users).collect::<Vec<_>>().chunks(1000) {
         let users =
             chunk.iter().map(|i| CreateUserRequest { user_id: format!("bench-{i}"), ..Default::default() }).collect();
         admin.import_users(with_credentials(&args, ImportUsersRequest { users })).await.context("creating users")?;
@@ -64,12 +81,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let run_id: u32 = rand::random();
     let start = Instant::now();
-    let measure_from = start + Duration::from_secs(args.warmup_seconds);
-    let end = measure_from + Duration::from_secs(args.seconds);
-    let text = "x".repeat(args.text_chars);
+    let measure_from = start + Duration::from_secs(args.load.warmup_seconds);
+    let end = measure_from + Duration::from_secs(args.load.seconds);
+    let text = "x".repeat(args.load.text_chars);
     let args = std::sync::Arc::new(args);
     let mut tasks = Vec::new();
-    for sender in 0..args.senders {
+    for sender in 0..args.load.senders {
         let mut client = BusinessClient::new(channels[sender % channels.len()].clone());
         let (args, text) = (args.clone(), text.clone());
         tasks.push(tokio::spawn(async move {
@@ -77,15 +94,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let (mut sent, mut errors) = (0u64, 0u64);
             let mut n = 0u64;
             while Instant::now() < end {
-                let (from, to) = {
-                    let mut rng = rand::rng();
-                    let from = rng.random_range(0..args.users);
-                    (from, (from + rng.random_range(1..args.users)) % args.users)
-                };
+                let (from, to) = args.load.pair();
                 n += 1;
                 let message = BusinessSendRequest {
-                    sender_user_id: format!("bench-{from}"),
-                    receiver_user_id: format!("bench-{to}"),
+                    sender_user_id: from,
+                    receiver_user_id: to,
                     client_msg_id: format!("{run_id}-{sender}-{n}"),
                     body: Some(MessageBody {
                         content: Some(Content::Text(TextBody { text: text.clone(), ..Default::default() })),
@@ -119,8 +132,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         sent += ok;
         errors += failed;
     }
-    let seconds = args.seconds as f64;
-    println!("senders {}  connections {}  users {}", args.senders, args.connections, args.users);
+    let seconds = args.load.seconds as f64;
+    println!("senders {}  connections {}  users {}", args.load.senders, args.connections, args.load.users);
     println!("sent {sent} in {seconds:.0} s: {:.0} messages/s, {errors} errors", sent as f64 / seconds);
     println!("latency {}", report::percentiles(&latencies));
     report::own_cpu()

@@ -35,3 +35,39 @@ pub fn total_rss(pids: &[u32]) -> anyhow::Result<u64> {
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
+
+/// What server processes spend from the start of a measurement.
+pub struct Meter {
+    pids: Vec<u32>,
+    cpu_before: f64,
+    started: std::time::Instant,
+}
+
+/// What a measurement found.
+pub struct Usage {
+    /// CPU-seconds over `window` seconds.
+    pub cpu: f64,
+    pub window: f64,
+    /// Resident memory at the end.
+    pub rss_bytes: u64,
+}
+
+impl Meter {
+    pub fn start(pids: &[u32]) -> anyhow::Result<Self> {
+        Ok(Self { pids: pids.to_vec(), cpu_before: cpu_seconds(pids)?, started: std::time::Instant::now() })
+    }
+
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// Lets the servers finish what they were given for `drain`, then reads their usage.
+    pub async fn finish(self, drain: std::time::Duration) -> anyhow::Result<Usage> {
+        tokio::time::sleep(drain).await;
+        Ok(Usage {
+            cpu: cpu_seconds(&self.pids)? - self.cpu_before,
+            window: self.started.elapsed().as_secs_f64(),
+            rss_bytes: total_rss(&self.pids)?,
+        })
+    }
+}
