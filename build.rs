@@ -17,6 +17,37 @@ fn proto_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> io::Result<()> 
     Ok(())
 }
 
+/// The built web app (`clients/web/dist`, committed) as a list of `(path, bytes)` that
+/// `connect::web` serves; empty when the directory is missing.
+fn embed_web_app(out_dir: &std::path::Path) -> io::Result<()> {
+    let root = PathBuf::from("clients/web/dist");
+    println!("cargo:rerun-if-changed={}", root.display());
+    let mut files = Vec::new();
+    if root.is_dir() {
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    println!("cargo:rerun-if-changed={}", path.display());
+                    files.push(path);
+                }
+            }
+        }
+    }
+    files.sort();
+    let mut code = String::from("pub(super) static ASSETS: &[(&str, &[u8])] = &[\n");
+    for file in files {
+        let url = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let absolute = fs::canonicalize(&file)?;
+        code.push_str(&format!("    ({:?}, include_bytes!({:?})),\n", format!("/{url}"), absolute));
+    }
+    code.push_str("];\n");
+    fs::write(out_dir.join("web_assets.rs"), code)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=proto");
@@ -29,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let fds = protox::compile(&files, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    embed_web_app(&out_dir)?;
     fs::write(out_dir.join("gim_descriptor.bin"), fds.encode_to_vec())?;
     // What public reflection lists: everything but the cluster's internal API.
     let mut public = fds.clone();

@@ -19,6 +19,7 @@ pub struct Config {
     pub node: NodeConfig,
     pub logic: LogicConfig,
     pub connect: ConnectConfig,
+    pub web: WebConfig,
     pub route: RouteConfig,
     pub store: StoreConfig,
     pub auth: AuthConfig,
@@ -64,6 +65,25 @@ impl Default for RatesConfig {
             friend_requests_per_hour: 60,
             moment_writes_per_minute: 60,
         }
+    }
+}
+
+/// The web chat app, served at `/` on `connect.listen`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    pub enabled: bool,
+    /// The app its users sign up and in to (accounts on). 0: `gim serve` uses an app
+    /// named `web`, made with accounts on at its first start; `gim connect` needs an id.
+    pub app_id: u64,
+    /// Where browsers reach gRPC-Web, e.g. `https://api.chat.example`. Empty: the page's
+    /// own host at `logic.listen`'s port (`gim serve`); `gim connect` needs a URL.
+    pub api_url: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self { enabled: true, app_id: 0, api_url: String::new() }
     }
 }
 
@@ -433,6 +453,10 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// `GIM_*` variables of the client commands (`gim user`, `gim listen`, ...), which
+/// name a server to call, not a setting of this one.
+const CLIENT_VARIABLES: &[&str] = &["server", "ws", "app_id", "app_secret", "admin_token", "profile", "profiles"];
+
 impl Config {
     /// Defaults, then `file` (when given), then `GIM_SECTION__KEY` environment
     /// variables (`GIM_STORE__URL`, `GIM_LIMITS__MAX_MESSAGE_BYTES`, ...). Variables
@@ -447,7 +471,7 @@ impl Config {
         }
         let env = Env::prefixed("GIM_").split("__").filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
-            key != "config" && !key.starts_with("test_")
+            key != "config" && !key.starts_with("test_") && !CLIENT_VARIABLES.contains(&key.as_str())
         });
         let config: Config = figment.merge(env).extract().map_err(Box::new)?;
         config.validate()?;
@@ -465,6 +489,10 @@ impl Config {
         self.validate_logic()?;
         self.validate_auth()?;
         self.validate_connect()?;
+        let api_url = &self.web.api_url;
+        if !(api_url.is_empty() || api_url.starts_with("http://") || api_url.starts_with("https://")) {
+            return invalid(format!("web.api_url must be an http:// or https:// URL, got {api_url:?}"));
+        }
         if self.route.key_prefix.is_empty() || self.route.key_prefix.contains(char::is_whitespace) {
             return invalid("route.key_prefix must be non-empty and without spaces");
         }
@@ -674,6 +702,7 @@ impl Default for Config {
             node: NodeConfig::default(),
             logic: LogicConfig::default(),
             connect: ConnectConfig::default(),
+            web: WebConfig::default(),
             route: RouteConfig::default(),
             store: StoreConfig::default(),
             auth: AuthConfig::default(),

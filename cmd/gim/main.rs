@@ -1,14 +1,26 @@
-//! The gim server and its operator commands.
+//! The gim server, its operator commands, and client commands that call a running gim
+//! over gRPC (and a device session for `listen`), so that nobody needs grpcurl.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gim::{
     config::Config,
-    model::AppSettings,
     server::{self, Process, Role},
 };
+
+use self::{
+    apps::AppCommand,
+    client::{DeviceCommand, GroupCommand, SendArgs, TokenCommand, UserCommand},
+    listen::ListenArgs,
+    remote::{Remote, RemoteArgs},
+};
+
+mod apps;
+mod client;
+mod listen;
+mod remote;
 
 #[derive(Parser)]
 #[command(name = "gim", version, about = "A gRPC-first, multi-tenant instant-messaging platform")]
@@ -28,39 +40,56 @@ enum Command {
     Logic,
     /// Run the connect service alone (cluster: Redis routes, logic over gRPC).
     Connect,
-    /// Manage apps (tenants) directly in the configured store.
+    /// Bring the store's schema up to date and exit.
+    Migrate,
+    /// Manage apps (tenants): over the AppAdmin API with --admin-token, else in the store.
     App {
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[command(subcommand)]
         command: AppCommand,
     },
-    /// Bring the store's schema up to date and exit.
-    Migrate,
-}
-
-#[derive(Subcommand)]
-enum AppCommand {
-    /// Create an app and print its id and first secret.
-    Create {
-        #[arg(long)]
-        name: String,
-        /// Let gim keep usernames and passwords for this app.
-        #[arg(long)]
-        accounts: bool,
-        /// One-to-one messages only between friends.
-        #[arg(long)]
-        friends_only: bool,
-        /// Do not tell friends when a user comes online or goes offline.
-        #[arg(long)]
-        no_presence_events: bool,
+    /// Create and read users (business API).
+    User {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(subcommand)]
+        command: UserCommand,
     },
-    /// List apps.
-    List,
-    /// Issue a new secret; the current ones stay valid for --keep-old-for seconds.
-    RotateSecret {
-        #[arg(long)]
-        app: u64,
-        #[arg(long, default_value_t = 0)]
-        keep_old_for: u64,
+    /// Register and list devices (business API).
+    Device {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+    /// Issue device tokens (business API).
+    Token {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Send a text to a user, as the business (in a user's name or the system's) or as a device.
+    Send {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: SendArgs,
+    },
+    /// Open a device session and print what arrives.
+    Listen {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: ListenArgs,
+    },
+    /// Create groups, invite to them and send to them (as their members).
+    Group {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(subcommand)]
+        command: GroupCommand,
     },
 }
 
@@ -90,17 +119,23 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = Config::load(cli.config.as_deref())?;
+    let config = cli.config.as_deref();
     match cli.command {
-        Command::Serve => run(config, Role::Serve).await,
-        Command::Logic => run(config, Role::Logic).await,
-        Command::Connect => run(config, Role::Connect).await,
-        Command::App { command } => app(config, command).await,
+        Command::Serve => run(Config::load(config)?, Role::Serve).await,
+        Command::Logic => run(Config::load(config)?, Role::Logic).await,
+        Command::Connect => run(Config::load(config)?, Role::Connect).await,
         Command::Migrate => {
-            server::open_store(&config).await?.close().await;
+            server::open_store(&Config::load(config)?).await?.close().await;
             println!("schema is up to date");
             Ok(())
         }
+        Command::App { remote, command } => apps::app(config, &remote, command).await,
+        Command::User { remote, command } => client::user(&Remote::resolve(&remote)?, command).await,
+        Command::Device { remote, command } => client::device(&Remote::resolve(&remote)?, command).await,
+        Command::Token { remote, command } => client::token(&Remote::resolve(&remote)?, command).await,
+        Command::Send { remote, args } => client::send(&Remote::resolve(&remote)?, args).await,
+        Command::Listen { remote, args } => listen::listen(&Remote::resolve(&remote)?, args).await,
+        Command::Group { remote, command } => client::group(&Remote::resolve(&remote)?, command).await,
     }
 }
 
@@ -109,53 +144,6 @@ async fn run(config: Config, role: Role) -> anyhow::Result<()> {
     let process = Process::start(&config, role).await.with_context(|| format!("starting {role:?}"))?;
     process.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
-    Ok(())
-}
-
-async fn app(config: Config, command: AppCommand) -> anyhow::Result<()> {
-    let store = Arc::new(server::open_store(&config).await?);
-    // Operator commands change the store only: nothing to push, nobody online.
-    let routes = Arc::new(gim::route::MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
-    let metrics = gim::metrics::Metrics::new();
-    let logic = server::build_logic(
-        &config,
-        store.clone(),
-        server::id_generator(&config),
-        Arc::new(gim::delivery::Discard),
-        routes,
-        metrics,
-        None,
-    )?;
-    match command {
-        AppCommand::Create { name, accounts, friends_only, no_presence_events } => {
-            let settings = AppSettings {
-                accounts_enabled: accounts,
-                friendship_required: friends_only,
-                presence_events_disabled: no_presence_events,
-            };
-            let (app, secret) = logic.create_app(&name, settings).await?;
-            println!("app_id: {}\nsecret: {secret}", app.id);
-            println!("(the secret is shown once; gim keeps only its hash)");
-        }
-        AppCommand::List => {
-            for app in logic.list_apps().await? {
-                let settings = &app.settings;
-                println!(
-                    "{}\t{}\taccounts={}\tfriends_only={}\tpresence_events={}",
-                    app.id,
-                    app.name,
-                    settings.accounts_enabled,
-                    settings.friendship_required,
-                    !settings.presence_events_disabled
-                );
-            }
-        }
-        AppCommand::RotateSecret { app, keep_old_for } => {
-            let secret = logic.rotate_secret(app, Duration::from_secs(keep_old_for)).await?;
-            println!("secret: {secret}");
-        }
-    }
-    store.close().await;
     Ok(())
 }
 

@@ -79,8 +79,13 @@ fn token_of(request: &Request) -> Option<String> {
 /// state is freed when it ends instead of being sized into the session's task.
 // The callback's error type is tungstenite's HTTP response, large or not.
 #[allow(clippy::result_large_err)]
-async fn handshake(stream: TcpStream, ctx: Arc<Context>, slot: OwnedSemaphorePermit) {
+async fn handshake(mut stream: TcpStream, ctx: Arc<Context>, slot: OwnedSemaphorePermit) {
     let _ = stream.set_nodelay(true);
+    if let Some(web) = &ctx.web
+        && web.serve_if_page(&mut stream, ctx.limits.handshake_timeout).await
+    {
+        return;
+    }
     let mut token = None;
     let callback = |request: &Request, mut response: Response| {
         if request.uri().path() != "/ws" {

@@ -12,6 +12,7 @@ mod logic_nodes;
 mod order;
 mod reports;
 mod session;
+mod web;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -27,6 +28,7 @@ pub use self::{
     fanout::Pacing,
     hub::{End, Hub},
     link::{GrpcLink, LogicLink, SessionDevice},
+    web::{WebApp, WebSettings},
 };
 use crate::{
     auth::TokenKey,
@@ -75,6 +77,8 @@ pub(crate) struct Context {
     pub reports: Arc<reports::SessionReports>,
     /// Browser origins whose pages may open sessions.
     pub origins: crate::origins::Origins,
+    /// The web chat app, served beside `/ws` when on.
+    pub web: Option<WebApp>,
 }
 
 /// What a connect node is built from.
@@ -91,6 +95,8 @@ pub struct ConnectParts {
     pub internal: Option<(TcpListener, String)>,
     /// Reaches other connect nodes, to end a device's older session elsewhere.
     pub peers: Option<Peers>,
+    /// The web chat app to serve at `/`, if any.
+    pub web: Option<WebApp>,
 }
 
 /// A running connect node.
@@ -149,6 +155,7 @@ impl ConnectNode {
             metrics: parts.metrics,
             auth_slots: Semaphore::new(config.token_check_concurrency),
             origins: crate::origins::Origins::from_config(&config.allowed_origins),
+            web: parts.web,
         });
         let slots = Arc::new(Semaphore::new(config.max_sessions));
         let mut tasks =

@@ -36,6 +36,8 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Logic(#[from] crate::logic::Error),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     #[error("gRPC server: {0}")]

@@ -7,10 +7,11 @@ use crate::{
     api::SessionCalls,
     auth::ClusterTokens,
     config::Config,
-    connect::{ConnectNode, ConnectParts, GrpcLink, Hub},
+    connect::{ConnectNode, ConnectParts, GrpcLink, Hub, WebApp, WebSettings},
     delivery::{Delivery, GrpcDelivery, Peers},
     logic::Logic,
     metrics::{self, Metrics},
+    model::AppSettings,
     route::{MemoryRegistry, RedisRegistry, RouteRegistry},
 };
 
@@ -53,6 +54,14 @@ async fn start_serve(
     let delivery: Arc<dyn Delivery> = hub.clone();
     let logic = LogicNode::start(config, delivery, routes.clone(), None, metrics.clone()).await?;
     hold.take_database(logic.store()).await?;
+    let web = match config.web.enabled && web_app_built_in() {
+        true => Some(WebApp::new(&WebSettings {
+            app_id: web_app_id(config, logic.logic()).await?,
+            api_url: config.web.api_url.clone(),
+            api_port: logic.addr().port(),
+        })),
+        false => None,
+    };
     let parts = ConnectParts {
         hub,
         link: Arc::new(InProcessLink { calls: SessionCalls::new(logic.logic().clone()) }),
@@ -62,9 +71,50 @@ async fn start_serve(
         node: "local".into(),
         internal: None,
         peers: None,
+        web,
     };
     let connect = ConnectNode::start(&config.connect, parts).await?;
     Ok((logic, connect))
+}
+
+/// The name of the app `gim serve` signs web app users in to when `web.app_id` is 0.
+const WEB_APP_NAME: &str = "web";
+
+fn web_app_built_in() -> bool {
+    let built_in = WebApp::built_in();
+    if !built_in {
+        tracing::warn!("this binary was built without the web app (clients/web/dist): nothing is served at /");
+    }
+    built_in
+}
+
+/// `web.app_id`, or the app named `web` (made, with accounts on, when there is none).
+async fn web_app_id(config: &Config, logic: &Logic) -> Result<u64, ServerError> {
+    if config.web.app_id != 0 {
+        return Ok(config.web.app_id);
+    }
+    let apps = logic.list_apps().await?;
+    if let Some(app) = apps.iter().find(|app| app.name == WEB_APP_NAME && app.settings.accounts_enabled) {
+        return Ok(app.id);
+    }
+    let settings = AppSettings { accounts_enabled: true, ..AppSettings::default() };
+    let (app, _secret) = logic.create_app(WEB_APP_NAME, settings).await?;
+    tracing::info!(app = app.id, "made the app the web chat app signs users in to (web.app_id)");
+    Ok(app.id)
+}
+
+/// A connect node alone knows no store: it serves the web app only for a configured app
+/// and API address.
+fn connect_web_app(config: &Config) -> Option<WebApp> {
+    let web = &config.web;
+    if !web.enabled || !web_app_built_in() {
+        return None;
+    }
+    if web.app_id == 0 || web.api_url.is_empty() {
+        tracing::info!("the web app is not served: gim connect needs web.app_id and web.api_url");
+        return None;
+    }
+    Some(WebApp::new(&WebSettings { app_id: web.app_id, api_url: web.api_url.clone(), api_port: 0 }))
 }
 
 /// Logic alone: pushes go to the connect nodes the routes in Redis name.
@@ -101,6 +151,7 @@ async fn start_connect(config: &Config, metrics: &Arc<Metrics>) -> Result<Connec
         node,
         peers: Some(Peers::new(&tokens.internal)),
         internal: Some((listener, tokens.internal)),
+        web: connect_web_app(config),
     };
     Ok(ConnectNode::start(connect_config, parts).await?)
 }

@@ -9,23 +9,24 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::support::TestApp;
 
-fn gim(data_dir: &Path, listen: SocketAddr) -> Command {
+pub(crate) fn gim(data_dir: &Path, listen: SocketAddr) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gim"));
     command
         .env_remove("GIM_CONFIG")
         .env("GIM_DATA_DIR", data_dir)
         .env("GIM_LOGIC__LISTEN", listen.to_string())
+        .env("GIM_CONNECT__LISTEN", "127.0.0.1:0")
         .env("GIM_TELEMETRY__LOG_FILTER", "warn")
         .kill_on_drop(true);
     command
 }
 
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
 
-async fn wait_until_serving(addr: SocketAddr) {
+pub(crate) async fn wait_until_serving(addr: SocketAddr) {
     for _ in 0..100 {
         if let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await
             && HealthClient::new(channel).check(HealthCheckRequest::default()).await.is_ok()
@@ -37,7 +38,7 @@ async fn wait_until_serving(addr: SocketAddr) {
     panic!("gim serve did not start on {addr}");
 }
 
-fn field<'a>(output: &'a str, name: &str) -> &'a str {
+pub(crate) fn field<'a>(output: &'a str, name: &str) -> &'a str {
     output
         .lines()
         .find_map(|line| line.strip_prefix(name))

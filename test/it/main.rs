@@ -7,6 +7,7 @@ mod accounts;
 mod apps;
 mod bad_input;
 mod binary;
+mod cli;
 mod cluster;
 mod connect;
 mod connect_bad_input;

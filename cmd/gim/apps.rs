@@ -1,0 +1,190 @@
+//! `gim app`: apps (tenants) over the AppAdmin API when an operator token is given, or
+//! straight in the configured store (on the machine gim runs on) when not.
+
+use std::{sync::Arc, time::Duration};
+
+use clap::Subcommand;
+use gim::{
+    config::Config,
+    logic::Logic,
+    model::AppSettings,
+    proto::logic::v1::{
+        self as pb, CreateAppRequest, GetAppRequest, ListAppsRequest, RotateSecretRequest, UpdateAppRequest,
+        app_admin_client::AppAdminClient,
+    },
+    server,
+};
+
+use crate::{
+    client::answer,
+    remote::{Profile, Remote, RemoteArgs, save_profile},
+};
+
+#[derive(Subcommand)]
+pub enum AppCommand {
+    /// Create an app and print its id and first secret.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        switches: Switches,
+        /// Write the app's id and secret (and the server) to the profile, so that the
+        /// next commands need no credentials.
+        #[arg(long)]
+        save: bool,
+    },
+    /// List apps.
+    List,
+    /// Show one app.
+    Get { app: u64 },
+    /// Rename an app or change its switches (the ones not given are turned off).
+    Update {
+        app: u64,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[command(flatten)]
+        switches: Switches,
+    },
+    /// Issue a new secret; the current ones stay valid for --keep-old-for seconds.
+    RotateSecret {
+        #[arg(long)]
+        app: u64,
+        #[arg(long, default_value_t = 0)]
+        keep_old_for: u32,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Switches {
+    /// Let gim keep usernames and passwords for this app.
+    #[arg(long)]
+    accounts: bool,
+    /// One-to-one messages only between friends.
+    #[arg(long)]
+    friends_only: bool,
+    /// Do not tell friends when a user comes online or goes offline.
+    #[arg(long)]
+    no_presence_events: bool,
+}
+
+impl From<Switches> for AppSettings {
+    fn from(switches: Switches) -> Self {
+        AppSettings {
+            accounts_enabled: switches.accounts,
+            friendship_required: switches.friends_only,
+            presence_events_disabled: switches.no_presence_events,
+        }
+    }
+}
+
+impl From<Switches> for pb::AppSettings {
+    fn from(switches: Switches) -> Self {
+        pb::AppSettings {
+            accounts_enabled: switches.accounts,
+            friendship_required: switches.friends_only,
+            presence_events_disabled: switches.no_presence_events,
+        }
+    }
+}
+
+fn print_app(id: u64, name: &str, settings: &AppSettings) {
+    println!(
+        "{id}\t{name}\taccounts={}\tfriends_only={}\tpresence_events={}",
+        settings.accounts_enabled, settings.friendship_required, !settings.presence_events_disabled
+    );
+}
+
+fn print_pb_app(app: &pb::App) {
+    let settings = app.settings.unwrap_or_default();
+    let settings = AppSettings {
+        accounts_enabled: settings.accounts_enabled,
+        friendship_required: settings.friendship_required,
+        presence_events_disabled: settings.presence_events_disabled,
+    };
+    print_app(app.app_id, &app.name, &settings);
+}
+
+fn created(remote: Option<&Remote>, args: &RemoteArgs, id: u64, secret: String, save: bool) -> anyhow::Result<()> {
+    println!("app_id: {id}\nsecret: {secret}");
+    if save {
+        let profile = Profile {
+            server: remote.map(|remote| remote.server.clone()),
+            app_id: Some(id),
+            app_secret: Some(secret),
+            ..Profile::default()
+        };
+        let path = save_profile(&args.profile, profile)?;
+        println!("(saved to profile {:?} in {})", args.profile, path.display());
+    } else {
+        println!("(the secret is shown once; gim keeps only its hash)");
+    }
+    Ok(())
+}
+
+pub async fn app(config: Option<&std::path::Path>, args: &RemoteArgs, command: AppCommand) -> anyhow::Result<()> {
+    let remote = Remote::resolve(args)?;
+    if remote.admin_token.is_some() {
+        return over_api(&remote, args, command).await;
+    }
+    in_store(&Config::load(config)?, args, command).await
+}
+
+async fn over_api(remote: &Remote, args: &RemoteArgs, command: AppCommand) -> anyhow::Result<()> {
+    let mut client = AppAdminClient::with_interceptor(remote.channel().await?, remote.admin()?);
+    match command {
+        AppCommand::Create { name, switches, save } => {
+            let request = CreateAppRequest { name, settings: Some(switches.into()) };
+            let created_app = answer(client.create_app(request).await)?;
+            let id = created_app.app.map_or(0, |app| app.app_id);
+            created(Some(remote), args, id, created_app.secret, save)?;
+        }
+        AppCommand::List => answer(client.list_apps(ListAppsRequest {}).await)?.apps.iter().for_each(print_pb_app),
+        AppCommand::Get { app } => print_pb_app(&answer(client.get_app(GetAppRequest { app_id: app }).await)?),
+        AppCommand::Update { app, name, switches } => {
+            let request = UpdateAppRequest { app_id: app, name, settings: Some(switches.into()) };
+            print_pb_app(&answer(client.update_app(request).await)?);
+        }
+        AppCommand::RotateSecret { app, keep_old_for } => {
+            let request = RotateSecretRequest { app_id: app, keep_old_for_seconds: keep_old_for };
+            println!("secret: {}", answer(client.rotate_secret(request).await)?.secret);
+        }
+    }
+    Ok(())
+}
+
+/// The store alone: nothing to push, nobody online.
+async fn in_store(config: &Config, args: &RemoteArgs, command: AppCommand) -> anyhow::Result<()> {
+    let store = Arc::new(server::open_store(config).await?);
+    let routes = Arc::new(gim::route::MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
+    let logic: Logic = server::build_logic(
+        config,
+        store.clone(),
+        server::id_generator(config),
+        Arc::new(gim::delivery::Discard),
+        routes,
+        gim::metrics::Metrics::new(),
+        None,
+    )?;
+    match command {
+        AppCommand::Create { name, switches, save } => {
+            let (app, secret) = logic.create_app(&name, switches.into()).await?;
+            created(None, args, app.id, secret, save)?;
+        }
+        AppCommand::List => logic.list_apps().await?.iter().for_each(|app| print_app(app.id, &app.name, &app.settings)),
+        AppCommand::Get { app } => {
+            let app = logic.get_app(app).await?;
+            print_app(app.id, &app.name, &app.settings);
+        }
+        AppCommand::Update { app, name, switches } => {
+            let name = (!name.is_empty()).then_some(name.as_str());
+            let app = logic.update_app(app, name, Some(switches.into())).await?;
+            print_app(app.id, &app.name, &app.settings);
+        }
+        AppCommand::RotateSecret { app, keep_old_for } => {
+            let secret = logic.rotate_secret(app, Duration::from_secs(keep_old_for.into())).await?;
+            println!("secret: {secret}");
+        }
+    }
+    store.close().await;
+    Ok(())
+}

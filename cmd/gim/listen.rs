@@ -1,0 +1,247 @@
+//! `gim listen`: a device session that prints what arrives. It does what
+//! docs/protocol.md asks of a device: syncs from the seq the device acknowledged last,
+//! then prints pushes in order and acknowledges them, with a heartbeat.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use gim::proto::{
+    client::v1::{
+        ClientFrame, EventPush, Heartbeat, Kicked, ServerFrame, client_frame::Payload, event_push::Event,
+        response::Result as Answer, server_frame::Payload as Down,
+    },
+    common::v1::{ConversationType, Message},
+    logic::v1::{AckRequest, Empty, SyncRequest, device_client::DeviceClient},
+};
+use prost::Message as _;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame};
+
+use crate::{
+    client::{answer, business, describe, issue_token, register_device},
+    remote::{self, Remote},
+};
+
+#[derive(clap::Args, Debug)]
+pub struct ListenArgs {
+    /// The device token to listen with.
+    #[arg(long, required_unless_present = "user", conflicts_with = "user")]
+    token: Option<String>,
+    /// Listen as this user (business credentials: registers --device and issues a token).
+    #[arg(long, requires = "device")]
+    user: Option<String>,
+    #[arg(long, requires = "user")]
+    device: Option<String>,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Start after this seq [default: the last seq this device acknowledged].
+    #[arg(long)]
+    after_seq: Option<u64>,
+    /// Exit after printing this many messages.
+    #[arg(long)]
+    count: Option<u64>,
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Listener {
+    socket: Socket,
+    json: bool,
+    next_request: u64,
+    /// The last inbox seq printed.
+    seq: u64,
+    printed: u64,
+    count: Option<u64>,
+}
+
+pub async fn listen(remote: &Remote, args: ListenArgs) -> anyhow::Result<()> {
+    let token = match (args.token, args.user, args.device) {
+        (Some(token), _, _) => token,
+        (None, Some(user), Some(device)) => {
+            let mut client = business(remote, None).await?;
+            register_device(&mut client, &user, &device, crate::client::Kind::Other, "gim listen").await?;
+            issue_token(&mut client, &user, &device, 0).await?
+        }
+        _ => bail!("give --token, or --user and --device"),
+    };
+    let seq = match args.after_seq {
+        Some(seq) => seq,
+        None => {
+            let mut device = DeviceClient::with_interceptor(remote.channel().await?, remote::device(&token)?);
+            answer(device.get_me(Empty {}).await)?.device.map_or(0, |device| device.acked_seq)
+        }
+    };
+    let url = format!("{}?token={token}", remote.ws);
+    let (socket, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .with_context(|| format!("opening a session at {} (--ws or GIM_WS)", remote.ws))?;
+    let mut listener = Listener { socket, json: args.json, next_request: 0, seq, printed: 0, count: args.count };
+    listener.run().await
+}
+
+impl Listener {
+    async fn send(&mut self, payload: Payload) -> anyhow::Result<()> {
+        self.next_request += 1;
+        let frame = ClientFrame { request_id: self.next_request, payload: Some(payload) };
+        self.socket.send(tungstenite::Message::binary(frame.encode_to_vec())).await?;
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.count.is_some_and(|count| self.printed >= count)
+    }
+
+    async fn run(&mut self) -> anyhow::Result<()> {
+        self.send(Payload::Sync(SyncRequest { after_seq: self.seq, limit: 0 })).await?;
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
+        heartbeat.tick().await;
+        while !self.done() {
+            let frame = tokio::select! {
+                frame = self.socket.next() => frame,
+                _ = heartbeat.tick() => {
+                    self.send(Payload::Heartbeat(Heartbeat {})).await?;
+                    continue;
+                }
+                _ = tokio::signal::ctrl_c() => break,
+            };
+            match frame {
+                Some(Ok(tungstenite::Message::Binary(bytes))) => {
+                    let frame =
+                        ServerFrame::decode(bytes).context("the server sent a frame that is not a ServerFrame")?;
+                    self.handle(frame).await?;
+                }
+                Some(Ok(tungstenite::Message::Close(close))) => return closed(close),
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err).context("the session broke"),
+                None => bail!("the server closed the connection"),
+            }
+        }
+        let _ = self.socket.close(None).await;
+        Ok(())
+    }
+
+    async fn handle(&mut self, frame: ServerFrame) -> anyhow::Result<()> {
+        match frame.payload {
+            Some(Down::Response(response)) if response.code != 0 => {
+                eprintln!("request {} failed: code {}: {}", response.request_id, response.code, response.message);
+            }
+            Some(Down::Response(response)) => {
+                if let Some(Answer::Sync(page)) = response.result {
+                    for message in &page.messages {
+                        self.print_message(message);
+                    }
+                    if page.has_more && !self.done() {
+                        self.send(Payload::Sync(SyncRequest { after_seq: self.seq, limit: 0 })).await?;
+                    }
+                    self.ack().await?;
+                }
+            }
+            Some(Down::Message(push)) => {
+                if let Some(message) = push.message {
+                    self.print_message(&message);
+                    self.ack().await?;
+                }
+            }
+            Some(Down::Event(EventPush { event: Some(event) })) => self.print_event(event),
+            Some(Down::Kicked(kicked)) => self.print_kicked(&kicked),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn ack(&mut self) -> anyhow::Result<()> {
+        if self.seq > 0 {
+            self.send(Payload::Ack(AckRequest { seq: self.seq })).await?;
+        }
+        Ok(())
+    }
+
+    fn print_message(&mut self, message: &Message) {
+        if self.done() || (message.seq != 0 && message.seq <= self.seq) {
+            return;
+        }
+        self.seq = self.seq.max(message.seq);
+        self.printed += 1;
+        let kind = ConversationType::try_from(message.conversation_type).unwrap_or_default();
+        let from = if message.sender_user_id.is_empty() { "(system)" } else { &message.sender_user_id };
+        if self.json {
+            let line = json!({
+                "type": "message",
+                "message_id": message.id.to_string(),
+                "seq": message.seq,
+                "group_seq": message.group_seq,
+                "conversation_type": conversation_name(kind),
+                "from": message.sender_user_id,
+                "to": message.receiver_id,
+                "text": describe(message),
+                "sent_at_ms": message.sent_at_ms,
+            });
+            println!("{line}");
+            return;
+        }
+        let place = match kind {
+            ConversationType::Group if message.group_seq != 0 => {
+                format!("group {} #{}", message.receiver_id, message.group_seq)
+            }
+            ConversationType::Group => format!("group {}", message.receiver_id),
+            _ => message.receiver_id.clone(),
+        };
+        let seq = if message.seq == 0 { String::new() } else { format!("#{} ", message.seq) };
+        println!("{seq}{from} -> {place}: {}", describe(message));
+    }
+
+    fn print_event(&self, event: Event) {
+        let line = match event {
+            Event::Read(read) => json!({
+                "type": "read", "reader": read.reader_user_id, "conversation_id": read.conversation_id,
+                "conversation_type": conversation_name(ConversationType::try_from(read.conversation_type).unwrap_or_default()),
+                "seq": read.seq,
+            }),
+            Event::Presence(presence) => json!({
+                "type": "presence", "user_id": presence.user_id, "online": presence.online,
+            }),
+            Event::Custom(custom) => json!({
+                "type": "event", "kind": custom.kind, "data": String::from_utf8_lossy(&custom.data),
+            }),
+        };
+        if self.json {
+            println!("{line}");
+        } else {
+            let kind = line["type"].as_str().unwrap_or_default().to_owned();
+            let mut fields = line.as_object().cloned().unwrap_or_default();
+            fields.remove("type");
+            let text: Vec<String> = fields.iter().map(|(key, value)| format!("{key}={value}")).collect();
+            println!("({kind}) {}", text.join(" "));
+        }
+    }
+
+    fn print_kicked(&self, kicked: &Kicked) {
+        let reason = kicked.reason().as_str_name();
+        if self.json {
+            println!("{}", json!({"type": "kicked", "reason": reason, "message": kicked.message}));
+        } else {
+            println!("(kicked) {reason}: {}", kicked.message);
+        }
+    }
+}
+
+fn conversation_name(kind: ConversationType) -> &'static str {
+    match kind {
+        ConversationType::Direct => "direct",
+        ConversationType::Group => "group",
+        ConversationType::System => "system",
+        ConversationType::Unspecified => "unspecified",
+    }
+}
+
+/// The server ended the session: a normal close ends the command well, any other says why.
+fn closed(close: Option<CloseFrame>) -> anyhow::Result<()> {
+    match close {
+        Some(frame) if u16::from(frame.code) != 1000 => {
+            bail!("the server closed the session: {} {}", u16::from(frame.code), frame.reason)
+        }
+        _ => Ok(()),
+    }
+}

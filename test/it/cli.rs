@@ -1,0 +1,131 @@
+//! The client commands as a newcomer pastes them from docs/api.md, against a running
+//! `gim serve`: credentials from a profile that `gim app create --save` wrote, users,
+//! devices, tokens, sends as the business and as a device, groups, and `gim listen`
+//! printing what arrives, in order, and resuming after what it acknowledged.
+
+use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
+
+use tokio::{io::AsyncReadExt, process::Command};
+
+use crate::binary::{field, free_addr, gim, wait_until_serving};
+
+const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
+
+struct Cli<'a> {
+    profiles: &'a Path,
+    server: SocketAddr,
+    ws: SocketAddr,
+}
+
+impl Cli<'_> {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gim"));
+        command
+            .args(args)
+            .env_clear()
+            .env("GIM_PROFILES", self.profiles)
+            .env("GIM_SERVER", self.server.to_string())
+            .env("GIM_WS", format!("ws://{}/ws", self.ws))
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs a command that must succeed; returns what it printed.
+    async fn ok(&self, args: &[&str]) -> String {
+        let output = self.command(args).output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "gim {}: {stderr}", args.join(" "));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs a command that must fail; returns what it said on stderr.
+    async fn fails(&self, args: &[&str]) -> String {
+        let output = self.command(args).output().await.unwrap();
+        assert!(!output.status.success(), "gim {} should fail", args.join(" "));
+        String::from_utf8(output.stderr).unwrap()
+    }
+
+    async fn listen(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut out = String::new();
+        let mut stdout = child.stdout.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(20), stdout.read_to_string(&mut out))
+            .await
+            .expect("gim listen prints what it was asked for and exits")
+            .unwrap();
+        assert!(child.wait().await.unwrap().success());
+        out.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walk_through_of_docs_api_works_with_the_client_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, ws) = (free_addr(), free_addr());
+    let _server = gim(&dir.path().join("data"), addr)
+        .env("GIM_CONNECT__LISTEN", ws.to_string())
+        .env("GIM_ADMIN__TOKEN", ADMIN_TOKEN)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_serving(addr).await;
+    let profiles = dir.path().join("profiles.toml");
+    let cli = Cli { profiles: &profiles, server: addr, ws };
+
+    let missing = cli.fails(&["user", "create", "alice"]).await;
+    assert!(missing.contains("--app-id"), "says which credentials are missing: {missing}");
+    let created = cli.ok(&["app", "create", "--name", "walk", "--admin-token", ADMIN_TOKEN, "--save"]).await;
+    let app_id = field(&created, "app_id:");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&profiles).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the profile file holds a secret");
+    }
+    let apps = cli.ok(&["app", "list", "--admin-token", ADMIN_TOKEN]).await;
+    assert!(apps.lines().any(|line| line.starts_with(&format!("{app_id}\twalk\t"))), "{apps}");
+
+    cli.ok(&["user", "create", "alice", "--nickname", "Alice"]).await;
+    cli.ok(&["user", "create", "bob"]).await;
+    assert_eq!(cli.ok(&["user", "list"]).await, "alice\tAlice\nbob\t\n");
+    assert!(cli.ok(&["user", "get", "alice"]).await.contains("nickname: Alice"));
+    let unknown = cli.fails(&["user", "get", "zed"]).await;
+    assert!(unknown.contains("NotFound") && unknown.contains("zed"), "{unknown}");
+
+    cli.ok(&["device", "register", "alice", "phone", "--type", "ios"]).await;
+    let token = cli.ok(&["token", "issue", "alice", "phone"]).await.trim().to_owned();
+    cli.ok(&["send", "--from", "alice", "--to", "bob", "hello bob"]).await;
+    cli.ok(&["send", "--token", &token, "--to", "bob", "from the phone"]).await;
+    cli.ok(&["send", "--system", "--to", "bob", "welcome"]).await;
+    let group = cli.ok(&["group", "create", "--owner", "alice", "--name", "team", "--member", "bob"]).await;
+    let group = group.trim();
+    cli.ok(&["group", "send", group, "--from", "alice", "hi team"]).await;
+    let bad = cli.fails(&["send", "--token", "not-a-token", "--to", "bob", "x"]).await;
+    assert!(bad.contains("Unauthenticated"), "{bad}");
+
+    // A new device of bob's reads everything, in order.
+    let lines = cli.listen(&["listen", "--user", "bob", "--device", "laptop", "--json", "--count", "5"]).await;
+    let seen: Vec<(u64, &str, &str)> = lines
+        .iter()
+        .map(|line| (line["seq"].as_u64().unwrap(), line["from"].as_str().unwrap(), line["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(&seen[..3], &[(1, "alice", "hello bob"), (2, "alice", "from the phone"), (3, "", "welcome")]);
+    assert_eq!(seen[3].0, 4, "then the group's creation");
+    assert!(seen[3].2.contains("group.created"), "{:?}", seen[3]);
+    assert_eq!(seen[4], (5, "alice", "hi team"));
+    assert!(lines.iter().all(|line| line["type"] == "message"));
+
+    // The same device goes on after what it acknowledged; a live push arrives too.
+    let listening = cli.listen(&["listen", "--user", "bob", "--device", "laptop", "--json", "--count", "1"]);
+    let sending = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cli.ok(&["send", "--from", "alice", "--to", "bob", "later"]).await
+    };
+    let (next, _) = tokio::join!(listening, sending);
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0]["seq"].as_u64(), next[0]["text"].as_str()), (Some(6), Some("later")));
+
+    let unreachable = Cli { profiles: &profiles, server: free_addr(), ws };
+    let refused = unreachable.fails(&["user", "list"]).await;
+    assert!(refused.contains("cannot reach gim"), "{refused}");
+}
