@@ -3,6 +3,10 @@
 # Source it; it sets `work` (removed on exit) and stops what it started.
 
 log() { printf '==> %s\n' "$*" >&2; }
+fail() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
 
 # Installs Debian packages for the commands given as `command:package` that are missing.
 ensure_commands() {

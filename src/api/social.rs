@@ -7,7 +7,10 @@ use super::{auth, convert};
 use crate::{
     logic::{Logic, PostInput},
     model::Visibility,
-    proto::logic::v1::{self as api, friends_server::Friends, moments_server::Moments},
+    proto::{
+        common::v1 as common,
+        logic::v1::{self as api, friends_server::Friends, moments_server::Moments},
+    },
 };
 
 fn empty() -> Response<api::Empty> {
@@ -110,6 +113,12 @@ impl Friends for FriendsApi {
         let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
         let presence = self.logic.friend_presence(&caller, &request.into_inner().user_ids).await?;
         Ok(Response::new(convert::presence(presence)))
+    }
+
+    async fn find_user(&self, request: Request<api::FindUserRequest>) -> Result<Response<common::User>, Status> {
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let user = self.logic.find_by_username(caller.app, &request.into_inner().username).await?;
+        Ok(Response::new(convert::user(user)))
     }
 
     async fn make_friends(&self, request: Request<api::FriendPairsRequest>) -> Result<Response<api::Empty>, Status> {

@@ -62,6 +62,17 @@ impl Logic {
         Ok(())
     }
 
+    /// The user who signed up as `username`, for adding a friend by name. Sign-up
+    /// already tells whether a name is taken, so this reveals nothing more.
+    pub async fn find_by_username(&self, app: AppId, username: &str) -> Result<User> {
+        self.accounts_app(app).await?;
+        let username = normalize_username(username)?;
+        match self.store().account_by_username(app, &username).await? {
+            Some((user_id, _)) => self.get_user(app, &user_id).await,
+            None => Err(Error::not_found(format!("no user signed up as {username}"))),
+        }
+    }
+
     /// `address`: where the call came from, for the rate of sign-ups per address.
     pub async fn sign_up(
         &self,

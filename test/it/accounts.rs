@@ -2,7 +2,7 @@
 
 use gim::{
     model::AppSettings,
-    proto::logic::v1::{ChangePasswordRequest, DeviceInfo, Empty, SignInRequest, SignUpRequest},
+    proto::logic::v1::{ChangePasswordRequest, DeviceInfo, Empty, FindUserRequest, SignInRequest, SignUpRequest},
 };
 use tonic::Code;
 
@@ -11,7 +11,11 @@ use crate::{
     support::{Backend, TestServer, device_client},
 };
 
-both_stores!(a_user_signs_up_signs_in_and_changes_password, accounts_are_refused_where_the_app_does_not_keep_them);
+both_stores!(
+    a_user_signs_up_signs_in_and_changes_password,
+    accounts_are_refused_where_the_app_does_not_keep_them,
+    a_user_is_found_by_username_within_its_app_only
+);
 
 fn device(id: &str) -> Option<DeviceInfo> {
     Some(DeviceInfo { device_id: id.into(), ..Default::default() })
@@ -115,4 +119,37 @@ async fn accounts_are_refused_where_the_app_does_not_keep_them(backend: Backend)
     .await
     .unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
+}
+
+/// Adding a friend by name: a signed-in user finds another by username (any case), and
+/// never a user of another app, nor in an app that keeps no accounts.
+async fn a_user_is_found_by_username_within_its_app_only(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let accounts = AppSettings { accounts_enabled: true, ..Default::default() };
+    let (app, other) = (server.new_app_with(accounts.clone()).await, server.new_app_with(accounts).await);
+    let sign_up = |username: &'static str| SignUpRequest {
+        username: username.into(),
+        password: "correct horse".into(),
+        nickname: username.into(),
+        device: device("web"),
+    };
+    let alice = app.account().await.sign_up(sign_up("alice")).await.unwrap().into_inner();
+    let bob = app.account().await.sign_up(sign_up("bob")).await.unwrap().into_inner();
+    other.account().await.sign_up(sign_up("carol")).await.unwrap();
+
+    let mut friends = crate::support::friends_client(server.addr(), &bob.token).await;
+    let found = friends.find_user(FindUserRequest { username: "ALICE".into() }).await.unwrap().into_inner();
+    assert_eq!(found.user_id, alice.user.unwrap().user_id);
+    assert_eq!(found.nickname, "alice");
+    for (username, code) in
+        [("carol", Code::NotFound), ("nobody", Code::NotFound), ("no spaces", Code::InvalidArgument)]
+    {
+        let status = friends.find_user(FindUserRequest { username: username.into() }).await.unwrap_err();
+        assert_eq!(status.code(), code, "{username}");
+    }
+
+    let plain = server.new_app().await;
+    plain.user("dave").await;
+    let status = plain.friends(Some("dave")).await.find_user(FindUserRequest { username: "dave".into() }).await;
+    assert_eq!(status.unwrap_err().code(), Code::PermissionDenied, "the app keeps no usernames");
 }

@@ -412,6 +412,14 @@ pub async fn groups_client(addr: SocketAddr, token: &str) -> GroupsClient<Interc
     GroupsClient::with_interceptor(channel(addr).await, Meta::new(&[("authorization", &bearer)]))
 }
 
+pub async fn friends_client(addr: SocketAddr, token: &str) -> Friends {
+    let bearer = format!("Bearer {token}");
+    gim::proto::logic::v1::friends_client::FriendsClient::with_interceptor(
+        channel(addr).await,
+        Meta::new(&[("authorization", &bearer)]),
+    )
+}
+
 impl TestApp {
     /// The Groups API as the business, acting as `user` (or as the app when `None`).
     pub async fn groups(&self, acting_user: Option<&str>) -> GroupsClient<Intercepted> {
