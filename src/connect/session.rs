@@ -43,8 +43,27 @@ type Ws = WebSocketStream<TcpStream>;
 pub(super) enum Exit {
     /// Send this close frame (after what is queued), then close.
     Close(u16, String),
-    /// The device closed or the connection broke: nothing more can be sent.
+    /// The device sent a close frame: answer it, as RFC 6455 asks, then close.
+    Closed,
+    /// The connection broke: nothing more can be sent.
     Gone,
+}
+
+/// Ends the WebSocket as `exit` says, within the write timeout.
+async fn goodbye(ws: &mut Ws, exit: Exit, ctx: &Context) {
+    let within = ctx.limits.write_timeout;
+    match exit {
+        Exit::Close(code, reason) => {
+            tracing::debug!(code, reason, "closing the session");
+            let _ = tokio::time::timeout(within, ws.close(Some(close::frame(code, &reason)))).await;
+        }
+        // tungstenite queued the reply when the device's close frame came in; a flush
+        // sends it (a close would be refused: the device already closed).
+        Exit::Closed => {
+            let _ = tokio::time::timeout(within, SinkExt::flush(ws)).await;
+        }
+        Exit::Gone => {}
+    }
 }
 
 /// A seq space of the device: its inbox, or a large group's timeline.
@@ -82,12 +101,10 @@ pub(super) async fn run(ws: Box<Ws>, token: Option<String>, ctx: Arc<Context>) {
 async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Option<Box<State>> {
     let device = match authenticate(&mut ws, token, ctx).await {
         Ok(device) => device,
-        Err(Exit::Close(code, reason)) => {
-            let goodbye = WebSocketStream::close(&mut *ws, Some(close::frame(code, &reason)));
-            let _ = tokio::time::timeout(ctx.limits.write_timeout, goodbye).await;
+        Err(exit) => {
+            goodbye(&mut ws, exit, ctx).await;
             return None;
         }
-        Err(Exit::Gone) => return None,
     };
     let opened_at_ms = now_ms();
     let caller = &device.caller;
@@ -131,11 +148,7 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
 
 /// Closes the socket as `exit` says, and removes the session and its route.
 async fn finish(mut state: Box<State>, exit: Exit, ctx: &Context) {
-    if let Exit::Close(code, reason) = exit {
-        tracing::debug!(code, reason, "closing the session");
-        let goodbye = state.ws.close(Some(close::frame(code, &reason)));
-        let _ = tokio::time::timeout(ctx.limits.write_timeout, goodbye).await;
-    }
+    goodbye(&mut state.ws, exit, ctx).await;
     ctx.hub.detach(&state.session);
     ctx.metrics.sessions.dec();
     if let Err(err) = ctx.routes.unregister(&state.session.registration(), &ctx.node).await {
@@ -219,7 +232,7 @@ fn decode(message: WsMessage) -> Result<Option<ClientFrame>, Exit> {
         WsMessage::Text(_) => {
             Err(Exit::Close(close::UNSUPPORTED_DATA, "text frames are not accepted: send binary ClientFrames".into()))
         }
-        WsMessage::Close(_) => Err(Exit::Gone),
+        WsMessage::Close(_) => Err(Exit::Closed),
         WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => Ok(None),
     }
 }

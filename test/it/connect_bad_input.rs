@@ -204,3 +204,18 @@ async fn pages_of_origins_not_allowed_cannot_open_sessions() {
     let mut native = WsClient::connect(server.ws_addr(), &token).await;
     assert_eq!(native.heartbeat().await.code, 0, "a client that sends no origin is not a browser page");
 }
+
+/// RFC 6455: a close frame from the device is answered with one, so that browsers see a
+/// clean close with the code they sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_from_the_device_is_answered() {
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
+    let server = server(|_| {}).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let token = app.device_token("alice", "phone").await;
+    let (mut client, _) = WsClient::online(server.ws_addr(), &token, 0).await;
+    client.send_raw(WsMessage::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "bye".into() }))).await;
+    let (closed, _) = client.closed().await;
+    assert_eq!(closed.code, 1000, "the server echoes the device's close: {closed:?}");
+}

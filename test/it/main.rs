@@ -25,4 +25,5 @@ mod social_connect;
 mod store;
 mod tenancy;
 mod users;
+mod web;
 mod ws;

@@ -166,6 +166,8 @@ pub fn test_config(db: &TestDb) -> Config {
     config.admin.token = Secret::new(ADMIN_TOKEN);
     // Large-group pushes wait for a flush; tests wait for quiet, so keep it short.
     config.connect.group_push_max_delay_ms = 20;
+    // The web app makes an app of its own at start; the tests of the web app turn it on.
+    config.web.enabled = false;
     // Tests call far faster than people; the tests of rates turn them on.
     config.rates = gim::config::RatesConfig {
         device_calls_per_second: 0,
