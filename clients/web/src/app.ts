@@ -21,6 +21,24 @@ import type { WebConfig } from "./config.js";
 import { fields, h, mount, time } from "./dom.js";
 import { History, lineOf, type Line } from "./history.js";
 
+/** What a notice says after the name of who caused it. */
+const NOTICES: Record<string, string> = {
+  "friend.requested": "asked to be your friend",
+  "friend.accepted": "accepted your friend request",
+  "friend.deleted": "is no longer your friend",
+  "group.created": "created the group",
+  "group.updated": "changed the group",
+  "group.dismissed": "dismissed the group",
+  "group.member_joined": "joined",
+  "group.member_left": "left",
+  "group.members_removed": "removed members",
+  "group.owner_changed": "handed the group over",
+  "moment.posted": "posted a moment",
+  "moment.liked": "liked your post",
+  "moment.commented": "commented on your post",
+  "moment.replied": "replied to your comment",
+};
+
 type Tab = "chats" | "friends" | "groups" | "moments";
 
 interface State {
@@ -333,6 +351,19 @@ export class ChatApp {
     return this.state.names.get(id) || id;
   }
 
+  private name(userId: string): string {
+    return this.state.names.get(userId) || userId;
+  }
+
+  /** A message's text; a notice in words, with names. */
+  private textOf(line: Line): string {
+    if (!line.system || !line.actor) return line.text;
+    const mine = line.actor === this.me.userId;
+    if (mine && line.text === "friend.accepted") return `You and ${this.name(line.target)} are friends now`;
+    if (mine && line.text === "friend.requested") return `You asked ${this.name(line.target)} to be your friend`;
+    return `${mine ? "You" : this.name(line.actor)} ${NOTICES[line.text] ?? line.text}`;
+  }
+
   private conversationList(): HTMLElement {
     const conversations = [...this.state.lines.entries()]
       .map(([key, lines]) => ({ key, last: lines.at(-1)! }))
@@ -363,7 +394,7 @@ export class ChatApp {
           h(
             "div",
             { class: "row" },
-            h("span", { class: "preview" }, last.text),
+            h("span", { class: "preview" }, this.textOf(last)),
             unread > 0 && h("span", { class: "badge" }, String(unread)),
           ),
         );
@@ -389,8 +420,8 @@ export class ChatApp {
           !line.system &&
             line.from !== this.me.userId &&
             open.startsWith("g:") &&
-            h("span", { class: "from" }, this.state.names.get(line.from) || line.from),
-          h("span", { class: "text" }, line.text),
+            h("span", { class: "from" }, this.name(line.from)),
+          h("span", { class: "text" }, this.textOf(line)),
           h("time", {}, time(line.sentAtMs)),
         ),
       ),
@@ -476,7 +507,7 @@ export class ChatApp {
           "div",
           { class: "row" },
           h("span", { class: `dot ${this.state.online.has(id) ? "on" : "off"}` }),
-          h("span", { class: "name" }, this.state.names.get(id) || id),
+          h("span", { class: "name" }, this.name(id)),
           h("span", { class: "muted small" }, this.state.online.has(id) ? "online" : "offline"),
         ),
       );
@@ -510,7 +541,7 @@ export class ChatApp {
           "label",
           { class: "check" },
           h("input", { type: "checkbox", name: `member:${friend.user?.userId ?? ""}` }),
-          this.state.names.get(friend.user?.userId ?? "") || (friend.user?.userId ?? ""),
+          this.name(friend.user?.userId ?? ""),
         ),
       ),
       h("button", { type: "submit", class: "primary" }, "Create group"),
@@ -599,7 +630,7 @@ export class ChatApp {
         h(
           "div",
           { class: "row" },
-          h("span", { class: "name" }, this.state.names.get(post.authorId) || post.authorId),
+          h("span", { class: "name" }, this.name(post.authorId)),
           h("span", { class: "muted small" }, time(post.createdAtMs)),
         ),
         h("p", {}, post.content?.text ?? ""),
@@ -626,7 +657,7 @@ export class ChatApp {
           "ul",
           { class: "comments" },
           post.comments.map((c) =>
-            h("li", {}, h("strong", {}, this.state.names.get(c.userId) || c.userId), " ", c.text),
+            h("li", {}, h("strong", {}, this.name(c.userId)), " ", c.text),
           ),
         ),
         comment,

@@ -12,6 +12,9 @@ export interface Line {
   /** `d:<peer>`, `g:<group>` or `s:` (notifications). */
   conversation: string;
   from: string;
+  /** Notices (`text` is then the event's name): who caused it, and whom it is about. */
+  actor: string;
+  target: string;
   text: string;
   system: boolean;
   sentAtMs: number;
@@ -28,10 +31,7 @@ export function conversationOf(message: Message, me: string): string {
 
 function describe(message: Message): string {
   const content = message.body?.content;
-  if (content?.case === "system") {
-    const detail = content.value.event.replace(".", " ").replace("_", " ");
-    return `${content.value.actorUserId || "gim"}: ${detail}`;
-  }
+  if (content?.case === "system") return content.value.event;
   return textOf(message.body) ?? `[${content?.case ?? "empty"}]`;
 }
 
@@ -42,6 +42,8 @@ export function lineOf(message: Message, me: string): Line {
     id: String(message.id),
     conversation: conversationOf(message, me),
     from: message.senderUserId,
+    actor: message.body?.content.case === "system" ? message.body.content.value.actorUserId : "",
+    target: message.body?.content.case === "system" ? (message.body.content.value.targetUserIds[0] ?? "") : "",
     text: describe(message),
     system: message.body?.content.case === "system" || message.senderUserId === "",
     sentAtMs: Number(message.sentAtMs),
