@@ -4,6 +4,7 @@
 import {
   ConversationType,
   IndexedDbCursorStore,
+  JoinPolicy,
   Session,
   Visibility,
   createClients,
@@ -139,6 +140,8 @@ export class ChatApp {
       this.state.unread.delete(key);
       this.render();
     });
+    // What the session recovers from by itself, for whoever opens the console.
+    session.on("error", (error) => console.warn("gim session:", error.message));
     session.on("kicked", (kicked) => this.notify(`Signed out: ${kicked.message || "this device was signed out"}`));
     session.on("state", (change) => {
       this.state.connection = change.state;
@@ -427,7 +430,7 @@ export class ChatApp {
       ),
     );
     const subtitle = open.startsWith("g:")
-      ? `group ${id}`
+      ? `id ${id}`
       : open === "s:"
         ? "friend requests, likes and comments"
         : this.state.online.has(id)
@@ -544,6 +547,12 @@ export class ChatApp {
           this.name(friend.user?.userId ?? ""),
         ),
       ),
+      h(
+        "label",
+        { class: "check" },
+        h("input", { type: "checkbox", name: "open", checked: true }),
+        "Anyone with the group's id may join",
+      ),
       h("button", { type: "submit", class: "primary" }, "Create group"),
     );
     create.addEventListener("submit", (event) => {
@@ -553,7 +562,8 @@ export class ChatApp {
         .filter((key) => key.startsWith("member:"))
         .map((key) => key.slice(7));
       void this.act(async () => {
-        const group = await this.clients.groups.createGroup({ name: values.name, memberIds });
+        const joinPolicy = values.open ? JoinPolicy.FREE : JoinPolicy.APPROVAL;
+        const group = await this.clients.groups.createGroup({ name: values.name, memberIds, joinPolicy });
         this.state.groups.set(group.groupId, group);
         this.openConversation(`g:${group.groupId}`);
       });

@@ -38,8 +38,14 @@ afterAll(async () => {
   await gim?.stop();
 });
 
+/** What the pages said on their consoles, printed when the test fails. */
+const consoles: string[] = [];
+
 async function person(context: BrowserContext): Promise<Page> {
   const page = await context.newPage();
+  const who = consoles.length;
+  page.on("console", (message) => consoles.push(`[page ${who}] ${message.type()}: ${message.text()}`));
+  page.on("pageerror", (error) => consoles.push(`[page ${who}] error: ${error.message}`));
   page.setDefaultTimeout(WAIT);
   await page.goto(base);
   return page;
@@ -71,13 +77,14 @@ async function lines(page: Page): Promise<string[]> {
 }
 
 async function screenshots(pages: Record<string, Page>): Promise<void> {
+  if (consoles.length) console.log(consoles.join("\n"));
   mkdirSync("test-results", { recursive: true });
   for (const [name, page] of Object.entries(pages)) {
     if (!page.isClosed()) await page.screenshot({ path: `test-results/${name}.png`, fullPage: true });
   }
 }
 
-test("two people sign up, befriend each other, chat, reload, catch up, and meet in a group and in moments", async () => {
+test("two people sign up, befriend each other, chat, reload, catch up, meet in a group a third joins, and in moments", async () => {
   const [aliceContext, bobContext] = [await browser.newContext(), await browser.newContext()];
   let alice = await person(aliceContext);
   let bob = await person(bobContext);
@@ -129,11 +136,27 @@ test("two people sign up, befriend each other, chat, reload, catch up, and meet 
   await alice.getByLabel("Group name").fill("Team");
   await alice.locator("label.check", { hasText: "Bob" }).locator("input").check();
   await alice.getByRole("button", { name: "Create group" }).click();
+  await alice.locator(".pane-head h2", { hasText: "Team" }).waitFor(); // not Bob's chat, still open meanwhile
   await say(alice, "hello team");
   await bob.locator("[data-conversation^='g:']", { hasText: "Team" }).click();
   await bob.locator(".messages li.theirs", { hasText: "hello team" }).waitFor();
   await say(bob, "hi all");
   await alice.locator(".messages li.theirs", { hasText: "hi all" }).waitFor();
+
+  // Carol joins the group by its id, which Alice's pane shows.
+  const groupId = (await alice.locator(".pane-head .muted").textContent())!.replace(/^id /, "");
+  const carolContext = await browser.newContext();
+  const carol = await person(carolContext);
+  onTestFailed(() => screenshots({ carol }));
+  await signUp(carol, "carol", "Carol");
+  await tab(carol, "Groups");
+  await carol.getByLabel("Group id").fill(groupId);
+  await carol.getByRole("button", { name: "Join group" }).click();
+  await carol.locator(".pane-head h2", { hasText: "Team" }).waitFor();
+  await alice.locator(".messages li.system", { hasText: "joined" }).waitFor();
+  await say(alice, "welcome carol");
+  await carol.locator(".messages li.theirs", { hasText: "welcome carol" }).waitFor();
+  await carolContext.close();
 
   // Moments: Alice posts, Bob likes and comments.
   await tab(alice, "Moments");
