@@ -65,6 +65,10 @@ async fn the_walk_through_of_docs_api_works_with_the_client_commands() {
     let _server = gim(&dir.path().join("data"), addr)
         .env("GIM_CONNECT__LISTEN", ws.to_string())
         .env("GIM_ADMIN__TOKEN", ADMIN_TOKEN)
+        // The client commands' variables are no setting of the server's.
+        .env("GIM_SERVER", addr.to_string())
+        .env("GIM_APP_ID", "1")
+        .env("GIM_PROFILE", "default")
         .arg("serve")
         .stdout(Stdio::null())
         .spawn()
