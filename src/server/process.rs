@@ -73,7 +73,13 @@ async fn start_serve(
         peers: None,
         web,
     };
+    let serves_web = parts.web.is_some();
     let connect = ConnectNode::start(&config.connect, parts).await?;
+    if serves_web {
+        let addr = connect.ws_addr();
+        let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
+        tracing::info!("the web chat app is at http://{host}:{}/", addr.port());
+    }
     Ok((logic, connect))
 }
 
