@@ -77,8 +77,8 @@ async fn start_serve(
     let connect = ConnectNode::start(&config.connect, parts).await?;
     if serves_web {
         let addr = connect.ws_addr();
-        let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
-        tracing::info!("the web chat app is at http://{host}:{}/", addr.port());
+        let at = if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() };
+        tracing::info!("the web chat app is at http://{at}/");
     }
     Ok((logic, connect))
 }
