@@ -257,6 +257,41 @@ pub struct ReadCursor {
     pub updated_at_ms: i64,
 }
 
+/// One conversation of a user: where it stands, what the user has not read, and the
+/// user's settings for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub conversation_type: ConversationType,
+    pub conversation_id: String,
+    /// The user's inbox seq of the latest message (0: none yet).
+    pub last_seq: u64,
+    pub last_message_id: u64,
+    pub last_at_ms: i64,
+    /// Messages from others after the read cursor.
+    pub unread: u64,
+    /// Of those, the ones that mention the user or everyone.
+    pub mentions: u64,
+    pub read_seq: u64,
+    pub pinned: bool,
+    /// Do not disturb: left out of the total unread count.
+    pub muted: bool,
+    /// Left out of the list until the next message comes.
+    pub hidden: bool,
+    pub draft: String,
+    /// The user's conversation version when this row last changed.
+    pub version: u64,
+    pub updated_at_ms: i64,
+}
+
+/// Settings a user changes on a conversation; `None` leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationSettings {
+    pub pinned: Option<bool>,
+    pub muted: Option<bool>,
+    pub hidden: Option<bool>,
+    pub draft: Option<String>,
+}
+
 impl From<Message> for crate::proto::common::v1::Message {
     fn from(message: Message) -> Self {
         Self {

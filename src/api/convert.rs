@@ -222,3 +222,24 @@ pub fn sync_page(page: crate::logic::SyncPage) -> api::SyncResponse {
         large_groups: large_groups(page.large_groups),
     }
 }
+
+pub fn conversation(view: crate::logic::ConversationView) -> api::Conversation {
+    let crate::logic::ConversationView { conversation, last_message, peer, group } = view;
+    api::Conversation {
+        conversation_type: conversation.conversation_type as i32,
+        conversation_id: conversation.conversation_id,
+        last_message: last_message.map(pb::Message::from),
+        unread_count: conversation.unread,
+        mention_count: conversation.mentions,
+        read_seq: conversation.read_seq,
+        pinned: conversation.pinned,
+        muted: conversation.muted,
+        hidden: conversation.hidden,
+        draft: conversation.draft,
+        version: conversation.version,
+        updated_at_ms: conversation.updated_at_ms,
+        peer: peer.map(user),
+        group_name: group.as_ref().map(|group| group.name.clone()).unwrap_or_default(),
+        group_avatar_url: group.map(|group| group.avatar_url).unwrap_or_default(),
+    }
+}

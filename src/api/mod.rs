@@ -6,6 +6,7 @@ mod admin;
 pub mod auth;
 mod business;
 pub mod codec;
+mod conversations;
 mod convert;
 mod device;
 mod edge;
@@ -35,8 +36,8 @@ use crate::{
         connect::v1::sessions_server::SessionsServer,
         logic::v1::{
             account_server::AccountServer, app_admin_server::AppAdminServer, business_server::BusinessServer,
-            device_server::DeviceServer, friends_server::FriendsServer, groups_server::GroupsServer,
-            moments_server::MomentsServer,
+            conversations_server::ConversationsServer, device_server::DeviceServer, friends_server::FriendsServer,
+            groups_server::GroupsServer, moments_server::MomentsServer,
         },
     },
 };
@@ -60,6 +61,7 @@ pub async fn logic_routes(logic: Logic, options: PublicOptions, metrics: Arc<Met
     health.set_serving::<GroupsServer<groups::GroupsApi>>().await;
     health.set_serving::<FriendsServer<social::FriendsApi>>().await;
     health.set_serving::<MomentsServer<social::MomentsApi>>().await;
+    health.set_serving::<ConversationsServer<conversations::ConversationsApi>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(PUBLIC_FILE_DESCRIPTOR_SET)
@@ -80,6 +82,10 @@ pub async fn logic_routes(logic: Logic, options: PublicOptions, metrics: Arc<Met
         .add_service(GroupsServer::new(groups::GroupsApi::new(logic.clone())).max_decoding_message_size(max))
         .add_service(FriendsServer::new(social::FriendsApi::new(logic.clone())).max_decoding_message_size(max))
         .add_service(MomentsServer::new(social::MomentsApi::new(logic.clone())).max_decoding_message_size(max))
+        .add_service(
+            ConversationsServer::new(conversations::ConversationsApi::new(logic.clone()))
+                .max_decoding_message_size(max),
+        )
         .add_service(
             AppAdminServer::new(admin::AdminApi::new(logic, options.admin_token)).max_decoding_message_size(max),
         );

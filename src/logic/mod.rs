@@ -3,6 +3,7 @@
 
 mod accounts;
 mod apps;
+mod conversations;
 mod error;
 mod friend_rules;
 mod friends;
@@ -28,6 +29,7 @@ use std::{sync::Arc, time::Duration};
 
 pub use crate::store::{GroupActor, GroupPatch, HistoryCursor};
 pub use accounts::Session;
+pub use conversations::{ConversationChanges, ConversationPage, ConversationView, page_token, parse_page_token};
 pub use error::{Error, ErrorCode, Result};
 pub use friends::WithProfile;
 pub use group_rules::GroupRules;

@@ -13,9 +13,9 @@ pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {
 }
 
 use crate::model::{
-    App, AppId, AppSecret, AppSettings, Comment, ConversationType, Device, DeviceType, Friend, FriendRequest, Group,
-    GroupMember, JoinPolicy, JoinRequest, Like, Message, MessageBody, Post, ProfilePatch, ReadCursor, Relation,
-    TokenGenerations, User, Visibility,
+    App, AppId, AppSecret, AppSettings, Comment, Conversation, ConversationSettings, ConversationType, Device,
+    DeviceType, Friend, FriendRequest, Group, GroupMember, JoinPolicy, JoinRequest, Like, Message, MessageBody, Post,
+    ProfilePatch, ReadCursor, Relation, TokenGenerations, User, Visibility,
 };
 
 /// Failures of the store. Callers turn `NotFound`/`Conflict` into domain errors;
@@ -456,6 +456,57 @@ pub trait ReadStore: Send + Sync {
     async fn read_cursors(&self, app: AppId, user_id: &str) -> StoreResult<Vec<ReadCursor>>;
 }
 
+/// Where a page of conversations ends: the last one's activity time and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationMark {
+    pub last_at_ms: i64,
+    pub conversation_type: ConversationType,
+    pub conversation_id: String,
+}
+
+/// A user's conversations. Messages, reads and settings change them in their own
+/// transactions (`MessageStore::append`, `ReadStore::mark_read`, `update_conversation`),
+/// each bumping the user's conversation version.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Shown conversations (not hidden), latest activity first, after `after`.
+    async fn conversations(
+        &self,
+        app: AppId,
+        user_id: &str,
+        after: Option<&ConversationMark>,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>>;
+    /// Conversations changed after `version` (hidden ones too), in version order.
+    async fn changed_conversations(
+        &self,
+        app: AppId,
+        user_id: &str,
+        version: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>>;
+    /// The user's conversation version and total unread count (muted conversations left out).
+    async fn conversation_totals(&self, app: AppId, user_id: &str) -> StoreResult<ConversationTotals>;
+    /// Changes a conversation's settings (making its row if the user has none yet).
+    async fn update_conversation(
+        &self,
+        app: AppId,
+        user_id: &str,
+        conversation: (ConversationType, &str),
+        settings: &ConversationSettings,
+        now_ms: i64,
+    ) -> StoreResult<Conversation>;
+    /// The messages with these ids, as stored (seq 0).
+    async fn messages_by_id(&self, app: AppId, ids: &[u64]) -> StoreResult<Vec<Message>>;
+}
+
+/// A user's conversation version and badge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConversationTotals {
+    pub version: u64,
+    pub unread: u64,
+}
+
 /// A notification written in the same transaction as the change it announces, as
 /// stored: the message and where it landed.
 #[derive(Debug, Clone, PartialEq)]
@@ -723,6 +774,12 @@ pub trait MomentStore: Send + Sync {
 }
 
 /// The whole store, as logic uses it.
-pub trait Store: AppStore + UserStore + MessageStore + ReadStore + GroupStore + FriendStore + MomentStore {}
+pub trait Store:
+    AppStore + UserStore + MessageStore + ReadStore + GroupStore + FriendStore + MomentStore + ConversationStore
+{
+}
 
-impl<T: AppStore + UserStore + MessageStore + ReadStore + GroupStore + FriendStore + MomentStore> Store for T {}
+impl<T> Store for T where
+    T: AppStore + UserStore + MessageStore + ReadStore + GroupStore + FriendStore + MomentStore + ConversationStore
+{
+}

@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod connect;
 mod connect_bad_input;
+mod conversations;
 mod friends;
 mod group_access;
 mod group_connect;

@@ -6,7 +6,11 @@ use async_trait::async_trait;
 use prost::Message as _;
 use sqlx::Row;
 
-use super::{MAX_IN_LIST, SqlStore, Tx, bind_in, conflict_on_unique, in_list, in_tx, pow2_chunks, rows, rows_of};
+use super::{
+    MAX_IN_LIST, SqlStore, Tx, bind_in, conflict_on_unique,
+    conversations::{Key, Landing, mentions},
+    in_list, in_tx, pow2_chunks, rows, rows_of,
+};
 use crate::{
     model::{AppId, ConversationType, Group, GroupMember, Message, MessageStatus},
     store::{
@@ -102,7 +106,7 @@ impl SqlStore {
         // Seq rows are locked in key order, so that concurrent batches cannot deadlock.
         let users: BTreeSet<&str> =
             admitted.iter().flat_map(|a| a.recipients.iter().map(|r| r.user_id.as_str())).collect();
-        let mut seqs = self.lock_seqs(tx, app, &users).await?;
+        let (mut seqs, versions) = self.lock_seqs(tx, app, &users).await?;
         let mut written = Written::default();
         for message in &admitted {
             outcomes[message.index] = Some(assign(batch, message, &mut groups, &mut seqs, &mut written));
@@ -110,7 +114,10 @@ impl SqlStore {
         for (index, first) in fresh.repeats {
             outcomes[index] = outcomes[first].clone().map(|outcome| outcome.map(as_duplicate));
         }
+        // Every user whose inbox moved has a conversation that changed.
+        written.versions = written.touched.iter().map(|user| (*user, versions[*user] + 1)).collect();
         self.write_batch(tx, app, batch, &written, &seqs, &groups).await?;
+        self.land(tx, app, batch, &written).await?;
         Ok(outcomes.into_iter().map(|outcome| outcome.expect("every message of a batch gets an outcome")).collect())
     }
 
@@ -208,7 +215,8 @@ impl SqlStore {
         seqs: &BTreeMap<&str, u64>,
         groups: &HashMap<String, LockedGroup>,
     ) -> StoreResult<()> {
-        self.store_seqs(tx, app, written.touched.iter().map(|user| (*user, seqs[*user]))).await?;
+        let versions = &written.versions;
+        self.store_seqs(tx, app, written.touched.iter().map(|user| (*user, seqs[*user], versions[*user]))).await?;
         for chunk in pow2_chunks(&written.messages) {
             self.insert_messages(tx, app, batch, chunk).await?;
         }
@@ -250,9 +258,9 @@ impl SqlStore {
         chunk: &[InboxRow<'_>],
     ) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO inbox (app_id, user_id, seq, message_id, conversation_type, conversation_id, sent_at_ms) \
-             VALUES {}",
-            rows_of(chunk.len(), 7)
+            "INSERT INTO inbox (app_id, user_id, seq, message_id, conversation_type, conversation_id, sent_at_ms, \
+             mentioned) VALUES {}",
+            rows_of(chunk.len(), 8)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
@@ -264,7 +272,8 @@ impl SqlStore {
                 .bind(rows::bigint(message.id, "message_id")?)
                 .bind(i64::from(message.conversation_type as i32))
                 .bind(row.conversation)
-                .bind(message.sent_at_ms);
+                .bind(message.sent_at_ms)
+                .bind(i64::from(mentions(message, row.user)));
         }
         query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         Ok(())
@@ -412,48 +421,71 @@ impl SqlStore {
         Ok(found)
     }
 
+    /// The users' inbox seqs and conversation versions, locked.
     async fn lock_seqs<'u>(
         &self,
         tx: &mut Tx,
         app: i64,
         users: &BTreeSet<&'u str>,
-    ) -> StoreResult<BTreeMap<&'u str, u64>> {
+    ) -> StoreResult<(BTreeMap<&'u str, u64>, BTreeMap<&'u str, u64>)> {
         if users.is_empty() {
-            return Ok(BTreeMap::new());
+            return Ok(Default::default());
         }
         let sql = format!(
-            "SELECT user_id, seq FROM user_seqs WHERE app_id = ? AND user_id IN ({}) ORDER BY user_id{}",
+            "SELECT user_id, seq, conversation_version FROM user_seqs WHERE app_id = ? AND user_id IN ({}) \
+             ORDER BY user_id{}",
             in_list(users.len()),
             self.dialect.for_update()
         );
         let users_list: Vec<&str> = users.iter().copied().collect();
         let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app), &users_list);
-        let mut seqs = BTreeMap::new();
+        let (mut seqs, mut versions) = (BTreeMap::new(), BTreeMap::new());
         for row in query.fetch_all(&mut **tx).await? {
             let user: String = row.try_get("user_id")?;
             if let Some(key) = users.get(user.as_str()) {
                 seqs.insert(*key, rows::get_u64(&row, "seq")?);
+                versions.insert(*key, rows::get_u64(&row, "conversation_version")?);
             }
         }
-        Ok(seqs)
+        Ok((seqs, versions))
+    }
+
+    /// Adds the batch's inbox rows to their users' conversations, at the users' new
+    /// conversation versions.
+    async fn land(&self, tx: &mut Tx, app: i64, batch: &[NewMessage], written: &Written<'_>) -> StoreResult<()> {
+        if written.inbox.is_empty() {
+            return Ok(());
+        }
+        let mut landings: BTreeMap<Key<'_>, Landing> = BTreeMap::new();
+        for row in &written.inbox {
+            let message = &batch[row.index];
+            let key = (row.user, i64::from(message.conversation_type as i32), row.conversation);
+            landings.entry(key).or_default().add(message, row.user, row.seq);
+        }
+        let now_ms = written.inbox.iter().map(|row| batch[row.index].sent_at_ms).max().unwrap_or_default();
+        self.land_in_conversations(tx, app, &landings, &written.versions, now_ms).await
     }
 
     async fn store_seqs<'u>(
         &self,
         tx: &mut Tx,
         app: i64,
-        seqs: impl Iterator<Item = (&'u str, u64)>,
+        seqs: impl Iterator<Item = (&'u str, u64, u64)>,
     ) -> StoreResult<()> {
-        let seqs: Vec<(&str, u64)> = seqs.collect();
+        let seqs: Vec<(&str, u64, u64)> = seqs.collect();
         for chunk in pow2_chunks(&seqs) {
             let sql = format!(
-                "INSERT INTO user_seqs (app_id, user_id, seq) VALUES {}{}",
-                rows_of(chunk.len(), 3),
-                self.dialect.upsert("app_id, user_id", &["seq"])
+                "INSERT INTO user_seqs (app_id, user_id, seq, conversation_version) VALUES {}{}",
+                rows_of(chunk.len(), 4),
+                self.dialect.upsert("app_id, user_id", &["seq", "conversation_version"])
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (user, seq) in chunk {
-                query = query.bind(app).bind(*user).bind(rows::bigint(*seq, "seq")?);
+            for (user, seq, version) in chunk {
+                query = query
+                    .bind(app)
+                    .bind(*user)
+                    .bind(rows::bigint(*seq, "seq")?)
+                    .bind(rows::bigint(*version, "conversation_version")?);
             }
             query.execute(&mut **tx).await?;
         }
@@ -508,6 +540,8 @@ struct Written<'b> {
     timeline: Vec<TimelineRow<'b>>,
     /// Users whose seq moved.
     touched: BTreeSet<&'b str>,
+    /// Their new conversation versions.
+    versions: BTreeMap<&'b str, u64>,
 }
 
 /// Asks the rules about each new message, on what the batch read; gives the admitted

@@ -10,6 +10,7 @@
 //! checked conversions of `rows` (no silent fallbacks).
 
 mod apps;
+mod conversations;
 mod friends;
 mod groups;
 mod messages;
@@ -62,6 +63,22 @@ impl Dialect {
                 let sets: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
                 format!(" ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(", "))
             }
+        }
+    }
+
+    /// The start of an `INSERT`'s update of an existing row: assignments follow.
+    fn on_conflict(self, key: &str) -> String {
+        match self {
+            Dialect::MySql => " ON DUPLICATE KEY UPDATE ".to_owned(),
+            Dialect::Sqlite => format!(" ON CONFLICT ({key}) DO UPDATE SET "),
+        }
+    }
+
+    /// In such an update, the value the `INSERT` gave `column`.
+    fn excluded(self, column: &str) -> String {
+        match self {
+            Dialect::MySql => format!("VALUES({column})"),
+            Dialect::Sqlite => format!("excluded.{column}"),
         }
     }
 

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use sqlx::{Row, any::AnyRow};
 
-use super::{SqlStore, rows};
+use super::{SqlStore, Tx, in_tx, rows};
 use crate::{
     model::{AppId, ReadCursor},
     store::{InboxEntry, ReadStore, StoreResult},
@@ -17,6 +17,49 @@ fn cursor(row: &AnyRow) -> StoreResult<ReadCursor> {
         message_id: rows::get_u64(row, "message_id")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
     })
+}
+
+impl SqlStore {
+    /// Moves the cursor and counts what is left unread, in one transaction; the
+    /// conversation's row (and with it the user's conversation version) first, in the
+    /// order sends lock them.
+    async fn mark_read_in(&self, tx: &mut Tx, app: i64, user_id: &str, read: &ReadCursor) -> StoreResult<ReadCursor> {
+        let kind = i64::from(read.conversation_type as i32);
+        let conversation = (kind, read.conversation_id.as_str());
+        self.read_conversation(tx, app, user_id, conversation, read.seq, read.updated_at_ms).await?;
+        // Only a later seq replaces the stored cursor: concurrent devices never move it back.
+        let sql = format!(
+            "INSERT INTO read_cursors (app_id, user_id, conversation_type, conversation_id, seq, message_id, \
+             updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?){}",
+            self.dialect.upsert_if_greater(
+                "app_id, user_id, conversation_type, conversation_id",
+                "seq",
+                &["message_id", "updated_at_ms"]
+            )
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(user_id)
+            .bind(kind)
+            .bind(read.conversation_id.as_str())
+            .bind(rows::bigint(read.seq, "seq")?)
+            .bind(rows::bigint(read.message_id, "message_id")?)
+            .bind(read.updated_at_ms)
+            .execute(&mut **tx)
+            .await?;
+        let sql = format!(
+            "SELECT {CURSOR_COLUMNS} FROM read_cursors \
+             WHERE app_id = ? AND user_id = ? AND conversation_type = ? AND conversation_id = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(user_id)
+            .bind(kind)
+            .bind(read.conversation_id.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+        cursor(&row)
+    }
 }
 
 #[async_trait]
@@ -43,38 +86,8 @@ impl ReadStore for SqlStore {
     }
 
     async fn mark_read(&self, app: AppId, user_id: &str, read: &ReadCursor) -> StoreResult<ReadCursor> {
-        // Only a later seq replaces the stored cursor: concurrent devices never move it back.
-        let sql = format!(
-            "INSERT INTO read_cursors (app_id, user_id, conversation_type, conversation_id, seq, message_id, \
-             updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?){}",
-            self.dialect.upsert_if_greater(
-                "app_id, user_id, conversation_type, conversation_id",
-                "seq",
-                &["message_id", "updated_at_ms"]
-            )
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::bigint(app, "app_id")?)
-            .bind(user_id)
-            .bind(i64::from(read.conversation_type as i32))
-            .bind(read.conversation_id.as_str())
-            .bind(rows::bigint(read.seq, "seq")?)
-            .bind(rows::bigint(read.message_id, "message_id")?)
-            .bind(read.updated_at_ms)
-            .execute(&self.write)
-            .await?;
-        let sql = format!(
-            "SELECT {CURSOR_COLUMNS} FROM read_cursors \
-             WHERE app_id = ? AND user_id = ? AND conversation_type = ? AND conversation_id = ?"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::bigint(app, "app_id")?)
-            .bind(user_id)
-            .bind(i64::from(read.conversation_type as i32))
-            .bind(read.conversation_id.as_str())
-            .fetch_one(&self.write)
-            .await?;
-        cursor(&row)
+        let app = rows::bigint(app, "app_id")?;
+        in_tx!(self, |tx| self.mark_read_in(tx, app, user_id, read).await)
     }
 
     async fn read_cursors(&self, app: AppId, user_id: &str) -> StoreResult<Vec<ReadCursor>> {

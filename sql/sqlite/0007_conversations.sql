@@ -1,0 +1,52 @@
+-- A user's conversations: one row per user and conversation, changed in the transaction
+-- of every message, read and setting that changes it, so that the list and its counts
+-- are exact. `version` is the user's conversation version when the row last changed
+-- (user_seqs.conversation_version counts them), for incremental sync.
+ALTER TABLE user_seqs ADD COLUMN conversation_version INTEGER NOT NULL DEFAULT 0;
+
+-- 1 when the message mentions this user (or everyone): unread mentions are counted
+-- again from here when a read cursor moves.
+ALTER TABLE inbox ADD COLUMN mentioned INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE conversations (
+    app_id            INTEGER NOT NULL,
+    user_id           TEXT    NOT NULL,
+    conversation_type INTEGER NOT NULL,
+    conversation_id   TEXT    NOT NULL,
+    last_seq          INTEGER NOT NULL,
+    last_message_id   INTEGER NOT NULL,
+    last_at_ms        INTEGER NOT NULL,
+    unread            INTEGER NOT NULL,
+    mentions          INTEGER NOT NULL,
+    read_seq          INTEGER NOT NULL,
+    pinned            INTEGER NOT NULL,
+    muted             INTEGER NOT NULL,
+    hidden            INTEGER NOT NULL,
+    draft             TEXT    NOT NULL,
+    version           INTEGER NOT NULL,
+    updated_at_ms     INTEGER NOT NULL,
+    PRIMARY KEY (app_id, user_id, conversation_type, conversation_id)
+) WITHOUT ROWID;
+
+CREATE INDEX idx_conversations_activity ON conversations (app_id, user_id, last_at_ms);
+CREATE INDEX idx_conversations_version ON conversations (app_id, user_id, version);
+
+-- The conversations of the messages stored so far, at version 1.
+INSERT INTO conversations (app_id, user_id, conversation_type, conversation_id, last_seq, last_message_id,
+    last_at_ms, unread, mentions, read_seq, pinned, muted, hidden, draft, version, updated_at_ms)
+SELECT i.app_id, i.user_id, i.conversation_type, i.conversation_id, MAX(i.seq), 0, MAX(i.sent_at_ms),
+    SUM(CASE WHEN i.seq > COALESCE(r.seq, 0) AND m.sender_user_id <> i.user_id
+        AND (m.sender_user_id <> '' OR i.conversation_type = 3) THEN 1 ELSE 0 END), 0,
+    COALESCE(MAX(r.seq), 0), 0, 0, 0, '', 1, MAX(i.sent_at_ms)
+FROM inbox i
+JOIN messages m ON m.app_id = i.app_id AND m.id = i.message_id
+LEFT JOIN read_cursors r ON r.app_id = i.app_id AND r.user_id = i.user_id
+    AND r.conversation_type = i.conversation_type AND r.conversation_id = i.conversation_id
+GROUP BY i.app_id, i.user_id, i.conversation_type, i.conversation_id;
+
+UPDATE conversations SET last_message_id = (
+    SELECT i.message_id FROM inbox i
+    WHERE i.app_id = conversations.app_id AND i.user_id = conversations.user_id AND i.seq = conversations.last_seq
+);
+
+UPDATE user_seqs SET conversation_version = 1;

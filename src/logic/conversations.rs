@@ -1,0 +1,196 @@
+//! A user's conversation list: what a chat app opens on, each conversation with its last
+//! message, its unread and mention counts and the user's settings, paged by activity,
+//! and synced incrementally by the user's conversation version. The counts are written
+//! by the store with the messages and reads that change them; this module reads them
+//! and names what they are about (the peer's profile, the group's name).
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::{Error, Logic, Result, SharedCaller, validate};
+use crate::{
+    model::{Conversation, ConversationSettings, ConversationType, Group, Message, User, now_ms},
+    store::{ConversationMark, ConversationTotals},
+};
+
+/// A conversation as its user sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationView {
+    pub conversation: Conversation,
+    /// The latest message, with the user's seq.
+    pub last_message: Option<Message>,
+    /// The other user of a direct conversation.
+    pub peer: Option<User>,
+    /// The group of a group conversation.
+    pub group: Option<Group>,
+}
+
+/// A page of the list, latest activity first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationPage {
+    pub items: Vec<ConversationView>,
+    /// Where the next page starts; `None` on the last.
+    pub next: Option<ConversationMark>,
+    pub totals: ConversationTotals,
+}
+
+/// What changed after a version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationChanges {
+    pub items: Vec<ConversationView>,
+    pub has_more: bool,
+    /// The version to sync from next.
+    pub version: u64,
+    pub unread: u64,
+}
+
+/// Page tokens: `<last_at_ms>:<type>:<id>` (ids may hold `:`, so they go last).
+pub fn page_token(mark: &ConversationMark) -> String {
+    format!("{}:{}:{}", mark.last_at_ms, mark.conversation_type as i32, mark.conversation_id)
+}
+
+pub fn parse_page_token(token: &str) -> Result<Option<ConversationMark>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || Error::invalid("page_token is not one ListConversations gave");
+    let mut parts = token.splitn(3, ':');
+    let last_at_ms = parts.next().and_then(|ms| ms.parse().ok()).ok_or_else(bad)?;
+    let kind = parts.next().and_then(|kind| kind.parse::<i32>().ok()).ok_or_else(bad)?;
+    let conversation_type = ConversationType::try_from(kind).map_err(|_| bad())?;
+    let conversation_id = parts.next().ok_or_else(bad)?.to_owned();
+    Ok(Some(ConversationMark { last_at_ms, conversation_type, conversation_id }))
+}
+
+fn acting_user(caller: &SharedCaller) -> Result<&str> {
+    caller.user().ok_or_else(|| Error::invalid("conversations are a user's: act as one (x-gim-acting-user)"))
+}
+
+impl Logic {
+    pub async fn list_conversations(
+        &self,
+        caller: &SharedCaller,
+        after: Option<ConversationMark>,
+        limit: i32,
+    ) -> Result<ConversationPage> {
+        let user = acting_user(caller)?;
+        let totals = self.store().conversation_totals(caller.app, user).await?;
+        let page =
+            self.page(limit, |limit| self.store().conversations(caller.app, user, after.as_ref(), limit)).await?;
+        let next = page.has_more.then(|| page.items.last()).flatten().map(|last| ConversationMark {
+            last_at_ms: last.last_at_ms,
+            conversation_type: last.conversation_type,
+            conversation_id: last.conversation_id.clone(),
+        });
+        Ok(ConversationPage { items: self.conversation_views(caller, page.items).await?, next, totals })
+    }
+
+    /// Conversations changed after `after_version`. A page never ends inside a version
+    /// (a batch of messages gives a user's conversations one version), so syncing from
+    /// the answer's version misses nothing.
+    pub async fn sync_conversations(
+        &self,
+        caller: &SharedCaller,
+        after_version: u64,
+        limit: i32,
+    ) -> Result<ConversationChanges> {
+        let user = acting_user(caller)?;
+        let limit = self.page_limit(limit)?;
+        let totals = self.store().conversation_totals(caller.app, user).await?;
+        if after_version > totals.version {
+            return Err(Error::invalid(format!(
+                "after_version {after_version} is ahead of the user's conversation version {}",
+                totals.version
+            )));
+        }
+        let mut rows = self.store().changed_conversations(caller.app, user, after_version, limit + 1).await?;
+        let has_more = rows.len() > limit as usize;
+        if has_more {
+            let cut = rows[limit as usize].version;
+            rows.retain(|row| row.version < cut);
+            if rows.is_empty() {
+                // One version holds more than a page: give all of it.
+                let whole = self.inner.limits.max_page_size.max(limit) * 64;
+                rows = self.store().changed_conversations(caller.app, user, cut - 1, whole).await?;
+                rows.retain(|row| row.version == cut);
+            }
+        }
+        let version = match (has_more, rows.last()) {
+            (true, Some(last)) => last.version,
+            _ => totals.version,
+        };
+        Ok(ConversationChanges {
+            items: self.conversation_views(caller, rows).await?,
+            has_more,
+            version,
+            unread: totals.unread,
+        })
+    }
+
+    pub async fn update_conversation(
+        &self,
+        caller: &SharedCaller,
+        (conversation_type, conversation_id): (ConversationType, &str),
+        settings: ConversationSettings,
+    ) -> Result<ConversationView> {
+        let user = acting_user(caller)?;
+        match conversation_type {
+            ConversationType::Direct | ConversationType::Group => validate::id("conversation_id", conversation_id)?,
+            ConversationType::System if conversation_id.is_empty() => {}
+            ConversationType::System => return Err(Error::invalid("the system conversation's id is empty")),
+            ConversationType::Unspecified => return Err(Error::invalid("conversation_type is required")),
+        }
+        if let Some(draft) = &settings.draft {
+            validate::text("draft", draft, self.inner.limits.max_text_chars)?;
+        }
+        let key = (conversation_type, conversation_id);
+        let updated = self.store().update_conversation(caller.app, user, key, &settings, now_ms()).await?;
+        Ok(self.conversation_views(caller, vec![updated]).await?.remove(0))
+    }
+
+    /// Names what each conversation is about, and reads its last message.
+    async fn conversation_views(
+        &self,
+        caller: &SharedCaller,
+        rows: Vec<Conversation>,
+    ) -> Result<Vec<ConversationView>> {
+        let app = caller.app;
+        let ids: Vec<u64> = rows.iter().map(|row| row.last_message_id).filter(|id| *id != 0).collect();
+        let mut messages: HashMap<u64, Message> =
+            self.store().messages_by_id(app, &ids).await?.into_iter().map(|m| (m.id, m)).collect();
+        let peers: BTreeSet<String> = rows
+            .iter()
+            .filter(|row| row.conversation_type == ConversationType::Direct)
+            .map(|row| row.conversation_id.clone())
+            .collect();
+        let peers: Vec<String> = peers.into_iter().collect();
+        let mut users: HashMap<String, User> = HashMap::new();
+        for chunk in peers.chunks(self.inner.limits.max_page_size as usize) {
+            users.extend(self.store().get_users(app, chunk).await?.into_iter().map(|u| (u.user_id.clone(), u)));
+        }
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        for row in rows.iter().filter(|row| row.conversation_type == ConversationType::Group) {
+            if !groups.contains_key(&row.conversation_id)
+                && let Some(group) = self.store().get_group(app, &row.conversation_id).await?
+            {
+                groups.insert(group.group_id.clone(), group);
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .map(|conversation| {
+                let last_message = messages.remove(&conversation.last_message_id).map(|mut message| {
+                    message.seq = conversation.last_seq;
+                    message
+                });
+                let peer = users.get(&conversation.conversation_id).cloned();
+                let group = groups.get(&conversation.conversation_id).cloned();
+                let (peer, group) = match conversation.conversation_type {
+                    ConversationType::Direct => (peer, None),
+                    ConversationType::Group => (None, group),
+                    _ => (None, None),
+                };
+                ConversationView { conversation, last_message, peer, group }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,384 @@
+//! Conversations: one row per user and conversation, changed in the transaction of what
+//! changes it. A batch of messages adds to the rows of every inbox it lands in (one
+//! statement for the batch); a read counts what is left from the inbox; a setting
+//! writes the row. Each change bumps the user's `conversation_version`.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::{Row, any::AnyRow};
+
+use super::{SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, rows, rows_of};
+use crate::{
+    model::{AppId, Conversation, ConversationSettings, ConversationType, Message},
+    proto::common::v1::message_body::Content,
+    store::{ConversationMark, ConversationStore, ConversationTotals, NewMessage, StoreError, StoreResult},
+};
+
+const COLUMNS: &str = "conversation_type, conversation_id, last_seq, last_message_id, last_at_ms, unread, mentions, \
+     read_seq, pinned, muted, hidden, draft, version, updated_at_ms";
+
+fn conversation(row: &AnyRow) -> StoreResult<Conversation> {
+    let flag = |column: &str| -> StoreResult<bool> { Ok(row.try_get::<i64, _>(column)? != 0) };
+    Ok(Conversation {
+        conversation_type: rows::get_enum(row, "conversation_type")?,
+        conversation_id: row.try_get("conversation_id")?,
+        last_seq: rows::get_u64(row, "last_seq")?,
+        last_message_id: rows::get_u64(row, "last_message_id")?,
+        last_at_ms: row.try_get("last_at_ms")?,
+        unread: rows::get_u64(row, "unread")?,
+        mentions: rows::get_u64(row, "mentions")?,
+        read_seq: rows::get_u64(row, "read_seq")?,
+        pinned: flag("pinned")?,
+        muted: flag("muted")?,
+        hidden: flag("hidden")?,
+        draft: row.try_get("draft")?,
+        version: rows::get_u64(row, "version")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+/// Whether `message` mentions `user` (by name, or everyone in a group).
+pub(super) fn mentions(message: &NewMessage, user: &str) -> bool {
+    match &message.body.content {
+        Some(Content::Text(text)) => {
+            (text.mention_all && message.conversation_type == ConversationType::Group)
+                || text.mention_user_ids.iter().any(|mentioned| mentioned == user)
+        }
+        _ => false,
+    }
+}
+
+/// Unread: what others wrote, and the system conversation's notices; a group's notices
+/// ("joined", "renamed") are shown but not counted.
+fn counts_as_unread(kind: ConversationType, sender: &str, user: &str) -> bool {
+    sender != user && (!sender.is_empty() || kind == ConversationType::System)
+}
+
+/// The same rule in SQL, over `inbox i` and `messages m`.
+const UNREAD_IN_SQL: &str = "m.sender_user_id <> i.user_id AND (m.sender_user_id <> '' OR i.conversation_type = 3)";
+
+/// What a batch does to one user's conversation.
+#[derive(Debug, Default)]
+pub(super) struct Landing {
+    pub last_seq: u64,
+    pub last_message_id: u64,
+    pub last_at_ms: i64,
+    pub unread: u64,
+    pub mentions: u64,
+}
+
+/// A user's conversation: (user, type, id).
+pub(super) type Key<'b> = (&'b str, i64, &'b str);
+
+impl Landing {
+    /// One more message in the conversation, at the user's `seq`.
+    pub(super) fn add(&mut self, message: &NewMessage, user: &str, seq: u64) {
+        if seq > self.last_seq {
+            self.last_seq = seq;
+            self.last_message_id = message.id;
+            self.last_at_ms = message.sent_at_ms;
+        }
+        if counts_as_unread(message.conversation_type, &message.sender_user_id, user) {
+            self.unread += 1;
+            self.mentions += u64::from(mentions(message, user));
+        }
+    }
+}
+
+impl SqlStore {
+    /// The users' conversation versions, locked (their seq rows are locked already, or
+    /// are locked here in key order).
+    async fn lock_version(&self, tx: &mut Tx, app: i64, user_id: &str) -> StoreResult<u64> {
+        let sql = format!(
+            "SELECT conversation_version FROM user_seqs WHERE app_id = ? AND user_id = ?{}",
+            self.dialect.for_update()
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        rows::get_u64(&row, "conversation_version")
+    }
+
+    async fn store_version(&self, tx: &mut Tx, app: i64, user_id: &str, version: u64) -> StoreResult<()> {
+        sqlx::query("UPDATE user_seqs SET conversation_version = ? WHERE app_id = ? AND user_id = ?")
+            .bind(rows::bigint(version, "conversation_version")?)
+            .bind(app)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes what a batch of messages did to its recipients' conversations; `versions`
+    /// are the recipients' new conversation versions.
+    pub(super) async fn land_in_conversations(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        landings: &BTreeMap<Key<'_>, Landing>,
+        versions: &BTreeMap<&str, u64>,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let landings: Vec<(&Key<'_>, &Landing)> = landings.iter().collect();
+        let ex = |column: &str| self.dialect.excluded(column);
+        let update = format!(
+            "{}last_seq = {}, last_message_id = {}, last_at_ms = {}, unread = unread + {}, mentions = mentions + {}, \
+             hidden = 0, version = {}, updated_at_ms = {}",
+            self.dialect.on_conflict("app_id, user_id, conversation_type, conversation_id"),
+            ex("last_seq"),
+            ex("last_message_id"),
+            ex("last_at_ms"),
+            ex("unread"),
+            ex("mentions"),
+            ex("version"),
+            ex("updated_at_ms"),
+        );
+        for chunk in pow2_chunks(&landings) {
+            let sql = format!(
+                "INSERT INTO conversations (app_id, user_id, conversation_type, conversation_id, {COLUMNS_AFTER_KEY}) \
+                 VALUES {}{update}",
+                rows_of(chunk.len(), 16)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for ((user, kind, id), landing) in chunk {
+                query = query
+                    .bind(app)
+                    .bind(*user)
+                    .bind(*kind)
+                    .bind(*id)
+                    .bind(rows::bigint(landing.last_seq, "last_seq")?)
+                    .bind(rows::bigint(landing.last_message_id, "last_message_id")?)
+                    .bind(landing.last_at_ms)
+                    .bind(rows::bigint(landing.unread, "unread")?)
+                    .bind(rows::bigint(landing.mentions, "mentions")?)
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .bind("")
+                    .bind(rows::bigint(versions[*user], "version")?)
+                    .bind(now_ms);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts what is left unread of a conversation once the user's read cursor is at
+    /// `read_seq`; nothing changes if the row is at or past it already.
+    pub(super) async fn read_conversation(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        user_id: &str,
+        (kind, id): (i64, &str),
+        read_seq: u64,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let version = self.lock_version(tx, app, user_id).await? + 1;
+        let read = rows::bigint(read_seq, "seq")?;
+        let after = "FROM inbox i WHERE i.app_id = c.app_id AND i.user_id = c.user_id \
+             AND i.conversation_type = c.conversation_type AND i.conversation_id = c.conversation_id AND i.seq > ?";
+        let sql = format!(
+            "UPDATE conversations AS c SET read_seq = ?, \
+             unread = (SELECT COUNT(*) {after} AND EXISTS (SELECT 1 FROM messages m \
+                 WHERE m.app_id = i.app_id AND m.id = i.message_id AND {UNREAD_IN_SQL})), \
+             mentions = (SELECT COUNT(*) {after} AND i.mentioned = 1), version = ?, updated_at_ms = ? \
+             WHERE c.app_id = ? AND c.user_id = ? AND c.conversation_type = ? AND c.conversation_id = ? \
+             AND c.read_seq < ?"
+        );
+        let changed = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(read)
+            .bind(read)
+            .bind(read)
+            .bind(rows::bigint(version, "version")?)
+            .bind(now_ms)
+            .bind(app)
+            .bind(user_id)
+            .bind(kind)
+            .bind(id)
+            .bind(read)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if changed > 0 {
+            self.store_version(tx, app, user_id, version).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_conversation_in(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        user_id: &str,
+        (kind, id): (i64, &str),
+        settings: &ConversationSettings,
+        now_ms: i64,
+    ) -> StoreResult<Conversation> {
+        let version = self.lock_version(tx, app, user_id).await? + 1;
+        let mut sets = vec![
+            format!("version = {}", self.dialect.excluded("version")),
+            format!("updated_at_ms = {}", self.dialect.excluded("updated_at_ms")),
+        ];
+        for (column, given) in [
+            ("pinned", settings.pinned.is_some()),
+            ("muted", settings.muted.is_some()),
+            ("hidden", settings.hidden.is_some()),
+            ("draft", settings.draft.is_some()),
+        ] {
+            if given {
+                sets.push(format!("{column} = {}", self.dialect.excluded(column)));
+            }
+        }
+        let sql = format!(
+            "INSERT INTO conversations (app_id, user_id, conversation_type, conversation_id, {COLUMNS_AFTER_KEY}) \
+             VALUES {}{}{}",
+            rows_of(1, 16),
+            self.dialect.on_conflict("app_id, user_id, conversation_type, conversation_id"),
+            sets.join(", ")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(user_id)
+            .bind(kind)
+            .bind(id)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(i64::from(settings.pinned.unwrap_or(false)))
+            .bind(i64::from(settings.muted.unwrap_or(false)))
+            .bind(i64::from(settings.hidden.unwrap_or(false)))
+            .bind(settings.draft.as_deref().unwrap_or(""))
+            .bind(rows::bigint(version, "version")?)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        self.store_version(tx, app, user_id, version).await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM conversations \
+             WHERE app_id = ? AND user_id = ? AND conversation_type = ? AND conversation_id = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(user_id)
+            .bind(kind)
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        conversation(&row)
+    }
+}
+
+/// The columns an insert gives after the key, in `COLUMNS`' order but the key's.
+const COLUMNS_AFTER_KEY: &str = "last_seq, last_message_id, last_at_ms, unread, mentions, read_seq, pinned, muted, \
+     hidden, draft, version, updated_at_ms";
+
+#[async_trait]
+impl ConversationStore for SqlStore {
+    async fn conversations(
+        &self,
+        app: AppId,
+        user_id: &str,
+        after: Option<&ConversationMark>,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>> {
+        let page = if after.is_some() {
+            " AND (last_at_ms < ? OR (last_at_ms = ? AND (conversation_type > ? \
+             OR (conversation_type = ? AND conversation_id > ?))))"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM conversations WHERE app_id = ? AND user_id = ? AND hidden = 0{page} \
+             ORDER BY last_at_ms DESC, conversation_type, conversation_id LIMIT ?"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?).bind(user_id);
+        if let Some(mark) = after {
+            let kind = i64::from(mark.conversation_type as i32);
+            query = query
+                .bind(mark.last_at_ms)
+                .bind(mark.last_at_ms)
+                .bind(kind)
+                .bind(kind)
+                .bind(mark.conversation_id.as_str());
+        }
+        let found = query.bind(i64::from(limit)).fetch_all(&self.read).await?;
+        found.iter().map(conversation).collect()
+    }
+
+    async fn changed_conversations(
+        &self,
+        app: AppId,
+        user_id: &str,
+        version: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Conversation>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM conversations WHERE app_id = ? AND user_id = ? AND version > ? \
+             ORDER BY version, conversation_type, conversation_id LIMIT ?"
+        );
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::bigint(app, "app_id")?)
+            .bind(user_id)
+            .bind(rows::bound(version))
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        found.iter().map(conversation).collect()
+    }
+
+    async fn conversation_totals(&self, app: AppId, user_id: &str) -> StoreResult<ConversationTotals> {
+        let app = rows::bigint(app, "app_id")?;
+        let row = sqlx::query("SELECT conversation_version FROM user_seqs WHERE app_id = ? AND user_id = ?")
+            .bind(app)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let version = rows::get_u64(&row, "conversation_version")?;
+        let unread: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(SUM(unread) AS SIGNED) FROM conversations WHERE app_id = ? AND user_id = ? AND muted = 0",
+        )
+        .bind(app)
+        .bind(user_id)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(ConversationTotals { version, unread: unread.map_or(Ok(0), |unread| rows::u64_of(unread, "unread"))? })
+    }
+
+    async fn update_conversation(
+        &self,
+        app: AppId,
+        user_id: &str,
+        (conversation_type, conversation_id): (ConversationType, &str),
+        settings: &ConversationSettings,
+        now_ms: i64,
+    ) -> StoreResult<Conversation> {
+        let app = rows::bigint(app, "app_id")?;
+        let key = (i64::from(conversation_type as i32), conversation_id);
+        in_tx!(self, |tx| self.update_conversation_in(tx, app, user_id, key, settings, now_ms).await)
+    }
+
+    async fn messages_by_id(&self, app: AppId, ids: &[u64]) -> StoreResult<Vec<Message>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {} FROM messages m WHERE m.app_id = ? AND m.id IN ({})",
+            rows::BARE_MESSAGE_COLUMNS,
+            in_list(ids.len())
+        );
+        let ids: Vec<i64> = ids.iter().map(|id| rows::bigint(*id, "id")).collect::<StoreResult<_>>()?;
+        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?), &ids);
+        let found = query.fetch_all(&self.read).await?;
+        found.iter().map(rows::message).collect()
+    }
+}
