@@ -5,6 +5,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Account } from "./gen/gim/logic/v1/account_pb.js";
 import { AppAdmin } from "./gen/gim/logic/v1/app_admin_pb.js";
 import { Business } from "./gen/gim/logic/v1/business_pb.js";
+import { Conversations } from "./gen/gim/logic/v1/conversations_pb.js";
 import { Device } from "./gen/gim/logic/v1/device_pb.js";
 import { Groups } from "./gen/gim/logic/v1/groups_pb.js";
 import { Friends, Moments } from "./gen/gim/logic/v1/social_pb.js";
@@ -40,6 +41,7 @@ export interface GimClients {
   groups: Client<typeof Groups>;
   friends: Client<typeof Friends>;
   moments: Client<typeof Moments>;
+  conversations: Client<typeof Conversations>;
   business: Client<typeof Business>;
   appAdmin: Client<typeof AppAdmin>;
   /** A copy of these clients acting as another user (app credentials only). */
@@ -72,7 +74,7 @@ function bearer(credential: Credential | undefined): Credential | undefined {
  *
  * - `device`: `authorization: Bearer <token>`
  * - `account`: `x-gim-app-id`
- * - `groups`, `friends`, `moments`: the token when set, else `x-gim-app-id` and
+ * - `groups`, `friends`, `moments`, `conversations`: the token when set, else `x-gim-app-id` and
  *   `x-gim-app-secret` (and `x-gim-acting-user` when `actingUser` is set)
  * - `business`: `x-gim-app-id`, `x-gim-app-secret`
  * - `appAdmin`: `authorization: Bearer <adminToken>`
@@ -108,6 +110,7 @@ export function createClients(options: ClientsOptions): GimClients {
     groups: client(Groups, social),
     friends: client(Friends, social),
     moments: client(Moments, social),
+    conversations: client(Conversations, social),
     business: client(Business, app),
     appAdmin: client(AppAdmin, [["authorization", bearer(options.adminToken)]]),
     actingAs: (userId: string) => createClients({ ...options, token: undefined, actingUser: userId }),

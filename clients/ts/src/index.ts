@@ -41,5 +41,6 @@ export * from "./gen/gim/logic/v1/app_admin_pb.js";
 export * from "./gen/gim/logic/v1/business_pb.js";
 export * from "./gen/gim/logic/v1/groups_pb.js";
 export * from "./gen/gim/logic/v1/social_pb.js";
+export * from "./gen/gim/logic/v1/conversations_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 export { create, fromBinary, toBinary } from "@bufbuild/protobuf";

@@ -8,6 +8,7 @@ import { identityFromToken } from "./identity.js";
 import {
   ClientFrameSchema,
   ServerFrameSchema,
+  type ConversationEvent,
   type CustomEvent,
   type Kicked,
   type PresenceEvent,
@@ -64,6 +65,11 @@ export interface SessionEvents {
   presence: PresenceEvent;
   /** An event the business pushed (`Business.PushEvent`). */
   event: CustomEvent;
+  /**
+   * Another device of the user changed a conversation's settings: sync the list
+   * (`conversations.syncConversations`) from the version you hold.
+   */
+  conversation: ConversationEvent;
   /** The server is about to close the session (replaced, revoked, kicked). */
   kicked: Kicked;
   state: StateChange;
@@ -501,6 +507,7 @@ export class Session extends Emitter<SessionEvents> {
         if (event.case === "read") this.enqueue(conn, () => this.emitSafe("read", event.value));
         else if (event.case === "presence") this.enqueue(conn, () => this.emitSafe("presence", event.value));
         else if (event.case === "custom") this.enqueue(conn, () => this.emitSafe("event", event.value));
+        else if (event.case === "conversation") this.enqueue(conn, () => this.emitSafe("conversation", event.value));
         break;
       }
       case "kicked":
