@@ -202,6 +202,9 @@ impl Listener {
             Event::Presence(presence) => json!({
                 "type": "presence", "user_id": presence.user_id, "online": presence.online,
             }),
+            Event::Conversation(changed) => json!({
+                "type": "conversation", "conversation_id": changed.conversation_id, "version": changed.version,
+            }),
             Event::Custom(custom) => json!({
                 "type": "event", "kind": custom.kind, "data": String::from_utf8_lossy(&custom.data),
             }),

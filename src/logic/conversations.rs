@@ -8,7 +8,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::{Error, Logic, Result, SharedCaller, validate};
 use crate::{
+    delivery::{DeviceRef, Push},
+    frames,
     model::{Conversation, ConversationSettings, ConversationType, Group, Message, User, now_ms},
+    proto::client::v1::{ConversationEvent, event_push::Event},
     store::{ConversationMark, ConversationTotals},
 };
 
@@ -144,7 +147,21 @@ impl Logic {
         }
         let key = (conversation_type, conversation_id);
         let updated = self.store().update_conversation(caller.app, user, key, &settings, now_ms()).await?;
+        self.announce_conversation(caller, user, &updated);
         Ok(self.conversation_views(caller, vec![updated]).await?.remove(0))
+    }
+
+    /// Tells the user's other devices (all of them when the business made the change).
+    fn announce_conversation(&self, caller: &SharedCaller, user: &str, conversation: &Conversation) {
+        let frame = frames::event(Event::Conversation(ConversationEvent {
+            conversation_type: conversation.conversation_type as i32,
+            conversation_id: conversation.conversation_id.clone(),
+            version: conversation.version,
+        }));
+        let skip =
+            caller.device_id.as_ref().map(|device| DeviceRef { user_id: user.to_owned(), device_id: device.clone() });
+        let push = Push { app: caller.app, users: vec![user.to_owned()], group: None, skip, seq: 0, frame };
+        self.inner.delivery.deliver(vec![push]);
     }
 
     /// Names what each conversation is about, and reads its last message.

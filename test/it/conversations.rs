@@ -17,10 +17,12 @@ use tonic::Code;
 
 use crate::{
     both_stores,
-    support::{Backend, Intercepted, Meta, TestApp, TestServer, channel, device_client, text, text_of},
+    support::{Backend, Intercepted, Meta, ServeServer, TestApp, TestServer, channel, device_client, text, text_of},
+    ws::{WAIT, WsClient},
 };
 
 both_stores!(
+    a_setting_changed_on_one_device_reaches_the_others,
     counts_follow_messages_mentions_reads_and_settings,
     the_list_pages_by_activity_and_refuses_what_is_not_a_users,
     the_list_matches_the_inbox_after_random_sends_and_reads,
@@ -408,5 +410,45 @@ fn conversation_key(message: &gim::proto::common::v1::Message, user: &str) -> (C
         }
         ConversationType::Direct => (ConversationType::Direct, message.sender_user_id.clone()),
         other => (other, String::new()),
+    }
+}
+
+/// Pinning on the phone tells the laptop (not the phone's own session), with the version
+/// to sync from; a change by the business tells every device.
+async fn a_setting_changed_on_one_device_reaches_the_others(backend: Backend) {
+    use gim::proto::client::v1::event_push::Event;
+    let server = ServeServer::start(backend).await;
+    let app = server.new_app().await;
+    app.user("bob").await;
+    app.user("ann").await;
+    let (phone, laptop) = (app.device_token("bob", "phone").await, app.device_token("bob", "laptop").await);
+    let (mut phone_session, _) = WsClient::online(server.ws_addr(), &phone, 0).await;
+    let (mut laptop_session, _) = WsClient::online(server.ws_addr(), &laptop, 0).await;
+    let request = UpdateConversationRequest {
+        conversation_type: ConversationType::Direct as i32,
+        conversation_id: "ann".into(),
+        pinned: Some(true),
+        ..Default::default()
+    };
+    let pinned = conversations_of(&app, &phone).await.update_conversation(request.clone()).await.unwrap().into_inner();
+    match laptop_session.next_event(WAIT).await {
+        Some(Event::Conversation(event)) => {
+            assert_eq!((event.conversation_id.as_str(), event.version), ("ann", pinned.version));
+        }
+        other => panic!("expected a conversation event, got {other:?}"),
+    }
+    assert_eq!(
+        phone_session.next_event(std::time::Duration::from_millis(300)).await,
+        None,
+        "not to the device that did it"
+    );
+
+    let app_id = app.app_id.to_string();
+    let as_bob =
+        Meta::new(&[("x-gim-app-id", &app_id), ("x-gim-app-secret", &app.secret), ("x-gim-acting-user", "bob")]);
+    let mut business = ConversationsClient::with_interceptor(channel(app.addr).await, as_bob);
+    business.update_conversation(UpdateConversationRequest { pinned: Some(false), ..request }).await.unwrap();
+    for session in [&mut phone_session, &mut laptop_session] {
+        assert!(matches!(session.next_event(WAIT).await, Some(Event::Conversation(_))));
     }
 }
