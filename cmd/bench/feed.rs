@@ -22,9 +22,12 @@ use gim::proto::logic::v1::{
     moments_client::MomentsClient,
 };
 use tokio::sync::{Mutex, Semaphore};
-use tonic::{Request, transport::Channel};
+use tonic::transport::Channel;
 
-use crate::{report, setup};
+use crate::{
+    report,
+    setup::{self, acting},
+};
 
 const VIEWER: &str = "feed-viewer";
 
@@ -62,13 +65,6 @@ pub struct Args {
 
 fn friend(index: usize) -> String {
     format!("feed-f{index}")
-}
-
-/// A request with the app's credentials, acting as `user`.
-fn acting<T>(app: &setup::AppArgs, user: &str, message: T) -> anyhow::Result<Request<T>> {
-    let mut request = setup::with_credentials(app, message);
-    request.metadata_mut().insert("x-gim-acting-user", user.parse()?);
-    Ok(request)
 }
 
 fn post_content(author: usize, index: usize) -> PostContent {

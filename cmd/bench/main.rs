@@ -2,6 +2,7 @@
 
 mod ceiling;
 mod connections;
+mod conversations;
 mod feed;
 mod group;
 mod latency;
@@ -41,6 +42,8 @@ enum Command {
     Probe(probe::Args),
     /// Moments feed reads of a viewer with many friends who post a lot.
     Feed(feed::Args),
+    /// A user with many conversations lists them and syncs what changed.
+    Conversations(conversations::Args),
     /// One worker process of `connections` (started by it).
     #[command(hide = true)]
     ConnectionsWorker(connections::WorkerArgs),
@@ -55,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Latency(args) => latency::run(args).await,
         Command::Group(args) => group::run(args).await,
         Command::Feed(args) => feed::run(args).await,
+        Command::Conversations(args) => conversations::run(args).await,
         Command::Nats(args) => nats::run(args).await,
         Command::Probe(args) => probe::run(&args),
         Command::ConnectionsWorker(args) => connections::worker(args).await,

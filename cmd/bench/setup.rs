@@ -37,6 +37,13 @@ pub fn with_credentials<T>(app: &AppArgs, message: T) -> Request<T> {
     request
 }
 
+/// A request with the app's credentials, acting as `user`.
+pub fn acting<T>(app: &AppArgs, user: &str, message: T) -> anyhow::Result<Request<T>> {
+    let mut request = with_credentials(app, message);
+    request.metadata_mut().insert("x-gim-acting-user", user.parse()?);
+    Ok(request)
+}
+
 pub async fn business(app: &AppArgs) -> anyhow::Result<BusinessClient<Channel>> {
     let channel =
         Channel::from_shared(format!("http://{}", app.logic))?.connect().await.context("connecting to logic")?;
