@@ -11,8 +11,8 @@ use anyhow::Context;
 use gim::proto::{
     common::v1::{MessageBody, TextBody, message_body::Content},
     logic::v1::{
-        BusinessSendRequest, CreateUserRequest, ImportUsersRequest, ListConversationsRequest,
-        SyncConversationsRequest, conversations_client::ConversationsClient,
+        BusinessSendRequest, CreateUserRequest, ImportUsersRequest, ListConversationsRequest, SyncConversationsRequest,
+        conversations_client::ConversationsClient,
     },
 };
 use tokio::sync::Semaphore;
