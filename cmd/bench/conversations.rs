@@ -11,8 +11,8 @@ use anyhow::Context;
 use gim::proto::{
     common::v1::{MessageBody, TextBody, message_body::Content},
     logic::v1::{
-        BusinessSendRequest, CreateUserRequest, ImportUsersRequest, ListConversationsRequest, SyncConversationsRequest,
-        conversations_client::ConversationsClient,
+        BusinessSendRequest, CreateUserRequest, GetUserRequest, ImportUsersRequest, ListConversationsRequest,
+        SyncConversationsRequest, conversations_client::ConversationsClient,
     },
 };
 use tokio::sync::Semaphore;
@@ -114,6 +114,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         report::percentiles(&lists)
     );
 
+    // The floor: the smallest call through the same stack (gRPC, credentials, one
+    // primary-key read), so that the figures above read as multiples of it.
+    let mut floor = report::histogram();
+    for _ in 0..args.lists {
+        let request = GetUserRequest { user_id: OWNER.into() };
+        let sent = Instant::now();
+        business.get_user(setup::with_credentials(&args.app, request)).await?;
+        report::record(&mut floor, sent.elapsed());
+    }
+    println!("floor, Business.GetUser: {}", report::percentiles(&floor));
+    let ratio = |histogram: &hdrhistogram::Histogram<u64>| {
+        histogram.value_at_quantile(0.99) as f64 / floor.value_at_quantile(0.99).max(1) as f64
+    };
+    println!("ListConversations p99 / floor p99: {:.2}", ratio(&lists));
+
     let mut syncs = report::histogram();
     let mut version = listed.version;
     for round in 0..args.rounds {
@@ -127,5 +142,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         version = changes.version;
     }
     println!("SyncConversations after {} changes: {}", args.changes, report::percentiles(&syncs));
+    println!("SyncConversations p99 / floor p99: {:.2}", ratio(&syncs));
     Ok(())
 }
