@@ -336,22 +336,22 @@ impl ConversationStore for SqlStore {
     }
 
     async fn conversation_totals(&self, app: AppId, user_id: &str) -> StoreResult<ConversationTotals> {
-        let app = rows::bigint(app, "app_id")?;
-        let row = sqlx::query("SELECT conversation_version FROM user_seqs WHERE app_id = ? AND user_id = ?")
-            .bind(app)
-            .bind(user_id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let version = rows::get_u64(&row, "conversation_version")?;
-        let unread: Option<i64> = sqlx::query_scalar(
-            "SELECT CAST(SUM(unread) AS SIGNED) FROM conversations WHERE app_id = ? AND user_id = ? AND muted = 0",
+        // One round trip: the version, and the badge summed from the user's rows.
+        let row = sqlx::query(
+            "SELECT s.conversation_version, (SELECT CAST(SUM(c.unread) AS SIGNED) FROM conversations c \
+             WHERE c.app_id = s.app_id AND c.user_id = s.user_id AND c.muted = 0) AS unread \
+             FROM user_seqs s WHERE s.app_id = ? AND s.user_id = ?",
         )
-        .bind(app)
+        .bind(rows::bigint(app, "app_id")?)
         .bind(user_id)
-        .fetch_one(&self.read)
-        .await?;
-        Ok(ConversationTotals { version, unread: unread.map_or(Ok(0), |unread| rows::u64_of(unread, "unread"))? })
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let unread: Option<i64> = row.try_get("unread")?;
+        Ok(ConversationTotals {
+            version: rows::get_u64(&row, "conversation_version")?,
+            unread: unread.map_or(Ok(0), |unread| rows::u64_of(unread, "unread"))?,
+        })
     }
 
     async fn update_conversation(
