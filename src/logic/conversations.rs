@@ -146,9 +146,31 @@ impl Logic {
             validate::text("draft", draft, self.inner.limits.max_text_chars)?;
         }
         let key = (conversation_type, conversation_id);
+        self.check_conversation_exists(caller, user, key).await?;
         let updated = self.store().update_conversation(caller.app, user, key, &settings, now_ms()).await?;
         self.announce_conversation(caller, user, &updated);
         Ok(self.conversation_views(caller, vec![updated]).await?.remove(0))
+    }
+
+    /// A conversation the user has (a former group member keeps its group's), or one it
+    /// may start: with a user that exists, in a group it is in. Nothing else gets a row.
+    async fn check_conversation_exists(
+        &self,
+        caller: &SharedCaller,
+        user: &str,
+        (kind, id): (ConversationType, &str),
+    ) -> Result<()> {
+        if kind == ConversationType::System || self.store().conversation(caller.app, user, (kind, id)).await?.is_some()
+        {
+            return Ok(());
+        }
+        match kind {
+            ConversationType::Direct => self.get_user(caller.app, id).await.map(drop),
+            _ => match self.store().group_member(caller.app, id, user).await? {
+                Some(_) => Ok(()),
+                None => Err(Error::not_found(format!("you have no conversation in group {id}"))),
+            },
+        }
     }
 
     /// Tells the user's other devices (all of them when the business made the change).

@@ -477,6 +477,13 @@ pub trait ConversationStore: Send + Sync {
         after: Option<&ConversationMark>,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>>;
+    /// One conversation of the user, if it has it.
+    async fn conversation(
+        &self,
+        app: AppId,
+        user_id: &str,
+        conversation: (ConversationType, &str),
+    ) -> StoreResult<Option<Conversation>>;
     /// Conversations changed after `version` (hidden ones too), in version order.
     async fn changed_conversations(
         &self,

@@ -236,9 +236,19 @@ async fn counts_follow_messages_mentions_reads_and_settings(backend: Backend) {
             UpdateConversationRequest { pinned: Some(true), ..update(ConversationType::Direct, "") },
             Code::InvalidArgument,
         ),
+        (UpdateConversationRequest { pinned: Some(true), ..update(ConversationType::Direct, "zed") }, Code::NotFound),
+        (
+            UpdateConversationRequest { pinned: Some(true), ..update(ConversationType::Group, "no-such-group") },
+            Code::NotFound,
+        ),
     ] {
         assert_eq!(bob.update_conversation(request).await.unwrap_err().code(), code);
     }
+    // A group bob is not in is no conversation of his.
+    let request = CreateGroupRequest { group_id: "others".into(), name: "Others".into(), ..Default::default() };
+    app.groups(Some("carol")).await.create_group(request).await.unwrap();
+    let outside = UpdateConversationRequest { pinned: Some(true), ..update(ConversationType::Group, "others") };
+    assert_eq!(bob.update_conversation(outside).await.unwrap_err().code(), Code::NotFound);
     let ahead = SyncConversationsRequest { after_version: back.version + 1, limit: 0 };
     assert_eq!(bob.sync_conversations(ahead).await.unwrap_err().code(), Code::InvalidArgument);
     assert_eq!(list(&mut bob).await.version, back.version, "refusals bump no version");

@@ -314,6 +314,26 @@ impl ConversationStore for SqlStore {
         found.iter().map(conversation).collect()
     }
 
+    async fn conversation(
+        &self,
+        app: AppId,
+        user_id: &str,
+        (conversation_type, conversation_id): (ConversationType, &str),
+    ) -> StoreResult<Option<Conversation>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM conversations \
+             WHERE app_id = ? AND user_id = ? AND conversation_type = ? AND conversation_id = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::bigint(app, "app_id")?)
+            .bind(user_id)
+            .bind(i64::from(conversation_type as i32))
+            .bind(conversation_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(conversation).transpose()
+    }
+
     async fn changed_conversations(
         &self,
         app: AppId,
