@@ -194,8 +194,10 @@ impl Logic {
     ) -> Result<Vec<ConversationView>> {
         let app = caller.app;
         let ids: Vec<u64> = rows.iter().map(|row| row.last_message_id).filter(|id| *id != 0).collect();
-        let mut messages: HashMap<u64, Message> =
-            self.store().messages_by_id(app, &ids).await?.into_iter().map(|m| (m.id, m)).collect();
+        let mut messages: HashMap<u64, Message> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(self.inner.limits.max_page_size as usize) {
+            messages.extend(self.store().messages_by_id(app, chunk).await?.into_iter().map(|m| (m.id, m)));
+        }
         let peers: BTreeSet<String> = rows
             .iter()
             .filter(|row| row.conversation_type == ConversationType::Direct)
@@ -206,13 +208,15 @@ impl Logic {
         for chunk in peers.chunks(self.inner.limits.max_page_size as usize) {
             users.extend(self.store().get_users(app, chunk).await?.into_iter().map(|u| (u.user_id.clone(), u)));
         }
+        let group_ids: BTreeSet<&str> = rows
+            .iter()
+            .filter(|row| row.conversation_type == ConversationType::Group)
+            .map(|row| row.conversation_id.as_str())
+            .collect();
+        let group_ids: Vec<&str> = group_ids.into_iter().collect();
         let mut groups: HashMap<String, Group> = HashMap::new();
-        for row in rows.iter().filter(|row| row.conversation_type == ConversationType::Group) {
-            if !groups.contains_key(&row.conversation_id)
-                && let Some(group) = self.store().get_group(app, &row.conversation_id).await?
-            {
-                groups.insert(group.group_id.clone(), group);
-            }
+        for chunk in group_ids.chunks(self.inner.limits.max_page_size as usize) {
+            groups.extend(self.store().get_groups(app, chunk).await?.into_iter().map(|g| (g.group_id.clone(), g)));
         }
         Ok(rows
             .into_iter()

@@ -418,6 +418,8 @@ pub trait GroupStore: Send + Sync {
         decide: &mut GroupDecider<'_>,
     ) -> StoreResult<Option<GroupOutcome>>;
     async fn get_group(&self, app: AppId, group_id: &str) -> StoreResult<Option<Group>>;
+    /// The groups of these ids that exist, in no particular order (at most 512 ids).
+    async fn get_groups(&self, app: AppId, group_ids: &[&str]) -> StoreResult<Vec<Group>>;
     async fn group_member(&self, app: AppId, group_id: &str, user_id: &str) -> StoreResult<Option<GroupMember>>;
     async fn group_members(
         &self,

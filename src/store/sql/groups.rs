@@ -313,6 +313,20 @@ impl GroupStore for SqlStore {
         row.as_ref().map(rows::group).transpose()
     }
 
+    async fn get_groups(&self, app: AppId, group_ids: &[&str]) -> StoreResult<Vec<Group>> {
+        if group_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {} FROM chat_groups WHERE app_id = ? AND group_id IN ({})",
+            rows::GROUP_COLUMNS,
+            in_list(group_ids.len())
+        );
+        let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?), group_ids);
+        let found = query.fetch_all(&self.read).await?;
+        found.iter().map(rows::group).collect()
+    }
+
     async fn group_member(&self, app: AppId, group_id: &str, user_id: &str) -> StoreResult<Option<GroupMember>> {
         let sql = format!(
             "SELECT {} FROM group_members WHERE app_id = ? AND group_id = ? AND user_id = ?",
