@@ -108,7 +108,7 @@ export class ChatApp {
     app.layout();
     app.listen();
     app.session.start();
-    await Promise.all([app.loadFriends(), app.loadGroups(), app.loadReads()]);
+    await Promise.all([app.loadFriends(), app.loadGroups()]);
     app.render();
     return app;
   }
@@ -145,6 +145,8 @@ export class ChatApp {
     session.on("kicked", (kicked) => this.notify(`Signed out: ${kicked.message || "this device was signed out"}`));
     session.on("state", (change) => {
       this.state.connection = change.state;
+      // Caught up: the server's counts replace what was counted here while syncing.
+      if (change.state === "online") void this.loadUnread().then(() => this.render());
       if (change.state === "stopped" && (change.code === 4001 || change.code === 4003)) {
         this.signOut();
         return;
@@ -217,16 +219,21 @@ export class ChatApp {
     }
   }
 
-  private async loadReads(): Promise<void> {
+  /** The unread counts as the server keeps them (exact across the user's devices). */
+  private async loadUnread(): Promise<void> {
     try {
-      const { cursors } = await this.clients.device.listReadCursors({});
-      const read = new Map(
-        cursors.map((c) => [`${c.conversationType === ConversationType.GROUP ? "g" : "d"}:${c.conversationId}`, c.seq]),
-      );
-      for (const [conversation, lines] of this.state.lines) {
-        const upTo = read.get(conversation) ?? 0n;
-        const unread = lines.filter((line) => line.from !== this.me.userId && BigInt(line.seq) > upTo).length;
-        if (unread && conversation !== "s:") this.state.unread.set(conversation, unread);
+      const { conversations } = await this.clients.conversations.listConversations({ limit: 200 });
+      this.state.unread.clear();
+      for (const conversation of conversations) {
+        const key =
+          conversation.conversationType === ConversationType.GROUP
+            ? `g:${conversation.conversationId}`
+            : conversation.conversationType === ConversationType.DIRECT
+              ? `d:${conversation.conversationId}`
+              : "s:";
+        if (conversation.unreadCount > 0n && key !== this.state.open) {
+          this.state.unread.set(key, Number(conversation.unreadCount));
+        }
       }
     } catch (error) {
       this.notify(errorText(error));

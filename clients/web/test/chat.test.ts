@@ -127,7 +127,10 @@ test("two people sign up, befriend each other, chat, reload, catch up, meet in a
   await say(alice, "call me");
   bob = await person(bobContext);
   await bob.locator('.status[data-state="online"]').waitFor();
-  await bob.locator("[data-conversation^='d:']", { hasText: "Alice" }).click();
+  // The badge is the server's count: the two messages that came while he was away.
+  const aliceAgain = bob.locator("[data-conversation^='d:']", { hasText: "Alice" });
+  await aliceAgain.locator(".badge", { hasText: /^2$/ }).waitFor();
+  await aliceAgain.click();
   await bob.locator(".messages li", { hasText: "call me" }).waitFor();
   expect(await lines(bob)).toEqual(["hi bob", "hello alice", "are you there?", "call me"]);
 
