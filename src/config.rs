@@ -763,6 +763,7 @@ mod tests {
             ("[limits]\nmax_text_chars = -1", "max_text_chars"),
             ("[limitz]\nmax_text_chars = 1", "limitz"),
             ("[logic]\nlisen = \"0.0.0.0:1\"", "lisen"),
+            ("[web]\napi_url = \"api.chat.example\"", "web.api_url"),
         ];
         for (toml, key) in cases {
             let err = load(toml).unwrap_err().to_string();

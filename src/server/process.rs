@@ -251,3 +251,22 @@ impl Process {
         stopped
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connect node has no store to find the web app's tenant in: it serves the app
+    /// only when told the app and where browsers reach gRPC-Web.
+    #[test]
+    fn gim_connect_serves_the_web_app_only_with_an_app_and_an_api_url() {
+        let mut config = Config::default();
+        assert!(connect_web_app(&config).is_none(), "no app id, no API URL");
+        config.web.app_id = 3;
+        assert!(connect_web_app(&config).is_none(), "no API URL");
+        config.web.api_url = "https://api.chat.example".into();
+        assert!(connect_web_app(&config).is_some());
+        config.web.enabled = false;
+        assert!(connect_web_app(&config).is_none(), "turned off");
+    }
+}

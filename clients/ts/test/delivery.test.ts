@@ -2,20 +2,10 @@
 // device that was offline, and messages a device sent itself.
 import { afterEach, describe, expect, test } from "vitest";
 
-import { createClients, MemoryCursorStore, textBody, textOf, type Message, type Session } from "../src/index.js";
-import { gim, newApp, range, Recorder, sleep, sockets, waitFor, type App } from "./helpers.js";
+import { createClients, MemoryCursorStore, textBody, textOf, type Message } from "../src/index.js";
+import { gim, newApp, range, Recorder, sleep, sockets, waitFor, type App, start, stopStarted } from "./helpers.js";
 
-const running: Session[] = [];
-afterEach(async () => {
-  for (const session of running.splice(0)) await session.stop();
-});
-
-function start(session: Session): Recorder {
-  const recorder = new Recorder(session);
-  running.push(session);
-  session.start();
-  return recorder;
-}
+afterEach(stopStarted);
 
 /** The user's whole inbox, as the server has it. */
 async function inbox(app: App, userId: string): Promise<Message[]> {

@@ -13,21 +13,10 @@ import {
   type CustomEvent,
   type PresenceEvent,
   type ReadEvent,
-  type Session,
 } from "../src/index.js";
-import { gim, newApp, Recorder, waitFor } from "./helpers.js";
+import { gim, newApp, start, stopStarted, waitFor } from "./helpers.js";
 
-const running: Session[] = [];
-afterEach(async () => {
-  for (const session of running.splice(0)) await session.stop();
-});
-
-function start(session: Session): Recorder {
-  const recorder = new Recorder(session);
-  running.push(session);
-  session.start();
-  return recorder;
-}
+afterEach(stopStarted);
 
 describe("events", () => {
   test("presence, custom and read events arrive typed", async () => {

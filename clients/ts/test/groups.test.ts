@@ -3,20 +3,10 @@
 // and offline periods; small groups go through the inbox.
 import { afterEach, describe, expect, test } from "vitest";
 
-import { MemoryCursorStore, textBody, textOf, type Message, type Session } from "../src/index.js";
-import { newApp, Recorder, sleep, sockets, waitFor, type App } from "./helpers.js";
+import { MemoryCursorStore, textBody, textOf, type Message } from "../src/index.js";
+import { newApp, Recorder, sleep, sockets, waitFor, type App, start, stopStarted } from "./helpers.js";
 
-const running: Session[] = [];
-afterEach(async () => {
-  for (const session of running.splice(0)) await session.stop();
-});
-
-function start(session: Session): Recorder {
-  const recorder = new Recorder(session);
-  running.push(session);
-  session.start();
-  return recorder;
-}
+afterEach(stopStarted);
 
 /** The group's timeline as `userId` may read it. */
 async function timeline(app: App, userId: string, groupId: string): Promise<Message[]> {

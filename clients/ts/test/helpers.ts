@@ -216,3 +216,18 @@ export class FreezingProxy {
     await new Promise<void>((done) => this.server.close(() => done()));
   }
 }
+
+/** Sessions the running test started; `stopStarted` (each file's afterEach) stops them. */
+const started: Session[] = [];
+
+/** Starts a session and records what it delivers; `stopStarted` stops it after the test. */
+export function start(session: Session): Recorder {
+  const recorder = new Recorder(session);
+  started.push(session);
+  session.start();
+  return recorder;
+}
+
+export async function stopStarted(): Promise<void> {
+  for (const session of started.splice(0)) await session.stop();
+}

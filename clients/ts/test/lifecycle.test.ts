@@ -1,20 +1,10 @@
 // Close codes, kicks, tokens, dead sockets and stop().
 import { afterEach, describe, expect, test } from "vitest";
 
-import { GimError, KickReason, StatusCode, textBody, type Kicked, type Session } from "../src/index.js";
-import { BrowserLikeWebSocket, FreezingProxy, gim, newApp, Recorder, sleep, sockets, waitFor } from "./helpers.js";
+import { GimError, KickReason, StatusCode, textBody, type Kicked } from "../src/index.js";
+import { BrowserLikeWebSocket, FreezingProxy, gim, newApp, Recorder, sleep, sockets, waitFor, start, stopStarted } from "./helpers.js";
 
-const running: Session[] = [];
-afterEach(async () => {
-  for (const session of running.splice(0)) await session.stop();
-});
-
-function start(session: Session): Recorder {
-  const recorder = new Recorder(session);
-  running.push(session);
-  session.start();
-  return recorder;
-}
+afterEach(stopStarted);
 
 function stoppedWith(recorder: Recorder) {
   return recorder.states.find((s) => s.state === "stopped");

@@ -73,7 +73,7 @@ pub(super) type Key<'b> = (&'b str, i64, &'b str);
 
 impl Landing {
     /// One more message in the conversation, at the user's `seq`.
-    pub(super) fn add(&mut self, message: &NewMessage, user: &str, seq: u64) {
+    pub(super) fn add(&mut self, message: &NewMessage, user: &str, seq: u64, mentioned: bool) {
         if seq > self.last_seq {
             self.last_seq = seq;
             self.last_message_id = message.id;
@@ -81,7 +81,7 @@ impl Landing {
         }
         if counts_as_unread(message.conversation_type, &message.sender_user_id, user) {
             self.unread += 1;
-            self.mentions += u64::from(mentions(message, user));
+            self.mentions += u64::from(mentioned);
         }
     }
 }

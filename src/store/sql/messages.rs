@@ -36,6 +36,8 @@ struct InboxRow<'b> {
     user: &'b str,
     conversation: &'b str,
     seq: u64,
+    /// The message mentions this user (or everyone in its group).
+    mentioned: bool,
 }
 
 /// A row of `group_timeline`.
@@ -273,7 +275,7 @@ impl SqlStore {
                 .bind(i64::from(message.conversation_type as i32))
                 .bind(row.conversation)
                 .bind(message.sent_at_ms)
-                .bind(i64::from(mentions(message, row.user)));
+                .bind(i64::from(row.mentioned));
         }
         query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         Ok(())
@@ -460,7 +462,7 @@ impl SqlStore {
         for row in &written.inbox {
             let message = &batch[row.index];
             let key = (row.user, i64::from(message.conversation_type as i32), row.conversation);
-            landings.entry(key).or_default().add(message, row.user, row.seq);
+            landings.entry(key).or_default().add(message, row.user, row.seq, row.mentioned);
         }
         let now_ms = written.inbox.iter().map(|row| batch[row.index].sent_at_ms).max().unwrap_or_default();
         self.land_in_conversations(tx, app, &landings, &written.versions, now_ms).await
@@ -634,6 +636,7 @@ fn assign<'b>(
             user: recipient.user_id.as_str(),
             conversation: recipient.conversation_id.as_str(),
             seq: *seq,
+            mentioned: mentions(message, user),
         });
         inboxes.push((recipient.user_id.clone(), *seq));
     }
