@@ -70,6 +70,7 @@ export class ChatApp {
   };
   private readonly tabs = new Map<Tab, HTMLButtonElement>();
   private messagesEl?: HTMLElement;
+  private postForm?: HTMLFormElement;
 
   private constructor(
     private readonly root: Element,
@@ -608,7 +609,9 @@ export class ChatApp {
     );
   }
 
-  private momentsView(): HTMLElement {
+  /** Made once: the feed re-renders while the user types, and must not take the text. */
+  private postComposer(): HTMLFormElement {
+    if (this.postForm) return this.postForm;
     const composer = h(
       "form",
       { class: "stack", "aria-label": "New post" },
@@ -620,10 +623,17 @@ export class ChatApp {
       const { text } = fields(composer);
       void this.act(async () => {
         await this.clients.moments.publish({ content: { text }, visibility: Visibility.FRIENDS });
+        composer.reset();
         await this.loadFeed();
         this.render();
       });
     });
+    this.postForm = composer;
+    return composer;
+  }
+
+  private momentsView(): HTMLElement {
+    const composer = this.postComposer();
     const posts = this.state.feed.map((post) => {
       const liked = post.likes.some((like) => like.userId === this.me.userId);
       const comment = h(
