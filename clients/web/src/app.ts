@@ -69,7 +69,7 @@ export class ChatApp {
     notice: h("div", { class: "notice", role: "status" }),
   };
   private readonly tabs = new Map<Tab, HTMLButtonElement>();
-  private messagesEl?: HTMLElement;
+  private readonly composers = new Map<string, HTMLFormElement>();
   private postForm?: HTMLFormElement;
 
   private constructor(
@@ -444,20 +444,20 @@ export class ChatApp {
         : this.state.online.has(id)
           ? "online"
           : "offline";
-    const kept = this.messagesEl?.isConnected && this.regions.pane.dataset.open === open;
-    const composer = kept ? this.regions.pane.querySelector("form") : open === "s:" ? null : this.composer(open);
-    this.regions.pane.dataset.open = open;
+    const composer = open === "s:" ? null : this.composer(open);
     mount(
       this.regions.pane,
       h("div", { class: "pane-head" }, h("h2", {}, this.title(open)), h("span", { class: "muted small" }, subtitle)),
       messages,
       composer,
     );
-    this.messagesEl = messages;
     messages.scrollTop = messages.scrollHeight;
   }
 
+  /** One per conversation, kept across renders: a render never takes what is being typed. */
   private composer(conversation: string): HTMLFormElement {
+    const kept = this.composers.get(conversation);
+    if (kept) return kept;
     const input = h("input", { name: "text", placeholder: "Write a message", autocomplete: "off", "aria-label": "Message" });
     const form = h("form", { class: "composer" }, input, h("button", { type: "submit", class: "primary" }, "Send"));
     form.addEventListener("submit", (event) => {
@@ -472,6 +472,7 @@ export class ChatApp {
       });
       input.focus();
     });
+    this.composers.set(conversation, form);
     return form;
   }
 
