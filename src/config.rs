@@ -27,8 +27,41 @@ pub struct Config {
     pub limits: Limits,
     pub groups: GroupsConfig,
     pub social: SocialConfig,
+    pub messages: MessagesConfig,
     pub rates: RatesConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// What users may do to messages after sending them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessagesConfig {
+    /// How long a sender may recall its message (0: senders cannot; group owners and
+    /// admins and the app always can).
+    pub recall_window_secs: u64,
+    /// How long a sender may edit its text message (0: never).
+    pub edit_window_secs: u64,
+    /// The emoji a reaction may be.
+    pub reactions: Vec<String>,
+    /// Different emoji one user may put on one message.
+    pub max_reactions_per_user: u32,
+    /// Messages in one DeleteMessages call.
+    pub max_delete_ids: usize,
+    /// Conversations in one ForwardMessage call.
+    pub max_forward_targets: usize,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        Self {
+            recall_window_secs: 120,
+            edit_window_secs: 24 * 3600,
+            reactions: ["👍", "❤️", "😂", "😮", "😢", "🙏", "🎉", "🔥", "👀", "✅"].map(String::from).to_vec(),
+            max_reactions_per_user: 3,
+            max_delete_ids: 100,
+            max_forward_targets: 10,
+        }
+    }
 }
 
 /// How fast each caller may go, per logic node (0: no limit). Past a rate, calls get
@@ -51,6 +84,8 @@ pub struct RatesConfig {
     pub friend_requests_per_hour: u32,
     /// Posts, likes and comments of one user.
     pub moment_writes_per_minute: u32,
+    /// Typing notices of one device (a client sends one every few seconds while typing).
+    pub typing_per_minute: u32,
 }
 
 impl Default for RatesConfig {
@@ -64,6 +99,7 @@ impl Default for RatesConfig {
             sign_ups_per_address_per_hour: 20,
             friend_requests_per_hour: 60,
             moment_writes_per_minute: 60,
+            typing_per_minute: 30,
         }
     }
 }
@@ -503,6 +539,7 @@ impl Config {
             return invalid("groups.max_members must be at least 2 and groups.large_threshold at least 1");
         }
         self.validate_social()?;
+        self.validate_messages()?;
         self.validate_limits()
     }
 
@@ -594,6 +631,25 @@ impl Config {
         )?;
         if social.max_media > 100 {
             return invalid("social.max_media must be at most 100");
+        }
+        Ok(())
+    }
+
+    fn validate_messages(&self) -> Result<(), ConfigError> {
+        let messages = &self.messages;
+        at_least_one(
+            "messages",
+            &[
+                ("max_reactions_per_user", u64::from(messages.max_reactions_per_user)),
+                ("max_delete_ids", messages.max_delete_ids as u64),
+                ("max_forward_targets", messages.max_forward_targets as u64),
+            ],
+        )?;
+        if messages.reactions.iter().any(|emoji| emoji.is_empty() || emoji.len() > 32) {
+            return invalid("messages.reactions: each must be 1 to 32 bytes");
+        }
+        if messages.max_delete_ids > 1000 || messages.max_forward_targets > 100 {
+            return invalid("messages.max_delete_ids must be at most 1000 and max_forward_targets at most 100");
         }
         Ok(())
     }
@@ -710,6 +766,7 @@ impl Default for Config {
             limits: Limits::default(),
             groups: GroupsConfig::default(),
             social: SocialConfig::default(),
+            messages: MessagesConfig::default(),
             rates: RatesConfig::default(),
             telemetry: TelemetryConfig::default(),
         }

@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::proto::{
-    common::v1::{ConversationType, DeviceType, MessageBody, MessageStatus, MessageType},
+    common::v1::{
+        ConversationType, DeviceType, MessageBody, MessageStatus, MessageType, ReactionCount, ReplyTo, RevisionBody,
+        RevisionKind,
+    },
     logic::v1::{GroupRole, JoinPolicy, PostContent, Visibility},
 };
 
@@ -94,6 +97,47 @@ pub struct Message {
     pub seq: u64,
     /// The seq on a large group's timeline (0 for an inbox message).
     pub group_seq: u64,
+    pub meta: MessageMeta,
+    /// What the message replies to, as it is now (filled in by logic).
+    pub reply_to: Option<ReplyTo>,
+    /// Filled in by logic for history and sync.
+    pub reactions: Vec<ReactionCount>,
+}
+
+/// What is known of a message beyond its body, kept as JSON beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MessageMeta {
+    /// Set once recalled: by whom (empty: the app).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recalled_by: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub recalled_at_ms: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub edited_at_ms: i64,
+    /// The message this one replies to (0: none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reply_to: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_from: Option<Origin>,
+}
+
+/// Where a forwarded message was first sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub message_id: u64,
+    pub sender_user_id: String,
+    pub sent_at_ms: i64,
+}
+
+fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+impl MessageMeta {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A group as the store keeps it.
@@ -237,6 +281,7 @@ pub fn message_type_of(body: &MessageBody) -> MessageType {
         Some(Content::Location(_)) => MessageType::Location,
         Some(Content::Custom(_)) => MessageType::Custom,
         Some(Content::System(_)) => MessageType::System,
+        Some(Content::Revision(_)) => MessageType::Revision,
     }
 }
 
@@ -307,6 +352,16 @@ impl From<Message> for crate::proto::common::v1::Message {
             status: message.status as i32,
             seq: message.seq,
             group_seq: message.group_seq,
+            recalled_by: message.meta.recalled_by.unwrap_or_default(),
+            recalled_at_ms: message.meta.recalled_at_ms,
+            edited_at_ms: message.meta.edited_at_ms,
+            reply_to: message.reply_to,
+            forwarded_from: message.meta.forwarded_from.map(|origin| crate::proto::common::v1::ForwardedFrom {
+                message_id: origin.message_id,
+                sender_user_id: origin.sender_user_id,
+                sent_at_ms: origin.sent_at_ms,
+            }),
+            reactions: message.reactions,
         }
     }
 }

@@ -73,6 +73,8 @@ fn message(sender: String, receiver: String, client_msg_id: String, text: &str) 
         receiver_id: receiver.clone(),
         body: MessageBody { content: Some(Content::Text(TextBody { text: text.into(), ..Default::default() })) },
         sent_at_ms: 0,
+        meta: Default::default(),
+        reply_to: None,
         recipients: vec![
             Recipient { user_id: receiver.clone(), conversation_id: sender.clone() },
             Recipient { user_id: sender, conversation_id: receiver },

@@ -68,6 +68,7 @@ async fn send_round(args: &Args, peers: impl Iterator<Item = usize>, tag: &str) 
             sender_user_id: peer(index),
             receiver_user_id: OWNER.into(),
             client_msg_id: format!("{tag}-{index}"),
+            reply_to_message_id: 0,
             body: body(format!("message {tag} from peer {index}")),
         };
         tasks.push(tokio::spawn(async move {

@@ -162,6 +162,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             GroupSendRequest {
                 group_id: GROUP.into(),
                 client_msg_id: format!("bench-{index}"),
+                reply_to_message_id: 0,
                 body: text_body(index.to_string()),
             },
         );

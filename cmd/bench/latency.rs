@@ -92,6 +92,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let request = DeviceSendRequest {
                     receiver_user_id: format!("lat-b{pair}"),
                     client_msg_id: format!("{index}"),
+                    reply_to_message_id: 0,
                     body: Some(MessageBody {
                         content: Some(Content::Text(TextBody { text: index.to_string(), ..Default::default() })),
                     }),

@@ -100,6 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     sender_user_id: from,
                     receiver_user_id: to,
                     client_msg_id: format!("{run_id}-{sender}-{n}"),
+                    reply_to_message_id: 0,
                     body: Some(MessageBody {
                         content: Some(Content::Text(TextBody { text: text.clone(), ..Default::default() })),
                     }),

@@ -232,6 +232,7 @@ pub async fn send(remote: &Remote, args: SendArgs) -> anyhow::Result<()> {
             let request = DeviceSendRequest {
                 receiver_user_id: args.to,
                 client_msg_id: args.client_msg_id,
+                reply_to_message_id: 0,
                 body: text_body(&args.text),
             };
             answer(client.send_message(request).await)?
@@ -241,6 +242,7 @@ pub async fn send(remote: &Remote, args: SendArgs) -> anyhow::Result<()> {
                 sender_user_id: args.sender.from.unwrap_or_default(),
                 receiver_user_id: args.to,
                 client_msg_id: args.client_msg_id,
+                reply_to_message_id: 0,
                 body: text_body(&args.text),
             };
             answer(business(remote, None).await?.send_message(request).await)?
@@ -301,7 +303,12 @@ pub async fn group(remote: &Remote, command: GroupCommand) -> anyhow::Result<()>
             println!("{}", added.user_ids.join("\n"));
         }
         GroupCommand::Send { group_id, from, text } => {
-            let request = GroupSendRequest { group_id, client_msg_id: new_client_msg_id(), body: text_body(&text) };
+            let request = GroupSendRequest {
+                group_id,
+                client_msg_id: new_client_msg_id(),
+                body: text_body(&text),
+                reply_to_message_id: 0,
+            };
             let sent = answer(groups(remote, &from).await?.send_message(request).await)?;
             println!("message_id: {}\nseq: {}\ngroup_seq: {}", sent.message_id, sent.seq, sent.group_seq);
         }
@@ -314,6 +321,10 @@ pub fn describe(message: &Message) -> String {
     match message.body.as_ref().and_then(|body| body.content.as_ref()) {
         Some(Content::Text(text)) => text.text.clone(),
         Some(Content::System(system)) => format!("[{}] by {} {}", system.event, system.actor_user_id, system.detail),
+        Some(Content::Revision(revision)) => {
+            let kind = revision.kind().as_str_name().trim_start_matches("REVISION_KIND_").to_lowercase();
+            format!("[{kind} of {:?}] by {}", revision.message_ids, revision.actor_user_id)
+        }
         Some(other) => format!("[{}]", kind_name(other)),
         None => "[empty]".to_owned(),
     }
@@ -330,5 +341,6 @@ fn kind_name(content: &Content) -> &'static str {
         Content::Location(_) => "location",
         Content::Custom(_) => "custom",
         Content::System(_) => "system",
+        Content::Revision(_) => "revision",
     }
 }

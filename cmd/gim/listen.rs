@@ -205,6 +205,13 @@ impl Listener {
             Event::Conversation(changed) => json!({
                 "type": "conversation", "conversation_id": changed.conversation_id, "version": changed.version,
             }),
+            Event::Reaction(reaction) => json!({
+                "type": "reaction", "message_id": reaction.message_id, "user_id": reaction.user_id,
+                "emoji": reaction.emoji, "added": reaction.added,
+            }),
+            Event::Typing(typing) => json!({
+                "type": "typing", "user_id": typing.user_id, "conversation_id": typing.conversation_id,
+            }),
             Event::Custom(custom) => json!({
                 "type": "event", "kind": custom.kind, "data": String::from_utf8_lossy(&custom.data),
             }),

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{auth, convert};
 use crate::{
-    logic::{HistoryCursor, Logic, Sender},
+    logic::{HistoryCursor, Logic, Outgoing, Sender},
     model::ProfilePatch,
     proto::{
         common::v1 as pb,
@@ -145,7 +145,17 @@ impl Business for BusinessApi {
         };
         let sent = self
             .logic
-            .send_direct(caller.app, sender, &request.receiver_user_id, &request.client_msg_id, request.body)
+            .send_direct(
+                caller.app,
+                sender,
+                &request.receiver_user_id,
+                Outgoing {
+                    client_msg_id: request.client_msg_id,
+                    body: request.body,
+                    reply_to: request.reply_to_message_id,
+                    forwarded_from: None,
+                },
+            )
             .await?;
         Ok(Response::new(api::SendMessageResponse {
             message_id: sent.message_id,

@@ -12,6 +12,7 @@ mod device;
 mod edge;
 mod groups;
 mod internal;
+mod messages;
 mod session_calls;
 mod social;
 
@@ -37,7 +38,7 @@ use crate::{
         logic::v1::{
             account_server::AccountServer, app_admin_server::AppAdminServer, business_server::BusinessServer,
             conversations_server::ConversationsServer, device_server::DeviceServer, friends_server::FriendsServer,
-            groups_server::GroupsServer, moments_server::MomentsServer,
+            groups_server::GroupsServer, messages_server::MessagesServer, moments_server::MomentsServer,
         },
     },
 };
@@ -62,6 +63,7 @@ pub async fn logic_routes(logic: Logic, options: PublicOptions, metrics: Arc<Met
     health.set_serving::<FriendsServer<social::FriendsApi>>().await;
     health.set_serving::<MomentsServer<social::MomentsApi>>().await;
     health.set_serving::<ConversationsServer<conversations::ConversationsApi>>().await;
+    health.set_serving::<MessagesServer<messages::MessagesApi>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(PUBLIC_FILE_DESCRIPTOR_SET)
@@ -86,6 +88,7 @@ pub async fn logic_routes(logic: Logic, options: PublicOptions, metrics: Arc<Met
             ConversationsServer::new(conversations::ConversationsApi::new(logic.clone()))
                 .max_decoding_message_size(max),
         )
+        .add_service(MessagesServer::new(messages::MessagesApi::new(logic.clone())).max_decoding_message_size(max))
         .add_service(
             AppAdminServer::new(admin::AdminApi::new(logic, options.admin_token)).max_decoding_message_size(max),
         );

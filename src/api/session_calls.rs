@@ -6,7 +6,7 @@
 
 use super::convert;
 use crate::{
-    logic::{DeviceCaller, Logic, Result, Sender, SharedCaller, SyncPage},
+    logic::{DeviceCaller, Logic, Outgoing, Result, Sender, SharedCaller, SyncPage},
     model::ConversationType,
     proto::logic::v1 as api,
 };
@@ -52,7 +52,17 @@ impl SessionCalls {
         let sender = Sender::Device(caller.clone());
         let sent = self
             .logic
-            .send_direct(caller.app, sender, &request.receiver_user_id, &request.client_msg_id, request.body)
+            .send_direct(
+                caller.app,
+                sender,
+                &request.receiver_user_id,
+                Outgoing {
+                    client_msg_id: request.client_msg_id,
+                    body: request.body,
+                    reply_to: request.reply_to_message_id,
+                    forwarded_from: None,
+                },
+            )
             .await?;
         Ok(api::SendMessageResponse { message_id: sent.message_id, seq: sent.seq, sent_at_ms: sent.sent_at_ms })
     }
@@ -66,6 +76,12 @@ impl SessionCalls {
         Ok(api::AckResponse { acked_seq: self.logic.ack(caller, request.seq).await? })
     }
 
+    pub async fn typing(&self, caller: &DeviceCaller, request: api::TypingRequest) -> Result<api::TypingResponse> {
+        let kind = ConversationType::try_from(request.conversation_type).unwrap_or_default();
+        self.logic.typing(caller, (kind, &request.conversation_id)).await?;
+        Ok(api::TypingResponse {})
+    }
+
     pub async fn mark_read(&self, caller: &DeviceCaller, request: api::MarkReadRequest) -> Result<api::ReadCursor> {
         let conversation_type = ConversationType::try_from(request.conversation_type).unwrap_or_default();
         let cursor = self.logic.mark_read(caller, conversation_type, &request.conversation_id, request.seq).await?;
@@ -77,7 +93,13 @@ impl SessionCalls {
         caller: &SharedCaller,
         request: api::GroupSendRequest,
     ) -> Result<api::GroupSendResponse> {
-        let sent = self.logic.send_group(caller, &request.group_id, &request.client_msg_id, request.body).await?;
+        let outgoing = Outgoing {
+            client_msg_id: request.client_msg_id,
+            body: request.body,
+            reply_to: request.reply_to_message_id,
+            forwarded_from: None,
+        };
+        let sent = self.logic.send_group(caller, &request.group_id, outgoing).await?;
         Ok(api::GroupSendResponse {
             message_id: sent.message_id,
             seq: sent.seq,

@@ -21,8 +21,8 @@ use crate::{
         connect::v1::{SessionUser, SessionsChangedRequest, sessions_client::SessionsClient},
         logic::v1::{
             AckRequest, AckResponse, DeviceSendRequest, Empty, GroupSendRequest, GroupSendResponse, MarkReadRequest,
-            ReadCursor, SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse, device_client::DeviceClient,
-            groups_client::GroupsClient,
+            ReadCursor, SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse, TypingRequest,
+            TypingResponse, device_client::DeviceClient, groups_client::GroupsClient, messages_client::MessagesClient,
         },
     },
 };
@@ -47,6 +47,7 @@ pub trait LogicLink: Send + Sync + 'static {
     async fn sync(&self, device: &SessionDevice, request: SyncRequest) -> Result<SyncResponse>;
     async fn ack(&self, device: &SessionDevice, request: AckRequest) -> Result<AckResponse>;
     async fn mark_read(&self, device: &SessionDevice, request: MarkReadRequest) -> Result<ReadCursor>;
+    async fn typing(&self, device: &SessionDevice, request: TypingRequest) -> Result<TypingResponse>;
     async fn group_send(&self, device: &SessionDevice, request: GroupSendRequest) -> Result<GroupSendResponse>;
     async fn sync_group(&self, device: &SessionDevice, request: SyncGroupRequest) -> Result<SyncResponse>;
     /// A sync connect makes for the device (a catch-up after a missing push, or at
@@ -190,6 +191,10 @@ impl LogicLink for GrpcLink {
 
     async fn mark_read(&self, device: &SessionDevice, request: MarkReadRequest) -> Result<ReadCursor> {
         device_call!(self, device, request, DeviceClient, mark_read)
+    }
+
+    async fn typing(&self, device: &SessionDevice, request: TypingRequest) -> Result<TypingResponse> {
+        device_call!(self, device, request, MessagesClient, typing)
     }
 
     async fn group_send(&self, device: &SessionDevice, request: GroupSendRequest) -> Result<GroupSendResponse> {

@@ -382,6 +382,7 @@ impl State {
             }
             Some(Payload::Ack(request)) => ctx.link.ack(device, request).await.map(Reply::Ack),
             Some(Payload::Read(request)) => ctx.link.mark_read(device, request).await.map(Reply::Read),
+            Some(Payload::Typing(request)) => ctx.link.typing(device, request).await.map(Reply::Typing),
             Some(Payload::Sync(request)) => {
                 let after_seq = request.after_seq;
                 let page = ctx.link.sync(device, request).await?;

@@ -127,6 +127,7 @@ impl From<AppendError> for Error {
         match err {
             AppendError::UnknownUser(user) => Error::NotFound(format!("user {user} does not exist")),
             AppendError::Refused => Error::internal("a message was refused for no reason recorded"),
+            AppendError::Recalled => Error::FailedPrecondition("the message was recalled".into()),
         }
     }
 }

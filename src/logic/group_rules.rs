@@ -535,6 +535,8 @@ fn announcement(
         receiver_id: group_id.to_owned(),
         body,
         sent_at_ms: event.sent_at_ms,
+        meta: Default::default(),
+        reply_to: None,
         recipients: also_to
             .iter()
             .map(|user| Recipient { user_id: user.clone(), conversation_id: group_id.to_owned() })

@@ -5,14 +5,14 @@ use super::{
     Error, Logic, Page, Result, SharedCaller,
     group_rules::{self, DecisionContext, GroupChange, GroupEvent, GroupRefusal},
     message_rules::SendRules,
-    messages::SyncPage,
+    messages::{Outgoing, SyncPage},
     pushes::pushes_of,
     validate,
 };
 use crate::{
     delivery::Membership,
     model::{
-        AppId, ConversationType, Group, GroupMember, GroupRole, JoinPolicy, JoinRequest, Message, MessageBody, now_ms,
+        AppId, ConversationType, Group, GroupMember, GroupRole, JoinPolicy, JoinRequest, Message, MessageMeta, now_ms,
     },
     proto::common::v1::message_body::Content,
     store::{GroupActor, GroupEffects, GroupOutcome, GroupPatch, GroupState, NewGroup, NewMessage, StoreError},
@@ -375,17 +375,11 @@ impl Logic {
 
     /// Sends to a group: to every member's inbox (small group) or onto its timeline
     /// (large group); the store checks membership and mutes under the group's lock.
-    pub async fn send_group(
-        &self,
-        caller: &SharedCaller,
-        group_id: &str,
-        client_msg_id: &str,
-        body: Option<MessageBody>,
-    ) -> Result<GroupSent> {
+    pub async fn send_group(&self, caller: &SharedCaller, group_id: &str, outgoing: Outgoing) -> Result<GroupSent> {
         validate::id("group_id", group_id)?;
-        validate::client_msg_id(client_msg_id, self.limits())?;
-        validate::body(body.as_ref(), self.limits())?;
-        let body = body.unwrap_or_default();
+        validate::client_msg_id(&outgoing.client_msg_id, self.limits())?;
+        validate::body(outgoing.body.as_ref(), self.limits())?;
+        let body = outgoing.body.unwrap_or_default();
         if let Some(Content::Text(text)) = &body.content
             && text.mention_all
             && let Some(user) = caller.user()
@@ -395,15 +389,26 @@ impl Logic {
                 return Err(Error::PermissionDenied("only the owner or an admin may mention everyone".into()));
             }
         }
+        let reply_to = self
+            .reply_in(caller.app, outgoing.reply_to, |original| {
+                original.conversation_type == ConversationType::Group && original.receiver_id == group_id
+            })
+            .await?;
         let message = NewMessage {
             id: 0,
-            client_msg_id: client_msg_id.to_owned(),
+            client_msg_id: outgoing.client_msg_id,
             sender_user_id: caller.user().unwrap_or_default().to_owned(),
             sender_device_id: caller.device_id.clone().unwrap_or_default(),
             conversation_type: ConversationType::Group,
             receiver_id: group_id.to_owned(),
             body,
             sent_at_ms: 0,
+            meta: MessageMeta {
+                reply_to: outgoing.reply_to,
+                forwarded_from: outgoing.forwarded_from,
+                ..Default::default()
+            },
+            reply_to,
             recipients: Vec::new(),
         };
         // Group messages follow the group's rules alone (membership, mutes).
@@ -429,7 +434,10 @@ impl Logic {
         let member = self.member_or_app(caller, &group).await?;
         let floor = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_group_seq);
         let after = after_group_seq.max(floor);
-        let page = self.page(limit, |n| self.store().timeline_after(caller.app, group_id, after, n)).await?;
+        let viewer = caller.user().unwrap_or_default();
+        let mut page =
+            self.page(limit, |n| self.store().timeline_after(caller.app, group_id, viewer, after, n)).await?;
+        self.decorate(caller.app, viewer, &mut page.items).await?;
         let latest_seq = page.items.last().map_or(group.seq, |m| m.group_seq.max(group.seq));
         Ok(SyncPage { messages: page.items, has_more: page.has_more, latest_seq, large_groups: Vec::new() })
     }
@@ -451,11 +459,15 @@ impl Logic {
         let group = self.get_group(caller.app, group_id).await?;
         let member = self.member_or_app(caller, &group).await?;
         let after = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_position);
-        let page = self.page(limit, |n| self.store().group_history(caller.app, group_id, after, before, n)).await?;
+        let viewer = caller.user().unwrap_or_default();
+        let page =
+            self.page(limit, |n| self.store().group_history(caller.app, group_id, viewer, after, before, n)).await?;
         let next = match page.items.last() {
             Some((position, _)) if page.has_more => position.to_string(),
             _ => String::new(),
         };
-        Ok((page.items.into_iter().map(|(_, message)| message).collect(), next))
+        let mut messages: Vec<Message> = page.items.into_iter().map(|(_, message)| message).collect();
+        self.decorate(caller.app, viewer, &mut messages).await?;
+        Ok((messages, next))
     }
 }

@@ -79,6 +79,8 @@ mod tests {
             receiver_id: "g".into(),
             body: Default::default(),
             sent_at_ms: 100,
+            meta: Default::default(),
+            reply_to: None,
             recipients: Vec::<Recipient>::new(),
         }
     }

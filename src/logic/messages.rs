@@ -1,10 +1,53 @@
 //! Sending, syncing, acknowledging and paging through messages.
 
+use std::collections::{BTreeSet, HashMap};
+
 use super::{DeviceCaller, Error, Logic, Page, Result, message_rules::SendRules, validate};
 use crate::{
-    model::{AppId, ConversationType, Message, MessageBody},
+    model::{AppId, ConversationType, Message, MessageBody, MessageMeta, MessageStatus, MessageType, Origin, ReplyTo},
+    proto::common::v1::message_body::Content,
     store::{HistoryCursor, NewMessage, Recipient},
 };
+
+/// Characters of the original a reply shows.
+const SNIPPET_CHARS: usize = 100;
+
+/// What a send carries: its body, and what it answers or passes on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outgoing {
+    pub client_msg_id: String,
+    pub body: Option<MessageBody>,
+    /// The message it replies to, in the same conversation (0: none).
+    pub reply_to: u64,
+    /// Set when forwarding: where the body was first sent.
+    pub forwarded_from: Option<Origin>,
+}
+
+/// A reply's view of the message it answers, as that message is now.
+fn reply_of(original: &Message) -> ReplyTo {
+    let recalled = original.status == MessageStatus::Recalled;
+    let snippet = match &original.body.content {
+        _ if recalled => String::new(),
+        Some(Content::Text(text)) => text.text.chars().take(SNIPPET_CHARS).collect(),
+        Some(Content::Image(_)) => "[image]".into(),
+        Some(Content::Audio(_)) => "[audio]".into(),
+        Some(Content::Video(_)) => "[video]".into(),
+        Some(Content::File(file)) => format!("[file] {}", file.name.chars().take(SNIPPET_CHARS).collect::<String>()),
+        Some(Content::Sticker(_)) => "[sticker]".into(),
+        Some(Content::Location(location)) => {
+            format!("[location] {}", location.title.chars().take(SNIPPET_CHARS).collect::<String>())
+        }
+        Some(Content::Custom(custom)) => format!("[{}]", custom.kind.chars().take(SNIPPET_CHARS).collect::<String>()),
+        Some(Content::System(_) | Content::Revision(_)) | None => String::new(),
+    };
+    ReplyTo {
+        message_id: original.id,
+        sender_user_id: original.sender_user_id.clone(),
+        r#type: original.message_type as i32,
+        snippet,
+        recalled,
+    }
+}
 
 /// Who sends a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,18 +81,10 @@ pub struct SyncPage {
 impl Logic {
     /// Sends a one-to-one message: stored once, in the receiver's inbox and the
     /// sender's, then handed to delivery for their devices.
-    pub async fn send_direct(
-        &self,
-        app: AppId,
-        sender: Sender,
-        receiver: &str,
-        client_msg_id: &str,
-        body: Option<MessageBody>,
-    ) -> Result<Sent> {
+    pub async fn send_direct(&self, app: AppId, sender: Sender, receiver: &str, outgoing: Outgoing) -> Result<Sent> {
         validate::id("receiver_user_id", receiver)?;
-        validate::client_msg_id(client_msg_id, self.limits())?;
-        validate::body(body.as_ref(), self.limits())?;
-        let body = body.unwrap_or_default();
+        validate::client_msg_id(&outgoing.client_msg_id, self.limits())?;
+        validate::body(outgoing.body.as_ref(), self.limits())?;
         let (sender_user, sender_device) = match &sender {
             Sender::Device(device) => (device.user_id.clone(), device.device_id.clone()),
             Sender::User(user) => {
@@ -76,19 +111,96 @@ impl Logic {
                 ],
             )
         };
+        let reply_to = self
+            .reply_in(app, outgoing.reply_to, |original| {
+                original.conversation_type == conversation_type
+                    && if conversation_type == ConversationType::System {
+                        original.receiver_id == receiver
+                    } else {
+                        (original.sender_user_id == sender_user && original.receiver_id == receiver)
+                            || (original.sender_user_id == receiver && original.receiver_id == sender_user)
+                    }
+            })
+            .await?;
         let message = NewMessage {
             id: 0,
-            client_msg_id: client_msg_id.to_owned(),
+            client_msg_id: outgoing.client_msg_id,
             sender_user_id: sender_user,
             sender_device_id: sender_device,
             conversation_type,
             receiver_id: receiver.to_owned(),
-            body,
+            body: outgoing.body.unwrap_or_default(),
             sent_at_ms: 0,
+            meta: MessageMeta {
+                reply_to: outgoing.reply_to,
+                forwarded_from: outgoing.forwarded_from,
+                ..Default::default()
+            },
+            reply_to,
             recipients,
         };
         let appended = self.inner.writer.write(app, message, rules).await?;
         Ok(Sent { message_id: appended.id, seq: appended.sender_seq, sent_at_ms: appended.sent_at_ms })
+    }
+
+    /// What a reply to message `id` shows of it; the message must be one that `in_conversation` accepts.
+    pub(super) async fn reply_in(
+        &self,
+        app: AppId,
+        id: u64,
+        in_conversation: impl Fn(&Message) -> bool,
+    ) -> Result<Option<ReplyTo>> {
+        if id == 0 {
+            return Ok(None);
+        }
+        let original = self.store().messages_by_id(app, &[id]).await?.into_iter().next();
+        match original {
+            Some(original) if original.message_type != MessageType::Revision && in_conversation(&original) => {
+                Ok(Some(reply_of(&original)))
+            }
+            _ => Err(Error::invalid(format!("reply_to_message_id {id} is not a message of this conversation"))),
+        }
+    }
+
+    /// Fills in what messages read from the store lack: what each replies to, as it is
+    /// now, and the reactions on each (`mine` for `viewer`).
+    pub(super) async fn decorate(&self, app: AppId, viewer: &str, messages: &mut [Message]) -> Result<()> {
+        let replied: Vec<u64> = messages
+            .iter()
+            .map(|m| m.meta.reply_to)
+            .filter(|id| *id != 0)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !replied.is_empty() {
+            let originals: HashMap<u64, ReplyTo> = self
+                .store()
+                .messages_by_id(app, &replied)
+                .await?
+                .iter()
+                .map(|original| (original.id, reply_of(original)))
+                .collect();
+            for message in messages.iter_mut().filter(|m| m.meta.reply_to != 0) {
+                message.reply_to = originals.get(&message.meta.reply_to).cloned();
+            }
+        }
+        let reactable: Vec<u64> = messages
+            .iter()
+            .filter(|m| m.status == MessageStatus::Normal && m.message_type != MessageType::Revision)
+            .map(|m| m.id)
+            .collect();
+        if !reactable.is_empty() {
+            let mut reactions: HashMap<u64, Vec<_>> = HashMap::new();
+            for (id, count) in self.store().message_reactions(app, &reactable, viewer).await? {
+                reactions.entry(id).or_default().push(count);
+            }
+            for message in messages.iter_mut() {
+                if let Some(counts) = reactions.remove(&message.id) {
+                    message.reactions = counts;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The user's inbox after `after_seq`, in seq order.
@@ -99,7 +211,8 @@ impl Logic {
             .latest_seq(app, user_id)
             .await?
             .ok_or_else(|| Error::not_found(format!("user {user_id} does not exist")))?;
-        let page = self.page(limit, |n| self.store().inbox_after(app, user_id, after_seq, n)).await?;
+        let mut page = self.page(limit, |n| self.store().inbox_after(app, user_id, after_seq, n)).await?;
+        self.decorate(app, user_id, &mut page.items).await?;
         // Messages committed between the two reads may be newer than `latest`.
         let latest_seq = page.items.last().map_or(latest, |m| m.seq.max(latest));
         let large_groups = self.store().user_large_groups(app, user_id).await?;
@@ -136,6 +249,8 @@ impl Logic {
             return Err(Error::invalid("before_time_ms must not be negative"));
         }
         let conversation = (ConversationType::Direct, peer);
-        self.page(limit, |n| self.store().history(app, user_id, conversation, cursor, n)).await
+        let mut page = self.page(limit, |n| self.store().history(app, user_id, conversation, cursor, n)).await?;
+        self.decorate(app, user_id, &mut page.items).await?;
+        Ok(page)
     }
 }

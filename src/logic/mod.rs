@@ -10,6 +10,7 @@ mod friends;
 mod group_rules;
 mod groups;
 mod ids;
+mod message_actions;
 mod message_rules;
 mod messages;
 mod moment_rules;
@@ -35,14 +36,15 @@ pub use friends::WithProfile;
 pub use group_rules::GroupRules;
 pub use groups::{GroupInput, GroupSent};
 pub use ids::IdGenerator;
-pub use messages::{Sender, Sent, SyncPage};
+pub use message_actions::{ConversationKey, Forwarded};
+pub use messages::{Outgoing, Sender, Sent, SyncPage};
 pub use moments::{PostInput, PostView, PostsPage};
 pub use tokens::IssuedToken;
 pub use users::{DeviceInput, Imported, UserInput};
 
 use crate::{
     auth::{ClusterTokens, TokenKey, hash_secret},
-    config::{AuthConfig, Limits, RatesConfig, SocialConfig},
+    config::{AuthConfig, Limits, MessagesConfig, RatesConfig, SocialConfig},
     delivery::Delivery,
     metrics::Metrics,
     model::{AppId, AppSettings, DeviceType},
@@ -110,6 +112,7 @@ pub struct LogicParts {
     pub metrics: Arc<Metrics>,
     pub groups: GroupRules,
     pub social: SocialConfig,
+    pub messages: MessagesConfig,
     pub rates: RatesConfig,
     /// The cluster's credentials, when connect nodes call this node over the network.
     pub cluster: Option<ClusterTokens>,
@@ -135,6 +138,7 @@ struct Inner {
     ids: Arc<IdGenerator>,
     groups: GroupRules,
     social: SocialConfig,
+    messages: MessagesConfig,
     presence: Arc<presence_events::PresenceWatch>,
     rates: rate::Rates,
     known_users: users::KnownUsers,
@@ -182,6 +186,7 @@ impl Logic {
                 groups: parts.groups,
                 rates: rate::Rates::new(&parts.rates),
                 social: parts.social,
+                messages: parts.messages,
                 presence: presence.clone(),
                 known_users: users::KnownUsers::new(),
                 cluster: parts.cluster.map(|tokens| (hash_secret(&tokens.internal), hash_secret(&tokens.on_behalf))),

@@ -39,6 +39,8 @@ impl Logic {
             conversation_type: ConversationType::System,
             receiver_id: if let [only] = recipients { only.clone() } else { String::new() },
             body: MessageBody { content: Some(Content::System(body)) },
+            meta: Default::default(),
+            reply_to: None,
             sent_at_ms,
             recipients: recipients
                 .iter()

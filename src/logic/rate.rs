@@ -136,6 +136,7 @@ pub(super) struct Rates {
     sign_ups_per_address: Rate,
     friend_requests: Rate,
     moment_writes: Rate,
+    typing: Rate,
 }
 
 impl Rates {
@@ -173,6 +174,13 @@ impl Rates {
                 MINUTE,
                 config.moment_writes_per_minute,
                 "posts, likes and comments",
+                "a minute",
+            ),
+            typing: Rate::new(
+                config.typing_per_minute,
+                MINUTE,
+                config.typing_per_minute,
+                "typing notices from this device",
                 "a minute",
             ),
         }
@@ -216,6 +224,10 @@ impl Rates {
         self.moment_writes.take((app, user))
     }
 
+    pub(super) fn typing(&self, app: AppId, user: &str, device: &str) -> Result<()> {
+        self.typing.take((app, user, device))
+    }
+
     /// Drops buckets that are full again.
     pub(super) fn tidy(&self) {
         for rate in [
@@ -226,6 +238,7 @@ impl Rates {
             &self.sign_ups_per_address,
             &self.friend_requests,
             &self.moment_writes,
+            &self.typing,
         ] {
             rate.tidy();
         }
@@ -246,6 +259,7 @@ mod tests {
             sign_ups_per_address_per_hour: 1,
             friend_requests_per_hour: 2,
             moment_writes_per_minute: 0,
+            typing_per_minute: 0,
         }
     }
 

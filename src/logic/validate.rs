@@ -173,11 +173,13 @@ pub fn body(body: Option<&MessageBody>, limits: &Limits) -> Result<()> {
         }
         Content::Custom(custom) if custom.kind.is_empty() => Err(Error::invalid("custom.kind is required")),
         Content::Custom(_) => Ok(()),
-        Content::System(_) => Err(Error::invalid("system bodies are written by gim itself, not sent")),
+        Content::System(_) | Content::Revision(_) => {
+            Err(Error::invalid("system and revision bodies are written by gim itself, not sent"))
+        }
     }
 }
 
-fn text_body(text: &crate::proto::common::v1::TextBody, limits: &Limits) -> Result<()> {
+pub fn text_body(text: &crate::proto::common::v1::TextBody, limits: &Limits) -> Result<()> {
     if text.text.trim().is_empty() {
         return Err(Error::invalid("text must not be empty"));
     }

@@ -11,7 +11,7 @@ use crate::{
     model::AppId,
     proto::logic::v1::{
         AckRequest, AckResponse, DeviceSendRequest, GroupSendRequest, GroupSendResponse, MarkReadRequest, ReadCursor,
-        SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse,
+        SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse, TypingRequest, TypingResponse,
     },
 };
 
@@ -52,6 +52,11 @@ impl LogicLink for InProcessLink {
     async fn mark_read(&self, device: &SessionDevice, request: MarkReadRequest) -> Result<ReadCursor> {
         self.counted(device)?;
         self.calls.mark_read(&device.caller, request).await
+    }
+
+    async fn typing(&self, device: &SessionDevice, request: TypingRequest) -> Result<TypingResponse> {
+        self.counted(device)?;
+        self.calls.typing(&device.caller, request).await
     }
 
     async fn group_send(&self, device: &SessionDevice, request: GroupSendRequest) -> Result<GroupSendResponse> {

@@ -160,6 +160,7 @@ pub fn build_logic(
             large_threshold: config.groups.large_threshold,
         },
         social: config.social.clone(),
+        messages: config.messages.clone(),
         rates: config.rates.clone(),
         cluster: cluster.cloned(),
         write_batch_max: config.logic.write_batch_max,

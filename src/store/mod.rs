@@ -14,8 +14,8 @@ pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {
 
 use crate::model::{
     App, AppId, AppSecret, AppSettings, Comment, Conversation, ConversationSettings, ConversationType, Device,
-    DeviceType, Friend, FriendRequest, Group, GroupMember, JoinPolicy, JoinRequest, Like, Message, MessageBody, Post,
-    ProfilePatch, ReadCursor, Relation, TokenGenerations, User, Visibility,
+    DeviceType, Friend, FriendRequest, Group, GroupMember, JoinPolicy, JoinRequest, Like, Message, MessageBody,
+    MessageMeta, Post, ProfilePatch, ReactionCount, ReadCursor, Relation, ReplyTo, TokenGenerations, User, Visibility,
 };
 
 /// Failures of the store. Callers turn `NotFound`/`Conflict` into domain errors;
@@ -90,6 +90,10 @@ pub struct NewMessage {
     pub conversation_type: ConversationType,
     pub receiver_id: String,
     pub body: MessageBody,
+    /// Reply and forward origin; a revision's changes are in its body.
+    pub meta: MessageMeta,
+    /// The message it replies to as it stood when sent, for the pushes.
+    pub reply_to: Option<ReplyTo>,
     pub sent_at_ms: i64,
     /// Each gets one inbox entry with its next seq, and sees the conversation as
     /// `(conversation_type, conversation id)` per `Recipient`.
@@ -112,6 +116,9 @@ impl NewMessage {
             status: crate::model::MessageStatus::Normal,
             seq: 0,
             group_seq: appended.timeline.as_ref().map_or(0, |(_, seq)| *seq),
+            meta: self.meta.clone(),
+            reply_to: self.reply_to.clone(),
+            reactions: Vec::new(),
         }
     }
 }
@@ -149,6 +156,9 @@ pub enum AppendError {
     /// The decider refused it (and kept its reason).
     #[error("refused")]
     Refused,
+    /// A revision of a message that was recalled (or never stored).
+    #[error("the message was recalled")]
+    Recalled,
 }
 
 /// A message of a batch as the store finds its conversation, under the batch's locks:
@@ -435,14 +445,22 @@ pub trait GroupStore: Send + Sync {
     async fn user_large_groups(&self, app: AppId, user_id: &str) -> StoreResult<Vec<(String, u64)>>;
     async fn join_requests(&self, app: AppId, group_id: &str) -> StoreResult<Vec<JoinRequest>>;
     /// A large group's timeline after `after_seq`, ascending.
-    async fn timeline_after(&self, app: AppId, group_id: &str, after_seq: u64, limit: u32)
-    -> StoreResult<Vec<Message>>;
+    /// `viewer`'s view: the messages it deleted for itself are there, as deleted.
+    async fn timeline_after(
+        &self,
+        app: AppId,
+        group_id: &str,
+        viewer: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
     /// A group conversation's messages at positions in `(after, before)`, newest first,
-    /// each with its position.
+    /// each with its position; without revisions and what `viewer` deleted for itself.
     async fn group_history(
         &self,
         app: AppId,
         group_id: &str,
+        viewer: &str,
         after_position: u64,
         before_position: u64,
         limit: u32,
@@ -782,13 +800,62 @@ pub trait MomentStore: Send + Sync {
     async fn delete_comment(&self, app: AppId, post_id: u64, comment_id: u64) -> StoreResult<bool>;
 }
 
+/// What adding a reaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReactionOutcome {
+    /// Added, or the user had given that emoji already.
+    Done,
+    /// The user has as many reactions on the message as it may.
+    TooMany,
+    /// The message was recalled (or is not stored).
+    Recalled,
+}
+
+#[async_trait]
+pub trait ReactionStore: Send + Sync {
+    async fn add_reaction(
+        &self,
+        app: AppId,
+        message_id: u64,
+        user_id: &str,
+        emoji: &str,
+        max_per_user: u32,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome>;
+    async fn remove_reaction(&self, app: AppId, message_id: u64, user_id: &str, emoji: &str) -> StoreResult<()>;
+    /// The reactions on each of the messages, by message id, each emoji in the order it
+    /// was first given; `mine` says whether `viewer` gave it.
+    async fn message_reactions(
+        &self,
+        app: AppId,
+        message_ids: &[u64],
+        viewer: &str,
+    ) -> StoreResult<Vec<(u64, ReactionCount)>>;
+}
+
 /// The whole store, as logic uses it.
 pub trait Store:
-    AppStore + UserStore + MessageStore + ReadStore + GroupStore + FriendStore + MomentStore + ConversationStore
+    AppStore
+    + UserStore
+    + MessageStore
+    + ReadStore
+    + GroupStore
+    + FriendStore
+    + MomentStore
+    + ConversationStore
+    + ReactionStore
 {
 }
 
 impl<T> Store for T where
-    T: AppStore + UserStore + MessageStore + ReadStore + GroupStore + FriendStore + MomentStore + ConversationStore
+    T: AppStore
+        + UserStore
+        + MessageStore
+        + ReadStore
+        + GroupStore
+        + FriendStore
+        + MomentStore
+        + ConversationStore
+        + ReactionStore
 {
 }

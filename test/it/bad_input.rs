@@ -46,6 +46,7 @@ async fn bad_messages_are_refused_and_store_nothing(backend: Backend) {
         receiver_user_id: receiver.into(),
         client_msg_id: client_msg_id.into(),
         body,
+        reply_to_message_id: 0,
     };
     let cases = [
         ("no body", send("bob", "m", None), Code::InvalidArgument),
@@ -84,6 +85,7 @@ async fn bad_messages_are_refused_and_store_nothing(backend: Backend) {
             receiver_user_id: "bob".into(),
             client_msg_id: "g".into(),
             body: text("boo"),
+            reply_to_message_id: 0,
         })
         .await;
     assert_eq!(code(as_unknown), Code::NotFound, "sending as a user who does not exist");
@@ -317,6 +319,7 @@ async fn every_list_argument_is_bounded_before_any_query(backend: Backend) {
                         receiver_user_id: "bob".into(),
                         client_msg_id: "m1".into(),
                         body: mentions(201),
+                        reply_to_message_id: 0,
                     })
                     .await,
             ),
@@ -329,6 +332,7 @@ async fn every_list_argument_is_bounded_before_any_query(backend: Backend) {
                         group_id: "g".into(),
                         client_msg_id: "m2".into(),
                         body: mentions(201),
+                        reply_to_message_id: 0,
                     })
                     .await,
             ),
@@ -402,6 +406,7 @@ async fn nothing_is_done_in_the_name_of_a_user_that_does_not_exist(backend: Back
                         receiver_user_id: "bob".into(),
                         client_msg_id: "m".into(),
                         body: text("boo"),
+                        reply_to_message_id: 0,
                     })
                     .await,
             ),
@@ -447,7 +452,12 @@ async fn names_that_would_show_other_than_they_read_are_refused(backend: Backend
     assert_eq!(code(groups.set_nickname(nickname).await), Code::InvalidArgument, "a group nickname with an isolate");
     let remark = SetRemarkRequest { user_id: "bob".into(), remark: Some("b\u{FEFF}ob".into()), ..Default::default() };
     assert_eq!(code(app.friends(Some("alice")).await.set_remark(remark).await), Code::InvalidArgument);
-    let nul = DeviceSendRequest { receiver_user_id: "bob".into(), client_msg_id: "m".into(), body: text("hi\0there") };
+    let nul = DeviceSendRequest {
+        receiver_user_id: "bob".into(),
+        client_msg_id: "m".into(),
+        body: text("hi\0there"),
+        reply_to_message_id: 0,
+    };
     assert_eq!(code(alice.send_message(nul).await), Code::InvalidArgument, "message text with NUL");
     assert!(app.inbox("bob").await.iter().all(|m| m.receiver_id == "g"), "no message reached bob");
     let emoji =

@@ -151,6 +151,7 @@ async fn pushes_that_never_came_are_read_before_the_next_one(backend: Backend) {
             receiver_user_id: "bob".into(),
             client_msg_id: format!("lost{i}"),
             body: text(&format!("lost {i}")),
+            reply_to_message_id: 0,
         };
         alice_there.send_message(request).await.unwrap();
     }
@@ -358,12 +359,14 @@ async fn a_device_is_never_pushed_what_it_sent_itself(backend: Backend) {
         group_id: group.into(),
         client_msg_id: id.into(),
         body: crate::support::text(id),
+        reply_to_message_id: 0,
     };
 
     let request = DeviceSendRequest {
         receiver_user_id: "bob".into(),
         client_msg_id: "grpc-1".into(),
         body: crate::support::text("grpc-1"),
+        reply_to_message_id: 0,
     };
     phone_device.send_message(request).await.unwrap();
     bob.send("alice", "bob-1", "bob-1").await;

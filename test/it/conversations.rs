@@ -68,12 +68,13 @@ async fn business_send(app: &TestApp, from: &str, to: &str, id: &str) -> u64 {
         receiver_user_id: to.into(),
         client_msg_id: id.into(),
         body: text(id),
+        reply_to_message_id: 0,
     };
     app.business().await.send_message(request).await.unwrap().into_inner().message_id
 }
 
 async fn group_send(app: &TestApp, from: &str, group: &str, id: &str, body: Option<MessageBody>) {
-    let request = GroupSendRequest { group_id: group.into(), client_msg_id: id.into(), body };
+    let request = GroupSendRequest { group_id: group.into(), client_msg_id: id.into(), body, reply_to_message_id: 0 };
     app.groups(Some(from)).await.send_message(request).await.unwrap();
 }
 
@@ -129,7 +130,12 @@ async fn counts_follow_messages_mentions_reads_and_settings(backend: Backend) {
     assert_eq!(first.total_unread, 3 + 1 + 4 + 1);
 
     // Bob writes from his phone: his own message changes the last message, not the count.
-    let request = DeviceSendRequest { receiver_user_id: "alice".into(), client_msg_id: "b1".into(), body: text("b1") };
+    let request = DeviceSendRequest {
+        receiver_user_id: "alice".into(),
+        client_msg_id: "b1".into(),
+        body: text("b1"),
+        reply_to_message_id: 0,
+    };
     phone.send_message(request).await.unwrap();
     // Reads from the laptop: alice's conversation up to a2, the group to its end.
     let seq_of = |conversation: &Conversation| conversation.last_message.as_ref().unwrap().seq;

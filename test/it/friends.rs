@@ -161,6 +161,7 @@ async fn a_block_refuses_requests_and_messages_without_saying_so(backend: Backen
         receiver_user_id: to.into(),
         client_msg_id: id.into(),
         body: text("hello"),
+        reply_to_message_id: 0,
     };
 
     ann.friends.send_request(request("bob", "")).await.unwrap();
@@ -192,8 +193,12 @@ async fn apps_may_allow_messages_between_friends_only(backend: Backend) {
     let app = server.new_app_with(AppSettings { friendship_required: true, ..Default::default() }).await;
     let mut ann = app.user_with_device("ann", "phone").await;
     app.user("bob").await;
-    let send =
-        |id: &str| DeviceSendRequest { receiver_user_id: "bob".into(), client_msg_id: id.into(), body: text("hi") };
+    let send = |id: &str| DeviceSendRequest {
+        receiver_user_id: "bob".into(),
+        client_msg_id: id.into(),
+        body: text("hi"),
+        reply_to_message_id: 0,
+    };
 
     assert_eq!(code(ann.send_message(send("m1")).await), Code::PermissionDenied);
     app.make_friends(&[("ann", "bob")]).await;

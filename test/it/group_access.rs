@@ -229,7 +229,12 @@ impl Cast {
             Action::ListJoinRequests => code(client.list_join_requests(group()).await),
             Action::Send => code(
                 client
-                    .send_message(GroupSendRequest { group_id: id.into(), client_msg_id: "m".into(), body: text("hi") })
+                    .send_message(GroupSendRequest {
+                        group_id: id.into(),
+                        client_msg_id: "m".into(),
+                        body: text("hi"),
+                        reply_to_message_id: 0,
+                    })
                     .await,
             ),
             Action::Update => code(
@@ -348,6 +353,7 @@ async fn a_user_who_invites_itself_gets_nothing_of_the_group(backend: Backend) {
                 group_id: id.into(),
                 client_msg_id: format!("secret-{id}"),
                 body: text("s"),
+                reply_to_message_id: 0,
             })
             .await
             .unwrap();

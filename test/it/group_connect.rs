@@ -168,6 +168,7 @@ async fn large_group_pushes_that_never_came_are_read_and_a_missed_removal_stops_
             group_id: "g".into(),
             client_msg_id: format!("lost{i}"),
             body: text(&format!("lost {i}")),
+            reply_to_message_id: 0,
         };
         a_there.send_message(request).await.unwrap();
     }

@@ -32,7 +32,8 @@ both_stores!(
 );
 
 async fn send(client: &mut Groups, group: &str, id: &str, body: &str) -> Result<(u64, u64), Code> {
-    let request = GroupSendRequest { group_id: group.into(), client_msg_id: id.into(), body: text(body) };
+    let request =
+        GroupSendRequest { group_id: group.into(), client_msg_id: id.into(), body: text(body), reply_to_message_id: 0 };
     client.send_message(request).await.map(|r| (r.get_ref().seq, r.get_ref().group_seq)).map_err(|s| s.code())
 }
 
@@ -438,15 +439,29 @@ async fn member_limits_and_mentions_are_enforced(backend: Backend) {
             })),
         })
     };
-    let everyone =
-        c[1].send_message(GroupSendRequest { group_id: "g".into(), client_msg_id: "x".into(), body: mention(true) });
+    let everyone = c[1].send_message(GroupSendRequest {
+        group_id: "g".into(),
+        client_msg_id: "x".into(),
+        body: mention(true),
+        reply_to_message_id: 0,
+    });
     assert_eq!(code(everyone.await), Code::PermissionDenied, "only the owner or an admin mentions everyone");
-    c[1].send_message(GroupSendRequest { group_id: "g".into(), client_msg_id: "y".into(), body: mention(false) })
-        .await
-        .unwrap();
-    c[0].send_message(GroupSendRequest { group_id: "g".into(), client_msg_id: "z".into(), body: mention(true) })
-        .await
-        .unwrap();
+    c[1].send_message(GroupSendRequest {
+        group_id: "g".into(),
+        client_msg_id: "y".into(),
+        body: mention(false),
+        reply_to_message_id: 0,
+    })
+    .await
+    .unwrap();
+    c[0].send_message(GroupSendRequest {
+        group_id: "g".into(),
+        client_msg_id: "z".into(),
+        body: mention(true),
+        reply_to_message_id: 0,
+    })
+    .await
+    .unwrap();
     let mentions: Vec<(Vec<String>, bool)> = inbox(&app, "b")
         .await
         .into_iter()

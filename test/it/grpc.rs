@@ -163,6 +163,7 @@ async fn prometheus_metrics_count_calls_and_stored_messages() {
         receiver_user_id: "bob".into(),
         client_msg_id: "m1".into(),
         body: crate::support::text("hi"),
+        reply_to_message_id: 0,
     };
     alice.send_message(request.clone()).await.unwrap();
     alice.send_message(request).await.unwrap();

@@ -34,6 +34,7 @@ async fn a_message_lands_once_in_both_inboxes_and_is_handed_to_delivery(backend:
             receiver_user_id: "bob".into(),
             client_msg_id: "m1".into(),
             body: text("hi bob"),
+            reply_to_message_id: 0,
         })
         .await
         .unwrap()
@@ -83,8 +84,12 @@ async fn resending_a_client_msg_id_returns_the_first_result_and_stores_nothing(b
     let mut alice = app.user_with_device("alice", "phone").await;
     let mut bob = app.user_with_device("bob", "phone").await;
 
-    let request =
-        DeviceSendRequest { receiver_user_id: "bob".into(), client_msg_id: "dup-1".into(), body: text("once") };
+    let request = DeviceSendRequest {
+        receiver_user_id: "bob".into(),
+        client_msg_id: "dup-1".into(),
+        body: text("once"),
+        reply_to_message_id: 0,
+    };
     let first = alice.send_message(request.clone()).await.unwrap().into_inner();
     // Resends, some of them at the same time.
     let resends: Vec<_> = (0..3)
@@ -101,6 +106,7 @@ async fn resending_a_client_msg_id_returns_the_first_result_and_stores_nothing(b
         receiver_user_id: "alice".into(),
         client_msg_id: "dup-1".into(),
         body: text("mine"),
+        reply_to_message_id: 0,
     })
     .await
     .unwrap();
@@ -124,6 +130,7 @@ async fn sync_pages_in_seq_order_and_ack_only_moves_forward(backend: Backend) {
                 receiver_user_id: "bob".into(),
                 client_msg_id: format!("m{i}"),
                 body: text(&format!("message {i}")),
+                reply_to_message_id: 0,
             })
             .await
             .unwrap();
@@ -175,6 +182,7 @@ async fn history_pages_backwards_by_seq_and_by_time(backend: Backend) {
                 receiver_user_id: to.into(),
                 client_msg_id: format!("h{i}"),
                 body: text(&format!("h{i}")),
+                reply_to_message_id: 0,
             })
             .await
             .unwrap()
@@ -187,6 +195,7 @@ async fn history_pages_backwards_by_seq_and_by_time(backend: Backend) {
             receiver_user_id: "carol".into(),
             client_msg_id: "c".into(),
             body: text("other"),
+            reply_to_message_id: 0,
         })
         .await
         .unwrap();
@@ -236,6 +245,7 @@ async fn a_business_sends_as_a_user_or_as_the_system(backend: Backend) {
             receiver_user_id: "bob".into(),
             client_msg_id: "b1".into(),
             body: text("from the backend"),
+            reply_to_message_id: 0,
         })
         .await
         .unwrap()
@@ -247,6 +257,7 @@ async fn a_business_sends_as_a_user_or_as_the_system(backend: Backend) {
             receiver_user_id: "bob".into(),
             client_msg_id: "s1".into(),
             body: text("welcome"),
+            reply_to_message_id: 0,
         })
         .await
         .unwrap()

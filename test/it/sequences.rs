@@ -38,6 +38,7 @@ async fn concurrent_senders_on_two_nodes_get_gap_free_seqs(backend: Backend) {
                         receiver_user_id: "inbox".into(),
                         client_msg_id: format!("{sender}-{i}"),
                         body: text(&format!("{sender}-{i}")),
+                        reply_to_message_id: 0,
                     })
                     .await
                     .expect("send");

@@ -35,6 +35,8 @@ fn direct(id: u64, client: &str, from: &str, to: &str) -> NewMessage {
         receiver_id: to.into(),
         body: text(client).unwrap_or_default(),
         sent_at_ms: 1_000 + id as i64,
+        meta: Default::default(),
+        reply_to: None,
         recipients: vec![
             Recipient { user_id: to.into(), conversation_id: from.into() },
             Recipient { user_id: from.into(), conversation_id: to.into() },

@@ -178,6 +178,7 @@ pub fn test_config(db: &TestDb) -> Config {
         sign_ups_per_address_per_hour: 0,
         friend_requests_per_hour: 0,
         moment_writes_per_minute: 0,
+        typing_per_minute: 0,
     };
     config
 }

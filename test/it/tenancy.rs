@@ -25,6 +25,7 @@ async fn apps_never_see_each_others_users_devices_or_messages(backend: Backend) 
             receiver_user_id: "bob".into(),
             client_msg_id: "m1".into(),
             body: text("secret"),
+            reply_to_message_id: 0,
         })
         .await
         .unwrap();
@@ -89,6 +90,7 @@ async fn apps_never_see_each_others_users_devices_or_messages(backend: Backend) 
                     receiver_user_id: "bob".into(),
                     client_msg_id: "x".into(),
                     body: text("spam"),
+                    reply_to_message_id: 0,
                 })
                 .await
         ),

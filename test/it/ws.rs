@@ -132,6 +132,7 @@ impl WsClient {
             receiver_user_id: to.into(),
             client_msg_id: client_msg_id.into(),
             body: crate::support::text(text),
+            reply_to_message_id: 0,
         };
         let response = self.request(Payload::Send(request)).await;
         match response.result {
@@ -145,6 +146,7 @@ impl WsClient {
             group_id: group.into(),
             client_msg_id: client_msg_id.into(),
             body: crate::support::text(text),
+            reply_to_message_id: 0,
         };
         let response = self.request(Payload::GroupSend(request)).await;
         match response.result {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{Row, any::AnyRow};
 
-use super::{SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, rows, rows_of};
+use super::{SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, revisions::COUNTED_IN_SQL, rows, rows_of};
 use crate::{
     model::{AppId, Conversation, ConversationSettings, ConversationType, Message},
     proto::common::v1::message_body::Content,
@@ -50,13 +50,11 @@ pub(super) fn mentions(message: &NewMessage, user: &str) -> bool {
 }
 
 /// Unread: what others wrote, and the system conversation's notices; a group's notices
-/// ("joined", "renamed") are shown but not counted.
+/// ("joined", "renamed") are shown but not counted. `COUNTED_IN_SQL` is the same rule
+/// for stored rows, which may since have been recalled or deleted.
 fn counts_as_unread(kind: ConversationType, sender: &str, user: &str) -> bool {
     sender != user && (!sender.is_empty() || kind == ConversationType::System)
 }
-
-/// The same rule in SQL, over `inbox i` and `messages m`.
-const UNREAD_IN_SQL: &str = "m.sender_user_id <> i.user_id AND (m.sender_user_id <> '' OR i.conversation_type = 3)";
 
 /// What a batch does to one user's conversation.
 #[derive(Debug, Default)]
@@ -181,13 +179,14 @@ impl SqlStore {
     ) -> StoreResult<()> {
         let version = self.lock_version(tx, app, user_id).await? + 1;
         let read = rows::bigint(read_seq, "seq")?;
-        let after = "FROM inbox i WHERE i.app_id = c.app_id AND i.user_id = c.user_id \
-             AND i.conversation_type = c.conversation_type AND i.conversation_id = c.conversation_id AND i.seq > ?";
+        let after = "FROM inbox i JOIN messages m ON m.app_id = i.app_id AND m.id = i.message_id \
+             WHERE i.app_id = c.app_id AND i.user_id = c.user_id AND i.conversation_type = c.conversation_type \
+             AND i.conversation_id = c.conversation_id AND i.seq > ?";
         let sql = format!(
             "UPDATE conversations AS c SET read_seq = ?, \
-             unread = (SELECT COUNT(*) {after} AND EXISTS (SELECT 1 FROM messages m \
-                 WHERE m.app_id = i.app_id AND m.id = i.message_id AND {UNREAD_IN_SQL})), \
-             mentions = (SELECT COUNT(*) {after} AND i.mentioned = 1), version = ?, updated_at_ms = ? \
+             unread = (SELECT COUNT(*) {after} AND {COUNTED_IN_SQL}), \
+             mentions = (SELECT COUNT(*) {after} AND {COUNTED_IN_SQL} AND i.mentioned = 1), \
+             version = ?, updated_at_ms = ? \
              WHERE c.app_id = ? AND c.user_id = ? AND c.conversation_type = ? AND c.conversation_id = ? \
              AND c.read_seq < ?"
         );

@@ -423,15 +423,17 @@ impl GroupStore for SqlStore {
         &self,
         app: AppId,
         group_id: &str,
+        viewer: &str,
         after_seq: u64,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
         let sql = format!(
             "SELECT {} FROM group_timeline t JOIN messages m ON m.app_id = t.app_id AND m.id = t.message_id \
              WHERE t.app_id = ? AND t.group_id = ? AND t.seq > ? ORDER BY t.seq LIMIT ?",
-            rows::BARE_MESSAGE_COLUMNS
+            rows::VIEWED_MESSAGE_COLUMNS
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(viewer)
             .bind(rows::bigint(app, "app_id")?)
             .bind(group_id)
             .bind(rows::bound(after_seq))
@@ -445,14 +447,18 @@ impl GroupStore for SqlStore {
         &self,
         app: AppId,
         group_id: &str,
+        viewer: &str,
         after_position: u64,
         before_position: u64,
         limit: u32,
     ) -> StoreResult<Vec<(u64, Message)>> {
         let sql = format!(
             "SELECT {}, m.position FROM messages m WHERE m.app_id = ? AND m.conversation_type = ? \
-             AND m.receiver_id = ? AND m.position > ? AND m.position < ? ORDER BY m.position DESC LIMIT ?",
-            rows::BARE_MESSAGE_COLUMNS
+             AND m.receiver_id = ? AND m.position > ? AND m.position < ? AND {} AND {} \
+             ORDER BY m.position DESC LIMIT ?",
+            rows::BARE_MESSAGE_COLUMNS,
+            rows::NOT_A_REVISION,
+            rows::NOT_DELETED_BY_VIEWER
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(rows::bigint(app, "app_id")?)
@@ -460,6 +466,7 @@ impl GroupStore for SqlStore {
             .bind(group_id)
             .bind(rows::bound(after_position))
             .bind(rows::bound(before_position))
+            .bind(viewer)
             .bind(i64::from(limit))
             .fetch_all(&self.read)
             .await?;

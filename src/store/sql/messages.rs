@@ -9,7 +9,9 @@ use sqlx::Row;
 use super::{
     MAX_IN_LIST, SqlStore, Tx, bind_in, conflict_on_unique,
     conversations::{Key, Landing, mentions},
-    in_list, in_tx, pow2_chunks, rows, rows_of,
+    in_list, in_tx, pow2_chunks,
+    revisions::{changes_counts, is_private, meta_json, revision_of},
+    rows, rows_of,
 };
 use crate::{
     model::{AppId, ConversationType, Group, GroupMember, Message, MessageStatus},
@@ -104,7 +106,17 @@ impl SqlStore {
         let fresh = self.find_repeats(tx, app, batch, &mut outcomes).await?;
         let mut groups = self.lock_groups_for(tx, app, batch, &fresh.new).await?;
         let relations = self.relations_of(tx, app, batch, &fresh.new).await?;
-        let admitted = admit(batch, &fresh.new, &groups, &relations, decide, &mut outcomes);
+        let mut admitted = admit(batch, &fresh.new, &groups, &relations, decide, &mut outcomes);
+        // A revision changes its message here; one whose message was recalled is not written.
+        let mut applied = Vec::with_capacity(admitted.len());
+        for message in admitted {
+            if self.apply_revision(tx, app, &batch[message.index]).await? {
+                applied.push(message);
+            } else {
+                outcomes[message.index] = Some(Err(AppendError::Recalled));
+            }
+        }
+        admitted = applied;
         // Seq rows are locked in key order, so that concurrent batches cannot deadlock.
         let users: BTreeSet<&str> =
             admitted.iter().flat_map(|a| a.recipients.iter().map(|r| r.user_id.as_str())).collect();
@@ -120,6 +132,7 @@ impl SqlStore {
         written.versions = written.touched.iter().map(|user| (*user, versions[*user] + 1)).collect();
         self.write_batch(tx, app, batch, &written, &seqs, &groups).await?;
         self.land(tx, app, batch, &written).await?;
+        self.recount_revised(tx, app, batch, &written).await?;
         Ok(outcomes.into_iter().map(|outcome| outcome.expect("every message of a batch gets an outcome")).collect())
     }
 
@@ -315,7 +328,7 @@ impl SqlStore {
         let ids: BTreeSet<&str> = fresh
             .iter()
             .map(|&i| &batch[i])
-            .filter(|m| m.conversation_type == ConversationType::Group)
+            .filter(|m| m.conversation_type == ConversationType::Group && !is_private(m))
             .map(|m| m.receiver_id.as_str())
             .collect();
         let mut locked = HashMap::new();
@@ -459,13 +472,34 @@ impl SqlStore {
             return Ok(());
         }
         let mut landings: BTreeMap<Key<'_>, Landing> = BTreeMap::new();
-        for row in &written.inbox {
+        // Revisions change earlier messages; they are not the conversation's activity.
+        for row in written.inbox.iter().filter(|row| revision_of(&batch[row.index]).is_none()) {
             let message = &batch[row.index];
             let key = (row.user, i64::from(message.conversation_type as i32), row.conversation);
             landings.entry(key).or_default().add(message, row.user, row.seq, row.mentioned);
         }
         let now_ms = written.inbox.iter().map(|row| batch[row.index].sent_at_ms).max().unwrap_or_default();
         self.land_in_conversations(tx, app, &landings, &written.versions, now_ms).await
+    }
+
+    /// Counts again the conversations that a recall or a deletion of the batch reached.
+    async fn recount_revised(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        batch: &[NewMessage],
+        written: &Written<'_>,
+    ) -> StoreResult<()> {
+        let mut reached: BTreeMap<(usize, &str), Vec<&str>> = BTreeMap::new();
+        for row in written.inbox.iter().filter(|row| changes_counts(&batch[row.index])) {
+            reached.entry((row.index, row.conversation)).or_default().push(row.user);
+        }
+        for ((index, conversation), users) in reached {
+            let message = &batch[index];
+            let key = (i64::from(message.conversation_type as i32), conversation);
+            self.recount(tx, app, key, &users, is_private(message), message.sent_at_ms).await?;
+        }
+        Ok(())
     }
 
     async fn store_seqs<'u>(
@@ -503,8 +537,8 @@ impl SqlStore {
     ) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO messages (app_id, id, client_msg_id, sender_user_id, sender_device_id, conversation_type, \
-             receiver_id, message_type, body, sent_at_ms, status, sender_seq, group_seq, position) VALUES {}",
-            rows_of(chunk.len(), 14)
+             receiver_id, message_type, body, sent_at_ms, status, sender_seq, group_seq, position, meta) VALUES {}",
+            rows_of(chunk.len(), 15)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
@@ -523,7 +557,8 @@ impl SqlStore {
                 .bind(i64::from(MessageStatus::Normal as i32))
                 .bind(rows::bigint(row.sender_seq, "sender_seq")?)
                 .bind(rows::bigint(row.group_seq, "group_seq")?)
-                .bind(rows::bigint(row.position, "position")?);
+                .bind(rows::bigint(row.position, "position")?)
+                .bind(meta_json(&msg.meta)?);
         }
         query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         Ok(())
@@ -559,10 +594,11 @@ fn admit(
     let mut admitted = Vec::with_capacity(fresh.len());
     for &index in fresh {
         let message = &batch[index];
-        let locked = (message.conversation_type == ConversationType::Group)
+        let locked = (message.conversation_type == ConversationType::Group && !is_private(message))
             .then(|| groups.get(message.receiver_id.as_str()))
             .flatten();
         let state = match message.conversation_type {
+            _ if is_private(message) => SendState::Unchecked,
             ConversationType::Group => SendState::Group {
                 group: locked.map(|locked| &locked.group),
                 sender: locked.and_then(|locked| locked.members.get(&message.sender_user_id)),
@@ -611,6 +647,7 @@ fn assign<'b>(
     }
     let (mut position, mut timeline) = (0, None);
     if message.conversation_type == ConversationType::Group
+        && !is_private(message)
         && let Some(locked) = groups.get_mut(message.receiver_id.as_str())
     {
         locked.position += 1;
@@ -699,8 +736,11 @@ impl MessageStore for SqlStore {
     ) -> StoreResult<Vec<Message>> {
         let mut sql = format!(
             "SELECT {} FROM inbox i JOIN messages m ON m.app_id = i.app_id AND m.id = i.message_id \
-             WHERE i.app_id = ? AND i.user_id = ? AND i.conversation_type = ? AND i.conversation_id = ?",
-            rows::MESSAGE_COLUMNS
+             WHERE i.app_id = ? AND i.user_id = ? AND i.conversation_type = ? AND i.conversation_id = ? \
+             AND {} AND NOT EXISTS (SELECT 1 FROM deleted_messages d WHERE d.app_id = i.app_id \
+             AND d.user_id = i.user_id AND d.message_id = i.message_id)",
+            rows::MESSAGE_COLUMNS,
+            rows::NOT_A_REVISION
         );
         if cursor.before_seq > 0 {
             sql.push_str(" AND i.seq < ?");

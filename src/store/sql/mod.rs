@@ -16,6 +16,7 @@ mod groups;
 mod messages;
 mod moments;
 mod reads;
+mod revisions;
 mod rows;
 mod users;
 

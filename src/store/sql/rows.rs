@@ -4,7 +4,10 @@ use prost::Message as _;
 use sqlx::{Row, any::AnyRow};
 
 use crate::{
-    model::{App, AppSettings, Comment, Device, Group, GroupMember, Message, MessageBody, Post, PostContent, User},
+    model::{
+        App, AppSettings, Comment, Device, Group, GroupMember, Message, MessageBody, MessageMeta, MessageStatus, Post,
+        PostContent, User,
+    },
     store::{StoreError, StoreResult},
 };
 
@@ -52,18 +55,51 @@ pub(super) fn app(row: &AnyRow) -> StoreResult<App> {
     })
 }
 
-/// Columns of `messages m` joined with `inbox i`, in the order `message` reads them.
+/// Columns of `messages m` joined with `inbox i`, in the order `message` reads them,
+/// with whether the inbox's user deleted the message for itself.
 pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.client_msg_id, m.sender_user_id, m.sender_device_id, \
-     m.conversation_type, m.receiver_id, m.body, m.sent_at_ms, m.status, m.group_seq, i.seq";
+     m.conversation_type, m.receiver_id, m.message_type, m.body, m.sent_at_ms, m.status, m.group_seq, m.meta, i.seq, \
+     CASE WHEN EXISTS (SELECT 1 FROM deleted_messages d WHERE d.app_id = i.app_id AND d.user_id = i.user_id \
+     AND d.message_id = i.message_id) THEN 1 ELSE 0 END AS deleted";
 
 /// Columns of `messages m` alone (no inbox seq), for timelines and group history.
 pub(super) const BARE_MESSAGE_COLUMNS: &str = "m.id, m.client_msg_id, m.sender_user_id, m.sender_device_id, \
-     m.conversation_type, m.receiver_id, m.body, m.sent_at_ms, m.status, m.group_seq, 0 AS seq";
+     m.conversation_type, m.receiver_id, m.message_type, m.body, m.sent_at_ms, m.status, m.group_seq, m.meta, 0 AS seq, \
+     0 AS deleted";
+
+/// Columns of `messages m` alone, with whether `?` (the viewer, bound first) deleted it
+/// for itself: a large group's timeline as one member syncs it.
+pub(super) const VIEWED_MESSAGE_COLUMNS: &str = "m.id, m.client_msg_id, m.sender_user_id, m.sender_device_id, \
+     m.conversation_type, m.receiver_id, m.message_type, m.body, m.sent_at_ms, m.status, m.group_seq, m.meta, \
+     0 AS seq, CASE WHEN EXISTS (SELECT 1 FROM deleted_messages d WHERE d.app_id = m.app_id AND d.user_id = ? \
+     AND d.message_id = m.id) THEN 1 ELSE 0 END AS deleted";
+
+/// A condition on `messages m`: `?` (the viewer) has not deleted it for itself.
+pub(super) const NOT_DELETED_BY_VIEWER: &str =
+    "NOT EXISTS (SELECT 1 FROM deleted_messages d WHERE d.app_id = m.app_id AND d.user_id = ? AND d.message_id = m.id)";
+
+/// A condition on `messages m`: not a revision (history shows what revisions did, not them).
+pub(super) const NOT_A_REVISION: &str = "m.message_type <> 10";
 
 pub(super) fn message(row: &AnyRow) -> StoreResult<Message> {
     let body: Vec<u8> = row.try_get("body")?;
     let body =
         MessageBody::decode(body.as_slice()).map_err(|err| StoreError::Corrupt(format!("message body: {err}")))?;
+    let meta: String = row.try_get("meta")?;
+    let meta: MessageMeta = if meta.is_empty() {
+        MessageMeta::default()
+    } else {
+        serde_json::from_str(&meta).map_err(|err| StoreError::Corrupt(format!("message meta: {err}")))?
+    };
+    let deleted = row.try_get::<i64, _>("deleted")? != 0;
+    // The column, not the body: a recalled message keeps its type with its body erased.
+    let message_type = get_enum(row, "message_type")?;
+    // Deleted for the viewer: kept in place so that its seq is accounted for, but empty.
+    let (body, status, meta) = if deleted {
+        (MessageBody::default(), MessageStatus::Deleted, MessageMeta::default())
+    } else {
+        (body, get_enum(row, "status")?, meta)
+    };
     Ok(Message {
         id: get_u64(row, "id")?,
         client_msg_id: row.try_get("client_msg_id")?,
@@ -71,12 +107,15 @@ pub(super) fn message(row: &AnyRow) -> StoreResult<Message> {
         sender_device_id: row.try_get("sender_device_id")?,
         conversation_type: get_enum(row, "conversation_type")?,
         receiver_id: row.try_get("receiver_id")?,
-        message_type: crate::model::message_type_of(&body),
+        message_type,
         body,
         sent_at_ms: row.try_get("sent_at_ms")?,
-        status: get_enum(row, "status")?,
+        status,
         seq: get_u64(row, "seq")?,
         group_seq: get_u64(row, "group_seq")?,
+        meta,
+        reply_to: None,
+        reactions: Vec::new(),
     })
 }
 

@@ -1,0 +1,106 @@
+//! `gim.logic.v1.Messages`: what a user does to a message after sending it, for devices
+//! (acting as their user) and business backends (acting as `x-gim-acting-user`, or as
+//! the app, which may recall any message).
+
+use tonic::{Request, Response, Status};
+
+use super::{auth, session_calls::SessionCalls};
+use crate::{
+    logic::{Error, Logic},
+    model::ConversationType,
+    proto::{
+        common::v1 as pb,
+        logic::v1::{self as api, messages_server::Messages},
+    },
+};
+
+pub struct MessagesApi {
+    logic: Logic,
+    calls: SessionCalls,
+}
+
+impl MessagesApi {
+    pub fn new(logic: Logic) -> Self {
+        Self { calls: SessionCalls::new(logic.clone()), logic }
+    }
+}
+
+fn conversation_type(value: i32) -> Result<ConversationType, Error> {
+    ConversationType::try_from(value).map_err(|_| Error::invalid(format!("unknown conversation_type {value}")))
+}
+
+#[tonic::async_trait]
+impl Messages for MessagesApi {
+    async fn recall_message(&self, request: Request<api::MessageRef>) -> Result<Response<pb::Message>, Status> {
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let message = self.logic.recall(&caller, request.into_inner().message_id).await?;
+        Ok(Response::new(message.into()))
+    }
+
+    async fn edit_message(&self, request: Request<api::EditMessageRequest>) -> Result<Response<pb::Message>, Status> {
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let message = self.logic.edit(&caller, request.message_id, request.text).await?;
+        Ok(Response::new(message.into()))
+    }
+
+    async fn delete_messages(
+        &self,
+        request: Request<api::DeleteMessagesRequest>,
+    ) -> Result<Response<api::DeleteMessagesResponse>, Status> {
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let kind = conversation_type(request.conversation_type)?;
+        let seq = self.logic.delete_for_me(&caller, (kind, &request.conversation_id), &request.message_ids).await?;
+        Ok(Response::new(api::DeleteMessagesResponse { seq }))
+    }
+
+    async fn add_reaction(
+        &self,
+        request: Request<api::ReactionRequest>,
+    ) -> Result<Response<api::ReactionsResponse>, Status> {
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let reactions = self.logic.react(&caller, request.message_id, &request.emoji, true).await?;
+        Ok(Response::new(api::ReactionsResponse { reactions }))
+    }
+
+    async fn remove_reaction(
+        &self,
+        request: Request<api::ReactionRequest>,
+    ) -> Result<Response<api::ReactionsResponse>, Status> {
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let reactions = self.logic.react(&caller, request.message_id, &request.emoji, false).await?;
+        Ok(Response::new(api::ReactionsResponse { reactions }))
+    }
+
+    async fn forward_message(
+        &self,
+        request: Request<api::ForwardMessageRequest>,
+    ) -> Result<Response<api::ForwardMessageResponse>, Status> {
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let targets = request
+            .targets
+            .into_iter()
+            .map(|target| Ok((conversation_type(target.conversation_type)?, target.conversation_id)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let sent = self.logic.forward(&caller, request.message_id, &targets, &request.client_msg_id).await?;
+        Ok(Response::new(api::ForwardMessageResponse {
+            sent: sent
+                .into_iter()
+                .map(|sent| api::SendMessageResponse {
+                    message_id: sent.message_id,
+                    seq: sent.seq,
+                    sent_at_ms: sent.sent_at_ms,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn typing(&self, request: Request<api::TypingRequest>) -> Result<Response<api::TypingResponse>, Status> {
+        let caller = auth::device(&self.logic, request.metadata()).await?;
+        Ok(Response::new(self.calls.typing(&caller, request.into_inner()).await?))
+    }
+}

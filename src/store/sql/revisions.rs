@@ -1,0 +1,289 @@
+//! Revisions (recall, edit, delete for me) and reactions: what users do to messages
+//! after sending them.
+//!
+//! A revision is written like a message, in the transaction of the change it makes: it
+//! takes a seq in every inbox it reaches (or on the large group's timeline), so that a
+//! device that was offline learns of it by syncing. Here it does its change to the
+//! earlier message, and the conversations it touches are counted again.
+
+use async_trait::async_trait;
+use prost::Message as _;
+use sqlx::Row;
+
+use super::{MAX_IN_LIST, SqlStore, Tx, bind_in, in_list, in_tx, rows, rows_of};
+use crate::{
+    model::{AppId, MessageBody, MessageMeta, MessageStatus, ReactionCount, RevisionBody, RevisionKind},
+    proto::common::v1::message_body::Content,
+    store::{NewMessage, ReactionOutcome, ReactionStore, StoreError, StoreResult},
+};
+
+/// The revision a message of a batch carries, if it is one.
+pub(super) fn revision_of(message: &NewMessage) -> Option<&RevisionBody> {
+    match &message.body.content {
+        Some(Content::Revision(revision)) => Some(revision),
+        _ => None,
+    }
+}
+
+/// A deletion for one user reaches that user's inbox only: no group fan-out, no
+/// position in the group, no timeline.
+pub(super) fn is_private(message: &NewMessage) -> bool {
+    revision_of(message).is_some_and(|revision| revision.kind() == RevisionKind::Delete)
+}
+
+/// A recall or a deletion changes what the conversations it reaches count as unread.
+pub(super) fn changes_counts(message: &NewMessage) -> bool {
+    revision_of(message).is_some_and(|revision| matches!(revision.kind(), RevisionKind::Recall | RevisionKind::Delete))
+}
+
+/// Rows of `inbox i` joined with `messages m` that count as unread for the inbox's user:
+/// what others wrote (and the system conversation's notices; a group's notices are
+/// shown but not counted), not recalled, not a revision, not deleted by the user.
+pub(super) const COUNTED_IN_SQL: &str = "m.sender_user_id <> i.user_id \
+     AND (m.sender_user_id <> '' OR i.conversation_type = 3) AND m.status = 1 AND m.message_type <> 10 \
+     AND NOT EXISTS (SELECT 1 FROM deleted_messages d WHERE d.app_id = i.app_id AND d.user_id = i.user_id \
+     AND d.message_id = i.message_id)";
+
+impl SqlStore {
+    /// Makes the change `message` (a revision) announces; `false` when its message can
+    /// no longer be changed (it was recalled), and the revision must not be written.
+    pub(super) async fn apply_revision(&self, tx: &mut Tx, app: i64, message: &NewMessage) -> StoreResult<bool> {
+        let Some(revision) = revision_of(message) else {
+            return Ok(true);
+        };
+        match revision.kind() {
+            RevisionKind::Recall | RevisionKind::Edit => {
+                let &[id] = revision.message_ids.as_slice() else {
+                    return Err(StoreError::Corrupt("a recall or an edit names one message".into()));
+                };
+                let Some(mut meta) = self.lock_live_message(tx, app, id).await? else {
+                    return Ok(false);
+                };
+                let (body, status) = if revision.kind() == RevisionKind::Recall {
+                    meta.recalled_by = Some(revision.actor_user_id.clone());
+                    meta.recalled_at_ms = message.sent_at_ms;
+                    // Erased, not hidden: nothing of the content stays in the row.
+                    (Vec::new(), MessageStatus::Recalled)
+                } else {
+                    meta.edited_at_ms = message.sent_at_ms;
+                    let text = revision.text.clone().unwrap_or_default();
+                    (MessageBody { content: Some(Content::Text(text)) }.encode_to_vec(), MessageStatus::Normal)
+                };
+                sqlx::query("UPDATE messages SET body = ?, status = ?, meta = ? WHERE app_id = ? AND id = ?")
+                    .bind(body)
+                    .bind(i64::from(status as i32))
+                    .bind(meta_json(&meta)?)
+                    .bind(app)
+                    .bind(rows::bigint(id, "id")?)
+                    .execute(&mut **tx)
+                    .await?;
+                if status == MessageStatus::Recalled {
+                    sqlx::query("DELETE FROM message_reactions WHERE app_id = ? AND message_id = ?")
+                        .bind(app)
+                        .bind(rows::bigint(id, "id")?)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
+            RevisionKind::Delete => {
+                let user = revision.actor_user_id.as_str();
+                let ids: Vec<i64> =
+                    revision.message_ids.iter().map(|id| rows::bigint(*id, "id")).collect::<StoreResult<_>>()?;
+                for chunk in ids.chunks(MAX_IN_LIST) {
+                    let sql = format!(
+                        "INSERT INTO deleted_messages (app_id, user_id, message_id) VALUES {}{}",
+                        rows_of(chunk.len(), 3),
+                        self.dialect.ignore_duplicate("message_id")
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        query = query.bind(app).bind(user).bind(*id);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+            }
+            RevisionKind::Unspecified => return Err(StoreError::Corrupt("a revision without a kind".into())),
+        }
+        Ok(true)
+    }
+
+    /// The meta of a message that is not recalled, its row locked.
+    async fn lock_live_message(&self, tx: &mut Tx, app: i64, id: u64) -> StoreResult<Option<MessageMeta>> {
+        let sql = format!(
+            "SELECT meta FROM messages WHERE app_id = ? AND id = ? AND status = ?{}",
+            self.dialect.for_update()
+        );
+        let meta: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(rows::bigint(id, "id")?)
+            .bind(i64::from(MessageStatus::Normal as i32))
+            .fetch_optional(&mut **tx)
+            .await?;
+        meta.map(|meta| parse_meta(&meta)).transpose()
+    }
+
+    /// Counts the unread messages and mentions of `users`' conversation `(kind, id)`
+    /// again, at their new conversation versions (already stored in `user_seqs`); for a
+    /// deletion, also finds the latest message left.
+    pub(super) async fn recount(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        (kind, id): (i64, &str),
+        users: &[&str],
+        find_last: bool,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let after = "FROM inbox i JOIN messages m ON m.app_id = i.app_id AND m.id = i.message_id \
+             WHERE i.app_id = c.app_id AND i.user_id = c.user_id AND i.conversation_type = c.conversation_type \
+             AND i.conversation_id = c.conversation_id AND i.seq > c.read_seq";
+        let mut sets = format!(
+            "unread = (SELECT COUNT(*) {after} AND {COUNTED_IN_SQL}), \
+             mentions = (SELECT COUNT(*) {after} AND {COUNTED_IN_SQL} AND i.mentioned = 1), \
+             version = (SELECT s.conversation_version FROM user_seqs s WHERE s.app_id = c.app_id \
+                 AND s.user_id = c.user_id), updated_at_ms = ?"
+        );
+        if find_last {
+            // The latest message the user still has, or none.
+            let latest = |set: &str, column: &str| {
+                format!(
+                    "{set} = COALESCE((SELECT i.{column} FROM inbox i JOIN messages m ON m.app_id = i.app_id \
+                     AND m.id = i.message_id WHERE i.app_id = c.app_id AND i.user_id = c.user_id \
+                     AND i.conversation_type = c.conversation_type AND i.conversation_id = c.conversation_id \
+                     AND m.message_type <> 10 AND NOT EXISTS (SELECT 1 FROM deleted_messages d \
+                     WHERE d.app_id = i.app_id AND d.user_id = i.user_id AND d.message_id = i.message_id) \
+                     ORDER BY i.seq DESC LIMIT 1), 0)"
+                )
+            };
+            for (set, column) in [("last_seq", "seq"), ("last_message_id", "message_id"), ("last_at_ms", "sent_at_ms")]
+            {
+                sets.push_str(", ");
+                sets.push_str(&latest(set, column));
+            }
+        }
+        for chunk in users.chunks(MAX_IN_LIST) {
+            let sql = format!(
+                "UPDATE conversations AS c SET {sets} WHERE c.app_id = ? AND c.conversation_type = ? \
+                 AND c.conversation_id = ? AND c.user_id IN ({})",
+                in_list(chunk.len())
+            );
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(app).bind(kind).bind(id);
+            bind_in(query, chunk).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn add_reaction_in(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        (message_id, user_id, emoji): (i64, &str, &str),
+        max_per_user: u32,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome> {
+        // The message's row lock orders reactions against each other and a recall.
+        if self.lock_live_message(tx, app, rows::u64_of(message_id, "id")?).await?.is_none() {
+            return Ok(ReactionOutcome::Recalled);
+        }
+        let mine: Vec<String> = sqlx::query_scalar(
+            "SELECT emoji FROM message_reactions WHERE app_id = ? AND message_id = ? AND user_id = ?",
+        )
+        .bind(app)
+        .bind(message_id)
+        .bind(user_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        if mine.iter().any(|given| given == emoji) {
+            return Ok(ReactionOutcome::Done);
+        }
+        if mine.len() >= max_per_user as usize {
+            return Ok(ReactionOutcome::TooMany);
+        }
+        sqlx::query(
+            "INSERT INTO message_reactions (app_id, message_id, emoji, user_id, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(app)
+        .bind(message_id)
+        .bind(emoji)
+        .bind(user_id)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+        Ok(ReactionOutcome::Done)
+    }
+}
+
+fn parse_meta(meta: &str) -> StoreResult<MessageMeta> {
+    if meta.is_empty() {
+        return Ok(MessageMeta::default());
+    }
+    serde_json::from_str(meta).map_err(|err| StoreError::Corrupt(format!("message meta: {err}")))
+}
+
+/// The `meta` column's value: empty for the common message with nothing to say.
+pub(super) fn meta_json(meta: &MessageMeta) -> StoreResult<String> {
+    if meta.is_empty() {
+        return Ok(String::new());
+    }
+    serde_json::to_string(meta).map_err(|err| StoreError::Corrupt(format!("message meta: {err}")))
+}
+
+#[async_trait]
+impl ReactionStore for SqlStore {
+    async fn add_reaction(
+        &self,
+        app: AppId,
+        message_id: u64,
+        user_id: &str,
+        emoji: &str,
+        max_per_user: u32,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome> {
+        let app = rows::bigint(app, "app_id")?;
+        let key = (rows::bigint(message_id, "message_id")?, user_id, emoji);
+        in_tx!(self, |tx| self.add_reaction_in(tx, app, key, max_per_user, now_ms).await)
+    }
+
+    async fn remove_reaction(&self, app: AppId, message_id: u64, user_id: &str, emoji: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM message_reactions WHERE app_id = ? AND message_id = ? AND emoji = ? AND user_id = ?")
+            .bind(rows::bigint(app, "app_id")?)
+            .bind(rows::bigint(message_id, "message_id")?)
+            .bind(emoji)
+            .bind(user_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn message_reactions(
+        &self,
+        app: AppId,
+        message_ids: &[u64],
+        viewer: &str,
+    ) -> StoreResult<Vec<(u64, ReactionCount)>> {
+        let ids: Vec<i64> = message_ids.iter().map(|id| rows::bigint(*id, "id")).collect::<StoreResult<_>>()?;
+        let mut found = Vec::new();
+        for chunk in ids.chunks(MAX_IN_LIST) {
+            // In the order each emoji was first given, so that counts do not reshuffle.
+            let sql = format!(
+                "SELECT message_id, emoji, COUNT(*) AS n, CAST(SUM(CASE WHEN user_id = ? THEN 1 ELSE 0 END) AS SIGNED) \
+                 AS mine, MIN(created_at_ms) AS first_ms FROM message_reactions \
+                 WHERE app_id = ? AND message_id IN ({}) GROUP BY message_id, emoji \
+                 ORDER BY message_id, first_ms, emoji",
+                in_list(chunk.len())
+            );
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(viewer).bind(rows::bigint(app, "app_id")?);
+            for row in bind_in(query, chunk).fetch_all(&self.read).await? {
+                found.push((
+                    rows::get_u64(&row, "message_id")?,
+                    ReactionCount {
+                        emoji: row.try_get("emoji")?,
+                        count: rows::get_u64(&row, "n")?,
+                        mine: row.try_get::<i64, _>("mine")? > 0,
+                    },
+                ));
+            }
+        }
+        Ok(found)
+    }
+}
