@@ -261,10 +261,11 @@ impl Logic {
         if message.status == MessageStatus::Recalled {
             return Err(Error::FailedPrecondition(format!("message {id} was recalled")));
         }
-        if add {
+        let changed = if add {
             let max = self.inner.messages.max_reactions_per_user;
             match self.store().add_reaction(caller.app, id, user, emoji, max, now_ms()).await? {
-                ReactionOutcome::Done => {}
+                ReactionOutcome::Added => true,
+                ReactionOutcome::AlreadyGiven => false,
                 ReactionOutcome::TooMany => {
                     return Err(Error::invalid(format!("at most {max} different reactions per user on a message")));
                 }
@@ -273,13 +274,14 @@ impl Logic {
                 }
             }
         } else {
-            self.store().remove_reaction(caller.app, id, user, emoji).await?;
-        }
+            self.store().remove_reaction(caller.app, id, user, emoji).await?
+        };
         let reactions: Vec<ReactionCount> =
             self.store().message_reactions(caller.app, &[id], user).await?.into_iter().map(|(_, r)| r).collect();
         let everyone: Vec<ReactionCount> =
             reactions.iter().map(|r| ReactionCount { mine: false, ..r.clone() }).collect();
-        if let Some(audience) = self.audience(caller.app, &message).await? {
+        // Only a change is news: a repeated add or a remove of nothing tells no one.
+        if changed && let Some(audience) = self.audience(caller.app, &message).await? {
             let skip = caller.device_id.clone().map(|device_id| DeviceRef { user_id: user.to_owned(), device_id });
             let pushes = audience
                 .into_iter()

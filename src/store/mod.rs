@@ -803,8 +803,9 @@ pub trait MomentStore: Send + Sync {
 /// What adding a reaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReactionOutcome {
-    /// Added, or the user had given that emoji already.
-    Done,
+    Added,
+    /// The user had given that emoji already.
+    AlreadyGiven,
     /// The user has as many reactions on the message as it may.
     TooMany,
     /// The message was recalled (or is not stored).
@@ -822,7 +823,8 @@ pub trait ReactionStore: Send + Sync {
         max_per_user: u32,
         now_ms: i64,
     ) -> StoreResult<ReactionOutcome>;
-    async fn remove_reaction(&self, app: AppId, message_id: u64, user_id: &str, emoji: &str) -> StoreResult<()>;
+    /// `false` when the user had not given that emoji.
+    async fn remove_reaction(&self, app: AppId, message_id: u64, user_id: &str, emoji: &str) -> StoreResult<bool>;
     /// The reactions on each of the messages, by message id, each emoji in the order it
     /// was first given; `mine` says whether `viewer` gave it.
     async fn message_reactions(

@@ -1,16 +1,17 @@
 //! The conversation list on both stores: counts exact after sends, mentions, reads on
 //! two devices and settings; paging by activity; incremental sync by version; bad
-//! input; and the list against the inbox after a random soak.
+//! input; and the list against the inbox after a random soak of sends, reads, recalls and
+//! deletions.
 
 use std::collections::{BTreeMap, HashMap};
 
 use gim::proto::{
-    common::v1::{ConversationType, MessageBody, TextBody, message_body::Content},
+    common::v1::{ConversationType, MessageBody, MessageStatus, MessageType, TextBody, message_body::Content},
     logic::v1::{
-        BusinessSendRequest, BusinessSyncRequest, Conversation, CreateGroupRequest, DeviceSendRequest,
-        GroupSendRequest, ListConversationsRequest, ListConversationsResponse, ListReadCursorsResponse,
-        MarkReadRequest, SyncConversationsRequest, UpdateConversationRequest,
-        conversations_client::ConversationsClient,
+        BusinessSendRequest, BusinessSyncRequest, Conversation, CreateGroupRequest, DeleteMessagesRequest,
+        DeviceSendRequest, GroupSendRequest, ListConversationsRequest, ListConversationsResponse,
+        ListReadCursorsResponse, MarkReadRequest, MessageRef, SyncConversationsRequest, UpdateConversationRequest,
+        conversations_client::ConversationsClient, messages_client::MessagesClient,
     },
 };
 use tonic::Code;
@@ -25,7 +26,7 @@ both_stores!(
     a_setting_changed_on_one_device_reaches_the_others,
     counts_follow_messages_mentions_reads_and_settings,
     the_list_pages_by_activity_and_refuses_what_is_not_a_users,
-    the_list_matches_the_inbox_after_random_sends_and_reads,
+    the_list_matches_the_inbox_after_random_sends_reads_recalls_and_deletions,
 );
 
 type Conversations = ConversationsClient<Intercepted>;
@@ -320,9 +321,9 @@ async fn the_list_pages_by_activity_and_refuses_what_is_not_a_users(backend: Bac
     assert_eq!(list(&mut other_bob).await.conversations, []);
 }
 
-/// Random sends (direct and group) and reads; then every user's list says what its inbox
-/// and read cursors say.
-async fn the_list_matches_the_inbox_after_random_sends_and_reads(backend: Backend) {
+/// Random sends (direct and group), reads, recalls and deletions; then every user's list
+/// says what its inbox and read cursors say.
+async fn the_list_matches_the_inbox_after_random_sends_reads_recalls_and_deletions(backend: Backend) {
     let server = TestServer::start(backend).await;
     let app = server.new_app().await;
     let users = ["u0", "u1", "u2", "u3"];
@@ -346,9 +347,13 @@ async fn the_list_matches_the_inbox_after_random_sends_and_reads(backend: Backen
         state ^= state << 17;
         state % n
     };
-    for step in 0..150 {
+    let app_id = app.app_id.to_string();
+    let as_app = Meta::new(&[("x-gim-app-id", &app_id), ("x-gim-app-secret", &app.secret)]);
+    let mut recaller = MessagesClient::with_interceptor(channel(app.addr).await, as_app);
+    let (mut recalls, mut deletions) = (0, 0);
+    for step in 0..200 {
         let from = users[next(4) as usize];
-        match next(5) {
+        match next(7) {
             0 | 1 => {
                 let to = users[next(4) as usize];
                 if to != from {
@@ -359,8 +364,29 @@ async fn the_list_matches_the_inbox_after_random_sends_and_reads(backend: Backen
                 let body = if next(3) == 0 { mentioning("hey", &["u1"], false) } else { text("hi") };
                 group_send(&app, from, "g", &format!("m{step}"), body).await;
             }
+            5 | 6 => {
+                // The app recalls one of the user's messages, or the user deletes one for itself.
+                let inbox: Vec<_> = inbox_of(&app, from).await.into_iter().filter(is_user_message).collect();
+                if inbox.is_empty() {
+                    continue;
+                }
+                let target = &inbox[next(inbox.len() as u64) as usize];
+                if next(2) == 0 {
+                    recaller.recall_message(MessageRef { message_id: target.id }).await.unwrap();
+                    recalls += 1;
+                } else {
+                    let (kind, id) = conversation_key(target, from);
+                    let request = DeleteMessagesRequest {
+                        conversation_type: kind as i32,
+                        conversation_id: id,
+                        message_ids: vec![target.id],
+                    };
+                    messages_of(&app, &app.device_token(from, "d").await).await.delete_messages(request).await.unwrap();
+                    deletions += 1;
+                }
+            }
             _ => {
-                let inbox = inbox_of(&app, from).await;
+                let inbox: Vec<_> = inbox_of(&app, from).await.into_iter().filter(is_message).collect();
                 if inbox.is_empty() {
                     continue;
                 }
@@ -371,6 +397,7 @@ async fn the_list_matches_the_inbox_after_random_sends_and_reads(backend: Backen
             }
         }
     }
+    assert!(recalls > 5 && deletions > 5, "{recalls} recalls and {deletions} deletions");
     for user in users {
         let inbox = inbox_of(&app, user).await;
         let cursors: ListReadCursorsResponse = devices
@@ -383,13 +410,18 @@ async fn the_list_matches_the_inbox_after_random_sends_and_reads(backend: Backen
         let read: HashMap<(i32, String), u64> =
             cursors.cursors.into_iter().map(|c| ((c.conversation_type, c.conversation_id), c.seq)).collect();
         let mut expected: BTreeMap<(i32, String), (u64, u64, u64)> = BTreeMap::new();
-        for message in &inbox {
+        for message in inbox.iter().filter(|m| is_message(m)) {
             let (kind, id) = conversation_key(message, user);
             let entry = expected.entry((kind as i32, id.clone())).or_default();
-            entry.0 = entry.0.max(message.seq);
+            // A message deleted for the user is not its conversation's last one; a recalled one is.
+            let deleted = message.status == MessageStatus::Deleted as i32;
+            if !deleted {
+                entry.0 = entry.0.max(message.seq);
+            }
             let unread = message.seq > read.get(&(kind as i32, id)).copied().unwrap_or(0)
                 && message.sender_user_id != user
-                && !message.sender_user_id.is_empty();
+                && !message.sender_user_id.is_empty()
+                && message.status == MessageStatus::Normal as i32;
             if unread {
                 entry.1 += 1;
                 let mentioned = matches!(
@@ -411,6 +443,21 @@ async fn the_list_matches_the_inbox_after_random_sends_and_reads(backend: Backen
         assert_eq!(got, expected, "{user}'s list and inbox");
         assert_eq!(listed.total_unread, expected.values().map(|e| e.1).sum::<u64>());
     }
+}
+
+/// Not a revision: a message of its conversation.
+fn is_message(message: &gim::proto::common::v1::Message) -> bool {
+    message.r#type != MessageType::Revision as i32
+}
+
+/// A message a user sent that is still there to recall or delete.
+fn is_user_message(message: &gim::proto::common::v1::Message) -> bool {
+    is_message(message) && !message.sender_user_id.is_empty() && message.status == MessageStatus::Normal as i32
+}
+
+async fn messages_of(app: &TestApp, token: &str) -> MessagesClient<Intercepted> {
+    let bearer = format!("Bearer {token}");
+    MessagesClient::with_interceptor(channel(app.addr).await, Meta::new(&[("authorization", &bearer)]))
 }
 
 async fn inbox_of(app: &TestApp, user: &str) -> Vec<gim::proto::common::v1::Message> {

@@ -194,7 +194,7 @@ impl SqlStore {
         .fetch_all(&mut **tx)
         .await?;
         if mine.iter().any(|given| given == emoji) {
-            return Ok(ReactionOutcome::Done);
+            return Ok(ReactionOutcome::AlreadyGiven);
         }
         if mine.len() >= max_per_user as usize {
             return Ok(ReactionOutcome::TooMany);
@@ -209,7 +209,7 @@ impl SqlStore {
         .bind(now_ms)
         .execute(&mut **tx)
         .await?;
-        Ok(ReactionOutcome::Done)
+        Ok(ReactionOutcome::Added)
     }
 }
 
@@ -244,15 +244,18 @@ impl ReactionStore for SqlStore {
         in_tx!(self, |tx| self.add_reaction_in(tx, app, key, max_per_user, now_ms).await)
     }
 
-    async fn remove_reaction(&self, app: AppId, message_id: u64, user_id: &str, emoji: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM message_reactions WHERE app_id = ? AND message_id = ? AND emoji = ? AND user_id = ?")
-            .bind(rows::bigint(app, "app_id")?)
-            .bind(rows::bigint(message_id, "message_id")?)
-            .bind(emoji)
-            .bind(user_id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+    async fn remove_reaction(&self, app: AppId, message_id: u64, user_id: &str, emoji: &str) -> StoreResult<bool> {
+        let removed = sqlx::query(
+            "DELETE FROM message_reactions WHERE app_id = ? AND message_id = ? AND emoji = ? AND user_id = ?",
+        )
+        .bind(rows::bigint(app, "app_id")?)
+        .bind(rows::bigint(message_id, "message_id")?)
+        .bind(emoji)
+        .bind(user_id)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(removed > 0)
     }
 
     async fn message_reactions(
