@@ -13,7 +13,7 @@ use gim::proto::{
     logic::v1::{
         BusinessHistoryRequest, BusinessSendRequest, BusinessSyncRequest, ConversationRef, CreateGroupRequest,
         DeleteMessagesRequest, EditMessageRequest, ForwardMessageRequest, GroupHistoryRequest, GroupSendRequest,
-        ListConversationsRequest, MessageRef, ReactionRequest, TypingRequest,
+        ListConversationsRequest, MessageRef, ReactionRequest, SyncGroupRequest, TypingRequest,
         conversations_client::ConversationsClient, messages_client::MessagesClient,
     },
 };
@@ -29,6 +29,7 @@ both_stores!(
     a_recall_erases_the_message_and_corrects_every_count,
     a_device_offline_during_a_recall_sees_the_tombstone_after_sync,
     edits_replies_reactions_and_forwards_follow_their_rules,
+    a_large_groups_timeline_carries_its_revisions,
     delete_for_me_hides_messages_from_the_users_devices_only,
     typing_reaches_the_other_side_only_and_is_rate_limited,
 );
@@ -494,4 +495,53 @@ async fn typing_reaches_the_other_side_only_and_is_rate_limited(backend: Backend
     // Three a minute in this test: the fourth is refused with the time to wait.
     let limited = alice.request(typing(ConversationType::Direct, "bob")).await;
     assert_eq!(limited.code, Code::ResourceExhausted as i32, "{}", limited.message);
+}
+
+/// In a large group (one timeline that members read), a recall and an edit are timeline
+/// entries every member syncs; a deletion is the deleter's alone.
+async fn a_large_groups_timeline_carries_its_revisions(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.groups.large_threshold = 2).await;
+    let app = server.new_app().await;
+    for user in ["alice", "bob", "carol"] {
+        app.user(user).await;
+    }
+    make_group(&app, "alice", "hall", &["bob", "carol"]).await;
+    let (m1, m2) = (
+        group_send(&app, "bob", "hall", "m1", text("m1")).await,
+        group_send(&app, "bob", "hall", "m2", text("m2")).await,
+    );
+    let timeline = |user: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = SyncGroupRequest { group_id: "hall".into(), after_group_seq: 0, limit: 100 };
+            app.groups(Some(user)).await.sync_group(request).await.unwrap().into_inner().messages
+        }
+    };
+    let before = timeline("carol").await;
+    assert!(before.iter().all(|m| m.seq == 0 && m.group_seq > 0), "a timeline, not inboxes");
+
+    messages_as(&app, Some("bob")).await.recall_message(recall(m1)).await.unwrap();
+    let edit = EditMessageRequest { message_id: m2, text: Some(TextBody { text: "m2!".into(), ..Default::default() }) };
+    messages_as(&app, Some("bob")).await.edit_message(edit).await.unwrap();
+    let after = timeline("carol").await;
+    let revisions: Vec<_> = after.iter().filter_map(revision_of).map(|(kind, ids, _)| (kind, ids)).collect();
+    assert_eq!(revisions, [(RevisionKind::Recall, vec![m1]), (RevisionKind::Edit, vec![m2])]);
+    assert_eq!(by_id(&after, m1).status, MessageStatus::Recalled as i32);
+    assert_eq!(text_of(by_id(&after, m2)), "m2!");
+    let seqs: Vec<u64> = after.iter().map(|m| m.group_seq).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "gap-free: {seqs:?}");
+
+    let request = DeleteMessagesRequest {
+        conversation_type: ConversationType::Group as i32,
+        conversation_id: "hall".into(),
+        message_ids: vec![m2],
+    };
+    messages_as(&app, Some("carol")).await.delete_messages(request).await.unwrap();
+    let carols = timeline("carol").await;
+    assert_eq!(by_id(&carols, m2).status, MessageStatus::Deleted as i32, "deleted in carol's view");
+    assert_eq!(carols.len(), after.len(), "her deletion is not on the timeline");
+    assert_eq!(text_of(by_id(&timeline("alice").await, m2)), "m2!", "alice still has it");
+    assert!(group_history(&app, "carol", "hall").await.iter().all(|m| m.id != m2));
+    let revision = inbox(&app, "carol").await.into_iter().find_map(|m| revision_of(&m));
+    assert_eq!(revision, Some((RevisionKind::Delete, vec![m2], "carol".into())), "told to carol's devices");
 }
