@@ -50,6 +50,8 @@ export function messageTypeOf(body: MessageBody | undefined): MessageType {
       return MessageType.CUSTOM;
     case "system":
       return MessageType.SYSTEM;
+    case "revision":
+      return MessageType.REVISION;
     default:
       return MessageType.UNSPECIFIED;
   }

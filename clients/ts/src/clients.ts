@@ -8,6 +8,7 @@ import { Business } from "./gen/gim/logic/v1/business_pb.js";
 import { Conversations } from "./gen/gim/logic/v1/conversations_pb.js";
 import { Device } from "./gen/gim/logic/v1/device_pb.js";
 import { Groups } from "./gen/gim/logic/v1/groups_pb.js";
+import { Messages } from "./gen/gim/logic/v1/messages_pb.js";
 import { Friends, Moments } from "./gen/gim/logic/v1/social_pb.js";
 
 /** A credential: a fixed string, or a function asked before every call (e.g. to refresh a token). */
@@ -42,6 +43,8 @@ export interface GimClients {
   friends: Client<typeof Friends>;
   moments: Client<typeof Moments>;
   conversations: Client<typeof Conversations>;
+  /** Recall, edit, delete for me, reactions, forwards (docs/api.md, Messages). */
+  messages: Client<typeof Messages>;
   business: Client<typeof Business>;
   appAdmin: Client<typeof AppAdmin>;
   /** A copy of these clients acting as another user (app credentials only). */
@@ -74,7 +77,7 @@ function bearer(credential: Credential | undefined): Credential | undefined {
  *
  * - `device`: `authorization: Bearer <token>`
  * - `account`: `x-gim-app-id`
- * - `groups`, `friends`, `moments`, `conversations`: the token when set, else `x-gim-app-id` and
+ * - `groups`, `friends`, `moments`, `conversations`, `messages`: the token when set, else `x-gim-app-id` and
  *   `x-gim-app-secret` (and `x-gim-acting-user` when `actingUser` is set)
  * - `business`: `x-gim-app-id`, `x-gim-app-secret`
  * - `appAdmin`: `authorization: Bearer <adminToken>`
@@ -111,6 +114,7 @@ export function createClients(options: ClientsOptions): GimClients {
     friends: client(Friends, social),
     moments: client(Moments, social),
     conversations: client(Conversations, social),
+    messages: client(Messages, social),
     business: client(Business, app),
     appAdmin: client(AppAdmin, [["authorization", bearer(options.adminToken)]]),
     actingAs: (userId: string) => createClients({ ...options, token: undefined, actingUser: userId }),

@@ -12,8 +12,10 @@ import {
   type CustomEvent,
   type Kicked,
   type PresenceEvent,
+  type ReactionEvent,
   type ReadEvent,
   type Response,
+  type TypingEvent,
 } from "./gen/gim/client/v1/client_pb.js";
 import {
   ConversationType,
@@ -70,6 +72,10 @@ export interface SessionEvents {
    * (`conversations.syncConversations`) from the version you hold.
    */
   conversation: ConversationEvent;
+  /** A reaction was added to or removed from a message of a direct conversation or small group. */
+  reaction: ReactionEvent;
+  /** Someone is typing in one of the user's conversations: show it for a few seconds. */
+  typing: TypingEvent;
   /** The server is about to close the session (replaced, revoked, kicked). */
   kicked: Kicked;
   state: StateChange;
@@ -349,6 +355,19 @@ export class Session extends Emitter<SessionEvents> {
     return this.expect(result, "read");
   }
 
+  /**
+   * Tells the other side of a direct conversation, or a small group's other members, that
+   * the user is typing. Call it when typing starts and every few seconds while it goes on
+   * (the server allows `rates.typing_per_minute` per device).
+   */
+  async typing(conversationType: ConversationType, conversationId: string): Promise<void> {
+    const result = await this.request(this.usable(), {
+      case: "typing",
+      value: { conversationType, conversationId },
+    });
+    this.expect(result, "typing");
+  }
+
   /** Sends a heartbeat now; resolves with the server's time (ms). */
   async heartbeat(): Promise<bigint> {
     const result = await this.request(this.usable(), { case: "heartbeat", value: {} });
@@ -508,6 +527,8 @@ export class Session extends Emitter<SessionEvents> {
         else if (event.case === "presence") this.enqueue(conn, () => this.emitSafe("presence", event.value));
         else if (event.case === "custom") this.enqueue(conn, () => this.emitSafe("event", event.value));
         else if (event.case === "conversation") this.enqueue(conn, () => this.emitSafe("conversation", event.value));
+        else if (event.case === "reaction") this.enqueue(conn, () => this.emitSafe("reaction", event.value));
+        else if (event.case === "typing") this.enqueue(conn, () => this.emitSafe("typing", event.value));
         break;
       }
       case "kicked":

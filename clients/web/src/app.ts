@@ -5,6 +5,8 @@ import {
   ConversationType,
   IndexedDbCursorStore,
   JoinPolicy,
+  MessageStatus,
+  RevisionKind,
   Session,
   Visibility,
   createClients,
@@ -14,13 +16,14 @@ import {
   type GimClients,
   type Message,
   type Post,
+  type RevisionBody,
   type SessionState,
 } from "@gim/sdk";
 
 import { errorText, type SignedIn } from "./auth.js";
 import type { WebConfig } from "./config.js";
 import { fields, h, mount, time } from "./dom.js";
-import { History, lineOf, type Line } from "./history.js";
+import { History, lineOf, recalledText, type Line } from "./history.js";
 
 /** What a notice says after the name of who caused it. */
 const NOTICES: Record<string, string> = {
@@ -119,6 +122,13 @@ export class ChatApp {
   private listen(): void {
     const session = this.session;
     session.on("message", async (message) => {
+      if (message.body?.content.case === "revision") {
+        await this.revise(message.body.content.value);
+        this.render();
+        return;
+      }
+      // Deleted by this user on another device before this one synced it.
+      if (message.status === MessageStatus.DELETED) return;
       const line = lineOf(message, this.me.userId);
       await this.history.put(line);
       const fresh = this.append(line);
@@ -164,6 +174,31 @@ export class ChatApp {
     if (event.startsWith("friend.")) void this.loadFriends().then(() => this.render());
     if (event.startsWith("group.")) void this.loadGroups().then(() => this.render());
     if (event.startsWith("moment.") && this.state.tab === "moments") void this.loadFeed().then(() => this.render());
+  }
+
+  /** Applies a recall, an edit or a deletion to the lines it names, here and in IndexedDB. */
+  private async revise(revision: RevisionBody): Promise<void> {
+    const ids = new Set(revision.messageIds.map(String));
+    for (const [conversation, list] of this.state.lines) {
+      const kept: Line[] = [];
+      for (const line of list) {
+        if (!ids.has(line.id)) {
+          kept.push(line);
+          continue;
+        }
+        if (revision.kind === RevisionKind.DELETE) {
+          await this.history.remove(line.key);
+          continue;
+        }
+        const changed =
+          revision.kind === RevisionKind.RECALL
+            ? { ...line, text: recalledText(revision.actorUserId) }
+            : { ...line, text: `${revision.text?.text ?? line.text} (edited)` };
+        await this.history.put(changed);
+        kept.push(changed);
+      }
+      this.state.lines.set(conversation, kept);
+    }
   }
 
   /** Adds a line unless it is there already; whether it was new. */

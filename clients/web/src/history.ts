@@ -2,7 +2,7 @@
 // history at once and the session only syncs what came since (its cursor is kept by the
 // SDK's IndexedDbCursorStore, saved after each message is stored here).
 
-import { ConversationType, textOf, type Message } from "@gim/sdk";
+import { ConversationType, MessageStatus, textOf, type Message } from "@gim/sdk";
 
 /** One message as the app shows it. */
 export interface Line {
@@ -29,7 +29,13 @@ export function conversationOf(message: Message, me: string): string {
   return "s:";
 }
 
+/** What a recalled message shows in place of its text. */
+export function recalledText(by: string): string {
+  return `${by || "the app"} recalled this message`;
+}
+
 function describe(message: Message): string {
+  if (message.status === MessageStatus.RECALLED) return recalledText(message.recalledBy);
   const content = message.body?.content;
   if (content?.case === "system") return content.value.event;
   return textOf(message.body) ?? `[${content?.case ?? "empty"}]`;
@@ -74,6 +80,15 @@ export class History {
       const request = this.db.transaction(STORE).objectStore(STORE).index("owner").getAll(owner);
       request.onsuccess = () => resolve((request.result as Line[]).sort((a, b) => a.sentAtMs - b.sentAtMs));
       request.onerror = () => reject(request.error);
+    });
+  }
+
+  remove(key: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const tx = this.db.transaction(STORE, "readwrite");
+      tx.objectStore(STORE).delete(key);
+      tx.oncomplete = () => resolve();
+      tx.onerror = () => reject(tx.error);
     });
   }
 
