@@ -9,7 +9,8 @@
 //!    call
 //! 3. `logic` (use cases, and the rules as pure functions), which uses the seams
 //! 4. `store` (SQL) and `delivery` (pushes to connect nodes), over
-//! 5. `route` (where devices are), `model`, `proto`, `frames`, `auth` and `config`.
+//! 5. `route` (where devices are), `model`, `terms` (what the search index holds of a text),
+//!    `proto`, `frames`, `auth` and `config`.
 //!
 //! `grpc`, `origins`, `metrics` and `telemetry` are plumbing any layer may use.
 
@@ -29,3 +30,4 @@ pub mod route;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod terms;

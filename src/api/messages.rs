@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{auth, session_calls::SessionCalls};
 use crate::{
-    logic::{Error, Logic},
+    logic::{Error, Logic, SearchInput},
     model::ConversationType,
     proto::{
         common::v1 as pb,
@@ -96,6 +96,32 @@ impl Messages for MessagesApi {
                     sent_at_ms: sent.sent_at_ms,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn search_messages(
+        &self,
+        request: Request<api::SearchMessagesRequest>,
+    ) -> Result<Response<api::SearchMessagesResponse>, Status> {
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let conversation = match request.conversation_type {
+            0 if request.conversation_id.is_empty() => None,
+            kind => Some((conversation_type(kind)?, request.conversation_id)),
+        };
+        let input = SearchInput {
+            query: request.query,
+            conversation,
+            sender_user_id: Some(request.sender_user_id).filter(|sender| !sender.is_empty()),
+            after_ms: request.after_ms,
+            before_ms: request.before_ms,
+            page_token: request.page_token,
+            limit: request.limit,
+        };
+        let (page, next_page_token) = self.logic.search(&caller, input).await?;
+        Ok(Response::new(api::SearchMessagesResponse {
+            messages: page.items.into_iter().map(Into::into).collect(),
+            next_page_token,
         }))
     }
 

@@ -21,6 +21,7 @@ mod presence_events;
 mod pushes;
 mod rate;
 mod reads;
+mod search;
 mod tokens;
 mod users;
 mod validate;
@@ -39,6 +40,7 @@ pub use ids::IdGenerator;
 pub use message_actions::{ConversationKey, Forwarded};
 pub use messages::{Outgoing, Sender, Sent, SyncPage};
 pub use moments::{PostInput, PostView, PostsPage};
+pub use search::SearchInput;
 pub use tokens::IssuedToken;
 pub use users::{DeviceInput, Imported, UserInput};
 

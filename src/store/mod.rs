@@ -800,6 +800,31 @@ pub trait MomentStore: Send + Sync {
     async fn delete_comment(&self, app: AppId, post_id: u64, comment_id: u64) -> StoreResult<bool>;
 }
 
+/// A search of one user's messages: every term (see `crate::terms`), newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery<'a> {
+    pub user_id: &'a str,
+    pub terms: &'a [String],
+    /// One of the user's conversations: the other user, or the group.
+    pub conversation: Option<(ConversationType, &'a str)>,
+    pub sender_user_id: Option<&'a str>,
+    /// Sent at or after (0: no bound).
+    pub after_ms: i64,
+    /// Sent before (0: no bound).
+    pub before_ms: i64,
+    /// Older than this message (0: from the newest).
+    pub before_message_id: u64,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait SearchStore: Send + Sync {
+    /// Messages of direct conversations the user is in, and of groups it is in (from its
+    /// join, unless the group shows its history), that hold every term; never recalled
+    /// ones or those the user deleted for itself.
+    async fn search_messages(&self, app: AppId, query: &SearchQuery<'_>) -> StoreResult<Vec<Message>>;
+}
+
 /// What adding a reaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReactionOutcome {
@@ -846,6 +871,7 @@ pub trait Store:
     + MomentStore
     + ConversationStore
     + ReactionStore
+    + SearchStore
 {
 }
 
@@ -859,5 +885,6 @@ impl<T> Store for T where
         + MomentStore
         + ConversationStore
         + ReactionStore
+        + SearchStore
 {
 }

@@ -22,6 +22,7 @@ mod messages;
 mod moments;
 mod rates;
 mod routes;
+mod search;
 mod sequences;
 mod social_connect;
 mod store;

@@ -12,6 +12,7 @@ use super::{
     in_list, in_tx, pow2_chunks,
     revisions::{changes_counts, is_private, meta_json, revision_of},
     rows, rows_of,
+    search::Indexed,
 };
 use crate::{
     model::{AppId, ConversationType, Group, GroupMember, Message, MessageStatus},
@@ -235,6 +236,11 @@ impl SqlStore {
         for chunk in pow2_chunks(&written.messages) {
             self.insert_messages(tx, app, batch, chunk).await?;
         }
+        let mut indexed = Vec::new();
+        for row in &written.messages {
+            indexed.extend(Indexed::of(&batch[row.index], row.position)?);
+        }
+        self.index_in(tx, app, &indexed).await?;
         for chunk in pow2_chunks(&written.inbox) {
             self.insert_inbox(tx, app, batch, chunk).await?;
         }

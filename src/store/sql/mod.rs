@@ -18,6 +18,7 @@ mod moments;
 mod reads;
 mod revisions;
 mod rows;
+mod search;
 mod users;
 
 use std::{str::FromStr, time::Duration};
@@ -217,7 +218,10 @@ impl SqlStore {
                 if locked != Some(1) {
                     return Err(StoreError::Corrupt("timed out waiting for another node's migration".into()));
                 }
-                let result = MYSQL_MIGRATIONS.run(&mut *conn).await;
+                let mut result = MYSQL_MIGRATIONS.run(&mut *conn).await.map_err(StoreError::from);
+                if result.is_ok() {
+                    result = self.run_schema_tasks().await;
+                }
                 sqlx::query("SELECT RELEASE_LOCK('gim.migrate')").execute(&mut *conn).await?;
                 result?;
             }
@@ -233,6 +237,7 @@ impl SqlStore {
                         Err(err) => return Err(err.into()),
                     }
                 }
+                self.run_schema_tasks().await?;
             }
         }
         Ok(())

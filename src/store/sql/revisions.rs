@@ -77,12 +77,17 @@ impl SqlStore {
                     .bind(rows::bigint(id, "id")?)
                     .execute(&mut **tx)
                     .await?;
+                let id = rows::bigint(id, "id")?;
                 if status == MessageStatus::Recalled {
                     sqlx::query("DELETE FROM message_reactions WHERE app_id = ? AND message_id = ?")
                         .bind(app)
-                        .bind(rows::bigint(id, "id")?)
+                        .bind(id)
                         .execute(&mut **tx)
                         .await?;
+                    self.unindex(tx, app, id).await?;
+                } else {
+                    let text = revision.text.as_ref().map(|text| text.text.as_str()).unwrap_or_default();
+                    self.reindex(tx, app, id, text).await?;
                 }
             }
             RevisionKind::Delete => {
