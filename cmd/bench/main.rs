@@ -9,6 +9,7 @@ mod latency;
 mod nats;
 mod probe;
 mod report;
+mod search;
 mod send;
 mod server;
 mod setup;
@@ -44,6 +45,8 @@ enum Command {
     Feed(feed::Args),
     /// A user with many conversations lists them and syncs what changed.
     Conversations(conversations::Args),
+    /// Full-text search of one user's messages among a million of an app.
+    Search(search::Args),
     /// One worker process of `connections` (started by it).
     #[command(hide = true)]
     ConnectionsWorker(connections::WorkerArgs),
@@ -54,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Send(args) => send::run(args).await,
         Command::Ceiling(args) => ceiling::run(args).await,
+        Command::Search(args) => search::run(args).await,
         Command::Connections(args) => connections::run(args).await,
         Command::Latency(args) => latency::run(args).await,
         Command::Group(args) => group::run(args).await,
