@@ -6,8 +6,15 @@
 //! is found). Each term is wrapped in `x…x`: no term is then shorter than InnoDB's
 //! minimum token size (3) or one of either engine's stopwords, and every term is one
 //! token to both engines' tokenizers.
+//!
+//! Beside its words, a message's terms say who may see it (`seen_by_user`,
+//! `seen_by_group`), so that the engine itself narrows a search to the user's
+//! conversations: a common word among a million messages then costs the engine a merge
+//! of two term lists, not a million-row check in SQL.
 
 use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
 
 /// Longer words are cut: nobody searches for the 41st letter of a word.
 const MAX_WORD_CHARS: usize = 40;
@@ -71,6 +78,23 @@ fn collect(text: &str, mode: Use) -> BTreeSet<String> {
     terms
 }
 
+/// A term no word can be: `x`, a kind letter, 16 hex digits of a hash scoped by app, `x`.
+fn hashed(kind: char, app: u64, id: &str) -> String {
+    let digest = Sha256::digest(format!("{kind}:{app}:{id}"));
+    let hex: String = digest[..8].iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("x{kind}{hex}x")
+}
+
+/// Held by a message a user of its direct conversation may find.
+pub fn seen_by_user(app: u64, user: &str) -> String {
+    hashed('u', app, user)
+}
+
+/// Held by a message the members of its group may find.
+pub fn seen_by_group(app: u64, group: &str) -> String {
+    hashed('g', app, group)
+}
+
 /// What the index holds for a text, space-separated.
 pub fn indexed(text: &str) -> String {
     collect(text, Use::Index).into_iter().collect::<Vec<_>>().join(" ")
@@ -106,6 +130,18 @@ mod tests {
         }
         assert_eq!(query("東京タワー"), ["xタワx", "xワーx", "x京タx", "x東京x"]);
         assert_eq!(query("안녕하세요"), ["x녕하x", "x세요x", "x안녕x", "x하세x"]);
+    }
+
+    #[test]
+    fn who_may_see_a_message_is_a_term_of_its_own_per_app() {
+        let alice = seen_by_user(1, "alice");
+        assert_eq!(alice.len(), 19);
+        assert!(alice.starts_with("xu") && alice.ends_with('x'));
+        assert_eq!(alice, seen_by_user(1, "alice"), "stable");
+        assert_ne!(alice, seen_by_user(2, "alice"), "another app's alice is another term");
+        assert_ne!(seen_by_group(1, "alice"), alice);
+        // Typed into a query, such a term is wrapped again: nobody can search as another.
+        assert_eq!(query(&alice), [format!("x{alice}x")]);
     }
 
     #[test]

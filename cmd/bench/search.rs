@@ -4,7 +4,7 @@
 //! through gim's own store (the same transactions as sends, search index included, with
 //! no gRPC in the way, so that a million messages take a minute, not an hour). A text
 //! is `--words` words drawn evenly from a made-up vocabulary of `--vocabulary` words;
-//! one in five is Chinese instead (characters drawn from 2,000), and one in ten holds the
+//! one in five is Chinese instead (12 characters drawn from 300), and one in ten holds the
 //! word `hello`, so that one query class matches a tenth of the app.
 //!
 //! Then random users search, one call at a time, over gRPC (`Messages.SearchMessages`
@@ -78,7 +78,7 @@ fn word(index: usize) -> String {
 }
 
 fn chinese(rng: &mut StdRng, chars: usize) -> String {
-    (0..chars).map(|_| char::from_u32(0x4E00 + rng.random_range(0..2_000)).expect("a Han character")).collect()
+    (0..chars).map(|_| char::from_u32(0x4E00 + rng.random_range(0..300)).expect("a Han character")).collect()
 }
 
 fn text(rng: &mut StdRng, args: &Args) -> String {

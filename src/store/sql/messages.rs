@@ -238,7 +238,7 @@ impl SqlStore {
         }
         let mut indexed = Vec::new();
         for row in &written.messages {
-            indexed.extend(Indexed::of(&batch[row.index], row.position)?);
+            indexed.extend(Indexed::of(rows::u64_of(app, "app_id")?, &batch[row.index], row.position)?);
         }
         self.index_in(tx, app, &indexed).await?;
         for chunk in pow2_chunks(&written.inbox) {

@@ -14,6 +14,9 @@ use crate::{
     terms,
 };
 
+/// Groups of a user whose terms a search names; a user in more is searched by SQL alone.
+const MAX_GROUP_TERMS: usize = 500;
+
 /// Messages read per round when indexing what was stored before the index existed.
 const BACKFILL_BATCH: i64 = 500;
 
@@ -38,39 +41,62 @@ pub(super) struct Indexed<'b> {
     pub terms: String,
 }
 
+/// What the index holds of a message: its words, and who may find it.
+fn terms_of(app: AppId, kind: ConversationType, sender: &str, receiver: &str, text: &str) -> String {
+    let seen_by = match kind {
+        ConversationType::Group => terms::seen_by_group(app, receiver),
+        _ => format!("{} {}", terms::seen_by_user(app, sender), terms::seen_by_user(app, receiver)),
+    };
+    format!("{} {seen_by}", terms::indexed(text))
+}
+
 impl<'b> Indexed<'b> {
     /// The row of `message` (at `position` in its group), if it has words to find.
-    pub(super) fn of(message: &'b NewMessage, position: u64) -> StoreResult<Option<Self>> {
+    pub(super) fn of(app: AppId, message: &'b NewMessage, position: u64) -> StoreResult<Option<Self>> {
         let by_user = !message.sender_user_id.is_empty()
             && matches!(message.conversation_type, ConversationType::Direct | ConversationType::Group);
         let Some(text) = searchable_text(&message.body).filter(|_| by_user) else { return Ok(None) };
+        let (sender, receiver) = (&message.sender_user_id, &message.receiver_id);
         Ok(Some(Self {
             message_id: rows::bigint(message.id, "id")?,
             conversation_type: i64::from(message.conversation_type as i32),
-            sender: &message.sender_user_id,
-            receiver: &message.receiver_id,
+            sender,
+            receiver,
             position: rows::bigint(position, "position")?,
             sent_at_ms: message.sent_at_ms,
-            terms: terms::indexed(&text),
+            terms: terms_of(app, message.conversation_type, sender, receiver, &text),
         }))
     }
 }
 
 impl Dialect {
-    /// The index joined to its messages, and the condition that a row holds every term,
-    /// with the value to bind.
-    fn matching(self, terms: &[String]) -> (&'static str, String) {
+    /// The index joined to its messages, and the condition that a row holds every one of
+    /// `all` and at least one of `any`, with the value to bind.
+    fn matching(self, all: &[String], any: &[String]) -> (&'static str, String) {
         match self {
-            Dialect::MySql => (
-                "message_search s JOIN messages m ON m.app_id = s.app_id AND m.id = s.message_id \
-                 WHERE MATCH(s.terms) AGAINST (? IN BOOLEAN MODE)",
-                terms.iter().map(|term| format!("+{term}")).collect::<Vec<_>>().join(" "),
-            ),
-            Dialect::Sqlite => (
-                "message_search_fts f JOIN message_search s ON s.rowid = f.rowid \
-                 JOIN messages m ON m.app_id = s.app_id AND m.id = s.message_id WHERE f.terms MATCH ?",
-                terms.iter().map(|term| format!("\"{term}\"")).collect::<Vec<_>>().join(" "),
-            ),
+            Dialect::MySql => {
+                let mut query: Vec<String> = all.iter().map(|term| format!("+{term}")).collect();
+                if !any.is_empty() {
+                    query.push(format!("+({})", any.join(" ")));
+                }
+                (
+                    "message_search s JOIN messages m ON m.app_id = s.app_id AND m.id = s.message_id \
+                     WHERE MATCH(s.terms) AGAINST (? IN BOOLEAN MODE)",
+                    query.join(" "),
+                )
+            }
+            Dialect::Sqlite => {
+                let quoted = |terms: &[String]| terms.iter().map(|term| format!("\"{term}\"")).collect::<Vec<_>>();
+                let mut query = quoted(all).join(" AND ");
+                if !any.is_empty() {
+                    query = format!("{query} AND ({})", quoted(any).join(" OR "));
+                }
+                (
+                    "message_search_fts f JOIN message_search s ON s.rowid = f.rowid \
+                     JOIN messages m ON m.app_id = s.app_id AND m.id = s.message_id WHERE f.terms MATCH ?",
+                    query,
+                )
+            }
         }
     }
 }
@@ -112,8 +138,19 @@ impl SqlStore {
 
     /// An edit: the message is found by its new text.
     pub(super) async fn reindex(&self, tx: &mut Tx, app: i64, id: i64, text: &str) -> StoreResult<()> {
+        let row = sqlx::query(
+            "SELECT conversation_type, sender_user_id, receiver_id FROM message_search \
+             WHERE message_id = ? AND app_id = ?",
+        )
+        .bind(id)
+        .bind(app)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else { return Ok(()) };
+        let (sender, receiver): (String, String) = (row.try_get("sender_user_id")?, row.try_get("receiver_id")?);
+        let kind = rows::get_enum(&row, "conversation_type")?;
         sqlx::query("UPDATE message_search SET terms = ? WHERE message_id = ? AND app_id = ?")
-            .bind(terms::indexed(text))
+            .bind(terms_of(rows::u64_of(app, "app_id")?, kind, &sender, &receiver, text))
             .bind(id)
             .bind(app)
             .execute(&mut **tx)
@@ -158,8 +195,9 @@ impl SqlStore {
                 };
                 let status: i64 = row.try_get("status")?;
                 let live = status == i64::from(crate::model::MessageStatus::Normal as i32);
-                if let Some(indexed) = Indexed::of(&message, rows::get_u64(row, "position")?)?.filter(|_| live) {
-                    let app: i64 = row.try_get("app_id")?;
+                let app: i64 = row.try_get("app_id")?;
+                let position = rows::get_u64(row, "position")?;
+                if let Some(indexed) = Indexed::of(rows::u64_of(app, "app_id")?, &message, position)?.filter(|_| live) {
                     // A run cut short and started again finds some indexed already.
                     self.unindex(&mut tx, app, indexed.message_id).await?;
                     self.index_in(&mut tx, app, std::slice::from_ref(&indexed)).await?;
@@ -167,6 +205,30 @@ impl SqlStore {
             }
             tx.commit().await?;
         }
+    }
+
+    /// The terms of which a match must hold one: the user's own, and its groups' (or the
+    /// one conversation searched). Past `MAX_GROUP_TERMS` groups, none: the SQL that
+    /// follows decides who may see a match on its own.
+    async fn seen_by(&self, app: AppId, query: &SearchQuery<'_>) -> StoreResult<Vec<String>> {
+        let own = terms::seen_by_user(app, query.user_id);
+        match query.conversation {
+            Some((ConversationType::Group, group)) => return Ok(vec![terms::seen_by_group(app, group)]),
+            Some(_) => return Ok(vec![own]),
+            None => {}
+        }
+        let groups: Vec<String> = sqlx::query_scalar(
+            "SELECT group_id FROM group_members WHERE app_id = ? AND user_id = ? ORDER BY group_id LIMIT ?",
+        )
+        .bind(rows::bigint(app, "app_id")?)
+        .bind(query.user_id)
+        .bind(MAX_GROUP_TERMS as i64 + 1)
+        .fetch_all(&self.read)
+        .await?;
+        if groups.len() > MAX_GROUP_TERMS {
+            return Ok(Vec::new());
+        }
+        Ok(std::iter::once(own).chain(groups.iter().map(|group| terms::seen_by_group(app, group))).collect())
     }
 
     /// Runs what migrations left to gim (`schema_tasks`), once each.
@@ -194,7 +256,8 @@ impl SqlStore {
 #[async_trait]
 impl SearchStore for SqlStore {
     async fn search_messages(&self, app: AppId, query: &SearchQuery<'_>) -> StoreResult<Vec<Message>> {
-        let (matching, terms) = self.dialect.matching(query.terms);
+        let seen_by = self.seen_by(app, query).await?;
+        let (matching, terms) = self.dialect.matching(query.terms, &seen_by);
         // Who may see a match: a user of its direct conversation, or a member of its group
         // from the member's join on (unless the group shows its history to newcomers).
         let mut sql = format!(
