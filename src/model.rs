@@ -326,6 +326,8 @@ pub struct Conversation {
     /// The user's conversation version when this row last changed.
     pub version: u64,
     pub updated_at_ms: i64,
+    /// The user cleared the history up to this inbox seq (a large group: group seq).
+    pub cleared_seq: u64,
 }
 
 /// Settings a user changes on a conversation; `None` leaves one as it is.

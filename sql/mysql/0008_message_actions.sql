@@ -23,3 +23,10 @@ CREATE TABLE message_reactions (
     created_at_ms BIGINT      NOT NULL,
     PRIMARY KEY (app_id, message_id, emoji, user_id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+
+-- Where a user cleared a conversation's history for itself: its inbox seq (direct, small
+-- group, system), its group position (groups), and the time of the last message cleared
+-- (for search, which reads neither).
+ALTER TABLE conversations ADD COLUMN cleared_seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN cleared_position BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN cleared_at_ms BIGINT NOT NULL DEFAULT 0;

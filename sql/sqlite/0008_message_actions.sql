@@ -23,3 +23,10 @@ CREATE TABLE message_reactions (
     created_at_ms INTEGER NOT NULL,
     PRIMARY KEY (app_id, message_id, emoji, user_id)
 ) WITHOUT ROWID;
+
+-- Where a user cleared a conversation's history for itself: its inbox seq (direct, small
+-- group, system), its group position (groups), and the time of the last message cleared
+-- (for search, which reads neither).
+ALTER TABLE conversations ADD COLUMN cleared_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN cleared_position INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN cleared_at_ms INTEGER NOT NULL DEFAULT 0;

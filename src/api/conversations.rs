@@ -57,6 +57,17 @@ impl Conversations for ConversationsApi {
         }))
     }
 
+    async fn clear_history(
+        &self,
+        request: Request<api::ClearHistoryRequest>,
+    ) -> Result<Response<api::Conversation>, Status> {
+        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let kind = conversation_type(request.conversation_type)?;
+        let view = self.logic.clear_conversation(&caller, (kind, &request.conversation_id), request.up_to_seq).await?;
+        Ok(Response::new(convert::conversation(view)))
+    }
+
     async fn update_conversation(
         &self,
         request: Request<api::UpdateConversationRequest>,

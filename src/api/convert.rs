@@ -238,6 +238,7 @@ pub fn conversation(view: crate::logic::ConversationView) -> api::Conversation {
         draft: conversation.draft,
         version: conversation.version,
         updated_at_ms: conversation.updated_at_ms,
+        cleared_seq: conversation.cleared_seq,
         peer: peer.map(user),
         group_name: group.as_ref().map(|group| group.name.clone()).unwrap_or_default(),
         group_avatar_url: group.map(|group| group.avatar_url).unwrap_or_default(),

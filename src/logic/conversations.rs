@@ -173,6 +173,18 @@ impl Logic {
         }
     }
 
+    /// Clears a conversation's history for the user (see `clear_history`), as the list
+    /// shows it after.
+    pub async fn clear_conversation(
+        &self,
+        caller: &SharedCaller,
+        key: (ConversationType, &str),
+        up_to_seq: u64,
+    ) -> Result<ConversationView> {
+        let cleared = self.clear_history(caller, key, up_to_seq).await?;
+        Ok(self.conversation_views(caller, vec![cleared]).await?.remove(0))
+    }
+
     /// Tells the user's other devices (all of them when the business made the change).
     fn announce_conversation(&self, caller: &SharedCaller, user: &str, conversation: &Conversation) {
         let frame = frames::event(Event::Conversation(ConversationEvent {

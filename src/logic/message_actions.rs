@@ -13,8 +13,8 @@ use crate::{
     delivery::{DeviceRef, Push},
     frames,
     model::{
-        AppId, ConversationType, GroupMember, GroupRole, Message, MessageBody, MessageStatus, MessageType, Origin,
-        ReactionCount, RevisionBody, RevisionKind, now_ms,
+        AppId, Conversation, ConversationType, GroupMember, GroupRole, Message, MessageBody, MessageStatus,
+        MessageType, Origin, ReactionCount, RevisionBody, RevisionKind, now_ms,
     },
     proto::{
         client::v1::{ReactionEvent, TypingEvent, event_push::Event},
@@ -96,7 +96,7 @@ impl Logic {
             kind: RevisionKind::Recall as i32,
             message_ids: vec![id],
             actor_user_id: caller.user().unwrap_or_default().to_owned(),
-            text: None,
+            ..Default::default()
         };
         // One recall per message: a second (from another device, or a retry) repeats it.
         match self.write_revision(caller.app, &message, format!("recall:{id}"), revision).await {
@@ -136,6 +136,7 @@ impl Logic {
             message_ids: vec![id],
             actor_user_id: user.to_owned(),
             text: Some(text),
+            up_to_seq: 0,
         };
         self.write_revision(caller.app, &message, validate::generated_id("edit_"), revision).await?;
         self.message_now(caller, id).await
@@ -187,7 +188,7 @@ impl Logic {
             kind: RevisionKind::Delete as i32,
             message_ids: ids,
             actor_user_id: user.to_owned(),
-            text: None,
+            ..Default::default()
         };
         let notice = NewMessage {
             id: 0,
@@ -204,6 +205,79 @@ impl Logic {
         };
         let appended = self.inner.writer.write(caller.app, notice, SendRules::default()).await?;
         Ok(appended.inboxes.first().map_or(0, |(_, seq)| *seq))
+    }
+
+    /// Clears a conversation's history for the user up to `up_to_seq` (its inbox seq; a
+    /// large group's group seq; 0: everything so far): history and search leave it out,
+    /// it no longer counts as unread, and the user's devices get a revision.
+    pub async fn clear_history(
+        &self,
+        caller: &SharedCaller,
+        (kind, conversation_id): ConversationKey<'_>,
+        up_to_seq: u64,
+    ) -> Result<Conversation> {
+        let user = caller.require_user()?;
+        match kind {
+            ConversationType::Direct | ConversationType::Group => validate::id("conversation_id", conversation_id)?,
+            ConversationType::System if conversation_id.is_empty() => {}
+            ConversationType::System => return Err(Error::invalid("the system conversation has an empty id")),
+            ConversationType::Unspecified => return Err(Error::invalid("conversation_type is required")),
+        }
+        let existing = self.store().conversation(caller.app, user, (kind, conversation_id)).await?;
+        let large_group = match kind {
+            ConversationType::Group => {
+                let group = self.get_group(caller.app, conversation_id).await?;
+                let member = self.store().group_member(caller.app, conversation_id, user).await?;
+                if member.is_none() && existing.is_none() {
+                    return Err(Error::not_found(format!("you have no conversation in group {conversation_id}")));
+                }
+                group.large.then_some(group.seq)
+            }
+            _ => None,
+        };
+        let up_to = match (large_group, up_to_seq) {
+            (Some(latest), 0) => latest,
+            (Some(latest), seq) if seq <= latest => seq,
+            (Some(latest), seq) => {
+                return Err(Error::invalid(format!("up_to_seq {seq} is past the group's latest seq {latest}")));
+            }
+            (None, 0) => existing.as_ref().map_or(0, |c| c.last_seq),
+            (None, seq) => {
+                let entry = self.store().inbox_entry(caller.app, user, seq).await?;
+                match entry {
+                    Some(entry) if entry.conversation_type == kind && entry.conversation_id == conversation_id => seq,
+                    _ => return Err(Error::invalid(format!("seq {seq} is not one of this conversation's"))),
+                }
+            }
+        };
+        if up_to == 0 {
+            return Err(Error::FailedPrecondition("nothing to clear: the conversation has no message".into()));
+        }
+        let revision = RevisionBody {
+            kind: RevisionKind::Clear as i32,
+            message_ids: Vec::new(),
+            actor_user_id: user.to_owned(),
+            text: None,
+            up_to_seq: up_to,
+        };
+        let notice = NewMessage {
+            id: 0,
+            client_msg_id: validate::generated_id("clear_"),
+            sender_user_id: String::new(),
+            sender_device_id: String::new(),
+            conversation_type: kind,
+            receiver_id: conversation_id.to_owned(),
+            body: MessageBody { content: Some(Content::Revision(revision)) },
+            meta: Default::default(),
+            reply_to: None,
+            sent_at_ms: 0,
+            recipients: vec![Recipient { user_id: user.to_owned(), conversation_id: conversation_id.to_owned() }],
+        };
+        self.inner.writer.write(caller.app, notice, SendRules::default()).await?;
+        self.store()
+            .conversation(caller.app, user, (kind, conversation_id))
+            .await?
+            .ok_or_else(|| Error::internal("a cleared conversation has no row"))
     }
 
     /// Writes a recall or an edit of `message` to everyone in its conversation.

@@ -11,10 +11,10 @@ use gim::proto::{
         message_body::Content,
     },
     logic::v1::{
-        BusinessHistoryRequest, BusinessSendRequest, BusinessSyncRequest, ConversationRef, CreateGroupRequest,
-        DeleteMessagesRequest, EditMessageRequest, ForwardMessageRequest, GroupHistoryRequest, GroupSendRequest,
-        ListConversationsRequest, MessageRef, ReactionRequest, SyncGroupRequest, TypingRequest,
-        conversations_client::ConversationsClient, messages_client::MessagesClient,
+        BusinessHistoryRequest, BusinessSendRequest, BusinessSyncRequest, ClearHistoryRequest, ConversationRef,
+        CreateGroupRequest, DeleteMessagesRequest, EditMessageRequest, ForwardMessageRequest, GroupHistoryRequest,
+        GroupSendRequest, ListConversationsRequest, MessageRef, ReactionRequest, SearchMessagesRequest,
+        SyncGroupRequest, TypingRequest, conversations_client::ConversationsClient, messages_client::MessagesClient,
     },
 };
 use tonic::Code;
@@ -30,6 +30,7 @@ both_stores!(
     a_device_offline_during_a_recall_sees_the_tombstone_after_sync,
     edits_replies_reactions_and_forwards_follow_their_rules,
     a_large_groups_timeline_carries_its_revisions,
+    clearing_history_hides_it_from_the_user_alone,
     delete_for_me_hides_messages_from_the_users_devices_only,
     typing_reaches_the_other_side_only_and_is_rate_limited,
 );
@@ -544,4 +545,95 @@ async fn a_large_groups_timeline_carries_its_revisions(backend: Backend) {
     assert!(group_history(&app, "carol", "hall").await.iter().all(|m| m.id != m2));
     let revision = inbox(&app, "carol").await.into_iter().find_map(|m| revision_of(&m));
     assert_eq!(revision, Some((RevisionKind::Delete, vec![m2], "carol".into())), "told to carol's devices");
+}
+
+async fn clearing_history_hides_it_from_the_user_alone(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.groups.large_threshold = 3).await;
+    let app = server.new_app().await;
+    for user in ["alice", "bob", "carol", "dave"] {
+        app.user(user).await;
+    }
+    let mut direct = Vec::new();
+    for id in ["apple one", "apple two", "apple three"] {
+        direct.push(send(&app, "alice", "bob", id, 0).await.unwrap());
+    }
+    direct.push(send(&app, "bob", "alice", "banana", 0).await.unwrap());
+    make_group(&app, "alice", "team", &["bob"]).await;
+    let g1 = group_send(&app, "alice", "team", "g1", text("cherry")).await;
+    let seq_of = |messages: &[Message], id: u64| by_id(messages, id).seq;
+    let two = seq_of(&inbox(&app, "bob").await, direct[1]);
+    let app_id = app.app_id.to_string();
+    let meta = Meta::new(&[("x-gim-app-id", &app_id), ("x-gim-app-secret", &app.secret), ("x-gim-acting-user", "bob")]);
+    let mut bob = ConversationsClient::with_interceptor(channel(app.addr).await, meta);
+    let clear = |kind: ConversationType, id: &str, up_to_seq: u64| ClearHistoryRequest {
+        conversation_type: kind as i32,
+        conversation_id: id.into(),
+        up_to_seq,
+    };
+
+    // Refused, and nothing changes.
+    let g1_seq = seq_of(&inbox(&app, "bob").await, g1);
+    for (request, code) in [
+        (clear(ConversationType::Direct, "alice", g1_seq), Code::InvalidArgument),
+        (clear(ConversationType::Direct, "alice", 10_000), Code::InvalidArgument),
+        (clear(ConversationType::Unspecified, "alice", 0), Code::InvalidArgument),
+        (clear(ConversationType::Direct, "carol", 0), Code::FailedPrecondition),
+        (clear(ConversationType::Group, "nowhere", 0), Code::NotFound),
+    ] {
+        assert_eq!(bob.clear_history(request).await.unwrap_err().code(), code);
+    }
+    make_group(&app, "carol", "theirs", &["dave"]).await;
+    let outside = bob.clear_history(clear(ConversationType::Group, "theirs", 0)).await.unwrap_err();
+    assert_eq!(outside.code(), Code::NotFound);
+    assert_eq!(conversation(&app, "bob", ConversationType::Direct, "alice").await.0, 3);
+
+    let cleared = bob.clear_history(clear(ConversationType::Direct, "alice", two)).await.unwrap().into_inner();
+    assert_eq!(cleared.cleared_seq, two);
+    assert_eq!(cleared.unread_count, 1, "what was cleared is not unread");
+    assert_eq!(cleared.last_message.map(|m| m.id), Some(direct[3]));
+    let shown: Vec<u64> = history(&app, "bob", "alice").await.iter().map(|m| m.id).collect();
+    assert_eq!(shown, [direct[3], direct[2]], "bob's history starts after the clearing");
+    assert_eq!(history(&app, "alice", "bob").await.len(), 4, "alice keeps hers");
+    let told = inbox(&app, "bob").await.into_iter().find_map(|m| match m.body.and_then(|b| b.content) {
+        Some(Content::Revision(revision)) => Some((revision.kind(), revision.up_to_seq, m.receiver_id)),
+        _ => None,
+    });
+    assert_eq!(told, Some((RevisionKind::Clear, two, "alice".to_owned())), "bob's devices are told");
+    let search = |user: &'static str, words: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = SearchMessagesRequest { query: words.into(), ..Default::default() };
+            messages_as(&app, Some(user)).await.search_messages(request).await.unwrap().into_inner().messages.len()
+        }
+    };
+    assert_eq!(search("bob", "apple").await, 1, "search leaves the cleared out");
+    assert_eq!(search("alice", "apple").await, 3);
+
+    // A group, up to now; what comes later shows.
+    let all = bob.clear_history(clear(ConversationType::Group, "team", 0)).await.unwrap().into_inner();
+    assert_eq!((all.unread_count, all.last_message), (0, None));
+    assert_eq!(group_history(&app, "bob", "team").await, []);
+    assert!(!group_history(&app, "alice", "team").await.is_empty());
+    let g2 = group_send(&app, "alice", "team", "g2", text("cherry again")).await;
+    assert_eq!(group_history(&app, "bob", "team").await.iter().map(|m| m.id).collect::<Vec<_>>(), [g2]);
+    assert_eq!(search("bob", "cherry").await, 1);
+
+    // A large group (a timeline), by group seq.
+    make_group(&app, "alice", "hall", &["bob", "carol", "dave"]).await;
+    let h1 = group_send(&app, "alice", "hall", "h1", text("h1")).await;
+    let h2 = group_send(&app, "alice", "hall", "h2", text("h2")).await;
+    let timeline = app
+        .groups(Some("bob"))
+        .await
+        .sync_group(SyncGroupRequest { group_id: "hall".into(), after_group_seq: 0, limit: 100 })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages;
+    let h1_seq = by_id(&timeline, h1).group_seq;
+    bob.clear_history(clear(ConversationType::Group, "hall", h1_seq)).await.unwrap();
+    let shown: Vec<u64> = group_history(&app, "bob", "hall").await.iter().map(|m| m.id).collect();
+    assert_eq!(shown, [h2]);
+    let past = bob.clear_history(clear(ConversationType::Group, "hall", 10_000)).await.unwrap_err();
+    assert_eq!(past.code(), Code::InvalidArgument);
 }

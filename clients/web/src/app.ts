@@ -123,7 +123,7 @@ export class ChatApp {
     const session = this.session;
     session.on("message", async (message) => {
       if (message.body?.content.case === "revision") {
-        await this.revise(message.body.content.value);
+        await this.revise(message.body.content.value, message);
         this.render();
         return;
       }
@@ -177,11 +177,24 @@ export class ChatApp {
   }
 
   /** Applies a recall, an edit or a deletion to the lines it names, here and in IndexedDB. */
-  private async revise(revision: RevisionBody): Promise<void> {
+  private async revise(revision: RevisionBody, message: Message): Promise<void> {
     const ids = new Set(revision.messageIds.map(String));
+    // A clearing names its conversation as this user does, and the last seq cleared.
+    const cleared =
+      revision.kind !== RevisionKind.CLEAR
+        ? undefined
+        : message.conversationType === ConversationType.GROUP
+          ? `g:${message.receiverId}`
+          : message.conversationType === ConversationType.DIRECT
+            ? `d:${message.receiverId}`
+            : "s:";
     for (const [conversation, list] of this.state.lines) {
       const kept: Line[] = [];
       for (const line of list) {
+        if (conversation === cleared && BigInt(line.seq) <= revision.upToSeq) {
+          await this.history.remove(line.key);
+          continue;
+        }
         if (!ids.has(line.id)) {
           kept.push(line);
           continue;

@@ -16,7 +16,7 @@ use crate::{
 };
 
 const COLUMNS: &str = "conversation_type, conversation_id, last_seq, last_message_id, last_at_ms, unread, mentions, \
-     read_seq, pinned, muted, hidden, draft, version, updated_at_ms";
+     read_seq, pinned, muted, hidden, draft, version, updated_at_ms, cleared_seq";
 
 fn conversation(row: &AnyRow) -> StoreResult<Conversation> {
     let flag = |column: &str| -> StoreResult<bool> { Ok(row.try_get::<i64, _>(column)? != 0) };
@@ -35,6 +35,7 @@ fn conversation(row: &AnyRow) -> StoreResult<Conversation> {
         draft: row.try_get("draft")?,
         version: rows::get_u64(row, "version")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
+        cleared_seq: rows::get_u64(row, "cleared_seq")?,
     })
 }
 
@@ -181,7 +182,7 @@ impl SqlStore {
         let read = rows::bigint(read_seq, "seq")?;
         let after = "FROM inbox i JOIN messages m ON m.app_id = i.app_id AND m.id = i.message_id \
              WHERE i.app_id = c.app_id AND i.user_id = c.user_id AND i.conversation_type = c.conversation_type \
-             AND i.conversation_id = c.conversation_id AND i.seq > ?";
+             AND i.conversation_id = c.conversation_id AND i.seq > ? AND i.seq > c.cleared_seq";
         let sql = format!(
             "UPDATE conversations AS c SET read_seq = ?, \
              unread = (SELECT COUNT(*) {after} AND {COUNTED_IN_SQL}), \
@@ -207,6 +208,54 @@ impl SqlStore {
         if changed > 0 {
             self.store_version(tx, app, user_id, version).await?;
         }
+        Ok(())
+    }
+
+    /// Records where the user cleared a conversation's history (never moving back); the
+    /// counts are made again by the caller.
+    pub(super) async fn clear_conversation(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        user_id: &str,
+        (kind, id): (i64, &str),
+        (seq, position, at_ms): (i64, i64, i64),
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let greatest = self.dialect.greatest();
+        let keep_greatest =
+            |column: &str| format!("{column} = {greatest}({column}, {})", self.dialect.excluded(column));
+        let sql = format!(
+            "INSERT INTO conversations (app_id, user_id, conversation_type, conversation_id, {COLUMNS_AFTER_KEY}, \
+             cleared_seq, cleared_position, cleared_at_ms) VALUES {}{}{}, {}, {}",
+            rows_of(1, 19),
+            self.dialect.on_conflict("app_id, user_id, conversation_type, conversation_id"),
+            keep_greatest("cleared_seq"),
+            keep_greatest("cleared_position"),
+            keep_greatest("cleared_at_ms"),
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(user_id)
+            .bind(kind)
+            .bind(id)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind("")
+            .bind(0_i64)
+            .bind(now_ms)
+            .bind(seq)
+            .bind(position)
+            .bind(at_ms)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 

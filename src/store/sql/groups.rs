@@ -455,6 +455,8 @@ impl GroupStore for SqlStore {
         let sql = format!(
             "SELECT {}, m.position FROM messages m WHERE m.app_id = ? AND m.conversation_type = ? \
              AND m.receiver_id = ? AND m.position > ? AND m.position < ? AND {} AND {} \
+             AND m.position > COALESCE((SELECT c.cleared_position FROM conversations c WHERE c.app_id = m.app_id \
+             AND c.user_id = ? AND c.conversation_type = 2 AND c.conversation_id = m.receiver_id), 0) \
              ORDER BY m.position DESC LIMIT ?",
             rows::BARE_MESSAGE_COLUMNS,
             rows::NOT_A_REVISION,
@@ -466,6 +468,7 @@ impl GroupStore for SqlStore {
             .bind(group_id)
             .bind(rows::bound(after_position))
             .bind(rows::bound(before_position))
+            .bind(viewer)
             .bind(viewer)
             .bind(i64::from(limit))
             .fetch_all(&self.read)

@@ -744,7 +744,10 @@ impl MessageStore for SqlStore {
             "SELECT {} FROM inbox i JOIN messages m ON m.app_id = i.app_id AND m.id = i.message_id \
              WHERE i.app_id = ? AND i.user_id = ? AND i.conversation_type = ? AND i.conversation_id = ? \
              AND {} AND NOT EXISTS (SELECT 1 FROM deleted_messages d WHERE d.app_id = i.app_id \
-             AND d.user_id = i.user_id AND d.message_id = i.message_id)",
+             AND d.user_id = i.user_id AND d.message_id = i.message_id) \
+             AND i.seq > COALESCE((SELECT c.cleared_seq FROM conversations c WHERE c.app_id = i.app_id \
+             AND c.user_id = i.user_id AND c.conversation_type = i.conversation_type \
+             AND c.conversation_id = i.conversation_id), 0)",
             rows::MESSAGE_COLUMNS,
             rows::NOT_A_REVISION
         );

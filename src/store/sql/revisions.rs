@@ -12,7 +12,9 @@ use sqlx::Row;
 
 use super::{MAX_IN_LIST, SqlStore, Tx, bind_in, in_list, in_tx, rows, rows_of};
 use crate::{
-    model::{AppId, MessageBody, MessageMeta, MessageStatus, ReactionCount, RevisionBody, RevisionKind},
+    model::{
+        AppId, ConversationType, MessageBody, MessageMeta, MessageStatus, ReactionCount, RevisionBody, RevisionKind,
+    },
     proto::common::v1::message_body::Content,
     store::{NewMessage, ReactionOutcome, ReactionStore, StoreError, StoreResult},
 };
@@ -25,15 +27,15 @@ pub(super) fn revision_of(message: &NewMessage) -> Option<&RevisionBody> {
     }
 }
 
-/// A deletion for one user reaches that user's inbox only: no group fan-out, no
-/// position in the group, no timeline.
+/// A deletion or a clearing for one user reaches that user's inbox only: no group
+/// fan-out, no position in the group, no timeline.
 pub(super) fn is_private(message: &NewMessage) -> bool {
-    revision_of(message).is_some_and(|revision| revision.kind() == RevisionKind::Delete)
+    revision_of(message).is_some_and(|revision| matches!(revision.kind(), RevisionKind::Delete | RevisionKind::Clear))
 }
 
-/// A recall or a deletion changes what the conversations it reaches count as unread.
+/// A recall, a deletion or a clearing changes what the conversations it reaches count.
 pub(super) fn changes_counts(message: &NewMessage) -> bool {
-    revision_of(message).is_some_and(|revision| matches!(revision.kind(), RevisionKind::Recall | RevisionKind::Delete))
+    revision_of(message).is_some_and(|revision| revision.kind() != RevisionKind::Edit)
 }
 
 /// Rows of `inbox i` joined with `messages m` that count as unread for the inbox's user:
@@ -107,9 +109,62 @@ impl SqlStore {
                     query.execute(&mut **tx).await?;
                 }
             }
+            RevisionKind::Clear => {
+                let user = revision.actor_user_id.as_str();
+                let conversation = message.recipients.first().map(|r| r.conversation_id.as_str()).unwrap_or_default();
+                let kind = (message.conversation_type, conversation);
+                let up_to = rows::bigint(revision.up_to_seq, "up_to_seq")?;
+                let (position, at_ms) = self.cleared_point(tx, app, user, kind, up_to).await?;
+                let key = (i64::from(message.conversation_type as i32), conversation);
+                self.clear_conversation(tx, app, user, key, (up_to, position, at_ms), message.sent_at_ms).await?;
+            }
             RevisionKind::Unspecified => return Err(StoreError::Corrupt("a revision without a kind".into())),
         }
         Ok(true)
+    }
+
+    /// Where the message at the user's `seq` of a conversation (a large group: its group
+    /// seq) stands in its group and in time.
+    async fn cleared_point(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        user: &str,
+        (kind, conversation): (ConversationType, &str),
+        seq: i64,
+    ) -> StoreResult<(i64, i64)> {
+        let large = if kind == ConversationType::Group {
+            let large: Option<i64> =
+                sqlx::query_scalar("SELECT large FROM chat_groups WHERE app_id = ? AND group_id = ?")
+                    .bind(app)
+                    .bind(conversation)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            large.unwrap_or(0) != 0
+        } else {
+            false
+        };
+        let query = if large {
+            sqlx::query(
+                "SELECT m.position, m.sent_at_ms FROM group_timeline t JOIN messages m ON m.app_id = t.app_id \
+                 AND m.id = t.message_id WHERE t.app_id = ? AND t.group_id = ? AND t.seq = ?",
+            )
+            .bind(app)
+            .bind(conversation)
+        } else {
+            sqlx::query(
+                "SELECT m.position, m.sent_at_ms FROM inbox i JOIN messages m ON m.app_id = i.app_id \
+                 AND m.id = i.message_id WHERE i.app_id = ? AND i.user_id = ? AND i.seq = ?",
+            )
+            .bind(app)
+            .bind(user)
+        };
+        let row = query
+            .bind(seq)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("no message at seq {seq} to clear up to")))?;
+        Ok((row.try_get("position")?, row.try_get("sent_at_ms")?))
     }
 
     /// The meta of a message that is not recalled, its row locked.
@@ -141,7 +196,7 @@ impl SqlStore {
     ) -> StoreResult<()> {
         let after = "FROM inbox i JOIN messages m ON m.app_id = i.app_id AND m.id = i.message_id \
              WHERE i.app_id = c.app_id AND i.user_id = c.user_id AND i.conversation_type = c.conversation_type \
-             AND i.conversation_id = c.conversation_id AND i.seq > c.read_seq";
+             AND i.conversation_id = c.conversation_id AND i.seq > c.read_seq AND i.seq > c.cleared_seq";
         let mut sets = format!(
             "unread = (SELECT COUNT(*) {after} AND {COUNTED_IN_SQL}), \
              mentions = (SELECT COUNT(*) {after} AND {COUNTED_IN_SQL} AND i.mentioned = 1), \
@@ -155,7 +210,7 @@ impl SqlStore {
                     "{set} = COALESCE((SELECT i.{column} FROM inbox i JOIN messages m ON m.app_id = i.app_id \
                      AND m.id = i.message_id WHERE i.app_id = c.app_id AND i.user_id = c.user_id \
                      AND i.conversation_type = c.conversation_type AND i.conversation_id = c.conversation_id \
-                     AND m.message_type <> 10 AND NOT EXISTS (SELECT 1 FROM deleted_messages d \
+                     AND i.seq > c.cleared_seq AND m.message_type <> 10 AND NOT EXISTS (SELECT 1 FROM deleted_messages d \
                      WHERE d.app_id = i.app_id AND d.user_id = i.user_id AND d.message_id = i.message_id) \
                      ORDER BY i.seq DESC LIMIT 1), 0)"
                 )

@@ -268,12 +268,16 @@ impl SearchStore for SqlStore {
                      WHERE gm.app_id = s.app_id AND gm.group_id = s.receiver_id AND gm.user_id = ? \
                      AND (g.history_visible = 1 OR s.position > gm.joined_position)))) \
              AND NOT EXISTS (SELECT 1 FROM deleted_messages d WHERE d.app_id = s.app_id AND d.user_id = ? \
-                 AND d.message_id = s.message_id)",
+                 AND d.message_id = s.message_id) \
+             AND s.sent_at_ms > COALESCE((SELECT c.cleared_at_ms FROM conversations c WHERE c.app_id = s.app_id \
+                 AND c.user_id = ? AND c.conversation_type = s.conversation_type AND c.conversation_id = \
+                 CASE WHEN s.conversation_type = 2 THEN s.receiver_id WHEN s.sender_user_id = ? THEN s.receiver_id \
+                 ELSE s.sender_user_id END), 0)",
             rows::BARE_MESSAGE_COLUMNS
         );
         let user = query.user_id;
         let mut binds: Vec<Bind<'_>> = vec![Bind::Text(terms), Bind::Int(rows::bigint(app, "app_id")?)];
-        binds.extend([Bind::Str(user), Bind::Str(user), Bind::Str(user), Bind::Str(user)]);
+        binds.extend((0..6).map(|_| Bind::Str(user)));
         match query.conversation {
             Some((ConversationType::Direct, peer)) => {
                 sql.push_str(
