@@ -7,11 +7,10 @@
 //! minimum token size (3) or one of either engine's stopwords, and every term is one
 //! token to both engines' tokenizers.
 //!
-//! The index holds each term once per viewer of the message (`for_viewer`: the two
-//! users of a direct conversation, or the group), hashed with the viewer and the app, so
-//! that a search reads only the postings of the user's own conversations: a word in a
-//! tenth of an app's million messages costs a search the user's few hundred, not a
-//! hundred thousand.
+//! Beside its words, a message's terms say who may see it (`seen_by_user`,
+//! `seen_by_group`), so that the engine itself narrows a search to the user's
+//! conversations: a common word among a million messages then costs the engine a merge
+//! of two term lists, not a million-row check in SQL.
 
 use std::collections::BTreeSet;
 
@@ -79,30 +78,26 @@ fn collect(text: &str, mode: Use) -> BTreeSet<String> {
     terms
 }
 
-/// Who may find a message: a user of its direct conversation, or its group's members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Viewer<'a> {
-    User(&'a str),
-    Group(&'a str),
-}
-
-/// `term` as the index holds it for `viewer` in `app`: `x`, 16 hex digits of a hash, `x`.
-pub fn for_viewer(app: u64, viewer: Viewer<'_>, term: &str) -> String {
-    let (kind, id) = match viewer {
-        Viewer::User(id) => ('u', id),
-        Viewer::Group(id) => ('g', id),
-    };
-    let digest = Sha256::digest(format!("{kind}\u{0}{app}\u{0}{id}\u{0}{term}"));
+/// A term no word can be: `x`, a kind letter, 16 hex digits of a hash scoped by app, `x`.
+fn hashed(kind: char, app: u64, id: &str) -> String {
+    let digest = Sha256::digest(format!("{kind}:{app}:{id}"));
     let hex: String = digest[..8].iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("x{hex}x")
+    format!("x{kind}{hex}x")
 }
 
-/// What the index holds of a text seen by `viewers`, space-separated.
-pub fn indexed_for(app: u64, viewers: &[Viewer<'_>], text: &str) -> String {
-    let terms = collect(text, Use::Index);
-    let held: Vec<String> =
-        viewers.iter().flat_map(|viewer| terms.iter().map(move |term| for_viewer(app, *viewer, term))).collect();
-    held.join(" ")
+/// Held by a message a user of its direct conversation may find.
+pub fn seen_by_user(app: u64, user: &str) -> String {
+    hashed('u', app, user)
+}
+
+/// Held by a message the members of its group may find.
+pub fn seen_by_group(app: u64, group: &str) -> String {
+    hashed('g', app, group)
+}
+
+/// What the index holds for a text, space-separated.
+pub fn indexed(text: &str) -> String {
+    collect(text, Use::Index).into_iter().collect::<Vec<_>>().join(" ")
 }
 
 /// The terms a message must hold to match a query (all of them).
@@ -113,11 +108,6 @@ pub fn query(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The terms of a text before they are held per viewer.
-    fn indexed(text: &str) -> String {
-        collect(text, Use::Index).into_iter().collect::<Vec<_>>().join(" ")
-    }
 
     #[test]
     fn words_are_lowercased_and_wrapped_and_punctuation_splits_them() {
@@ -143,16 +133,15 @@ mod tests {
     }
 
     #[test]
-    fn a_term_is_held_once_per_viewer_and_app() {
-        let alice = for_viewer(1, Viewer::User("alice"), "xhellox");
-        assert_eq!(alice.len(), 18);
-        assert_eq!(alice, for_viewer(1, Viewer::User("alice"), "xhellox"), "stable");
-        assert_ne!(alice, for_viewer(2, Viewer::User("alice"), "xhellox"), "another app's alice");
-        assert_ne!(alice, for_viewer(1, Viewer::Group("alice"), "xhellox"), "a group of that name");
-        assert_ne!(alice, for_viewer(1, Viewer::User("alice"), "xworldx"));
-        let held = indexed_for(1, &[Viewer::User("alice"), Viewer::User("bob")], "hello world");
-        assert_eq!(held.split(' ').count(), 4);
-        assert!(held.split(' ').any(|term| term == alice));
+    fn who_may_see_a_message_is_a_term_of_its_own_per_app() {
+        let alice = seen_by_user(1, "alice");
+        assert_eq!(alice.len(), 19);
+        assert!(alice.starts_with("xu") && alice.ends_with('x'));
+        assert_eq!(alice, seen_by_user(1, "alice"), "stable");
+        assert_ne!(alice, seen_by_user(2, "alice"), "another app's alice is another term");
+        assert_ne!(seen_by_group(1, "alice"), alice);
+        // Typed into a query, such a term is wrapped again: nobody can search as another.
+        assert_eq!(query(&alice), [format!("x{alice}x")]);
     }
 
     #[test]

@@ -20,7 +20,6 @@ both_stores!(
     search_finds_what_the_user_can_see_in_any_script,
     search_follows_recalls_edits_and_deletions_and_refuses_bad_input,
     messages_stored_before_the_index_are_indexed_at_the_next_start,
-    a_user_in_hundreds_of_groups_finds_matches_in_all_of_them,
 );
 
 async fn messages_as(app: &TestApp, user: Option<&str>) -> MessagesClient<Intercepted> {
@@ -239,31 +238,4 @@ async fn messages_stored_before_the_index_are_indexed_at_the_next_start(backend:
     let done: i64 = sqlx::query_scalar("SELECT done_at_ms FROM schema_tasks").fetch_one(&mut conn).await.unwrap();
     assert!(done > 0, "done once");
     store.close().await;
-}
-
-/// A search looks as the user and each of its groups; hundreds of groups take several
-/// statements, whose matches come back merged, newest first.
-async fn a_user_in_hundreds_of_groups_finds_matches_in_all_of_them(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let app = server.new_app().await;
-    for user in ["alice", "bob"] {
-        app.user(user).await;
-    }
-    let groups: Vec<String> = (0..205).map(|i| format!("g{i:03}")).collect();
-    for group in &groups {
-        let request = CreateGroupRequest {
-            group_id: group.clone(),
-            name: group.clone(),
-            member_ids: vec!["bob".into()],
-            ..Default::default()
-        };
-        app.groups(Some("alice")).await.create_group(request).await.unwrap();
-    }
-    let first = group_send(&app, "alice", &groups[0], "needle in the first").await;
-    let direct = send(&app, "alice", "bob", text("needle in private")).await;
-    let last = group_send(&app, "alice", &groups[204], "needle in the last").await;
-    let ids: Vec<u64> = search(&app, "bob", query("needle")).await.iter().map(|m| m.id).collect();
-    assert_eq!(ids, [last, direct, first]);
-    let request = SearchMessagesRequest { limit: 2, ..query("needle") };
-    assert_eq!(search(&app, "bob", request).await.len(), 2);
 }

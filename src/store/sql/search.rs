@@ -11,11 +11,11 @@ use crate::{
     model::{AppId, ConversationType, Message, MessageBody},
     proto::common::v1::message_body::Content,
     store::{NewMessage, SearchQuery, SearchStore, StoreError, StoreResult},
-    terms::{self, Viewer},
+    terms,
 };
 
-/// Viewers (the user and its groups) one search statement looks as.
-const MAX_SEERS_PER_SEARCH: usize = 200;
+/// Groups of a user whose terms a search names; a user in more is searched by SQL alone.
+const MAX_GROUP_TERMS: usize = 500;
 
 /// Messages read per round when indexing what was stored before the index existed.
 const BACKFILL_BATCH: i64 = 500;
@@ -41,29 +41,13 @@ pub(super) struct Indexed<'b> {
     pub terms: String,
 }
 
-/// What the index holds of a message: its terms, once for each who may find it.
+/// What the index holds of a message: its words, and who may find it.
 fn terms_of(app: AppId, kind: ConversationType, sender: &str, receiver: &str, text: &str) -> String {
-    match kind {
-        ConversationType::Group => terms::indexed_for(app, &[Viewer::Group(receiver)], text),
-        _ if sender == receiver => terms::indexed_for(app, &[Viewer::User(sender)], text),
-        _ => terms::indexed_for(app, &[Viewer::User(sender), Viewer::User(receiver)], text),
-    }
-}
-
-/// A viewer a search looks as, owning its id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seer {
-    User(String),
-    Group(String),
-}
-
-impl Seer {
-    fn viewer(&self) -> Viewer<'_> {
-        match self {
-            Seer::User(id) => Viewer::User(id),
-            Seer::Group(id) => Viewer::Group(id),
-        }
-    }
+    let seen_by = match kind {
+        ConversationType::Group => terms::seen_by_group(app, receiver),
+        _ => format!("{} {}", terms::seen_by_user(app, sender), terms::seen_by_user(app, receiver)),
+    };
+    format!("{} {seen_by}", terms::indexed(text))
 }
 
 impl<'b> Indexed<'b> {
@@ -86,24 +70,31 @@ impl<'b> Indexed<'b> {
 }
 
 impl Dialect {
-    /// The index joined to its messages, and the condition that a row holds one term of
-    /// each of `groups`, with the value to bind.
-    fn matching(self, groups: &[Vec<String>]) -> (&'static str, String) {
+    /// The index joined to its messages, and the condition that a row holds every one of
+    /// `all` and at least one of `any`, with the value to bind.
+    fn matching(self, all: &[String], any: &[String]) -> (&'static str, String) {
         match self {
-            Dialect::MySql => (
-                "message_search s JOIN messages m ON m.app_id = s.app_id AND m.id = s.message_id \
-                 WHERE MATCH(s.terms) AGAINST (? IN BOOLEAN MODE)",
-                groups.iter().map(|group| format!("+({})", group.join(" "))).collect::<Vec<_>>().join(" "),
-            ),
+            Dialect::MySql => {
+                let mut query: Vec<String> = all.iter().map(|term| format!("+{term}")).collect();
+                if !any.is_empty() {
+                    query.push(format!("+({})", any.join(" ")));
+                }
+                (
+                    "message_search s JOIN messages m ON m.app_id = s.app_id AND m.id = s.message_id \
+                     WHERE MATCH(s.terms) AGAINST (? IN BOOLEAN MODE)",
+                    query.join(" "),
+                )
+            }
             Dialect::Sqlite => {
-                let any = |group: &Vec<String>| {
-                    let quoted: Vec<String> = group.iter().map(|term| format!("\"{term}\"")).collect();
-                    format!("({})", quoted.join(" OR "))
-                };
+                let quoted = |terms: &[String]| terms.iter().map(|term| format!("\"{term}\"")).collect::<Vec<_>>();
+                let mut query = quoted(all).join(" AND ");
+                if !any.is_empty() {
+                    query = format!("{query} AND ({})", quoted(any).join(" OR "));
+                }
                 (
                     "message_search_fts f JOIN message_search s ON s.rowid = f.rowid \
                      JOIN messages m ON m.app_id = s.app_id AND m.id = s.message_id WHERE f.terms MATCH ?",
-                    groups.iter().map(any).collect::<Vec<_>>().join(" AND "),
+                    query,
                 )
             }
         }
@@ -216,32 +207,57 @@ impl SqlStore {
         }
     }
 
-    /// Whom the user searches as: itself, and its groups (or the one conversation
-    /// searched).
-    async fn seers(&self, app: AppId, query: &SearchQuery<'_>) -> StoreResult<Vec<Seer>> {
-        let own = Seer::User(query.user_id.to_owned());
+    /// The terms of which a match must hold one: the user's own, and its groups' (or the
+    /// one conversation searched). Past `MAX_GROUP_TERMS` groups, none: the SQL that
+    /// follows decides who may see a match on its own.
+    async fn seen_by(&self, app: AppId, query: &SearchQuery<'_>) -> StoreResult<Vec<String>> {
+        let own = terms::seen_by_user(app, query.user_id);
         match query.conversation {
-            Some((ConversationType::Group, group)) => return Ok(vec![Seer::Group(group.to_owned())]),
+            Some((ConversationType::Group, group)) => return Ok(vec![terms::seen_by_group(app, group)]),
             Some(_) => return Ok(vec![own]),
             None => {}
         }
-        let groups: Vec<String> =
-            sqlx::query_scalar("SELECT group_id FROM group_members WHERE app_id = ? AND user_id = ?")
-                .bind(rows::bigint(app, "app_id")?)
-                .bind(query.user_id)
-                .fetch_all(&self.read)
-                .await?;
-        Ok(std::iter::once(own).chain(groups.into_iter().map(Seer::Group)).collect())
+        let groups: Vec<String> = sqlx::query_scalar(
+            "SELECT group_id FROM group_members WHERE app_id = ? AND user_id = ? ORDER BY group_id LIMIT ?",
+        )
+        .bind(rows::bigint(app, "app_id")?)
+        .bind(query.user_id)
+        .bind(MAX_GROUP_TERMS as i64 + 1)
+        .fetch_all(&self.read)
+        .await?;
+        if groups.len() > MAX_GROUP_TERMS {
+            return Ok(Vec::new());
+        }
+        Ok(std::iter::once(own).chain(groups.iter().map(|group| terms::seen_by_group(app, group))).collect())
     }
 
-    /// One statement of a search: the matches that `seers` may find.
-    async fn search_as(&self, app: AppId, query: &SearchQuery<'_>, seers: &[Seer]) -> StoreResult<Vec<Message>> {
-        let groups: Vec<Vec<String>> = query
-            .terms
-            .iter()
-            .map(|term| seers.iter().map(|seer| terms::for_viewer(app, seer.viewer(), term)).collect())
-            .collect();
-        let (matching, terms) = self.dialect.matching(&groups);
+    /// Runs what migrations left to gim (`schema_tasks`), once each.
+    pub(super) async fn run_schema_tasks(&self) -> StoreResult<()> {
+        let pending: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM schema_tasks WHERE done_at_ms = 0").fetch_all(&self.write).await?;
+        for task in pending {
+            match task.as_str() {
+                "index_messages_for_search" => {
+                    tracing::info!("indexing the messages stored so far for search");
+                    self.index_stored_messages().await?;
+                }
+                other => return Err(StoreError::Corrupt(format!("unknown schema task {other}"))),
+            }
+            sqlx::query("UPDATE schema_tasks SET done_at_ms = ? WHERE name = ?")
+                .bind(crate::model::now_ms())
+                .bind(task.as_str())
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SearchStore for SqlStore {
+    async fn search_messages(&self, app: AppId, query: &SearchQuery<'_>) -> StoreResult<Vec<Message>> {
+        let seen_by = self.seen_by(app, query).await?;
+        let (matching, terms) = self.dialect.matching(query.terms, &seen_by);
         // Who may see a match: a user of its direct conversation, or a member of its group
         // from the member's join on (unless the group shows its history to newcomers).
         let mut sql = format!(
@@ -306,26 +322,6 @@ impl SqlStore {
         let found = statement.fetch_all(&self.read).await?;
         found.iter().map(rows::message).collect()
     }
-    /// Runs what migrations left to gim (`schema_tasks`), once each.
-    pub(super) async fn run_schema_tasks(&self) -> StoreResult<()> {
-        let pending: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM schema_tasks WHERE done_at_ms = 0").fetch_all(&self.write).await?;
-        for task in pending {
-            match task.as_str() {
-                "index_messages_for_search" => {
-                    tracing::info!("indexing the messages stored so far for search");
-                    self.index_stored_messages().await?;
-                }
-                other => return Err(StoreError::Corrupt(format!("unknown schema task {other}"))),
-            }
-            sqlx::query("UPDATE schema_tasks SET done_at_ms = ? WHERE name = ?")
-                .bind(crate::model::now_ms())
-                .bind(task.as_str())
-                .execute(&self.write)
-                .await?;
-        }
-        Ok(())
-    }
 }
 
 /// A value of a statement built piece by piece.
@@ -333,21 +329,4 @@ enum Bind<'a> {
     Text(String),
     Str(&'a str),
     Int(i64),
-}
-
-#[async_trait]
-impl SearchStore for SqlStore {
-    async fn search_messages(&self, app: AppId, query: &SearchQuery<'_>) -> StoreResult<Vec<Message>> {
-        let seers = self.seers(app, query).await?;
-        // A user in very many groups is searched in several statements, merged.
-        let mut found = Vec::new();
-        for chunk in seers.chunks(MAX_SEERS_PER_SEARCH) {
-            found.extend(self.search_as(app, query, chunk).await?);
-        }
-        if seers.len() > MAX_SEERS_PER_SEARCH {
-            found.sort_by_key(|message| std::cmp::Reverse(message.id));
-            found.truncate(query.limit as usize);
-        }
-        Ok(found)
-    }
 }
