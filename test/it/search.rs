@@ -20,6 +20,7 @@ both_stores!(
     search_finds_what_the_user_can_see_in_any_script,
     search_follows_recalls_edits_and_deletions_and_refuses_bad_input,
     messages_stored_before_the_index_are_indexed_at_the_next_start,
+    a_user_in_hundreds_of_groups_finds_matches_in_all_of_them,
 );
 
 async fn messages_as(app: &TestApp, user: Option<&str>) -> MessagesClient<Intercepted> {
@@ -238,4 +239,38 @@ async fn messages_stored_before_the_index_are_indexed_at_the_next_start(backend:
     let done: i64 = sqlx::query_scalar("SELECT done_at_ms FROM schema_tasks").fetch_one(&mut conn).await.unwrap();
     assert!(done > 0, "done once");
     store.close().await;
+}
+
+/// A search names the user and each of its groups to the engine; past 500 groups, SQL
+/// alone decides who sees a match. Both find the same.
+async fn a_user_in_hundreds_of_groups_finds_matches_in_all_of_them(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let app = server.new_app().await;
+    for user in ["alice", "bob"] {
+        app.user(user).await;
+    }
+    let groups: Vec<String> = (0..502).map(|i| format!("g{i:03}")).collect();
+    let mut needles = Vec::new();
+    for (index, group) in groups.iter().enumerate() {
+        let request = CreateGroupRequest {
+            group_id: group.clone(),
+            name: group.clone(),
+            member_ids: vec!["bob".into()],
+            ..Default::default()
+        };
+        app.groups(Some("alice")).await.create_group(request).await.unwrap();
+        if index == 0 || index == 499 {
+            needles.push(group_send(&app, "alice", group, "needle in a group").await);
+        }
+    }
+    needles.push(send(&app, "alice", "bob", text("needle in private")).await);
+    needles.reverse();
+    let ids: Vec<u64> = search(&app, "bob", query("needle")).await.iter().map(|m| m.id).collect();
+    assert_eq!(ids, needles, "bob, in 502 groups");
+    let request = CreateGroupRequest { group_id: "few".into(), name: "few".into(), ..Default::default() };
+    app.groups(Some("alice")).await.create_group(request).await.unwrap();
+    let in_few = group_send(&app, "alice", "few", "needle among few").await;
+    let ids: Vec<u64> = search(&app, "alice", query("needle")).await.iter().map(|m| m.id).collect();
+    assert_eq!(ids.first(), Some(&in_few), "alice, in 503 groups too");
+    assert_eq!(ids.len(), 4);
 }
