@@ -85,6 +85,28 @@ start_redis() {
     redis_url="redis://127.0.0.1:$port"
 }
 
+# Builds gim, starts MariaDB and `gim serve` on a database of it (with the GIM_* settings
+# of the environment), and makes an app named bench: sets `store_url`, `logic_port`,
+# `app_id` and `app_secret`.
+serve_on_mariadb() {
+    ensure_commands mariadbd:mariadb-server
+    cargo build --release --locked --bin gim --bin gim-bench
+    start_mariadb
+    mariadb --socket="$work/mysql.sock" -uroot -e 'CREATE DATABASE gim'
+    store_url="$mariadb_url/gim"
+    export GIM_STORE__URL=$store_url GIM_AUTH__TOKEN_SECRET=bench-token-secret-0123456789abcdef
+    export GIM_DATA_DIR="$work/data" GIM_TELEMETRY__LOG_FILTER=warn
+    logic_port=$(free_port)
+    GIM_LOGIC__LISTEN="127.0.0.1:$logic_port" GIM_CONNECT__LISTEN="127.0.0.1:$(free_port)" target/release/gim serve &
+    started+=($!)
+    wait_for "gim serve" bash -c "exec 3<>/dev/tcp/127.0.0.1/$logic_port"
+    local created
+    created=$(target/release/gim app create --name bench)
+    app_id=$(awk '/^app_id:/ {print $2}' <<<"$created")
+    app_secret=$(awk '/^secret:/ {print $2}' <<<"$created")
+    log "gim serve up on MariaDB"
+}
+
 # Benchmarks call far faster than people do: no per-caller rates (see [rates]).
 no_rate_limits() {
     export GIM_RATES__DEVICE_CALLS_PER_SECOND=0 GIM_RATES__USER_CALLS_PER_SECOND=0 GIM_RATES__APP_CALLS_PER_SECOND=0

@@ -23,6 +23,29 @@ use crate::{
     store::{NewMessage, ReactionOutcome, Recipient},
 };
 
+/// The message that carries `revision` in conversation `(kind, id)` to `recipients`
+/// (none: a group's members, as its messages go).
+fn revision_message(
+    client_msg_id: String,
+    (kind, id): ConversationKey<'_>,
+    revision: RevisionBody,
+    recipients: Vec<Recipient>,
+) -> NewMessage {
+    NewMessage {
+        id: 0,
+        client_msg_id,
+        sender_user_id: String::new(),
+        sender_device_id: String::new(),
+        conversation_type: kind,
+        receiver_id: id.to_owned(),
+        body: MessageBody { content: Some(Content::Revision(revision)) },
+        meta: Default::default(),
+        reply_to: None,
+        sent_at_ms: 0,
+        recipients,
+    }
+}
+
 /// A conversation as one user names it: its type and the other user or the group.
 pub type ConversationKey<'a> = (ConversationType, &'a str);
 
@@ -190,19 +213,8 @@ impl Logic {
             actor_user_id: user.to_owned(),
             ..Default::default()
         };
-        let notice = NewMessage {
-            id: 0,
-            client_msg_id: validate::generated_id("delete_"),
-            sender_user_id: String::new(),
-            sender_device_id: String::new(),
-            conversation_type: kind,
-            receiver_id: conversation_id.to_owned(),
-            body: MessageBody { content: Some(Content::Revision(revision)) },
-            meta: Default::default(),
-            reply_to: None,
-            sent_at_ms: 0,
-            recipients: vec![Recipient { user_id: user.to_owned(), conversation_id: conversation_id.to_owned() }],
-        };
+        let own = vec![Recipient { user_id: user.to_owned(), conversation_id: conversation_id.to_owned() }];
+        let notice = revision_message(validate::generated_id("delete_"), (kind, conversation_id), revision, own);
         let appended = self.inner.writer.write(caller.app, notice, SendRules::default()).await?;
         Ok(appended.inboxes.first().map_or(0, |(_, seq)| *seq))
     }
@@ -260,19 +272,8 @@ impl Logic {
             text: None,
             up_to_seq: up_to,
         };
-        let notice = NewMessage {
-            id: 0,
-            client_msg_id: validate::generated_id("clear_"),
-            sender_user_id: String::new(),
-            sender_device_id: String::new(),
-            conversation_type: kind,
-            receiver_id: conversation_id.to_owned(),
-            body: MessageBody { content: Some(Content::Revision(revision)) },
-            meta: Default::default(),
-            reply_to: None,
-            sent_at_ms: 0,
-            recipients: vec![Recipient { user_id: user.to_owned(), conversation_id: conversation_id.to_owned() }],
-        };
+        let own = vec![Recipient { user_id: user.to_owned(), conversation_id: conversation_id.to_owned() }];
+        let notice = revision_message(validate::generated_id("clear_"), (kind, conversation_id), revision, own);
         self.inner.writer.write(caller.app, notice, SendRules::default()).await?;
         self.store()
             .conversation(caller.app, user, (kind, conversation_id))
@@ -298,19 +299,8 @@ impl Logic {
                 Recipient { user_id: receiver.clone(), conversation_id: sender.clone() },
             ],
         };
-        let notice = NewMessage {
-            id: 0,
-            client_msg_id,
-            sender_user_id: String::new(),
-            sender_device_id: String::new(),
-            conversation_type: message.conversation_type,
-            receiver_id: message.receiver_id.clone(),
-            body: MessageBody { content: Some(Content::Revision(revision)) },
-            meta: Default::default(),
-            reply_to: None,
-            sent_at_ms: 0,
-            recipients,
-        };
+        let key = (message.conversation_type, message.receiver_id.as_str());
+        let notice = revision_message(client_msg_id, key, revision, recipients);
         self.inner.writer.write(app, notice, SendRules::default()).await.map(drop)
     }
 

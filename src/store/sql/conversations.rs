@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{Row, any::AnyRow};
 
-use super::{SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, revisions::COUNTED_IN_SQL, rows, rows_of};
+use super::{AnyQuery, SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, revisions::COUNTED_IN_SQL, rows, rows_of};
 use crate::{
     model::{AppId, Conversation, ConversationSettings, ConversationType, Message},
     proto::common::v1::message_body::Content,
@@ -234,23 +234,8 @@ impl SqlStore {
             keep_greatest("cleared_position"),
             keep_greatest("cleared_at_ms"),
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(app)
-            .bind(user_id)
-            .bind(kind)
-            .bind(id)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind("")
-            .bind(0_i64)
-            .bind(now_ms)
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        new_row(query, (app, user_id, kind, id), &ConversationSettings::default(), 0, now_ms)
             .bind(seq)
             .bind(position)
             .bind(at_ms)
@@ -290,23 +275,8 @@ impl SqlStore {
             self.dialect.on_conflict("app_id, user_id, conversation_type, conversation_id"),
             sets.join(", ")
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(app)
-            .bind(user_id)
-            .bind(kind)
-            .bind(id)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(0_i64)
-            .bind(i64::from(settings.pinned.unwrap_or(false)))
-            .bind(i64::from(settings.muted.unwrap_or(false)))
-            .bind(i64::from(settings.hidden.unwrap_or(false)))
-            .bind(settings.draft.as_deref().unwrap_or(""))
-            .bind(rows::bigint(version, "version")?)
-            .bind(now_ms)
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        new_row(query, (app, user_id, kind, id), settings, rows::bigint(version, "version")?, now_ms)
             .execute(&mut **tx)
             .await?;
         self.store_version(tx, app, user_id, version).await?;
@@ -323,6 +293,35 @@ impl SqlStore {
             .await?;
         conversation(&row)
     }
+}
+
+/// Binds a conversation row that has had no message yet: the key, then
+/// `COLUMNS_AFTER_KEY` with the settings given.
+fn new_row<'q>(
+    query: AnyQuery<'q>,
+    (app, user_id, kind, id): (i64, &'q str, i64, &'q str),
+    settings: &'q ConversationSettings,
+    version: i64,
+    now_ms: i64,
+) -> AnyQuery<'q> {
+    let flag = |value: Option<bool>| i64::from(value.unwrap_or(false));
+    query
+        .bind(app)
+        .bind(user_id)
+        .bind(kind)
+        .bind(id)
+        .bind(0_i64) // last_seq
+        .bind(0_i64) // last_message_id
+        .bind(0_i64) // last_at_ms
+        .bind(0_i64) // unread
+        .bind(0_i64) // mentions
+        .bind(0_i64) // read_seq
+        .bind(flag(settings.pinned))
+        .bind(flag(settings.muted))
+        .bind(flag(settings.hidden))
+        .bind(settings.draft.as_deref().unwrap_or(""))
+        .bind(version)
+        .bind(now_ms)
 }
 
 /// The columns an insert gives after the key, in `COLUMNS`' order but the key's.
