@@ -149,12 +149,7 @@ impl Business for BusinessApi {
                 caller.app,
                 sender,
                 &request.receiver_user_id,
-                Outgoing {
-                    client_msg_id: request.client_msg_id,
-                    body: request.body,
-                    reply_to: request.reply_to_message_id,
-                    forwarded_from: None,
-                },
+                Outgoing::new(request.client_msg_id, request.body, request.reply_to_message_id),
             )
             .await?;
         Ok(Response::new(api::SendMessageResponse {

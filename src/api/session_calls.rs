@@ -56,12 +56,7 @@ impl SessionCalls {
                 caller.app,
                 sender,
                 &request.receiver_user_id,
-                Outgoing {
-                    client_msg_id: request.client_msg_id,
-                    body: request.body,
-                    reply_to: request.reply_to_message_id,
-                    forwarded_from: None,
-                },
+                Outgoing::new(request.client_msg_id, request.body, request.reply_to_message_id),
             )
             .await?;
         Ok(api::SendMessageResponse { message_id: sent.message_id, seq: sent.seq, sent_at_ms: sent.sent_at_ms })
@@ -93,12 +88,7 @@ impl SessionCalls {
         caller: &SharedCaller,
         request: api::GroupSendRequest,
     ) -> Result<api::GroupSendResponse> {
-        let outgoing = Outgoing {
-            client_msg_id: request.client_msg_id,
-            body: request.body,
-            reply_to: request.reply_to_message_id,
-            forwarded_from: None,
-        };
+        let outgoing = Outgoing::new(request.client_msg_id, request.body, request.reply_to_message_id);
         let sent = self.logic.send_group(caller, &request.group_id, outgoing).await?;
         Ok(api::GroupSendResponse {
             message_id: sent.message_id,

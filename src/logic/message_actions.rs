@@ -8,7 +8,12 @@
 
 use std::collections::BTreeSet;
 
-use super::{DeviceCaller, Error, Logic, Result, SharedCaller, message_rules::SendRules, messages::Outgoing, validate};
+use super::{
+    DeviceCaller, Error, Logic, Result, SharedCaller,
+    message_rules::SendRules,
+    messages::{Outgoing, Sent},
+    validate,
+};
 use crate::{
     delivery::{DeviceRef, Push},
     frames,
@@ -48,14 +53,6 @@ fn revision_message(
 
 /// A conversation as one user names it: its type and the other user or the group.
 pub type ConversationKey<'a> = (ConversationType, &'a str);
-
-/// Where a forwarded copy goes, and what its send returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Forwarded {
-    pub message_id: u64,
-    pub seq: u64,
-    pub sent_at_ms: i64,
-}
 
 /// The users of a message's conversation, each with the conversation's id as that user
 /// sees it; `None` for a large group (its members are not listed).
@@ -404,7 +401,7 @@ impl Logic {
         id: u64,
         targets: &[(ConversationType, String)],
         client_msg_id: &str,
-    ) -> Result<Vec<Forwarded>> {
+    ) -> Result<Vec<Sent>> {
         caller.require_user()?;
         let max = self.inner.messages.max_forward_targets;
         if targets.is_empty() || targets.len() > max {
@@ -449,12 +446,11 @@ impl Logic {
                         }),
                         None => super::Sender::User(caller.user().unwrap_or_default().to_owned()),
                     };
-                    let done = self.send_direct(caller.app, sender, target, outgoing).await?;
-                    Forwarded { message_id: done.message_id, seq: done.seq, sent_at_ms: done.sent_at_ms }
+                    self.send_direct(caller.app, sender, target, outgoing).await?
                 }
                 ConversationType::Group => {
                     let done = self.send_group(caller, target, outgoing).await?;
-                    Forwarded { message_id: done.message_id, seq: done.seq, sent_at_ms: done.sent_at_ms }
+                    Sent { message_id: done.message_id, seq: done.seq, sent_at_ms: done.sent_at_ms }
                 }
                 _ => return Err(Error::invalid("targets are direct or group conversations")),
             };

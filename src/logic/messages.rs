@@ -23,6 +23,13 @@ pub struct Outgoing {
     pub forwarded_from: Option<Origin>,
 }
 
+impl Outgoing {
+    /// A send as a caller makes it: a body, perhaps a reply (0: none).
+    pub fn new(client_msg_id: String, body: Option<MessageBody>, reply_to: u64) -> Self {
+        Self { client_msg_id, body, reply_to, forwarded_from: None }
+    }
+}
+
 /// A reply's view of the message it answers, as that message is now.
 fn reply_of(original: &Message) -> ReplyTo {
     let recalled = original.status == MessageStatus::Recalled;

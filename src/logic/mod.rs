@@ -37,7 +37,7 @@ pub use friends::WithProfile;
 pub use group_rules::GroupRules;
 pub use groups::{GroupInput, GroupSent};
 pub use ids::IdGenerator;
-pub use message_actions::{ConversationKey, Forwarded};
+pub use message_actions::ConversationKey;
 pub use messages::{Outgoing, Sender, Sent, SyncPage};
 pub use moments::{PostInput, PostView, PostsPage};
 pub use search::SearchInput;

@@ -268,6 +268,23 @@ async fn edits_replies_reactions_and_forwards_follow_their_rules(backend: Backen
         .into_inner()
         .message_id;
 
+    // Nobody sends a revision: gim writes them.
+    let forged = BusinessSendRequest {
+        sender_user_id: "alice".into(),
+        receiver_user_id: "bob".into(),
+        client_msg_id: "forged".into(),
+        body: Some(MessageBody {
+            content: Some(Content::Revision(gim::proto::common::v1::RevisionBody {
+                kind: RevisionKind::Recall as i32,
+                message_ids: vec![hello],
+                ..Default::default()
+            })),
+        }),
+        reply_to_message_id: 0,
+    };
+    let refused = app.business().await.send_message(forged).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+
     // Replies: in the same conversation only; the snippet is the original as it is now.
     let reply = send(&app, "bob", "alice", "hi back", hello).await.unwrap();
     assert_eq!(send(&app, "bob", "alice", "bad", other).await.unwrap_err().code(), Code::InvalidArgument);
@@ -364,6 +381,10 @@ async fn edits_replies_reactions_and_forwards_follow_their_rules(backend: Backen
     let origin = copy.forwarded_from.expect("the copy says where it came from");
     assert_eq!((origin.message_id, origin.sender_user_id.as_str()), (hello, "alice"));
     assert_eq!(bob.forward_message(forward(other, &targets, "fw2")).await.unwrap_err().code(), Code::NotFound);
+    make_group(&app, "carol", "carols", &[]).await;
+    let outside = [(ConversationType::Group, "carols")];
+    let refused = bob.forward_message(forward(hello, &outside, "fw5")).await.unwrap_err();
+    assert!(matches!(refused.code(), Code::PermissionDenied | Code::NotFound), "{refused:?}");
     let too_many: Vec<(ConversationType, &str)> = vec![(ConversationType::Direct, "carol"); 11];
     assert_eq!(bob.forward_message(forward(hello, &too_many, "fw3")).await.unwrap_err().code(), {
         Code::InvalidArgument
@@ -487,6 +508,17 @@ async fn typing_reaches_the_other_side_only_and_is_rate_limited(backend: Backend
         }
     }
     assert_eq!(alice.next_event(Duration::from_millis(300)).await, None, "not to the typist");
+
+    // The same over gRPC, for a device without a session.
+    let bearer = format!("Bearer {}", token("carol").await);
+    let mut carol_grpc =
+        MessagesClient::with_interceptor(channel(app.addr).await, Meta::new(&[("authorization", &bearer)]));
+    let request = TypingRequest { conversation_type: ConversationType::Group as i32, conversation_id: "team".into() };
+    carol_grpc.typing(request).await.unwrap();
+    match bob.next_event(WAIT).await {
+        Some(Event::Typing(event)) => assert_eq!(event.user_id, "carol"),
+        other => panic!("expected carol typing, got {other:?}"),
+    }
 
     // No conversation, no typing: a stranger is not reached this way.
     let refused = alice.request(typing(ConversationType::Direct, "stranger")).await;

@@ -179,7 +179,7 @@ impl SqlStore {
             .bind(i64::from(MessageStatus::Normal as i32))
             .fetch_optional(&mut **tx)
             .await?;
-        meta.map(|meta| parse_meta(&meta)).transpose()
+        meta.map(|meta| rows::meta(&meta)).transpose()
     }
 
     /// Counts the unread messages and mentions of `users`' conversation `(kind, id)`
@@ -271,13 +271,6 @@ impl SqlStore {
         .await?;
         Ok(ReactionOutcome::Added)
     }
-}
-
-fn parse_meta(meta: &str) -> StoreResult<MessageMeta> {
-    if meta.is_empty() {
-        return Ok(MessageMeta::default());
-    }
-    serde_json::from_str(meta).map_err(|err| StoreError::Corrupt(format!("message meta: {err}")))
 }
 
 /// The `meta` column's value: empty for the common message with nothing to say.

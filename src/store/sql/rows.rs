@@ -81,16 +81,19 @@ pub(super) const NOT_DELETED_BY_VIEWER: &str =
 /// A condition on `messages m`: not a revision (history shows what revisions did, not them).
 pub(super) const NOT_A_REVISION: &str = "m.message_type <> 10";
 
+/// A `messages.meta` value: empty for the common message with nothing to say.
+pub(super) fn meta(json: &str) -> StoreResult<MessageMeta> {
+    if json.is_empty() {
+        return Ok(MessageMeta::default());
+    }
+    serde_json::from_str(json).map_err(|err| StoreError::Corrupt(format!("message meta: {err}")))
+}
+
 pub(super) fn message(row: &AnyRow) -> StoreResult<Message> {
     let body: Vec<u8> = row.try_get("body")?;
     let body =
         MessageBody::decode(body.as_slice()).map_err(|err| StoreError::Corrupt(format!("message body: {err}")))?;
-    let meta: String = row.try_get("meta")?;
-    let meta: MessageMeta = if meta.is_empty() {
-        MessageMeta::default()
-    } else {
-        serde_json::from_str(&meta).map_err(|err| StoreError::Corrupt(format!("message meta: {err}")))?
-    };
+    let meta = meta(&row.try_get::<String, _>("meta")?)?;
     let deleted = row.try_get::<i64, _>("deleted")? != 0;
     // The column, not the body: a recalled message keeps its type with its body erased.
     let message_type = get_enum(row, "message_type")?;

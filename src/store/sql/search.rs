@@ -21,7 +21,7 @@ const MAX_GROUP_TERMS: usize = 500;
 const BACKFILL_BATCH: i64 = 500;
 
 /// The words of a body that search finds: a text, a file's name, a place's name.
-pub(super) fn searchable_text(body: &MessageBody) -> Option<String> {
+fn searchable_text(body: &MessageBody) -> Option<String> {
     match &body.content {
         Some(Content::Text(text)) => Some(text.text.clone()),
         Some(Content::File(file)) => Some(file.name.clone()),
