@@ -328,6 +328,9 @@ pub struct Conversation {
     pub updated_at_ms: i64,
     /// The user cleared the history up to this inbox seq (a large group: group seq).
     pub cleared_seq: u64,
+    /// A large group the user reads the timeline of: `last_seq` and `read_seq` are group
+    /// seqs, and the counts come from the timeline.
+    pub on_timeline: bool,
 }
 
 /// Settings a user changes on a conversation; `None` leaves one as it is.

@@ -46,6 +46,11 @@ pub struct ConversationChanges {
     pub unread: u64,
 }
 
+/// How far before the time of a conversation version `SyncConversations` looks for
+/// changes on large groups' timelines: their messages' times come from the clocks of the
+/// nodes that wrote them, and a batch commits a little after it is timed.
+const TIMELINE_SYNC_MARGIN_MS: i64 = 60_000;
+
 /// Page tokens: `<last_at_ms>:<type>:<id>` (ids may hold `:`, so they go last).
 pub fn page_token(mark: &ConversationMark) -> String {
     format!("{}:{}:{}", mark.last_at_ms, mark.conversation_type as i32, mark.conversation_id)
@@ -121,6 +126,18 @@ impl Logic {
             (true, Some(last)) => last.version,
             _ => totals.version,
         };
+        // A large group's messages bump no member's version: its rows come when its
+        // timeline changed since the version was reached (with a margin for clocks).
+        let since = match after_version {
+            0 => 0,
+            _ => self.store().version_time(caller.app, user, after_version).await? - TIMELINE_SYNC_MARGIN_MS,
+        };
+        for row in self.store().timeline_conversations(caller.app, user, since).await? {
+            let key = (row.conversation_type, row.conversation_id.as_str());
+            if !rows.iter().any(|had| (had.conversation_type, had.conversation_id.as_str()) == key) {
+                rows.push(row);
+            }
+        }
         Ok(ConversationChanges {
             items: self.conversation_views(caller, rows).await?,
             has_more,
@@ -233,8 +250,9 @@ impl Logic {
         Ok(rows
             .into_iter()
             .map(|conversation| {
+                // On a timeline the message has its group seq, and no seq of the user's.
                 let last_message = messages.remove(&conversation.last_message_id).map(|mut message| {
-                    message.seq = conversation.last_seq;
+                    message.seq = if conversation.on_timeline { 0 } else { conversation.last_seq };
                     message
                 });
                 let peer = users.get(&conversation.conversation_id).cloned();

@@ -23,6 +23,12 @@ impl Logic {
             ConversationType::System => return Err(Error::invalid("the system conversation has an empty id")),
             ConversationType::Unspecified => return Err(Error::invalid("conversation_type is required")),
         }
+        if conversation_type == ConversationType::Group {
+            let group = self.get_group(caller.app, conversation_id).await?;
+            if group.large {
+                return self.mark_timeline_read(caller, conversation_id, seq).await;
+            }
+        }
         let entry = self
             .store()
             .inbox_entry(caller.app, &caller.user_id, seq)
@@ -39,7 +45,35 @@ impl Logic {
             updated_at_ms: now_ms(),
         };
         let stored = self.store().mark_read(caller.app, &caller.user_id, &wanted).await?;
-        if stored.seq == seq && stored.updated_at_ms == wanted.updated_at_ms {
+        self.read_done(caller, seq, wanted.updated_at_ms, stored)
+    }
+
+    /// A large group is read on its timeline: `seq` is a group seq.
+    async fn mark_timeline_read(&self, caller: &DeviceCaller, group_id: &str, seq: u64) -> Result<ReadCursor> {
+        let not_yours = || Error::invalid(format!("group seq {seq} is not on the timeline of group {group_id}"));
+        // A read point before the member's join moves nothing (the row starts there).
+        if self.store().group_member(caller.app, group_id, &caller.user_id).await?.is_none() {
+            return Err(Error::not_found(format!("you are not in group {group_id}")));
+        }
+        if seq == 0 {
+            return Err(not_yours());
+        }
+        let entry = self.store().timeline_after(caller.app, group_id, &caller.user_id, seq - 1, 1).await?;
+        let message = entry.into_iter().next().filter(|message| message.group_seq == seq).ok_or_else(not_yours)?;
+        let wanted = ReadCursor {
+            conversation_type: ConversationType::Group,
+            conversation_id: group_id.to_owned(),
+            seq,
+            message_id: message.id,
+            updated_at_ms: now_ms(),
+        };
+        let stored = self.store().mark_timeline_read(caller.app, &caller.user_id, &wanted).await?;
+        self.read_done(caller, seq, wanted.updated_at_ms, stored)
+    }
+
+    /// Announces a cursor that moved to where it was asked to.
+    fn read_done(&self, caller: &DeviceCaller, seq: u64, at_ms: i64, stored: ReadCursor) -> Result<ReadCursor> {
+        if stored.seq == seq && stored.updated_at_ms == at_ms {
             self.announce_read(caller, &stored);
         }
         Ok(stored)

@@ -473,6 +473,8 @@ pub trait ReadStore: Send + Sync {
     async fn inbox_entry(&self, app: AppId, user_id: &str, seq: u64) -> StoreResult<Option<InboxEntry>>;
     /// Moves a read cursor forward to `cursor.seq` (never back); returns the stored cursor.
     async fn mark_read(&self, app: AppId, user_id: &str, cursor: &ReadCursor) -> StoreResult<ReadCursor>;
+    /// The same for a large group whose timeline the user reads: `cursor.seq` is a group seq.
+    async fn mark_timeline_read(&self, app: AppId, user_id: &str, cursor: &ReadCursor) -> StoreResult<ReadCursor>;
     async fn read_cursors(&self, app: AppId, user_id: &str) -> StoreResult<Vec<ReadCursor>>;
 }
 
@@ -514,6 +516,16 @@ pub trait ConversationStore: Send + Sync {
     ) -> StoreResult<Vec<Conversation>>;
     /// The user's conversation version and total unread count (muted conversations left out).
     async fn conversation_totals(&self, app: AppId, user_id: &str) -> StoreResult<ConversationTotals>;
+    /// The user's conversations of large groups it reads the timeline of, that changed at
+    /// or after `changed_since_ms` (their new messages bump no user's version).
+    async fn timeline_conversations(
+        &self,
+        app: AppId,
+        user_id: &str,
+        changed_since_ms: i64,
+    ) -> StoreResult<Vec<Conversation>>;
+    /// No later than when the user's conversation version reached `version` (0 if not known).
+    async fn version_time(&self, app: AppId, user_id: &str, version: u64) -> StoreResult<i64>;
     /// Changes a conversation's settings (making its row if the user has none yet).
     async fn update_conversation(
         &self,

@@ -17,6 +17,7 @@ mod group_access;
 mod group_connect;
 mod groups;
 mod grpc;
+mod large_groups_in_the_list;
 mod message_actions;
 mod messages;
 mod moments;

@@ -15,8 +15,51 @@ use crate::{
     store::{ConversationMark, ConversationStore, ConversationTotals, NewMessage, StoreError, StoreResult},
 };
 
-const COLUMNS: &str = "conversation_type, conversation_id, last_seq, last_message_id, last_at_ms, unread, mentions, \
-     read_seq, pinned, muted, hidden, draft, version, updated_at_ms, cleared_seq";
+/// A user's conversations as they are shown, `c` joined with its large group `g` while
+/// the user reads that group's timeline. Such a row takes its last message from the
+/// group, and its counts from the group's running totals (see the migration
+/// `0010_large_group_conversations`) on top of what it kept from the group's small days.
+/// `filter` narrows `c` (and `g`) after the user's key; the caller binds app and user.
+fn view(filter: &str) -> String {
+    format!(
+        "SELECT c.conversation_type, c.conversation_id, \
+         CASE WHEN g.group_id IS NULL THEN c.last_seq WHEN g.last_message_seq > c.cleared_seq \
+             THEN g.last_message_seq ELSE 0 END AS last_seq, \
+         CASE WHEN g.group_id IS NULL THEN c.last_message_id WHEN g.last_message_seq > c.cleared_seq \
+             THEN g.last_message_id ELSE 0 END AS last_message_id, \
+         CASE WHEN g.group_id IS NULL OR c.last_at_ms > g.last_at_ms THEN c.last_at_ms ELSE g.last_at_ms END \
+             AS last_at_ms, \
+         c.unread + CASE WHEN g.group_id IS NULL THEN 0 ELSE {} END AS unread, \
+         c.mentions + CASE WHEN g.group_id IS NULL THEN 0 ELSE {TIMELINE_MENTIONS} END AS mentions, \
+         CASE WHEN g.group_id IS NULL THEN c.read_seq ELSE c.read_group_seq END AS read_seq, \
+         c.pinned, c.muted, \
+         CASE WHEN c.hidden = 1 AND (g.group_id IS NULL OR g.last_at_ms <= c.updated_at_ms) THEN 1 ELSE 0 END \
+             AS hidden, \
+         c.draft, c.version, c.updated_at_ms, c.cleared_seq, c.on_timeline \
+         FROM conversations c LEFT JOIN chat_groups g ON c.on_timeline = 1 AND g.app_id = c.app_id \
+             AND g.group_id = c.conversation_id \
+         WHERE c.app_id = ? AND c.user_id = ?{filter}",
+        timeline_unread("g.counted")
+    )
+}
+
+/// A timeline row's unread messages: the group's counted messages (`counted`, its
+/// group's total) past the row's base, less those recalled since the read point.
+pub(super) fn timeline_unread(counted: &str) -> String {
+    format!(
+        "({counted} - c.counted_base - (SELECT COUNT(*) FROM group_recalls r \
+         WHERE r.app_id = c.app_id AND r.group_id = c.conversation_id AND r.seq > c.read_group_seq))"
+    )
+}
+
+/// A timeline row's unread mentions: of the user or of everyone, after the read point,
+/// by someone else, neither recalled nor deleted by the user.
+pub(super) const TIMELINE_MENTIONS: &str = "(SELECT COUNT(*) FROM group_mentions gm JOIN messages m \
+     ON m.app_id = gm.app_id AND m.id = gm.message_id \
+     WHERE gm.app_id = c.app_id AND gm.group_id = c.conversation_id AND gm.user_id IN (c.user_id, '') \
+     AND gm.seq > c.read_group_seq AND m.status = 1 AND m.sender_user_id <> c.user_id \
+     AND NOT EXISTS (SELECT 1 FROM deleted_messages d WHERE d.app_id = m.app_id AND d.user_id = c.user_id \
+     AND d.message_id = m.id))";
 
 fn conversation(row: &AnyRow) -> StoreResult<Conversation> {
     let flag = |column: &str| -> StoreResult<bool> { Ok(row.try_get::<i64, _>(column)? != 0) };
@@ -36,6 +79,7 @@ fn conversation(row: &AnyRow) -> StoreResult<Conversation> {
         version: rows::get_u64(row, "version")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
         cleared_seq: rows::get_u64(row, "cleared_seq")?,
+        on_timeline: flag("on_timeline")?,
     })
 }
 
@@ -88,7 +132,7 @@ impl Landing {
 impl SqlStore {
     /// The users' conversation versions, locked (their seq rows are locked already, or
     /// are locked here in key order).
-    async fn lock_version(&self, tx: &mut Tx, app: i64, user_id: &str) -> StoreResult<u64> {
+    pub(super) async fn lock_version(&self, tx: &mut Tx, app: i64, user_id: &str) -> StoreResult<u64> {
         let sql = format!(
             "SELECT conversation_version FROM user_seqs WHERE app_id = ? AND user_id = ?{}",
             self.dialect.for_update()
@@ -102,7 +146,7 @@ impl SqlStore {
         rows::get_u64(&row, "conversation_version")
     }
 
-    async fn store_version(&self, tx: &mut Tx, app: i64, user_id: &str, version: u64) -> StoreResult<()> {
+    pub(super) async fn store_version(&self, tx: &mut Tx, app: i64, user_id: &str, version: u64) -> StoreResult<()> {
         sqlx::query("UPDATE user_seqs SET conversation_version = ? WHERE app_id = ? AND user_id = ?")
             .bind(rows::bigint(version, "conversation_version")?)
             .bind(app)
@@ -280,10 +324,7 @@ impl SqlStore {
             .execute(&mut **tx)
             .await?;
         self.store_version(tx, app, user_id, version).await?;
-        let sql = format!(
-            "SELECT {COLUMNS} FROM conversations \
-             WHERE app_id = ? AND user_id = ? AND conversation_type = ? AND conversation_id = ?"
-        );
+        let sql = view(" AND c.conversation_type = ? AND c.conversation_id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(app)
             .bind(user_id)
@@ -324,7 +365,7 @@ fn new_row<'q>(
         .bind(now_ms)
 }
 
-/// The columns an insert gives after the key, in `COLUMNS`' order but the key's.
+/// The columns an insert gives after the key, in the order `new_row` binds them.
 const COLUMNS_AFTER_KEY: &str = "last_seq, last_message_id, last_at_ms, unread, mentions, read_seq, pinned, muted, \
      hidden, draft, version, updated_at_ms";
 
@@ -338,14 +379,16 @@ impl ConversationStore for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
         let page = if after.is_some() {
-            " AND (last_at_ms < ? OR (last_at_ms = ? AND (conversation_type > ? \
-             OR (conversation_type = ? AND conversation_id > ?))))"
+            " AND (v.last_at_ms < ? OR (v.last_at_ms = ? AND (v.conversation_type > ? \
+             OR (v.conversation_type = ? AND v.conversation_id > ?))))"
         } else {
             ""
         };
+        // The order is of shown activity, which a large group's row takes from its group.
         let sql = format!(
-            "SELECT {COLUMNS} FROM conversations WHERE app_id = ? AND user_id = ? AND hidden = 0{page} \
-             ORDER BY last_at_ms DESC, conversation_type, conversation_id LIMIT ?"
+            "SELECT * FROM ({}) v WHERE v.hidden = 0{page} \
+             ORDER BY v.last_at_ms DESC, v.conversation_type, v.conversation_id LIMIT ?",
+            view("")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?).bind(user_id);
         if let Some(mark) = after {
@@ -367,10 +410,7 @@ impl ConversationStore for SqlStore {
         user_id: &str,
         (conversation_type, conversation_id): (ConversationType, &str),
     ) -> StoreResult<Option<Conversation>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM conversations \
-             WHERE app_id = ? AND user_id = ? AND conversation_type = ? AND conversation_id = ?"
-        );
+        let sql = view(" AND c.conversation_type = ? AND c.conversation_id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
@@ -389,8 +429,8 @@ impl ConversationStore for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM conversations WHERE app_id = ? AND user_id = ? AND version > ? \
-             ORDER BY version, conversation_type, conversation_id LIMIT ?"
+            "{} ORDER BY c.version, c.conversation_type, c.conversation_id LIMIT ?",
+            view(" AND c.version > ?")
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(rows::bigint(app, "app_id")?)
@@ -404,21 +444,53 @@ impl ConversationStore for SqlStore {
 
     async fn conversation_totals(&self, app: AppId, user_id: &str) -> StoreResult<ConversationTotals> {
         // One round trip: the version, and the badge summed from the user's rows.
-        let row = sqlx::query(
-            "SELECT s.conversation_version, (SELECT CAST(SUM(c.unread) AS SIGNED) FROM conversations c \
-             WHERE c.app_id = s.app_id AND c.user_id = s.user_id AND c.muted = 0) AS unread \
-             FROM user_seqs s WHERE s.app_id = ? AND s.user_id = ?",
+        let sql = format!(
+            "SELECT (SELECT s.conversation_version FROM user_seqs s WHERE s.app_id = ? AND s.user_id = ?) \
+             AS conversation_version, CAST(SUM(v.unread) AS SIGNED) AS unread FROM ({}) v WHERE v.muted = 0",
+            view("")
+        );
+        let app = rows::bigint(app, "app_id")?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(user_id)
+            .bind(app)
+            .bind(user_id)
+            .fetch_one(&self.read)
+            .await?;
+        let version: Option<i64> = row.try_get("conversation_version")?;
+        let unread: Option<i64> = row.try_get("unread")?;
+        Ok(ConversationTotals {
+            version: rows::u64_of(version.ok_or(StoreError::NotFound)?, "conversation_version")?,
+            unread: unread.map_or(Ok(0), |unread| rows::u64_of(unread, "unread"))?,
+        })
+    }
+
+    async fn timeline_conversations(
+        &self,
+        app: AppId,
+        user_id: &str,
+        changed_since_ms: i64,
+    ) -> StoreResult<Vec<Conversation>> {
+        let sql = format!("{} ORDER BY c.conversation_id", view(" AND c.on_timeline = 1 AND g.changed_at_ms >= ?"));
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::bigint(app, "app_id")?)
+            .bind(user_id)
+            .bind(changed_since_ms)
+            .fetch_all(&self.read)
+            .await?;
+        found.iter().map(conversation).collect()
+    }
+
+    async fn version_time(&self, app: AppId, user_id: &str, version: u64) -> StoreResult<i64> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(updated_at_ms) FROM conversations WHERE app_id = ? AND user_id = ? AND version <= ?",
         )
         .bind(rows::bigint(app, "app_id")?)
         .bind(user_id)
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        let unread: Option<i64> = row.try_get("unread")?;
-        Ok(ConversationTotals {
-            version: rows::get_u64(&row, "conversation_version")?,
-            unread: unread.map_or(Ok(0), |unread| rows::u64_of(unread, "unread"))?,
-        })
+        .bind(rows::bound(version))
+        .fetch_one(&self.read)
+        .await?;
+        Ok(at.unwrap_or(0))
     }
 
     async fn update_conversation(

@@ -18,7 +18,7 @@ use crate::{
 
 impl SqlStore {
     async fn lock_group(&self, tx: &mut Tx, app: i64, group_id: &str) -> StoreResult<Option<Group>> {
-        Ok(self.lock_groups(tx, app, &BTreeSet::from([group_id])).await?.pop())
+        Ok(self.lock_groups(tx, app, &BTreeSet::from([group_id])).await?.pop().map(|(group, _)| group))
     }
 
     /// Users among `ids` that do not exist in the app.
@@ -231,6 +231,7 @@ impl SqlStore {
             let group = fx.group.unwrap_or(group);
             return Ok(GroupOutcome { group, affected: Vec::new(), event: None, joined_large, left_large: Vec::new() });
         };
+        let now_ms = announcement.sent_at_ms;
         // An announcement has no user sender: nothing to decide.
         let written = self.append_in(tx, app, std::slice::from_ref(&announcement), &mut |_, _| true).await?;
         let event = match written.into_iter().next() {
@@ -238,6 +239,10 @@ impl SqlStore {
             Some(Err(err)) => return Err(StoreError::Corrupt(format!("writing a group event: {err}"))),
             None => return Err(StoreError::Corrupt("writing a group event gave no outcome".into())),
         };
+        // After the event, which is on the timeline for those who stay and in the inbox
+        // of those who leave.
+        self.enter_timeline(tx, app, group_id, &joined_large, now_ms).await?;
+        self.leave_timeline(tx, app, group_id, &fx.unsubscribe, now_ms).await?;
         // Read back: the event moved the group's seq and position.
         let group = self.lock_group(tx, app, group_id).await?.ok_or(StoreError::NotFound)?;
         Ok(GroupOutcome { group, affected: fx.affected, event: Some(event), joined_large, left_large: fx.unsubscribe })

@@ -13,9 +13,11 @@ use super::{
     revisions::{changes_counts, is_private, meta_json, revision_of},
     rows, rows_of,
     search::Indexed,
+    timeline_counts::{HEAD_COLUMNS, TimelineHead, TimelineMention},
 };
 use crate::{
     model::{AppId, ConversationType, Group, GroupMember, Message, MessageStatus},
+    proto::common::v1::message_body::Content,
     store::{
         AppendError, Appended, HistoryCursor, MessageStore, NewMessage, Notice, Recipient, SendDecider, SendState,
         StoreError, StoreResult,
@@ -43,11 +45,14 @@ struct InboxRow<'b> {
     mentioned: bool,
 }
 
-/// A row of `group_timeline`.
+/// A row of `group_timeline`: message `index` of the batch.
 struct TimelineRow<'b> {
+    index: usize,
     group: &'b str,
     seq: u64,
     message_id: u64,
+    /// The group's counted messages through this one.
+    counted: u64,
 }
 
 /// A group locked for a batch, with what the batch needs to know of its members.
@@ -59,6 +64,8 @@ struct LockedGroup {
     seq: u64,
     /// The conversation position handed out last in this batch.
     position: u64,
+    /// The timeline's totals and last message as this batch leaves them.
+    head: TimelineHead,
 }
 
 /// A message the rules let through, and the inboxes it lands in.
@@ -246,8 +253,8 @@ impl SqlStore {
         }
         for chunk in pow2_chunks(&written.timeline) {
             let sql = format!(
-                "INSERT INTO group_timeline (app_id, group_id, seq, message_id) VALUES {}",
-                rows_of(chunk.len(), 4)
+                "INSERT INTO group_timeline (app_id, group_id, seq, message_id, counted) VALUES {}",
+                rows_of(chunk.len(), 5)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for row in chunk {
@@ -255,18 +262,28 @@ impl SqlStore {
                     .bind(app)
                     .bind(row.group)
                     .bind(rows::bigint(row.seq, "seq")?)
-                    .bind(rows::bigint(row.message_id, "message_id")?);
+                    .bind(rows::bigint(row.message_id, "message_id")?)
+                    .bind(rows::bigint(row.counted, "counted")?);
             }
             query.execute(&mut **tx).await.map_err(conflict_on_unique)?;
         }
         for locked in groups.values().filter(|locked| locked.position != locked.group.position) {
-            sqlx::query("UPDATE chat_groups SET seq = ?, position = ? WHERE app_id = ? AND group_id = ?")
-                .bind(rows::bigint(locked.seq, "seq")?)
-                .bind(rows::bigint(locked.position, "position")?)
-                .bind(app)
-                .bind(locked.group.group_id.as_str())
-                .execute(&mut **tx)
-                .await?;
+            let head = &locked.head;
+            sqlx::query(
+                "UPDATE chat_groups SET seq = ?, position = ?, counted = ?, last_message_id = ?, \
+                 last_message_seq = ?, last_at_ms = ?, changed_at_ms = ? WHERE app_id = ? AND group_id = ?",
+            )
+            .bind(rows::bigint(locked.seq, "seq")?)
+            .bind(rows::bigint(locked.position, "position")?)
+            .bind(rows::bigint(head.counted, "counted")?)
+            .bind(rows::bigint(head.last_message_id, "last_message_id")?)
+            .bind(rows::bigint(head.last_message_seq, "last_message_seq")?)
+            .bind(head.last_at_ms)
+            .bind(head.changed_at_ms)
+            .bind(app)
+            .bind(locked.group.group_id.as_str())
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(())
     }
@@ -338,7 +355,7 @@ impl SqlStore {
             .map(|m| m.receiver_id.as_str())
             .collect();
         let mut locked = HashMap::new();
-        for group in self.lock_groups(tx, app, &ids).await? {
+        for (group, head) in self.lock_groups(tx, app, &ids).await? {
             let members = if group.large {
                 let senders: BTreeSet<&str> = fresh
                     .iter()
@@ -353,26 +370,31 @@ impl SqlStore {
             let members = members.into_iter().map(|m| (m.user_id.clone(), m)).collect();
             locked.insert(
                 group.group_id.clone(),
-                LockedGroup { seq: group.seq, position: group.position, group, members },
+                LockedGroup { seq: group.seq, position: group.position, group, members, head },
             );
         }
         Ok(locked)
     }
 
-    /// Group rows, locked, in key order.
-    pub(super) async fn lock_groups(&self, tx: &mut Tx, app: i64, ids: &BTreeSet<&str>) -> StoreResult<Vec<Group>> {
+    /// Group rows, locked, in key order, with their timelines' heads.
+    pub(super) async fn lock_groups(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        ids: &BTreeSet<&str>,
+    ) -> StoreResult<Vec<(Group, TimelineHead)>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT {} FROM chat_groups WHERE app_id = ? AND group_id IN ({}) ORDER BY group_id{}",
+            "SELECT {}, {HEAD_COLUMNS} FROM chat_groups WHERE app_id = ? AND group_id IN ({}) ORDER BY group_id{}",
             rows::GROUP_COLUMNS,
             in_list(ids.len()),
             self.dialect.for_update()
         );
         let ids: Vec<&str> = ids.iter().copied().collect();
         let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app), &ids);
-        query.fetch_all(&mut **tx).await?.iter().map(rows::group).collect()
+        query.fetch_all(&mut **tx).await?.iter().map(|row| Ok((rows::group(row)?, TimelineHead::of(row)?))).collect()
     }
 
     pub(super) async fn all_members(&self, tx: &mut Tx, app: i64, group_id: &str) -> StoreResult<Vec<GroupMember>> {
@@ -474,6 +496,7 @@ impl SqlStore {
     /// Adds the batch's inbox rows to their users' conversations, at the users' new
     /// conversation versions.
     async fn land(&self, tx: &mut Tx, app: i64, batch: &[NewMessage], written: &Written<'_>) -> StoreResult<()> {
+        self.land_on_timelines(tx, app, batch, written).await?;
         if written.inbox.is_empty() {
             return Ok(());
         }
@@ -486,6 +509,42 @@ impl SqlStore {
         }
         let now_ms = written.inbox.iter().map(|row| batch[row.index].sent_at_ms).max().unwrap_or_default();
         self.land_in_conversations(tx, app, &landings, &written.versions, now_ms).await
+    }
+
+    /// Counts the batch's messages on large groups' timelines for their members' rows:
+    /// the senders' own, and who they mention.
+    async fn land_on_timelines(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        batch: &[NewMessage],
+        written: &Written<'_>,
+    ) -> StoreResult<()> {
+        let mut own: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        let mut mentioned = Vec::new();
+        for row in &written.timeline {
+            let message = &batch[row.index];
+            if message.sender_user_id.is_empty() || revision_of(message).is_some() {
+                continue;
+            }
+            *own.entry((row.group, message.sender_user_id.as_str())).or_default() += 1;
+            let Some(Content::Text(text)) = &message.body.content else { continue };
+            let users: BTreeSet<&str> = if text.mention_all {
+                BTreeSet::from([""])
+            } else {
+                text.mention_user_ids.iter().map(String::as_str).collect()
+            };
+            mentioned.extend(users.into_iter().map(|user| TimelineMention {
+                group: row.group,
+                user,
+                seq: row.seq,
+                message_id: row.message_id,
+            }));
+        }
+        if own.is_empty() {
+            return Ok(());
+        }
+        self.count_on_timeline(tx, app, &own, &mentioned).await
     }
 
     /// Counts again the conversations that a recall or a deletion of the batch reached.
@@ -504,6 +563,10 @@ impl SqlStore {
             let message = &batch[index];
             let key = (i64::from(message.conversation_type as i32), conversation);
             self.recount(tx, app, key, &users, is_private(message), message.sent_at_ms).await?;
+            // A deletion or a clearing in a large group: its rows on the timeline.
+            if message.conversation_type == ConversationType::Group && is_private(message) {
+                self.rebase_timeline(tx, app, conversation, &users, message.sent_at_ms).await?;
+            }
         }
         Ok(())
     }
@@ -661,10 +724,19 @@ fn assign<'b>(
         if admitted.on_timeline {
             locked.seq += 1;
             timeline = Some((message.receiver_id.clone(), locked.seq));
+            let head = &mut locked.head;
+            head.changed_at_ms = head.changed_at_ms.max(message.sent_at_ms);
+            if revision_of(message).is_none() {
+                head.counted += u64::from(!message.sender_user_id.is_empty());
+                (head.last_message_id, head.last_message_seq) = (message.id, locked.seq);
+                head.last_at_ms = message.sent_at_ms;
+            }
             written.timeline.push(TimelineRow {
+                index: admitted.index,
                 group: message.receiver_id.as_str(),
                 seq: locked.seq,
                 message_id: message.id,
+                counted: head.counted,
             });
         }
     }

@@ -19,6 +19,7 @@ mod reads;
 mod revisions;
 mod rows;
 mod search;
+mod timeline_counts;
 mod users;
 
 use std::{str::FromStr, time::Duration};

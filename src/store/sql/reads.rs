@@ -22,11 +22,22 @@ fn cursor(row: &AnyRow) -> StoreResult<ReadCursor> {
 impl SqlStore {
     /// Moves the cursor and counts what is left unread, in one transaction; the
     /// conversation's row (and with it the user's conversation version) first, in the
-    /// order sends lock them.
-    async fn mark_read_in(&self, tx: &mut Tx, app: i64, user_id: &str, read: &ReadCursor) -> StoreResult<ReadCursor> {
+    /// order sends lock them. `on_timeline`: the cursor is on a large group's timeline.
+    async fn mark_read_in(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        user_id: &str,
+        read: &ReadCursor,
+        on_timeline: bool,
+    ) -> StoreResult<ReadCursor> {
         let kind = i64::from(read.conversation_type as i32);
         let conversation = (kind, read.conversation_id.as_str());
-        self.read_conversation(tx, app, user_id, conversation, read.seq, read.updated_at_ms).await?;
+        if on_timeline {
+            self.read_timeline(tx, app, user_id, conversation.1, read.seq, read.updated_at_ms).await?;
+        } else {
+            self.read_conversation(tx, app, user_id, conversation, read.seq, read.updated_at_ms).await?;
+        }
         // Only a later seq replaces the stored cursor: concurrent devices never move it back.
         let sql = format!(
             "INSERT INTO read_cursors (app_id, user_id, conversation_type, conversation_id, seq, message_id, \
@@ -87,7 +98,12 @@ impl ReadStore for SqlStore {
 
     async fn mark_read(&self, app: AppId, user_id: &str, read: &ReadCursor) -> StoreResult<ReadCursor> {
         let app = rows::bigint(app, "app_id")?;
-        in_tx!(self, |tx| self.mark_read_in(tx, app, user_id, read).await)
+        in_tx!(self, |tx| self.mark_read_in(tx, app, user_id, read, false).await)
+    }
+
+    async fn mark_timeline_read(&self, app: AppId, user_id: &str, read: &ReadCursor) -> StoreResult<ReadCursor> {
+        let app = rows::bigint(app, "app_id")?;
+        in_tx!(self, |tx| self.mark_read_in(tx, app, user_id, read, true).await)
     }
 
     async fn read_cursors(&self, app: AppId, user_id: &str) -> StoreResult<Vec<ReadCursor>> {

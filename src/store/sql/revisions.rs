@@ -46,6 +46,16 @@ pub(super) const COUNTED_IN_SQL: &str = "m.sender_user_id <> i.user_id \
      AND NOT EXISTS (SELECT 1 FROM deleted_messages d WHERE d.app_id = i.app_id AND d.user_id = i.user_id \
      AND d.message_id = i.message_id)";
 
+/// A message that can still be recalled or edited.
+struct LiveMessage {
+    meta: MessageMeta,
+    sender: String,
+    /// Its receiver: the group, for a message on a large group's timeline.
+    group: String,
+    /// Its seq on a large group's timeline (0: not on one).
+    group_seq: i64,
+}
+
 impl SqlStore {
     /// Makes the change `message` (a revision) announces; `false` when its message can
     /// no longer be changed (it was recalled), and the revision must not be written.
@@ -58,7 +68,9 @@ impl SqlStore {
                 let &[id] = revision.message_ids.as_slice() else {
                     return Err(StoreError::Corrupt("a recall or an edit names one message".into()));
                 };
-                let Some(mut meta) = self.lock_live_message(tx, app, id).await? else {
+                let Some(LiveMessage { mut meta, sender, group, group_seq }) =
+                    self.lock_live_message(tx, app, id).await?
+                else {
                     return Ok(false);
                 };
                 let (body, status) = if revision.kind() == RevisionKind::Recall {
@@ -87,6 +99,10 @@ impl SqlStore {
                         .execute(&mut **tx)
                         .await?;
                     self.unindex(tx, app, id).await?;
+                    // Revisions cannot be recalled, so a sender means it was counted.
+                    if group_seq > 0 && !sender.is_empty() {
+                        self.uncount_recalled(tx, app, (&group, group_seq), (id, &sender)).await?;
+                    }
                 } else {
                     let text = revision.text.as_ref().map(|text| text.text.as_str()).unwrap_or_default();
                     self.reindex(tx, app, id, text).await?;
@@ -114,9 +130,25 @@ impl SqlStore {
                 let conversation = message.recipients.first().map(|r| r.conversation_id.as_str()).unwrap_or_default();
                 let kind = (message.conversation_type, conversation);
                 let up_to = rows::bigint(revision.up_to_seq, "up_to_seq")?;
-                let (position, at_ms) = self.cleared_point(tx, app, user, kind, up_to).await?;
+                let (position, at_ms, large) = self.cleared_point(tx, app, user, kind, up_to).await?;
                 let key = (i64::from(message.conversation_type as i32), conversation);
                 self.clear_conversation(tx, app, user, key, (up_to, position, at_ms), message.sent_at_ms).await?;
+                if large {
+                    // What is cleared is read; the base is counted again after the batch.
+                    let sql = format!(
+                        "UPDATE conversations SET read_group_seq = {}(read_group_seq, ?), unread = 0, mentions = 0 \
+                         WHERE app_id = ? AND user_id = ? AND conversation_type = 2 AND conversation_id = ? \
+                         AND on_timeline = 1",
+                        self.dialect.greatest()
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(up_to)
+                        .bind(app)
+                        .bind(user)
+                        .bind(conversation)
+                        .execute(&mut **tx)
+                        .await?;
+                }
             }
             RevisionKind::Unspecified => return Err(StoreError::Corrupt("a revision without a kind".into())),
         }
@@ -124,7 +156,7 @@ impl SqlStore {
     }
 
     /// Where the message at the user's `seq` of a conversation (a large group: its group
-    /// seq) stands in its group and in time.
+    /// seq) stands in its group and in time, and whether the conversation is a large group's.
     async fn cleared_point(
         &self,
         tx: &mut Tx,
@@ -132,7 +164,7 @@ impl SqlStore {
         user: &str,
         (kind, conversation): (ConversationType, &str),
         seq: i64,
-    ) -> StoreResult<(i64, i64)> {
+    ) -> StoreResult<(i64, i64, bool)> {
         let large = if kind == ConversationType::Group {
             let large: Option<i64> =
                 sqlx::query_scalar("SELECT large FROM chat_groups WHERE app_id = ? AND group_id = ?")
@@ -164,22 +196,31 @@ impl SqlStore {
             .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("no message at seq {seq} to clear up to")))?;
-        Ok((row.try_get("position")?, row.try_get("sent_at_ms")?))
+        Ok((row.try_get("position")?, row.try_get("sent_at_ms")?, large))
     }
 
-    /// The meta of a message that is not recalled, its row locked.
-    async fn lock_live_message(&self, tx: &mut Tx, app: i64, id: u64) -> StoreResult<Option<MessageMeta>> {
+    /// A message that is not recalled, its row locked.
+    async fn lock_live_message(&self, tx: &mut Tx, app: i64, id: u64) -> StoreResult<Option<LiveMessage>> {
         let sql = format!(
-            "SELECT meta FROM messages WHERE app_id = ? AND id = ? AND status = ?{}",
+            "SELECT meta, sender_user_id, receiver_id, group_seq FROM messages \
+             WHERE app_id = ? AND id = ? AND status = ?{}",
             self.dialect.for_update()
         );
-        let meta: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(app)
             .bind(rows::bigint(id, "id")?)
             .bind(i64::from(MessageStatus::Normal as i32))
             .fetch_optional(&mut **tx)
             .await?;
-        meta.map(|meta| rows::meta(&meta)).transpose()
+        row.map(|row| {
+            Ok(LiveMessage {
+                meta: rows::meta(&row.try_get::<String, _>("meta")?)?,
+                sender: row.try_get("sender_user_id")?,
+                group: row.try_get("receiver_id")?,
+                group_seq: row.try_get("group_seq")?,
+            })
+        })
+        .transpose()
     }
 
     /// Counts the unread messages and mentions of `users`' conversation `(kind, id)`
@@ -224,7 +265,7 @@ impl SqlStore {
         for chunk in users.chunks(MAX_IN_LIST) {
             let sql = format!(
                 "UPDATE conversations AS c SET {sets} WHERE c.app_id = ? AND c.conversation_type = ? \
-                 AND c.conversation_id = ? AND c.user_id IN ({})",
+                 AND c.conversation_id = ? AND c.on_timeline = 0 AND c.user_id IN ({})",
                 in_list(chunk.len())
             );
             let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(app).bind(kind).bind(id);

@@ -1,0 +1,333 @@
+//! Large groups in the conversation list, on both stores: their messages are on one
+//! timeline, and their unread and mention counts come from the group's running totals and
+//! each member's read point. Counts after sends, own messages, mentions, reads on the
+//! timeline, recalls, deletions, clearing, leaving, joining, the switch from a small
+//! group, and incremental sync; bad reads.
+
+use gim::proto::{
+    common::v1::{ConversationType, MessageBody, MessageStatus, MessageType, TextBody, message_body::Content},
+    logic::v1::{
+        ClearHistoryRequest, Conversation, CreateGroupRequest, DeleteMessagesRequest, Empty, GroupRef,
+        GroupSendRequest, ListConversationsRequest, ListConversationsResponse, MarkReadRequest, MembersRequest,
+        MessageRef, SyncConversationsRequest, SyncGroupRequest, conversations_client::ConversationsClient,
+        device_client::DeviceClient, messages_client::MessagesClient,
+    },
+};
+use tonic::Code;
+
+use crate::{
+    both_stores,
+    support::{Backend, Intercepted, Meta, TestApp, TestServer, channel, device_client, text},
+};
+
+both_stores!(
+    a_large_groups_counts_come_from_its_timeline,
+    a_group_that_grows_large_keeps_what_was_unread,
+    the_counts_match_the_timeline_after_random_sends_reads_recalls_and_deletions,
+);
+
+const HALL: &str = "hall";
+
+fn as_user(app: &TestApp, user: &str) -> Meta {
+    let app_id = app.app_id.to_string();
+    Meta::new(&[("x-gim-app-id", &app_id), ("x-gim-app-secret", &app.secret), ("x-gim-acting-user", user)])
+}
+
+async fn list_of(app: &TestApp, user: &str) -> ListConversationsResponse {
+    let mut client = ConversationsClient::with_interceptor(channel(app.addr).await, as_user(app, user));
+    client.list_conversations(ListConversationsRequest::default()).await.unwrap().into_inner()
+}
+
+/// `user`'s conversation of `group`, if its list has it.
+async fn group_row(app: &TestApp, user: &str, group: &str) -> Option<Conversation> {
+    list_of(app, user)
+        .await
+        .conversations
+        .into_iter()
+        .find(|c| c.conversation_type == ConversationType::Group as i32 && c.conversation_id == group)
+}
+
+/// (unread, mentions) of `user`'s conversation of `group`.
+async fn counts(app: &TestApp, user: &str, group: &str) -> (u64, u64) {
+    let row = group_row(app, user, group).await.unwrap_or_else(|| panic!("{user} has no row of {group}"));
+    (row.unread_count, row.mention_count)
+}
+
+fn mentioning(text: &str, users: &[&str], all: bool) -> Option<MessageBody> {
+    let text = TextBody {
+        text: text.into(),
+        mention_user_ids: users.iter().map(|user| (*user).to_owned()).collect(),
+        mention_all: all,
+    };
+    Some(MessageBody { content: Some(Content::Text(text)) })
+}
+
+/// Sends to a group as `from`; (message id, group seq).
+async fn say(app: &TestApp, from: &str, group: &str, id: &str, body: Option<MessageBody>) -> (u64, u64) {
+    let request = GroupSendRequest { group_id: group.into(), client_msg_id: id.into(), body, reply_to_message_id: 0 };
+    let sent = app.groups(Some(from)).await.send_message(request).await.unwrap().into_inner();
+    (sent.message_id, sent.group_seq)
+}
+
+async fn messages_as(app: &TestApp, user: &str) -> MessagesClient<Intercepted> {
+    MessagesClient::with_interceptor(channel(app.addr).await, as_user(app, user))
+}
+
+fn read(group: &str, seq: u64) -> MarkReadRequest {
+    MarkReadRequest { conversation_type: ConversationType::Group as i32, conversation_id: group.into(), seq }
+}
+
+async fn make_group(app: &TestApp, owner: &str, id: &str, members: &[&str]) {
+    let request = CreateGroupRequest {
+        group_id: id.into(),
+        name: id.into(),
+        member_ids: members.iter().map(|m| (*m).to_owned()).collect(),
+        ..Default::default()
+    };
+    app.groups(Some(owner)).await.create_group(request).await.unwrap();
+}
+
+async fn device(app: &TestApp, user: &str, device: &str) -> DeviceClient<Intercepted> {
+    device_client(app.addr, &app.device_token(user, device).await).await
+}
+
+async fn a_large_groups_counts_come_from_its_timeline(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.groups.large_threshold = 2).await;
+    let app = server.new_app().await;
+    for user in ["alice", "bob", "carol", "dave", "erin"] {
+        app.user(user).await;
+    }
+    make_group(&app, "alice", HALL, &["bob", "carol", "dave"]).await;
+    let joined = group_row(&app, "bob", HALL).await.expect("a member has the group in its list from the start");
+    assert_eq!((joined.unread_count, joined.mention_count), (0, 0), "the group's notice is not counted");
+    assert_eq!(joined.last_message.as_ref().map(|m| (m.seq, m.group_seq > 0)), Some((0, true)), "on the timeline");
+
+    let (a1, _) = say(&app, "alice", HALL, "a1", text("a1")).await;
+    let (_, s2) = say(&app, "alice", HALL, "a2", text("a2")).await;
+    let (_, s3) = say(&app, "alice", HALL, "a3", mentioning("a3 @bob", &["bob"], false)).await;
+    let (a4, s4) = say(&app, "alice", HALL, "a4", mentioning("a4 @all", &[], true)).await;
+    assert_eq!(counts(&app, "bob", HALL).await, (4, 2), "@bob and @all");
+    assert_eq!(counts(&app, "carol", HALL).await, (4, 1), "@all only");
+    assert_eq!(counts(&app, "alice", HALL).await, (0, 0), "her own");
+    let (b1, _) = say(&app, "bob", HALL, "b1", mentioning("b1 @alice", &["alice"], false)).await;
+    assert_eq!(counts(&app, "bob", HALL).await, (4, 2), "his own message is not unread for him");
+    assert_eq!(counts(&app, "alice", HALL).await, (1, 1));
+    let bobs = list_of(&app, "bob").await;
+    assert_eq!(bobs.total_unread, 4, "the badge counts the large group");
+    let last = bobs.conversations[0].last_message.as_ref().unwrap();
+    assert_eq!((bobs.conversations[0].conversation_id.as_str(), last.id), (HALL, b1), "latest activity first");
+
+    // Reads on the timeline, from two devices: a read point never moves back.
+    let (mut phone, mut laptop) = (device(&app, "bob", "phone").await, device(&app, "bob", "laptop").await);
+    let cursor = phone.mark_read(read(HALL, s2)).await.unwrap().into_inner();
+    assert_eq!(cursor.seq, s2);
+    assert_eq!(counts(&app, "bob", HALL).await, (2, 2), "a3 and a4 are left");
+    laptop.mark_read(read(HALL, s3)).await.unwrap();
+    assert_eq!(counts(&app, "bob", HALL).await, (1, 1));
+    phone.mark_read(read(HALL, s2)).await.unwrap();
+    assert_eq!(counts(&app, "bob", HALL).await, (1, 1), "going back changes nothing");
+    assert_eq!(group_row(&app, "bob", HALL).await.unwrap().read_seq, s3, "the read point is a group seq");
+
+    // Recalls leave every count they were in, and only those.
+    messages_as(&app, "alice").await.recall_message(MessageRef { message_id: a4 }).await.unwrap();
+    assert_eq!(counts(&app, "bob", HALL).await, (0, 0));
+    assert_eq!(counts(&app, "carol", HALL).await, (4, 0), "a1, a2, a3, b1");
+    let delete = DeleteMessagesRequest {
+        conversation_type: ConversationType::Group as i32,
+        conversation_id: HALL.into(),
+        message_ids: vec![a1],
+    };
+    messages_as(&app, "carol").await.delete_messages(delete.clone()).await.unwrap();
+    assert_eq!(counts(&app, "carol", HALL).await, (3, 0), "what she deleted is not unread");
+    messages_as(&app, "carol").await.delete_messages(delete).await.unwrap();
+    assert_eq!(counts(&app, "carol", HALL).await, (3, 0), "deleting again changes nothing");
+    messages_as(&app, "alice").await.recall_message(MessageRef { message_id: a1 }).await.unwrap();
+    assert_eq!(counts(&app, "carol", HALL).await, (3, 0), "deleted, then recalled: gone once");
+    assert_eq!(counts(&app, "dave", HALL).await, (3, 0), "a2, a3, b1 (a1 and a4 recalled)");
+    messages_as(&app, "bob").await.recall_message(MessageRef { message_id: b1 }).await.unwrap();
+    assert_eq!(counts(&app, "alice", HALL).await, (0, 0), "bob's recalled message, with its mention");
+    assert_eq!(counts(&app, "bob", HALL).await, (0, 0), "his own recall changes nothing for him");
+    assert_eq!(counts(&app, "carol", HALL).await, (2, 0));
+    assert_eq!(counts(&app, "dave", HALL).await, (2, 0));
+
+    // A member who leaves keeps the row as it was; the group goes on without it.
+    let versions_before = list_of(&app, "bob").await.version;
+    app.groups(Some("dave")).await.leave_group(GroupRef { group_id: HALL.into() }).await.unwrap();
+    say(&app, "alice", HALL, "a5", text("a5")).await;
+    assert_eq!(counts(&app, "dave", HALL).await, (2, 0), "frozen at the leave");
+    assert_eq!(counts(&app, "bob", HALL).await, (1, 0));
+    assert_eq!(counts(&app, "carol", HALL).await, (3, 0));
+
+    // Incremental sync: the group's new message bumped no version of bob's, yet his row comes.
+    let mut bobs_lists = ConversationsClient::with_interceptor(channel(app.addr).await, as_user(&app, "bob"));
+    let changes = bobs_lists
+        .sync_conversations(SyncConversationsRequest { after_version: versions_before, limit: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let hall = changes.conversations.iter().find(|c| c.conversation_id == HALL).expect("the hall changed");
+    assert_eq!(hall.unread_count, 1);
+    assert_eq!(changes.total_unread, 1);
+
+    // Clearing is reading up to the point cleared, for the clearer alone.
+    let clear = ClearHistoryRequest {
+        conversation_type: ConversationType::Group as i32,
+        conversation_id: HALL.into(),
+        up_to_seq: 0,
+    };
+    let mut carols = ConversationsClient::with_interceptor(channel(app.addr).await, as_user(&app, "carol"));
+    carols.clear_history(clear).await.unwrap();
+    assert_eq!(counts(&app, "carol", HALL).await, (0, 0));
+    assert_eq!(counts(&app, "bob", HALL).await, (1, 0));
+
+    // A new member counts from its join.
+    let invite = MembersRequest { group_id: HALL.into(), user_ids: vec!["erin".into()] };
+    app.groups(Some("alice")).await.invite_members(invite).await.unwrap();
+    assert_eq!(counts(&app, "erin", HALL).await, (0, 0));
+    let (_, s6) = say(&app, "alice", HALL, "a6", mentioning("a6 @erin", &["erin"], false)).await;
+    assert_eq!(counts(&app, "erin", HALL).await, (1, 1));
+    assert_eq!(counts(&app, "carol", HALL).await, (1, 0));
+    let mut erins = device(&app, "erin", "phone").await;
+    erins.mark_read(read(HALL, s6)).await.unwrap();
+    assert_eq!(counts(&app, "erin", HALL).await, (0, 0));
+
+    // Bad reads change nothing.
+    let beyond = phone.mark_read(read(HALL, s6 + 100)).await.unwrap_err();
+    assert_eq!(beyond.code(), Code::InvalidArgument, "{beyond:?}");
+    assert_eq!(phone.mark_read(read(HALL, 0)).await.unwrap_err().code(), Code::InvalidArgument);
+    let mut daves = device(&app, "dave", "phone").await;
+    assert_eq!(daves.mark_read(read(HALL, s4)).await.unwrap_err().code(), Code::NotFound, "no longer a member");
+    assert_eq!(phone.mark_read(read("nowhere", 1)).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(counts(&app, "bob", HALL).await, (2, 0), "a5 and a6");
+}
+
+async fn a_group_that_grows_large_keeps_what_was_unread(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.groups.large_threshold = 2).await;
+    let app = server.new_app().await;
+    for user in ["alice", "bob", "carol"] {
+        app.user(user).await;
+    }
+    make_group(&app, "alice", "grow", &["bob"]).await;
+    let (_, small_seq) = say(&app, "alice", "grow", "g1", mentioning("g1 @bob", &["bob"], false)).await;
+    assert_eq!(small_seq, 0, "small: in the inboxes");
+    assert_eq!(counts(&app, "bob", "grow").await, (1, 1));
+    let invite = MembersRequest { group_id: "grow".into(), user_ids: vec!["carol".into()] };
+    app.groups(Some("alice")).await.invite_members(invite).await.unwrap();
+    let (_, s2) = say(&app, "alice", "grow", "g2", text("g2")).await;
+    assert!(s2 > 0, "large now: on the timeline");
+    assert_eq!(counts(&app, "bob", "grow").await, (2, 1), "one from each way of delivering");
+    assert_eq!(counts(&app, "carol", "grow").await, (1, 0), "carol joined with the switch");
+    let row = group_row(&app, "bob", "grow").await.unwrap();
+    assert_eq!(row.last_message.as_ref().map(|m| m.group_seq), Some(s2));
+    device(&app, "bob", "phone").await.mark_read(read("grow", s2)).await.unwrap();
+    assert_eq!(counts(&app, "bob", "grow").await, (0, 0), "a read on the timeline reads what came before it");
+}
+
+/// Random sends (with mentions), reads, recalls and deletions in a large group; then every
+/// member's row says what the timeline as that member sees it and its read cursor say.
+async fn the_counts_match_the_timeline_after_random_sends_reads_recalls_and_deletions(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.groups.large_threshold = 2).await;
+    let app = server.new_app().await;
+    let users = ["u0", "u1", "u2", "u3"];
+    let mut devices = Vec::new();
+    for user in users {
+        app.user(user).await;
+        devices.push(device(&app, user, "d").await);
+    }
+    make_group(&app, "u0", "big", &users[1..]).await;
+    let timeline = |user: &'static str| {
+        let app = app.clone();
+        async move {
+            let mut all: Vec<gim::proto::common::v1::Message> = Vec::new();
+            loop {
+                let after_group_seq = all.last().map_or(0, |m| m.group_seq);
+                let request = SyncGroupRequest { group_id: "big".into(), after_group_seq, limit: 200 };
+                let page = app.groups(Some(user)).await.sync_group(request).await.unwrap().into_inner();
+                all.extend(page.messages);
+                if !page.has_more {
+                    break all;
+                }
+            }
+        }
+    };
+    let mut state = 0x9e37_79b9_u64;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let (mut recalls, mut deletions, mut reads) = (0, 0, 0);
+    for step in 0..150 {
+        let who = next(4) as usize;
+        let user = users[who];
+        match next(8) {
+            0..=3 => {
+                let body = match next(4) {
+                    0 => mentioning("hey", &[users[next(4) as usize]], false),
+                    1 if who == 0 => mentioning("all", &[], true),
+                    _ => text("hi"),
+                };
+                say(&app, user, "big", &format!("m{step}"), body).await;
+            }
+            4 | 5 => {
+                let live: Vec<_> = timeline(user)
+                    .await
+                    .into_iter()
+                    .filter(|m| !m.sender_user_id.is_empty() && m.status == MessageStatus::Normal as i32)
+                    .filter(|m| m.r#type != MessageType::Revision as i32)
+                    .collect();
+                if live.is_empty() {
+                    continue;
+                }
+                let target = live[next(live.len() as u64) as usize].id;
+                if next(2) == 0 {
+                    let app_id = app.app_id.to_string();
+                    let as_app = Meta::new(&[("x-gim-app-id", &app_id), ("x-gim-app-secret", &app.secret)]);
+                    let mut as_app = MessagesClient::with_interceptor(channel(app.addr).await, as_app);
+                    as_app.recall_message(MessageRef { message_id: target }).await.unwrap();
+                    recalls += 1;
+                } else {
+                    let request = DeleteMessagesRequest {
+                        conversation_type: ConversationType::Group as i32,
+                        conversation_id: "big".into(),
+                        message_ids: vec![target],
+                    };
+                    messages_as(&app, user).await.delete_messages(request).await.unwrap();
+                    deletions += 1;
+                }
+            }
+            _ => {
+                let seen = timeline(user).await;
+                if seen.is_empty() {
+                    continue;
+                }
+                let seq = seen[next(seen.len() as u64) as usize].group_seq;
+                devices[who].mark_read(read("big", seq)).await.unwrap();
+                reads += 1;
+            }
+        }
+    }
+    assert!(recalls > 3 && deletions > 3 && reads > 10, "{recalls} recalls, {deletions} deletions, {reads} reads");
+    for (who, user) in users.into_iter().enumerate() {
+        let cursors = devices[who].list_read_cursors(Empty {}).await.unwrap().into_inner().cursors;
+        let read_point = cursors.iter().find(|c| c.conversation_id == "big").map_or(0, |c| c.seq);
+        let (mut unread, mut mentions) = (0, 0);
+        for message in timeline(user).await {
+            let counted = message.group_seq > read_point
+                && message.sender_user_id != user
+                && !message.sender_user_id.is_empty()
+                && message.r#type != MessageType::Revision as i32
+                && message.status == MessageStatus::Normal as i32;
+            if counted {
+                unread += 1;
+                let mentioned = matches!(
+                    message.body.as_ref().and_then(|b| b.content.as_ref()),
+                    Some(Content::Text(t)) if t.mention_all || t.mention_user_ids.iter().any(|m| m == user)
+                );
+                mentions += u64::from(mentioned);
+            }
+        }
+        assert_eq!(counts(&app, user, "big").await, (unread, mentions), "{user}'s row and timeline");
+    }
+}
