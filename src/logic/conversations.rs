@@ -128,11 +128,8 @@ impl Logic {
         };
         // A large group's messages bump no member's version: its rows come when its
         // timeline changed since the version was reached (with a margin for clocks).
-        let since = match after_version {
-            0 => 0,
-            _ => self.store().version_time(caller.app, user, after_version).await? - TIMELINE_SYNC_MARGIN_MS,
-        };
-        for row in self.store().timeline_conversations(caller.app, user, since).await? {
+        let timelines = self.store().timeline_conversations(caller.app, user, after_version, TIMELINE_SYNC_MARGIN_MS);
+        for row in timelines.await? {
             let key = (row.conversation_type, row.conversation_id.as_str());
             if !rows.iter().any(|had| (had.conversation_type, had.conversation_id.as_str()) == key) {
                 rows.push(row);

@@ -516,16 +516,16 @@ pub trait ConversationStore: Send + Sync {
     ) -> StoreResult<Vec<Conversation>>;
     /// The user's conversation version and total unread count (muted conversations left out).
     async fn conversation_totals(&self, app: AppId, user_id: &str) -> StoreResult<ConversationTotals>;
-    /// The user's conversations of large groups it reads the timeline of, that changed at
-    /// or after `changed_since_ms` (their new messages bump no user's version).
+    /// The user's conversations of large groups it reads the timeline of, whose timeline
+    /// changed since (`margin_ms` before) the user's conversation version reached
+    /// `after_version`: their new messages bump no user's version.
     async fn timeline_conversations(
         &self,
         app: AppId,
         user_id: &str,
-        changed_since_ms: i64,
+        after_version: u64,
+        margin_ms: i64,
     ) -> StoreResult<Vec<Conversation>>;
-    /// No later than when the user's conversation version reached `version` (0 if not known).
-    async fn version_time(&self, app: AppId, user_id: &str, version: u64) -> StoreResult<i64>;
     /// Changes a conversation's settings (making its row if the user has none yet).
     async fn update_conversation(
         &self,

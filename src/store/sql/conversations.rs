@@ -469,28 +469,24 @@ impl ConversationStore for SqlStore {
         &self,
         app: AppId,
         user_id: &str,
-        changed_since_ms: i64,
+        after_version: u64,
+        margin_ms: i64,
     ) -> StoreResult<Vec<Conversation>> {
-        let sql = format!("{} ORDER BY c.conversation_id", view(" AND c.on_timeline = 1 AND g.changed_at_ms >= ?"));
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::bigint(app, "app_id")?)
-            .bind(user_id)
-            .bind(changed_since_ms)
-            .fetch_all(&self.read)
-            .await?;
+        // When the version was reached, no later than: the latest change of a row still at
+        // or below it (0 when there is none, and then every such row comes).
+        let since = if after_version == 0 {
+            ""
+        } else {
+            " AND g.changed_at_ms >= (SELECT COALESCE(MAX(o.updated_at_ms), 0) FROM conversations o \
+             WHERE o.app_id = c.app_id AND o.user_id = c.user_id AND o.version <= ?) - ?"
+        };
+        let sql = format!("{} ORDER BY c.conversation_id", view(&format!(" AND c.on_timeline = 1{since}")));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?).bind(user_id);
+        if after_version > 0 {
+            query = query.bind(rows::bound(after_version)).bind(margin_ms);
+        }
+        let found = query.fetch_all(&self.read).await?;
         found.iter().map(conversation).collect()
-    }
-
-    async fn version_time(&self, app: AppId, user_id: &str, version: u64) -> StoreResult<i64> {
-        let at: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(updated_at_ms) FROM conversations WHERE app_id = ? AND user_id = ? AND version <= ?",
-        )
-        .bind(rows::bigint(app, "app_id")?)
-        .bind(user_id)
-        .bind(rows::bound(version))
-        .fetch_one(&self.read)
-        .await?;
-        Ok(at.unwrap_or(0))
     }
 
     async fn update_conversation(
