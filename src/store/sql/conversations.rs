@@ -27,21 +27,30 @@ fn view(filter: &str) -> String {
              THEN g.last_message_seq ELSE 0 END AS last_seq, \
          CASE WHEN g.group_id IS NULL THEN c.last_message_id WHEN g.last_message_seq > c.cleared_seq \
              THEN g.last_message_id ELSE 0 END AS last_message_id, \
-         CASE WHEN g.group_id IS NULL OR c.last_at_ms > g.last_at_ms THEN c.last_at_ms ELSE g.last_at_ms END \
-             AS last_at_ms, \
+         {LAST_AT} AS last_at_ms, \
          c.unread + CASE WHEN g.group_id IS NULL THEN 0 ELSE {} END AS unread, \
          c.mentions + CASE WHEN g.group_id IS NULL THEN 0 ELSE {TIMELINE_MENTIONS} END AS mentions, \
          CASE WHEN g.group_id IS NULL THEN c.read_seq ELSE c.read_group_seq END AS read_seq, \
          c.pinned, c.muted, \
-         CASE WHEN c.hidden = 1 AND (g.group_id IS NULL OR g.last_at_ms <= c.updated_at_ms) THEN 1 ELSE 0 END \
-             AS hidden, \
+         CASE WHEN {SHOWN} THEN 0 ELSE 1 END AS hidden, \
          c.draft, c.version, c.updated_at_ms, c.cleared_seq, c.on_timeline \
-         FROM conversations c LEFT JOIN chat_groups g ON c.on_timeline = 1 AND g.app_id = c.app_id \
-             AND g.group_id = c.conversation_id \
-         WHERE c.app_id = ? AND c.user_id = ?{filter}",
+         {FROM_ROWS}{filter}",
         timeline_unread("g.counted")
     )
 }
+
+/// A user's rows, each with its large group while it reads the group's timeline; the
+/// caller binds app and user.
+const FROM_ROWS: &str = "FROM conversations c LEFT JOIN chat_groups g ON c.on_timeline = 1 AND g.app_id = c.app_id \
+     AND g.group_id = c.conversation_id WHERE c.app_id = ? AND c.user_id = ?";
+
+/// The time of a row's last activity: a large group's comes from the group.
+const LAST_AT: &str =
+    "CASE WHEN g.group_id IS NULL OR c.last_at_ms > g.last_at_ms THEN c.last_at_ms ELSE g.last_at_ms END";
+
+/// Not hidden, or hidden before a large group's latest message (which brings it back, as
+/// a message landing in an inbox does).
+const SHOWN: &str = "(c.hidden = 0 OR (g.group_id IS NOT NULL AND g.last_at_ms > c.updated_at_ms))";
 
 /// A timeline row's unread messages: the group's counted messages (`counted`, its
 /// group's total) past the row's base, less those recalled since the read point.
@@ -379,16 +388,17 @@ impl ConversationStore for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
         let page = if after.is_some() {
-            " AND (v.last_at_ms < ? OR (v.last_at_ms = ? AND (v.conversation_type > ? \
-             OR (v.conversation_type = ? AND v.conversation_id > ?))))"
+            format!(
+                " AND ({LAST_AT} < ? OR ({LAST_AT} = ? AND (c.conversation_type > ? \
+                 OR (c.conversation_type = ? AND c.conversation_id > ?))))"
+            )
         } else {
-            ""
+            String::new()
         };
         // The order is of shown activity, which a large group's row takes from its group.
         let sql = format!(
-            "SELECT * FROM ({}) v WHERE v.hidden = 0{page} \
-             ORDER BY v.last_at_ms DESC, v.conversation_type, v.conversation_id LIMIT ?",
-            view("")
+            "{} ORDER BY {LAST_AT} DESC, c.conversation_type, c.conversation_id LIMIT ?",
+            view(&format!(" AND {SHOWN}{page}"))
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?).bind(user_id);
         if let Some(mark) = after {
@@ -446,8 +456,9 @@ impl ConversationStore for SqlStore {
         // One round trip: the version, and the badge summed from the user's rows.
         let sql = format!(
             "SELECT (SELECT s.conversation_version FROM user_seqs s WHERE s.app_id = ? AND s.user_id = ?) \
-             AS conversation_version, CAST(SUM(v.unread) AS SIGNED) AS unread FROM ({}) v WHERE v.muted = 0",
-            view("")
+             AS conversation_version, CAST(SUM(c.unread + CASE WHEN g.group_id IS NULL THEN 0 ELSE {} END) \
+             AS SIGNED) AS unread {FROM_ROWS} AND c.muted = 0",
+            timeline_unread("g.counted")
         );
         let app = rows::bigint(app, "app_id")?;
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
