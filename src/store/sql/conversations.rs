@@ -15,42 +15,70 @@ use crate::{
     store::{ConversationMark, ConversationStore, ConversationTotals, NewMessage, StoreError, StoreResult},
 };
 
-/// A user's conversations as they are shown, `c` joined with its large group `g` while
-/// the user reads that group's timeline. Such a row takes its last message from the
-/// group, and its counts from the group's running totals (see the migration
-/// `0010_large_group_conversations`) on top of what it kept from the group's small days.
-/// `filter` narrows `c` (and `g`) after the user's key; the caller binds app and user.
-fn view(filter: &str) -> String {
-    format!(
-        "SELECT c.conversation_type, c.conversation_id, \
-         CASE WHEN g.group_id IS NULL THEN c.last_seq WHEN g.last_message_seq > c.cleared_seq \
-             THEN g.last_message_seq ELSE 0 END AS last_seq, \
-         CASE WHEN g.group_id IS NULL THEN c.last_message_id WHEN g.last_message_seq > c.cleared_seq \
-             THEN g.last_message_id ELSE 0 END AS last_message_id, \
-         {LAST_AT} AS last_at_ms, \
-         c.unread + CASE WHEN g.group_id IS NULL THEN 0 ELSE {} END AS unread, \
-         c.mentions + CASE WHEN g.group_id IS NULL THEN 0 ELSE {TIMELINE_MENTIONS} END AS mentions, \
-         CASE WHEN g.group_id IS NULL THEN c.read_seq ELSE c.read_group_seq END AS read_seq, \
-         c.pinned, c.muted, \
-         CASE WHEN {SHOWN} THEN 0 ELSE 1 END AS hidden, \
-         c.draft, c.version, c.updated_at_ms, c.cleared_seq, c.on_timeline \
-         {FROM_ROWS}{filter}",
-        timeline_unread("g.counted")
-    )
+/// Where a user's conversation rows come from. Most are kept by the messages that land
+/// in the user's inbox, and are read as they are. A large group's row, while the user
+/// reads the group's timeline, takes its last message from the group and its counts from
+/// the group's running totals (see `timeline_counts`) on top of what it kept from the
+/// group's small days. The two are read apart: joining every row with its group made
+/// lists and badges twice as slow for users who have no large group at all.
+#[derive(Clone, Copy)]
+enum Rows {
+    Inbox,
+    Timeline,
 }
 
-/// A user's rows, each with its large group while it reads the group's timeline; the
-/// caller binds app and user.
-const FROM_ROWS: &str = "FROM conversations c LEFT JOIN chat_groups g ON c.on_timeline = 1 AND g.app_id = c.app_id \
-     AND g.group_id = c.conversation_id WHERE c.app_id = ? AND c.user_id = ?";
+impl Rows {
+    /// `SELECT ... WHERE` the user's rows of this kind, narrowed by `filter` (on `c`, and
+    /// `g` for the timeline); the caller binds app and user first.
+    fn select(self, filter: &str) -> String {
+        match self {
+            Rows::Inbox => format!(
+                "SELECT c.conversation_type, c.conversation_id, c.last_seq, c.last_message_id, c.last_at_ms, \
+                 c.unread, c.mentions, c.read_seq, c.pinned, c.muted, c.hidden, c.draft, c.version, \
+                 c.updated_at_ms, c.cleared_seq, c.on_timeline FROM conversations c \
+                 WHERE c.app_id = ? AND c.user_id = ? AND c.on_timeline = 0{filter}"
+            ),
+            Rows::Timeline => format!(
+                "SELECT c.conversation_type, c.conversation_id, \
+                 CASE WHEN g.last_message_seq > c.cleared_seq THEN g.last_message_seq ELSE 0 END AS last_seq, \
+                 CASE WHEN g.last_message_seq > c.cleared_seq THEN g.last_message_id ELSE 0 END AS last_message_id, \
+                 {TIMELINE_LAST_AT} AS last_at_ms, c.unread + {} AS unread, c.mentions + {TIMELINE_MENTIONS} AS mentions, \
+                 c.read_group_seq AS read_seq, c.pinned, c.muted, CASE WHEN {TIMELINE_SHOWN} THEN 0 ELSE 1 END AS hidden, \
+                 c.draft, c.version, c.updated_at_ms, c.cleared_seq, c.on_timeline {TIMELINE_ROWS}{filter}",
+                timeline_unread("g.counted")
+            ),
+        }
+    }
 
-/// The time of a row's last activity: a large group's comes from the group.
-const LAST_AT: &str =
-    "CASE WHEN g.group_id IS NULL OR c.last_at_ms > g.last_at_ms THEN c.last_at_ms ELSE g.last_at_ms END";
+    /// The time of a row's last activity, in SQL.
+    fn last_at(self) -> &'static str {
+        match self {
+            Rows::Inbox => "c.last_at_ms",
+            Rows::Timeline => TIMELINE_LAST_AT,
+        }
+    }
 
-/// Not hidden, or hidden before a large group's latest message (which brings it back, as
-/// a message landing in an inbox does).
-const SHOWN: &str = "(c.hidden = 0 OR (g.group_id IS NOT NULL AND g.last_at_ms > c.updated_at_ms))";
+    /// Not hidden, in SQL.
+    fn shown(self) -> &'static str {
+        match self {
+            Rows::Inbox => "c.hidden = 0",
+            Rows::Timeline => TIMELINE_SHOWN,
+        }
+    }
+}
+
+/// The user's rows on large groups' timelines, found through its memberships (an
+/// index) rather than by reading all its rows; the caller binds app and user.
+const TIMELINE_ROWS: &str = "FROM group_members gm JOIN conversations c ON c.app_id = gm.app_id \
+     AND c.user_id = gm.user_id AND c.conversation_type = 2 AND c.conversation_id = gm.group_id \
+     JOIN chat_groups g ON g.app_id = gm.app_id AND g.group_id = gm.group_id \
+     WHERE gm.app_id = ? AND gm.user_id = ? AND c.on_timeline = 1";
+
+const TIMELINE_LAST_AT: &str = "CASE WHEN c.last_at_ms > g.last_at_ms THEN c.last_at_ms ELSE g.last_at_ms END";
+
+/// Not hidden, or hidden before the group's latest message (which brings it back, as a
+/// message landing in an inbox does).
+const TIMELINE_SHOWN: &str = "(c.hidden = 0 OR g.last_at_ms > c.updated_at_ms)";
 
 /// A timeline row's unread messages: the group's counted messages (`counted`, its
 /// group's total) past the row's base, less those recalled since the read point.
@@ -305,7 +333,7 @@ impl SqlStore {
         (kind, id): (i64, &str),
         settings: &ConversationSettings,
         now_ms: i64,
-    ) -> StoreResult<Conversation> {
+    ) -> StoreResult<()> {
         let version = self.lock_version(tx, app, user_id).await? + 1;
         let mut sets = vec![
             format!("version = {}", self.dialect.excluded("version")),
@@ -333,15 +361,7 @@ impl SqlStore {
             .execute(&mut **tx)
             .await?;
         self.store_version(tx, app, user_id, version).await?;
-        let sql = view(" AND c.conversation_type = ? AND c.conversation_id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(app)
-            .bind(user_id)
-            .bind(kind)
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await?;
-        conversation(&row)
+        Ok(())
     }
 }
 
@@ -378,6 +398,27 @@ fn new_row<'q>(
 const COLUMNS_AFTER_KEY: &str = "last_seq, last_message_id, last_at_ms, unread, mentions, read_seq, pinned, muted, \
      hidden, draft, version, updated_at_ms";
 
+impl SqlStore {
+    /// The user's rows of one kind matching `filter`, with `bind` adding its values.
+    async fn fetch_rows(
+        &self,
+        rows: Rows,
+        (app, user_id): (i64, &str),
+        filter: &str,
+        bind: impl for<'q> FnOnce(AnyQuery<'q>) -> AnyQuery<'q>,
+    ) -> StoreResult<Vec<Conversation>> {
+        let query = sqlx::query(sqlx::AssertSqlSafe(rows.select(filter))).bind(app).bind(user_id);
+        bind(query).fetch_all(&self.read).await?.iter().map(conversation).collect()
+    }
+}
+
+/// Orders rows as the list shows them: latest activity first, then by key.
+fn by_activity(a: &Conversation, b: &Conversation) -> std::cmp::Ordering {
+    let key =
+        |c: &Conversation| (std::cmp::Reverse(c.last_at_ms), c.conversation_type as i32, c.conversation_id.clone());
+    key(a).cmp(&key(b))
+}
+
 #[async_trait]
 impl ConversationStore for SqlStore {
     async fn conversations(
@@ -387,31 +428,35 @@ impl ConversationStore for SqlStore {
         after: Option<&ConversationMark>,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
-        let page = if after.is_some() {
-            format!(
-                " AND ({LAST_AT} < ? OR ({LAST_AT} = ? AND (c.conversation_type > ? \
-                 OR (c.conversation_type = ? AND c.conversation_id > ?))))"
-            )
-        } else {
-            String::new()
-        };
-        // The order is of shown activity, which a large group's row takes from its group.
-        let sql = format!(
-            "{} ORDER BY {LAST_AT} DESC, c.conversation_type, c.conversation_id LIMIT ?",
-            view(&format!(" AND {SHOWN}{page}"))
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?).bind(user_id);
-        if let Some(mark) = after {
-            let kind = i64::from(mark.conversation_type as i32);
-            query = query
-                .bind(mark.last_at_ms)
-                .bind(mark.last_at_ms)
-                .bind(kind)
-                .bind(kind)
-                .bind(mark.conversation_id.as_str());
+        let user = (rows::bigint(app, "app_id")?, user_id);
+        let mut found = Vec::new();
+        for source in [Rows::Inbox, Rows::Timeline] {
+            let last_at = source.last_at();
+            let page = if after.is_some() {
+                format!(
+                    " AND ({last_at} < ? OR ({last_at} = ? AND (c.conversation_type > ? \
+                     OR (c.conversation_type = ? AND c.conversation_id > ?))))"
+                )
+            } else {
+                String::new()
+            };
+            let filter = format!(
+                " AND {}{page} ORDER BY {last_at} DESC, c.conversation_type, c.conversation_id LIMIT ?",
+                source.shown()
+            );
+            let page = self.fetch_rows(source, user, &filter, |mut query| {
+                if let Some(mark) = after {
+                    let kind = i64::from(mark.conversation_type as i32);
+                    query = query.bind(mark.last_at_ms).bind(mark.last_at_ms).bind(kind).bind(kind);
+                    query = query.bind(mark.conversation_id.clone());
+                }
+                query.bind(i64::from(limit))
+            });
+            found.extend(page.await?);
         }
-        let found = query.bind(i64::from(limit)).fetch_all(&self.read).await?;
-        found.iter().map(conversation).collect()
+        found.sort_by(by_activity);
+        found.truncate(limit as usize);
+        Ok(found)
     }
 
     async fn conversation(
@@ -420,15 +465,17 @@ impl ConversationStore for SqlStore {
         user_id: &str,
         (conversation_type, conversation_id): (ConversationType, &str),
     ) -> StoreResult<Option<Conversation>> {
-        let sql = view(" AND c.conversation_type = ? AND c.conversation_id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::bigint(app, "app_id")?)
-            .bind(user_id)
-            .bind(i64::from(conversation_type as i32))
-            .bind(conversation_id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(conversation).transpose()
+        let user = (rows::bigint(app, "app_id")?, user_id);
+        let filter = " AND c.conversation_type = ? AND c.conversation_id = ?";
+        let kind = i64::from(conversation_type as i32);
+        for source in [Rows::Inbox, Rows::Timeline] {
+            let id = conversation_id.to_owned();
+            let found = self.fetch_rows(source, user, filter, |query| query.bind(kind).bind(id)).await?;
+            if let Some(found) = found.into_iter().next() {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     async fn changed_conversations(
@@ -438,41 +485,44 @@ impl ConversationStore for SqlStore {
         version: u64,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
-        let sql = format!(
-            "{} ORDER BY c.version, c.conversation_type, c.conversation_id LIMIT ?",
-            view(" AND c.version > ?")
-        );
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rows::bigint(app, "app_id")?)
-            .bind(user_id)
-            .bind(rows::bound(version))
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await?;
-        found.iter().map(conversation).collect()
+        let user = (rows::bigint(app, "app_id")?, user_id);
+        let filter = " AND c.version > ? ORDER BY c.version, c.conversation_type, c.conversation_id LIMIT ?";
+        let mut found = Vec::new();
+        for source in [Rows::Inbox, Rows::Timeline] {
+            let page =
+                self.fetch_rows(source, user, filter, |query| query.bind(rows::bound(version)).bind(i64::from(limit)));
+            found.extend(page.await?);
+        }
+        found.sort_by(|a, b| {
+            let key = |c: &Conversation| (c.version, c.conversation_type as i32, c.conversation_id.clone());
+            key(a).cmp(&key(b))
+        });
+        found.truncate(limit as usize);
+        Ok(found)
     }
 
     async fn conversation_totals(&self, app: AppId, user_id: &str) -> StoreResult<ConversationTotals> {
-        // One round trip: the version, and the badge summed from the user's rows.
+        // One round trip: the version, and the badge summed from the user's rows (which
+        // hold all but the timeline counts of large groups) and its large groups' rows.
         let sql = format!(
             "SELECT (SELECT s.conversation_version FROM user_seqs s WHERE s.app_id = ? AND s.user_id = ?) \
-             AS conversation_version, CAST(SUM(c.unread + CASE WHEN g.group_id IS NULL THEN 0 ELSE {} END) \
-             AS SIGNED) AS unread {FROM_ROWS} AND c.muted = 0",
+             AS conversation_version, CAST(SUM(o.unread) AS SIGNED) AS unread, \
+             (SELECT CAST(SUM({}) AS SIGNED) {TIMELINE_ROWS} AND c.muted = 0) AS timeline_unread \
+             FROM conversations o WHERE o.app_id = ? AND o.user_id = ? AND o.muted = 0",
             timeline_unread("g.counted")
         );
         let app = rows::bigint(app, "app_id")?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(app)
-            .bind(user_id)
-            .bind(app)
-            .bind(user_id)
-            .fetch_one(&self.read)
-            .await?;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for _ in 0..3 {
+            query = query.bind(app).bind(user_id);
+        }
+        let row = query.fetch_one(&self.read).await?;
         let version: Option<i64> = row.try_get("conversation_version")?;
         let unread: Option<i64> = row.try_get("unread")?;
+        let timeline_unread: Option<i64> = row.try_get("timeline_unread")?;
         Ok(ConversationTotals {
             version: rows::u64_of(version.ok_or(StoreError::NotFound)?, "conversation_version")?,
-            unread: unread.map_or(Ok(0), |unread| rows::u64_of(unread, "unread"))?,
+            unread: rows::u64_of(unread.unwrap_or(0) + timeline_unread.unwrap_or(0), "unread")?,
         })
     }
 
@@ -491,13 +541,13 @@ impl ConversationStore for SqlStore {
             " AND g.changed_at_ms >= (SELECT COALESCE(MAX(o.updated_at_ms), 0) FROM conversations o \
              WHERE o.app_id = c.app_id AND o.user_id = c.user_id AND o.version <= ?) - ?"
         };
-        let sql = format!("{} ORDER BY c.conversation_id", view(&format!(" AND c.on_timeline = 1{since}")));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?).bind(user_id);
-        if after_version > 0 {
-            query = query.bind(rows::bound(after_version)).bind(margin_ms);
-        }
-        let found = query.fetch_all(&self.read).await?;
-        found.iter().map(conversation).collect()
+        let user = (rows::bigint(app, "app_id")?, user_id);
+        let filter = format!("{since} ORDER BY c.conversation_id");
+        self.fetch_rows(Rows::Timeline, user, &filter, |query| match after_version {
+            0 => query,
+            _ => query.bind(rows::bound(after_version)).bind(margin_ms),
+        })
+        .await
     }
 
     async fn update_conversation(
@@ -508,9 +558,10 @@ impl ConversationStore for SqlStore {
         settings: &ConversationSettings,
         now_ms: i64,
     ) -> StoreResult<Conversation> {
-        let app = rows::bigint(app, "app_id")?;
         let key = (i64::from(conversation_type as i32), conversation_id);
-        in_tx!(self, |tx| self.update_conversation_in(tx, app, user_id, key, settings, now_ms).await)
+        let app_id = rows::bigint(app, "app_id")?;
+        in_tx!(self, |tx| self.update_conversation_in(tx, app_id, user_id, key, settings, now_ms).await)?;
+        self.conversation(app, user_id, (conversation_type, conversation_id)).await?.ok_or(StoreError::NotFound)
     }
 
     async fn messages_by_id(&self, app: AppId, ids: &[u64]) -> StoreResult<Vec<Message>> {
