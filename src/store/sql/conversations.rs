@@ -58,6 +58,23 @@ impl Rows {
         }
     }
 
+    /// `ORDER BY {first}` the key, and a limit to bind: the inbox rows are a page of many.
+    /// A user's timeline rows are few, and come whole to be sorted with the page:
+    /// ordering them in SQL by what the join computes takes MariaDB a temporary table.
+    fn order(self, first: &str) -> String {
+        match self {
+            Rows::Inbox => format!(" ORDER BY {first}c.conversation_type, c.conversation_id LIMIT ?"),
+            Rows::Timeline => String::new(),
+        }
+    }
+
+    fn limit(self, query: AnyQuery<'_>, limit: u32) -> AnyQuery<'_> {
+        match self {
+            Rows::Inbox => query.bind(i64::from(limit)),
+            Rows::Timeline => query,
+        }
+    }
+
     /// Not hidden, in SQL.
     fn shown(self) -> &'static str {
         match self {
@@ -440,17 +457,14 @@ impl ConversationStore for SqlStore {
             } else {
                 String::new()
             };
-            let filter = format!(
-                " AND {}{page} ORDER BY {last_at} DESC, c.conversation_type, c.conversation_id LIMIT ?",
-                source.shown()
-            );
+            let filter = format!(" AND {}{page}{}", source.shown(), source.order(&format!("{last_at} DESC, ")));
             let page = self.fetch_rows(source, user, &filter, |mut query| {
                 if let Some(mark) = after {
                     let kind = i64::from(mark.conversation_type as i32);
                     query = query.bind(mark.last_at_ms).bind(mark.last_at_ms).bind(kind).bind(kind);
                     query = query.bind(mark.conversation_id.clone());
                 }
-                query.bind(i64::from(limit))
+                source.limit(query, limit)
             });
             found.extend(page.await?);
         }
@@ -486,11 +500,11 @@ impl ConversationStore for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
         let user = (rows::bigint(app, "app_id")?, user_id);
-        let filter = " AND c.version > ? ORDER BY c.version, c.conversation_type, c.conversation_id LIMIT ?";
         let mut found = Vec::new();
         for source in [Rows::Inbox, Rows::Timeline] {
+            let filter = format!(" AND c.version > ?{}", source.order("c.version, "));
             let page =
-                self.fetch_rows(source, user, filter, |query| query.bind(rows::bound(version)).bind(i64::from(limit)));
+                self.fetch_rows(source, user, &filter, |query| source.limit(query.bind(rows::bound(version)), limit));
             found.extend(page.await?);
         }
         found.sort_by(|a, b| {
@@ -542,8 +556,7 @@ impl ConversationStore for SqlStore {
              WHERE o.app_id = c.app_id AND o.user_id = c.user_id AND o.version <= ?) - ?"
         };
         let user = (rows::bigint(app, "app_id")?, user_id);
-        let filter = format!("{since} ORDER BY c.conversation_id");
-        self.fetch_rows(Rows::Timeline, user, &filter, |query| match after_version {
+        self.fetch_rows(Rows::Timeline, user, since, |query| match after_version {
             0 => query,
             _ => query.bind(rows::bound(after_version)).bind(margin_ms),
         })
