@@ -124,6 +124,10 @@ bench_figures() {
         /deliveries per CPU-second/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "deliveries" && $(i + 2) == "per") print "deliveries per CPU-s", $i }
         / memory: .* resident at the end$/ { print "server RSS MiB", $3 }
         /^Feed latency:/ { print "feed p99 ms", $10 }
+        /^(ListConversations|SyncConversations|floor, Business.GetUser)/ {
+            name = $1 ~ /^List/ ? "list" : $1 ~ /^Sync/ ? "sync" : "floor"
+            for (i = 1; i < NF; i++) if ($i == "p50" || $i == "p99") print name " " $i " ms", $(i + 1)
+        }
         / measured messages$/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "of" && $(i + 3) == "measured") print "complete %", 100 * $i / $(i + 2) }
     ' "$1"
 }
