@@ -126,7 +126,7 @@ bench_figures() {
         /^Feed latency:/ { print "feed p99 ms", $10 }
         /^(ListConversations|SyncConversations|floor, Business.GetUser)/ {
             name = $1 ~ /^List/ ? "list" : $1 ~ /^Sync/ ? "sync" : "floor"
-            for (i = 1; i < NF; i++) if ($i == "p50" || $i == "p99") print name " " $i " ms", $(i + 1)
+            for (i = 1; i < NF; i++) if (($i == "p50" || $i == "p99") && $(i + 2) == "ms") print name " " $i " ms", $(i + 1)
         }
         / measured messages$/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "of" && $(i + 3) == "measured") print "complete %", 100 * $i / $(i + 2) }
     ' "$1"

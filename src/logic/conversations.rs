@@ -51,6 +51,11 @@ pub struct ConversationChanges {
 /// nodes that wrote them, and a batch commits a little after it is timed.
 const TIMELINE_SYNC_MARGIN_MS: i64 = 60_000;
 
+/// The list's order: latest activity first, then by key.
+fn activity_order(row: &Conversation) -> (std::cmp::Reverse<i64>, i32, String) {
+    (std::cmp::Reverse(row.last_at_ms), row.conversation_type as i32, row.conversation_id.clone())
+}
+
 /// Page tokens: `<last_at_ms>:<type>:<id>` (ids may hold `:`, so they go last).
 pub fn page_token(mark: &ConversationMark) -> String {
     format!("{}:{}:{}", mark.last_at_ms, mark.conversation_type as i32, mark.conversation_id)
@@ -82,14 +87,24 @@ impl Logic {
     ) -> Result<ConversationPage> {
         let user = acting_user(caller)?;
         let totals = self.store().conversation_totals(caller.app, user).await?;
-        let page =
-            self.page(limit, |limit| self.store().conversations(caller.app, user, after.as_ref(), limit)).await?;
-        let next = page.has_more.then(|| page.items.last()).flatten().map(|last| ConversationMark {
+        let limit = self.page_limit(limit)? as usize;
+        let mut rows = self.store().conversations(caller.app, user, after.as_ref(), limit as u32 + 1).await?;
+        if totals.on_timeline > 0 {
+            // Large groups' rows are few, and their activity is their group's: merged here.
+            let timeline = self.store().timeline_conversations(caller.app, user, 0, 0).await?;
+            rows.extend(
+                timeline.into_iter().filter(|row| !row.hidden && after.as_ref().is_none_or(|a| a.precedes(row))),
+            );
+            rows.sort_by_key(activity_order);
+        }
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = has_more.then(|| rows.last()).flatten().map(|last| ConversationMark {
             last_at_ms: last.last_at_ms,
             conversation_type: last.conversation_type,
             conversation_id: last.conversation_id.clone(),
         });
-        Ok(ConversationPage { items: self.conversation_views(caller, page.items).await?, next, totals })
+        Ok(ConversationPage { items: self.conversation_views(caller, rows).await?, next, totals })
     }
 
     /// Conversations changed after `after_version`. A page never ends inside a version
@@ -128,12 +143,10 @@ impl Logic {
         };
         // A large group's messages bump no member's version: its rows come when its
         // timeline changed since the version was reached (with a margin for clocks).
-        let timelines = self.store().timeline_conversations(caller.app, user, after_version, TIMELINE_SYNC_MARGIN_MS);
-        for row in timelines.await? {
-            let key = (row.conversation_type, row.conversation_id.as_str());
-            if !rows.iter().any(|had| (had.conversation_type, had.conversation_id.as_str()) == key) {
-                rows.push(row);
-            }
+        if totals.on_timeline > 0 {
+            let timelines =
+                self.store().timeline_conversations(caller.app, user, after_version, TIMELINE_SYNC_MARGIN_MS);
+            rows.extend(timelines.await?);
         }
         Ok(ConversationChanges {
             items: self.conversation_views(caller, rows).await?,

@@ -486,12 +486,21 @@ pub struct ConversationMark {
     pub conversation_id: String,
 }
 
+impl ConversationMark {
+    /// Whether `row` comes after this mark in the list (latest activity first, then key).
+    pub fn precedes(&self, row: &Conversation) -> bool {
+        let mark = (std::cmp::Reverse(self.last_at_ms), self.conversation_type as i32, self.conversation_id.as_str());
+        mark < (std::cmp::Reverse(row.last_at_ms), row.conversation_type as i32, row.conversation_id.as_str())
+    }
+}
+
 /// A user's conversations. Messages, reads and settings change them in their own
 /// transactions (`MessageStore::append`, `ReadStore::mark_read`, `update_conversation`),
 /// each bumping the user's conversation version.
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
-    /// Shown conversations (not hidden), latest activity first, after `after`.
+    /// Shown conversations (not hidden) kept by the user's inbox (all but those of large
+    /// groups it reads the timeline of), latest activity first, after `after`.
     async fn conversations(
         &self,
         app: AppId,
@@ -506,7 +515,8 @@ pub trait ConversationStore: Send + Sync {
         user_id: &str,
         conversation: (ConversationType, &str),
     ) -> StoreResult<Option<Conversation>>;
-    /// Conversations changed after `version` (hidden ones too), in version order.
+    /// Conversations kept by the user's inbox changed after `version` (hidden ones too),
+    /// in version order.
     async fn changed_conversations(
         &self,
         app: AppId,
@@ -516,9 +526,10 @@ pub trait ConversationStore: Send + Sync {
     ) -> StoreResult<Vec<Conversation>>;
     /// The user's conversation version and total unread count (muted conversations left out).
     async fn conversation_totals(&self, app: AppId, user_id: &str) -> StoreResult<ConversationTotals>;
-    /// The user's conversations of large groups it reads the timeline of, whose timeline
-    /// changed since (`margin_ms` before) the user's conversation version reached
-    /// `after_version`: their new messages bump no user's version.
+    /// The user's conversations of large groups it reads the timeline of (a user has few).
+    /// With `after_version`, those changed after it, or whose timeline changed since
+    /// (`margin_ms` before) the user's conversation version reached it: their new messages
+    /// bump no user's version.
     async fn timeline_conversations(
         &self,
         app: AppId,
@@ -544,6 +555,8 @@ pub trait ConversationStore: Send + Sync {
 pub struct ConversationTotals {
     pub version: u64,
     pub unread: u64,
+    /// The user's conversations of large groups it reads the timeline of.
+    pub on_timeline: u64,
 }
 
 /// A notification written in the same transaction as the change it announces, as

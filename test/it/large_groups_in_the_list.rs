@@ -7,10 +7,10 @@
 use gim::proto::{
     common::v1::{ConversationType, MessageBody, MessageStatus, MessageType, TextBody, message_body::Content},
     logic::v1::{
-        ClearHistoryRequest, Conversation, CreateGroupRequest, DeleteMessagesRequest, Empty, GroupRef,
-        GroupSendRequest, ListConversationsRequest, ListConversationsResponse, MarkReadRequest, MembersRequest,
-        MessageRef, SyncConversationsRequest, SyncGroupRequest, conversations_client::ConversationsClient,
-        device_client::DeviceClient, messages_client::MessagesClient,
+        BusinessSendRequest, ClearHistoryRequest, Conversation, CreateGroupRequest, DeleteMessagesRequest, Empty,
+        GroupRef, GroupSendRequest, ListConversationsRequest, ListConversationsResponse, MarkReadRequest,
+        MembersRequest, MessageRef, SyncConversationsRequest, SyncGroupRequest,
+        conversations_client::ConversationsClient, device_client::DeviceClient, messages_client::MessagesClient,
     },
 };
 use tonic::Code;
@@ -199,6 +199,29 @@ async fn a_large_groups_counts_come_from_its_timeline(backend: Backend) {
     assert_eq!(daves.mark_read(read(HALL, s4)).await.unwrap_err().code(), Code::NotFound, "no longer a member");
     assert_eq!(phone.mark_read(read("nowhere", 1)).await.unwrap_err().code(), Code::NotFound);
     assert_eq!(counts(&app, "bob", HALL).await, (2, 0), "a5 and a6");
+
+    // Pages interleave inbox rows and timeline rows by activity.
+    let direct = BusinessSendRequest {
+        sender_user_id: "carol".into(),
+        receiver_user_id: "bob".into(),
+        client_msg_id: "c1".into(),
+        body: text("c1"),
+        reply_to_message_id: 0,
+    };
+    app.business().await.send_message(direct).await.unwrap();
+    say(&app, "alice", HALL, "a7", text("a7")).await;
+    let mut pages = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = ListConversationsRequest { page_token: page_token.clone(), limit: 1 };
+        let page = bobs_lists.list_conversations(request).await.unwrap().into_inner();
+        pages.extend(page.conversations.into_iter().map(|c| c.conversation_id));
+        page_token = page.next_page_token;
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(pages, [HALL, "carol"], "the hall's a7 is the latest");
 }
 
 async fn a_group_that_grows_large_keeps_what_was_unread(backend: Backend) {

@@ -49,39 +49,6 @@ impl Rows {
             ),
         }
     }
-
-    /// The time of a row's last activity, in SQL.
-    fn last_at(self) -> &'static str {
-        match self {
-            Rows::Inbox => "c.last_at_ms",
-            Rows::Timeline => TIMELINE_LAST_AT,
-        }
-    }
-
-    /// `ORDER BY {first}` the key, and a limit to bind: the inbox rows are a page of many.
-    /// A user's timeline rows are few, and come whole to be sorted with the page:
-    /// ordering them in SQL by what the join computes takes MariaDB a temporary table.
-    fn order(self, first: &str) -> String {
-        match self {
-            Rows::Inbox => format!(" ORDER BY {first}c.conversation_type, c.conversation_id LIMIT ?"),
-            Rows::Timeline => String::new(),
-        }
-    }
-
-    fn limit(self, query: AnyQuery<'_>, limit: u32) -> AnyQuery<'_> {
-        match self {
-            Rows::Inbox => query.bind(i64::from(limit)),
-            Rows::Timeline => query,
-        }
-    }
-
-    /// Not hidden, in SQL.
-    fn shown(self) -> &'static str {
-        match self {
-            Rows::Inbox => "c.hidden = 0",
-            Rows::Timeline => TIMELINE_SHOWN,
-        }
-    }
 }
 
 /// The user's rows on large groups' timelines, found through its memberships (an
@@ -429,13 +396,6 @@ impl SqlStore {
     }
 }
 
-/// Orders rows as the list shows them: latest activity first, then by key.
-fn by_activity(a: &Conversation, b: &Conversation) -> std::cmp::Ordering {
-    let key =
-        |c: &Conversation| (std::cmp::Reverse(c.last_at_ms), c.conversation_type as i32, c.conversation_id.clone());
-    key(a).cmp(&key(b))
-}
-
 #[async_trait]
 impl ConversationStore for SqlStore {
     async fn conversations(
@@ -445,32 +405,25 @@ impl ConversationStore for SqlStore {
         after: Option<&ConversationMark>,
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
+        let page = if after.is_some() {
+            " AND (c.last_at_ms < ? OR (c.last_at_ms = ? AND (c.conversation_type > ? \
+             OR (c.conversation_type = ? AND c.conversation_id > ?))))"
+        } else {
+            ""
+        };
+        let filter = format!(
+            " AND c.hidden = 0{page} ORDER BY c.last_at_ms DESC, c.conversation_type, c.conversation_id LIMIT ?"
+        );
         let user = (rows::bigint(app, "app_id")?, user_id);
-        let mut found = Vec::new();
-        for source in [Rows::Inbox, Rows::Timeline] {
-            let last_at = source.last_at();
-            let page = if after.is_some() {
-                format!(
-                    " AND ({last_at} < ? OR ({last_at} = ? AND (c.conversation_type > ? \
-                     OR (c.conversation_type = ? AND c.conversation_id > ?))))"
-                )
-            } else {
-                String::new()
-            };
-            let filter = format!(" AND {}{page}{}", source.shown(), source.order(&format!("{last_at} DESC, ")));
-            let page = self.fetch_rows(source, user, &filter, |mut query| {
-                if let Some(mark) = after {
-                    let kind = i64::from(mark.conversation_type as i32);
-                    query = query.bind(mark.last_at_ms).bind(mark.last_at_ms).bind(kind).bind(kind);
-                    query = query.bind(mark.conversation_id.clone());
-                }
-                source.limit(query, limit)
-            });
-            found.extend(page.await?);
-        }
-        found.sort_by(by_activity);
-        found.truncate(limit as usize);
-        Ok(found)
+        self.fetch_rows(Rows::Inbox, user, &filter, |mut query| {
+            if let Some(mark) = after {
+                let kind = i64::from(mark.conversation_type as i32);
+                query = query.bind(mark.last_at_ms).bind(mark.last_at_ms).bind(kind).bind(kind);
+                query = query.bind(mark.conversation_id.clone());
+            }
+            query.bind(i64::from(limit))
+        })
+        .await
     }
 
     async fn conversation(
@@ -500,29 +453,20 @@ impl ConversationStore for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<Conversation>> {
         let user = (rows::bigint(app, "app_id")?, user_id);
-        let mut found = Vec::new();
-        for source in [Rows::Inbox, Rows::Timeline] {
-            let filter = format!(" AND c.version > ?{}", source.order("c.version, "));
-            let page =
-                self.fetch_rows(source, user, &filter, |query| source.limit(query.bind(rows::bound(version)), limit));
-            found.extend(page.await?);
-        }
-        found.sort_by(|a, b| {
-            let key = |c: &Conversation| (c.version, c.conversation_type as i32, c.conversation_id.clone());
-            key(a).cmp(&key(b))
-        });
-        found.truncate(limit as usize);
-        Ok(found)
+        let filter = " AND c.version > ? ORDER BY c.version, c.conversation_type, c.conversation_id LIMIT ?";
+        self.fetch_rows(Rows::Inbox, user, filter, |query| query.bind(rows::bound(version)).bind(i64::from(limit)))
+            .await
     }
 
     async fn conversation_totals(&self, app: AppId, user_id: &str) -> StoreResult<ConversationTotals> {
-        // One round trip: the version, and the badge summed from the user's rows (which
-        // hold all but the timeline counts of large groups) and its large groups' rows.
+        // One round trip: the version, the badge summed from the user's rows (which hold
+        // all but the timeline counts of large groups), and its large groups' rows.
         let sql = format!(
             "SELECT (SELECT s.conversation_version FROM user_seqs s WHERE s.app_id = ? AND s.user_id = ?) \
-             AS conversation_version, CAST(SUM(o.unread) AS SIGNED) AS unread, \
-             (SELECT CAST(SUM({}) AS SIGNED) {TIMELINE_ROWS} AND c.muted = 0) AS timeline_unread \
-             FROM conversations o WHERE o.app_id = ? AND o.user_id = ? AND o.muted = 0",
+             AS conversation_version, (SELECT CAST(SUM(o.unread) AS SIGNED) FROM conversations o \
+             WHERE o.app_id = ? AND o.user_id = ? AND o.muted = 0) AS unread, \
+             CAST(SUM(CASE WHEN c.muted = 0 THEN {} ELSE 0 END) AS SIGNED) AS timeline_unread, \
+             COUNT(*) AS on_timeline {TIMELINE_ROWS}",
             timeline_unread("g.counted")
         );
         let app = rows::bigint(app, "app_id")?;
@@ -537,6 +481,7 @@ impl ConversationStore for SqlStore {
         Ok(ConversationTotals {
             version: rows::u64_of(version.ok_or(StoreError::NotFound)?, "conversation_version")?,
             unread: rows::u64_of(unread.unwrap_or(0) + timeline_unread.unwrap_or(0), "unread")?,
+            on_timeline: rows::get_u64(&row, "on_timeline")?,
         })
     }
 
@@ -549,16 +494,16 @@ impl ConversationStore for SqlStore {
     ) -> StoreResult<Vec<Conversation>> {
         // When the version was reached, no later than: the latest change of a row still at
         // or below it (0 when there is none, and then every such row comes).
-        let since = if after_version == 0 {
+        let changed = if after_version == 0 {
             ""
         } else {
-            " AND g.changed_at_ms >= (SELECT COALESCE(MAX(o.updated_at_ms), 0) FROM conversations o \
-             WHERE o.app_id = c.app_id AND o.user_id = c.user_id AND o.version <= ?) - ?"
+            " AND (c.version > ? OR g.changed_at_ms >= (SELECT COALESCE(MAX(o.updated_at_ms), 0) \
+             FROM conversations o WHERE o.app_id = c.app_id AND o.user_id = c.user_id AND o.version <= ?) - ?)"
         };
         let user = (rows::bigint(app, "app_id")?, user_id);
-        self.fetch_rows(Rows::Timeline, user, since, |query| match after_version {
+        self.fetch_rows(Rows::Timeline, user, changed, |query| match after_version {
             0 => query,
-            _ => query.bind(rows::bound(after_version)).bind(margin_ms),
+            _ => query.bind(rows::bound(after_version)).bind(rows::bound(after_version)).bind(margin_ms),
         })
         .await
     }
