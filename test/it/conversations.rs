@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use gim::proto::{
-    common::v1::{ConversationType, MessageBody, MessageStatus, MessageType, TextBody, message_body::Content},
+    common::v1::{ConversationType, MessageBody, MessageStatus, MessageType, message_body::Content},
     logic::v1::{
         BusinessSendRequest, BusinessSyncRequest, Conversation, CreateGroupRequest, DeleteMessagesRequest,
         DeviceSendRequest, GroupSendRequest, ListConversationsRequest, ListConversationsResponse,
@@ -18,7 +18,9 @@ use tonic::Code;
 
 use crate::{
     both_stores,
-    support::{Backend, Intercepted, Meta, ServeServer, TestApp, TestServer, channel, device_client, text, text_of},
+    support::{
+        Backend, Intercepted, Meta, ServeServer, TestApp, TestServer, channel, device_client, mentioning, text, text_of,
+    },
     ws::{WAIT, WsClient},
 };
 
@@ -52,15 +54,6 @@ fn find<'a>(list: &'a [Conversation], kind: ConversationType, id: &str) -> &'a C
 
 fn counts(conversation: &Conversation) -> (u64, u64) {
     (conversation.unread_count, conversation.mention_count)
-}
-
-fn mentioning(text: &str, users: &[&str], all: bool) -> Option<MessageBody> {
-    let text = TextBody {
-        text: text.into(),
-        mention_user_ids: users.iter().map(|user| (*user).to_owned()).collect(),
-        mention_all: all,
-    };
-    Some(MessageBody { content: Some(Content::Text(text)) })
 }
 
 async fn business_send(app: &TestApp, from: &str, to: &str, id: &str) -> u64 {

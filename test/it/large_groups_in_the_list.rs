@@ -5,19 +5,19 @@
 //! group, and incremental sync; bad reads.
 
 use gim::proto::{
-    common::v1::{ConversationType, MessageBody, MessageStatus, MessageType, TextBody, message_body::Content},
+    common::v1::{ConversationType, MessageBody, MessageStatus, MessageType, message_body::Content},
     logic::v1::{
-        BusinessSendRequest, ClearHistoryRequest, Conversation, CreateGroupRequest, DeleteMessagesRequest, Empty,
-        GroupRef, GroupSendRequest, ListConversationsRequest, ListConversationsResponse, MarkReadRequest,
-        MembersRequest, MessageRef, SyncConversationsRequest, SyncGroupRequest,
-        conversations_client::ConversationsClient, device_client::DeviceClient, messages_client::MessagesClient,
+        BusinessSendRequest, ClearHistoryRequest, Conversation, DeleteMessagesRequest, Empty, GroupRef,
+        GroupSendRequest, ListConversationsRequest, ListConversationsResponse, MarkReadRequest, MembersRequest,
+        MessageRef, SyncConversationsRequest, SyncGroupRequest, conversations_client::ConversationsClient,
+        device_client::DeviceClient, messages_client::MessagesClient,
     },
 };
 use tonic::Code;
 
 use crate::{
     both_stores,
-    support::{Backend, Intercepted, Meta, TestApp, TestServer, channel, device_client, text},
+    support::{Backend, Intercepted, Meta, TestApp, TestServer, channel, device_client, make_group, mentioning, text},
 };
 
 both_stores!(
@@ -53,15 +53,6 @@ async fn counts(app: &TestApp, user: &str, group: &str) -> (u64, u64) {
     (row.unread_count, row.mention_count)
 }
 
-fn mentioning(text: &str, users: &[&str], all: bool) -> Option<MessageBody> {
-    let text = TextBody {
-        text: text.into(),
-        mention_user_ids: users.iter().map(|user| (*user).to_owned()).collect(),
-        mention_all: all,
-    };
-    Some(MessageBody { content: Some(Content::Text(text)) })
-}
-
 /// Sends to a group as `from`; (message id, group seq).
 async fn say(app: &TestApp, from: &str, group: &str, id: &str, body: Option<MessageBody>) -> (u64, u64) {
     let request = GroupSendRequest { group_id: group.into(), client_msg_id: id.into(), body, reply_to_message_id: 0 };
@@ -75,16 +66,6 @@ async fn messages_as(app: &TestApp, user: &str) -> MessagesClient<Intercepted> {
 
 fn read(group: &str, seq: u64) -> MarkReadRequest {
     MarkReadRequest { conversation_type: ConversationType::Group as i32, conversation_id: group.into(), seq }
-}
-
-async fn make_group(app: &TestApp, owner: &str, id: &str, members: &[&str]) {
-    let request = CreateGroupRequest {
-        group_id: id.into(),
-        name: id.into(),
-        member_ids: members.iter().map(|m| (*m).to_owned()).collect(),
-        ..Default::default()
-    };
-    app.groups(Some(owner)).await.create_group(request).await.unwrap();
 }
 
 async fn device(app: &TestApp, user: &str, device: &str) -> DeviceClient<Intercepted> {

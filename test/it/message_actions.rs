@@ -12,16 +12,16 @@ use gim::proto::{
     },
     logic::v1::{
         BusinessHistoryRequest, BusinessSendRequest, BusinessSyncRequest, ClearHistoryRequest, ConversationRef,
-        CreateGroupRequest, DeleteMessagesRequest, EditMessageRequest, ForwardMessageRequest, GroupHistoryRequest,
-        GroupSendRequest, ListConversationsRequest, MessageRef, ReactionRequest, SearchMessagesRequest,
-        SyncGroupRequest, TypingRequest, conversations_client::ConversationsClient, messages_client::MessagesClient,
+        DeleteMessagesRequest, EditMessageRequest, ForwardMessageRequest, GroupHistoryRequest, GroupSendRequest,
+        ListConversationsRequest, MessageRef, ReactionRequest, SearchMessagesRequest, SyncGroupRequest, TypingRequest,
+        conversations_client::ConversationsClient, messages_client::MessagesClient,
     },
 };
 use tonic::Code;
 
 use crate::{
     both_stores,
-    support::{Backend, Intercepted, Meta, ServeServer, TestApp, TestServer, channel, text, text_of},
+    support::{Backend, Intercepted, Meta, ServeServer, TestApp, TestServer, channel, make_group, text, text_of},
     ws::{WAIT, WsClient},
 };
 
@@ -61,16 +61,6 @@ async fn send(app: &TestApp, from: &str, to: &str, id: &str, reply_to: u64) -> R
 async fn group_send(app: &TestApp, from: &str, group: &str, id: &str, body: Option<MessageBody>) -> u64 {
     let request = GroupSendRequest { group_id: group.into(), client_msg_id: id.into(), body, reply_to_message_id: 0 };
     app.groups(Some(from)).await.send_message(request).await.unwrap().into_inner().message_id
-}
-
-async fn make_group(app: &TestApp, owner: &str, id: &str, members: &[&str]) {
-    let request = CreateGroupRequest {
-        group_id: id.into(),
-        name: id.into(),
-        member_ids: members.iter().map(|m| (*m).to_owned()).collect(),
-        ..Default::default()
-    };
-    app.groups(Some(owner)).await.create_group(request).await.unwrap();
 }
 
 async fn inbox(app: &TestApp, user: &str) -> Vec<Message> {

@@ -339,6 +339,27 @@ pub fn text(text: &str) -> Option<MessageBody> {
     Some(MessageBody { content: Some(Content::Text(TextBody { text: text.into(), ..Default::default() })) })
 }
 
+/// A text that mentions `users`, or everyone.
+pub fn mentioning(text: &str, users: &[&str], all: bool) -> Option<MessageBody> {
+    let text = TextBody {
+        text: text.into(),
+        mention_user_ids: users.iter().map(|user| (*user).to_owned()).collect(),
+        mention_all: all,
+    };
+    Some(MessageBody { content: Some(Content::Text(text)) })
+}
+
+/// Creates group `id` of `owner` with `members`, named as its id.
+pub async fn make_group(app: &TestApp, owner: &str, id: &str, members: &[&str]) {
+    let request = gim::proto::logic::v1::CreateGroupRequest {
+        group_id: id.into(),
+        name: id.into(),
+        member_ids: members.iter().map(|m| (*m).to_owned()).collect(),
+        ..Default::default()
+    };
+    app.groups(Some(owner)).await.create_group(request).await.unwrap();
+}
+
 /// The text of a message body, for assertions.
 pub fn text_of(message: &gim::proto::common::v1::Message) -> &str {
     match message.body.as_ref().and_then(|b| b.content.as_ref()) {

@@ -119,13 +119,30 @@ impl SqlStore {
             "(SELECT g.counted FROM chat_groups g WHERE g.app_id = c.app_id AND g.group_id = c.conversation_id)";
         for chunk in users.chunks(super::MAX_IN_LIST) {
             self.bump_versions(tx, app, chunk).await?;
-            // MySQL assigns left to right: the counts before the flag they depend on.
+        }
+        // MySQL assigns left to right: the counts before the flag they depend on.
+        let sets = format!(
+            "unread = c.unread + {}, mentions = c.mentions + {TIMELINE_MENTIONS}, on_timeline = 0",
+            timeline_unread(counted)
+        );
+        self.update_timeline_rows(tx, app, group_id, &users, &sets, now_ms).await
+    }
+
+    /// Sets `sets` on `users`' rows of the group's timeline, at their current versions.
+    async fn update_timeline_rows(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        group_id: &str,
+        users: &[&str],
+        sets: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        for chunk in users.chunks(super::MAX_IN_LIST) {
             let sql = format!(
-                "UPDATE conversations AS c SET unread = c.unread + {}, mentions = c.mentions + {TIMELINE_MENTIONS}, \
-                 on_timeline = 0, version = {USER_VERSION}, updated_at_ms = ? \
+                "UPDATE conversations AS c SET {sets}, version = {USER_VERSION}, updated_at_ms = ? \
                  WHERE c.app_id = ? AND c.conversation_type = 2 AND c.conversation_id = ? AND c.on_timeline = 1 \
                  AND c.user_id IN ({})",
-                timeline_unread(counted),
                 in_list(chunk.len())
             );
             let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(app).bind(group_id);
@@ -216,24 +233,14 @@ impl SqlStore {
         users: &[&str],
         now_ms: i64,
     ) -> StoreResult<()> {
-        for chunk in users.chunks(super::MAX_IN_LIST) {
-            let sql = format!(
-                "UPDATE conversations AS c SET counted_base = COALESCE((SELECT t.counted FROM group_timeline t \
-                 WHERE t.app_id = c.app_id AND t.group_id = c.conversation_id AND t.seq = c.read_group_seq), 0) \
-                 + (SELECT COUNT(*) FROM group_timeline t JOIN messages m ON m.app_id = t.app_id \
-                 AND m.id = t.message_id WHERE t.app_id = c.app_id AND t.group_id = c.conversation_id \
-                 AND t.seq > c.read_group_seq AND m.sender_user_id <> '' AND m.message_type <> 10 AND m.status = 1 \
-                 AND (m.sender_user_id = c.user_id OR EXISTS (SELECT 1 FROM deleted_messages d \
-                 WHERE d.app_id = c.app_id AND d.user_id = c.user_id AND d.message_id = m.id))), \
-                 version = {USER_VERSION}, updated_at_ms = ? \
-                 WHERE c.app_id = ? AND c.conversation_type = 2 AND c.conversation_id = ? AND c.on_timeline = 1 \
-                 AND c.user_id IN ({})",
-                in_list(chunk.len())
-            );
-            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(app).bind(group_id);
-            bind_in(query, chunk).execute(&mut **tx).await?;
-        }
-        Ok(())
+        let sets = "counted_base = COALESCE((SELECT t.counted FROM group_timeline t \
+             WHERE t.app_id = c.app_id AND t.group_id = c.conversation_id AND t.seq = c.read_group_seq), 0) \
+             + (SELECT COUNT(*) FROM group_timeline t JOIN messages m ON m.app_id = t.app_id \
+             AND m.id = t.message_id WHERE t.app_id = c.app_id AND t.group_id = c.conversation_id \
+             AND t.seq > c.read_group_seq AND m.sender_user_id <> '' AND m.message_type <> 10 AND m.status = 1 \
+             AND (m.sender_user_id = c.user_id OR EXISTS (SELECT 1 FROM deleted_messages d \
+             WHERE d.app_id = c.app_id AND d.user_id = c.user_id AND d.message_id = m.id)))";
+        self.update_timeline_rows(tx, app, group_id, users, sets, now_ms).await
     }
 
     /// Moves a timeline row's read point forward to `seq` (never back); what was left
