@@ -66,11 +66,13 @@ const TIMELINE_SHOWN: &str = "(c.hidden = 0 OR g.last_at_ms > c.updated_at_ms)";
 
 /// A timeline row's unread messages: the group's counted messages (`counted`, its
 /// group's total) past the row's base, less those recalled since the read point.
+/// Never below 0: a count that went wrong shows as none, and does not fail the whole list.
 pub(super) fn timeline_unread(counted: &str) -> String {
-    format!(
+    let unread = format!(
         "({counted} - c.counted_base - (SELECT COUNT(*) FROM group_recalls r \
          WHERE r.app_id = c.app_id AND r.group_id = c.conversation_id AND r.seq > c.read_group_seq))"
-    )
+    );
+    format!("(CASE WHEN {unread} > 0 THEN {unread} ELSE 0 END)")
 }
 
 /// A timeline row's unread mentions: of the user or of everyone, after the read point,
