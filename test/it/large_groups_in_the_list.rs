@@ -17,13 +17,18 @@ use tonic::Code;
 
 use crate::{
     both_stores,
-    support::{Backend, Intercepted, Meta, TestApp, TestServer, channel, device_client, make_group, mentioning, text},
+    support::{
+        Backend, Intercepted, Meta, ServeServer, TestApp, TestServer, channel, device_client, make_group, mentioning,
+        text,
+    },
+    ws::{WAIT, WsClient},
 };
 
 both_stores!(
     a_large_groups_counts_come_from_its_timeline,
     a_group_that_grows_large_keeps_what_was_unread,
     the_counts_match_the_timeline_after_random_sends_reads_recalls_and_deletions,
+    a_large_group_is_read_over_the_websocket,
 );
 
 const HALL: &str = "hall";
@@ -334,4 +339,39 @@ async fn the_counts_match_the_timeline_after_random_sends_reads_recalls_and_dele
         }
         assert_eq!(counts(&app, user, "big").await, (unread, mentions), "{user}'s row and timeline");
     }
+}
+
+/// Over real WebSockets: a member's two devices get the group's push, one reads it with
+/// the `read` frame and its group seq, the other hears of it, and the list shows it read.
+async fn a_large_group_is_read_over_the_websocket(backend: Backend) {
+    use gim::proto::client::v1::{client_frame::Payload, event_push::Event};
+    let server = ServeServer::start_with(backend, |config| config.groups.large_threshold = 2).await;
+    let app = server.new_app().await;
+    for user in ["alice", "bob", "carol"] {
+        app.user(user).await;
+    }
+    make_group(&app, "alice", HALL, &["bob", "carol"]).await;
+    let (phone, laptop) = (app.device_token("bob", "phone").await, app.device_token("bob", "laptop").await);
+    let (mut phone, _) = WsClient::online(server.ws_addr(), &phone, 0).await;
+    let (mut laptop, _) = WsClient::online(server.ws_addr(), &laptop, 0).await;
+    let (id, group_seq) = say(&app, "alice", HALL, "hi", mentioning("hi @bob", &["bob"], false)).await;
+    assert_eq!(counts(&app, "bob", HALL).await, (1, 1));
+    let pushed = phone.next_message(WAIT).await.expect("the group's push");
+    assert_eq!((pushed.id, pushed.group_seq), (id, group_seq));
+    let answer = phone.request(Payload::Read(read(HALL, group_seq))).await;
+    assert_eq!(answer.code, 0, "{}", answer.message);
+    loop {
+        match laptop.next_event(WAIT).await {
+            Some(Event::Read(event)) => {
+                assert_eq!((event.conversation_id.as_str(), event.seq, event.message_id), (HALL, group_seq, id));
+                break;
+            }
+            Some(_) => continue,
+            None => panic!("the laptop heard nothing of the read"),
+        }
+    }
+    assert_eq!(counts(&app, "bob", HALL).await, (0, 0));
+    assert_eq!(counts(&app, "carol", HALL).await, (1, 0), "carol has not read it");
+    let wrong = phone.request(Payload::Read(read(HALL, group_seq + 5))).await;
+    assert_eq!(wrong.code, Code::InvalidArgument as i32, "{}", wrong.message);
 }
