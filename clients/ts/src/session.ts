@@ -343,9 +343,9 @@ export class Session extends Emitter<SessionEvents> {
   }
 
   /**
-   * Moves the user's read cursor of a conversation up to `seq` (the user's inbox seq of
-   * the last message read). The user's other devices, and the other user of a direct
-   * conversation, get a `read` event.
+   * Moves the user's read cursor of a conversation up to `seq`: the user's inbox seq of
+   * the last message read, or for a large group that message's `groupSeq`. The user's
+   * other devices, and the other user of a direct conversation, get a `read` event.
    */
   async markRead(conversationType: ConversationType, conversationId: string, seq: bigint): Promise<ReadCursor> {
     const result = await this.request(this.usable(), {
