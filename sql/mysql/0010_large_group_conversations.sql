@@ -29,7 +29,9 @@ ALTER TABLE group_timeline ADD COLUMN counted BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE conversations
     ADD COLUMN on_timeline    INT    NOT NULL DEFAULT 0,
     ADD COLUMN read_group_seq BIGINT NOT NULL DEFAULT 0,
-    ADD COLUMN counted_base   BIGINT NOT NULL DEFAULT 0;
+    ADD COLUMN counted_base   BIGINT NOT NULL DEFAULT 0,
+    -- When the user hid the conversation: a large group's later message shows it again.
+    ADD COLUMN hidden_at_ms   BIGINT NOT NULL DEFAULT 0;
 
 -- Who a large group's message mentions ('' for everyone): counted when unread.
 CREATE TABLE group_mentions (
@@ -48,6 +50,9 @@ CREATE TABLE group_recalls (
     seq      BIGINT      NOT NULL,
     PRIMARY KEY (app_id, group_id, seq)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+
+-- Who deleted a message for itself, for a recall to find (deletions are rare writes).
+CREATE INDEX idx_deleted_by_message ON deleted_messages (app_id, message_id);
 
 -- Large groups so far: the last message from the timeline, every member's row on it with
 -- everything before read (nothing before this point is counted).

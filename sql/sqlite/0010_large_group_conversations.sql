@@ -11,6 +11,7 @@ ALTER TABLE group_timeline ADD COLUMN counted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE conversations ADD COLUMN on_timeline INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE conversations ADD COLUMN read_group_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE conversations ADD COLUMN counted_base INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN hidden_at_ms INTEGER NOT NULL DEFAULT 0;
 
 CREATE TABLE group_mentions (
     app_id     INTEGER NOT NULL,
@@ -27,6 +28,9 @@ CREATE TABLE group_recalls (
     seq      INTEGER NOT NULL,
     PRIMARY KEY (app_id, group_id, seq)
 ) WITHOUT ROWID;
+
+-- Who deleted a message for itself, for a recall to find (deletions are rare writes).
+CREATE INDEX idx_deleted_by_message ON deleted_messages (app_id, message_id);
 
 UPDATE chat_groups SET
     last_message_seq = COALESCE((SELECT MAX(t.seq) FROM group_timeline t JOIN messages m

@@ -23,11 +23,14 @@ impl Logic {
             ConversationType::System => return Err(Error::invalid("the system conversation has an empty id")),
             ConversationType::Unspecified => return Err(Error::invalid("conversation_type is required")),
         }
-        if conversation_type == ConversationType::Group {
-            let group = self.get_group(caller.app, conversation_id).await?;
-            if group.large {
-                return self.mark_timeline_read(caller, conversation_id, seq).await;
-            }
+        // A large group's members read its timeline; a former member reads what it kept
+        // in its inbox (up to the news of its leave).
+        if conversation_type == ConversationType::Group
+            && let Some(row) =
+                self.store().conversation(caller.app, &caller.user_id, (conversation_type, conversation_id)).await?
+            && row.on_timeline
+        {
+            return self.mark_timeline_read(caller, conversation_id, seq).await;
         }
         let entry = self
             .store()

@@ -7,10 +7,10 @@
 use gim::proto::{
     common::v1::{ConversationType, MessageBody, MessageStatus, MessageType, message_body::Content},
     logic::v1::{
-        BusinessSendRequest, ClearHistoryRequest, Conversation, DeleteMessagesRequest, Empty, GroupRef,
-        GroupSendRequest, ListConversationsRequest, ListConversationsResponse, MarkReadRequest, MembersRequest,
-        MessageRef, SyncConversationsRequest, SyncGroupRequest, conversations_client::ConversationsClient,
-        device_client::DeviceClient, messages_client::MessagesClient,
+        BusinessSendRequest, BusinessSyncRequest, ClearHistoryRequest, Conversation, DeleteMessagesRequest, Empty,
+        GroupRef, GroupSendRequest, ListConversationsRequest, ListConversationsResponse, MarkReadRequest,
+        MembersRequest, MessageRef, SyncConversationsRequest, SyncGroupRequest, UpdateConversationRequest,
+        conversations_client::ConversationsClient, device_client::DeviceClient, messages_client::MessagesClient,
     },
 };
 use tonic::Code;
@@ -181,9 +181,16 @@ async fn a_large_groups_counts_come_from_its_timeline(backend: Backend) {
     let beyond = phone.mark_read(read(HALL, s6 + 100)).await.unwrap_err();
     assert_eq!(beyond.code(), Code::InvalidArgument, "{beyond:?}");
     assert_eq!(phone.mark_read(read(HALL, 0)).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(phone.mark_read(read("nowhere", 1)).await.unwrap_err().code(), Code::InvalidArgument);
+    // A former member reads what it kept: its inbox, up to the news of its leave.
     let mut daves = device(&app, "dave", "phone").await;
-    assert_eq!(daves.mark_read(read(HALL, s4)).await.unwrap_err().code(), Code::NotFound, "no longer a member");
-    assert_eq!(phone.mark_read(read("nowhere", 1)).await.unwrap_err().code(), Code::NotFound);
+    let refused = daves.mark_read(read(HALL, s4 + 1000)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "no longer on the timeline: {refused:?}");
+    let request = BusinessSyncRequest { user_id: "dave".into(), after_seq: 0, limit: 200 };
+    let inbox = app.business().await.sync(request).await.unwrap().into_inner().messages;
+    let left = inbox.iter().rev().find(|m| m.receiver_id == HALL).expect("the news of his leave");
+    daves.mark_read(read(HALL, left.seq)).await.unwrap();
+    assert_eq!(counts(&app, "dave", HALL).await, (0, 0), "the frozen count is read");
     assert_eq!(counts(&app, "bob", HALL).await, (2, 0), "a5 and a6");
 
     // Pages interleave inbox rows and timeline rows by activity.
@@ -230,6 +237,22 @@ async fn a_group_that_grows_large_keeps_what_was_unread(backend: Backend) {
     assert_eq!(row.last_message.as_ref().map(|m| m.group_seq), Some(s2));
     device(&app, "bob", "phone").await.mark_read(read("grow", s2)).await.unwrap();
     assert_eq!(counts(&app, "bob", "grow").await, (0, 0), "a read on the timeline reads what came before it");
+
+    // Hidden until the group's next message, and shown for good after it, reads included.
+    let mut bobs = ConversationsClient::with_interceptor(channel(app.addr).await, as_user(&app, "bob"));
+    let hide = UpdateConversationRequest {
+        conversation_type: ConversationType::Group as i32,
+        conversation_id: "grow".into(),
+        hidden: Some(true),
+        ..Default::default()
+    };
+    bobs.update_conversation(hide).await.unwrap();
+    assert!(group_row(&app, "bob", "grow").await.is_none(), "hidden");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (_, s3) = say(&app, "alice", "grow", "g3", text("g3")).await;
+    assert_eq!(group_row(&app, "bob", "grow").await.map(|row| row.unread_count), Some(1), "back with g3");
+    device(&app, "bob", "phone").await.mark_read(read("grow", s3)).await.unwrap();
+    assert!(group_row(&app, "bob", "grow").await.is_some(), "still shown after the read");
 }
 
 /// Random sends (with mentions), reads, recalls and deletions in a large group; then every

@@ -62,7 +62,7 @@ const TIMELINE_LAST_AT: &str = "CASE WHEN c.last_at_ms > g.last_at_ms THEN c.las
 
 /// Not hidden, or hidden before the group's latest message (which brings it back, as a
 /// message landing in an inbox does).
-const TIMELINE_SHOWN: &str = "(c.hidden = 0 OR g.last_at_ms > c.updated_at_ms)";
+const TIMELINE_SHOWN: &str = "(c.hidden = 0 OR g.last_at_ms > c.hidden_at_ms)";
 
 /// A timeline row's unread messages: the group's counted messages (`counted`, its
 /// group's total) past the row's base, less those recalled since the read point.
@@ -334,6 +334,10 @@ impl SqlStore {
             if given {
                 sets.push(format!("{column} = {}", self.dialect.excluded(column)));
             }
+        }
+        if settings.hidden == Some(true) {
+            // A large group's row shows again once its group has a later message.
+            sets.push(format!("hidden_at_ms = {}", self.dialect.excluded("updated_at_ms")));
         }
         let sql = format!(
             "INSERT INTO conversations (app_id, user_id, conversation_type, conversation_id, {COLUMNS_AFTER_KEY}) \

@@ -207,19 +207,24 @@ impl SqlStore {
             self.dialect.ignore_duplicate("seq")
         );
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app).bind(group_id).bind(seq).execute(&mut **tx).await?;
-        sqlx::query(
-            "UPDATE conversations SET counted_base = counted_base - 1 WHERE app_id = ? AND conversation_type = 2 \
-             AND conversation_id = ? AND on_timeline = 1 AND read_group_seq < ? AND (user_id = ? OR user_id IN \
-             (SELECT d.user_id FROM deleted_messages d WHERE d.app_id = ? AND d.message_id = ?))",
-        )
-        .bind(app)
-        .bind(group_id)
-        .bind(seq)
-        .bind(sender)
-        .bind(app)
-        .bind(message_id)
-        .execute(&mut **tx)
-        .await?;
+        let deleters: Vec<String> =
+            sqlx::query_scalar("SELECT user_id FROM deleted_messages WHERE app_id = ? AND message_id = ?")
+                .bind(app)
+                .bind(message_id)
+                .fetch_all(&mut **tx)
+                .await?;
+        let mut users: Vec<&str> = deleters.iter().map(String::as_str).chain([sender]).collect();
+        users.sort_unstable();
+        users.dedup();
+        for chunk in users.chunks(super::MAX_IN_LIST) {
+            let sql = format!(
+                "UPDATE conversations SET counted_base = counted_base - 1 WHERE app_id = ? AND user_id IN ({}) \
+                 AND conversation_type = 2 AND conversation_id = ? AND on_timeline = 1 AND read_group_seq < ?",
+                in_list(chunk.len())
+            );
+            let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app), chunk);
+            query.bind(group_id).bind(seq).execute(&mut **tx).await?;
+        }
         Ok(())
     }
 
