@@ -224,6 +224,16 @@ async fn a_group_that_grows_large_keeps_what_was_unread(backend: Backend) {
         app.user(user).await;
     }
     make_group(&app, "alice", "grow", &["bob"]).await;
+    // Bob reads a message of the small days at an inbox seq larger than the group seqs
+    // to come, and leaves one unread.
+    for i in 0..5 {
+        say(&app, "alice", "grow", &format!("old{i}"), text("old")).await;
+    }
+    say(&app, "alice", "grow", "g0", text("g0")).await;
+    let request = BusinessSyncRequest { user_id: "bob".into(), after_seq: 0, limit: 200 };
+    let inbox = app.business().await.sync(request).await.unwrap().into_inner().messages;
+    let g0 = inbox.last().expect("g0 in bob's inbox").seq;
+    device(&app, "bob", "phone").await.mark_read(read("grow", g0)).await.unwrap();
     let (_, small_seq) = say(&app, "alice", "grow", "g1", mentioning("g1 @bob", &["bob"], false)).await;
     assert_eq!(small_seq, 0, "small: in the inboxes");
     assert_eq!(counts(&app, "bob", "grow").await, (1, 1));
@@ -235,7 +245,8 @@ async fn a_group_that_grows_large_keeps_what_was_unread(backend: Backend) {
     assert_eq!(counts(&app, "carol", "grow").await, (1, 0), "carol joined with the switch");
     let row = group_row(&app, "bob", "grow").await.unwrap();
     assert_eq!(row.last_message.as_ref().map(|m| m.group_seq), Some(s2));
-    device(&app, "bob", "phone").await.mark_read(read("grow", s2)).await.unwrap();
+    let cursor = device(&app, "bob", "phone").await.mark_read(read("grow", s2)).await.unwrap().into_inner();
+    assert_eq!(cursor.seq, s2, "the cursor moves to the group seq, whatever inbox seq it held before");
     assert_eq!(counts(&app, "bob", "grow").await, (0, 0), "a read on the timeline reads what came before it");
 
     // Hidden until the group's next message, and shown for good after it, reads included.

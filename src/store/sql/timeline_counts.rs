@@ -100,6 +100,15 @@ impl SqlStore {
             );
             let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(group_id).bind(app);
             bind_in(query, chunk).execute(&mut **tx).await?;
+            // A cursor from the group's small days holds an inbox seq: reads on the timeline
+            // (group seqs, smaller) would never move it.
+            let sql = format!(
+                "DELETE FROM read_cursors WHERE app_id = ? AND user_id IN ({}) AND conversation_type = 2 \
+                 AND conversation_id = ?",
+                in_list(chunk.len())
+            );
+            let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app), chunk);
+            query.bind(group_id).execute(&mut **tx).await?;
         }
         Ok(())
     }
