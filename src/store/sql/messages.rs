@@ -91,6 +91,12 @@ struct Relations<'b> {
     blocked: BTreeSet<(&'b str, &'b str)>,
 }
 
+/// Whether a message on a large group's timeline is unread for someone: a user's, not a
+/// revision (`group_timeline.counted` counts these; `rebase_timeline` says it in SQL).
+fn counted_on_timeline(message: &NewMessage) -> bool {
+    !message.sender_user_id.is_empty() && revision_of(message).is_none()
+}
+
 /// Whether the rules look at this message's relation between sender and receiver: a user
 /// writing to another user.
 fn between_users(message: &NewMessage) -> bool {
@@ -524,7 +530,7 @@ impl SqlStore {
         let mut mentioned = Vec::new();
         for row in &written.timeline {
             let message = &batch[row.index];
-            if message.sender_user_id.is_empty() || revision_of(message).is_some() {
+            if !counted_on_timeline(message) {
                 continue;
             }
             *own.entry((row.group, message.sender_user_id.as_str())).or_default() += 1;
@@ -727,7 +733,7 @@ fn assign<'b>(
             let head = &mut locked.head;
             head.changed_at_ms = head.changed_at_ms.max(message.sent_at_ms);
             if revision_of(message).is_none() {
-                head.counted += u64::from(!message.sender_user_id.is_empty());
+                head.counted += u64::from(counted_on_timeline(message));
                 (head.last_message_id, head.last_message_seq) = (message.id, locked.seq);
                 head.last_at_ms = message.sent_at_ms;
             }
