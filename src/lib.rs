@@ -8,7 +8,8 @@
 //!    through its `LogicLink`, which `server` implements in-process or over gRPC), which
 //!    call
 //! 3. `logic` (use cases, and the rules as pure functions), which uses the seams
-//! 4. `store` (SQL) and `delivery` (pushes to connect nodes), over
+//! 4. `store` (SQL), `delivery` (pushes to connect nodes) and `webhooks` (events for
+//!    apps' backends: their JSON, signatures, the HTTP client), over
 //! 5. `route` (where devices are), `model`, `terms` (what the search index holds of a text),
 //!    `proto`, `frames`, `auth` and `config`.
 //!
@@ -31,3 +32,4 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod terms;
+pub mod webhooks;

@@ -12,6 +12,8 @@ pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {
     StoreOptions { max_connections: config.max_connections, sqlite_synchronous: config.sqlite_synchronous.clone() }
 }
 
+use crate::webhooks::{AttemptOutcome, Delivery, DeliveryFilter, Endpoint, EndpointPatch, NewEndpoint, OutboxEvent};
+
 use crate::model::{
     App, AppId, AppSecret, AppSettings, Comment, Conversation, ConversationSettings, ConversationType, Device,
     DeviceType, Friend, FriendRequest, Group, GroupMember, JoinPolicy, JoinRequest, Like, Message, MessageBody,
@@ -885,6 +887,52 @@ pub trait ReactionStore: Send + Sync {
     ) -> StoreResult<Vec<(u64, ReactionCount)>>;
 }
 
+/// Webhook endpoints and their outbox. Changes write their events themselves, in their
+/// own transactions; this is the rest: endpoints, and the deliveries' leases and outcomes.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn create_endpoint(&self, app: AppId, endpoint: &NewEndpoint, now_ms: i64) -> StoreResult<Endpoint>;
+    async fn endpoints(&self, app: AppId) -> StoreResult<Vec<Endpoint>>;
+    async fn endpoint(&self, endpoint_id: u64) -> StoreResult<Option<Endpoint>>;
+    async fn update_endpoint(
+        &self,
+        app: AppId,
+        endpoint_id: u64,
+        patch: &EndpointPatch,
+        now_ms: i64,
+    ) -> StoreResult<Option<Endpoint>>;
+    /// Deletes the endpoint with what it is still owed; `false` if the app has no such endpoint.
+    async fn delete_endpoint(&self, app: AppId, endpoint_id: u64) -> StoreResult<bool>;
+    /// Disables an endpoint on gim's own account (its receiver said it is gone).
+    async fn disable_endpoint(&self, endpoint_id: u64, reason: &str, now_ms: i64) -> StoreResult<()>;
+    /// Writes the events of a change that is not the store's (a user came online).
+    async fn record_events(&self, app: AppId, events: &[OutboxEvent], now_ms: i64) -> StoreResult<()>;
+    /// Partitions (endpoint, part) that hold events due by `now_ms`.
+    async fn due_partitions(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<(u64, u32)>>;
+    /// Leases to `node` until `until_ms` those of `wanted` that no other node holds (rows
+    /// another node is claiming at the same moment are skipped); returns the leased.
+    async fn lease_partitions(
+        &self,
+        wanted: &[(u64, u32)],
+        node: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<Vec<(u64, u32)>>;
+    /// Extends `node`'s lease; `false` if it lost it.
+    async fn renew_lease(&self, partition: (u64, u32), node: &str, until_ms: i64) -> StoreResult<bool>;
+    async fn release_lease(&self, partition: (u64, u32), node: &str) -> StoreResult<()>;
+    /// A partition's waiting deliveries, in the order they were written.
+    async fn waiting_deliveries(&self, partition: (u64, u32), limit: u32) -> StoreResult<Vec<Delivery>>;
+    /// Records an attempt of a waiting delivery.
+    async fn finish_attempt(&self, id: u64, attempts: u32, outcome: &AttemptOutcome, now_ms: i64) -> StoreResult<()>;
+    /// An endpoint's deliveries, newest first.
+    async fn deliveries(&self, app: AppId, endpoint_id: u64, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>>;
+    /// Makes dead deliveries (those of `ids`, all when empty; at most 512) waiting again.
+    async fn replay_dead(&self, app: AppId, endpoint_id: u64, ids: &[u64], now_ms: i64) -> StoreResult<u64>;
+    /// Deletes up to `limit` deliveries that ended before these times; returns how many.
+    async fn prune_deliveries(&self, delivered_before_ms: i64, dead_before_ms: i64, limit: u32) -> StoreResult<u64>;
+}
+
 /// The whole store, as logic uses it.
 pub trait Store:
     AppStore
@@ -897,6 +945,7 @@ pub trait Store:
     + ConversationStore
     + ReactionStore
     + SearchStore
+    + WebhookStore
 {
 }
 
@@ -911,5 +960,6 @@ impl<T> Store for T where
         + ConversationStore
         + ReactionStore
         + SearchStore
+    + WebhookStore
 {
 }

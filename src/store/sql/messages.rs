@@ -147,7 +147,36 @@ impl SqlStore {
         self.write_batch(tx, app, batch, &written, &seqs, &groups).await?;
         self.land(tx, app, batch, &written).await?;
         self.recount_revised(tx, app, batch, &written).await?;
-        Ok(outcomes.into_iter().map(|outcome| outcome.expect("every message of a batch gets an outcome")).collect())
+        let outcomes: Vec<Outcome> =
+            outcomes.into_iter().map(|outcome| outcome.expect("every message of a batch gets an outcome")).collect();
+        self.write_message_events(tx, app, batch, &outcomes).await?;
+        Ok(outcomes)
+    }
+
+    /// The webhook events of the batch's new messages, in the batch's transaction.
+    async fn write_message_events(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        batch: &[NewMessage],
+        outcomes: &[Outcome],
+    ) -> StoreResult<()> {
+        // An app without webhooks pays one look at this node's copy of its endpoints.
+        if !self.wants_events(tx, app).await? {
+            return Ok(());
+        }
+        let app_id = rows::u64_of(app, "app_id")?;
+        let mut events = Vec::new();
+        let mut now = 0;
+        for (message, outcome) in batch.iter().zip(outcomes) {
+            if let Ok(appended) = outcome
+                && !appended.duplicate
+            {
+                events.extend(crate::webhooks::events::of_message(app_id, message, appended));
+                now = now.max(appended.sent_at_ms);
+            }
+        }
+        self.write_events(tx, app, &events, now).await
     }
 
     /// Marks the batch's repeats of stored sends with the first send's outcome; returns

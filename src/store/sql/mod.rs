@@ -21,6 +21,7 @@ mod rows;
 mod search;
 mod timeline_counts;
 mod users;
+mod webhooks;
 
 use std::{str::FromStr, time::Duration};
 
@@ -153,6 +154,8 @@ pub struct SqlStore {
     /// Reads; on SQLite a separate pool of WAL readers that never wait for the writer.
     read: AnyPool,
     dialect: Dialect,
+    /// Apps' webhook subscriptions as this node last read them.
+    subscriptions: std::sync::Arc<webhooks::Subscriptions>,
 }
 
 static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("sql/mysql");
@@ -180,7 +183,7 @@ impl SqlStore {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(&url)
                 .await?;
-            Ok(Self { write: pool.clone(), read: pool, dialect: Dialect::MySql })
+            Ok(Self { write: pool.clone(), read: pool, dialect: Dialect::MySql, subscriptions: Default::default() })
         }
     }
 
@@ -203,7 +206,7 @@ impl SqlStore {
         };
         let write = pool(1).connect_with(connect_options.clone()).await?;
         let read = pool(options.max_connections.max(2)).connect_with(connect_options).await?;
-        Ok(Self { write, read, dialect: Dialect::Sqlite })
+        Ok(Self { write, read, dialect: Dialect::Sqlite, subscriptions: Default::default() })
     }
 
     /// Brings the schema up to date; safe to run on every start, from many nodes at once.

@@ -108,7 +108,28 @@ impl SqlStore {
             .bind(device.device_id.as_str())
             .fetch_one(&mut **tx)
             .await?;
-        rows::device(&row).map(Some)
+        let stored = rows::device(&row)?;
+        if stored.created_at_ms == now_ms {
+            let event = crate::webhooks::events::device_registered(rows::u64_of(app, "app_id")?, &stored);
+            self.write_events(tx, app, &[event], now_ms).await?;
+        }
+        Ok(Some(stored))
+    }
+
+    async fn remove_device_in(&self, tx: &mut Tx, app: i64, user_id: &str, device_id: &str) -> StoreResult<bool> {
+        let result = sqlx::query("DELETE FROM devices WHERE app_id = ? AND user_id = ? AND device_id = ?")
+            .bind(app)
+            .bind(user_id)
+            .bind(device_id)
+            .execute(&mut **tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let now = crate::model::now_ms();
+        let event = crate::webhooks::events::device_removed(rows::u64_of(app, "app_id")?, user_id, device_id, now);
+        self.write_events(tx, app, &[event], now).await?;
+        Ok(true)
     }
     async fn insert_account(
         &self,
@@ -235,13 +256,8 @@ impl UserStore for SqlStore {
     }
 
     async fn remove_device(&self, app: AppId, user_id: &str, device_id: &str) -> StoreResult<bool> {
-        let result = sqlx::query("DELETE FROM devices WHERE app_id = ? AND user_id = ? AND device_id = ?")
-            .bind(rows::bigint(app, "app_id")?)
-            .bind(user_id)
-            .bind(device_id)
-            .execute(&self.write)
-            .await?;
-        Ok(result.rows_affected() > 0)
+        let app = rows::bigint(app, "app_id")?;
+        in_tx!(self, |tx| self.remove_device_in(tx, app, user_id, device_id).await)
     }
 
     async fn ack(&self, app: AppId, user_id: &str, device_id: &str, seq: u64) -> StoreResult<u64> {

@@ -1,0 +1,522 @@
+//! Webhook endpoints and the outbox: events written in the transactions of their changes,
+//! partitions leased by the nodes that deliver them.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use sqlx::{Row, any::AnyRow};
+
+use super::{Dialect, SqlStore, Tx, in_list, in_tx, pow2_chunks, rows, rows_of};
+use crate::{
+    model::AppId,
+    store::{StoreError, StoreResult, WebhookStore},
+    webhooks::{
+        AttemptOutcome, Delivery, DeliveryFilter, DeliveryState, Endpoint, EndpointPatch, Kinds, NewEndpoint,
+        OutboxEvent, PARTITIONS,
+    },
+};
+
+/// How long a node trusts its copy of an app's endpoints. A change on this node applies at
+/// once; one made on another node reaches this node's outbox writes within this time.
+const SUBSCRIPTIONS_TTL: Duration = Duration::from_secs(1);
+const SUBSCRIPTIONS_CAPACITY: usize = 10_000;
+
+/// The enabled endpoints of an app and the kinds each wants, as last read.
+#[derive(Debug)]
+struct Subscribed {
+    endpoints: Vec<(i64, Kinds)>,
+    loaded_at: Instant,
+}
+
+/// A node's copies of apps' subscriptions, so that a change in an app without webhooks
+/// writes nothing and reads nothing more.
+#[derive(Debug)]
+pub(super) struct Subscriptions {
+    apps: quick_cache::sync::Cache<i64, Arc<Subscribed>>,
+    /// Woken when events are written, so that this node's dispatcher looks at once.
+    written: tokio::sync::Notify,
+}
+
+impl Default for Subscriptions {
+    fn default() -> Self {
+        Self { apps: quick_cache::sync::Cache::new(SUBSCRIPTIONS_CAPACITY), written: tokio::sync::Notify::new() }
+    }
+}
+
+const ENDPOINT_COLUMNS: &str = "endpoint_id, app_id, url, secret, kinds, enabled, description, disabled_reason, \
+                                created_at_ms, updated_at_ms";
+
+fn endpoint(row: &AnyRow) -> StoreResult<Endpoint> {
+    let kinds: String = row.try_get("kinds")?;
+    Ok(Endpoint {
+        id: rows::get_u64(row, "endpoint_id")?,
+        app: rows::get_u64(row, "app_id")?,
+        url: row.try_get("url")?,
+        secret: row.try_get("secret")?,
+        kinds: Kinds::parse(&kinds).map_err(StoreError::Corrupt)?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        description: row.try_get("description")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+const DELIVERY_COLUMNS: &str = "id, app_id, endpoint_id, lane, kind, payload, created_at_ms, state, attempts, \
+                                next_at_ms, last_at_ms, last_status, last_error";
+
+fn delivery(row: &AnyRow) -> StoreResult<Delivery> {
+    let state: i64 = row.try_get("state")?;
+    Ok(Delivery {
+        id: rows::get_u64(row, "id")?,
+        app: rows::get_u64(row, "app_id")?,
+        endpoint_id: rows::get_u64(row, "endpoint_id")?,
+        lane: row.try_get("lane")?,
+        kind: row.try_get("kind")?,
+        payload: row.try_get("payload")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        state: DeliveryState::from_code(state)
+            .ok_or_else(|| StoreError::Corrupt(format!("webhook delivery state {state}")))?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        next_at_ms: row.try_get("next_at_ms")?,
+        last_at_ms: row.try_get("last_at_ms")?,
+        last_status: u16::try_from(row.try_get::<i64, _>("last_status")?).unwrap_or(0),
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+impl SqlStore {
+    /// Writes `events` to the outbox in the open transaction, one row per enabled
+    /// endpoint of the app that wants the kind; nothing for an app without endpoints.
+    pub(super) async fn write_events(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        events: &[OutboxEvent],
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let subscribed = self.subscribed(tx, app).await?;
+        if subscribed.endpoints.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(i64, &OutboxEvent)> = events
+            .iter()
+            .flat_map(|event| {
+                subscribed.endpoints.iter().filter(|(_, kinds)| kinds.wants(event.kind)).map(move |(id, _)| (*id, event))
+            })
+            .collect();
+        for chunk in pow2_chunks(&rows) {
+            let sql = format!(
+                "INSERT INTO webhook_outbox (app_id, endpoint_id, part, lane, kind, payload, created_at_ms, \
+                 next_at_ms) VALUES {}",
+                rows_of(chunk.len(), 8)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (endpoint_id, event) in chunk {
+                query = query
+                    .bind(app)
+                    .bind(*endpoint_id)
+                    .bind(i64::from(event.partition()))
+                    .bind(event.lane.as_str())
+                    .bind(event.kind)
+                    .bind(event.payload.as_str())
+                    .bind(now_ms)
+                    .bind(now_ms);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        if !rows.is_empty() {
+            self.subscriptions.written.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Whether the app has an enabled endpoint: events are worth making.
+    pub(super) async fn wants_events(&self, tx: &mut Tx, app: i64) -> StoreResult<bool> {
+        Ok(!self.subscribed(tx, app).await?.endpoints.is_empty())
+    }
+
+    /// The app's enabled endpoints, from this node's copy while it is fresh (read in the
+    /// transaction otherwise).
+    async fn subscribed(&self, tx: &mut Tx, app: i64) -> StoreResult<Arc<Subscribed>> {
+        if let Some(found) = self.subscriptions.apps.get(&app)
+            && found.loaded_at.elapsed() < SUBSCRIPTIONS_TTL
+        {
+            return Ok(found);
+        }
+        let found = sqlx::query("SELECT endpoint_id, kinds FROM webhook_endpoints WHERE app_id = ? AND enabled = 1")
+            .bind(app)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut endpoints = Vec::with_capacity(found.len());
+        for row in &found {
+            let kinds: String = row.try_get("kinds")?;
+            endpoints.push((row.try_get("endpoint_id")?, Kinds::parse(&kinds).map_err(StoreError::Corrupt)?));
+        }
+        let subscribed = Arc::new(Subscribed { endpoints, loaded_at: Instant::now() });
+        self.subscriptions.apps.insert(app, subscribed.clone());
+        Ok(subscribed)
+    }
+
+    /// Completes when this node wrote events (or at once, if it did since the last call).
+    pub async fn events_written(&self) {
+        self.subscriptions.written.notified().await;
+    }
+
+    fn forget_subscriptions(&self, app: AppId) {
+        if let Ok(app) = i64::try_from(app) {
+            self.subscriptions.apps.remove(&app);
+        }
+    }
+
+    async fn insert_endpoint(&self, tx: &mut Tx, app: i64, new: &NewEndpoint, now_ms: i64) -> StoreResult<i64> {
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (app_id, url, secret, kinds, enabled, description, created_at_ms, \
+             updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(app)
+        .bind(new.url.as_str())
+        .bind(new.secret.as_str())
+        .bind(new.kinds.to_text())
+        .bind(i64::from(new.enabled))
+        .bind(new.description.as_str())
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+        let id: i64 = sqlx::query_scalar(self.dialect.last_insert_id()).fetch_one(&mut **tx).await?;
+        let sql = format!("INSERT INTO webhook_partitions (endpoint_id, part) VALUES {}", rows_of(PARTITIONS as usize, 2));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for part in 0..PARTITIONS {
+            query = query.bind(id).bind(i64::from(part));
+        }
+        query.execute(&mut **tx).await?;
+        Ok(id)
+    }
+
+    async fn delete_endpoint_in(&self, tx: &mut Tx, app: i64, endpoint_id: i64) -> StoreResult<bool> {
+        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE app_id = ? AND endpoint_id = ?")
+            .bind(app)
+            .bind(endpoint_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        for table in ["webhook_partitions", "webhook_outbox"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE endpoint_id = ?")))
+                .bind(endpoint_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(true)
+    }
+
+    async fn lease_in(
+        &self,
+        tx: &mut Tx,
+        wanted: &[(u64, u32)],
+        node: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<Vec<(u64, u32)>> {
+        // Rows another node is claiming right now are skipped, not waited for.
+        let skip_locked = match self.dialect {
+            Dialect::MySql => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let mut leased = Vec::new();
+        for &(endpoint_id, part) in wanted {
+            let sql = format!(
+                "SELECT endpoint_id FROM webhook_partitions WHERE endpoint_id = ? AND part = ? \
+                 AND (locked_until_ms < ? OR locked_by = ?){skip_locked}"
+            );
+            let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+                .bind(i64::from(part))
+                .bind(now_ms)
+                .bind(node)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if found.is_some() {
+                leased.push((endpoint_id, part));
+            }
+        }
+        for &(endpoint_id, part) in &leased {
+            sqlx::query(
+                "UPDATE webhook_partitions SET locked_by = ?, locked_until_ms = ? WHERE endpoint_id = ? AND part = ?",
+            )
+            .bind(node)
+            .bind(until_ms)
+            .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+            .bind(i64::from(part))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(leased)
+    }
+}
+
+#[async_trait]
+impl WebhookStore for SqlStore {
+    async fn create_endpoint(&self, app: AppId, new: &NewEndpoint, now_ms: i64) -> StoreResult<Endpoint> {
+        let app_id = rows::bigint(app, "app_id")?;
+        let id = in_tx!(self, |tx| self.insert_endpoint(tx, app_id, new, now_ms).await)?;
+        self.forget_subscriptions(app);
+        Ok(Endpoint {
+            id: rows::u64_of(id, "endpoint_id")?,
+            app,
+            url: new.url.clone(),
+            secret: new.secret.clone(),
+            kinds: new.kinds.clone(),
+            enabled: new.enabled,
+            description: new.description.clone(),
+            disabled_reason: String::new(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        })
+    }
+
+    async fn endpoints(&self, app: AppId) -> StoreResult<Vec<Endpoint>> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE app_id = ? ORDER BY endpoint_id");
+        let found =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rows::bigint(app, "app_id")?).fetch_all(&self.read).await?;
+        found.iter().map(endpoint).collect()
+    }
+
+    async fn endpoint(&self, endpoint_id: u64) -> StoreResult<Option<Endpoint>> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE endpoint_id = ?");
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+            .fetch_optional(&self.read)
+            .await?;
+        found.as_ref().map(endpoint).transpose()
+    }
+
+    async fn update_endpoint(
+        &self,
+        app: AppId,
+        endpoint_id: u64,
+        patch: &EndpointPatch,
+        now_ms: i64,
+    ) -> StoreResult<Option<Endpoint>> {
+        // Enabling an endpoint again clears the reason gim disabled it for.
+        let updated = sqlx::query(
+            "UPDATE webhook_endpoints SET url = COALESCE(?, url), kinds = COALESCE(?, kinds), \
+             enabled = COALESCE(?, enabled), description = COALESCE(?, description), \
+             disabled_reason = CASE WHEN ? = 1 THEN '' ELSE disabled_reason END, updated_at_ms = ? \
+             WHERE app_id = ? AND endpoint_id = ?",
+        )
+        .bind(patch.url.as_deref())
+        .bind(patch.kinds.as_ref().map(Kinds::to_text))
+        .bind(patch.enabled.map(i64::from))
+        .bind(patch.description.as_deref())
+        .bind(i64::from(patch.enabled == Some(true)))
+        .bind(now_ms)
+        .bind(rows::bigint(app, "app_id")?)
+        .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        self.forget_subscriptions(app);
+        if updated == 0 {
+            return Ok(None);
+        }
+        Ok(self.endpoint(endpoint_id).await?.filter(|found| found.app == app))
+    }
+
+    async fn delete_endpoint(&self, app: AppId, endpoint_id: u64) -> StoreResult<bool> {
+        let (app_id, id) = (rows::bigint(app, "app_id")?, rows::bigint(endpoint_id, "endpoint_id")?);
+        let deleted = in_tx!(self, |tx| self.delete_endpoint_in(tx, app_id, id).await)?;
+        self.forget_subscriptions(app);
+        Ok(deleted)
+    }
+
+    async fn disable_endpoint(&self, endpoint_id: u64, reason: &str, now_ms: i64) -> StoreResult<()> {
+        let app: Option<i64> = sqlx::query_scalar("SELECT app_id FROM webhook_endpoints WHERE endpoint_id = ?")
+            .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+            .fetch_optional(&self.read)
+            .await?;
+        sqlx::query(
+            "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ?, updated_at_ms = ? WHERE endpoint_id = ?",
+        )
+        .bind(reason)
+        .bind(now_ms)
+        .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+        .execute(&self.write)
+        .await?;
+        if let Some(app) = app {
+            self.subscriptions.apps.remove(&app);
+        }
+        Ok(())
+    }
+
+    async fn record_events(&self, app: AppId, events: &[OutboxEvent], now_ms: i64) -> StoreResult<()> {
+        let app = rows::bigint(app, "app_id")?;
+        // Most apps have no endpoints: know that without a transaction.
+        if let Some(found) = self.subscriptions.apps.get(&app)
+            && found.loaded_at.elapsed() < SUBSCRIPTIONS_TTL
+            && found.endpoints.is_empty()
+        {
+            return Ok(());
+        }
+        in_tx!(self, |tx| self.write_events(tx, app, events, now_ms).await)
+    }
+
+    async fn due_partitions(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<(u64, u32)>> {
+        let found = sqlx::query(
+            "SELECT DISTINCT endpoint_id, part FROM webhook_outbox WHERE state = 0 AND next_at_ms <= ? LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        found
+            .iter()
+            .map(|row| {
+                let part: i64 = row.try_get("part")?;
+                Ok((rows::get_u64(row, "endpoint_id")?, u32::try_from(part).unwrap_or(0)))
+            })
+            .collect()
+    }
+
+    async fn lease_partitions(
+        &self,
+        wanted: &[(u64, u32)],
+        node: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<Vec<(u64, u32)>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        in_tx!(self, |tx| self.lease_in(tx, wanted, node, now_ms, until_ms).await)
+    }
+
+    async fn renew_lease(&self, partition: (u64, u32), node: &str, until_ms: i64) -> StoreResult<bool> {
+        let renewed = sqlx::query(
+            "UPDATE webhook_partitions SET locked_until_ms = ? WHERE endpoint_id = ? AND part = ? AND locked_by = ?",
+        )
+        .bind(until_ms)
+        .bind(rows::bigint(partition.0, "endpoint_id")?)
+        .bind(i64::from(partition.1))
+        .bind(node)
+        .execute(&self.write)
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, partition: (u64, u32), node: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhook_partitions SET locked_by = '', locked_until_ms = 0 \
+             WHERE endpoint_id = ? AND part = ? AND locked_by = ?",
+        )
+        .bind(rows::bigint(partition.0, "endpoint_id")?)
+        .bind(i64::from(partition.1))
+        .bind(node)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn waiting_deliveries(&self, partition: (u64, u32), limit: u32) -> StoreResult<Vec<Delivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint_id = ? AND part = ? AND state = 0 \
+             ORDER BY id LIMIT ?"
+        );
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::bigint(partition.0, "endpoint_id")?)
+            .bind(i64::from(partition.1))
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        found.iter().map(delivery).collect()
+    }
+
+    async fn finish_attempt(&self, id: u64, attempts: u32, outcome: &AttemptOutcome, now_ms: i64) -> StoreResult<()> {
+        let (state, next_at_ms, status, error) = match outcome {
+            AttemptOutcome::Delivered { status } => (DeliveryState::Delivered, now_ms, *status, ""),
+            AttemptOutcome::Retry { next_at_ms, status, error } => {
+                (DeliveryState::Waiting, *next_at_ms, *status, error.as_str())
+            }
+            AttemptOutcome::Dead { status, error } => (DeliveryState::Dead, now_ms, *status, error.as_str()),
+        };
+        let error: String = error.chars().take(500).collect();
+        sqlx::query(
+            "UPDATE webhook_outbox SET state = ?, attempts = ?, next_at_ms = ?, last_at_ms = ?, last_status = ?, \
+             last_error = ? WHERE id = ? AND state = 0",
+        )
+        .bind(state as i64)
+        .bind(i64::from(attempts))
+        .bind(next_at_ms)
+        .bind(now_ms)
+        .bind(i64::from(status))
+        .bind(error)
+        .bind(rows::bigint(id, "id")?)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, app: AppId, endpoint_id: u64, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>> {
+        let state = filter.state.map_or(String::new(), |state| format!(" AND state = {}", state as i64));
+        let before = if filter.before_id > 0 { " AND id < ?" } else { "" };
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint_id = ? AND app_id = ?{state}{before} \
+             ORDER BY id DESC LIMIT ?"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+            .bind(rows::bigint(app, "app_id")?);
+        if filter.before_id > 0 {
+            query = query.bind(rows::bigint(filter.before_id, "before_id")?);
+        }
+        let found = query.bind(i64::from(filter.limit)).fetch_all(&self.read).await?;
+        found.iter().map(delivery).collect()
+    }
+
+    async fn prune_deliveries(&self, delivered_before_ms: i64, dead_before_ms: i64, limit: u32) -> StoreResult<u64> {
+        // In pieces, so that no statement holds the table long.
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM webhook_outbox WHERE (state = 1 AND last_at_ms < ?) OR (state = 2 AND last_at_ms < ?) \
+             LIMIT ?",
+        )
+        .bind(delivered_before_ms)
+        .bind(dead_before_ms)
+        .bind(i64::from(limit.min(super::MAX_IN_LIST as u32)))
+        .fetch_all(&self.read)
+        .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!("DELETE FROM webhook_outbox WHERE id IN ({})", in_list(ids.len()));
+        let deleted = super::bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)), &ids).execute(&self.write).await?;
+        Ok(deleted.rows_affected())
+    }
+
+    async fn replay_dead(&self, app: AppId, endpoint_id: u64, ids: &[u64], now_ms: i64) -> StoreResult<u64> {
+        let only = if ids.is_empty() { String::new() } else { format!(" AND id IN ({})", in_list(ids.len())) };
+        let sql = format!(
+            "UPDATE webhook_outbox SET state = 0, attempts = 0, next_at_ms = ? \
+             WHERE endpoint_id = ? AND app_id = ? AND state = 2{only}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now_ms)
+            .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+            .bind(rows::bigint(app, "app_id")?);
+        let ids: Vec<i64> = ids.iter().map(|&id| rows::bigint(id, "id")).collect::<StoreResult<_>>()?;
+        query = super::bind_in(query, &ids);
+        let replayed = query.execute(&self.write).await?.rows_affected();
+        if replayed > 0 {
+            self.subscriptions.written.notify_one();
+        }
+        Ok(replayed)
+    }
+}
