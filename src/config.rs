@@ -29,7 +29,57 @@ pub struct Config {
     pub social: SocialConfig,
     pub messages: MessagesConfig,
     pub rates: RatesConfig,
+    pub webhooks: WebhooksConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// Delivery of webhook events to apps' endpoints (endpoints themselves are per app,
+/// through the AppAdmin API).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Whether this logic node delivers events (any number of nodes may; each event goes
+    /// out once per attempt).
+    pub deliver: bool,
+    /// An attempt that gets no whole answer in this long has failed.
+    pub timeout_secs: u64,
+    /// A failed event is tried again, with exponential backoff and jitter, for this long
+    /// after it was written; then it is dead (listed, and replayable).
+    pub retry_for_secs: u64,
+    /// The wait after the first failure; each next one doubles, up to `max_retry_interval_secs`.
+    pub first_retry_ms: u64,
+    pub max_retry_interval_secs: u64,
+    /// How often a node looks for events written by other nodes.
+    pub poll_ms: u64,
+    /// How long a node's claim on a partition lasts without renewal (a node that dies
+    /// holds its partitions this long).
+    pub lease_secs: u64,
+    /// Delivered events are kept this long for the delivery list, dead ones longer.
+    pub keep_delivered_secs: u64,
+    pub keep_dead_secs: u64,
+    /// Endpoints an app may have.
+    pub max_endpoints_per_app: usize,
+    /// Most users a `message.offline` event names (a large group's members beyond it
+    /// are left out).
+    pub max_offline_recipients: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            deliver: true,
+            timeout_secs: 15,
+            retry_for_secs: 24 * 3600,
+            first_retry_ms: 1000,
+            max_retry_interval_secs: 3600,
+            poll_ms: 500,
+            lease_secs: 30,
+            keep_delivered_secs: 3 * 24 * 3600,
+            keep_dead_secs: 14 * 24 * 3600,
+            max_endpoints_per_app: 10,
+            max_offline_recipients: 10_000,
+        }
+    }
 }
 
 /// What users may do to messages after sending them.
@@ -540,6 +590,7 @@ impl Config {
         }
         self.validate_social()?;
         self.validate_messages()?;
+        self.validate_webhooks()?;
         self.validate_limits()
     }
 
@@ -631,6 +682,24 @@ impl Config {
         )?;
         if social.max_media > 100 {
             return invalid("social.max_media must be at most 100");
+        }
+        Ok(())
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let webhooks = &self.webhooks;
+        at_least_one(
+            "webhooks",
+            &[
+                ("timeout_secs", webhooks.timeout_secs),
+                ("first_retry_ms", webhooks.first_retry_ms),
+                ("max_retry_interval_secs", webhooks.max_retry_interval_secs),
+                ("poll_ms", webhooks.poll_ms),
+                ("max_endpoints_per_app", webhooks.max_endpoints_per_app as u64),
+            ],
+        )?;
+        if webhooks.lease_secs < 3 * webhooks.timeout_secs {
+            return invalid("webhooks.lease_secs must be at least 3 times webhooks.timeout_secs");
         }
         Ok(())
     }
@@ -768,6 +837,7 @@ impl Default for Config {
             social: SocialConfig::default(),
             messages: MessagesConfig::default(),
             rates: RatesConfig::default(),
+            webhooks: WebhooksConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

@@ -18,6 +18,7 @@ use gim::{
 use crate::{
     client::answer,
     remote::{Profile, Remote, RemoteArgs, save_profile},
+    webhooks::{self, WebhookCommand},
 };
 
 #[derive(Subcommand)]
@@ -52,6 +53,9 @@ pub enum AppCommand {
         #[arg(long, default_value_t = 0)]
         keep_old_for: u32,
     },
+    /// An app's webhook endpoints and their deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
 }
 
 #[derive(clap::Args, Debug, Clone, Copy)]
@@ -148,6 +152,7 @@ async fn over_api(remote: &Remote, args: &RemoteArgs, command: AppCommand) -> an
             let request = RotateSecretRequest { app_id: app, keep_old_for_seconds: keep_old_for };
             println!("secret: {}", answer(client.rotate_secret(request).await)?.secret);
         }
+        AppCommand::Webhook(command) => webhooks::over_api(&mut client, command).await?,
     }
     Ok(())
 }
@@ -184,6 +189,7 @@ async fn in_store(config: &Config, args: &RemoteArgs, command: AppCommand) -> an
             let secret = logic.rotate_secret(app, Duration::from_secs(keep_old_for.into())).await?;
             println!("secret: {secret}");
         }
+        AppCommand::Webhook(command) => webhooks::in_store(&logic, command).await?,
     }
     store.close().await;
     Ok(())

@@ -21,6 +21,7 @@ mod apps;
 mod client;
 mod listen;
 mod remote;
+mod webhooks;
 
 #[derive(Parser)]
 #[command(name = "gim", version, about = "A gRPC-first, multi-tenant instant-messaging platform")]

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::{auth, convert};
 use crate::{
     config::Secret,
-    logic::Logic,
+    logic::{EndpointChange, EndpointInput, Logic},
     proto::logic::v1::{self as api, app_admin_server::AppAdmin},
 };
 
@@ -79,5 +79,84 @@ impl AppAdmin for AdminApi {
         let keep = Duration::from_secs(u64::from(request.keep_old_for_seconds));
         let secret = self.logic.rotate_secret(request.app_id, keep).await?;
         Ok(Response::new(api::RotateSecretResponse { secret }))
+    }
+
+    async fn create_webhook(
+        &self,
+        request: Request<api::CreateWebhookRequest>,
+    ) -> Result<Response<api::WebhookEndpoint>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let input = EndpointInput {
+            url: request.url,
+            kinds: request.kinds.join(" "),
+            description: request.description,
+            enabled: !request.disabled,
+            secret: request.secret,
+        };
+        let endpoint = self.logic.create_webhook(request.app_id, input).await?;
+        Ok(Response::new(convert::webhook_endpoint(endpoint, true)))
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<api::ListWebhooksRequest>,
+    ) -> Result<Response<api::ListWebhooksResponse>, Status> {
+        self.authorize(&request)?;
+        let endpoints = self.logic.list_webhooks(request.into_inner().app_id).await?;
+        let endpoints = endpoints.into_iter().map(|endpoint| convert::webhook_endpoint(endpoint, false)).collect();
+        Ok(Response::new(api::ListWebhooksResponse { endpoints }))
+    }
+
+    async fn update_webhook(
+        &self,
+        request: Request<api::UpdateWebhookRequest>,
+    ) -> Result<Response<api::WebhookEndpoint>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let change = EndpointChange {
+            url: request.url,
+            kinds: (!request.kinds.is_empty()).then(|| request.kinds.join(" ")),
+            description: request.description,
+            enabled: request.enabled,
+        };
+        let endpoint = self.logic.update_webhook(request.app_id, request.endpoint_id, change).await?;
+        Ok(Response::new(convert::webhook_endpoint(endpoint, false)))
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<api::DeleteWebhookRequest>,
+    ) -> Result<Response<api::DeleteWebhookResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        self.logic.delete_webhook(request.app_id, request.endpoint_id).await?;
+        Ok(Response::new(api::DeleteWebhookResponse {}))
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        request: Request<api::ListWebhookDeliveriesRequest>,
+    ) -> Result<Response<api::ListWebhookDeliveriesResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let state = convert::delivery_state_filter(request.state)?;
+        let page = self
+            .logic
+            .webhook_deliveries(request.app_id, request.endpoint_id, state, request.before_delivery_id, request.limit)
+            .await?;
+        let deliveries = page.items.into_iter().map(convert::webhook_delivery).collect();
+        Ok(Response::new(api::ListWebhookDeliveriesResponse { deliveries, has_more: page.has_more }))
+    }
+
+    async fn replay_webhook_deliveries(
+        &self,
+        request: Request<api::ReplayWebhookDeliveriesRequest>,
+    ) -> Result<Response<api::ReplayWebhookDeliveriesResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let replayed =
+            self.logic.replay_webhook_deliveries(request.app_id, request.endpoint_id, &request.delivery_ids).await?;
+        Ok(Response::new(api::ReplayWebhookDeliveriesResponse { replayed }))
     }
 }

@@ -4,6 +4,7 @@ use crate::{
     logic::{DeviceInput, PostView, PostsPage, UserInput, WithProfile},
     model,
     proto::{common::v1 as pb, logic::v1 as api},
+    webhooks,
 };
 
 pub fn user(user: model::User) -> pb::User {
@@ -41,6 +42,54 @@ pub fn app(app: model::App) -> api::App {
         name: app.name,
         settings: Some(settings(app.settings)),
         created_at_ms: app.created_at_ms,
+    }
+}
+
+/// An endpoint as the API shows it; its secret only when it was just made.
+pub fn webhook_endpoint(endpoint: webhooks::Endpoint, with_secret: bool) -> api::WebhookEndpoint {
+    api::WebhookEndpoint {
+        endpoint_id: endpoint.id,
+        app_id: endpoint.app,
+        url: endpoint.url,
+        kinds: endpoint.kinds.patterns().to_vec(),
+        enabled: endpoint.enabled,
+        description: endpoint.description,
+        disabled_reason: endpoint.disabled_reason,
+        secret: if with_secret { endpoint.secret } else { String::new() },
+        created_at_ms: endpoint.created_at_ms,
+        updated_at_ms: endpoint.updated_at_ms,
+    }
+}
+
+pub fn webhook_delivery(delivery: webhooks::Delivery) -> api::WebhookDelivery {
+    let state = match delivery.state {
+        webhooks::DeliveryState::Waiting => api::WebhookDeliveryState::Waiting,
+        webhooks::DeliveryState::Delivered => api::WebhookDeliveryState::Delivered,
+        webhooks::DeliveryState::Dead => api::WebhookDeliveryState::Dead,
+    };
+    api::WebhookDelivery {
+        delivery_id: delivery.id,
+        kind: delivery.kind,
+        lane: delivery.lane,
+        state: state as i32,
+        attempts: delivery.attempts,
+        created_at_ms: delivery.created_at_ms,
+        next_attempt_at_ms: delivery.next_at_ms,
+        last_attempt_at_ms: delivery.last_at_ms,
+        last_status: u32::from(delivery.last_status),
+        last_error: delivery.last_error,
+        payload: delivery.payload,
+    }
+}
+
+/// A delivery state to list by: unspecified lists all.
+pub fn delivery_state_filter(state: i32) -> Result<Option<webhooks::DeliveryState>, tonic::Status> {
+    match api::WebhookDeliveryState::try_from(state) {
+        Ok(api::WebhookDeliveryState::Unspecified) => Ok(None),
+        Ok(api::WebhookDeliveryState::Waiting) => Ok(Some(webhooks::DeliveryState::Waiting)),
+        Ok(api::WebhookDeliveryState::Delivered) => Ok(Some(webhooks::DeliveryState::Delivered)),
+        Ok(api::WebhookDeliveryState::Dead) => Ok(Some(webhooks::DeliveryState::Dead)),
+        Err(_) => Err(tonic::Status::invalid_argument(format!("unknown webhook delivery state {state}"))),
     }
 }
 

@@ -7,7 +7,7 @@ pub mod auth;
 mod business;
 pub mod codec;
 mod conversations;
-mod convert;
+pub mod convert;
 mod device;
 mod edge;
 mod groups;

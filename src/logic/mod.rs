@@ -25,6 +25,7 @@ mod search;
 mod tokens;
 mod users;
 mod validate;
+mod webhooks;
 mod writer;
 
 use std::{sync::Arc, time::Duration};
@@ -43,10 +44,11 @@ pub use moments::{PostInput, PostView, PostsPage};
 pub use search::SearchInput;
 pub use tokens::IssuedToken;
 pub use users::{DeviceInput, Imported, UserInput};
+pub use webhooks::{EndpointChange, EndpointInput, MAX_REPLAY_IDS};
 
 use crate::{
     auth::{ClusterTokens, TokenKey, hash_secret},
-    config::{AuthConfig, Limits, MessagesConfig, RatesConfig, SocialConfig},
+    config::{AuthConfig, Limits, MessagesConfig, RatesConfig, SocialConfig, WebhooksConfig},
     delivery::Delivery,
     metrics::Metrics,
     model::{AppId, AppSettings, DeviceType},
@@ -116,6 +118,7 @@ pub struct LogicParts {
     pub social: SocialConfig,
     pub messages: MessagesConfig,
     pub rates: RatesConfig,
+    pub webhooks: WebhooksConfig,
     /// The cluster's credentials, when connect nodes call this node over the network.
     pub cluster: Option<ClusterTokens>,
     pub write_batch_max: usize,
@@ -143,6 +146,7 @@ struct Inner {
     messages: MessagesConfig,
     presence: Arc<presence_events::PresenceWatch>,
     rates: rate::Rates,
+    webhooks: WebhooksConfig,
     known_users: users::KnownUsers,
     /// Hashes of the cluster's internal and on-behalf tokens.
     cluster: Option<(String, String)>,
@@ -189,6 +193,7 @@ impl Logic {
                 rates: rate::Rates::new(&parts.rates),
                 social: parts.social,
                 messages: parts.messages,
+                webhooks: parts.webhooks,
                 presence: presence.clone(),
                 known_users: users::KnownUsers::new(),
                 cluster: parts.cluster.map(|tokens| (hash_secret(&tokens.internal), hash_secret(&tokens.on_behalf))),

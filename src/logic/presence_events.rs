@@ -144,8 +144,12 @@ impl Logic {
         let mut routes = self.inner.routes.lookup(app, users).await.map_err(unavailable)?;
         let enabled = !self.existing_app(app).await?.settings.presence_events_disabled;
         for user in users {
-            let state = state_of(&routes.remove(user).unwrap_or_default());
+            let routes_of_user = routes.remove(user).unwrap_or_default();
+            let state = state_of(&routes_of_user);
             let previous = self.inner.routes.swap_presence(app, user, state.as_deref()).await.map_err(unavailable)?;
+            if previous.is_some() != state.is_some() {
+                self.record_presence(app, user, state.is_some(), &routes_of_user).await;
+            }
             if previous == state || !enabled {
                 continue;
             }
@@ -159,6 +163,17 @@ impl Logic {
             self.inner.delivery.deliver(vec![Push { app, users: friends, group: None, skip: None, seq: 0, frame }]);
         }
         Ok(())
+    }
+
+    /// Tells the app's webhooks that a user came online or went offline. The change is
+    /// not the database's: the event is written on its own, after it.
+    async fn record_presence(&self, app: AppId, user: &str, online: bool, routes: &[Route]) {
+        let devices: Vec<(String, DeviceType)> = routes.iter().map(|r| (r.device_id.clone(), r.device_type)).collect();
+        let now = crate::model::now_ms();
+        let event = crate::webhooks::events::presence(app, user, online, &devices, now);
+        if let Err(err) = self.store().record_events(app, &[event], now).await {
+            tracing::warn!(app, user, error = %err, "recording a presence webhook event failed");
+        }
     }
 }
 

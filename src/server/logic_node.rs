@@ -26,6 +26,8 @@ pub struct LogicNode {
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     internal: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+    /// This node's webhook deliveries, when it makes them.
+    webhooks: Option<JoinHandle<()>>,
 }
 
 impl LogicNode {
@@ -77,8 +79,12 @@ impl LogicNode {
             let origins = Origins::none();
             internal = Some(tokio::spawn(api::serve(listener, routes, origins, timeout, stopped_signal(stopped))));
         }
+        let webhooks = config.webhooks.deliver.then(|| {
+            let (logic, stop) = (logic.clone(), stop.subscribe());
+            tokio::spawn(async move { logic.deliver_webhooks(stop).await })
+        });
         tracing::info!(%addr, ?internal_addr, store = ?store.dialect(), "logic gRPC serving");
-        Ok(Self { addr, internal_addr, logic, store, health, stop, server, internal })
+        Ok(Self { addr, internal_addr, logic, store, health, stop, server, internal, webhooks })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -116,6 +122,10 @@ impl LogicNode {
         let result = self.stopped().await;
         if let Some(internal) = self.internal.take() {
             let _ = internal.await;
+        }
+        // Attempts in flight finish (within webhooks.timeout_secs) and their outcomes are kept.
+        if let Some(webhooks) = self.webhooks.take() {
+            let _ = webhooks.await;
         }
         self.store.close().await;
         result

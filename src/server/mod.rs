@@ -162,6 +162,7 @@ pub fn build_logic(
         social: config.social.clone(),
         messages: config.messages.clone(),
         rates: config.rates.clone(),
+        webhooks: config.webhooks.clone(),
         cluster: cluster.cloned(),
         write_batch_max: config.logic.write_batch_max,
         // SQLite has one writer; more transactions in flight would only queue.

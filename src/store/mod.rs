@@ -929,6 +929,11 @@ pub trait WebhookStore: Send + Sync {
     async fn deliveries(&self, app: AppId, endpoint_id: u64, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>>;
     /// Makes dead deliveries (those of `ids`, all when empty; at most 512) waiting again.
     async fn replay_dead(&self, app: AppId, endpoint_id: u64, ids: &[u64], now_ms: i64) -> StoreResult<u64>;
+    /// Completes when this node has written events since the last call.
+    async fn events_written(&self);
+    /// Puts off a lane's waiting deliveries after `after_id` until `until_ms`: they wait
+    /// for the lane's head, which is backing off.
+    async fn defer_lane(&self, partition: (u64, u32), lane: &str, after_id: u64, until_ms: i64) -> StoreResult<()>;
     /// Deletes up to `limit` deliveries that ended before these times; returns how many.
     async fn prune_deliveries(&self, delivered_before_ms: i64, dead_before_ms: i64, limit: u32) -> StoreResult<u64>;
 }
@@ -960,6 +965,6 @@ impl<T> Store for T where
         + ConversationStore
         + ReactionStore
         + SearchStore
-    + WebhookStore
+        + WebhookStore
 {
 }

@@ -115,9 +115,10 @@ pub struct OutboxEvent {
 impl OutboxEvent {
     /// The partition of the lane: a stable hash (FNV-1a), the same on every node.
     pub fn partition(&self) -> u32 {
-        let hash = self.lane.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let hash = self
+            .lane
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
         (hash % u64::from(PARTITIONS)) as u32
     }
 }
@@ -172,10 +173,19 @@ impl Delivery {
 /// How one attempt ended, as the outbox records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
-    Delivered { status: u16 },
+    Delivered {
+        status: u16,
+    },
     /// Try again at `next_at_ms`.
-    Retry { next_at_ms: i64, status: u16, error: String },
-    Dead { status: u16, error: String },
+    Retry {
+        next_at_ms: i64,
+        status: u16,
+        error: String,
+    },
+    Dead {
+        status: u16,
+        error: String,
+    },
 }
 
 /// Which deliveries of an endpoint to list.

@@ -108,7 +108,11 @@ impl SqlStore {
         let rows: Vec<(i64, &OutboxEvent)> = events
             .iter()
             .flat_map(|event| {
-                subscribed.endpoints.iter().filter(|(_, kinds)| kinds.wants(event.kind)).map(move |(id, _)| (*id, event))
+                subscribed
+                    .endpoints
+                    .iter()
+                    .filter(|(_, kinds)| kinds.wants(event.kind))
+                    .map(move |(id, _)| (*id, event))
             })
             .collect();
         for chunk in pow2_chunks(&rows) {
@@ -164,11 +168,6 @@ impl SqlStore {
         Ok(subscribed)
     }
 
-    /// Completes when this node wrote events (or at once, if it did since the last call).
-    pub async fn events_written(&self) {
-        self.subscriptions.written.notified().await;
-    }
-
     fn forget_subscriptions(&self, app: AppId) {
         if let Ok(app) = i64::try_from(app) {
             self.subscriptions.apps.remove(&app);
@@ -191,7 +190,8 @@ impl SqlStore {
         .execute(&mut **tx)
         .await?;
         let id: i64 = sqlx::query_scalar(self.dialect.last_insert_id()).fetch_one(&mut **tx).await?;
-        let sql = format!("INSERT INTO webhook_partitions (endpoint_id, part) VALUES {}", rows_of(PARTITIONS as usize, 2));
+        let sql =
+            format!("INSERT INTO webhook_partitions (endpoint_id, part) VALUES {}", rows_of(PARTITIONS as usize, 2));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for part in 0..PARTITIONS {
             query = query.bind(id).bind(i64::from(part));
@@ -372,7 +372,9 @@ impl WebhookStore for SqlStore {
 
     async fn due_partitions(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<(u64, u32)>> {
         let found = sqlx::query(
-            "SELECT DISTINCT endpoint_id, part FROM webhook_outbox WHERE state = 0 AND next_at_ms <= ? LIMIT ?",
+            "SELECT DISTINCT o.endpoint_id, o.part FROM webhook_outbox o \
+             JOIN webhook_endpoints e ON e.endpoint_id = o.endpoint_id AND e.enabled = 1 \
+             WHERE o.state = 0 AND o.next_at_ms <= ? LIMIT ?",
         )
         .bind(now_ms)
         .bind(i64::from(limit))
@@ -480,6 +482,27 @@ impl WebhookStore for SqlStore {
         }
         let found = query.bind(i64::from(filter.limit)).fetch_all(&self.read).await?;
         found.iter().map(delivery).collect()
+    }
+
+    async fn events_written(&self) {
+        self.subscriptions.written.notified().await;
+    }
+
+    async fn defer_lane(&self, partition: (u64, u32), lane: &str, after_id: u64, until_ms: i64) -> StoreResult<()> {
+        let sql = format!(
+            "UPDATE webhook_outbox SET next_at_ms = {}(next_at_ms, ?) \
+             WHERE endpoint_id = ? AND part = ? AND state = 0 AND id > ? AND lane = ?",
+            self.dialect.greatest()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(until_ms)
+            .bind(rows::bigint(partition.0, "endpoint_id")?)
+            .bind(i64::from(partition.1))
+            .bind(rows::bigint(after_id, "after_id")?)
+            .bind(lane)
+            .execute(&self.write)
+            .await?;
+        Ok(())
     }
 
     async fn prune_deliveries(&self, delivered_before_ms: i64, dead_before_ms: i64, limit: u32) -> StoreResult<u64> {

@@ -1,0 +1,476 @@
+//! Webhooks: the operator's use cases for an app's endpoints, and the dispatcher that
+//! delivers the outbox.
+//!
+//! Any number of logic nodes deliver. A node leases the partitions that have events due
+//! (a lease is a row claim, so a partition is delivered by one node at a time) and posts
+//! each partition's events in the order they were written, per lane: a failed event holds
+//! back the later events of its lane (one conversation, one user) and nothing else. An
+//! event that keeps failing is retried with exponential backoff and jitter for
+//! `webhooks.retry_for_secs`, then it is dead until replayed. A node that dies holds its
+//! leases until they lapse; another node then takes the partitions over.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::{sync::watch, task::JoinSet};
+
+use super::{Error, Logic, Page, Result};
+use crate::{
+    config::WebhooksConfig,
+    model::{AppId, ConversationType, now_ms},
+    webhooks::{
+        AttemptOutcome, Delivery, DeliveryFilter, DeliveryState, Endpoint, EndpointPatch, Kinds, NewEndpoint,
+        events::MESSAGE_OFFLINE,
+        sender::{Answer, Post, Sender},
+        signature,
+    },
+};
+
+/// Waiting deliveries a partition task reads at a time.
+const BATCH: u32 = 100;
+/// Partitions a dispatcher looks at per poll.
+const DUE_PARTITIONS: u32 = 256;
+/// Finished deliveries pruned per round.
+const PRUNE_BATCH: u32 = 500;
+const MAX_URL_LEN: usize = 2048;
+const MAX_DESCRIPTION_CHARS: usize = 256;
+/// Most deliveries one replay names.
+pub const MAX_REPLAY_IDS: usize = 512;
+
+/// An endpoint to add, as the operator gives it.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointInput {
+    pub url: String,
+    /// Space- or comma-separated kinds; empty: all.
+    pub kinds: String,
+    pub description: String,
+    pub enabled: bool,
+    /// `whsec_...`; empty: gim makes one.
+    pub secret: String,
+}
+
+/// Changes to an endpoint, as the operator gives them (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct EndpointChange {
+    pub url: Option<String>,
+    pub kinds: Option<String>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+fn check_url(url: &str) -> Result<()> {
+    if url.len() > MAX_URL_LEN {
+        return Err(Error::invalid(format!("url is longer than {MAX_URL_LEN} bytes")));
+    }
+    let parsed: http::Uri = url.parse().map_err(|_| Error::invalid(format!("url {url:?} is not a URL")))?;
+    match (parsed.scheme_str(), parsed.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(()),
+        _ => Err(Error::invalid(format!("url must be an http:// or https:// URL with a host, got {url:?}"))),
+    }
+}
+
+fn parse_kinds(kinds: &str) -> Result<Kinds> {
+    let kinds = if kinds.trim().is_empty() { "*" } else { kinds };
+    Kinds::parse(kinds).map_err(Error::invalid)
+}
+
+fn check_description(description: &str) -> Result<()> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(Error::invalid(format!("description is longer than {MAX_DESCRIPTION_CHARS} characters")));
+    }
+    Ok(())
+}
+
+impl Logic {
+    /// Adds an endpoint; it is returned with its secret, which the receiver verifies with.
+    pub async fn create_webhook(&self, app: AppId, input: EndpointInput) -> Result<Endpoint> {
+        self.get_app(app).await?;
+        check_url(&input.url)?;
+        check_description(&input.description)?;
+        let kinds = parse_kinds(&input.kinds)?;
+        let secret = if input.secret.is_empty() { signature::generate_secret() } else { input.secret };
+        signature::key_of(&secret).map_err(Error::invalid)?;
+        let max = self.inner.webhooks.max_endpoints_per_app;
+        if self.store().endpoints(app).await?.len() >= max {
+            return Err(Error::LimitReached(format!("an app has at most {max} webhook endpoints")));
+        }
+        let new = NewEndpoint { url: input.url, secret, kinds, enabled: input.enabled, description: input.description };
+        let endpoint = self.store().create_endpoint(app, &new, now_ms()).await?;
+        tracing::info!(app, endpoint = endpoint.id, url = %endpoint.url, "webhook endpoint added");
+        Ok(endpoint)
+    }
+
+    pub async fn list_webhooks(&self, app: AppId) -> Result<Vec<Endpoint>> {
+        self.get_app(app).await?;
+        Ok(self.store().endpoints(app).await?)
+    }
+
+    pub async fn update_webhook(&self, app: AppId, endpoint_id: u64, change: EndpointChange) -> Result<Endpoint> {
+        if let Some(url) = &change.url {
+            check_url(url)?;
+        }
+        if let Some(description) = &change.description {
+            check_description(description)?;
+        }
+        let patch = EndpointPatch {
+            url: change.url,
+            kinds: change.kinds.as_deref().map(parse_kinds).transpose()?,
+            enabled: change.enabled,
+            description: change.description,
+        };
+        let updated = self.store().update_endpoint(app, endpoint_id, &patch, now_ms()).await?;
+        updated.ok_or_else(|| no_endpoint(app, endpoint_id))
+    }
+
+    pub async fn delete_webhook(&self, app: AppId, endpoint_id: u64) -> Result<()> {
+        if !self.store().delete_endpoint(app, endpoint_id).await? {
+            return Err(no_endpoint(app, endpoint_id));
+        }
+        tracing::info!(app, endpoint = endpoint_id, "webhook endpoint deleted");
+        Ok(())
+    }
+
+    async fn app_endpoint(&self, app: AppId, endpoint_id: u64) -> Result<Endpoint> {
+        match self.store().endpoint(endpoint_id).await? {
+            Some(endpoint) if endpoint.app == app => Ok(endpoint),
+            _ => Err(no_endpoint(app, endpoint_id)),
+        }
+    }
+
+    /// An endpoint's deliveries, newest first; `state` narrows them.
+    pub async fn webhook_deliveries(
+        &self,
+        app: AppId,
+        endpoint_id: u64,
+        state: Option<DeliveryState>,
+        before_id: u64,
+        limit: i32,
+    ) -> Result<Page<Delivery>> {
+        self.app_endpoint(app, endpoint_id).await?;
+        self.page(limit, |limit| self.store().deliveries(app, endpoint_id, DeliveryFilter { state, before_id, limit }))
+            .await
+    }
+
+    /// Makes dead deliveries waiting again (those named, or all when none is); returns how many.
+    pub async fn replay_webhook_deliveries(&self, app: AppId, endpoint_id: u64, ids: &[u64]) -> Result<u64> {
+        self.app_endpoint(app, endpoint_id).await?;
+        if ids.len() > MAX_REPLAY_IDS {
+            return Err(Error::invalid(format!("name at most {MAX_REPLAY_IDS} deliveries (none: every dead one)")));
+        }
+        let replayed = self.store().replay_dead(app, endpoint_id, ids, now_ms()).await?;
+        tracing::info!(app, endpoint = endpoint_id, replayed, "dead webhook deliveries replayed");
+        Ok(replayed)
+    }
+
+    /// Delivers the outbox until `stop` turns true: this node's share of the work.
+    pub async fn deliver_webhooks(&self, stop: watch::Receiver<bool>) {
+        let config = self.inner.webhooks.clone();
+        let node = format!("{}-{:08x}", std::process::id(), rand::rng().random::<u32>());
+        let dispatcher = Arc::new(Dispatcher {
+            logic: self.clone(),
+            sender: Sender::new(Duration::from_secs(config.timeout_secs)),
+            node,
+            config,
+        });
+        let mut running: JoinSet<(u64, u32)> = JoinSet::new();
+        let mut held: HashSet<(u64, u32)> = HashSet::new();
+        let poll = Duration::from_millis(dispatcher.config.poll_ms);
+        let mut next_prune = tokio::time::Instant::now();
+        let stopped = {
+            let mut stop = stop.clone();
+            async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            }
+        };
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                () = &mut stopped => break,
+                Some(Ok(done)) = running.join_next() => { held.remove(&done); continue; }
+                () = self.store().events_written() => {
+                    // The writer's transaction commits a moment later.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                () = tokio::time::sleep(poll) => {}
+            }
+            if let Err(err) = dispatcher.claim(&mut running, &mut held, &stop).await {
+                tracing::warn!(error = %err, "looking for webhook events to deliver failed");
+            }
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune += Duration::from_secs(60);
+                dispatcher.prune().await;
+            }
+        }
+        // Tasks finish their attempt in flight and let their partitions go.
+        while running.join_next().await.is_some() {}
+    }
+}
+
+fn no_endpoint(app: AppId, endpoint_id: u64) -> Error {
+    Error::not_found(format!("app {app} has no webhook endpoint {endpoint_id}"))
+}
+
+/// One node's delivery of the outbox.
+struct Dispatcher {
+    logic: Logic,
+    sender: Sender,
+    /// This node's name on its leases.
+    node: String,
+    config: WebhooksConfig,
+}
+
+impl Dispatcher {
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.config.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// Leases partitions with events due that this node does not hold yet, and starts
+    /// a task for each.
+    async fn claim(
+        self: &Arc<Self>,
+        running: &mut JoinSet<(u64, u32)>,
+        held: &mut HashSet<(u64, u32)>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<()> {
+        let store = self.logic.store();
+        let now = now_ms();
+        let due = store.due_partitions(now, DUE_PARTITIONS).await?;
+        let wanted: Vec<(u64, u32)> = due.into_iter().filter(|partition| !held.contains(partition)).collect();
+        for partition in store.lease_partitions(&wanted, &self.node, now, now + self.lease_ms()).await? {
+            held.insert(partition);
+            let dispatcher = self.clone();
+            let stop = stop.clone();
+            running.spawn(async move {
+                if let Err(err) = dispatcher.drain(partition, &stop).await {
+                    tracing::warn!(endpoint = partition.0, part = partition.1, error = %err, "webhook delivery stopped");
+                }
+                let _ = dispatcher.logic.store().release_lease(partition, &dispatcher.node).await;
+                partition
+            });
+        }
+        Ok(())
+    }
+
+    /// Delivers a leased partition's due events until none is left due (or the lease is lost).
+    async fn drain(&self, partition: (u64, u32), stop: &watch::Receiver<bool>) -> Result<()> {
+        let store = self.logic.store();
+        let Some(endpoint) = store.endpoint(partition.0).await?.filter(|endpoint| endpoint.enabled) else {
+            return Ok(());
+        };
+        let key = signature::key_of(&endpoint.secret).map_err(|err| Error::Internal(err.into()))?;
+        let mut renew_at = now_ms() + self.lease_ms() / 3;
+        loop {
+            let waiting = store.waiting_deliveries(partition, BATCH).await?;
+            let now = now_ms();
+            // Lanes whose first waiting event is not due, or failed just now: the rest of
+            // the lane waits behind it.
+            let mut held_back: HashMap<&str, i64> = HashMap::new();
+            let mut attempted = false;
+            for delivery in &waiting {
+                if *stop.borrow() {
+                    return Ok(());
+                }
+                if now_ms() >= renew_at {
+                    if !store.renew_lease(partition, &self.node, now_ms() + self.lease_ms()).await? {
+                        return Ok(());
+                    }
+                    renew_at = now_ms() + self.lease_ms() / 3;
+                }
+                if let Some(&until) = held_back.get(delivery.lane.as_str()) {
+                    if delivery.next_at_ms < until {
+                        store.defer_lane(partition, &delivery.lane, delivery.id - 1, until).await?;
+                    }
+                    continue;
+                }
+                if delivery.next_at_ms > now {
+                    held_back.insert(&delivery.lane, delivery.next_at_ms);
+                    continue;
+                }
+                attempted = true;
+                let outcome = self.attempt(&endpoint, &key, delivery).await;
+                let attempts = delivery.attempts.saturating_add(1);
+                store.finish_attempt(delivery.id, attempts, &outcome, now_ms()).await?;
+                match outcome {
+                    AttemptOutcome::Retry { next_at_ms, .. } => {
+                        held_back.insert(&delivery.lane, next_at_ms);
+                    }
+                    AttemptOutcome::Dead { status: 410, .. } => {
+                        store.disable_endpoint(endpoint.id, "the receiver answered 410 Gone", now_ms()).await?;
+                        tracing::warn!(
+                            app = endpoint.app,
+                            endpoint = endpoint.id,
+                            "webhook endpoint disabled: 410 Gone"
+                        );
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+            }
+            // Nothing was due: the lanes back off, and the dispatcher comes back when they are due.
+            if !attempted {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Posts one event and says what becomes of it.
+    async fn attempt(&self, endpoint: &Endpoint, key: &[u8], delivery: &Delivery) -> AttemptOutcome {
+        let payload = if delivery.kind == MESSAGE_OFFLINE {
+            match self.offline_payload(delivery).await {
+                Ok(Some(payload)) => payload,
+                Ok(None) => return AttemptOutcome::Delivered { status: 0 },
+                Err(err) => return self.retry_or_die(delivery, 0, None, format!("finding offline recipients: {err}")),
+            }
+        } else {
+            delivery.payload.clone()
+        };
+        let webhook_id = delivery.webhook_id();
+        let post = Post {
+            url: &endpoint.url,
+            webhook_id: &webhook_id,
+            key,
+            payload: &payload,
+            timestamp_secs: now_ms() / 1000,
+        };
+        let started = std::time::Instant::now();
+        let answer = self.sender.post(post).await;
+        let elapsed = started.elapsed();
+        match answer {
+            Answer::Status { status, .. } if (200..300).contains(&status) => {
+                tracing::debug!(endpoint = endpoint.id, id = delivery.id, status, ?elapsed, "webhook delivered");
+                AttemptOutcome::Delivered { status }
+            }
+            Answer::Status { status: 410, .. } => {
+                AttemptOutcome::Dead { status: 410, error: "410 Gone: the endpoint is disabled".into() }
+            }
+            Answer::Status { status, retry_after, body } => {
+                self.retry_or_die(delivery, status, retry_after, format!("HTTP {status}: {body}"))
+            }
+            Answer::Failed(error) => self.retry_or_die(delivery, 0, None, error),
+        }
+    }
+
+    /// The next attempt's time, or death once `retry_for_secs` have passed since the event.
+    fn retry_or_die(
+        &self,
+        delivery: &Delivery,
+        status: u16,
+        retry_after: Option<Duration>,
+        error: String,
+    ) -> AttemptOutcome {
+        let now = now_ms();
+        let next_at_ms = now + retry_delay_ms(&self.config, delivery.attempts, retry_after);
+        let give_up_at =
+            delivery.created_at_ms.saturating_add_unsigned(self.config.retry_for_secs.saturating_mul(1000));
+        if next_at_ms > give_up_at {
+            tracing::warn!(endpoint = delivery.endpoint_id, id = delivery.id, %error, "webhook delivery is dead");
+            return AttemptOutcome::Dead { status, error };
+        }
+        AttemptOutcome::Retry { next_at_ms, status, error }
+    }
+
+    /// A `message.offline` event as it goes out: its candidates that have no device online
+    /// now, each with the badge to show. `None` when all are online.
+    async fn offline_payload(&self, delivery: &Delivery) -> Result<Option<String>> {
+        let mut payload: Value = serde_json::from_str(&delivery.payload)
+            .map_err(|err| Error::Internal(format!("stored event: {err}").into()))?;
+        let candidates = match payload["data"]["candidates"].as_array() {
+            Some(users) => users.iter().filter_map(|user| user.as_str().map(str::to_owned)).collect(),
+            None => self.large_group_members(delivery.app, &payload["data"]["message"]).await?,
+        };
+        let routes = self
+            .logic
+            .inner
+            .routes
+            .lookup(delivery.app, &candidates)
+            .await
+            .map_err(|err| Error::Unavailable(err.to_string()))?;
+        let mut recipients = Vec::new();
+        for user in candidates.iter().filter(|user| routes.get(*user).is_none_or(Vec::is_empty)) {
+            let totals = self.logic.store().conversation_totals(delivery.app, user).await?;
+            recipients.push(json!({ "user_id": user, "badge": totals.unread }));
+        }
+        if recipients.is_empty() {
+            return Ok(None);
+        }
+        let data = &mut payload["data"];
+        if let Some(data) = data.as_object_mut() {
+            data.remove("candidates");
+            data.insert("recipients".into(), Value::Array(recipients));
+        }
+        Ok(Some(payload.to_string()))
+    }
+
+    /// A large group's members but the sender, up to `max_offline_recipients`.
+    async fn large_group_members(&self, app: AppId, message: &Value) -> Result<Vec<String>> {
+        let (Some(group), Some(sender)) = (message["receiver_id"].as_str(), message["sender_user_id"].as_str()) else {
+            return Ok(Vec::new());
+        };
+        if message["conversation_type"].as_str()
+            != Some(crate::webhooks::events::conversation_type_name(ConversationType::Group))
+        {
+            return Ok(Vec::new());
+        }
+        let max = self.config.max_offline_recipients;
+        let mut users = Vec::new();
+        let mut after = String::new();
+        while users.len() < max {
+            let page = self.logic.store().group_members(app, group, &after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.user_id.clone();
+            users.extend(page.into_iter().map(|member| member.user_id).filter(|user| user != sender));
+        }
+        users.truncate(max);
+        Ok(users)
+    }
+
+    async fn prune(&self) {
+        let now = now_ms();
+        let keep = |secs: u64| now.saturating_sub_unsigned(secs.saturating_mul(1000));
+        let (delivered, dead) = (keep(self.config.keep_delivered_secs), keep(self.config.keep_dead_secs));
+        if let Err(err) = self.logic.store().prune_deliveries(delivered, dead, PRUNE_BATCH).await {
+            tracing::warn!(error = %err, "pruning old webhook deliveries failed");
+        }
+    }
+}
+
+/// Exponential backoff from `first_retry_ms`, capped, with ±20 % jitter so that the events
+/// of an endpoint that failed together do not come back together; a longer `Retry-After`
+/// from the receiver wins (up to the cap).
+fn retry_delay_ms(config: &WebhooksConfig, attempts_before: u32, retry_after: Option<Duration>) -> i64 {
+    let cap = config.max_retry_interval_secs.saturating_mul(1000);
+    let base = config.first_retry_ms.saturating_mul(1u64 << attempts_before.min(30)).min(cap);
+    let jittered = (base as f64 * rand::rng().random_range(0.8..1.2)) as u64;
+    let asked = retry_after.map_or(0, |after| u64::try_from(after.as_millis()).unwrap_or(u64::MAX)).min(cap);
+    i64::try_from(jittered.max(asked)).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_up_to_the_cap() {
+        let config = WebhooksConfig { first_retry_ms: 1000, max_retry_interval_secs: 60, ..WebhooksConfig::default() };
+        for (attempts, expected) in [(0, 1000), (1, 2000), (3, 8000), (5, 32_000), (9, 60_000), (40, 60_000)] {
+            let delay = retry_delay_ms(&config, attempts, None);
+            assert!((expected * 8 / 10..=expected * 12 / 10).contains(&delay), "{attempts}: {delay}");
+        }
+        assert_eq!(retry_delay_ms(&config, 0, Some(Duration::from_secs(30))), 30_000);
+        assert_eq!(retry_delay_ms(&config, 0, Some(Duration::from_secs(3600))), 60_000);
+    }
+
+    #[test]
+    fn endpoint_urls_are_http_with_a_host() {
+        assert!(check_url("https://hooks.example.com/gim").is_ok());
+        assert!(check_url("http://127.0.0.1:8080/x?y=1").is_ok());
+        for bad in ["ftp://example.com", "example.com/x", "http://", "https:///path", ""] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+}
