@@ -30,4 +30,5 @@ mod store;
 mod tenancy;
 mod users;
 mod web;
+mod webhooks;
 mod ws;
