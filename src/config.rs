@@ -73,7 +73,7 @@ impl Default for WebhooksConfig {
             first_retry_ms: 1000,
             max_retry_interval_secs: 3600,
             poll_ms: 500,
-            lease_secs: 30,
+            lease_secs: 60,
             keep_delivered_secs: 3 * 24 * 3600,
             keep_dead_secs: 14 * 24 * 3600,
             max_endpoints_per_app: 10,
@@ -891,6 +891,8 @@ mod tests {
             ("[limitz]\nmax_text_chars = 1", "limitz"),
             ("[logic]\nlisen = \"0.0.0.0:1\"", "lisen"),
             ("[web]\napi_url = \"api.chat.example\"", "web.api_url"),
+            ("[webhooks]\nlease_secs = 10", "webhooks.lease_secs"),
+            ("[webhooks]\ntimeout_secs = 0", "webhooks.timeout_secs"),
         ];
         for (toml, key) in cases {
             let err = load(toml).unwrap_err().to_string();
