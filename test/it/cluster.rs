@@ -436,3 +436,68 @@ async fn a_killed_logic_node_refuses_no_session_and_loses_no_group_push() {
     assert!(!after_kill.is_empty(), "a session opened after the kill gets the group's pushes");
     assert!(after_kill.iter().all(|seq| sent.contains(seq)));
 }
+
+/// Webhooks in a cluster: both logic nodes deliver; one is killed while users on both
+/// connect nodes keep writing. Every message reaches the receiver, in order per
+/// conversation; the survivor takes the dead node's partitions over once their leases lapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_survive_a_killed_logic_node() {
+    use crate::webhooks::{Receiver, add_endpoint, texts_in_lane};
+    let Some(mut cluster) = Cluster::new().await else { return };
+    for (key, value) in [
+        ("GIM_WEBHOOKS__TIMEOUT_SECS", "1"),
+        ("GIM_WEBHOOKS__LEASE_SECS", "3"),
+        ("GIM_WEBHOOKS__POLL_MS", "100"),
+        ("GIM_WEBHOOKS__FIRST_RETRY_MS", "100"),
+        ("GIM_SOCIAL__PRESENCE_DEBOUNCE_MS", "200"),
+    ] {
+        cluster.env.push((key.to_owned(), value.to_owned()));
+    }
+    let mut doomed = cluster.start_logic().await;
+    let _survivor = cluster.start_logic().await;
+    let (_connect1, ws1) = cluster.start_connect().await;
+    let (_connect2, ws2) = cluster.start_connect().await;
+    let app = cluster.new_app(cluster.logic[1]).await;
+    let receiver = Receiver::start().await;
+    add_endpoint(&app, &receiver.url(), &["message.created", "user.*"]).await;
+    // The other node learns of the endpoint within a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.user("alice").await;
+    app.user("bob").await;
+    let (mut alice, _) = WsClient::online(ws1, &app.device_token("alice", "phone").await, 0).await;
+    let (mut bob, _) = WsClient::online(ws2, &app.device_token("bob", "phone").await, 0).await;
+    // (A presence report waits out its settling time on the node that got it; a node
+    // killed before then loses it, so the kill comes after.)
+    receiver.wait_for("both users online", |r| r.iter().filter(|r| r.kind() == "user.online").count() == 2).await;
+    const EACH: usize = 40;
+    for i in 0..EACH {
+        if i == EACH / 2 {
+            doomed.start_kill().expect("SIGKILL a logic node");
+            doomed.wait().await.unwrap();
+        }
+        alice.send("bob", &format!("a{i}"), &format!("a{i}")).await;
+        bob.send("alice", &format!("b{i}"), &format!("b{i}")).await;
+    }
+    receiver
+        .wait_for("every message", |r| {
+            let ids: std::collections::HashSet<&str> =
+                r.iter().filter(|r| r.kind() == "message.created").map(|r| r.id()).collect();
+            ids.len() >= 2 * EACH
+        })
+        .await;
+    // At least once: a repeat (same webhook-id) is possible if the kill cut an attempt short.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received = receiver.accepted();
+    let mut seen = std::collections::HashSet::new();
+    let first_copies: Vec<_> = received.into_iter().filter(|r| seen.insert(r.id().to_owned())).collect();
+    let wanted: Vec<String> = (0..EACH).flat_map(|i| [format!("a{i}"), format!("b{i}")]).collect();
+    assert_eq!(texts_in_lane(&first_copies, ("alice", "bob")), wanted, "one lane, in the order written");
+    let online: Vec<&str> = first_copies
+        .iter()
+        .filter(|r| r.kind() == "user.online")
+        .map(|r| r.json["data"]["user_id"].as_str().unwrap())
+        .collect();
+    let mut online = online;
+    online.sort_unstable();
+    assert_eq!(online, ["alice", "bob"], "each user came online once, whichever node saw it");
+}

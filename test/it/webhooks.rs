@@ -30,7 +30,7 @@ use crate::{
 
 /// What the receiver does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub enum Mode {
     Accept,
     Answer(u16),
     /// Holds every request until the mode changes.
@@ -39,18 +39,18 @@ enum Mode {
 
 /// One request as the receiver got it.
 #[derive(Debug, Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: String,
-    json: Value,
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: String,
+    pub json: Value,
 }
 
 impl Received {
-    fn kind(&self) -> &str {
+    pub fn kind(&self) -> &str {
         self.json["type"].as_str().unwrap_or_default()
     }
 
-    fn id(&self) -> &str {
+    pub fn id(&self) -> &str {
         self.headers["webhook-id"].to_str().unwrap()
     }
 }
@@ -66,7 +66,7 @@ struct Shared {
 
 /// An HTTP server that records what gim posts; it can be stopped and started again on
 /// the same port.
-struct Receiver {
+pub struct Receiver {
     addr: SocketAddr,
     shared: Shared,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -87,7 +87,7 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: String)
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Shared { mode: watch::channel(Mode::Accept).0, accepted: Arc::default(), seen: Arc::default() };
@@ -103,36 +103,36 @@ impl Receiver {
         }));
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
-    fn set(&self, mode: Mode) {
+    pub fn set(&self, mode: Mode) {
         self.shared.mode.send_replace(mode);
     }
 
     /// Closes the port: connections are refused until `restart`.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(server) = self.server.take() {
             server.abort();
         }
     }
 
-    async fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
         self.serve(listener);
     }
 
-    fn accepted(&self) -> Vec<Received> {
+    pub fn accepted(&self) -> Vec<Received> {
         self.shared.accepted.lock().unwrap().clone()
     }
 
-    fn seen(&self) -> u64 {
+    pub fn seen(&self) -> u64 {
         *self.shared.seen.lock().unwrap()
     }
 
     /// Waits until `enough` holds of the accepted requests.
-    async fn wait_for(&self, what: &str, enough: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub async fn wait_for(&self, what: &str, enough: impl Fn(&[Received]) -> bool) -> Vec<Received> {
         for _ in 0..300 {
             let accepted = self.accepted();
             if enough(&accepted) {
@@ -152,7 +152,7 @@ fn fast_retries(config: &mut gim::config::Config) {
     config.webhooks.poll_ms = 50;
 }
 
-async fn add_endpoint(app: &TestApp, url: &str, kinds: &[&str]) -> WebhookEndpoint {
+pub async fn add_endpoint(app: &TestApp, url: &str, kinds: &[&str]) -> WebhookEndpoint {
     let request = CreateWebhookRequest {
         app_id: app.app_id,
         url: url.into(),
@@ -194,7 +194,7 @@ async fn deliveries(
     admin_client(app.addr, ADMIN_TOKEN).await.list_webhook_deliveries(request).await.unwrap().into_inner().deliveries
 }
 
-fn texts_in_lane(received: &[Received], lane_users: (&str, &str)) -> Vec<String> {
+pub fn texts_in_lane(received: &[Received], lane_users: (&str, &str)) -> Vec<String> {
     received
         .iter()
         .filter(|r| r.kind() == "message.created")
@@ -216,6 +216,7 @@ both_stores!(
     refused_changes_write_no_event,
     a_receiver_that_is_gone_disables_its_endpoint,
     two_nodes_deliver_each_event_once,
+    presence_changes_are_events,
 );
 
 async fn every_kind_of_event_arrives_signed(backend: Backend) {
@@ -668,9 +669,8 @@ async fn two_nodes_deliver_each_event_once(backend: Backend) {
 }
 
 /// Sessions opening and closing on connect are `user.online` and `user.offline` events.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presence_changes_are_events() {
-    let server = ServeServer::start_with(Backend::Sqlite, |config| {
+async fn presence_changes_are_events(backend: Backend) {
+    let server = ServeServer::start_with(backend, |config| {
         fast_retries(config);
         config.social.presence_debounce_ms = 100;
     })
