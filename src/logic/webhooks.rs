@@ -264,54 +264,60 @@ impl Dispatcher {
         };
         let key = signature::key_of(&endpoint.secret).map_err(|err| Error::Internal(err.into()))?;
         let mut renew_at = now_ms() + self.lease_ms() / 3;
+        // Passes over the partition's waiting events, a page at a time, until a pass
+        // attempts nothing: what is left backs off, and the dispatcher comes back when it is due.
         loop {
-            let waiting = store.waiting_deliveries(partition, BATCH).await?;
             let now = now_ms();
-            // Lanes whose first waiting event is not due, or failed just now: the rest of
-            // the lane waits behind it.
-            let mut held_back: HashMap<&str, i64> = HashMap::new();
+            // Lanes whose first waiting event is not due, or failed in this pass: the rest
+            // of the lane waits behind it (until then).
+            let mut held_back: HashMap<String, i64> = HashMap::new();
             let mut attempted = false;
-            for delivery in &waiting {
-                if *stop.borrow() {
-                    return Ok(());
-                }
-                if now_ms() >= renew_at {
-                    if !store.renew_lease(partition, &self.node, now_ms() + self.lease_ms()).await? {
+            let mut after_id = 0;
+            loop {
+                let page = store.waiting_deliveries(partition, after_id, BATCH).await?;
+                let Some(last) = page.last() else { break };
+                after_id = last.id;
+                for delivery in &page {
+                    if *stop.borrow() {
                         return Ok(());
                     }
-                    renew_at = now_ms() + self.lease_ms() / 3;
-                }
-                if let Some(&until) = held_back.get(delivery.lane.as_str()) {
-                    if delivery.next_at_ms < until {
-                        store.defer_lane(partition, &delivery.lane, delivery.id - 1, until).await?;
+                    if now_ms() >= renew_at {
+                        if !store.renew_lease(partition, &self.node, now_ms() + self.lease_ms()).await? {
+                            return Ok(());
+                        }
+                        renew_at = now_ms() + self.lease_ms() / 3;
                     }
-                    continue;
-                }
-                if delivery.next_at_ms > now {
-                    held_back.insert(&delivery.lane, delivery.next_at_ms);
-                    continue;
-                }
-                attempted = true;
-                let outcome = self.attempt(&endpoint, &key, delivery).await;
-                let attempts = delivery.attempts.saturating_add(1);
-                store.finish_attempt(delivery.id, attempts, &outcome, now_ms()).await?;
-                match outcome {
-                    AttemptOutcome::Retry { next_at_ms, .. } => {
-                        held_back.insert(&delivery.lane, next_at_ms);
+                    if let Some(&until) = held_back.get(&delivery.lane) {
+                        if delivery.next_at_ms < until {
+                            store.defer_lane(partition, &delivery.lane, delivery.id - 1, until).await?;
+                        }
+                        continue;
                     }
-                    AttemptOutcome::Dead { status: 410, .. } => {
-                        store.disable_endpoint(endpoint.id, "the receiver answered 410 Gone", now_ms()).await?;
-                        tracing::warn!(
-                            app = endpoint.app,
-                            endpoint = endpoint.id,
-                            "webhook endpoint disabled: 410 Gone"
-                        );
-                        return Ok(());
+                    if delivery.next_at_ms > now {
+                        held_back.insert(delivery.lane.clone(), delivery.next_at_ms);
+                        continue;
                     }
-                    _ => {}
+                    attempted = true;
+                    let outcome = self.attempt(&endpoint, &key, delivery).await;
+                    let attempts = delivery.attempts.saturating_add(1);
+                    store.finish_attempt(delivery.id, attempts, &outcome, now_ms()).await?;
+                    match outcome {
+                        AttemptOutcome::Retry { next_at_ms, .. } => {
+                            held_back.insert(delivery.lane.clone(), next_at_ms);
+                        }
+                        AttemptOutcome::Dead { status: 410, .. } => {
+                            store.disable_endpoint(endpoint.id, "the receiver answered 410 Gone", now_ms()).await?;
+                            tracing::warn!(
+                                app = endpoint.app,
+                                endpoint = endpoint.id,
+                                "webhook endpoint disabled: 410 Gone"
+                            );
+                            return Ok(());
+                        }
+                        _ => {}
+                    }
                 }
             }
-            // Nothing was due: the lanes back off, and the dispatcher comes back when they are due.
             if !attempted {
                 return Ok(());
             }

@@ -62,6 +62,8 @@ struct Shared {
     accepted: Arc<Mutex<Vec<Received>>>,
     /// Every request, whatever the answer.
     seen: Arc<Mutex<u64>>,
+    /// Bodies holding this text are answered 500, whatever the mode.
+    poison: Arc<Mutex<Option<String>>>,
 }
 
 /// An HTTP server that records what gim posts; it can be stopped and started again on
@@ -74,6 +76,9 @@ pub struct Receiver {
 
 async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: String) -> axum::http::StatusCode {
     *shared.seen.lock().unwrap() += 1;
+    if shared.poison.lock().unwrap().as_ref().is_some_and(|poison| body.contains(poison.as_str())) {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+    }
     let mut mode = shared.mode.subscribe();
     let decided = *mode.wait_for(|mode| *mode != Mode::Hold).await.unwrap();
     match decided {
@@ -90,7 +95,12 @@ impl Receiver {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let shared = Shared { mode: watch::channel(Mode::Accept).0, accepted: Arc::default(), seen: Arc::default() };
+        let shared = Shared {
+            mode: watch::channel(Mode::Accept).0,
+            accepted: Arc::default(),
+            seen: Arc::default(),
+            poison: Arc::default(),
+        };
         let mut receiver = Self { addr, shared, server: None };
         receiver.serve(listener);
         receiver
@@ -105,6 +115,11 @@ impl Receiver {
 
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
+    }
+
+    /// Answers 500 to every body that holds `text`.
+    pub fn poison(&self, text: &str) {
+        *self.shared.poison.lock().unwrap() = Some(text.to_owned());
     }
 
     pub fn set(&self, mode: Mode) {
@@ -217,6 +232,7 @@ both_stores!(
     a_receiver_that_is_gone_disables_its_endpoint,
     two_nodes_deliver_each_event_once,
     presence_changes_are_events,
+    a_poisoned_lane_holds_back_only_itself,
 );
 
 async fn every_kind_of_event_arrives_signed(backend: Backend) {
@@ -688,4 +704,35 @@ async fn presence_changes_are_events(backend: Backend) {
     drop(session);
     let received = receiver.wait_for("alice offline", |r| r.len() == 2).await;
     assert_eq!(received[1].kind(), "user.offline");
+}
+
+/// One event the receiver keeps refusing holds back its own conversation, however many
+/// events pile up behind it, and not another conversation that shares its partition.
+async fn a_poisoned_lane_holds_back_only_itself(backend: Backend) {
+    let server = TestServer::start_with(backend, fast_retries).await;
+    let app = server.new_app().await;
+    let receiver = Receiver::start().await;
+    receiver.poison("poison");
+    add_endpoint(&app, &receiver.url(), &["message.created"]).await;
+    let partition = |a: &str, b: &str| {
+        let lane = format!("d:{a}:{b}");
+        gim::webhooks::OutboxEvent { kind: "message.created", lane, payload: String::new() }.partition()
+    };
+    // Another conversation in the same partition.
+    let other = (0..).map(|i| format!("q{i}")).find(|q| partition("p", q) == partition("p", "s")).unwrap();
+    for user in ["p", "s", other.as_str()] {
+        app.user(user).await;
+    }
+    send(&app, "p", "s", "poison").await;
+    for i in 0..150 {
+        send(&app, "p", "s", &format!("behind-{i}")).await;
+    }
+    for i in 0..5 {
+        send(&app, "p", &other, &format!("other-{i}")).await;
+    }
+    let received = receiver.wait_for("the other conversation", |r| r.len() == 5).await;
+    let expected: Vec<String> = (0..5).map(|i| format!("other-{i}")).collect();
+    assert_eq!(texts_in_lane(&received, ("p", &other)), expected);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(texts_in_lane(&receiver.accepted(), ("p", "s")).is_empty(), "nothing passes the poisoned event");
 }

@@ -428,14 +428,15 @@ impl WebhookStore for SqlStore {
         Ok(())
     }
 
-    async fn waiting_deliveries(&self, partition: (u64, u32), limit: u32) -> StoreResult<Vec<Delivery>> {
+    async fn waiting_deliveries(&self, partition: (u64, u32), after_id: u64, limit: u32) -> StoreResult<Vec<Delivery>> {
         let sql = format!(
             "SELECT {DELIVERY_COLUMNS} FROM webhook_outbox WHERE endpoint_id = ? AND part = ? AND state = 0 \
-             ORDER BY id LIMIT ?"
+             AND id > ? ORDER BY id LIMIT ?"
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(rows::bigint(partition.0, "endpoint_id")?)
             .bind(i64::from(partition.1))
+            .bind(rows::bigint(after_id, "after_id")?)
             .bind(i64::from(limit))
             .fetch_all(&self.read)
             .await?;
@@ -506,16 +507,21 @@ impl WebhookStore for SqlStore {
     }
 
     async fn prune_deliveries(&self, delivered_before_ms: i64, dead_before_ms: i64, limit: u32) -> StoreResult<u64> {
-        // In pieces, so that no statement holds the table long.
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM webhook_outbox WHERE (state = 1 AND last_at_ms < ?) OR (state = 2 AND last_at_ms < ?) \
-             LIMIT ?",
-        )
-        .bind(delivered_before_ms)
-        .bind(dead_before_ms)
-        .bind(i64::from(limit.min(super::MAX_IN_LIST as u32)))
-        .fetch_all(&self.read)
-        .await?;
+        // In pieces, so that no statement holds the table long. A finished delivery's
+        // next_at_ms is when it finished, so the index of due events finds them.
+        let limit = i64::from(limit.min(super::MAX_IN_LIST as u32) / 2);
+        let mut ids: Vec<i64> = Vec::new();
+        for (state, before) in [(DeliveryState::Delivered, delivered_before_ms), (DeliveryState::Dead, dead_before_ms)]
+        {
+            let found: Vec<i64> =
+                sqlx::query_scalar("SELECT id FROM webhook_outbox WHERE state = ? AND next_at_ms < ? LIMIT ?")
+                    .bind(state as i64)
+                    .bind(before)
+                    .bind(limit)
+                    .fetch_all(&self.read)
+                    .await?;
+            ids.extend(found);
+        }
         if ids.is_empty() {
             return Ok(0);
         }
