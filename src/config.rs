@@ -62,6 +62,8 @@ pub struct WebhooksConfig {
     /// Most users a `message.offline` event names (a large group's members beyond it
     /// are left out).
     pub max_offline_recipients: usize,
+    /// The longest an app's before-send hook may make a sender wait.
+    pub max_hook_timeout_ms: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -78,6 +80,7 @@ impl Default for WebhooksConfig {
             keep_dead_secs: 14 * 24 * 3600,
             max_endpoints_per_app: 10,
             max_offline_recipients: 10_000,
+            max_hook_timeout_ms: 10_000,
         }
     }
 }
@@ -696,6 +699,7 @@ impl Config {
                 ("max_retry_interval_secs", webhooks.max_retry_interval_secs),
                 ("poll_ms", webhooks.poll_ms),
                 ("max_endpoints_per_app", webhooks.max_endpoints_per_app as u64),
+                ("max_hook_timeout_ms", webhooks.max_hook_timeout_ms),
             ],
         )?;
         if webhooks.lease_secs < 3 * webhooks.timeout_secs {

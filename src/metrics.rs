@@ -22,6 +22,18 @@ pub struct GrpcLabels {
     pub code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookLabels {
+    /// allow, refuse, replace or failed.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// delivered, retry, dead or skipped (nothing to send).
+    pub outcome: String,
+}
+
 /// Every metric gim exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -44,6 +56,10 @@ pub struct Metrics {
     pub session_catch_ups: Counter,
     /// How long the oldest large-group push of each flush waited for it.
     pub group_push_wait_seconds: Histogram,
+    /// Apps' before-send hooks: how long they took, by outcome.
+    pub hook_seconds: Family<HookLabels, Histogram>,
+    /// Webhook delivery attempts by outcome, with their latency.
+    pub webhook_seconds: Family<WebhookLabels, Histogram>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -79,6 +95,11 @@ impl Metrics {
             "How long the oldest large-group push of each flush waited for it",
             group_push_wait_seconds.clone(),
         );
+        let hook_seconds = Family::<HookLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        registry.register("before_send_hook_seconds", "Apps' before-send hooks by outcome", hook_seconds.clone());
+        let webhook_seconds =
+            Family::<WebhookLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        registry.register("webhook_attempt_seconds", "Webhook delivery attempts by outcome", webhook_seconds.clone());
         Arc::new(Self {
             registry,
             grpc_seconds,
@@ -90,6 +111,8 @@ impl Metrics {
             pushes_dropped,
             session_catch_ups,
             group_push_wait_seconds,
+            hook_seconds,
+            webhook_seconds,
         })
     }
 

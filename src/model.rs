@@ -31,6 +31,27 @@ pub struct AppSettings {
     pub friendship_required: bool,
     /// No presence events to friends.
     pub presence_events_disabled: bool,
+    /// The business's moderation of messages before they are stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_send: Option<BeforeSendHook>,
+}
+
+/// Where and how the business is asked about each message devices send, before it is
+/// stored (docs/webhooks.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BeforeSendHook {
+    pub url: String,
+    /// `whsec_...`: requests are signed like webhook events.
+    pub secret: String,
+    /// The conversations it moderates.
+    pub direct: bool,
+    pub group: bool,
+    /// How long gim waits for the answer.
+    pub timeout_ms: u64,
+    /// On a timeout, an error or an answer gim cannot read: let the message through
+    /// (`true`) or refuse it.
+    pub allow_on_failure: bool,
 }
 
 /// A hashed app secret; `expires_at_ms` is set once a rotation retires it.

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use gim::{
     config::Config,
     logic::Logic,
-    model::AppSettings,
+    model::{AppSettings, BeforeSendHook},
     proto::logic::v1::{
         self as pb, CreateAppRequest, GetAppRequest, ListAppsRequest, RotateSecretRequest, UpdateAppRequest,
         app_admin_client::AppAdminClient,
@@ -58,7 +58,7 @@ pub enum AppCommand {
     Webhook(WebhookCommand),
 }
 
-#[derive(clap::Args, Debug, Clone, Copy)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Switches {
     /// Let gim keep usernames and passwords for this app.
     #[arg(long)]
@@ -69,43 +69,58 @@ pub struct Switches {
     /// Do not tell friends when a user comes online or goes offline.
     #[arg(long)]
     no_presence_events: bool,
+    /// Ask this URL about each message a device sends before it is stored (docs/webhooks.md).
+    #[arg(long)]
+    before_send_url: Option<String>,
+    /// The hook's signing secret (whsec_...).
+    #[arg(long, default_value = "")]
+    before_send_secret: String,
+    /// The conversations the hook moderates: direct, group or both.
+    #[arg(long, value_delimiter = ',', default_value = "direct,group")]
+    before_send_in: Vec<String>,
+    /// How long to wait for the hook's answer (0: 2000).
+    #[arg(long, default_value_t = 0)]
+    before_send_timeout_ms: u64,
+    /// Let messages through when the hook fails or times out (default: refuse them).
+    #[arg(long)]
+    before_send_allow_on_failure: bool,
 }
 
 impl From<Switches> for AppSettings {
     fn from(switches: Switches) -> Self {
+        let in_conversations = |kind: &str| switches.before_send_in.iter().any(|given| given == kind);
         AppSettings {
             accounts_enabled: switches.accounts,
             friendship_required: switches.friends_only,
             presence_events_disabled: switches.no_presence_events,
+            before_send: switches.before_send_url.clone().map(|url| BeforeSendHook {
+                url,
+                secret: switches.before_send_secret.clone(),
+                direct: in_conversations("direct"),
+                group: in_conversations("group"),
+                timeout_ms: switches.before_send_timeout_ms,
+                allow_on_failure: switches.before_send_allow_on_failure,
+            }),
         }
     }
 }
 
 impl From<Switches> for pb::AppSettings {
     fn from(switches: Switches) -> Self {
-        pb::AppSettings {
-            accounts_enabled: switches.accounts,
-            friendship_required: switches.friends_only,
-            presence_events_disabled: switches.no_presence_events,
-        }
+        gim::api::convert::settings(switches.into())
     }
 }
 
 fn print_app(id: u64, name: &str, settings: &AppSettings) {
+    let hook = settings.before_send.as_ref().map_or(String::new(), |hook| format!("\tbefore_send={}", hook.url));
     println!(
-        "{id}\t{name}\taccounts={}\tfriends_only={}\tpresence_events={}",
+        "{id}\t{name}\taccounts={}\tfriends_only={}\tpresence_events={}{hook}",
         settings.accounts_enabled, settings.friendship_required, !settings.presence_events_disabled
     );
 }
 
 fn print_pb_app(app: &pb::App) {
-    let settings = app.settings.unwrap_or_default();
-    let settings = AppSettings {
-        accounts_enabled: settings.accounts_enabled,
-        friendship_required: settings.friendship_required,
-        presence_events_disabled: settings.presence_events_disabled,
-    };
-    print_app(app.app_id, &app.name, &settings);
+    print_app(app.app_id, &app.name, &gim::api::convert::app_settings(app.settings.clone()));
 }
 
 fn created(remote: Option<&Remote>, args: &RemoteArgs, id: u64, secret: String, save: bool) -> anyhow::Result<()> {

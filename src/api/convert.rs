@@ -98,6 +98,14 @@ pub fn settings(settings: model::AppSettings) -> api::AppSettings {
         accounts_enabled: settings.accounts_enabled,
         friendship_required: settings.friendship_required,
         presence_events_disabled: settings.presence_events_disabled,
+        before_send: settings.before_send.map(|hook| api::BeforeSendHook {
+            url: hook.url,
+            secret: hook.secret,
+            direct: hook.direct,
+            group: hook.group,
+            timeout_ms: u32::try_from(hook.timeout_ms).unwrap_or(u32::MAX),
+            allow_on_failure: hook.allow_on_failure,
+        }),
     }
 }
 
@@ -107,6 +115,14 @@ pub fn app_settings(settings: Option<api::AppSettings>) -> model::AppSettings {
         accounts_enabled: settings.accounts_enabled,
         friendship_required: settings.friendship_required,
         presence_events_disabled: settings.presence_events_disabled,
+        before_send: settings.before_send.filter(|hook| !hook.url.is_empty()).map(|hook| model::BeforeSendHook {
+            url: hook.url,
+            secret: hook.secret,
+            direct: hook.direct,
+            group: hook.group,
+            timeout_ms: u64::from(hook.timeout_ms),
+            allow_on_failure: hook.allow_on_failure,
+        }),
     }
 }
 

@@ -91,6 +91,7 @@ impl Logic {
     /// Creates an app; returns it with its first secret, which is not stored in clear.
     pub async fn create_app(&self, name: &str, settings: AppSettings) -> Result<(App, String)> {
         check_app_name(name, self)?;
+        self.check_settings(&settings)?;
         let secret = generate_secret();
         let app = self.store().create_app(name, &settings, &hash_secret(&secret), now_ms()).await?;
         tracing::info!(app = app.id, name, "app created");
@@ -109,6 +110,9 @@ impl Logic {
         if let Some(name) = name {
             check_app_name(name, self)?;
         }
+        if let Some(settings) = &settings {
+            self.check_settings(settings)?;
+        }
         let updated = self.store().update_app(app, name, settings.as_ref()).await?;
         self.inner.apps.entries.remove(&app);
         updated.ok_or_else(|| Error::not_found(format!("app {app} does not exist")))
@@ -124,6 +128,15 @@ impl Logic {
         self.inner.apps.entries.remove(&app);
         tracing::info!(app, keep_old_secs = keep_old_for.as_secs(), "app secret rotated");
         Ok(secret)
+    }
+}
+
+impl Logic {
+    fn check_settings(&self, settings: &AppSettings) -> Result<()> {
+        match &settings.before_send {
+            Some(hook) => super::moderation::check_hook(hook, self.inner.webhooks.max_hook_timeout_ms),
+            None => Ok(()),
+        }
     }
 }
 

@@ -411,6 +411,7 @@ impl Logic {
             reply_to,
             recipients: Vec::new(),
         };
+        let message = self.moderate(caller.app, message).await?;
         // Group messages follow the group's rules alone (membership, mutes).
         let appended = self.inner.writer.write(caller.app, message, SendRules::default()).await?;
         Ok(GroupSent {

@@ -146,6 +146,7 @@ impl Logic {
             reply_to,
             recipients,
         };
+        let message = self.moderate(app, message).await?;
         let appended = self.inner.writer.write(app, message, rules).await?;
         Ok(Sent { message_id: appended.id, seq: appended.sender_seq, sent_at_ms: appended.sent_at_ms })
     }

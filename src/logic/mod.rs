@@ -13,6 +13,7 @@ mod ids;
 mod message_actions;
 mod message_rules;
 mod messages;
+mod moderation;
 mod moment_rules;
 mod moments;
 mod notices;
@@ -147,6 +148,9 @@ struct Inner {
     presence: Arc<presence_events::PresenceWatch>,
     rates: rate::Rates,
     webhooks: WebhooksConfig,
+    /// Posts to apps' before-send hooks.
+    hooks: crate::webhooks::sender::Sender,
+    metrics: Arc<Metrics>,
     known_users: users::KnownUsers,
     /// Hashes of the cluster's internal and on-behalf tokens.
     cluster: Option<(String, String)>,
@@ -172,7 +176,7 @@ impl Logic {
         let committer = writer::Committer {
             store: parts.store.clone(),
             ids: ids.clone(),
-            metrics: parts.metrics,
+            metrics: parts.metrics.clone(),
             delivery: parts.delivery.clone(),
         };
         let writer = writer::MessageWriter::start(committer, parts.write_batch_max, parts.write_concurrency);
@@ -193,7 +197,9 @@ impl Logic {
                 rates: rate::Rates::new(&parts.rates),
                 social: parts.social,
                 messages: parts.messages,
+                hooks: crate::webhooks::sender::Sender::new(Duration::from_millis(parts.webhooks.max_hook_timeout_ms)),
                 webhooks: parts.webhooks,
+                metrics: parts.metrics,
                 presence: presence.clone(),
                 known_users: users::KnownUsers::new(),
                 cluster: parts.cluster.map(|tokens| (hash_secret(&tokens.internal), hash_secret(&tokens.on_behalf))),

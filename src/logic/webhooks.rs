@@ -38,6 +38,8 @@ const DUE_PARTITIONS: u32 = 256;
 /// Finished deliveries pruned per round.
 const PRUNE_BATCH: u32 = 500;
 const MAX_URL_LEN: usize = 2048;
+/// Of a failed answer's body, this much is kept as the delivery's error.
+const ERROR_BODY_CHARS: usize = 256;
 const MAX_DESCRIPTION_CHARS: usize = 256;
 /// Most deliveries one replay names.
 pub const MAX_REPLAY_IDS: usize = 512;
@@ -63,7 +65,7 @@ pub struct EndpointChange {
     pub enabled: Option<bool>,
 }
 
-fn check_url(url: &str) -> Result<()> {
+pub(super) fn check_url(url: &str) -> Result<()> {
     if url.len() > MAX_URL_LEN {
         return Err(Error::invalid(format!("url is longer than {MAX_URL_LEN} bytes")));
     }
@@ -298,7 +300,9 @@ impl Dispatcher {
                         continue;
                     }
                     attempted = true;
+                    let started = std::time::Instant::now();
                     let outcome = self.attempt(&endpoint, &key, delivery).await;
+                    self.record(&outcome, started.elapsed());
                     let attempts = delivery.attempts.saturating_add(1);
                     store.finish_attempt(delivery.id, attempts, &outcome, now_ms()).await?;
                     match outcome {
@@ -322,6 +326,17 @@ impl Dispatcher {
                 return Ok(());
             }
         }
+    }
+
+    fn record(&self, outcome: &AttemptOutcome, took: Duration) {
+        let outcome = match outcome {
+            AttemptOutcome::Delivered { status: 0 } => "skipped",
+            AttemptOutcome::Delivered { .. } => "delivered",
+            AttemptOutcome::Retry { .. } => "retry",
+            AttemptOutcome::Dead { .. } => "dead",
+        };
+        let labels = crate::metrics::WebhookLabels { outcome: outcome.into() };
+        self.logic.inner.metrics.webhook_seconds.get_or_create(&labels).observe(took.as_secs_f64());
     }
 
     /// Posts one event and says what becomes of it.
@@ -355,6 +370,7 @@ impl Dispatcher {
                 AttemptOutcome::Dead { status: 410, error: "410 Gone: the endpoint is disabled".into() }
             }
             Answer::Status { status, retry_after, body } => {
+                let body: String = body.chars().take(ERROR_BODY_CHARS).collect();
                 self.retry_or_die(delivery, status, retry_after, format!("HTTP {status}: {body}"))
             }
             Answer::Failed(error) => self.retry_or_die(delivery, 0, None, error),

@@ -264,6 +264,72 @@ pub fn body_json(body: &MessageBody) -> Value {
     }
 }
 
+/// A body as a moderation hook gives it back: `{"type": "text", "text": ...}`, with the
+/// fields `body_json` writes for that type (missing ones are empty). Only bodies users may
+/// send: not `system` or `revision`.
+pub fn body_from_json(value: &Value) -> Result<MessageBody, String> {
+    use crate::proto::common::v1::{
+        AudioBody, CustomBody, FileBody, ImageBody, LocationBody, StickerBody, TextBody, VideoBody,
+    };
+    let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
+    let number = |key: &str| value[key].as_u64().unwrap_or_default();
+    let small = |key: &str| u32::try_from(number(key)).unwrap_or(u32::MAX);
+    let content = match value["type"].as_str().unwrap_or_default() {
+        "text" => Content::Text(TextBody {
+            text: text("text"),
+            mention_user_ids: value["mention_user_ids"]
+                .as_array()
+                .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            mention_all: value["mention_all"].as_bool().unwrap_or_default(),
+        }),
+        "image" => Content::Image(ImageBody {
+            url: text("url"),
+            thumbnail_url: text("thumbnail_url"),
+            width: small("width"),
+            height: small("height"),
+            size_bytes: number("size_bytes"),
+            format: text("format"),
+        }),
+        "audio" => Content::Audio(AudioBody {
+            url: text("url"),
+            duration_ms: small("duration_ms"),
+            size_bytes: number("size_bytes"),
+            format: text("format"),
+        }),
+        "video" => Content::Video(VideoBody {
+            url: text("url"),
+            cover_url: text("cover_url"),
+            duration_ms: small("duration_ms"),
+            width: small("width"),
+            height: small("height"),
+            size_bytes: number("size_bytes"),
+            format: text("format"),
+        }),
+        "file" => Content::File(FileBody {
+            url: text("url"),
+            name: text("name"),
+            size_bytes: number("size_bytes"),
+            mime_type: text("mime_type"),
+        }),
+        "sticker" => {
+            Content::Sticker(StickerBody { pack_id: text("pack_id"), sticker_id: text("sticker_id"), url: text("url") })
+        }
+        "location" => Content::Location(LocationBody {
+            latitude: value["latitude"].as_f64().unwrap_or_default(),
+            longitude: value["longitude"].as_f64().unwrap_or_default(),
+            title: text("title"),
+            address: text("address"),
+        }),
+        "custom" => Content::Custom(CustomBody {
+            kind: text("kind"),
+            data: STANDARD.decode(text("data")).map_err(|_| "a custom body's data is base64")?,
+        }),
+        other => return Err(format!("a body of type {other:?} cannot replace a message")),
+    };
+    Ok(MessageBody { content: Some(content) })
+}
+
 /// A notice's detail is JSON when gim wrote it; anything else stays a string.
 fn detail_json(detail: &str) -> Value {
     if detail.is_empty() {
@@ -320,6 +386,26 @@ pub fn rfc3339(at_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_read_back_as_they_were_written() {
+        let bodies = [
+            r#"{"text": "hi", "mention_user_ids": ["bob"], "mention_all": true}"#,
+            r#"{"url": "https://x/y.png", "thumbnail_url": "t", "width": 3, "height": 4, "size_bytes": 5, "format": "png"}"#,
+            r#"{"kind": "poll", "data": "AAEC"}"#,
+            r#"{"latitude": 1.5, "longitude": -2.25, "title": "here", "address": "there"}"#,
+        ];
+        for (kind, body) in ["text", "image", "custom", "location"].into_iter().zip(bodies) {
+            let mut value: Value = serde_json::from_str(body).unwrap();
+            value["type"] = json!(kind);
+            let parsed = body_from_json(&value).unwrap();
+            let mut written = body_json(&parsed);
+            written["type"] = json!(kind);
+            assert_eq!(written, value, "{kind}");
+        }
+        assert!(body_from_json(&json!({"type": "system", "event": "x"})).is_err());
+        assert!(body_from_json(&json!({"type": "custom", "data": "not base64!"})).is_err());
+    }
 
     #[test]
     fn timestamps_are_rfc3339_in_utc() {

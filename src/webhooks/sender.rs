@@ -13,14 +13,13 @@ use hyper_util::{
 
 use super::signature;
 
-/// Of a failed answer's body, this much is kept as the delivery's error.
-const ERROR_BODY_BYTES: usize = 256;
+/// Of an answer's body, this much is read; the rest is dropped.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How a receiver answered one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// An HTTP status; with a `Retry-After` in seconds, and the start of the body when it
-    /// is not a success.
+    /// An HTTP status; with a `Retry-After` in seconds, and the body (its first 64 KiB).
     Status { status: u16, retry_after: Option<Duration>, body: String },
     /// No answer: the connection failed or timed out.
     Failed(String),
@@ -66,10 +65,15 @@ impl Sender {
 
     /// Posts the payload, signed; waits at most the timeout for the whole answer.
     pub async fn post(&self, post: Post<'_>) -> Answer {
-        match tokio::time::timeout(self.timeout, self.send(post)).await {
+        self.post_within(post, self.timeout).await
+    }
+
+    /// `post`, waiting at most `timeout`.
+    pub async fn post_within(&self, post: Post<'_>, timeout: Duration) -> Answer {
+        match tokio::time::timeout(timeout, self.send(post)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(err)) => Answer::Failed(err),
-            Err(_) => Answer::Failed(format!("no answer within {} s", self.timeout.as_secs_f32())),
+            Err(_) => Answer::Failed(format!("no answer within {} ms", timeout.as_millis())),
         }
     }
 
@@ -92,18 +96,9 @@ impl Sender {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = if response.status().is_success() {
-            String::new()
-        } else {
-            // Only the start of the body is kept; the rest is not read.
-            let limited = Limited::new(response.into_body(), 64 * 1024);
-            match limited.collect().await {
-                Ok(collected) => {
-                    let bytes = collected.to_bytes();
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(ERROR_BODY_BYTES)]).into_owned()
-                }
-                Err(_) => String::new(),
-            }
+        let body = match Limited::new(response.into_body(), MAX_BODY_BYTES).collect().await {
+            Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+            Err(_) => String::new(),
         };
         Ok(Answer::Status { status, retry_after, body })
     }

@@ -20,6 +20,7 @@ mod grpc;
 mod large_groups_in_the_list;
 mod message_actions;
 mod messages;
+mod moderation;
 mod moments;
 mod rates;
 mod routes;

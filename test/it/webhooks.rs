@@ -35,6 +35,8 @@ pub enum Mode {
     Answer(u16),
     /// Holds every request until the mode changes.
     Hold,
+    /// Answers 200 with this JSON.
+    Json(&'static str),
 }
 
 /// One request as the receiver got it.
@@ -74,20 +76,21 @@ pub struct Receiver {
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
-async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: String) -> axum::http::StatusCode {
+async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: String) -> (axum::http::StatusCode, String) {
     *shared.seen.lock().unwrap() += 1;
     if shared.poison.lock().unwrap().as_ref().is_some_and(|poison| body.contains(poison.as_str())) {
-        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new());
     }
     let mut mode = shared.mode.subscribe();
     let decided = *mode.wait_for(|mode| *mode != Mode::Hold).await.unwrap();
+    if let Mode::Answer(status) = decided {
+        return (axum::http::StatusCode::from_u16(status).unwrap(), String::new());
+    }
+    let json = serde_json::from_str(&body).expect("a JSON body");
+    shared.accepted.lock().unwrap().push(Received { headers, body, json });
     match decided {
-        Mode::Answer(status) => axum::http::StatusCode::from_u16(status).unwrap(),
-        _ => {
-            let json = serde_json::from_str(&body).expect("a JSON body");
-            shared.accepted.lock().unwrap().push(Received { headers, body, json });
-            axum::http::StatusCode::NO_CONTENT
-        }
+        Mode::Json(answer) => (axum::http::StatusCode::OK, answer.to_owned()),
+        _ => (axum::http::StatusCode::NO_CONTENT, String::new()),
     }
 }
 
@@ -194,7 +197,7 @@ async fn send(app: &TestApp, from: &str, to: &str, id: &str) -> u64 {
     app.business().await.send_message(request).await.expect("sending").into_inner().message_id
 }
 
-async fn deliveries(
+pub async fn deliveries(
     app: &TestApp,
     endpoint: u64,
     state: WebhookDeliveryState,

@@ -1,0 +1,170 @@
+//! The before-send hook: an app may have gim ask its backend about each message a device
+//! sends, before the message is stored. The answer lets it through, refuses it (the
+//! sender gets PERMISSION_DENIED with the business's reason, and nothing is stored), or
+//! replaces its body. The app's `allow_on_failure` says what a timeout, an error or an
+//! unreadable answer means.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{Error, Logic, Result, validate};
+use crate::{
+    metrics::HookLabels,
+    model::{AppId, BeforeSendHook, ConversationType, MessageBody, now_ms},
+    store::NewMessage,
+    webhooks::{
+        events::{body_from_json, message_json, rfc3339},
+        sender::{Answer, Post},
+        signature,
+    },
+};
+
+/// The hook's wait when the app sets none.
+const DEFAULT_TIMEOUT_MS: u64 = 2000;
+/// Most characters of a refusal's reason passed on to the sender.
+const MAX_REASON_CHARS: usize = 200;
+
+/// What the business answered.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    Allow,
+    Refuse(String),
+    Replace(MessageBody),
+}
+
+/// Reads the answer's JSON: `{"action": "allow" | "refuse" | "replace", "reason", "body"}`.
+fn verdict_of(answer: &str) -> std::result::Result<Verdict, String> {
+    let value: Value = serde_json::from_str(answer).map_err(|err| format!("the answer is not JSON: {err}"))?;
+    match value["action"].as_str() {
+        Some("allow") => Ok(Verdict::Allow),
+        Some("refuse") => {
+            let reason: String = value["reason"].as_str().unwrap_or_default().chars().take(MAX_REASON_CHARS).collect();
+            Ok(Verdict::Refuse(if reason.is_empty() { "refused by the app".into() } else { reason }))
+        }
+        Some("replace") => body_from_json(&value["body"]).map(Verdict::Replace),
+        other => Err(format!("unknown action {other:?}: answer allow, refuse or replace")),
+    }
+}
+
+/// Checks a hook's settings as the operator gives them.
+pub(super) fn check_hook(hook: &BeforeSendHook, max_timeout_ms: u64) -> Result<()> {
+    super::webhooks::check_url(&hook.url)?;
+    signature::key_of(&hook.secret).map_err(|err| Error::invalid(format!("before_send.secret: {err}")))?;
+    if hook.timeout_ms > max_timeout_ms {
+        return Err(Error::invalid(format!(
+            "before_send.timeout_ms must be at most {max_timeout_ms} (webhooks.max_hook_timeout_ms)"
+        )));
+    }
+    if !hook.direct && !hook.group {
+        return Err(Error::invalid("before_send must moderate direct or group conversations, or both"));
+    }
+    Ok(())
+}
+
+impl Logic {
+    /// Asks the app's hook about a message a device sends, if the app has one for its
+    /// conversation: returns the message as it may be stored, or refuses it.
+    pub(super) async fn moderate(&self, app: AppId, mut message: NewMessage) -> Result<NewMessage> {
+        if message.sender_device_id.is_empty() {
+            // The business sent it itself: nothing to ask it.
+            return Ok(message);
+        }
+        let settings = self.existing_app(app).await?.settings;
+        let Some(hook) = settings.before_send.as_ref() else { return Ok(message) };
+        let wanted = match message.conversation_type {
+            ConversationType::Direct => hook.direct,
+            ConversationType::Group => hook.group,
+            _ => false,
+        };
+        if !wanted {
+            return Ok(message);
+        }
+        let started = Instant::now();
+        let verdict = self.ask(app, hook, &message).await;
+        let outcome = match &verdict {
+            Ok(Verdict::Allow) => "allow",
+            Ok(Verdict::Refuse(_)) => "refuse",
+            Ok(Verdict::Replace(_)) => "replace",
+            Err(_) => "failed",
+        };
+        self.inner
+            .metrics
+            .hook_seconds
+            .get_or_create(&HookLabels { outcome: outcome.into() })
+            .observe(started.elapsed().as_secs_f64());
+        match verdict {
+            Ok(Verdict::Allow) => Ok(message),
+            Ok(Verdict::Refuse(reason)) => Err(Error::PermissionDenied(reason)),
+            Ok(Verdict::Replace(body)) => {
+                validate::body(Some(&body), self.limits())?;
+                message.body = body;
+                Ok(message)
+            }
+            Err(error) if hook.allow_on_failure => {
+                tracing::warn!(app, %error, "the before-send hook failed; the message goes through");
+                Ok(message)
+            }
+            Err(error) => {
+                tracing::warn!(app, %error, "the before-send hook failed; the message is refused");
+                Err(Error::Unavailable("the app's moderation did not answer; try again".into()))
+            }
+        }
+    }
+
+    async fn ask(
+        &self,
+        app: AppId,
+        hook: &BeforeSendHook,
+        message: &NewMessage,
+    ) -> std::result::Result<Verdict, String> {
+        let key = signature::key_of(&hook.secret)?;
+        let mut shown = message_json(&message.stored(&crate::store::Appended {
+            id: 0,
+            sent_at_ms: now_ms(),
+            duplicate: false,
+            inboxes: Vec::new(),
+            sender_seq: 0,
+            timeline: None,
+        }));
+        if let Some(fields) = shown.as_object_mut() {
+            // Not stored yet: no id, no time of its own.
+            fields.remove("id");
+            fields.remove("sent_at_ms");
+        }
+        let now = now_ms();
+        let payload =
+            json!({ "type": "message.before_send", "timestamp": rfc3339(now), "data": { "app_id": app, "message": shown } })
+                .to_string();
+        let webhook_id = format!("hook_{}_{}", message.sender_device_id, message.client_msg_id);
+        let timeout_ms = if hook.timeout_ms == 0 { DEFAULT_TIMEOUT_MS } else { hook.timeout_ms };
+        let post =
+            Post { url: &hook.url, webhook_id: &webhook_id, key: &key, payload: &payload, timestamp_secs: now / 1000 };
+        match self.inner.hooks.post_within(post, Duration::from_millis(timeout_ms)).await {
+            Answer::Status { status: 200..=299, body, .. } => verdict_of(&body),
+            Answer::Status { status, .. } => Err(format!("the hook answered HTTP {status}")),
+            Answer::Failed(error) => Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_read_as_verdicts() {
+        assert_eq!(verdict_of(r#"{"action": "allow"}"#), Ok(Verdict::Allow));
+        assert_eq!(verdict_of(r#"{"action": "refuse", "reason": "spam"}"#), Ok(Verdict::Refuse("spam".into())));
+        assert_eq!(verdict_of(r#"{"action": "refuse"}"#), Ok(Verdict::Refuse("refused by the app".into())));
+        let Ok(Verdict::Replace(body)) =
+            verdict_of(r#"{"action": "replace", "body": {"type": "text", "text": "***"}}"#)
+        else {
+            panic!("a replacement");
+        };
+        assert_eq!(crate::model::message_type_of(&body), crate::model::MessageType::Text);
+        for bad in ["", "allow", r#"{"action": "maybe"}"#, r#"{"action": "replace", "body": {"type": "system"}}"#] {
+            assert!(verdict_of(bad).is_err(), "{bad}");
+        }
+    }
+}
