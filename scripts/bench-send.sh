@@ -6,7 +6,9 @@
 # and a release `gim serve` on it, creates an app, runs `gim-bench send` (arguments pass
 # through, e.g. --senders 64 --seconds 30), then the ceiling with the same senders, and
 # stops everything. Prints where the CPU went in each (gim, MariaDB, the load generator).
-# Figures go to docs/benchmarks.md.
+# With GIM_BENCH_WEBHOOK=1 the app also has a webhook endpoint for `message.*` (each send
+# writes its events to the outbox and the node posts them) on a local HTTP sink, to see
+# what webhooks cost the send path. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -28,6 +30,35 @@ gim_pid=$!
 created=$(target/release/gim app create --name bench)
 app_id=$(awk '/^app_id:/ {print $2}' <<<"$created")
 secret=$(awk '/^secret:/ {print $2}' <<<"$created")
+if [[ ${GIM_BENCH_WEBHOOK:-0} == 1 ]]; then
+    sink_port=$(free_port)
+    # Answers every POST 204 and counts them (printed when it stops).
+    python3 - "$sink_port" >"$work/sink.out" 2>&1 <<'PY' &
+import http.server, signal, sys
+count = 0
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        global count
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        count += 1
+        self.send_response(204)
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+def stop(*_):
+    print(f"webhook sink received {count} events", flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+    started+=($!)
+    sink_pid=$!
+    target/release/gim app webhook add --app "$app_id" --url "http://127.0.0.1:$sink_port/events" --kinds 'message.*' >/dev/null
+    sleep 1.5 # the running node sees the new endpoint within a second
+    log "webhook endpoint for message.* on a local sink"
+fi
 
 # CPU-seconds of processes so far, all threads.
 cpu_of() {
@@ -63,3 +94,9 @@ measured ceiling target/release/gim-bench ceiling --store-url "$mariadb_url/gim"
 gim_rate=$(awk '/messages\/s,/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "messages/s,") print $i }' "$work/send.out")
 ceiling_rate=$(awk '/stored\/s,/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "stored/s,") print $i }' "$work/ceiling.out")
 awk -v g="$gim_rate" -v c="$ceiling_rate" 'BEGIN { printf "gim / ceiling: %.2f (%s of %s messages/s)\n", g / c, g, c }'
+if [[ -n ${sink_pid:-} ]]; then
+    echo "webhook sink CPU-seconds: $(cpu_of "$sink_pid")"
+    kill "$sink_pid"
+    wait "$sink_pid" 2>/dev/null || true
+    cat "$work/sink.out"
+fi
