@@ -6,7 +6,7 @@
 # and a release `gim serve` on it, creates an app, runs `gim-bench send` (arguments pass
 # through, e.g. --senders 64 --seconds 30), then the ceiling with the same senders, and
 # stops everything. Prints where the CPU went in each (gim, MariaDB, the load generator).
-# With GIM_BENCH_WEBHOOK=1 the app also has a webhook endpoint for `message.*` (each send
+# With BENCH_WEBHOOK=1 the app also has a webhook endpoint for `message.*` (each send
 # writes its events to the outbox and the node posts them) on a local HTTP sink, to see
 # what webhooks cost the send path. Figures go to docs/benchmarks.md.
 set -euo pipefail
@@ -30,7 +30,7 @@ gim_pid=$!
 created=$(target/release/gim app create --name bench)
 app_id=$(awk '/^app_id:/ {print $2}' <<<"$created")
 secret=$(awk '/^secret:/ {print $2}' <<<"$created")
-if [[ ${GIM_BENCH_WEBHOOK:-0} == 1 ]]; then
+if [[ ${BENCH_WEBHOOK:-0} == 1 ]]; then
     sink_port=$(free_port)
     # Answers every POST 204 and counts them (printed when it stops).
     python3 - "$sink_port" >"$work/sink.out" 2>&1 <<'PY' &
