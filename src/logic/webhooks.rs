@@ -260,6 +260,20 @@ impl Dispatcher {
 
     /// Delivers a leased partition's due events until none is left due (or the lease is lost).
     async fn drain(&self, partition: (u64, u32), stop: &watch::Receiver<bool>) -> Result<()> {
+        // Successes are recorded a page at a time: one write for many events. Those not
+        // recorded when a node dies are sent again (delivery is at least once).
+        let mut delivered = Vec::new();
+        let result = self.drain_into(partition, stop, &mut delivered).await;
+        self.logic.store().finish_delivered(&delivered, now_ms()).await?;
+        result
+    }
+
+    async fn drain_into(
+        &self,
+        partition: (u64, u32),
+        stop: &watch::Receiver<bool>,
+        delivered: &mut Vec<(u64, u16)>,
+    ) -> Result<()> {
         let store = self.logic.store();
         let Some(endpoint) = store.endpoint(partition.0).await?.filter(|endpoint| endpoint.enabled) else {
             return Ok(());
@@ -303,6 +317,10 @@ impl Dispatcher {
                     let started = std::time::Instant::now();
                     let outcome = self.attempt(&endpoint, &key, delivery).await;
                     self.record(&outcome, started.elapsed());
+                    if let AttemptOutcome::Delivered { status } = outcome {
+                        delivered.push((delivery.id, status));
+                        continue;
+                    }
                     let attempts = delivery.attempts.saturating_add(1);
                     store.finish_attempt(delivery.id, attempts, &outcome, now_ms()).await?;
                     match outcome {
@@ -321,6 +339,8 @@ impl Dispatcher {
                         _ => {}
                     }
                 }
+                store.finish_delivered(delivered, now_ms()).await?;
+                delivered.clear();
             }
             if !attempted {
                 return Ok(());

@@ -923,6 +923,8 @@ pub trait WebhookStore: Send + Sync {
     async fn release_lease(&self, partition: (u64, u32), node: &str) -> StoreResult<()>;
     /// A partition's waiting deliveries after `after_id`, in the order they were written.
     async fn waiting_deliveries(&self, partition: (u64, u32), after_id: u64, limit: u32) -> StoreResult<Vec<Delivery>>;
+    /// Records successful attempts of waiting deliveries, with the receivers' statuses.
+    async fn finish_delivered(&self, delivered: &[(u64, u16)], now_ms: i64) -> StoreResult<()>;
     /// Records an attempt of a waiting delivery.
     async fn finish_attempt(&self, id: u64, attempts: u32, outcome: &AttemptOutcome, now_ms: i64) -> StoreResult<()>;
     /// An endpoint's deliveries, newest first.

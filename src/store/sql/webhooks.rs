@@ -443,6 +443,25 @@ impl WebhookStore for SqlStore {
         found.iter().map(delivery).collect()
     }
 
+    async fn finish_delivered(&self, delivered: &[(u64, u16)], now_ms: i64) -> StoreResult<()> {
+        let mut by_status: std::collections::BTreeMap<u16, Vec<i64>> = std::collections::BTreeMap::new();
+        for &(id, status) in delivered {
+            by_status.entry(status).or_default().push(rows::bigint(id, "id")?);
+        }
+        for (status, ids) in by_status {
+            for ids in ids.chunks(super::MAX_IN_LIST) {
+                let sql = format!(
+                    "UPDATE webhook_outbox SET state = 1, attempts = attempts + 1, next_at_ms = ?, last_at_ms = ?, \
+                     last_status = ?, last_error = '' WHERE state = 0 AND id IN ({})",
+                    in_list(ids.len())
+                );
+                let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(now_ms).bind(i64::from(status));
+                super::bind_in(query, ids).execute(&self.write).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn finish_attempt(&self, id: u64, attempts: u32, outcome: &AttemptOutcome, now_ms: i64) -> StoreResult<()> {
         let (state, next_at_ms, status, error) = match outcome {
             AttemptOutcome::Delivered { status } => (DeliveryState::Delivered, now_ms, *status, ""),
