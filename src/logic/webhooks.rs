@@ -33,6 +33,8 @@ use crate::{
 
 /// Waiting deliveries a partition task reads at a time.
 const BATCH: u32 = 100;
+/// The least time between two looks for due partitions.
+const CLAIM_INTERVAL: Duration = Duration::from_millis(20);
 /// Partitions a dispatcher looks at per poll.
 const DUE_PARTITIONS: u32 = 256;
 /// Finished deliveries pruned per round.
@@ -203,6 +205,8 @@ impl Logic {
             if let Err(err) = dispatcher.claim(&mut running, &mut held, &stop).await {
                 tracing::warn!(error = %err, "looking for webhook events to deliver failed");
             }
+            // A busy node writes events all the time: look at most this often.
+            tokio::time::sleep(CLAIM_INTERVAL).await;
             if tokio::time::Instant::now() >= next_prune {
                 next_prune += Duration::from_secs(60);
                 dispatcher.prune().await;
@@ -241,7 +245,7 @@ impl Dispatcher {
     ) -> Result<()> {
         let store = self.logic.store();
         let now = now_ms();
-        let due = store.due_partitions(now, DUE_PARTITIONS).await?;
+        let due = store.due_partitions(now, &self.node, DUE_PARTITIONS).await?;
         let wanted: Vec<(u64, u32)> = due.into_iter().filter(|partition| !held.contains(partition)).collect();
         for partition in store.lease_partitions(&wanted, &self.node, now, now + self.lease_ms()).await? {
             held.insert(partition);

@@ -907,8 +907,9 @@ pub trait WebhookStore: Send + Sync {
     async fn disable_endpoint(&self, endpoint_id: u64, reason: &str, now_ms: i64) -> StoreResult<()>;
     /// Writes the events of a change that is not the store's (a user came online).
     async fn record_events(&self, app: AppId, events: &[OutboxEvent], now_ms: i64) -> StoreResult<()>;
-    /// Partitions (endpoint, part) that hold events due by `now_ms`.
-    async fn due_partitions(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<(u64, u32)>>;
+    /// Partitions (endpoint, part) of enabled endpoints that hold events due by `now_ms`
+    /// and that no node but `node` holds.
+    async fn due_partitions(&self, now_ms: i64, node: &str, limit: u32) -> StoreResult<Vec<(u64, u32)>>;
     /// Leases to `node` until `until_ms` those of `wanted` that no other node holds (rows
     /// another node is claiming at the same moment are skipped); returns the leased.
     async fn lease_partitions(

@@ -370,12 +370,18 @@ impl WebhookStore for SqlStore {
         in_tx!(self, |tx| self.write_events(tx, app, events, now_ms).await)
     }
 
-    async fn due_partitions(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<(u64, u32)>> {
+    async fn due_partitions(&self, now_ms: i64, node: &str, limit: u32) -> StoreResult<Vec<(u64, u32)>> {
+        // From the partitions (a few per endpoint), each asking its own index range
+        // whether an event is due, rather than from all the waiting events.
         let found = sqlx::query(
-            "SELECT DISTINCT o.endpoint_id, o.part FROM webhook_outbox o \
-             JOIN webhook_endpoints e ON e.endpoint_id = o.endpoint_id AND e.enabled = 1 \
-             WHERE o.state = 0 AND o.next_at_ms <= ? LIMIT ?",
+            "SELECT p.endpoint_id, p.part FROM webhook_partitions p \
+             JOIN webhook_endpoints e ON e.endpoint_id = p.endpoint_id AND e.enabled = 1 \
+             WHERE (p.locked_until_ms < ? OR p.locked_by = ?) AND EXISTS (SELECT 1 FROM webhook_outbox o \
+             WHERE o.endpoint_id = p.endpoint_id AND o.part = p.part AND o.state = 0 AND o.next_at_ms <= ?) \
+             LIMIT ?",
         )
+        .bind(now_ms)
+        .bind(node)
         .bind(now_ms)
         .bind(i64::from(limit))
         .fetch_all(&self.read)
