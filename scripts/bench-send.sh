@@ -6,9 +6,10 @@
 # and a release `gim serve` on it, creates an app, runs `gim-bench send` (arguments pass
 # through, e.g. --senders 64 --seconds 30), then the ceiling with the same senders, and
 # stops everything. Prints where the CPU went in each (gim, MariaDB, the load generator).
-# With BENCH_WEBHOOK=1 the app also has a webhook endpoint for `message.*` (each send
-# writes its events to the outbox and the node posts them) on a local HTTP sink, to see
-# what webhooks cost the send path. Figures go to docs/benchmarks.md.
+# With BENCH_WEBHOOK=sink the app also has a webhook endpoint for `message.*` (each send
+# writes its events to the outbox and the node posts them) on `gim-bench sink`, to see
+# what webhooks cost; with BENCH_WEBHOOK=dead the endpoint's port is closed (events are
+# written, attempts fail and back off), to see what the outbox alone costs the sends. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -30,34 +31,16 @@ gim_pid=$!
 created=$(target/release/gim app create --name bench)
 app_id=$(awk '/^app_id:/ {print $2}' <<<"$created")
 secret=$(awk '/^secret:/ {print $2}' <<<"$created")
-if [[ ${BENCH_WEBHOOK:-0} == 1 ]]; then
+if [[ -n ${BENCH_WEBHOOK:-} ]]; then
     sink_port=$(free_port)
-    # Answers every POST 204 and counts them (printed when it stops).
-    python3 - "$sink_port" >"$work/sink.out" 2>&1 <<'PY' &
-import http.server, signal, sys
-count = 0
-class Sink(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        global count
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        count += 1
-        self.send_response(204)
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-def stop(*_):
-    print(f"webhook sink received {count} events", flush=True)
-    sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
-PY
-    started+=($!)
-    sink_pid=$!
+    if [[ $BENCH_WEBHOOK == sink ]]; then
+        target/release/gim-bench sink --listen "127.0.0.1:$sink_port" >"$work/sink.out" &
+        started+=($!)
+        sink_pid=$!
+    fi
     target/release/gim app webhook add --app "$app_id" --url "http://127.0.0.1:$sink_port/events" --kinds 'message.*' >/dev/null
     sleep 1.5 # the running node sees the new endpoint within a second
-    log "webhook endpoint for message.* on a local sink"
+    log "webhook endpoint for message.* on a local ${BENCH_WEBHOOK} port"
 fi
 
 # CPU-seconds of processes so far, all threads.

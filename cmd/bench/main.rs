@@ -13,6 +13,7 @@ mod search;
 mod send;
 mod server;
 mod setup;
+mod sink;
 mod track;
 mod ws;
 
@@ -47,6 +48,8 @@ enum Command {
     Conversations(conversations::Args),
     /// Full-text search of one user's messages among a million of an app.
     Search(search::Args),
+    /// An HTTP receiver that answers every webhook 204 and counts them.
+    Sink(sink::Args),
     /// One worker process of `connections` (started by it).
     #[command(hide = true)]
     ConnectionsWorker(connections::WorkerArgs),
@@ -65,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Conversations(args) => conversations::run(args).await,
         Command::Nats(args) => nats::run(args).await,
         Command::Probe(args) => probe::run(&args),
+        Command::Sink(args) => sink::run(args).await,
         Command::ConnectionsWorker(args) => connections::worker(args).await,
     }
 }
