@@ -30,6 +30,11 @@ CREATE TABLE webhook_partitions (
     part            INT         NOT NULL,
     locked_by       VARCHAR(64) NOT NULL DEFAULT '',
     locked_until_ms BIGINT      NOT NULL DEFAULT 0,
+    -- A partition whose endpoint keeps failing rests until then, its events untouched,
+    -- so that a dead endpoint costs the database next to nothing; `failures` counts
+    -- the rests in a row (each longer than the last).
+    blocked_until_ms BIGINT     NOT NULL DEFAULT 0,
+    failures        INT         NOT NULL DEFAULT 0,
     PRIMARY KEY (endpoint_id, part)
 ) ENGINE = InnoDB;
 

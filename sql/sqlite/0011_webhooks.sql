@@ -20,6 +20,8 @@ CREATE TABLE webhook_partitions (
     part            INTEGER NOT NULL,
     locked_by       TEXT    NOT NULL DEFAULT '',
     locked_until_ms INTEGER NOT NULL DEFAULT 0,
+    blocked_until_ms INTEGER NOT NULL DEFAULT 0,
+    failures        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (endpoint_id, part)
 );
 

@@ -221,6 +221,27 @@ fn no_endpoint(app: AppId, endpoint_id: u64) -> Error {
     Error::not_found(format!("app {app} has no webhook endpoint {endpoint_id}"))
 }
 
+/// Failed attempts in a row (of different lanes) after which a partition rests.
+const FAILURES_TO_REST: u32 = 5;
+
+/// Whether an endpoint's failures say it is down rather than refusing one event.
+#[derive(Debug, Clone, Copy)]
+struct Breaker {
+    /// Rests the partition had in a row before this drain (its endpoint has failed since).
+    rests: u32,
+    /// Failed attempts in a row in this drain.
+    streak: u32,
+}
+
+impl Breaker {
+    /// Counts a failure; `true` when the partition should rest. After a rest one failure
+    /// is enough: the first attempt was a probe.
+    fn trips(&mut self) -> bool {
+        self.streak += 1;
+        self.streak >= if self.rests > 0 { 1 } else { FAILURES_TO_REST }
+    }
+}
+
 /// One node's delivery of the outbox.
 struct Dispatcher {
     logic: Logic,
@@ -284,6 +305,7 @@ impl Dispatcher {
         };
         let key = signature::key_of(&endpoint.secret).map_err(|err| Error::Internal(err.into()))?;
         let mut renew_at = now_ms() + self.lease_ms() / 3;
+        let mut breaker = Breaker { rests: store.partition_failures(partition).await?, streak: 0 };
         // Passes over the partition's waiting events, a page at a time, until a pass
         // attempts nothing: what is left backs off, and the dispatcher comes back when it is due.
         loop {
@@ -291,6 +313,7 @@ impl Dispatcher {
             // Lanes whose first waiting event is not due, or failed in this pass: the rest
             // of the lane waits behind it (until then).
             let mut held_back: HashMap<String, i64> = HashMap::new();
+            let mut deferred: HashSet<String> = HashSet::new();
             let mut attempted = false;
             let mut after_id = 0;
             loop {
@@ -308,7 +331,7 @@ impl Dispatcher {
                         renew_at = now_ms() + self.lease_ms() / 3;
                     }
                     if let Some(&until) = held_back.get(&delivery.lane) {
-                        if delivery.next_at_ms < until {
+                        if delivery.next_at_ms < until && deferred.insert(delivery.lane.clone()) {
                             store.defer_lane(partition, &delivery.lane, delivery.id - 1, until).await?;
                         }
                         continue;
@@ -323,10 +346,22 @@ impl Dispatcher {
                     self.record(&outcome, started.elapsed());
                     if let AttemptOutcome::Delivered { status } = outcome {
                         delivered.push((delivery.id, status));
+                        if breaker.rests > 0 {
+                            store.recover_partition(partition).await?;
+                        }
+                        breaker = Breaker { rests: 0, streak: 0 };
                         continue;
                     }
                     let attempts = delivery.attempts.saturating_add(1);
                     store.finish_attempt(delivery.id, attempts, &outcome, now_ms()).await?;
+                    let gone = matches!(outcome, AttemptOutcome::Dead { status: 410, .. });
+                    if let AttemptOutcome::Retry { error, .. } | AttemptOutcome::Dead { error, .. } = &outcome
+                        && !gone
+                        && breaker.trips()
+                    {
+                        self.rest(partition, &breaker, error).await?;
+                        return Ok(());
+                    }
                     match outcome {
                         AttemptOutcome::Retry { next_at_ms, .. } => {
                             held_back.insert(delivery.lane.clone(), next_at_ms);
@@ -350,6 +385,19 @@ impl Dispatcher {
                 return Ok(());
             }
         }
+    }
+
+    /// Rests a partition whose endpoint keeps failing: its events stay as they are, and
+    /// the dispatcher comes back after a backoff that grows with each rest in a row.
+    async fn rest(&self, partition: (u64, u32), breaker: &Breaker, error: &str) -> Result<()> {
+        let now = now_ms();
+        let rests = breaker.rests.saturating_add(1);
+        let until = now + retry_delay_ms(&self.config, rests - 1, None);
+        let expired = now.saturating_sub_unsigned(self.config.retry_for_secs.saturating_mul(1000));
+        let error = format!("the endpoint kept failing: {error}");
+        self.logic.store().rest_partition(partition, rests, until, expired, &error).await?;
+        tracing::info!(endpoint = partition.0, part = partition.1, rests, "webhook endpoint failing; partition rests");
+        Ok(())
     }
 
     fn record(&self, outcome: &AttemptOutcome, took: Duration) {

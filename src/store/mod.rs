@@ -932,6 +932,20 @@ pub trait WebhookStore: Send + Sync {
     async fn deliveries(&self, app: AppId, endpoint_id: u64, filter: DeliveryFilter) -> StoreResult<Vec<Delivery>>;
     /// Makes dead deliveries (those of `ids`, all when empty; at most 512) waiting again.
     async fn replay_dead(&self, app: AppId, endpoint_id: u64, ids: &[u64], now_ms: i64) -> StoreResult<u64>;
+    /// How many rests in a row the partition has had (0: its endpoint answers).
+    async fn partition_failures(&self, partition: (u64, u32)) -> StoreResult<u32>;
+    /// Rests a partition whose endpoint keeps failing until `until_ms` (its `failures`-th
+    /// rest in a row), and makes its waiting events written before `expired_before_ms` dead.
+    async fn rest_partition(
+        &self,
+        partition: (u64, u32),
+        failures: u32,
+        until_ms: i64,
+        expired_before_ms: i64,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// The partition's endpoint answered again: no more rests.
+    async fn recover_partition(&self, partition: (u64, u32)) -> StoreResult<()>;
     /// Completes when this node has written events since the last call.
     async fn events_written(&self);
     /// Puts off a lane's waiting deliveries after `after_id` until `until_ms`: they wait

@@ -242,6 +242,7 @@ both_stores!(
     two_nodes_deliver_each_event_once,
     presence_changes_are_events,
     a_poisoned_lane_holds_back_only_itself,
+    a_dead_endpoint_is_rested_not_hammered,
 );
 
 async fn every_kind_of_event_arrives_signed(backend: Backend) {
@@ -721,4 +722,35 @@ async fn a_poisoned_lane_holds_back_only_itself(backend: Backend) {
     assert_eq!(texts_in_lane(&received, ("p", &other)), expected);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(texts_in_lane(&receiver.accepted(), ("p", "s")).is_empty(), "nothing passes the poisoned event");
+}
+
+/// An endpoint that fails for every conversation is down, not refusing one event: its
+/// partitions rest (with growing backoff) instead of each conversation retrying on its
+/// own, so a dead endpoint costs next to nothing; once it answers, everything arrives.
+async fn a_dead_endpoint_is_rested_not_hammered(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        fast_retries(config);
+        config.webhooks.first_retry_ms = 200;
+    })
+    .await;
+    let app = server.new_app().await;
+    let receiver = Receiver::start().await;
+    receiver.set(Mode::Answer(503));
+    add_endpoint(&app, &receiver.url(), &["message.created"]).await;
+    let users: Vec<String> = (0..128).map(|i| format!("u{i}")).collect();
+    for user in &users {
+        app.user(user).await;
+    }
+    // 64 conversations, spread over the endpoint's 8 partitions.
+    for pair in users.chunks(2) {
+        send(&app, &pair[0], &pair[1], &format!("{}-hi", pair[0])).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Each conversation retrying alone would have made about 5 attempts each (320);
+    // resting partitions make a few failures, then one probe per rest.
+    let attempts = receiver.seen();
+    assert!(attempts <= 8 * 11, "{attempts} attempts on a dead endpoint");
+    receiver.set(Mode::Accept);
+    let received = receiver.wait_for("every conversation once it answers", |r| r.len() >= 64).await;
+    assert_eq!(received.len(), 64);
 }

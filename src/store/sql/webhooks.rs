@@ -376,12 +376,13 @@ impl WebhookStore for SqlStore {
         let found = sqlx::query(
             "SELECT p.endpoint_id, p.part FROM webhook_partitions p \
              JOIN webhook_endpoints e ON e.endpoint_id = p.endpoint_id AND e.enabled = 1 \
-             WHERE (p.locked_until_ms < ? OR p.locked_by = ?) AND EXISTS (SELECT 1 FROM webhook_outbox o \
+             WHERE (p.locked_until_ms < ? OR p.locked_by = ?) AND p.blocked_until_ms <= ? AND EXISTS (SELECT 1 FROM webhook_outbox o \
              WHERE o.endpoint_id = p.endpoint_id AND o.part = p.part AND o.state = 0 AND o.next_at_ms <= ?) \
              LIMIT ?",
         )
         .bind(now_ms)
         .bind(node)
+        .bind(now_ms)
         .bind(now_ms)
         .bind(i64::from(limit))
         .fetch_all(&self.read)
@@ -508,6 +509,62 @@ impl WebhookStore for SqlStore {
         }
         let found = query.bind(i64::from(filter.limit)).fetch_all(&self.read).await?;
         found.iter().map(delivery).collect()
+    }
+
+    async fn partition_failures(&self, partition: (u64, u32)) -> StoreResult<u32> {
+        let failures: Option<i64> =
+            sqlx::query_scalar("SELECT failures FROM webhook_partitions WHERE endpoint_id = ? AND part = ?")
+                .bind(rows::bigint(partition.0, "endpoint_id")?)
+                .bind(i64::from(partition.1))
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(failures.map_or(0, |failures| u32::try_from(failures).unwrap_or(0)))
+    }
+
+    async fn rest_partition(
+        &self,
+        partition: (u64, u32),
+        failures: u32,
+        until_ms: i64,
+        expired_before_ms: i64,
+        error: &str,
+    ) -> StoreResult<()> {
+        let (endpoint_id, part) = (rows::bigint(partition.0, "endpoint_id")?, i64::from(partition.1));
+        in_tx!(self, |tx| async {
+            sqlx::query(
+                "UPDATE webhook_partitions SET failures = ?, blocked_until_ms = ? WHERE endpoint_id = ? AND part = ?",
+            )
+            .bind(i64::from(failures))
+            .bind(until_ms)
+            .bind(endpoint_id)
+            .bind(part)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE webhook_outbox SET state = 2, next_at_ms = ?, last_error = ? \
+                 WHERE endpoint_id = ? AND part = ? AND state = 0 AND created_at_ms < ?",
+            )
+            .bind(crate::model::now_ms())
+            .bind(error)
+            .bind(endpoint_id)
+            .bind(part)
+            .bind(expired_before_ms)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+        .await)
+    }
+
+    async fn recover_partition(&self, partition: (u64, u32)) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhook_partitions SET failures = 0, blocked_until_ms = 0 WHERE endpoint_id = ? AND part = ?",
+        )
+        .bind(rows::bigint(partition.0, "endpoint_id")?)
+        .bind(i64::from(partition.1))
+        .execute(&self.write)
+        .await?;
+        Ok(())
     }
 
     async fn events_written(&self) {
