@@ -55,8 +55,7 @@ CREATE TABLE webhook_outbox (
     last_status     INT           NOT NULL DEFAULT 0,
     last_error      VARCHAR(512)  NOT NULL DEFAULT '',
     PRIMARY KEY (id),
-    -- What is due, for the dispatchers; a partition's waiting events in order.
-    KEY idx_outbox_due (state, next_at_ms),
+    -- A partition's events by state, in order: what dispatchers deliver, what pruning drops.
     KEY idx_outbox_partition (endpoint_id, part, state, id),
     -- An endpoint's recent deliveries.
     KEY idx_outbox_endpoint (endpoint_id, id)

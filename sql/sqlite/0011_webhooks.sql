@@ -41,6 +41,5 @@ CREATE TABLE webhook_outbox (
     last_status     INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT    NOT NULL DEFAULT ''
 );
-CREATE INDEX idx_outbox_due ON webhook_outbox (state, next_at_ms);
 CREATE INDEX idx_outbox_partition ON webhook_outbox (endpoint_id, part, state, id);
 CREATE INDEX idx_outbox_endpoint ON webhook_outbox (endpoint_id, id);

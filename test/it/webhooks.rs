@@ -126,6 +126,11 @@ impl Receiver {
         format!("http://{}/hook", self.addr)
     }
 
+    /// Holds every request from now on.
+    pub fn stop_answering(&self) {
+        self.set(Mode::Hold);
+    }
+
     /// Answers 500 to every body that holds `text`.
     pub fn poison(&self, text: &str) {
         *self.shared.poison.lock().unwrap() = Some(text.to_owned());
@@ -243,6 +248,7 @@ both_stores!(
     presence_changes_are_events,
     a_poisoned_lane_holds_back_only_itself,
     a_dead_endpoint_is_rested_not_hammered,
+    finished_deliveries_are_pruned_when_old,
 );
 
 async fn every_kind_of_event_arrives_signed(backend: Backend) {
@@ -753,4 +759,30 @@ async fn a_dead_endpoint_is_rested_not_hammered(backend: Backend) {
     receiver.set(Mode::Accept);
     let received = receiver.wait_for("every conversation once it answers", |r| r.len() >= 64).await;
     assert_eq!(received.len(), 64);
+}
+
+/// Delivered and dead events are dropped once older than their keeping times; waiting
+/// ones never are.
+async fn finished_deliveries_are_pruned_when_old(backend: Backend) {
+    use gim::store::WebhookStore;
+    let server = TestServer::start_with(backend, fast_retries).await;
+    let app = server.new_app().await;
+    let receiver = Receiver::start().await;
+    let endpoint = add_endpoint(&app, &receiver.url(), &["message.created"]).await.endpoint_id;
+    app.user("alice").await;
+    app.user("bob").await;
+    for i in 0..5 {
+        send(&app, "alice", "bob", &format!("m{i}")).await;
+    }
+    receiver.wait_for("five", |r| r.len() == 5).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    receiver.stop_answering();
+    send(&app, "alice", "bob", "waiting").await;
+    let store = server.node.store();
+    let now = gim::model::now_ms();
+    assert_eq!(store.prune_deliveries(now - 60_000, now - 60_000, 100).await.unwrap(), 0, "none is old yet");
+    assert_eq!(store.prune_deliveries(now + 1, now + 1, 100).await.unwrap(), 5, "the delivered five");
+    let left = deliveries(&app, endpoint, WebhookDeliveryState::Unspecified).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].state, WebhookDeliveryState::Waiting as i32);
 }

@@ -589,27 +589,38 @@ impl WebhookStore for SqlStore {
     }
 
     async fn prune_deliveries(&self, delivered_before_ms: i64, dead_before_ms: i64, limit: u32) -> StoreResult<u64> {
-        // In pieces, so that no statement holds the table long. A finished delivery's
-        // next_at_ms is when it finished, so the index of due events finds them.
-        let limit = i64::from(limit.min(super::MAX_IN_LIST as u32) / 2);
-        let mut ids: Vec<i64> = Vec::new();
-        for (state, before) in [(DeliveryState::Delivered, delivered_before_ms), (DeliveryState::Dead, dead_before_ms)]
-        {
-            let found: Vec<i64> =
-                sqlx::query_scalar("SELECT id FROM webhook_outbox WHERE state = ? AND next_at_ms < ? LIMIT ?")
-                    .bind(state as i64)
-                    .bind(before)
-                    .bind(limit)
-                    .fetch_all(&self.read)
-                    .await?;
-            ids.extend(found);
+        // Partition by partition, oldest first along the partition's index (events finish
+        // about in the order they were written; a finished event's next_at_ms is when it
+        // finished), in pieces, so that no statement holds the table long.
+        let partitions: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT endpoint_id, part FROM webhook_partitions").fetch_all(&self.read).await?;
+        let limit = i64::from(limit.min(super::MAX_IN_LIST as u32));
+        let mut deleted = 0;
+        for (endpoint_id, part) in partitions {
+            for (state, before) in
+                [(DeliveryState::Delivered, delivered_before_ms), (DeliveryState::Dead, dead_before_ms)]
+            {
+                // The oldest few, kept if not old enough: a bounded read, whatever the backlog.
+                let oldest: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT id, next_at_ms FROM webhook_outbox WHERE endpoint_id = ? AND part = ? AND state = ? \
+                     ORDER BY id LIMIT ?",
+                )
+                .bind(endpoint_id)
+                .bind(part)
+                .bind(state as i64)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+                let ids: Vec<i64> = oldest.into_iter().filter(|(_, at)| *at < before).map(|(id, _)| id).collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                let sql = format!("DELETE FROM webhook_outbox WHERE id IN ({})", in_list(ids.len()));
+                let query = super::bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)), &ids);
+                deleted += query.execute(&self.write).await?.rows_affected();
+            }
         }
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let sql = format!("DELETE FROM webhook_outbox WHERE id IN ({})", in_list(ids.len()));
-        let deleted = super::bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)), &ids).execute(&self.write).await?;
-        Ok(deleted.rows_affected())
+        Ok(deleted)
     }
 
     async fn replay_dead(&self, app: AppId, endpoint_id: u64, ids: &[u64], now_ms: i64) -> StoreResult<u64> {
