@@ -9,7 +9,8 @@
 # With BENCH_WEBHOOK=sink the app also has a webhook endpoint for `message.*` (each send
 # writes its events to the outbox and the node posts them) on `gim-bench sink`, to see
 # what webhooks cost; with BENCH_WEBHOOK=dead the endpoint's port is closed (events are
-# written, attempts fail and back off), to see what the outbox alone costs the sends. Figures go to docs/benchmarks.md.
+# written, attempts fail and back off), to see what the outbox alone costs the sends;
+# BENCH_WEBHOOK_KINDS names other kinds than `message.*`. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -38,9 +39,9 @@ if [[ -n ${BENCH_WEBHOOK:-} ]]; then
         started+=($!)
         sink_pid=$!
     fi
-    target/release/gim app webhook add --app "$app_id" --url "http://127.0.0.1:$sink_port/events" --kinds 'message.*' >/dev/null
+    target/release/gim app webhook add --app "$app_id" --url "http://127.0.0.1:$sink_port/events" --kinds "${BENCH_WEBHOOK_KINDS:-message.*}" >/dev/null
     sleep 1.5 # the running node sees the new endpoint within a second
-    log "webhook endpoint for message.* on a local ${BENCH_WEBHOOK} port"
+    log "webhook endpoint for ${BENCH_WEBHOOK_KINDS:-message.*} on a local ${BENCH_WEBHOOK} port"
 fi
 
 # CPU-seconds of processes so far, all threads.
