@@ -168,6 +168,15 @@ impl SqlStore {
         Ok(subscribed)
     }
 
+    /// The operator says the endpoint works again: its partitions stop resting.
+    async fn end_rests(&self, endpoint_id: u64) -> StoreResult<()> {
+        sqlx::query("UPDATE webhook_partitions SET failures = 0, blocked_until_ms = 0 WHERE endpoint_id = ?")
+            .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     fn forget_subscriptions(&self, app: AppId) {
         if let Ok(app) = i64::try_from(app) {
             self.subscriptions.apps.remove(&app);
@@ -328,6 +337,9 @@ impl WebhookStore for SqlStore {
         self.forget_subscriptions(app);
         if updated == 0 {
             return Ok(None);
+        }
+        if patch.enabled == Some(true) {
+            self.end_rests(endpoint_id).await?;
         }
         Ok(self.endpoint(endpoint_id).await?.filter(|found| found.app == app))
     }
@@ -636,6 +648,8 @@ impl WebhookStore for SqlStore {
         let ids: Vec<i64> = ids.iter().map(|&id| rows::bigint(id, "id")).collect::<StoreResult<_>>()?;
         query = super::bind_in(query, &ids);
         let replayed = query.execute(&self.write).await?.rows_affected();
+        // A replay follows a fix on the receiver's side: try it at once.
+        self.end_rests(endpoint_id).await?;
         if replayed > 0 {
             self.subscriptions.written.notify_one();
         }
