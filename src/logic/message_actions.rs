@@ -151,6 +151,12 @@ impl Logic {
         // Mentions stay as sent: an edit notifies no one anew.
         text.mention_user_ids.clone_from(&original.mention_user_ids);
         text.mention_all = original.mention_all;
+        if let Some(device_id) = &caller.device_id {
+            // An edit is moderated like a send, or moderation would end at the first send.
+            let mentions = (text.mention_user_ids.clone(), text.mention_all);
+            text = self.moderate_edit(caller.app, device_id, &message, text).await?;
+            (text.mention_user_ids, text.mention_all) = mentions;
+        }
         let revision = RevisionBody {
             kind: RevisionKind::Edit as i32,
             message_ids: vec![id],

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use super::{Error, Logic, Result, validate};
 use crate::{
     metrics::HookLabels,
-    model::{AppId, BeforeSendHook, ConversationType, MessageBody, now_ms},
+    model::{AppId, BeforeSendHook, ConversationType, Message, MessageBody, now_ms},
+    proto::common::v1::{TextBody, message_body::Content},
     store::NewMessage,
     webhooks::{
         events::{body_from_json, message_json, rfc3339},
@@ -62,6 +63,17 @@ pub(super) fn check_hook(hook: &BeforeSendHook, max_timeout_ms: u64) -> Result<(
     Ok(())
 }
 
+/// What the hook is asked about: a message about to be stored, or a new text for one.
+struct Question {
+    /// `message.before_send` or `message.before_edit`.
+    kind: &'static str,
+    conversation_type: ConversationType,
+    /// The message as it would be stored (JSON, as the events show messages).
+    message: Value,
+    /// The same on every retry of the same send or edit.
+    webhook_id: String,
+}
+
 impl Logic {
     /// Asks the app's hook about a message a device sends, if the app has one for its
     /// conversation: returns the message as it may be stored, or refuses it.
@@ -70,55 +82,6 @@ impl Logic {
             // The business sent it itself: nothing to ask it.
             return Ok(message);
         }
-        let settings = self.existing_app(app).await?.settings;
-        let Some(hook) = settings.before_send.as_ref() else { return Ok(message) };
-        let wanted = match message.conversation_type {
-            ConversationType::Direct => hook.direct,
-            ConversationType::Group => hook.group,
-            _ => false,
-        };
-        if !wanted {
-            return Ok(message);
-        }
-        let started = Instant::now();
-        let verdict = self.ask(app, hook, &message).await;
-        let outcome = match &verdict {
-            Ok(Verdict::Allow) => "allow",
-            Ok(Verdict::Refuse(_)) => "refuse",
-            Ok(Verdict::Replace(_)) => "replace",
-            Err(_) => "failed",
-        };
-        self.inner
-            .metrics
-            .hook_seconds
-            .get_or_create(&HookLabels { outcome: outcome.into() })
-            .observe(started.elapsed().as_secs_f64());
-        match verdict {
-            Ok(Verdict::Allow) => Ok(message),
-            Ok(Verdict::Refuse(reason)) => Err(Error::PermissionDenied(reason)),
-            Ok(Verdict::Replace(body)) => {
-                validate::body(Some(&body), self.limits())?;
-                message.body = body;
-                Ok(message)
-            }
-            Err(error) if hook.allow_on_failure => {
-                tracing::warn!(app, %error, "the before-send hook failed; the message goes through");
-                Ok(message)
-            }
-            Err(error) => {
-                tracing::warn!(app, %error, "the before-send hook failed; the message is refused");
-                Err(Error::Unavailable("the app's moderation did not answer; try again".into()))
-            }
-        }
-    }
-
-    async fn ask(
-        &self,
-        app: AppId,
-        hook: &BeforeSendHook,
-        message: &NewMessage,
-    ) -> std::result::Result<Verdict, String> {
-        let key = signature::key_of(&hook.secret)?;
         let mut shown = message_json(&message.stored(&crate::store::Appended {
             id: 0,
             sent_at_ms: now_ms(),
@@ -132,14 +95,106 @@ impl Logic {
             fields.remove("id");
             fields.remove("sent_at_ms");
         }
+        let question = Question {
+            kind: "message.before_send",
+            conversation_type: message.conversation_type,
+            message: shown,
+            webhook_id: format!("hook_{}_{}", message.sender_device_id, message.client_msg_id),
+        };
+        if let Some(body) = self.put(app, question).await? {
+            message.body = body;
+        }
+        Ok(message)
+    }
+
+    /// Asks the app's hook about a device's edit of `original` to `text`, like a send:
+    /// returns the text to store (the hook's replacement, if it gave one), or refuses it.
+    pub(super) async fn moderate_edit(
+        &self,
+        app: AppId,
+        device_id: &str,
+        original: &Message,
+        text: TextBody,
+    ) -> Result<TextBody> {
+        let edited = Message { body: MessageBody { content: Some(Content::Text(text.clone())) }, ..original.clone() };
+        let question = Question {
+            kind: "message.before_edit",
+            conversation_type: original.conversation_type,
+            message: message_json(&edited),
+            webhook_id: format!("hook_edit_{}_{}", original.id, validate::generated_id("")),
+        };
+        match self.put(app, question).await?.map(|body| body.content) {
+            None => Ok(text),
+            Some(Some(Content::Text(replaced))) => Ok(replaced),
+            Some(_) => {
+                tracing::warn!(app, device_id, "the before-send hook replaced an edit with a body that is not text");
+                Err(Error::invalid("an edit stays text: the app's moderation answered with another body"))
+            }
+        }
+    }
+
+    /// Puts a question to the app's hook, if it has one for the conversation: `None` to
+    /// go on as asked, a body to go on with instead, or the refusal.
+    async fn put(&self, app: AppId, question: Question) -> Result<Option<MessageBody>> {
+        let settings = self.existing_app(app).await?.settings;
+        let Some(hook) = settings.before_send.as_ref() else { return Ok(None) };
+        let wanted = match question.conversation_type {
+            ConversationType::Direct => hook.direct,
+            ConversationType::Group => hook.group,
+            _ => false,
+        };
+        if !wanted {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let verdict = self.ask(app, hook, &question).await;
+        let outcome = match &verdict {
+            Ok(Verdict::Allow) => "allow",
+            Ok(Verdict::Refuse(_)) => "refuse",
+            Ok(Verdict::Replace(_)) => "replace",
+            Err(_) => "failed",
+        };
+        self.inner
+            .metrics
+            .hook_seconds
+            .get_or_create(&HookLabels { outcome: outcome.into() })
+            .observe(started.elapsed().as_secs_f64());
+        match verdict {
+            Ok(Verdict::Allow) => Ok(None),
+            Ok(Verdict::Refuse(reason)) => Err(Error::PermissionDenied(reason)),
+            Ok(Verdict::Replace(body)) => {
+                validate::body(Some(&body), self.limits())?;
+                Ok(Some(body))
+            }
+            Err(error) if hook.allow_on_failure => {
+                tracing::warn!(app, %error, kind = question.kind, "the before-send hook failed; the message goes through");
+                Ok(None)
+            }
+            Err(error) => {
+                tracing::warn!(app, %error, kind = question.kind, "the before-send hook failed; the message is refused");
+                Err(Error::Unavailable("the app's moderation did not answer; try again".into()))
+            }
+        }
+    }
+
+    async fn ask(
+        &self,
+        app: AppId,
+        hook: &BeforeSendHook,
+        question: &Question,
+    ) -> std::result::Result<Verdict, String> {
+        let key = signature::key_of(&hook.secret)?;
         let now = now_ms();
-        let payload =
-            json!({ "type": "message.before_send", "timestamp": rfc3339(now), "data": { "app_id": app, "message": shown } })
-                .to_string();
-        let webhook_id = format!("hook_{}_{}", message.sender_device_id, message.client_msg_id);
+        let data = json!({ "app_id": app, "message": question.message });
+        let payload = json!({ "type": question.kind, "timestamp": rfc3339(now), "data": data }).to_string();
         let timeout_ms = if hook.timeout_ms == 0 { DEFAULT_TIMEOUT_MS } else { hook.timeout_ms };
-        let post =
-            Post { url: &hook.url, webhook_id: &webhook_id, key: &key, payload: &payload, timestamp_secs: now / 1000 };
+        let post = Post {
+            url: &hook.url,
+            webhook_id: &question.webhook_id,
+            key: &key,
+            payload: &payload,
+            timestamp_secs: now / 1000,
+        };
         match self.inner.hooks.post_within(post, Duration::from_millis(timeout_ms)).await {
             Answer::Status { status: 200..=299, body, .. } => verdict_of(&body),
             Answer::Status { status, .. } => Err(format!("the hook answered HTTP {status}")),

@@ -14,6 +14,7 @@ use crate::{
     support::{
         ADMIN_TOKEN, Backend, TestApp, TestServer, admin_client, code, groups_client, make_group, text, text_of,
     },
+    support::{Meta, channel},
     webhooks::{Mode, Receiver, add_endpoint, deliveries},
 };
 
@@ -62,6 +63,7 @@ both_stores!(
     failures_follow_the_apps_policy,
     the_hook_moderates_only_what_it_names,
     hook_settings_are_checked,
+    edits_are_moderated_like_sends,
 );
 
 async fn each_answer_is_carried_out(backend: Backend) {
@@ -205,4 +207,46 @@ async fn hook_settings_are_checked(backend: Backend) {
         .into_inner();
     let hook = got.settings.unwrap().before_send.unwrap();
     assert_eq!((hook.url.as_str(), hook.direct, hook.group, hook.allow_on_failure), (url, true, false, true));
+}
+
+/// An edit from a device is put to the hook like a send (as `message.before_edit`), or a
+/// message allowed once could be edited into anything.
+async fn edits_are_moderated_like_sends(backend: Backend) {
+    use gim::proto::{
+        common::v1::TextBody,
+        logic::v1::{EditMessageRequest, messages_client::MessagesClient},
+    };
+    let server = TestServer::start(backend).await;
+    let app = app_with_users(&server).await;
+    let receiver = Receiver::start().await;
+    receiver.set(Mode::Json(r#"{"action": "allow"}"#));
+    set_hook(&app, hook(&receiver.url(), true, true, 1000, false)).await.unwrap();
+    let id = send_from_phone(&app, "e1", "hello").await.unwrap();
+    let token = app.device_token("alice", "phone").await;
+    let bearer = format!("Bearer {token}");
+    let mut messages =
+        MessagesClient::with_interceptor(channel(app.addr).await, Meta::new(&[("authorization", &bearer)]));
+    let edit = |text: &str| EditMessageRequest {
+        message_id: id,
+        text: Some(TextBody { text: text.into(), ..Default::default() }),
+    };
+
+    receiver.set(Mode::Json(r#"{"action": "refuse", "reason": "not that"}"#));
+    let refused = messages.edit_message(edit("buy now")).await.unwrap_err();
+    assert_eq!((refused.code(), refused.message()), (tonic::Code::PermissionDenied, "not that"));
+    assert_eq!(conversation(&app).await, ["hello"], "the refused edit changed nothing");
+    let asked = receiver.accepted();
+    let question = &asked.last().unwrap().json;
+    assert_eq!(question["type"], "message.before_edit");
+    assert_eq!(question["data"]["message"]["id"], id.to_string());
+    assert_eq!(question["data"]["message"]["body"]["text"], "buy now");
+
+    receiver.set(Mode::Json(r#"{"action": "replace", "body": {"type": "text", "text": "b*y now"}}"#));
+    messages.edit_message(edit("buy now")).await.unwrap();
+    assert_eq!(conversation(&app).await, ["b*y now"]);
+    receiver.set(Mode::Json(r#"{"action": "replace", "body": {"type": "sticker", "url": "x"}}"#));
+    assert_eq!(messages.edit_message(edit("again")).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    receiver.set(Mode::Json(r#"{"action": "allow"}"#));
+    messages.edit_message(edit("hello there")).await.unwrap();
+    assert_eq!(conversation(&app).await, ["hello there"]);
 }
