@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Error, Logic, Result, validate};
+use super::{Error, Logic, Result, group_rules::GroupRefusal, validate};
 use crate::{
     metrics::HookLabels,
     model::{AppId, BeforeSendHook, ConversationType, Message, MessageBody, now_ms},
@@ -81,6 +81,15 @@ impl Logic {
         if message.sender_device_id.is_empty() {
             // The business sent it itself: nothing to ask it.
             return Ok(message);
+        }
+        let asks_groups = self.existing_app(app).await?.settings.before_send.is_some_and(|hook| hook.group);
+        if asks_groups && message.conversation_type == ConversationType::Group {
+            // Outsiders are refused here as the write would refuse them, so that they
+            // cannot make gim call the business about groups they are not in.
+            let member = self.store().group_member(app, &message.receiver_id, &message.sender_user_id).await?;
+            if member.is_none() {
+                return Err(GroupRefusal::NotMember(message.sender_user_id).into());
+            }
         }
         let mut shown = message_json(&message.stored(&crate::store::Appended {
             id: 0,

@@ -178,7 +178,19 @@ async fn the_hook_moderates_only_what_it_names(backend: Backend) {
     };
     app.groups(Some("alice")).await.send_message(group_as_alice).await.unwrap();
 
-    assert_eq!(receiver.accepted().len(), 1, "one question: the device's group message");
+    // An outsider is refused before the business is asked.
+    app.user("outsider").await;
+    let token = app.device_token("outsider", "phone").await;
+    let request = GroupSendRequest {
+        group_id: "team".into(),
+        client_msg_id: "o1".into(),
+        body: text("let me in"),
+        reply_to_message_id: 0,
+    };
+    let status = groups_client(app.addr, &token).await.send_message(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(status.message().contains("not a member"), "{status:?}");
+    assert_eq!(receiver.accepted().len(), 1, "one question: the member device's group message");
     assert_eq!(receiver.accepted()[0].json["data"]["message"]["conversation_type"], "group");
     assert_eq!(conversation(&app).await, ["direct is not moderated", "from the backend"]);
 }
