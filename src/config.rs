@@ -448,6 +448,8 @@ pub struct Limits {
     pub default_page_size: u32,
     /// Users in one ImportUsers call.
     pub max_import_users: usize,
+    /// Users one `Business.Broadcast` may name.
+    pub max_broadcast_users: usize,
     /// Devices one user may register.
     pub max_devices_per_user: usize,
     /// Characters of a group's introduction.
@@ -468,6 +470,7 @@ impl Default for Limits {
             max_page_size: 200,
             default_page_size: 50,
             max_import_users: 1000,
+            max_broadcast_users: 1000,
             max_devices_per_user: 20,
             max_group_introduction_chars: 1000,
             max_join_request_chars: 500,
@@ -742,6 +745,7 @@ impl Config {
                 ("max_url_len", limits.max_url_len as u64),
                 ("max_name_chars", limits.max_name_chars as u64),
                 ("max_import_users", limits.max_import_users as u64),
+                ("max_broadcast_users", limits.max_broadcast_users as u64),
                 ("max_devices_per_user", limits.max_devices_per_user as u64),
                 ("max_group_introduction_chars", limits.max_group_introduction_chars as u64),
                 ("max_join_request_chars", limits.max_join_request_chars as u64),

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{auth, convert};
 use crate::{
-    logic::{HistoryCursor, Logic, Outgoing, Sender},
+    logic::{BroadcastContent, HistoryCursor, Logic, Outgoing, Sender},
     model::ProfilePatch,
     proto::{
         common::v1 as pb,
@@ -195,6 +195,25 @@ impl Business for BusinessApi {
         let request = request.into_inner();
         self.logic.push_event(caller.app, request.user_ids, &request.kind, request.data).await?;
         Ok(Response::new(api::Empty {}))
+    }
+
+    async fn broadcast(
+        &self,
+        request: Request<api::BroadcastRequest>,
+    ) -> Result<Response<api::BroadcastResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let content = match (request.body, request.event_kind.is_empty()) {
+            (Some(body), true) => BroadcastContent::Message { client_msg_id: request.client_msg_id, body: Some(body) },
+            (None, false) => BroadcastContent::Event { kind: request.event_kind, data: request.event_data },
+            _ => return Err(Status::invalid_argument("set either body (a message) or event_kind (an event)")),
+        };
+        let done = self.logic.broadcast(caller.app, request.user_ids, content).await?;
+        Ok(Response::new(api::BroadcastResponse {
+            sent: done.sent,
+            unknown_user_ids: done.unknown_user_ids,
+            message_ids: done.message_ids.into_iter().collect(),
+        }))
     }
 
     async fn get_history(

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod apps;
+mod broadcast;
 mod conversations;
 mod error;
 mod friend_rules;
@@ -33,6 +34,7 @@ use std::{sync::Arc, time::Duration};
 
 pub use crate::store::{GroupActor, GroupPatch, HistoryCursor};
 pub use accounts::Session;
+pub use broadcast::{BroadcastContent, Broadcasted};
 pub use conversations::{ConversationChanges, ConversationPage, ConversationView, page_token, parse_page_token};
 pub use error::{Error, ErrorCode, Result};
 pub use friends::WithProfile;

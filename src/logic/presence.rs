@@ -47,6 +47,11 @@ impl Logic {
     /// Pushes an application-defined event to the online devices of some users.
     pub async fn push_event(&self, app: AppId, user_ids: Vec<String>, kind: &str, data: Vec<u8>) -> Result<()> {
         validate::ids("user_ids", &user_ids, self.limits().max_page_size as usize, false)?;
+        self.push_event_to(app, user_ids, kind, data)
+    }
+
+    /// Pushes an event to users whose ids are checked.
+    pub(super) fn push_event_to(&self, app: AppId, user_ids: Vec<String>, kind: &str, data: Vec<u8>) -> Result<()> {
         if kind.is_empty() || kind.len() > MAX_EVENT_KIND {
             return Err(Error::invalid(format!("kind must be 1-{MAX_EVENT_KIND} characters")));
         }

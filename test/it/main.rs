@@ -7,6 +7,7 @@ mod accounts;
 mod apps;
 mod bad_input;
 mod binary;
+mod broadcast;
 mod cli;
 mod cluster;
 mod connect;

@@ -1,0 +1,91 @@
+//! Broadcasts: an announcement from the app to many named users at once, as a system
+//! message stored for each of them, or as an event to their online devices.
+//!
+//! Each user gets a message of its own (its system conversation is its own), written
+//! through the group-commit writer like any send. A repeat of a broadcast finds each
+//! user's message by an id derived from the broadcast's id and the user, so it stores
+//! nothing again.
+
+use std::collections::BTreeSet;
+
+use futures_util::future::join_all;
+use sha2::{Digest, Sha256};
+
+use super::{Error, Logic, Outgoing, Result, Sender, validate};
+use crate::model::{AppId, MessageBody};
+
+/// What a broadcast carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BroadcastContent {
+    Message { client_msg_id: String, body: Option<MessageBody> },
+    Event { kind: String, data: Vec<u8> },
+}
+
+/// What a broadcast did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Broadcasted {
+    pub sent: u32,
+    pub unknown_user_ids: Vec<String>,
+    /// Each user's message, by user (a message only).
+    pub message_ids: Vec<(String, u64)>,
+}
+
+/// The client id of one user's copy: the same for every repeat of the broadcast, unique
+/// per user, and within the client id's length limit.
+fn copy_id(client_msg_id: &str, user: &str) -> String {
+    let digest = Sha256::new().chain_update(client_msg_id).chain_update([0]).chain_update(user).finalize();
+    let hex: String = digest.iter().take(12).map(|byte| format!("{byte:02x}")).collect();
+    format!("bc-{hex}")
+}
+
+impl Logic {
+    pub async fn broadcast(&self, app: AppId, user_ids: Vec<String>, content: BroadcastContent) -> Result<Broadcasted> {
+        let max = self.limits().max_broadcast_users;
+        if user_ids.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "name the users (1 to {max}): a broadcast to every user of the app is not supported yet"
+            )));
+        }
+        validate::ids("user_ids", &user_ids, max, false)?;
+        let users: Vec<String> = user_ids.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+        match content {
+            BroadcastContent::Event { kind, data } => {
+                self.push_event_to(app, users.clone(), &kind, data)?;
+                Ok(Broadcasted { sent: u32::try_from(users.len()).unwrap_or(u32::MAX), ..Broadcasted::default() })
+            }
+            BroadcastContent::Message { client_msg_id, body } => {
+                validate::client_msg_id(&client_msg_id, self.limits())?;
+                validate::body(body.as_ref(), self.limits())?;
+                let sends = users.iter().map(|user| {
+                    let outgoing = Outgoing::new(copy_id(&client_msg_id, user), body.clone(), 0);
+                    self.send_direct(app, Sender::System, user, outgoing)
+                });
+                let mut done = Broadcasted::default();
+                for (user, sent) in users.iter().zip(join_all(sends).await) {
+                    match sent {
+                        Ok(sent) => done.message_ids.push((user.clone(), sent.message_id)),
+                        Err(Error::NotFound(_)) => done.unknown_user_ids.push(user.clone()),
+                        Err(err) => return Err(err),
+                    }
+                }
+                done.sent = u32::try_from(done.message_ids.len()).unwrap_or(u32::MAX);
+                tracing::info!(app, sent = done.sent, unknown = done.unknown_user_ids.len(), "broadcast stored");
+                Ok(done)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_have_short_stable_ids_of_their_own() {
+        let id = copy_id("launch-2026", "alice");
+        assert_eq!(id, copy_id("launch-2026", "alice"));
+        assert_ne!(id, copy_id("launch-2026", "bob"));
+        assert_ne!(copy_id("a", "bc"), copy_id("ab", "c"));
+        assert_eq!(id.len(), 27);
+    }
+}

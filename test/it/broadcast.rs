@@ -1,0 +1,101 @@
+//! `Business.Broadcast`: a system message stored for each named user (once, however often
+//! the broadcast is repeated), or an event to their online devices; and what it refuses.
+
+use gim::proto::logic::v1::{BroadcastRequest, BusinessSyncRequest};
+
+use crate::{
+    both_stores,
+    support::{Backend, TestApp, TestServer, code, text, text_of},
+};
+
+fn message_to(users: &[&str], id: &str, body: &str) -> BroadcastRequest {
+    BroadcastRequest {
+        user_ids: users.iter().map(|u| (*u).to_owned()).collect(),
+        body: text(body),
+        client_msg_id: id.into(),
+        ..Default::default()
+    }
+}
+
+async fn system_texts(app: &TestApp, user: &str) -> Vec<String> {
+    let request = BusinessSyncRequest { user_id: user.into(), after_seq: 0, limit: 100 };
+    let inbox = app.business().await.sync(request).await.unwrap().into_inner().messages;
+    inbox.iter().filter(|m| m.sender_user_id.is_empty()).map(|m| text_of(m).to_owned()).collect()
+}
+
+both_stores!(a_message_reaches_each_named_user_once, an_event_reaches_online_devices, bad_broadcasts_are_refused);
+
+async fn a_message_reaches_each_named_user_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let app = server.new_app().await;
+    for user in ["ann", "ben", "cat"] {
+        app.user(user).await;
+    }
+    let mut business = app.business().await;
+    let request = message_to(&["ann", "ben", "ghost", "ann"], "launch", "we are live");
+    let done = business.broadcast(request.clone()).await.unwrap().into_inner();
+    assert_eq!(done.sent, 2);
+    assert_eq!(done.unknown_user_ids, ["ghost"]);
+    assert_eq!(done.message_ids.len(), 2);
+    assert_ne!(done.message_ids["ann"], done.message_ids["ben"], "each user has a message of its own");
+    // A retry of the same broadcast stores nothing again and answers the same ids.
+    let again = business.broadcast(request).await.unwrap().into_inner();
+    assert_eq!(again.message_ids, done.message_ids);
+    assert_eq!(system_texts(&app, "ann").await, ["we are live"]);
+    assert_eq!(system_texts(&app, "ben").await, ["we are live"]);
+    assert!(system_texts(&app, "cat").await.is_empty(), "not named, not sent");
+    // Their devices were pushed the message.
+    let pushed: Vec<String> =
+        server.delivery.pushes().iter().filter(|p| p.seq > 0).flat_map(|p| p.users.clone()).collect();
+    assert!(pushed.contains(&"ann".to_owned()) && pushed.contains(&"ben".to_owned()), "{pushed:?}");
+    // Another broadcast id is another message.
+    business.broadcast(message_to(&["ann"], "maintenance", "down at 2am")).await.unwrap();
+    assert_eq!(system_texts(&app, "ann").await, ["we are live", "down at 2am"]);
+}
+
+async fn an_event_reaches_online_devices(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let app = server.new_app().await;
+    app.user("ann").await;
+    let request = BroadcastRequest {
+        user_ids: vec!["ann".into(), "ben".into()],
+        event_kind: "flash-sale".into(),
+        event_data: b"{\"until\": 3}".to_vec(),
+        ..Default::default()
+    };
+    let done = app.business().await.broadcast(request).await.unwrap().into_inner();
+    assert_eq!(done.sent, 2);
+    let events: Vec<_> = server.delivery.pushes().into_iter().filter(|p| p.seq == 0).collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].users, ["ann", "ben"]);
+    assert!(system_texts(&app, "ann").await.is_empty(), "an event is not stored");
+}
+
+async fn bad_broadcasts_are_refused(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let app = server.new_app().await;
+    app.user("ann").await;
+    let mut business = app.business().await;
+    let max = server.config.limits.max_broadcast_users;
+    let too_many: Vec<String> = (0..=max).map(|i| format!("u{i}")).collect();
+    let both = BroadcastRequest { event_kind: "x".into(), ..message_to(&["ann"], "b1", "hi") };
+    let neither = BroadcastRequest { user_ids: vec!["ann".into()], ..Default::default() };
+    let cases = [
+        (
+            BroadcastRequest { user_ids: too_many, ..message_to(&[], "b1", "hi") },
+            tonic::Code::InvalidArgument,
+            "too many",
+        ),
+        (message_to(&[], "b1", "hi"), tonic::Code::FailedPrecondition, "every user: not yet"),
+        (both, tonic::Code::InvalidArgument, "a message and an event"),
+        (neither, tonic::Code::InvalidArgument, "nothing to send"),
+        (message_to(&["ann"], "", "hi"), tonic::Code::InvalidArgument, "no client_msg_id"),
+        (message_to(&["ann"], "has space", "hi"), tonic::Code::InvalidArgument, "bad client_msg_id"),
+        (message_to(&["ann"], "b2", ""), tonic::Code::InvalidArgument, "empty text"),
+        (message_to(&["bad id!"], "b3", "hi"), tonic::Code::InvalidArgument, "bad user id"),
+    ];
+    for (request, expected, why) in cases {
+        assert_eq!(code(business.broadcast(request).await), expected, "{why}");
+    }
+    assert!(system_texts(&app, "ann").await.is_empty(), "nothing was stored");
+}
