@@ -384,6 +384,20 @@ impl Hub {
         queued
     }
 
+    /// Queues an event for every session of an app here; returns how many got it. Rare
+    /// (announcements): it walks all sessions here.
+    pub fn push_everyone(&self, app: AppId, frame: &Bytes) -> usize {
+        let mut queued = 0;
+        for entry in self.users.iter().filter(|entry| entry.key().0 == app) {
+            for session in entry.value() {
+                if session.enqueue(Outbound::Event(frame.clone()), self.outbound_limit) {
+                    queued += 1;
+                }
+            }
+        }
+        queued
+    }
+
     /// Queues a large-group push for the next flush; returns how many sessions here are
     /// in the group's fan-out.
     fn push_group(&self, push: &Push, group: &str) -> usize {
@@ -438,6 +452,10 @@ impl Delivery for Hub {
         for push in &pushes {
             self.push(push);
         }
+    }
+
+    fn announce(&self, app: AppId, frame: Bytes) {
+        self.push_everyone(app, &frame);
     }
 
     fn kick(&self, kick: Kick) {

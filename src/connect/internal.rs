@@ -49,6 +49,10 @@ impl Delivery for InternalApi {
         }
         let mut queued = 0;
         for push in request.pushes {
+            if push.everyone {
+                queued += self.hub.push_everyone(push.app_id, &push.frame.into()) as u64;
+                continue;
+            }
             queued += self.hub.push(&Push {
                 app: push.app_id,
                 users: push.user_ids,

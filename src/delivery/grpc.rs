@@ -8,6 +8,7 @@ use std::{
     sync::Arc,
 };
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{Delivery, Kick, Membership, Peers, Push};
@@ -25,6 +26,7 @@ const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(10);
 
 enum Job {
     Push(Vec<Push>),
+    Announce(AppId, Bytes),
     Membership(Vec<Membership>),
     Kick(Kick),
 }
@@ -53,6 +55,10 @@ impl GrpcDelivery {
 impl Delivery for GrpcDelivery {
     fn deliver(&self, pushes: Vec<Push>) {
         self.enqueue(Job::Push(pushes));
+    }
+
+    fn announce(&self, app: AppId, frame: Bytes) {
+        self.enqueue(Job::Announce(app, frame));
     }
 
     fn kick(&self, kick: Kick) {
@@ -141,6 +147,7 @@ fn wire(push: &Push, user_ids: Vec<String>) -> api::Push {
         skip_user_id: push.skip.as_ref().map(|device| device.user_id.clone()).unwrap_or_default(),
         seq: push.seq,
         frame: push.frame.to_vec(),
+        everyone: false,
     }
 }
 
@@ -169,6 +176,10 @@ impl Worker {
                     Job::Kick(kick) => {
                         self.send(std::mem::take(&mut segment)).await;
                         self.kick(kick).await;
+                    }
+                    Job::Announce(app, frame) => {
+                        self.send(std::mem::take(&mut segment)).await;
+                        self.announce(app, frame).await;
                     }
                 }
             }
@@ -229,6 +240,23 @@ impl Worker {
             tracing::warn!(error = %err, "listing connect nodes failed; group pushes and leaves dropped");
             Vec::new()
         })
+    }
+
+    /// An event for every session of an app: every live node gets it.
+    async fn announce(&self, app: AppId, frame: Bytes) {
+        let push = api::Push { app_id: app, everyone: true, frame: frame.to_vec(), ..Default::default() };
+        let calls = self.live_nodes().await.into_iter().map(|node| {
+            let request = PushRequest { pushes: vec![push.clone()], memberships: Vec::new() };
+            async move {
+                if let Err(status) = self.peers.push(&node, request).await {
+                    self.metrics.pushes_dropped.inc();
+                    tracing::warn!(node, error = %status, "announcing to a connect node failed");
+                } else {
+                    self.metrics.pushes_sent.inc();
+                }
+            }
+        });
+        futures_util::future::join_all(calls).await;
     }
 
     async fn kick(&self, kick: Kick) {

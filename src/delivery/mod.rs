@@ -67,6 +67,9 @@ pub struct Kick {
 pub trait Delivery: Send + Sync + 'static {
     /// Queues pushes. Called after commit, on the request path: must return at once.
     fn deliver(&self, pushes: Vec<Push>);
+    /// Queues an event (an encoded frame) for every online device of the app, on every
+    /// connect node; must return at once.
+    fn announce(&self, app: AppId, frame: Bytes);
     /// Queues a kick; must return at once.
     fn kick(&self, kick: Kick);
     /// Queues changes to large-group fan-out; must return at once. Called before any push
@@ -81,6 +84,7 @@ pub struct Discard;
 
 impl Delivery for Discard {
     fn deliver(&self, _pushes: Vec<Push>) {}
+    fn announce(&self, _app: AppId, _frame: Bytes) {}
     fn kick(&self, _kick: Kick) {}
     fn membership(&self, _changes: Vec<Membership>) {}
 }

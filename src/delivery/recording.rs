@@ -1,8 +1,10 @@
 use std::{sync::Mutex, time::Duration};
 
+use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::{Delivery, Kick, Membership, Push};
+use crate::model::AppId;
 
 /// Records every push and kick it is given, for tests of logic without a connect service.
 #[derive(Debug, Default)]
@@ -10,6 +12,7 @@ pub struct RecordingDelivery {
     pushes: Mutex<Vec<Push>>,
     kicks: Mutex<Vec<Kick>>,
     memberships: Mutex<Vec<Membership>>,
+    announcements: Mutex<Vec<(AppId, Bytes)>>,
     pushed: Notify,
 }
 
@@ -25,6 +28,11 @@ impl RecordingDelivery {
 
     pub fn kicks(&self) -> Vec<Kick> {
         self.kicks.lock().expect("recording lock").clone()
+    }
+
+    /// Events announced to every device of an app.
+    pub fn announcements(&self) -> Vec<(AppId, Bytes)> {
+        self.announcements.lock().expect("recording lock").clone()
     }
 
     pub fn memberships(&self) -> Vec<Membership> {
@@ -51,6 +59,10 @@ impl Delivery for RecordingDelivery {
     fn deliver(&self, pushes: Vec<Push>) {
         self.pushes.lock().expect("recording lock").extend(pushes);
         self.pushed.notify_waiters();
+    }
+
+    fn announce(&self, app: AppId, frame: Bytes) {
+        self.announcements.lock().expect("recording lock").push((app, frame));
     }
 
     fn kick(&self, kick: Kick) {

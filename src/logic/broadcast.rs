@@ -1,5 +1,6 @@
 //! Broadcasts: an announcement from the app to many named users at once, as a system
-//! message stored for each of them, or as an event to their online devices.
+//! message stored for each of them, or as an event to their online devices (or to every
+//! online device of the app).
 //!
 //! Each user gets a message of its own (its system conversation is its own), written
 //! through the group-commit writer like any send. A repeat of a broadcast finds each
@@ -11,7 +12,7 @@ use std::collections::BTreeSet;
 use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
 
-use super::{Error, Logic, Outgoing, Result, Sender, validate};
+use super::{Error, Logic, Outgoing, Result, Sender, presence::event_frame, validate};
 use crate::model::{AppId, MessageBody};
 
 /// What a broadcast carries.
@@ -42,9 +43,17 @@ impl Logic {
     pub async fn broadcast(&self, app: AppId, user_ids: Vec<String>, content: BroadcastContent) -> Result<Broadcasted> {
         let max = self.limits().max_broadcast_users;
         if user_ids.is_empty() {
-            return Err(Error::FailedPrecondition(format!(
-                "name the users (1 to {max}): a broadcast to every user of the app is not supported yet"
-            )));
+            return match content {
+                BroadcastContent::Event { kind, data } => {
+                    let frame = event_frame(&kind, data, self.limits())?;
+                    self.inner.delivery.announce(app, frame);
+                    tracing::info!(app, kind, "event announced to every online device");
+                    Ok(Broadcasted::default())
+                }
+                BroadcastContent::Message { .. } => Err(Error::FailedPrecondition(format!(
+                    "name the users (1 to {max}): a message to every user of the app is not supported yet"
+                ))),
+            };
         }
         validate::ids("user_ids", &user_ids, max, false)?;
         let users: Vec<String> = user_ids.into_iter().collect::<BTreeSet<_>>().into_iter().collect();

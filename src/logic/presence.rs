@@ -13,6 +13,17 @@ use crate::{
 /// Longest `kind` of a business event.
 const MAX_EVENT_KIND: usize = 64;
 
+/// An application-defined event as devices get it, once its kind and size are checked.
+pub(super) fn event_frame(kind: &str, data: Vec<u8>, limits: &crate::config::Limits) -> Result<bytes::Bytes> {
+    if kind.is_empty() || kind.len() > MAX_EVENT_KIND {
+        return Err(Error::invalid(format!("kind must be 1-{MAX_EVENT_KIND} characters")));
+    }
+    if data.len() > limits.max_message_bytes {
+        return Err(Error::invalid(format!("data is limited to {} bytes", limits.max_message_bytes)));
+    }
+    Ok(frames::event(Event::Custom(CustomEvent { kind: kind.to_owned(), data })))
+}
+
 impl Logic {
     /// The online devices of each user, in request order (empty: offline).
     pub async fn presence(&self, app: AppId, user_ids: &[String]) -> Result<Vec<(String, Vec<Route>)>> {
@@ -52,13 +63,7 @@ impl Logic {
 
     /// Pushes an event to users whose ids are checked.
     pub(super) fn push_event_to(&self, app: AppId, user_ids: Vec<String>, kind: &str, data: Vec<u8>) -> Result<()> {
-        if kind.is_empty() || kind.len() > MAX_EVENT_KIND {
-            return Err(Error::invalid(format!("kind must be 1-{MAX_EVENT_KIND} characters")));
-        }
-        if data.len() > self.limits().max_message_bytes {
-            return Err(Error::invalid(format!("data is limited to {} bytes", self.limits().max_message_bytes)));
-        }
-        let frame = frames::event(Event::Custom(CustomEvent { kind: kind.to_owned(), data }));
+        let frame = event_frame(kind, data, self.limits())?;
         self.inner.delivery.deliver(vec![Push { app, users: user_ids, group: None, skip: None, seq: 0, frame }]);
         Ok(())
     }

@@ -5,7 +5,8 @@ use gim::proto::logic::v1::{BroadcastRequest, BusinessSyncRequest};
 
 use crate::{
     both_stores,
-    support::{Backend, TestApp, TestServer, code, text, text_of},
+    support::{Backend, ServeServer, TestApp, TestServer, code, text, text_of},
+    ws::{WAIT, WsClient},
 };
 
 fn message_to(users: &[&str], id: &str, body: &str) -> BroadcastRequest {
@@ -23,7 +24,12 @@ async fn system_texts(app: &TestApp, user: &str) -> Vec<String> {
     inbox.iter().filter(|m| m.sender_user_id.is_empty()).map(|m| text_of(m).to_owned()).collect()
 }
 
-both_stores!(a_message_reaches_each_named_user_once, an_event_reaches_online_devices, bad_broadcasts_are_refused);
+both_stores!(
+    a_message_reaches_each_named_user_once,
+    an_event_reaches_online_devices,
+    bad_broadcasts_are_refused,
+    an_event_to_everyone_reaches_every_online_device_of_the_app,
+);
 
 async fn a_message_reaches_each_named_user_once(backend: Backend) {
     let server = TestServer::start(backend).await;
@@ -98,4 +104,29 @@ async fn bad_broadcasts_are_refused(backend: Backend) {
         assert_eq!(code(business.broadcast(request).await), expected, "{why}");
     }
     assert!(system_texts(&app, "ann").await.is_empty(), "nothing was stored");
+}
+
+/// With no users named, an event goes to every online device of the app, and of no other.
+async fn an_event_to_everyone_reaches_every_online_device_of_the_app(backend: Backend) {
+    use gim::proto::client::v1::event_push::Event;
+    let server = ServeServer::start(backend).await;
+    let app = server.new_app().await;
+    let other = server.new_app().await;
+    let mut sessions = Vec::new();
+    for (user, device) in [("ann", "phone"), ("ann", "laptop"), ("ben", "phone")] {
+        if device == "phone" {
+            app.user(user).await;
+        }
+        sessions.push(WsClient::connect(server.ws_addr(), &app.device_token(user, device).await).await);
+    }
+    other.user("zed").await;
+    let mut outsider = WsClient::connect(server.ws_addr(), &other.device_token("zed", "phone").await).await;
+    let request =
+        BroadcastRequest { event_kind: "maintenance".into(), event_data: b"at 2am".to_vec(), ..Default::default() };
+    app.business().await.broadcast(request).await.unwrap();
+    for session in &mut sessions {
+        let Some(Event::Custom(event)) = session.next_event(WAIT).await else { panic!("no event") };
+        assert_eq!((event.kind.as_str(), event.data.as_slice()), ("maintenance", b"at 2am".as_slice()));
+    }
+    assert!(outsider.next_event(std::time::Duration::from_millis(300)).await.is_none(), "another app's device");
 }

@@ -501,3 +501,24 @@ async fn webhooks_survive_a_killed_logic_node() {
     online.sort_unstable();
     assert_eq!(online, ["alice", "bob"], "each user came online once, whichever node saw it");
 }
+
+/// An event broadcast to every device of an app reaches the sessions on every connect node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_to_everyone_reaches_every_connect_node() {
+    use gim::proto::{client::v1::event_push::Event, logic::v1::BroadcastRequest};
+    let Some(mut cluster) = Cluster::new().await else { return };
+    let _logic = cluster.start_logic().await;
+    let (_connect1, ws1) = cluster.start_connect().await;
+    let (_connect2, ws2) = cluster.start_connect().await;
+    let app = cluster.new_app(cluster.logic[0]).await;
+    app.user("ann").await;
+    app.user("ben").await;
+    let mut ann = WsClient::online(ws1, &app.device_token("ann", "phone").await, 0).await.0;
+    let mut ben = WsClient::online(ws2, &app.device_token("ben", "phone").await, 0).await.0;
+    let request = BroadcastRequest { event_kind: "hello-all".into(), ..Default::default() };
+    app.business().await.broadcast(request).await.unwrap();
+    for session in [&mut ann, &mut ben] {
+        let Some(Event::Custom(event)) = session.next_event(WAIT).await else { panic!("no event") };
+        assert_eq!(event.kind, "hello-all");
+    }
+}
