@@ -182,7 +182,8 @@ impl Logic {
             config,
         });
         let mut running: JoinSet<(u64, u32)> = JoinSet::new();
-        let mut held: HashSet<(u64, u32)> = HashSet::new();
+        // The partitions this node's tasks hold, by task: a task that panics lets its go too.
+        let mut held: HashMap<tokio::task::Id, (u64, u32)> = HashMap::new();
         let poll = Duration::from_millis(dispatcher.config.poll_ms);
         let mut next_prune = tokio::time::Instant::now();
         let stopped = {
@@ -195,7 +196,11 @@ impl Logic {
         loop {
             tokio::select! {
                 () = &mut stopped => break,
-                Some(Ok(done)) = running.join_next() => { held.remove(&done); continue; }
+                Some(done) = running.join_next_with_id() => {
+                    let task = done.map_or_else(|err| err.id(), |(task, _)| task);
+                    held.remove(&task);
+                    continue;
+                }
                 () = self.store().events_written() => {
                     // The writer's transaction commits a moment later.
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -261,24 +266,25 @@ impl Dispatcher {
     async fn claim(
         self: &Arc<Self>,
         running: &mut JoinSet<(u64, u32)>,
-        held: &mut HashSet<(u64, u32)>,
+        held: &mut HashMap<tokio::task::Id, (u64, u32)>,
         stop: &watch::Receiver<bool>,
     ) -> Result<()> {
         let store = self.logic.store();
         let now = now_ms();
         let due = store.due_partitions(now, &self.node, DUE_PARTITIONS).await?;
-        let wanted: Vec<(u64, u32)> = due.into_iter().filter(|partition| !held.contains(partition)).collect();
+        let wanted: Vec<(u64, u32)> =
+            due.into_iter().filter(|partition| !held.values().any(|mine| mine == partition)).collect();
         for partition in store.lease_partitions(&wanted, &self.node, now, now + self.lease_ms()).await? {
-            held.insert(partition);
             let dispatcher = self.clone();
             let stop = stop.clone();
-            running.spawn(async move {
+            let task = running.spawn(async move {
                 if let Err(err) = dispatcher.drain(partition, &stop).await {
                     tracing::warn!(endpoint = partition.0, part = partition.1, error = %err, "webhook delivery stopped");
                 }
                 let _ = dispatcher.logic.store().release_lease(partition, &dispatcher.node).await;
                 partition
             });
+            held.insert(task.id(), partition);
         }
         Ok(())
     }
