@@ -133,3 +133,69 @@ async fn the_walk_through_of_docs_api_works_with_the_client_commands() {
     let refused = unreachable.fails(&["user", "list"]).await;
     assert!(refused.contains("cannot reach gim"), "{refused}");
 }
+
+/// `gim app webhook ...` and the before-send switches of `gim app update`, over the
+/// AppAdmin API of a running `gim serve`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, ws) = (free_addr(), free_addr());
+    let _server = gim(&dir.path().join("data"), addr)
+        .env("GIM_CONNECT__LISTEN", ws.to_string())
+        .env("GIM_ADMIN__TOKEN", ADMIN_TOKEN)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_serving(addr).await;
+    let profiles = dir.path().join("profiles.toml");
+    let cli = Cli { profiles: &profiles, server: addr, ws };
+    let admin = ["--admin-token", ADMIN_TOKEN];
+    let created = cli.ok(&["app", "create", "--name", "hooks", "--admin-token", ADMIN_TOKEN]).await;
+    let app_id = field(&created, "app_id:").to_owned();
+
+    let add = [
+        "app",
+        "webhook",
+        "add",
+        "--app",
+        &app_id,
+        "--url",
+        "https://backend.example/gim",
+        "--kinds",
+        "message.* group.*",
+    ];
+    let added = cli.ok(&[&add[..], &admin[..]].concat()).await;
+    let secret = field(&added, "secret:");
+    assert!(secret.starts_with("whsec_"), "{added}");
+    let endpoint = added.split('\t').next().unwrap().to_owned();
+    let listed = cli.ok(&[&["app", "webhook", "list", "--app", &app_id][..], &admin[..]].concat()).await;
+    assert_eq!(listed.trim(), format!("{endpoint}\thttps://backend.example/gim\tmessage.* group.*\tenabled"));
+    assert!(!listed.contains("whsec_"), "a listing shows no secret");
+    let update = ["app", "webhook", "update", "--app", &app_id, "--id", &endpoint, "--disable"];
+    assert!(cli.ok(&[&update[..], &admin[..]].concat()).await.trim().ends_with("disabled"));
+    let deliveries = ["app", "webhook", "deliveries", "--app", &app_id, "--id", &endpoint, "--state", "dead"];
+    assert_eq!(cli.ok(&[&deliveries[..], &admin[..]].concat()).await, "");
+    let replay = ["app", "webhook", "replay", "--app", &app_id, "--id", &endpoint];
+    assert_eq!(cli.ok(&[&replay[..], &admin[..]].concat()).await.trim(), "replayed: 0");
+    let bad = ["app", "webhook", "add", "--app", &app_id, "--url", "ftp://nope", "--kinds", "*"];
+    assert!(cli.fails(&[&bad[..], &admin[..]].concat()).await.contains("http"));
+    let remove = ["app", "webhook", "remove", "--app", &app_id, "--id", &endpoint];
+    cli.ok(&[&remove[..], &admin[..]].concat()).await;
+    let listed = cli.ok(&[&["app", "webhook", "list", "--app", &app_id][..], &admin[..]].concat()).await;
+    assert_eq!(listed, "", "removed");
+
+    let hook = [
+        "app",
+        "update",
+        &app_id,
+        "--before-send-url",
+        "https://backend.example/moderate",
+        "--before-send-secret",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "--before-send-in",
+        "group",
+    ];
+    let updated = cli.ok(&[&hook[..], &admin[..]].concat()).await;
+    assert!(updated.contains("before_send=https://backend.example/moderate"), "{updated}");
+}
