@@ -74,6 +74,8 @@ export class ChatApp {
   private readonly tabs = new Map<Tab, HTMLButtonElement>();
   private readonly composers = new Map<string, HTMLFormElement>();
   private postForm?: HTMLFormElement;
+  /** What is typed in the post composer, so that no re-render can lose it. */
+  private postDraft = "";
 
   private constructor(
     private readonly root: Element,
@@ -660,18 +662,26 @@ export class ChatApp {
 
   /** Made once: the feed re-renders while the user types, and must not take the text. */
   private postComposer(): HTMLFormElement {
-    if (this.postForm) return this.postForm;
+    if (this.postForm) {
+      const text = this.postForm.querySelector("textarea");
+      if (text && !text.value && this.postDraft) text.value = this.postDraft;
+      return this.postForm;
+    }
     const composer = h(
       "form",
       { class: "stack", "aria-label": "New post" },
       h("textarea", { name: "text", placeholder: "What's new?", required: true, rows: "3", "aria-label": "Post" }),
       h("button", { type: "submit", class: "primary" }, "Post to friends"),
     );
+    composer.addEventListener("input", () => {
+      this.postDraft = fields(composer).text ?? "";
+    });
     composer.addEventListener("submit", (event) => {
       event.preventDefault();
       const { text } = fields(composer);
       void this.act(async () => {
         await this.clients.moments.publish({ content: { text }, visibility: Visibility.FRIENDS });
+        this.postDraft = "";
         composer.reset();
         await this.loadFeed();
         this.render();
