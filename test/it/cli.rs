@@ -58,11 +58,10 @@ impl Cli<'_> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_walk_through_of_docs_api_works_with_the_client_commands() {
-    let dir = tempfile::tempdir().unwrap();
+/// A `gim serve` with its data in `dir`; returns it with its gRPC and WebSocket addresses.
+async fn serve(dir: &Path) -> (tokio::process::Child, SocketAddr, SocketAddr) {
     let (addr, ws) = (free_addr(), free_addr());
-    let _server = gim(&dir.path().join("data"), addr)
+    let server = gim(&dir.join("data"), addr)
         .env("GIM_CONNECT__LISTEN", ws.to_string())
         .env("GIM_ADMIN__TOKEN", ADMIN_TOKEN)
         // The client commands' variables are no setting of the server's.
@@ -74,6 +73,13 @@ async fn the_walk_through_of_docs_api_works_with_the_client_commands() {
         .spawn()
         .unwrap();
     wait_until_serving(addr).await;
+    (server, addr, ws)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walk_through_of_docs_api_works_with_the_client_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr, ws) = serve(dir.path()).await;
     let profiles = dir.path().join("profiles.toml");
     let cli = Cli { profiles: &profiles, server: addr, ws };
 
@@ -139,15 +145,7 @@ async fn the_walk_through_of_docs_api_works_with_the_client_commands() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_managed_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let (addr, ws) = (free_addr(), free_addr());
-    let _server = gim(&dir.path().join("data"), addr)
-        .env("GIM_CONNECT__LISTEN", ws.to_string())
-        .env("GIM_ADMIN__TOKEN", ADMIN_TOKEN)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_serving(addr).await;
+    let (_server, addr, ws) = serve(dir.path()).await;
     let profiles = dir.path().join("profiles.toml");
     let cli = Cli { profiles: &profiles, server: addr, ws };
     let admin = ["--admin-token", ADMIN_TOKEN];

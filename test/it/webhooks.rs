@@ -337,6 +337,18 @@ async fn every_kind_of_event_arrives_signed(backend: Backend) {
     let recall = received.iter().find(|r| r.kind() == "message.recalled").unwrap();
     assert_eq!(recall.json["data"]["message_id"], first.to_string());
     assert_eq!(recall.json["data"]["actor_user_id"], "alice");
+
+    // An edit is an event with the new text.
+    let second = created[1].json["data"]["message"]["id"].as_str().unwrap().parse::<u64>().unwrap();
+    let edit = gim::proto::logic::v1::EditMessageRequest {
+        message_id: second,
+        text: Some(gim::proto::common::v1::TextBody { text: "are you?".into(), ..Default::default() }),
+    };
+    messages_as(&app, "alice").await.edit_message(edit).await.unwrap();
+    let received = receiver.wait_for("the edit", |r| r.iter().any(|r| r.kind() == "message.edited")).await;
+    let edited = received.iter().find(|r| r.kind() == "message.edited").unwrap();
+    assert_eq!(edited.json["data"]["message_id"], second.to_string());
+    assert_eq!(edited.json["data"]["text"], "are you?");
 }
 
 async fn a_receiver_down_for_a_while_gets_everything_in_order(backend: Backend) {
@@ -471,6 +483,10 @@ async fn endpoints_are_checked_and_kept_per_app(backend: Backend) {
         (create("https://example.com/hook", &["chat.*"], ""), "unknown family"),
         (create("https://example.com/hook", &[], "not-a-secret"), "no whsec_ prefix"),
         (create("https://example.com/hook", &[], "whsec_c2hvcnQ="), "a short key"),
+        (
+            CreateWebhookRequest { description: "d".repeat(257), ..create("https://example.com/hook", &[], "") },
+            "a long description",
+        ),
     ] {
         assert_eq!(code(admin.create_webhook(request).await), tonic::Code::InvalidArgument, "{why}");
     }

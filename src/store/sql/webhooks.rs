@@ -149,14 +149,25 @@ impl SqlStore {
     /// The app's enabled endpoints, from this node's copy while it is fresh (read in the
     /// transaction otherwise).
     async fn subscribed(&self, tx: &mut Tx, app: i64) -> StoreResult<Arc<Subscribed>> {
-        if let Some(found) = self.subscriptions.apps.get(&app)
-            && found.loaded_at.elapsed() < SUBSCRIPTIONS_TTL
-        {
-            return Ok(found);
+        match self.fresh_subscriptions(app) {
+            Some(found) => Ok(found),
+            None => self.load_subscriptions(&mut **tx, app).await,
         }
+    }
+
+    fn fresh_subscriptions(&self, app: i64) -> Option<Arc<Subscribed>> {
+        self.subscriptions.apps.get(&app).filter(|found| found.loaded_at.elapsed() < SUBSCRIPTIONS_TTL)
+    }
+
+    /// Reads the app's enabled endpoints (in a transaction, or from the read pool) into
+    /// this node's copy.
+    async fn load_subscriptions<'e, E>(&self, executor: E, app: i64) -> StoreResult<Arc<Subscribed>>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         let found = sqlx::query("SELECT endpoint_id, kinds FROM webhook_endpoints WHERE app_id = ? AND enabled = 1")
             .bind(app)
-            .fetch_all(&mut **tx)
+            .fetch_all(executor)
             .await?;
         let mut endpoints = Vec::with_capacity(found.len());
         for row in &found {
@@ -372,11 +383,13 @@ impl WebhookStore for SqlStore {
 
     async fn record_events(&self, app: AppId, events: &[OutboxEvent], now_ms: i64) -> StoreResult<()> {
         let app = rows::bigint(app, "app_id")?;
-        // Most apps have no endpoints: know that without a transaction.
-        if let Some(found) = self.subscriptions.apps.get(&app)
-            && found.loaded_at.elapsed() < SUBSCRIPTIONS_TTL
-            && found.endpoints.is_empty()
-        {
+        // Most apps have no endpoints: know that without a write transaction (on SQLite
+        // one would wait for the single writer).
+        let subscribed = match self.fresh_subscriptions(app) {
+            Some(found) => found,
+            None => self.load_subscriptions(&self.read, app).await?,
+        };
+        if subscribed.endpoints.is_empty() {
             return Ok(());
         }
         in_tx!(self, |tx| self.write_events(tx, app, events, now_ms).await)
