@@ -30,7 +30,42 @@ pub struct Config {
     pub messages: MessagesConfig,
     pub rates: RatesConfig,
     pub webhooks: WebhooksConfig,
+    pub rooms: RoomsConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// Live rooms: channels sessions join and leave, with no membership table and no history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsConfig {
+    /// A room's last messages kept for new joiners that ask (0: none).
+    pub replay: usize,
+    /// Rooms one session may be in at once.
+    pub max_rooms_per_session: usize,
+    /// Messages one session may send to rooms per second (bursts of twice this pass; 0:
+    /// no limit beyond `connect.max_frames_per_second`).
+    pub session_messages_per_second: u32,
+    /// Messages a room takes per second from its devices, across the cluster (0: no
+    /// limit). The business's pushes are not counted.
+    pub room_messages_per_second: u32,
+    /// A room nobody sent to or was in for this long is forgotten: its seq starts over
+    /// and its replay is gone.
+    pub idle_secs: u64,
+    /// How often a connect node reports its rooms' member counts.
+    pub report_ms: u64,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self {
+            replay: 20,
+            max_rooms_per_session: 8,
+            session_messages_per_second: 2,
+            room_messages_per_second: 200,
+            idle_secs: 3600,
+            report_ms: 1000,
+        }
+    }
 }
 
 /// Delivery of webhook events to apps' endpoints (endpoints themselves are per app,
@@ -597,6 +632,7 @@ impl Config {
         self.validate_social()?;
         self.validate_messages()?;
         self.validate_webhooks()?;
+        self.validate_rooms()?;
         self.validate_limits()
     }
 
@@ -707,6 +743,25 @@ impl Config {
         )?;
         if webhooks.lease_secs < 3 * webhooks.timeout_secs {
             return invalid("webhooks.lease_secs must be at least 3 times webhooks.timeout_secs");
+        }
+        Ok(())
+    }
+
+    fn validate_rooms(&self) -> Result<(), ConfigError> {
+        let rooms = &self.rooms;
+        at_least_one(
+            "rooms",
+            &[
+                ("max_rooms_per_session", rooms.max_rooms_per_session as u64),
+                ("idle_secs", rooms.idle_secs),
+                ("report_ms", rooms.report_ms),
+            ],
+        )?;
+        if rooms.replay > 1000 {
+            return invalid("rooms.replay must be at most 1000");
+        }
+        if rooms.report_ms > self.route.ttl_secs * 1000 / 3 {
+            return invalid("rooms.report_ms must be at most a third of route.ttl_secs");
         }
         Ok(())
     }
@@ -846,6 +901,7 @@ impl Default for Config {
             messages: MessagesConfig::default(),
             rates: RatesConfig::default(),
             webhooks: WebhooksConfig::default(),
+            rooms: RoomsConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

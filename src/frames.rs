@@ -9,6 +9,7 @@ use crate::proto::{
         EventPush, KickReason, Kicked, MessagePush, Response, ServerFrame, event_push, server_frame::Payload,
     },
     common::v1 as pb,
+    logic::v1::{RoomEvent, RoomMessage},
 };
 
 fn encode(payload: Payload) -> Bytes {
@@ -30,4 +31,12 @@ pub fn response(response: Response) -> Bytes {
 
 pub fn kicked(reason: KickReason, message: &str) -> Bytes {
     encode(Payload::Kicked(Kicked { reason: reason as i32, message: message.to_owned() }))
+}
+
+pub fn room_message(message: RoomMessage) -> Bytes {
+    encode(Payload::RoomMessage(message))
+}
+
+pub fn room_event(event: RoomEvent) -> Bytes {
+    encode(Payload::RoomEvent(event))
 }

@@ -44,9 +44,10 @@ pub struct BeforeSendHook {
     pub url: String,
     /// `whsec_...`: requests are signed like webhook events.
     pub secret: String,
-    /// The conversations it moderates.
+    /// The conversations it moderates, and live rooms.
     pub direct: bool,
     pub group: bool,
+    pub room: bool,
     /// How long gim waits for the answer.
     pub timeout_ms: u64,
     /// On a timeout, an error or an answer gim cannot read: let the message through

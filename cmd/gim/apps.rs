@@ -75,7 +75,7 @@ pub struct Switches {
     /// The hook's signing secret (whsec_...).
     #[arg(long, default_value = "")]
     before_send_secret: String,
-    /// The conversations the hook moderates: direct, group or both.
+    /// What the hook moderates: direct, group, room (live rooms), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "direct,group")]
     before_send_in: Vec<String>,
     /// How long to wait for the hook's answer (0: 2000).
@@ -98,6 +98,7 @@ impl From<Switches> for AppSettings {
                 secret: switches.before_send_secret.clone(),
                 direct: in_conversations("direct"),
                 group: in_conversations("group"),
+                room: in_conversations("room"),
                 timeout_ms: switches.before_send_timeout_ms,
                 allow_on_failure: switches.before_send_allow_on_failure,
             }),

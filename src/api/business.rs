@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{auth, convert};
 use crate::{
-    logic::{BroadcastContent, HistoryCursor, Logic, Outgoing, Sender},
+    logic::{BroadcastContent, HistoryCursor, Logic, Outgoing, RoomContent, Sender},
     model::ProfilePatch,
     proto::{
         common::v1 as pb,
@@ -232,5 +232,58 @@ impl Business for BusinessApi {
             messages: convert::messages(history.items),
             has_more: history.has_more,
         }))
+    }
+
+    async fn join_room(&self, request: Request<api::RoomMemberRequest>) -> Result<Response<api::Empty>, Status> {
+        self.move_in_room(request, true).await
+    }
+
+    async fn leave_room(&self, request: Request<api::RoomMemberRequest>) -> Result<Response<api::Empty>, Status> {
+        self.move_in_room(request, false).await
+    }
+
+    async fn push_room(
+        &self,
+        request: Request<api::PushRoomRequest>,
+    ) -> Result<Response<api::PushRoomResponse>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        let content = match (request.body, request.event_kind.is_empty()) {
+            (Some(body), true) => RoomContent::Message { client_msg_id: request.client_msg_id, body: Some(body) },
+            (None, false) => RoomContent::Event { kind: request.event_kind, data: request.event_data },
+            _ => return Err(Status::invalid_argument("set either body (a message) or event_kind (an event)")),
+        };
+        let seq = self.logic.push_room(caller.app, &request.room_id, content).await?;
+        Ok(Response::new(api::PushRoomResponse { seq }))
+    }
+
+    async fn get_room(&self, request: Request<api::GetRoomRequest>) -> Result<Response<api::Room>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let room_id = request.into_inner().room_id;
+        let room = self.logic.room(caller.app, &room_id).await?;
+        Ok(Response::new(api::Room { room_id, members: room.members, last_seq: room.last_seq }))
+    }
+
+    async fn close_room(&self, request: Request<api::CloseRoomRequest>) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        self.logic.close_room(caller.app, &request.room_id, &request.reason).await?;
+        Ok(Response::new(api::Empty {}))
+    }
+}
+
+impl BusinessApi {
+    async fn move_in_room(
+        &self,
+        request: Request<api::RoomMemberRequest>,
+        joined: bool,
+    ) -> Result<Response<api::Empty>, Status> {
+        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let request = request.into_inner();
+        auth::acting_for(&request.user_id);
+        self.logic
+            .move_in_room(caller.app, &request.room_id, &request.user_id, &request.device_id, joined, &request.reason)
+            .await?;
+        Ok(Response::new(api::Empty {}))
     }
 }

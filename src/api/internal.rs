@@ -4,9 +4,17 @@
 
 use tonic::{Request, Response, Status};
 
+use super::SessionCalls;
 use crate::{
-    logic::Logic,
-    proto::connect::v1::{SessionsChangedRequest, SessionsChangedResponse, sessions_server::Sessions},
+    logic::{DeviceCaller, Logic},
+    model::DeviceType,
+    proto::{
+        connect::v1::{
+            DeviceRoomSend, SessionsChangedRequest, SessionsChangedResponse, rooms_server::Rooms,
+            sessions_server::Sessions,
+        },
+        logic::v1::RoomSendResponse,
+    },
 };
 
 /// Users one report may name at most.
@@ -23,16 +31,52 @@ impl SessionsApi {
     }
 }
 
+fn internal_only<T>(logic: &Logic, request: &Request<T>) -> Result<(), Status> {
+    let presented = super::auth::bearer(request.metadata()).unwrap_or_default();
+    if !logic.is_internal(presented) {
+        return Err(Status::unauthenticated("the internal API takes the cluster's internal token"));
+    }
+    Ok(())
+}
+
+/// `gim.connect.v1.Rooms` on logic nodes: devices' room messages, from the connect node
+/// that holds the session (which checked that it is in the room).
+pub struct RoomsApi {
+    calls: SessionCalls,
+}
+
+impl RoomsApi {
+    pub fn new(logic: Logic) -> Self {
+        Self { calls: SessionCalls::new(logic) }
+    }
+}
+
+#[tonic::async_trait]
+impl Rooms for RoomsApi {
+    async fn send(&self, request: Request<DeviceRoomSend>) -> Result<Response<RoomSendResponse>, Status> {
+        internal_only(self.calls.logic(), &request)?;
+        let request = request.into_inner();
+        let caller = DeviceCaller {
+            app: request.app_id,
+            user_id: request.user_id,
+            device_id: request.device_id,
+            device_type: DeviceType::Other,
+        };
+        let span = tracing::Span::current();
+        span.record("app", caller.app);
+        span.record("user", caller.user_id.as_str());
+        let sent = self.calls.room_send(&caller, request.send.unwrap_or_default()).await?;
+        Ok(Response::new(sent))
+    }
+}
+
 #[tonic::async_trait]
 impl Sessions for SessionsApi {
     async fn changed(
         &self,
         request: Request<SessionsChangedRequest>,
     ) -> Result<Response<SessionsChangedResponse>, Status> {
-        let presented = super::auth::bearer(request.metadata()).unwrap_or_default();
-        if !self.logic.is_internal(presented) {
-            return Err(Status::unauthenticated("the internal API takes the cluster's internal token"));
-        }
+        internal_only(&self.logic, &request)?;
         let users = request.into_inner().users;
         if users.len() > MAX_USERS {
             return Err(Status::invalid_argument(format!("report at most {MAX_USERS} users per call")));

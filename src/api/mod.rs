@@ -34,7 +34,7 @@ use crate::{
     origins::Origins,
     proto::{
         PUBLIC_FILE_DESCRIPTOR_SET,
-        connect::v1::sessions_server::SessionsServer,
+        connect::v1::{rooms_server::RoomsServer, sessions_server::SessionsServer},
         logic::v1::{
             account_server::AccountServer, app_admin_server::AppAdminServer, business_server::BusinessServer,
             conversations_server::ConversationsServer, device_server::DeviceServer, friends_server::FriendsServer,
@@ -104,7 +104,10 @@ pub async fn internal_routes(logic: Logic) -> Routes {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<SessionsServer<internal::SessionsApi>>().await;
     let mut routes = Routes::builder();
-    routes.add_service(health_service).add_service(SessionsServer::new(internal::SessionsApi::new(logic)));
+    routes
+        .add_service(health_service)
+        .add_service(SessionsServer::new(internal::SessionsApi::new(logic.clone())))
+        .add_service(RoomsServer::new(internal::RoomsApi::new(logic)));
     routes.routes()
 }
 

@@ -98,6 +98,16 @@ impl SessionCalls {
         })
     }
 
+    /// A device's message to a room its session is in (connect checked that).
+    pub async fn room_send(
+        &self,
+        caller: &DeviceCaller,
+        request: api::RoomSendRequest,
+    ) -> Result<api::RoomSendResponse> {
+        let sent = self.logic.room_send(caller, &request.room_id, request.client_msg_id, request.body).await?;
+        Ok(api::RoomSendResponse { seq: sent.seq, sent_at_ms: sent.sent_at_ms })
+    }
+
     pub async fn sync_group(&self, caller: &SharedCaller, request: api::SyncGroupRequest) -> Result<api::SyncResponse> {
         let page = self.logic.sync_group(caller, &request.group_id, request.after_group_seq, request.limit).await?;
         Ok(sync_response(page))

@@ -1,9 +1,10 @@
-//! Large-group pushes on their way to this node's sessions, and when they go.
+//! Large-group and live-room pushes on their way to this node's sessions, and when they
+//! go.
 //!
-//! A large group's pushes wait in one list per group, shared by all of the group's
-//! sessions here: a push costs one append, whatever the number of sessions. A flush
-//! hands each session the lists of its groups with one lock and one wake-up, and the
-//! session writes them in one go.
+//! A topic's pushes (a large group's, or a room's) wait in one list per topic, shared by
+//! all of its sessions here: a push costs one append, whatever the number of sessions.
+//! A flush hands each session the lists of its topics with one lock and one wake-up, and
+//! the session writes them in one go.
 //!
 //! When to flush adapts to the load, the way Nagle's algorithm or NATS's flusher do, but
 //! measured on the whole node: how long a flush takes to be taken by every session it
@@ -34,7 +35,7 @@ use tokio::{
 
 use crate::{delivery::DeviceRef, model::AppId};
 
-/// When large-group pushes go out (`connect.group_push_max_delay_ms`,
+/// When large-group and room pushes go out (`connect.group_push_max_delay_ms`,
 /// `connect.group_flush_budget_ms`).
 #[derive(Debug, Clone, Copy)]
 pub struct Pacing {
@@ -54,25 +55,32 @@ impl Pacing {
     }
 }
 
-/// One large-group push.
+/// What a fan-out list is for: a large group's timeline, or a live room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Group(Arc<str>),
+    Room(Arc<str>),
+}
+
+/// One large-group or room push.
 #[derive(Debug)]
-pub struct GroupPush {
+pub struct TopicPush {
     /// Arrival order on this node: a session gets the pushes numbered from its
     /// subscription on.
     pub number: u64,
-    /// Its seq on the group's timeline.
+    /// Its seq on the group's timeline, or in the room (0: a room event).
     pub seq: u64,
     pub frame: Bytes,
     /// The device that sent it, which has it already.
     pub skip: Option<DeviceRef>,
 }
 
-/// One flush's pushes to one group, shared by the group's sessions here.
+/// One flush's pushes to one topic, shared by the topic's sessions here.
 #[derive(Debug)]
-pub struct GroupBatch {
+pub struct Batch {
     pub app: AppId,
-    pub group: Arc<str>,
-    pub pushes: Vec<GroupPush>,
+    pub topic: Topic,
+    pub pushes: Vec<TopicPush>,
 }
 
 /// A session's part in a flush, held until the session has put what the flush gave it
@@ -94,10 +102,10 @@ impl Drop for Flight {
     }
 }
 
-/// The pushes of one flush, by group.
+/// The pushes of one flush, by topic.
 #[derive(Debug)]
 pub struct Flush {
-    pub batches: Vec<Arc<GroupBatch>>,
+    pub batches: Vec<Arc<Batch>>,
     /// Cloned for each session the flush must wait for; dropped once all are handed out.
     pub share: Share,
     pub flushed: Flushed,
@@ -110,11 +118,11 @@ pub struct Flushed {
     taken: oneshot::Receiver<Instant>,
 }
 
-type GroupKey = (AppId, Arc<str>);
+pub type TopicKey = (AppId, Topic);
 
 #[derive(Debug, Default)]
 struct Waiting {
-    groups: HashMap<GroupKey, Vec<GroupPush>>,
+    topics: HashMap<TopicKey, Vec<TopicPush>>,
     /// When the oldest waiting push arrived.
     since: Option<Instant>,
 }
@@ -133,10 +141,10 @@ impl Pending {
         self.next_number.load(Ordering::SeqCst)
     }
 
-    pub fn add(&self, app: AppId, group: &str, seq: u64, frame: Bytes, skip: Option<DeviceRef>) {
+    pub fn add(&self, key: TopicKey, seq: u64, frame: Bytes, skip: Option<DeviceRef>) {
         let mut waiting = self.waiting.lock().expect("pending pushes lock");
         let number = self.next_number.fetch_add(1, Ordering::SeqCst);
-        waiting.groups.entry((app, group.into())).or_default().push(GroupPush { number, seq, frame, skip });
+        waiting.topics.entry(key).or_default().push(TopicPush { number, seq, frame, skip });
         if waiting.since.is_none() {
             waiting.since = Some(Instant::now());
             self.arrived.notify_one();
@@ -153,16 +161,13 @@ impl Pending {
         }
     }
 
-    /// Takes every waiting push as one flush's batches, by group.
+    /// Takes every waiting push as one flush's batches, by topic.
     pub fn take(&self) -> Flush {
         let waiting = std::mem::take(&mut *self.waiting.lock().expect("pending pushes lock"));
         let (sender, taken) = oneshot::channel();
         let share = Share(Arc::new(Flight(Some(sender))));
-        let batches = waiting
-            .groups
-            .into_iter()
-            .map(|((app, group), pushes)| Arc::new(GroupBatch { app, group, pushes }))
-            .collect();
+        let batches =
+            waiting.topics.into_iter().map(|((app, topic), pushes)| Arc::new(Batch { app, topic, pushes })).collect();
         Flush { batches, share, flushed: Flushed { started: Instant::now(), taken } }
     }
 }
@@ -223,6 +228,10 @@ impl Flusher {
 mod tests {
     use super::*;
 
+    fn group(app: AppId, name: &str) -> TopicKey {
+        (app, Topic::Group(name.into()))
+    }
+
     fn pacing(max_delay_ms: u64) -> Pacing {
         Pacing { max_delay: Duration::from_millis(max_delay_ms), budget: Duration::from_millis(20) }
     }
@@ -241,13 +250,13 @@ mod tests {
     async fn an_idle_node_flushes_at_once() {
         let pending = Pending::default();
         let mut flusher = Flusher::new(pacing(250));
-        pending.add(1, "g", 1, Bytes::new(), None);
+        pending.add(group(1, "g"), 1, Bytes::new(), None);
         assert_eq!(flusher.next(&pending).await, Duration::ZERO);
         let flush = pending.take();
         flusher.flushed(flush.flushed);
         // Every share taken at once: the next push goes at once too.
         drop(flush.share);
-        pending.add(1, "g", 2, Bytes::new(), None);
+        pending.add(group(1, "g"), 2, Bytes::new(), None);
         assert_eq!(flusher.next(&pending).await, Duration::ZERO);
     }
 
@@ -255,7 +264,7 @@ mod tests {
     async fn pushes_wait_while_a_flush_is_being_taken_but_never_past_the_bound() {
         let pending = Pending::default();
         let mut flusher = Flusher::new(pacing(250));
-        pending.add(1, "g", 1, Bytes::new(), None);
+        pending.add(group(1, "g"), 1, Bytes::new(), None);
         flusher.next(&pending).await;
         let Flush { share: held, flushed, .. } = pending.take();
         flusher.flushed(flushed);
@@ -263,7 +272,7 @@ mod tests {
         // A session still holds its share of the last flush: the next push waits for
         // it, then rests (80 ms, smoothed with the first flush's 0 to 40 ms: twice the
         // budget, so flushing may take half the time).
-        pending.add(1, "g", 2, Bytes::new(), None);
+        pending.add(group(1, "g"), 2, Bytes::new(), None);
         let release = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(80)).await;
             drop(held);
@@ -275,7 +284,7 @@ mod tests {
         flusher.flushed(flushed);
 
         // A share never taken: the push goes when it has waited the longest allowed.
-        pending.add(1, "g", 3, Bytes::new(), None);
+        pending.add(group(1, "g"), 3, Bytes::new(), None);
         assert_eq!(flusher.next(&pending).await, Duration::from_millis(250));
         drop(held);
     }
@@ -283,24 +292,31 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_flush_holds_every_push_since_the_last_by_group_in_arrival_order() {
         let pending = Pending::default();
-        for (group, seq) in [("a", 1), ("b", 7), ("a", 2), ("a", 3)] {
-            pending.add(1, group, seq, Bytes::new(), None);
+        for (name, seq) in [("a", 1), ("b", 7), ("a", 2), ("a", 3)] {
+            pending.add(group(1, name), seq, Bytes::new(), None);
         }
-        pending.add(2, "a", 1, Bytes::new(), None);
+        pending.add(group(2, "a"), 1, Bytes::new(), None);
+        pending.add((1, Topic::Room("a".into())), 1, Bytes::new(), None);
         let mut batches = pending.take().batches;
-        batches.sort_by_key(|batch| (batch.app, batch.group.clone()));
-        let seqs: Vec<(AppId, &str, Vec<u64>, Vec<u64>)> = batches
+        batches.sort_by_key(|batch| (batch.app, format!("{:?}", batch.topic)));
+        let seqs: Vec<(AppId, Topic, Vec<u64>, Vec<u64>)> = batches
             .iter()
             .map(|batch| {
                 let seqs = batch.pushes.iter().map(|p| p.seq).collect();
-                (batch.app, &*batch.group, seqs, batch.pushes.iter().map(|p| p.number).collect())
+                (batch.app, batch.topic.clone(), seqs, batch.pushes.iter().map(|p| p.number).collect())
             })
             .collect();
+        let (a, b) = (Topic::Group("a".into()), Topic::Group("b".into()));
         assert_eq!(
             seqs,
-            vec![(1, "a", vec![1, 2, 3], vec![0, 2, 3]), (1, "b", vec![7], vec![1]), (2, "a", vec![1], vec![4])]
+            vec![
+                (1, a.clone(), vec![1, 2, 3], vec![0, 2, 3]),
+                (1, b, vec![7], vec![1]),
+                (1, Topic::Room("a".into()), vec![1], vec![5]),
+                (2, a, vec![1], vec![4]),
+            ]
         );
-        assert_eq!(pending.next_number(), 5);
+        assert_eq!(pending.next_number(), 6);
         assert!(pending.take().batches.is_empty(), "a flush takes everything");
     }
 }

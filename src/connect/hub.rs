@@ -1,7 +1,7 @@
-//! The sessions of this node, by user, and what is queued for each. Pushes land here
-//! from logic (in-process or over the internal API); each session's task drains its
-//! own queue. Large-group pushes go through `fanout` first and reach sessions at its
-//! flushes.
+//! The sessions of this node, by user, by large group and by live room, and what is
+//! queued for each. Pushes land here from logic (in-process or over the internal API);
+//! each session's task drains its own queue. Large-group and room pushes go through
+//! `fanout` first and reach sessions at its flushes.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -16,11 +16,18 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
-use super::fanout::{Flusher, GroupBatch, Pacing, Pending, Share};
+use super::{
+    fanout::{Batch, Flusher, Pacing, Pending, Share, Topic, TopicKey},
+    rooms::{JoinedRoom, RoomHere, RoomsHere},
+};
 use crate::{
-    delivery::{Delivery, Kick, Membership, Push},
+    delivery::{Delivery, Kick, Membership, Push, RoomChange, RoomPush, RoomTarget},
+    frames,
     model::{AppId, DeviceType},
-    proto::client::v1::KickReason,
+    proto::{
+        client::v1::KickReason,
+        logic::v1::{RoomEvent, RoomEventKind},
+    },
     route::Registration,
 };
 
@@ -32,10 +39,14 @@ pub enum Outbound {
     /// A message the device sent itself, however it sent it: never written back, but
     /// its inbox seq counts as delivered.
     Own { seq: u64 },
-    /// A flush's pushes to a large group, from `batch.pushes[from]` on (the earlier ones
-    /// came before the session joined the group's fan-out): each delivered in the
-    /// group's seq order, once, unless the device sent it itself.
-    Group { batch: Arc<GroupBatch>, from: usize, share: Option<Share> },
+    /// A flush's pushes to a large group or a room, from `batch.pushes[from]` on (the
+    /// earlier ones came before the session joined the topic's fan-out). A group's are
+    /// delivered in the group's seq order, once; a room's in arrival order, once; neither
+    /// to the device that sent it.
+    Batch { batch: Arc<Batch>, from: usize, share: Option<Share> },
+    /// The business put the session in a room: it is told, and gets the room's replay,
+    /// once the room is announced for this node.
+    RoomJoined { room: Arc<str>, here: Arc<RoomHere> },
     /// An event frame: delivered as it comes.
     Event(Bytes),
 }
@@ -57,7 +68,7 @@ impl Outbound {
     /// Pushes it holds, against the outbound queue's limit.
     pub fn pushes(&self) -> usize {
         match self {
-            Self::Group { batch, from, .. } => batch.pushes.len() - from,
+            Self::Batch { batch, from, .. } => batch.pushes.len() - from,
             _ => 1,
         }
     }
@@ -86,6 +97,8 @@ pub struct Session {
     writing: AtomicBool,
     /// The large groups whose fan-out this session is in.
     groups: Mutex<Vec<Box<str>>>,
+    /// The live rooms it is in, and the last seq it was sent in each.
+    rooms: Mutex<Vec<JoinedRoom>>,
 }
 
 impl Session {
@@ -140,6 +153,45 @@ impl Session {
         *message.sender_device_id == *self.device_id && *message.sender_user_id == *self.user_id
     }
 
+    /// Which of a room's pushes to write (seq above the last written, or an event), and
+    /// moves the room's floor past them; none when the session has left the room.
+    pub fn room_pushes<'b>(&self, room: &str, pushes: &'b [super::fanout::TopicPush]) -> Vec<&'b Bytes> {
+        let mut rooms = self.rooms.lock().expect("session rooms lock");
+        let Some(joined) = rooms.iter_mut().find(|joined| *joined.id == *room) else { return Vec::new() };
+        let mut out = Vec::with_capacity(pushes.len());
+        for push in pushes {
+            if push.skip.as_ref().is_some_and(|skip| skip.is(&self.user_id, &self.device_id)) {
+                continue;
+            }
+            if push.seq == 0 {
+                out.push(&push.frame);
+            } else if push.seq > joined.floor {
+                joined.floor = push.seq;
+                out.push(&push.frame);
+            }
+        }
+        out
+    }
+
+    /// Of a room's kept messages, those above its floor; the floor moves past them.
+    pub fn room_replay(&self, room: &str, kept: Vec<(u64, Bytes)>) -> Vec<Bytes> {
+        let mut rooms = self.rooms.lock().expect("session rooms lock");
+        let Some(joined) = rooms.iter_mut().find(|joined| *joined.id == *room) else { return Vec::new() };
+        let mut out = Vec::with_capacity(kept.len());
+        for (seq, frame) in kept {
+            if seq > joined.floor {
+                joined.floor = seq;
+                out.push(frame);
+            }
+        }
+        out
+    }
+
+    /// Whether the session is in the room.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.rooms.lock().expect("session rooms lock").iter().any(|joined| *joined.id == *room)
+    }
+
     pub fn registration(&self) -> Registration {
         Registration {
             app: self.app,
@@ -151,7 +203,6 @@ impl Session {
 }
 
 type UserKey = (AppId, Box<str>);
-type GroupKey = (AppId, Arc<str>);
 /// A user's membership of a group.
 type MemberKey = (AppId, Box<str>, Box<str>);
 
@@ -159,22 +210,29 @@ type MemberKey = (AppId, Box<str>, Box<str>);
 /// the user's groups before the leave reached this node (see `subscribe_as_of`).
 const REMEMBER_LEAVES: Duration = Duration::from_secs(60);
 
-/// A session in a large group's fan-out.
+/// A session in a large group's or a room's fan-out.
 #[derive(Debug)]
 struct Subscriber {
     session: Arc<Session>,
-    /// The number of the first push it gets (see `GroupPush::number`).
+    /// The number of the first push it gets (see `TopicPush::number`).
     since: u64,
 }
 
-/// The sessions of this node, by user and by the large groups they read.
+/// Why a session cannot enter a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomsFull(pub usize);
+
+/// The sessions of this node, by user, by the large groups they read and by the rooms
+/// they are in.
 #[derive(Debug)]
 pub struct Hub {
     users: DashMap<UserKey, Vec<Arc<Session>>>,
-    /// Sessions in each large group's fan-out, by session id.
-    groups: DashMap<GroupKey, HashMap<u64, Subscriber>>,
-    /// Large-group pushes waiting for the next flush.
+    /// Sessions in each large group's or room's fan-out, by session id.
+    topics: DashMap<TopicKey, HashMap<u64, Subscriber>>,
+    /// Large-group and room pushes waiting for the next flush.
     pending: Pending,
+    /// This node's rooms, as the registry is told of them.
+    pub(super) rooms: RoomsHere,
     /// Users who left a large group lately, and when the news reached this node.
     recent_leaves: Mutex<HashMap<MemberKey, Instant>>,
     next_id: AtomicU64,
@@ -182,20 +240,22 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// `outbound_limit`: pushes a session may have waiting before it ends as too slow.
-    pub fn new(outbound_limit: usize) -> Arc<Self> {
+    /// `outbound_limit`: pushes a session may have waiting before it ends as too slow;
+    /// `max_rooms`: rooms a session may be in at once.
+    pub fn new(outbound_limit: usize, max_rooms: usize) -> Arc<Self> {
         Arc::new(Self {
             users: DashMap::new(),
-            groups: DashMap::new(),
+            topics: DashMap::new(),
             pending: Pending::default(),
+            rooms: RoomsHere::new(max_rooms),
             recent_leaves: Mutex::default(),
             next_id: AtomicU64::new(1),
             outbound_limit,
         })
     }
 
-    /// Hands the large-group pushes waiting to the sessions of their groups, each
-    /// session its groups' batches with one wake-up; runs until the node stops.
+    /// Hands the large-group and room pushes waiting to the sessions of their topics,
+    /// each session its batches with one wake-up; runs until the node stops.
     pub async fn flush_groups(self: Arc<Self>, pacing: Pacing, metrics: Arc<crate::metrics::Metrics>) {
         let mut flusher = Flusher::new(pacing);
         loop {
@@ -205,11 +265,11 @@ impl Hub {
         }
     }
 
-    /// Hands out every waiting large-group push now.
+    /// Hands out every waiting large-group and room push now.
     fn flush(&self) -> super::fanout::Flushed {
         let flush = self.pending.take();
         for batch in flush.batches {
-            let Some(subscribers) = self.groups.get(&(batch.app, batch.group.clone())) else { continue };
+            let Some(subscribers) = self.topics.get(&(batch.app, batch.topic.clone())) else { continue };
             let first = batch.pushes[0].number;
             for subscriber in subscribers.values() {
                 let from = if subscriber.since <= first {
@@ -220,7 +280,7 @@ impl Hub {
                 if from < batch.pushes.len() {
                     let session = &subscriber.session;
                     let share = (!session.writing.load(Ordering::Relaxed)).then(|| flush.share.clone());
-                    session.enqueue(Outbound::Group { batch: batch.clone(), from, share }, self.outbound_limit);
+                    session.enqueue(Outbound::Batch { batch: batch.clone(), from, share }, self.outbound_limit);
                 }
             }
         }
@@ -247,6 +307,7 @@ impl Hub {
             wake: Notify::new(),
             writing: AtomicBool::new(false),
             groups: Mutex::default(),
+            rooms: Mutex::default(),
         });
         let mut sessions = self.users.entry((app, user_id.into())).or_default();
         for old in sessions.iter().filter(|old| *old.device_id == *device_id) {
@@ -263,12 +324,7 @@ impl Hub {
     /// Puts a session into the fan-out of large groups.
     pub fn subscribe(&self, session: &Arc<Session>, groups: &[String]) {
         for group in groups {
-            let subscriber = Subscriber { session: session.clone(), since: self.pending.next_number() };
-            self.groups
-                .entry((session.app, group.as_str().into()))
-                .or_default()
-                .entry(session.id)
-                .or_insert(subscriber);
+            self.add_subscriber((session.app, Topic::Group(group.as_str().into())), session);
             let mut joined = session.groups.lock().expect("session groups lock");
             if !joined.iter().any(|g| **g == **group) {
                 joined.push(group.as_str().into());
@@ -276,15 +332,131 @@ impl Hub {
         }
     }
 
-    fn unsubscribe(&self, session: &Session, group: &str) {
-        let key = (session.app, group.into());
-        if let dashmap::Entry::Occupied(mut entry) = self.groups.entry(key) {
-            entry.get_mut().remove(&session.id);
-            if entry.get().is_empty() {
-                entry.remove();
+    /// Adds a session to a topic's fan-out, from the next push on; false if it was in.
+    fn add_subscriber(&self, key: TopicKey, session: &Arc<Session>) -> bool {
+        let subscriber = Subscriber { session: session.clone(), since: self.pending.next_number() };
+        match self.topics.entry(key).or_default().entry(session.id) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(subscriber);
+                true
             }
         }
+    }
+
+    fn remove_subscriber(&self, key: TopicKey, session: &Session) -> bool {
+        let dashmap::Entry::Occupied(mut entry) = self.topics.entry(key) else { return false };
+        let removed = entry.get_mut().remove(&session.id).is_some();
+        if entry.get().is_empty() {
+            entry.remove();
+        }
+        removed
+    }
+
+    fn unsubscribe(&self, session: &Session, group: &str) {
+        self.remove_subscriber((session.app, Topic::Group(group.into())), session);
         session.groups.lock().expect("session groups lock").retain(|g| **g != *group);
+    }
+
+    /// Puts a session in a room, from the room's next push on. Returns the room's state
+    /// on this node (whose announcement a new joiner waits for) and whether the session
+    /// was out of the room; refuses a session already in `max` rooms.
+    pub fn join_room(
+        &self,
+        session: &Arc<Session>,
+        room: &str,
+        max: usize,
+    ) -> Result<(Arc<RoomHere>, bool), RoomsFull> {
+        let room: Arc<str> = room.into();
+        let mut rooms = session.rooms.lock().expect("session rooms lock");
+        if rooms.iter().any(|joined| joined.id == room) {
+            drop(rooms);
+            return Ok((self.rooms.entered(session.app, &room, 0), false));
+        }
+        if rooms.len() >= max {
+            return Err(RoomsFull(max));
+        }
+        rooms.push(JoinedRoom { id: room.clone(), floor: 0 });
+        drop(rooms);
+        self.add_subscriber((session.app, Topic::Room(room.clone())), session);
+        Ok((self.rooms.entered(session.app, &room, 1), true))
+    }
+
+    /// Takes a session out of a room; false if it was not in it.
+    pub fn leave_room(&self, session: &Session, room: &str) -> bool {
+        let mut rooms = session.rooms.lock().expect("session rooms lock");
+        let Some(index) = rooms.iter().position(|joined| *joined.id == *room) else { return false };
+        rooms.swap_remove(index);
+        drop(rooms);
+        self.remove_subscriber((session.app, Topic::Room(room.into())), session);
+        self.rooms.left(session.app, room);
+        true
+    }
+
+    /// Queues a room's push for the next flush; returns how many sessions here are in
+    /// the room.
+    pub fn push_room(&self, push: &RoomPush) -> usize {
+        let key = (push.app, Topic::Room(push.room.as_str().into()));
+        let Some(subscribers) = self.topics.get(&key) else { return 0 };
+        let subscribed = subscribers.len();
+        drop(subscribers);
+        self.pending.add(key, push.seq, push.frame.clone(), push.skip.clone());
+        subscribed
+    }
+
+    /// The business put sessions in a room, took them out, or closed it: each session
+    /// concerned is told. Returns how many.
+    pub fn room_change(&self, change: &RoomChange, max_rooms: usize) -> usize {
+        let sessions: Vec<Arc<Session>> = match &change.target {
+            RoomTarget::Device { user_id, device_id } => {
+                let Some(sessions) = self.users.get(&(change.app, user_id.as_str().into())) else { return 0 };
+                let device = |session: &&Arc<Session>| device_id.as_deref().is_none_or(|d| d == &*session.device_id);
+                sessions.iter().filter(device).cloned().collect()
+            }
+            RoomTarget::Everyone { .. } => {
+                let key = (change.app, Topic::Room(change.room.as_str().into()));
+                let Some(subscribers) = self.topics.get(&key) else { return 0 };
+                subscribers.values().map(|subscriber| subscriber.session.clone()).collect()
+            }
+        };
+        let event = |kind: RoomEventKind| {
+            frames::room_event(RoomEvent {
+                room_id: change.room.clone(),
+                kind: kind as i32,
+                reason: change.reason.clone(),
+                ..Default::default()
+            })
+        };
+        let mut changed = 0;
+        for session in &sessions {
+            if change.joined {
+                match self.join_room(session, &change.room, max_rooms) {
+                    Ok((here, true)) => {
+                        session.enqueue(
+                            Outbound::RoomJoined { room: change.room.as_str().into(), here },
+                            self.outbound_limit,
+                        );
+                        changed += 1;
+                    }
+                    Ok((_, false)) => {}
+                    Err(RoomsFull(max)) => {
+                        tracing::debug!(
+                            room = change.room,
+                            max,
+                            "a session in as many rooms as it may be was not put in another"
+                        );
+                    }
+                }
+            } else if self.leave_room(session, &change.room) {
+                let kind = match change.target {
+                    RoomTarget::Everyone { .. } => RoomEventKind::Closed,
+                    RoomTarget::Device { .. } => RoomEventKind::Left,
+                };
+                session.enqueue(Outbound::Event(event(kind)), self.outbound_limit);
+                changed += 1;
+            }
+        }
+        changed
     }
 
     /// Puts a session into the fan-out of the large groups its user was in when they were
@@ -344,6 +516,11 @@ impl Hub {
         for group in groups {
             self.unsubscribe(session, &group);
         }
+        let rooms: Vec<Arc<str>> =
+            session.rooms.lock().expect("session rooms lock").iter().map(|r| r.id.clone()).collect();
+        for room in rooms {
+            self.leave_room(session, &room);
+        }
         let key = (session.app, session.user_id.clone());
         if let dashmap::Entry::Occupied(mut entry) = self.users.entry(key) {
             entry.get_mut().retain(|s| s.id != session.id);
@@ -401,10 +578,11 @@ impl Hub {
     /// Queues a large-group push for the next flush; returns how many sessions here are
     /// in the group's fan-out.
     fn push_group(&self, push: &Push, group: &str) -> usize {
-        let Some(subscribers) = self.groups.get(&(push.app, group.into())) else { return 0 };
+        let key = (push.app, Topic::Group(group.into()));
+        let Some(subscribers) = self.topics.get(&key) else { return 0 };
         let subscribed = subscribers.len();
         drop(subscribers);
-        self.pending.add(push.app, group, push.seq, push.frame.clone(), push.skip.clone());
+        self.pending.add(key, push.seq, push.frame.clone(), push.skip.clone());
         subscribed
     }
 
@@ -467,6 +645,14 @@ impl Delivery for Hub {
             Hub::membership(self, change);
         }
     }
+
+    fn room_push(&self, push: RoomPush) {
+        self.push_room(&push);
+    }
+
+    fn room_change(&self, change: RoomChange) {
+        Hub::room_change(self, &change, self.rooms.max_per_session());
+    }
 }
 
 #[cfg(test)]
@@ -492,7 +678,7 @@ mod tests {
         items
             .iter()
             .flat_map(|item| match item {
-                Outbound::Group { batch, from, .. } => batch.pushes[*from..].iter().map(|p| p.seq).collect(),
+                Outbound::Batch { batch, from, .. } => batch.pushes[*from..].iter().map(|p| p.seq).collect(),
                 _ => Vec::new(),
             })
             .collect()
@@ -504,7 +690,7 @@ mod tests {
 
     #[test]
     fn a_leave_that_arrives_while_a_session_reads_its_groups_is_not_undone() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(16, 8);
         let session = hub.attach(1, "ann", "phone", DeviceType::Ios, 0);
         let read_at = Instant::now();
         // Ann is removed from "gone" while her session reads a list that still has it.
@@ -523,7 +709,7 @@ mod tests {
 
     #[test]
     fn a_flush_gives_each_session_the_pushes_since_it_joined_the_fan_out() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(16, 8);
         let early = hub.attach(1, "ann", "phone", DeviceType::Ios, 0);
         hub.subscribe(&early, &["g".into()]);
         hub.push(&Push { seq: 1, ..group_push("g") });
@@ -539,7 +725,7 @@ mod tests {
 
     #[test]
     fn a_session_with_more_pushes_waiting_than_its_queue_holds_ends_as_too_slow() {
-        let hub = Hub::new(3);
+        let hub = Hub::new(3, 8);
         let session = hub.attach(1, "ann", "phone", DeviceType::Ios, 0);
         hub.subscribe(&session, &["g".into()]);
         for seq in 1..=2 {
@@ -557,7 +743,7 @@ mod tests {
 
     #[test]
     fn a_flush_waits_for_idle_sessions_but_not_for_one_in_the_middle_of_a_write() {
-        let hub = Hub::new(16);
+        let hub = Hub::new(16, 8);
         let idle = hub.attach(1, "ann", "phone", DeviceType::Ios, 0);
         let writing = hub.attach(1, "bob", "phone", DeviceType::Ios, 0);
         hub.subscribe(&idle, &["g".into()]);

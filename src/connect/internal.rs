@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::hub::Hub;
 use crate::{
     auth::hash_secret,
-    delivery::{DeviceRef, Kick, Membership, Push},
+    delivery::{DeviceRef, Kick, Membership, Push, RoomChange, RoomPush, RoomTarget},
     proto::{
         client::v1::KickReason,
         connect::v1::{KickRequest, KickResponse, PushRequest, PushResponse, delivery_server::Delivery},
@@ -47,7 +47,37 @@ impl Delivery for InternalApi {
                 joined: change.joined,
             });
         }
+        for change in request.room_changes {
+            // No user: the room is closed, for every session in it here.
+            let target = if change.user_id.is_empty() {
+                RoomTarget::Everyone { nodes: Vec::new() }
+            } else {
+                RoomTarget::Device {
+                    user_id: change.user_id,
+                    device_id: Some(change.device_id).filter(|d| !d.is_empty()),
+                }
+            };
+            let change = RoomChange {
+                app: change.app_id,
+                room: change.room_id,
+                target,
+                joined: change.joined,
+                reason: change.reason,
+            };
+            self.hub.room_change(&change, self.hub.rooms.max_per_session());
+        }
         let mut queued = 0;
+        for push in request.room_pushes {
+            queued += self.hub.push_room(&RoomPush {
+                app: push.app_id,
+                room: push.room_id,
+                nodes: Vec::new(),
+                seq: push.seq,
+                frame: push.frame.into(),
+                skip: (!push.skip_device_id.is_empty())
+                    .then_some(DeviceRef { user_id: push.skip_user_id, device_id: push.skip_device_id }),
+            }) as u64;
+        }
         for push in request.pushes {
             if push.everyone {
                 queued += self.hub.push_everyone(push.app_id, &push.frame.into()) as u64;

@@ -18,11 +18,15 @@ use crate::{
     logic::{DeviceCaller, Error, Result},
     model::{AppId, DeviceType},
     proto::{
-        connect::v1::{SessionUser, SessionsChangedRequest, sessions_client::SessionsClient},
+        connect::v1::{
+            DeviceRoomSend, SessionUser, SessionsChangedRequest, rooms_client::RoomsClient,
+            sessions_client::SessionsClient,
+        },
         logic::v1::{
             AckRequest, AckResponse, DeviceSendRequest, Empty, GroupSendRequest, GroupSendResponse, MarkReadRequest,
-            ReadCursor, SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse, TypingRequest,
-            TypingResponse, device_client::DeviceClient, groups_client::GroupsClient, messages_client::MessagesClient,
+            ReadCursor, RoomSendRequest, RoomSendResponse, SendMessageResponse, SyncGroupRequest, SyncRequest,
+            SyncResponse, TypingRequest, TypingResponse, device_client::DeviceClient, groups_client::GroupsClient,
+            messages_client::MessagesClient,
         },
     },
 };
@@ -57,6 +61,8 @@ pub trait LogicLink: Send + Sync + 'static {
     async fn catch_up_group(&self, device: &SessionDevice, request: SyncGroupRequest) -> Result<SyncResponse>;
     /// Users whose sessions opened or closed on this node (as the node, not a device).
     async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<()>;
+    /// A device's message to a room its session is in (as the node, which checked that).
+    async fn room_send(&self, device: &SessionDevice, request: RoomSendRequest) -> Result<RoomSendResponse>;
 
     /// The large groups the device's user is in.
     async fn large_groups(&self, device: &SessionDevice) -> Result<Vec<String>> {
@@ -129,6 +135,13 @@ impl GrpcLink {
             internal_bearer: ascii(format!("Bearer {}", tokens.internal))?,
             on_behalf: ascii(tokens.on_behalf.clone())?,
         })
+    }
+
+    /// A call on logic's internal API, with the cluster's internal token.
+    fn internal<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.metadata_mut().insert("authorization", self.internal_bearer.clone());
+        request
     }
 
     /// A request for a device, from connect rather than from the device.
@@ -218,12 +231,29 @@ impl LogicLink for GrpcLink {
             users.into_iter().map(|(app_id, user_id)| SessionUser { app_id, user_id }).collect();
         self.internal
             .call(|channel| {
-                let mut request = Request::new(SessionsChangedRequest { users: users.clone() });
-                request.metadata_mut().insert("authorization", self.internal_bearer.clone());
+                let request = self.internal(SessionsChangedRequest { users: users.clone() });
                 async move { SessionsClient::new(channel).changed(request).await }
             })
             .await
             .map_err(error_of)?;
         Ok(())
+    }
+
+    async fn room_send(&self, device: &SessionDevice, request: RoomSendRequest) -> Result<RoomSendResponse> {
+        let caller = &device.caller;
+        let send = DeviceRoomSend {
+            app_id: caller.app,
+            user_id: caller.user_id.clone(),
+            device_id: caller.device_id.clone(),
+            send: Some(request),
+        };
+        self.internal
+            .call(|channel| {
+                let request = self.internal(send.clone());
+                async move { RoomsClient::new(channel).send(request).await }
+            })
+            .await
+            .map(Response::into_inner)
+            .map_err(error_of)
     }
 }

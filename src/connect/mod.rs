@@ -11,6 +11,7 @@ mod listener;
 mod logic_nodes;
 mod order;
 mod reports;
+mod rooms;
 mod session;
 mod web;
 
@@ -32,7 +33,7 @@ pub use self::{
 };
 use crate::{
     auth::TokenKey,
-    config::ConnectConfig,
+    config::{ConnectConfig, RoomsConfig},
     delivery::Peers,
     metrics::Metrics,
     proto::connect::v1::delivery_server::DeliveryServer,
@@ -58,6 +59,10 @@ pub(crate) struct Limits {
     pub frames_per_second: u32,
     pub max_frame_bytes: usize,
     pub outbound_queue: usize,
+    /// Room messages a session may send per second (0: no limit of its own).
+    pub room_messages_per_second: u32,
+    /// A room's last messages kept for joiners (0: no replay).
+    pub room_replay: usize,
 }
 
 /// What every session of a node shares.
@@ -97,6 +102,7 @@ pub struct ConnectParts {
     pub peers: Option<Peers>,
     /// The web chat app to serve at `/`, if any.
     pub web: Option<WebApp>,
+    pub rooms: RoomsConfig,
 }
 
 /// A running connect node.
@@ -150,6 +156,8 @@ impl ConnectNode {
                 frames_per_second: config.max_frames_per_second,
                 max_frame_bytes: config.max_frame_bytes,
                 outbound_queue: config.outbound_queue,
+                room_messages_per_second: parts.rooms.session_messages_per_second,
+                room_replay: parts.rooms.replay,
             },
             ws_config: ws_config(config),
             metrics: parts.metrics,
@@ -172,6 +180,13 @@ impl ConnectNode {
             budget: Duration::from_millis(config.group_flush_budget_ms),
         };
         tasks.push(tokio::spawn(parts.hub.clone().flush_groups(pacing, ctx.metrics.clone())));
+        tasks.push(tokio::spawn(rooms::report(
+            parts.hub.clone(),
+            parts.routes.clone(),
+            parts.node.clone(),
+            Duration::from_millis(parts.rooms.report_ms),
+            stopped.clone(),
+        )));
         let mut internal_addr = None;
         if let Some((listener, token)) = parts.internal {
             internal_addr = listener.local_addr().ok();

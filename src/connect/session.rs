@@ -20,12 +20,14 @@ use tracing::Instrument;
 
 use super::{
     Context, SessionDevice, close,
-    hub::{End, Outbound, Session},
+    fanout::Topic,
+    hub::{End, Outbound, RoomsFull, Session},
     order::{Step, Stream},
+    rooms::RoomHere,
 };
 use crate::{
     frames,
-    logic::{DeviceCaller, Error},
+    logic::{DeviceCaller, Error, check_room_id},
     model::now_ms,
     proto::{
         client::v1::{
@@ -33,9 +35,15 @@ use crate::{
         },
         common::v1::Message,
         connect::v1::KickRequest,
-        logic::v1::{Caller, SyncGroupRequest, SyncRequest, SyncResponse},
+        logic::v1::{
+            Caller, JoinRoomRequest, JoinRoomResponse, LeaveRoomResponse, RoomEvent, RoomEventKind, RoomSendRequest,
+            RoomSendResponse, SyncGroupRequest, SyncRequest, SyncResponse,
+        },
     },
 };
+
+/// Rooms only the business puts sessions in.
+const PRIVATE_ROOM: &str = "private:";
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -129,6 +137,8 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
         held: Vec::new(),
         groups: Vec::new(),
         rate: Rate::new(ctx.limits.frames_per_second),
+        room_rate: (ctx.limits.room_messages_per_second > 0).then(|| Rate::new(ctx.limits.room_messages_per_second)),
+        follow_up: Vec::new(),
     });
     match groups {
         Ok(groups) => {
@@ -292,6 +302,10 @@ struct State {
     /// A device reads few large groups: a list beats a hash map (no hashing per frame).
     groups: Vec<(Box<str>, Stream)>,
     rate: Rate,
+    /// Room messages this session may send (`rooms.session_messages_per_second`).
+    room_rate: Option<Rate>,
+    /// Frames to write right after the response being answered (a join's replay).
+    follow_up: Vec<Bytes>,
 }
 
 impl State {
@@ -330,7 +344,9 @@ impl State {
             Err(Error::LimitReached(format!("too many frames: at most {} a second", ctx.limits.frames_per_second)))
         };
         let closing = result.as_ref().err().and_then(close::for_failed_call);
-        self.write(vec![response(request_id, result)], ctx).await?;
+        let mut frames = vec![response(request_id, result)];
+        frames.append(&mut self.follow_up);
+        self.write(frames, ctx).await?;
         match closing {
             Some(exit) => Err(Exit::Close(exit.0, exit.1)),
             None => Ok(()),
@@ -398,6 +414,89 @@ impl State {
                 self.group(&group_id).reached(reached(after_seq, &page, |m| m.group_seq));
                 Ok(Reply::Sync(page))
             }
+            Some(Payload::JoinRoom(request)) => self.join_room(request, ctx).await.map(Reply::JoinRoom),
+            Some(Payload::LeaveRoom(request)) => {
+                check_room_id(&request.room_id)?;
+                ctx.hub.leave_room(&self.session, &request.room_id);
+                Ok(Reply::LeaveRoom(LeaveRoomResponse {}))
+            }
+            Some(Payload::RoomSend(request)) => self.room_send(request, ctx).await.map(Reply::RoomSend),
+        }
+    }
+
+    /// Enters a room the device asked for: answered once this node is listed in the
+    /// room, so that every message sent after the answer reaches the session; the
+    /// replay, if asked, follows the answer.
+    async fn join_room(&mut self, request: JoinRoomRequest, ctx: &Context) -> Result<JoinRoomResponse, Error> {
+        let room = request.room_id;
+        check_room_id(&room)?;
+        if room.starts_with(PRIVATE_ROOM) && !self.session.in_room(&room) {
+            return Err(Error::PermissionDenied(format!("only the app puts sessions in {PRIVATE_ROOM} rooms")));
+        }
+        let (here, _) = ctx
+            .hub
+            .join_room(&self.session, &room, ctx.hub.rooms.max_per_session())
+            .map_err(|RoomsFull(max)| Error::LimitReached(format!("a session may be in at most {max} rooms")))?;
+        self.enter(&room, &here, request.replay, ctx).await?;
+        let replayed = u32::try_from(self.follow_up.len()).unwrap_or(u32::MAX);
+        let members = match ctx.routes.room(self.session.app, &room).await {
+            Ok(state) => state.members.max(ctx.hub.rooms.members(self.session.app, &room)),
+            Err(_) => ctx.hub.rooms.members(self.session.app, &room),
+        };
+        Ok(JoinRoomResponse { room_id: room, members, replayed })
+    }
+
+    /// Waits for the room's announcement (leaving the room if it does not come) and
+    /// puts the replay, if wanted, in `follow_up`.
+    async fn enter(&mut self, room: &str, here: &RoomHere, replay: bool, ctx: &Context) -> Result<(), Error> {
+        if !here.announced(ctx.limits.write_timeout).await {
+            ctx.hub.leave_room(&self.session, room);
+            return Err(Error::Unavailable("rooms are unavailable right now; join again in a moment".into()));
+        }
+        if replay && ctx.limits.room_replay > 0 {
+            match ctx.routes.replay(self.session.app, room).await {
+                Ok(kept) => self.follow_up.extend(self.session.room_replay(room, kept)),
+                Err(err) => tracing::warn!(error = %err, room, "reading a room's replay failed; joined without it"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn room_send(&mut self, request: RoomSendRequest, ctx: &Context) -> Result<RoomSendResponse, Error> {
+        check_room_id(&request.room_id)?;
+        if !self.session.in_room(&request.room_id) {
+            return Err(Error::FailedPrecondition("join the room before sending to it".into()));
+        }
+        if let Some(rate) = &mut self.room_rate
+            && !rate.allow()
+        {
+            return Err(Error::TooFast {
+                what: format!(
+                    "room messages from this session: at most {} a second",
+                    ctx.limits.room_messages_per_second
+                ),
+                retry_after: std::time::Duration::from_secs(1),
+            });
+        }
+        ctx.link.room_send(&self.device, request).await
+    }
+
+    /// The business put the session in a room: tell the device, with the replay.
+    async fn put_in(&mut self, room: &str, here: &RoomHere, out: &mut Vec<Bytes>, ctx: &Context) {
+        let event = |kind: RoomEventKind, reason: &str| {
+            frames::room_event(RoomEvent {
+                room_id: room.to_owned(),
+                kind: kind as i32,
+                reason: reason.to_owned(),
+                ..Default::default()
+            })
+        };
+        match self.enter(room, here, true, ctx).await {
+            Ok(()) => {
+                out.push(event(RoomEventKind::Joined, ""));
+                out.append(&mut self.follow_up);
+            }
+            Err(err) => out.push(event(RoomEventKind::Left, &err.public_message())),
         }
     }
 
@@ -405,6 +504,14 @@ impl State {
     async fn drain(&mut self, ctx: &Context) -> Result<(), Exit> {
         let (items, end) = self.session.take();
         let mut out = Vec::with_capacity(items.iter().map(Outbound::pushes).sum());
+        // The business's put-ins go first: a room's replay comes before its new messages.
+        let (joins, items): (Vec<Outbound>, Vec<Outbound>) =
+            items.into_iter().partition(|item| matches!(item, Outbound::RoomJoined { .. }));
+        for join in joins {
+            if let Outbound::RoomJoined { room, here } = join {
+                self.put_in(&room, &here, &mut out, ctx).await;
+            }
+        }
         if self.inbox.floor().is_some() && !self.held.is_empty() {
             let mut held = std::mem::take(&mut self.held);
             held.sort_by_key(|(seq, _)| *seq);
@@ -417,17 +524,23 @@ impl State {
                 Outbound::Event(frame) => out.push(frame),
                 Outbound::Message { seq, frame } => self.order(&Timeline::Inbox, seq, frame, &mut out, ctx).await?,
                 Outbound::Own { seq } => self.inbox.sent(seq),
-                Outbound::Group { batch, from, share: _share } => {
-                    let timeline = Timeline::Group(batch.group.clone());
-                    for push in &batch.pushes[from..] {
-                        let session = &self.session;
-                        if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
-                            self.group(&batch.group).sent(push.seq);
-                        } else {
-                            self.order(&timeline, push.seq, push.frame.clone(), &mut out, ctx).await?;
+                Outbound::Batch { batch, from, share: _share } => match &batch.topic {
+                    Topic::Group(group) => {
+                        let timeline = Timeline::Group(group.clone());
+                        for push in &batch.pushes[from..] {
+                            let session = &self.session;
+                            if push.skip.as_ref().is_some_and(|skip| skip.is(&session.user_id, &session.device_id)) {
+                                self.group(group).sent(push.seq);
+                            } else {
+                                self.order(&timeline, push.seq, push.frame.clone(), &mut out, ctx).await?;
+                            }
                         }
                     }
-                }
+                    Topic::Room(room) => {
+                        out.extend(self.session.room_pushes(room, &batch.pushes[from..]).into_iter().cloned());
+                    }
+                },
+                Outbound::RoomJoined { .. } => {}
             }
         }
         if self.held.len() > ctx.limits.outbound_queue {

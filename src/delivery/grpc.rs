@@ -11,7 +11,7 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{Delivery, Kick, Membership, Peers, Push};
+use super::{Delivery, Kick, Membership, Peers, Push, RoomChange, RoomPush, RoomTarget};
 use crate::{
     metrics::Metrics,
     model::AppId,
@@ -29,6 +29,8 @@ enum Job {
     Announce(AppId, Bytes),
     Membership(Vec<Membership>),
     Kick(Kick),
+    RoomPush(RoomPush),
+    RoomChange(RoomChange),
 }
 
 #[derive(Debug)]
@@ -68,13 +70,24 @@ impl Delivery for GrpcDelivery {
     fn membership(&self, changes: Vec<Membership>) {
         self.enqueue(Job::Membership(changes));
     }
+
+    fn room_push(&self, push: RoomPush) {
+        self.enqueue(Job::RoomPush(push));
+    }
+
+    fn room_change(&self, change: RoomChange) {
+        self.enqueue(Job::RoomChange(change));
+    }
 }
 
-/// Jobs that go out together: memberships are applied before the pushes on each node.
+/// Jobs that go out together: memberships and room changes are applied before the
+/// pushes on each node.
 #[derive(Default)]
 struct Segment {
     memberships: Vec<Membership>,
+    room_changes: Vec<RoomChange>,
     pushes: Vec<Push>,
+    room_pushes: Vec<RoomPush>,
 }
 
 type RoutesByUser = HashMap<(AppId, String), Vec<Route>>;
@@ -83,7 +96,26 @@ impl Segment {
     /// Every user whose routes the segment needs.
     fn users(&self) -> Vec<(AppId, &str)> {
         let pushed = self.pushes.iter().flat_map(|push| push.users.iter().map(|user| (push.app, user.as_str())));
-        pushed.chain(self.memberships.iter().map(|change| (change.app, change.user_id.as_str()))).collect()
+        let in_rooms = self.room_changes.iter().filter_map(|change| match &change.target {
+            RoomTarget::Device { user_id, .. } => Some((change.app, user_id.as_str())),
+            RoomTarget::Everyone { .. } => None,
+        });
+        pushed
+            .chain(self.memberships.iter().map(|change| (change.app, change.user_id.as_str())))
+            .chain(in_rooms)
+            .collect()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pushes.is_empty()
+            && self.memberships.is_empty()
+            && self.room_pushes.is_empty()
+            && self.room_changes.is_empty()
+    }
+
+    /// Whether a change would overtake a push already in the segment.
+    fn has_pushes(&self) -> bool {
+        !self.pushes.is_empty() || !self.room_pushes.is_empty()
     }
 
     /// Large-group pushes and leaves go to every live node: a group's members are
@@ -111,6 +143,39 @@ impl Segment {
                     user_id: change.user_id.clone(),
                     group_id: change.group_id.clone(),
                     joined: change.joined,
+                });
+            }
+        }
+        for change in &self.room_changes {
+            let nodes: HashSet<&str> = match &change.target {
+                // Where the user's sessions are; a device that moved since has a new session.
+                RoomTarget::Device { user_id, .. } => nodes_of(change.app, user_id),
+                RoomTarget::Everyone { nodes } => nodes.iter().map(String::as_str).collect(),
+            };
+            let (user_id, device_id) = match &change.target {
+                RoomTarget::Device { user_id, device_id } => (user_id.clone(), device_id.clone().unwrap_or_default()),
+                RoomTarget::Everyone { .. } => (String::new(), String::new()),
+            };
+            for node in nodes {
+                by_node.entry(node.to_owned()).or_default().room_changes.push(api::RoomChange {
+                    app_id: change.app,
+                    room_id: change.room.clone(),
+                    user_id: user_id.clone(),
+                    device_id: device_id.clone(),
+                    joined: change.joined,
+                    reason: change.reason.clone(),
+                });
+            }
+        }
+        for push in &self.room_pushes {
+            for node in &push.nodes {
+                by_node.entry(node.clone()).or_default().room_pushes.push(api::RoomPush {
+                    app_id: push.app,
+                    room_id: push.room.clone(),
+                    seq: push.seq,
+                    frame: push.frame.to_vec(),
+                    skip_user_id: push.skip.as_ref().map(|device| device.user_id.clone()).unwrap_or_default(),
+                    skip_device_id: push.skip.as_ref().map(|device| device.device_id.clone()).unwrap_or_default(),
                 });
             }
         }
@@ -167,11 +232,18 @@ impl Worker {
             for job in jobs.drain(..) {
                 match job {
                     Job::Push(pushes) => segment.pushes.extend(pushes),
+                    Job::RoomPush(push) => segment.room_pushes.push(push),
                     Job::Membership(changes) => {
-                        if !segment.pushes.is_empty() {
+                        if segment.has_pushes() {
                             self.send(std::mem::take(&mut segment)).await;
                         }
                         segment.memberships.extend(changes);
+                    }
+                    Job::RoomChange(change) => {
+                        if segment.has_pushes() {
+                            self.send(std::mem::take(&mut segment)).await;
+                        }
+                        segment.room_changes.push(change);
                     }
                     Job::Kick(kick) => {
                         self.send(std::mem::take(&mut segment)).await;
@@ -205,7 +277,7 @@ impl Worker {
     }
 
     async fn send(&self, segment: Segment) {
-        if segment.pushes.is_empty() && segment.memberships.is_empty() {
+        if segment.is_empty() {
             return;
         }
         let started = std::time::Instant::now();
@@ -213,7 +285,7 @@ impl Worker {
         let live_nodes = if segment.reaches_every_node() { self.live_nodes().await } else { Vec::new() };
         let looked_up = started.elapsed();
         let calls = segment.by_node(&routes, &live_nodes).into_iter().map(|(node, request)| async move {
-            let frames = request.pushes.len() as u64;
+            let frames = (request.pushes.len() + request.room_pushes.len()) as u64;
             match self.peers.push(&node, request).await {
                 Ok(_) => {
                     self.metrics.pushes_sent.inc_by(frames);
@@ -246,7 +318,7 @@ impl Worker {
     async fn announce(&self, app: AppId, frame: Bytes) {
         let push = api::Push { app_id: app, everyone: true, frame: frame.to_vec(), ..Default::default() };
         let calls = self.live_nodes().await.into_iter().map(|node| {
-            let request = PushRequest { pushes: vec![push.clone()], memberships: Vec::new() };
+            let request = PushRequest { pushes: vec![push.clone()], ..Default::default() };
             async move {
                 if let Err(status) = self.peers.push(&node, request).await {
                     self.metrics.pushes_dropped.inc();
@@ -321,6 +393,7 @@ mod tests {
         let segment = Segment {
             memberships: vec![change("bob", true), change("carol", false)],
             pushes: vec![push(&["alice", "bob", "dave"], None), push(&[], Some("g"))],
+            ..Segment::default()
         };
         assert!(segment.reaches_every_node());
         let by_node = segment.by_node(&routes, &live);
@@ -344,8 +417,41 @@ mod tests {
     }
 
     #[test]
+    fn a_room_push_goes_to_the_nodes_listed_in_the_room_and_a_put_in_where_the_user_is() {
+        let routes: RoutesByUser = [((1, "alice".to_owned()), vec![on("n2")])].into();
+        let room_push = RoomPush {
+            app: 1,
+            room: "live".into(),
+            nodes: vec!["n1".into(), "n3".into()],
+            seq: 4,
+            frame: Bytes::from_static(b"frame"),
+            skip: None,
+        };
+        let put_in = RoomChange {
+            app: 1,
+            room: "live".into(),
+            target: RoomTarget::Device { user_id: "alice".into(), device_id: None },
+            joined: true,
+            reason: String::new(),
+        };
+        let closed =
+            RoomChange { target: RoomTarget::Everyone { nodes: vec!["n3".into()] }, joined: false, ..put_in.clone() };
+        let segment =
+            Segment { room_pushes: vec![room_push], room_changes: vec![put_in, closed], ..Segment::default() };
+        assert_eq!(segment.users(), [(1, "alice")]);
+        let by_node = segment.by_node(&routes, &[]);
+        let mut nodes: Vec<&str> = by_node.keys().map(String::as_str).collect();
+        nodes.sort_unstable();
+        assert_eq!(nodes, ["n1", "n2", "n3"]);
+        assert_eq!(by_node["n1"].room_pushes.len(), 1);
+        assert!(by_node["n2"].room_pushes.is_empty(), "n2 has no session in the room");
+        assert_eq!(by_node["n2"].room_changes[0].user_id, "alice");
+        assert!(by_node["n3"].room_changes[0].user_id.is_empty(), "a close reaches every session there");
+    }
+
+    #[test]
     fn pushes_to_users_nobody_routes_go_nowhere() {
-        let segment = Segment { memberships: Vec::new(), pushes: vec![push(&["nobody"], None)] };
+        let segment = Segment { pushes: vec![push(&["nobody"], None)], ..Segment::default() };
         assert!(!segment.reaches_every_node());
         assert!(segment.by_node(&RoutesByUser::new(), &[]).is_empty());
     }

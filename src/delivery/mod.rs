@@ -53,6 +53,40 @@ pub struct Membership {
     pub joined: bool,
 }
 
+/// A frame for every session in a live room, on the nodes that have some.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomPush {
+    pub app: AppId,
+    pub room: String,
+    /// The connect nodes the registry lists in the room.
+    pub nodes: Vec<String>,
+    /// The message's seq in the room; 0 for an event.
+    pub seq: u64,
+    /// An encoded `gim.client.v1.ServerFrame`.
+    pub frame: Bytes,
+    /// The sending device, which has the message already.
+    pub skip: Option<DeviceRef>,
+}
+
+/// Whose sessions a room change concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomTarget {
+    /// A user's device, or all its devices.
+    Device { user_id: String, device_id: Option<String> },
+    /// Every session in the room, on these nodes (the room is closed).
+    Everyone { nodes: Vec<String> },
+}
+
+/// The business puts sessions in a room or takes them out (each is told, with `reason`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomChange {
+    pub app: AppId,
+    pub room: String,
+    pub target: RoomTarget,
+    pub joined: bool,
+    pub reason: String,
+}
+
 /// Close the sessions of a user's device, or of all the user's devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kick {
@@ -75,6 +109,10 @@ pub trait Delivery: Send + Sync + 'static {
     /// Queues changes to large-group fan-out; must return at once. Called before any push
     /// of a message the change lets (or no longer lets) the user see.
     fn membership(&self, changes: Vec<Membership>);
+    /// Queues a room's push; must return at once.
+    fn room_push(&self, push: RoomPush);
+    /// Queues a room change; must return at once. Applied before any later push.
+    fn room_change(&self, change: RoomChange);
 }
 
 /// Drops everything: for processes that store messages but have no connect service to
@@ -87,4 +125,6 @@ impl Delivery for Discard {
     fn announce(&self, _app: AppId, _frame: Bytes) {}
     fn kick(&self, _kick: Kick) {}
     fn membership(&self, _changes: Vec<Membership>) {}
+    fn room_push(&self, _push: RoomPush) {}
+    fn room_change(&self, _change: RoomChange) {}
 }

@@ -3,7 +3,7 @@ use std::{sync::Mutex, time::Duration};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::{Delivery, Kick, Membership, Push};
+use super::{Delivery, Kick, Membership, Push, RoomChange, RoomPush};
 use crate::model::AppId;
 
 /// Records every push and kick it is given, for tests of logic without a connect service.
@@ -13,6 +13,8 @@ pub struct RecordingDelivery {
     kicks: Mutex<Vec<Kick>>,
     memberships: Mutex<Vec<Membership>>,
     announcements: Mutex<Vec<(AppId, Bytes)>>,
+    room_pushes: Mutex<Vec<RoomPush>>,
+    room_changes: Mutex<Vec<RoomChange>>,
     pushed: Notify,
 }
 
@@ -37,6 +39,14 @@ impl RecordingDelivery {
 
     pub fn memberships(&self) -> Vec<Membership> {
         self.memberships.lock().expect("recording lock").clone()
+    }
+
+    pub fn room_pushes(&self) -> Vec<RoomPush> {
+        self.room_pushes.lock().expect("recording lock").clone()
+    }
+
+    pub fn room_changes(&self) -> Vec<RoomChange> {
+        self.room_changes.lock().expect("recording lock").clone()
     }
 
     /// Waits until at least `count` pushes were recorded, or `timeout` passes.
@@ -71,5 +81,13 @@ impl Delivery for RecordingDelivery {
 
     fn membership(&self, changes: Vec<Membership>) {
         self.memberships.lock().expect("recording lock").extend(changes);
+    }
+
+    fn room_push(&self, push: RoomPush) {
+        self.room_pushes.lock().expect("recording lock").push(push);
+    }
+
+    fn room_change(&self, change: RoomChange) {
+        self.room_changes.lock().expect("recording lock").push(change);
     }
 }

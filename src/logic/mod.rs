@@ -23,6 +23,7 @@ mod presence_events;
 mod pushes;
 mod rate;
 mod reads;
+mod rooms;
 mod search;
 mod tokens;
 mod users;
@@ -44,6 +45,7 @@ pub use ids::IdGenerator;
 pub use message_actions::ConversationKey;
 pub use messages::{Outgoing, Sender, Sent, SyncPage};
 pub use moments::{PostInput, PostView, PostsPage};
+pub use rooms::{MAX_ROOM_ID_LEN, RoomContent, RoomSent, check_room_id};
 pub use search::SearchInput;
 pub use tokens::IssuedToken;
 pub use users::{DeviceInput, Imported, UserInput};
@@ -51,7 +53,7 @@ pub use webhooks::{EndpointChange, EndpointInput, MAX_REPLAY_IDS};
 
 use crate::{
     auth::{ClusterTokens, TokenKey, hash_secret},
-    config::{AuthConfig, Limits, MessagesConfig, RatesConfig, SocialConfig, WebhooksConfig},
+    config::{AuthConfig, Limits, MessagesConfig, RatesConfig, RoomsConfig, SocialConfig, WebhooksConfig},
     delivery::Delivery,
     metrics::Metrics,
     model::{AppId, AppSettings, DeviceType},
@@ -122,6 +124,7 @@ pub struct LogicParts {
     pub messages: MessagesConfig,
     pub rates: RatesConfig,
     pub webhooks: WebhooksConfig,
+    pub rooms: RoomsConfig,
     /// The cluster's credentials, when connect nodes call this node over the network.
     pub cluster: Option<ClusterTokens>,
     pub write_batch_max: usize,
@@ -150,6 +153,7 @@ struct Inner {
     presence: Arc<presence_events::PresenceWatch>,
     rates: rate::Rates,
     webhooks: WebhooksConfig,
+    rooms: RoomsConfig,
     /// Posts to apps' before-send hooks.
     hooks: crate::webhooks::sender::Sender,
     metrics: Arc<Metrics>,
@@ -201,6 +205,7 @@ impl Logic {
                 messages: parts.messages,
                 hooks: crate::webhooks::sender::Sender::new(Duration::from_millis(parts.webhooks.max_hook_timeout_ms)),
                 webhooks: parts.webhooks,
+                rooms: parts.rooms,
                 metrics: parts.metrics,
                 presence: presence.clone(),
                 known_users: users::KnownUsers::new(),

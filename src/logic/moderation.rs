@@ -15,7 +15,7 @@ use crate::{
     proto::common::v1::{TextBody, message_body::Content},
     store::NewMessage,
     webhooks::{
-        events::{body_from_json, message_json, rfc3339},
+        events::{body_from_json, body_json, message_json, rfc3339},
         sender::{Answer, Post},
         signature,
     },
@@ -57,17 +57,19 @@ pub(super) fn check_hook(hook: &BeforeSendHook, max_timeout_ms: u64) -> Result<(
             "before_send.timeout_ms must be at most {max_timeout_ms} (webhooks.max_hook_timeout_ms)"
         )));
     }
-    if !hook.direct && !hook.group {
-        return Err(Error::invalid("before_send must moderate direct or group conversations, or both"));
+    if !hook.direct && !hook.group && !hook.room {
+        return Err(Error::invalid("before_send must moderate direct or group conversations, or rooms"));
     }
     Ok(())
 }
 
-/// What the hook is asked about: a message about to be stored, or a new text for one.
+/// What the hook is asked about: a message about to be stored or sent to a room, or a
+/// new text for one.
 struct Question {
-    /// `message.before_send` or `message.before_edit`.
+    /// `message.before_send`, `message.before_edit` or `room.before_send`.
     kind: &'static str,
-    conversation_type: ConversationType,
+    /// Where the message goes: a conversation of this type, or (`None`) a room.
+    conversation_type: Option<ConversationType>,
     /// The message as it would be stored (JSON, as the events show messages).
     message: Value,
     /// The same on every retry of the same send or edit.
@@ -106,7 +108,7 @@ impl Logic {
         }
         let question = Question {
             kind: "message.before_send",
-            conversation_type: message.conversation_type,
+            conversation_type: Some(message.conversation_type),
             message: shown,
             webhook_id: format!("hook_{}_{}", message.sender_device_id, message.client_msg_id),
         };
@@ -128,7 +130,7 @@ impl Logic {
         let edited = Message { body: MessageBody { content: Some(Content::Text(text.clone())) }, ..original.clone() };
         let question = Question {
             kind: "message.before_edit",
-            conversation_type: original.conversation_type,
+            conversation_type: Some(original.conversation_type),
             message: message_json(&edited),
             webhook_id: format!("hook_edit_{}_{}", original.id, validate::generated_id("")),
         };
@@ -142,15 +144,40 @@ impl Logic {
         }
     }
 
+    /// Asks the app's hook about a device's message to a room, if it moderates rooms:
+    /// returns the body to send, or refuses it.
+    pub(super) async fn moderate_room(
+        &self,
+        caller: &crate::logic::DeviceCaller,
+        room: &str,
+        client_msg_id: &str,
+        body: MessageBody,
+    ) -> Result<MessageBody> {
+        let question = Question {
+            kind: "room.before_send",
+            conversation_type: None,
+            message: json!({
+                "room_id": room,
+                "sender_user_id": caller.user_id,
+                "sender_device_id": caller.device_id,
+                "client_msg_id": client_msg_id,
+                "body": body_json(&body),
+            }),
+            webhook_id: format!("hook_room_{}", validate::generated_id("")),
+        };
+        Ok(self.put(caller.app, question).await?.unwrap_or(body))
+    }
+
     /// Puts a question to the app's hook, if it has one for the conversation: `None` to
     /// go on as asked, a body to go on with instead, or the refusal.
     async fn put(&self, app: AppId, question: Question) -> Result<Option<MessageBody>> {
         let settings = self.existing_app(app).await?.settings;
         let Some(hook) = settings.before_send.as_ref() else { return Ok(None) };
         let wanted = match question.conversation_type {
-            ConversationType::Direct => hook.direct,
-            ConversationType::Group => hook.group,
-            _ => false,
+            Some(ConversationType::Direct) => hook.direct,
+            Some(ConversationType::Group) => hook.group,
+            Some(_) => false,
+            None => hook.room,
         };
         if !wanted {
             return Ok(None);

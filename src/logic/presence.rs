@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// Longest `kind` of a business event.
-const MAX_EVENT_KIND: usize = 64;
+pub(super) const MAX_EVENT_KIND: usize = 64;
 
 /// An application-defined event as devices get it, once its kind and size are checked.
 pub(super) fn event_frame(kind: &str, data: Vec<u8>, limits: &crate::config::Limits) -> Result<bytes::Bytes> {

@@ -1,11 +1,39 @@
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+    time::Duration,
+};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
-use super::{Registration, Route, RouteError, RouteRegistry, decode, encode};
+use super::{
+    Registration, Route, RouteError, RouteRegistry, decode, encode,
+    rooms::{Published, RoomCount, RoomRegistry, RoomState, decode_count, encode_count},
+};
 use crate::model::{AppId, now_ms};
 
 type UserKey = (AppId, String);
+type RoomKey = (AppId, String);
+
+/// A room as the Redis registry keeps it.
+#[derive(Debug, Default)]
+struct Room {
+    seq: u64,
+    /// The second of the rate window, and the messages counted in it.
+    window: (i64, u32),
+    /// Each node's `members|expires at`.
+    nodes: HashMap<String, String>,
+    kept: VecDeque<(u64, Bytes)>,
+    touched_ms: i64,
+}
+
+impl Room {
+    fn live_nodes(&mut self, now: i64) -> Vec<String> {
+        self.nodes.retain(|_, value| decode_count(value, now).is_some());
+        self.nodes.keys().cloned().collect()
+    }
+}
 
 /// Routes in this process's memory: for `gim serve`, where connect and logic share a
 /// process. Behaves like the Redis registry, expiry included.
@@ -16,7 +44,9 @@ pub struct MemoryRegistry {
     nodes: Mutex<HashMap<String, i64>>,
     /// Presence last announced, for users who are online.
     presence: Mutex<HashMap<UserKey, String>>,
+    rooms: Mutex<HashMap<RoomKey, Room>>,
     ttl: Duration,
+    room_idle: Duration,
 }
 
 impl MemoryRegistry {
@@ -25,8 +55,16 @@ impl MemoryRegistry {
             routes: Mutex::new(HashMap::new()),
             nodes: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
+            rooms: Mutex::new(HashMap::new()),
             ttl,
+            room_idle: Duration::from_secs(3600),
         }
+    }
+
+    /// How long a room nobody is in or sends to is remembered (`rooms.idle_secs`).
+    pub fn with_room_idle(mut self, idle: Duration) -> Self {
+        self.room_idle = idle;
+        self
     }
 
     fn expires_at(&self) -> i64 {
@@ -119,5 +157,69 @@ impl RouteRegistry for MemoryRegistry {
 
     fn ttl(&self) -> Duration {
         self.ttl
+    }
+}
+
+#[async_trait]
+impl RoomRegistry for MemoryRegistry {
+    async fn report_rooms(&self, node: &str, counts: &[RoomCount]) -> Result<(), RouteError> {
+        let (now, expires_at) = (now_ms(), self.expires_at());
+        let idle_ms = i64::try_from(self.room_idle.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut rooms = self.rooms.lock().expect("room lock");
+        for count in counts {
+            let room = rooms.entry((count.app, count.room.clone())).or_default();
+            room.nodes.insert(node.to_owned(), encode_count(count.members, expires_at));
+            room.touched_ms = now;
+        }
+        rooms.retain(|_, room| !room.live_nodes(now).is_empty() || room.touched_ms + idle_ms > now);
+        Ok(())
+    }
+
+    async fn publish(&self, app: AppId, room: &str, per_second: u32) -> Result<Option<Published>, RouteError> {
+        let now = now_ms();
+        let mut rooms = self.rooms.lock().expect("room lock");
+        let room = rooms.entry((app, room.to_owned())).or_default();
+        if per_second > 0 {
+            let second = now / 1000;
+            if room.window.0 != second {
+                room.window = (second, 0);
+            }
+            if room.window.1 >= per_second {
+                return Ok(None);
+            }
+            room.window.1 += 1;
+        }
+        room.seq += 1;
+        room.touched_ms = now;
+        Ok(Some(Published { seq: room.seq, nodes: room.live_nodes(now) }))
+    }
+
+    async fn remember(&self, app: AppId, room: &str, seq: u64, frame: &Bytes, keep: usize) -> Result<(), RouteError> {
+        let mut rooms = self.rooms.lock().expect("room lock");
+        let room = rooms.entry((app, room.to_owned())).or_default();
+        room.kept.push_back((seq, frame.clone()));
+        while room.kept.len() > keep {
+            room.kept.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn replay(&self, app: AppId, room: &str) -> Result<Vec<(u64, Bytes)>, RouteError> {
+        let rooms = self.rooms.lock().expect("room lock");
+        Ok(rooms.get(&(app, room.to_owned())).map(|room| room.kept.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn room(&self, app: AppId, room: &str) -> Result<RoomState, RouteError> {
+        let now = now_ms();
+        let mut rooms = self.rooms.lock().expect("room lock");
+        let Some(room) = rooms.get_mut(&(app, room.to_owned())) else { return Ok(RoomState::default()) };
+        let nodes = room.live_nodes(now);
+        let members = room.nodes.values().filter_map(|value| decode_count(value, now)).sum();
+        Ok(RoomState { members, last_seq: room.seq, nodes })
+    }
+
+    async fn close_room(&self, app: AppId, room: &str) -> Result<Vec<String>, RouteError> {
+        let removed = self.rooms.lock().expect("room lock").remove(&(app, room.to_owned()));
+        Ok(removed.map(|mut room| room.live_nodes(now_ms())).unwrap_or_default())
     }
 }

@@ -5,12 +5,17 @@
 
 mod memory;
 mod redis;
+mod rooms;
 
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
 
-pub use self::{memory::MemoryRegistry, redis::RedisRegistry};
+pub use self::{
+    memory::MemoryRegistry,
+    redis::RedisRegistry,
+    rooms::{Published, RoomCount, RoomRegistry, RoomState},
+};
 use crate::model::{AppId, DeviceType};
 
 /// One online device of a user.
@@ -35,8 +40,10 @@ pub struct Registration {
 #[error("route registry: {0}")]
 pub struct RouteError(pub String);
 
+/// Routes, live nodes, presence and live rooms: what the nodes of a cluster share
+/// without storing it.
 #[async_trait]
-pub trait RouteRegistry: Send + Sync + 'static {
+pub trait RouteRegistry: RoomRegistry + Send + Sync + 'static {
     /// Points the device at `node`; returns the node it pointed at before, if another.
     async fn register(&self, route: &Registration, node: &str) -> Result<Option<String>, RouteError>;
     /// Extends the routes that still point at `node` (and puts back any that expired).

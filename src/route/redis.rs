@@ -5,9 +5,13 @@
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use redis::{IntoConnectionInfo, Script, aio::ConnectionManager, io::tcp::TcpSettings};
 
-use super::{Registration, Route, RouteError, RouteRegistry, decode, encode};
+use super::{
+    Registration, Route, RouteError, RouteRegistry, decode, encode,
+    rooms::{Published, RoomCount, RoomRegistry, RoomState, decode_count, decode_kept, encode_count, encode_kept},
+};
 use crate::model::{AppId, now_ms};
 
 /// Sets a device's route, drops the user's expired routes, returns the previous value.
@@ -42,6 +46,40 @@ end
 return 0
 "#;
 
+/// Takes a room's next seq within its rate (ARGV[2] per second, 0: no limit), drops the
+/// expired node entries and returns the seq and the live nodes (`{0}` over the rate).
+/// Fields of the room's hash: `seq`, `w` (`second|count`), `n:{node}` (`members|expires`).
+const PUBLISH: &str = r#"
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+if limit > 0 then
+  local second = math.floor(now / 1000)
+  local at, count = 0, 0
+  local window = redis.call('HGET', KEYS[1], 'w')
+  if window then
+    local a, c = string.match(window, '^(%d+)|(%d+)$')
+    at, count = tonumber(a), tonumber(c)
+  end
+  if at ~= second then count = 0 end
+  if count >= limit then return {'0'} end
+  redis.call('HSET', KEYS[1], 'w', second .. '|' .. (count + 1))
+end
+local result = {tostring(redis.call('HINCRBY', KEYS[1], 'seq', 1))}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'n:' then
+    local expires = tonumber(string.match(all[i + 1], '|(%d+)$'))
+    if expires == nil or expires <= now then
+      redis.call('HDEL', KEYS[1], all[i])
+    else
+      table.insert(result, string.sub(all[i], 3))
+    end
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return result
+"#;
+
 /// How long an announced presence is remembered.
 const PRESENCE_TTL_SECS: u64 = 24 * 3600;
 
@@ -55,6 +93,8 @@ pub struct RedisRegistry {
     register: Script,
     renew: Script,
     unregister: Script,
+    publish: Script,
+    room_idle: Duration,
 }
 
 impl std::fmt::Debug for RedisRegistry {
@@ -82,7 +122,30 @@ impl RedisRegistry {
             register: Script::new(REGISTER),
             renew: Script::new(RENEW),
             unregister: Script::new(UNREGISTER),
+            publish: Script::new(PUBLISH),
+            room_idle: Duration::from_secs(3600),
         })
+    }
+
+    /// How long a room nobody is in or sends to is remembered (`rooms.idle_secs`).
+    pub fn with_room_idle(mut self, idle: Duration) -> Self {
+        self.room_idle = idle;
+        self
+    }
+
+    /// A room's hash: its seq, rate window and nodes.
+    fn room_key(&self, app: AppId, room: &str) -> String {
+        format!("{}:{app}:room:{room}", self.prefix)
+    }
+
+    /// A room's kept messages (a list). Not `room:{room}:...`: room ids may hold `:`.
+    fn kept_key(&self, app: AppId, room: &str) -> String {
+        format!("{}:{app}:roomkept:{room}", self.prefix)
+    }
+
+    /// A room lives its idle time, and at least as long as the node entries in it.
+    fn room_idle_ms(&self) -> i64 {
+        i64::try_from(self.room_idle.max(self.ttl).as_millis()).unwrap_or(i64::MAX / 2)
     }
 
     fn key(&self, app: AppId, user: &str) -> String {
@@ -222,4 +285,105 @@ impl RouteRegistry for RedisRegistry {
     fn ttl(&self) -> Duration {
         self.ttl
     }
+}
+
+#[async_trait]
+impl RoomRegistry for RedisRegistry {
+    async fn report_rooms(&self, node: &str, rooms: &[RoomCount]) -> Result<(), RouteError> {
+        let expires_at = now_ms() + self.ttl_ms();
+        let field = format!("n:{node}");
+        for chunk in rooms.chunks(PIPELINE) {
+            let mut pipe = redis::pipe();
+            for room in chunk {
+                let key = self.room_key(room.app, &room.room);
+                pipe.hset(&key, &field, encode_count(room.members, expires_at)).ignore();
+                pipe.pexpire(&key, self.room_idle_ms()).ignore();
+            }
+            pipe.query_async::<()>(&mut self.redis.clone()).await.map_err(error)?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, app: AppId, room: &str, per_second: u32) -> Result<Option<Published>, RouteError> {
+        let reply: Vec<String> = self
+            .publish
+            .key(self.room_key(app, room))
+            .arg(now_ms())
+            .arg(per_second)
+            .arg(self.room_idle_ms())
+            .invoke_async(&mut self.redis.clone())
+            .await
+            .map_err(error)?;
+        let mut reply = reply.into_iter();
+        let seq: u64 = reply
+            .next()
+            .and_then(|seq| seq.parse().ok())
+            .ok_or_else(|| RouteError("the room script answered no seq".into()))?;
+        Ok((seq > 0).then(|| Published { seq, nodes: reply.collect() }))
+    }
+
+    async fn remember(&self, app: AppId, room: &str, seq: u64, frame: &Bytes, keep: usize) -> Result<(), RouteError> {
+        let key = self.kept_key(app, room);
+        redis::pipe()
+            .rpush(&key, encode_kept(seq, frame))
+            .ignore()
+            .ltrim(&key, -(keep as isize), -1)
+            .ignore()
+            .pexpire(&key, self.room_idle_ms())
+            .ignore()
+            .query_async::<()>(&mut self.redis.clone())
+            .await
+            .map_err(error)
+    }
+
+    async fn replay(&self, app: AppId, room: &str) -> Result<Vec<(u64, Bytes)>, RouteError> {
+        let kept: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(self.kept_key(app, room))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(error)?;
+        Ok(kept.iter().filter_map(|kept| decode_kept(kept)).collect())
+    }
+
+    async fn room(&self, app: AppId, room: &str) -> Result<RoomState, RouteError> {
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.room_key(app, room))
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(error)?;
+        Ok(room_state(&fields, now_ms()))
+    }
+
+    async fn close_room(&self, app: AppId, room: &str) -> Result<Vec<String>, RouteError> {
+        let key = self.room_key(app, room);
+        let (fields,): (HashMap<String, String>,) = redis::pipe()
+            .atomic()
+            .hgetall(&key)
+            .del(&key)
+            .ignore()
+            .del(self.kept_key(app, room))
+            .ignore()
+            .query_async(&mut self.redis.clone())
+            .await
+            .map_err(error)?;
+        Ok(room_state(&fields, now_ms()).nodes)
+    }
+}
+
+/// A room's hash as the room it describes.
+fn room_state(fields: &HashMap<String, String>, now: i64) -> RoomState {
+    let mut state = RoomState::default();
+    for (field, value) in fields {
+        if field == "seq" {
+            state.last_seq = value.parse().unwrap_or_default();
+        } else if let Some(node) = field.strip_prefix("n:")
+            && let Some(members) = decode_count(value, now)
+        {
+            state.members += members;
+            state.nodes.push(node.to_owned());
+        }
+    }
+    state
 }

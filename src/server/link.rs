@@ -11,7 +11,8 @@ use crate::{
     model::AppId,
     proto::logic::v1::{
         AckRequest, AckResponse, DeviceSendRequest, GroupSendRequest, GroupSendResponse, MarkReadRequest, ReadCursor,
-        SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse, TypingRequest, TypingResponse,
+        RoomSendRequest, RoomSendResponse, SendMessageResponse, SyncGroupRequest, SyncRequest, SyncResponse,
+        TypingRequest, TypingResponse,
     },
 };
 
@@ -80,5 +81,9 @@ impl LogicLink for InProcessLink {
     async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<()> {
         self.calls.logic().sessions_changed(users);
         Ok(())
+    }
+
+    async fn room_send(&self, device: &SessionDevice, request: RoomSendRequest) -> Result<RoomSendResponse> {
+        self.calls.room_send(&device.caller, request).await
     }
 }

@@ -39,7 +39,8 @@ pub struct Process {
 
 async fn redis_routes(config: &Config) -> Result<Arc<dyn RouteRegistry>, ServerError> {
     let ttl = Duration::from_secs(config.route.ttl_secs);
-    Ok(Arc::new(RedisRegistry::connect(config.route.redis_url.expose(), &config.route.key_prefix, ttl).await?))
+    let registry = RedisRegistry::connect(config.route.redis_url.expose(), &config.route.key_prefix, ttl).await?;
+    Ok(Arc::new(registry.with_room_idle(Duration::from_secs(config.rooms.idle_secs))))
 }
 
 /// Logic and connect in one process: logic pushes straight onto the sessions, and the
@@ -49,8 +50,10 @@ async fn start_serve(
     hold: &mut SingleNodeHold,
     metrics: &Arc<Metrics>,
 ) -> Result<(LogicNode, ConnectNode), ServerError> {
-    let hub = Hub::new(config.connect.outbound_queue);
-    let routes: Arc<dyn RouteRegistry> = Arc::new(MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
+    let hub = Hub::new(config.connect.outbound_queue, config.rooms.max_rooms_per_session);
+    let registry = MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs))
+        .with_room_idle(Duration::from_secs(config.rooms.idle_secs));
+    let routes: Arc<dyn RouteRegistry> = Arc::new(registry);
     let delivery: Arc<dyn Delivery> = hub.clone();
     let logic = LogicNode::start(config, delivery, routes.clone(), None, metrics.clone()).await?;
     hold.take_database(logic.store()).await?;
@@ -72,6 +75,7 @@ async fn start_serve(
         internal: None,
         peers: None,
         web,
+        rooms: config.rooms.clone(),
     };
     let serves_web = parts.web.is_some();
     let connect = ConnectNode::start(&config.connect, parts).await?;
@@ -149,7 +153,7 @@ async fn start_connect(config: &Config, metrics: &Arc<Metrics>) -> Result<Connec
     let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
     let link = GrpcLink::new(&connect_config.logic_addrs, &config.logic_internal_addrs(), &tokens)?;
     let parts = ConnectParts {
-        hub: Hub::new(connect_config.outbound_queue),
+        hub: Hub::new(connect_config.outbound_queue, config.rooms.max_rooms_per_session),
         link: Arc::new(link),
         routes: redis_routes(config).await?,
         token_key: token_key(config)?,
@@ -158,6 +162,7 @@ async fn start_connect(config: &Config, metrics: &Arc<Metrics>) -> Result<Connec
         peers: Some(Peers::new(&tokens.internal)),
         internal: Some((listener, tokens.internal)),
         web: connect_web_app(config),
+        rooms: config.rooms.clone(),
     };
     Ok(ConnectNode::start(connect_config, parts).await?)
 }

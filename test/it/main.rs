@@ -24,6 +24,7 @@ mod messages;
 mod moderation;
 mod moments;
 mod rates;
+mod rooms;
 mod routes;
 mod search;
 mod sequences;

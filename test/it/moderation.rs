@@ -21,7 +21,7 @@ use crate::{
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn hook(url: &str, direct: bool, group: bool, timeout_ms: u32, allow_on_failure: bool) -> BeforeSendHook {
-    BeforeSendHook { url: url.into(), secret: SECRET.into(), direct, group, timeout_ms, allow_on_failure }
+    BeforeSendHook { url: url.into(), secret: SECRET.into(), direct, group, room: false, timeout_ms, allow_on_failure }
 }
 
 async fn set_hook(app: &TestApp, hook: BeforeSendHook) -> Result<(), tonic::Status> {
