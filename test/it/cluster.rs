@@ -152,6 +152,7 @@ async fn two_logic_and_two_connect_nodes_survive_a_killed_connect_node() {
     let _logic2 = cluster.start_logic().await;
     let (_connect1, ws1) = cluster.start_connect().await;
     let (mut connect2, ws2) = cluster.start_connect().await;
+    // Members alternate between the nodes: 0 and 2 on node 1, 1 and 3 on node 2.
 
     let app = cluster.new_app(cluster.logic[1]).await;
     app.user("alice").await;
@@ -520,5 +521,113 @@ async fn an_event_to_everyone_reaches_every_connect_node() {
     for session in [&mut ann, &mut ben] {
         let Some(Event::Custom(event)) = session.next_event(WAIT).await else { panic!("no event") };
         assert_eq!(event.kind, "hello-all");
+    }
+}
+
+/// A live room with members on both connect nodes: a device's messages (through either
+/// logic node) reach every member once, in order; the business's put-in, count and
+/// close work across nodes; and a killed connect node takes only its own sessions out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_room_spans_connect_nodes() {
+    use gim::proto::{
+        client::v1::{client_frame::Payload, response::Result as Reply, server_frame},
+        logic::v1::{
+            CloseRoomRequest, GetRoomRequest, JoinRoomRequest, PushRoomRequest, RoomEventKind, RoomMemberRequest,
+            RoomSendRequest,
+        },
+    };
+    let Some(mut cluster) = Cluster::new().await else { return };
+    cluster.env.push(("GIM_ROOMS__REPORT_MS".to_owned(), "100".to_owned()));
+    cluster.env.push(("GIM_ROOMS__SESSION_MESSAGES_PER_SECOND".to_owned(), "0".to_owned()));
+    let _logic1 = cluster.start_logic().await;
+    let _logic2 = cluster.start_logic().await;
+    let (_connect1, ws1) = cluster.start_connect().await;
+    let (mut connect2, ws2) = cluster.start_connect().await;
+    // Members alternate between the nodes: 0 and 2 on node 1, 1 and 3 on node 2.
+    let app = cluster.new_app(cluster.logic[1]).await;
+    let mut members = Vec::new();
+    for (i, node) in [ws1, ws2, ws1, ws2].into_iter().enumerate() {
+        let user = format!("fan{i}");
+        app.user(&user).await;
+        let mut client = WsClient::connect(node, &app.device_token(&user, "phone").await).await;
+        let joined =
+            client.request(Payload::JoinRoom(JoinRoomRequest { room_id: "match".into(), replay: false })).await;
+        assert_eq!(joined.code, 0, "{}", joined.message);
+        members.push(client);
+    }
+    app.user("talker").await;
+    let mut talker = WsClient::connect(ws1, &app.device_token("talker", "phone").await).await;
+    talker.request(Payload::JoinRoom(JoinRoomRequest { room_id: "match".into(), replay: false })).await;
+
+    let mut business = app.business().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut counted = 0;
+    while counted != 5 && tokio::time::Instant::now() < deadline {
+        let room = business.get_room(GetRoomRequest { room_id: "match".into() }).await.unwrap().into_inner();
+        counted = room.members;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counted, 5, "members on both nodes, counted once each");
+
+    // Room sends reach logic round robin; every member gets each once.
+    let say = |n: usize| {
+        let body = crate::support::text(&format!("goal {n}"));
+        Payload::RoomSend(RoomSendRequest { room_id: "match".into(), client_msg_id: format!("g{n}"), body })
+    };
+    for n in 1..=20 {
+        let sent = talker.request(say(n)).await;
+        assert!(matches!(sent.result, Some(Reply::RoomSend(ref s)) if s.seq == n as u64), "{n}: {}", sent.message);
+    }
+    for member in &mut members {
+        let mut seqs = Vec::new();
+        while seqs.len() < 20 {
+            match member.next_frame(WAIT).await {
+                Ok(Some(server_frame::Payload::RoomMessage(message))) => seqs.push(message.seq),
+                Ok(Some(_)) => {}
+                other => panic!("after {} messages: {other:?}", seqs.len()),
+            }
+        }
+        assert_eq!(seqs, (1..=20).collect::<Vec<u64>>(), "each once, in order");
+    }
+
+    // The business puts fan1 (on node 2) in a private room and talks to it.
+    let put = RoomMemberRequest { room_id: "private:box".into(), user_id: "fan1".into(), ..Default::default() };
+    business.join_room(put).await.unwrap();
+    let event = loop {
+        match members[1].next_frame(WAIT).await {
+            Ok(Some(server_frame::Payload::RoomEvent(event))) => break event,
+            Ok(Some(_)) => {}
+            other => panic!("no room event: {other:?}"),
+        }
+    };
+    assert_eq!((event.room_id.as_str(), event.kind()), ("private:box", RoomEventKind::Joined));
+
+    // Node 2 dies: node 1's members still get the room's messages.
+    connect2.kill().await.unwrap();
+    let push =
+        PushRoomRequest { room_id: "match".into(), body: crate::support::text("half time"), ..Default::default() };
+    assert_eq!(business.push_room(push).await.unwrap().into_inner().seq, 21);
+    for member in members.iter_mut().step_by(2) {
+        let seq = loop {
+            match member.next_frame(WAIT).await {
+                Ok(Some(server_frame::Payload::RoomMessage(message))) => break message.seq,
+                Ok(Some(_)) => {}
+                other => panic!("no message after the kill: {other:?}"),
+            }
+        };
+        assert_eq!(seq, 21);
+    }
+
+    // Closing reaches the members left.
+    business.close_room(CloseRoomRequest { room_id: "match".into(), reason: "full time".into() }).await.unwrap();
+    for member in members.iter_mut().step_by(2).chain([&mut talker]) {
+        let event = loop {
+            match member.next_frame(WAIT).await {
+                Ok(Some(server_frame::Payload::RoomEvent(event))) => break event,
+                Ok(Some(_)) => {}
+                other => panic!("no close: {other:?}"),
+            }
+        };
+        assert_eq!((event.kind(), event.reason.as_str()), (RoomEventKind::Closed, "full time"));
     }
 }
