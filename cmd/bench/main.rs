@@ -9,6 +9,7 @@ mod latency;
 mod nats;
 mod probe;
 mod report;
+mod room;
 mod search;
 mod send;
 mod server;
@@ -48,6 +49,11 @@ enum Command {
     Conversations(conversations::Args),
     /// Full-text search of one user's messages among a million of an app.
     Search(search::Args),
+    /// One live room with many members over several connect processes, with a join/leave storm.
+    Room(room::Args),
+    /// One worker process of `room` (started by it).
+    #[command(hide = true)]
+    RoomWorker(room::WorkerArgs),
     /// An HTTP receiver that answers every webhook 204 and counts them.
     Sink(sink::Args),
     /// One worker process of `connections` (started by it).
@@ -70,5 +76,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Probe(args) => probe::run(&args),
         Command::Sink(args) => sink::run(args).await,
         Command::ConnectionsWorker(args) => connections::worker(args).await,
+        Command::Room(args) => room::run(args).await,
+        Command::RoomWorker(args) => room::worker(args).await,
     }
 }
