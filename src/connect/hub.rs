@@ -153,34 +153,30 @@ impl Session {
         *message.sender_device_id == *self.device_id && *message.sender_user_id == *self.user_id
     }
 
-    /// Which of a room's pushes to write (seq above the last written, or an event), and
-    /// moves the room's floor past them; none when the session has left the room.
+    /// Which of a room's pushes to write: all but the device's own and those its join's
+    /// replay already wrote; none when the session has left the room. Pushes are not
+    /// dropped for their seq alone: two messages sent through two logic nodes may reach
+    /// this node in either order.
     pub fn room_pushes<'b>(&self, room: &str, pushes: &'b [super::fanout::TopicPush]) -> Vec<&'b Bytes> {
-        let mut rooms = self.rooms.lock().expect("session rooms lock");
-        let Some(joined) = rooms.iter_mut().find(|joined| *joined.id == *room) else { return Vec::new() };
-        let mut out = Vec::with_capacity(pushes.len());
-        for push in pushes {
-            if push.skip.as_ref().is_some_and(|skip| skip.is(&self.user_id, &self.device_id)) {
-                continue;
-            }
-            if push.seq == 0 {
-                out.push(&push.frame);
-            } else if push.seq > joined.floor {
-                joined.floor = push.seq;
-                out.push(&push.frame);
-            }
-        }
-        out
+        let rooms = self.rooms.lock().expect("session rooms lock");
+        let Some(joined) = rooms.iter().find(|joined| *joined.id == *room) else { return Vec::new() };
+        pushes
+            .iter()
+            .filter(|push| !push.skip.as_ref().is_some_and(|skip| skip.is(&self.user_id, &self.device_id)))
+            .filter(|push| push.seq == 0 || joined.replayed.binary_search(&push.seq).is_err())
+            .map(|push| &push.frame)
+            .collect()
     }
 
-    /// Of a room's kept messages, those above its floor; the floor moves past them.
+    /// Of a room's kept messages, those not written yet; remembers them, so that their
+    /// pushes, if still on the way, are not written again.
     pub fn room_replay(&self, room: &str, kept: Vec<(u64, Bytes)>) -> Vec<Bytes> {
         let mut rooms = self.rooms.lock().expect("session rooms lock");
         let Some(joined) = rooms.iter_mut().find(|joined| *joined.id == *room) else { return Vec::new() };
         let mut out = Vec::with_capacity(kept.len());
         for (seq, frame) in kept {
-            if seq > joined.floor {
-                joined.floor = seq;
+            if let Err(at) = joined.replayed.binary_search(&seq) {
+                joined.replayed.insert(at, seq);
                 out.push(frame);
             }
         }
@@ -376,7 +372,7 @@ impl Hub {
         if rooms.len() >= max {
             return Err(RoomsFull(max));
         }
-        rooms.push(JoinedRoom { id: room.clone(), floor: 0 });
+        rooms.push(JoinedRoom { id: room.clone(), replayed: Vec::new() });
         drop(rooms);
         self.add_subscriber((session.app, Topic::Room(room.clone())), session);
         Ok((self.rooms.entered(session.app, &room, 1), true))

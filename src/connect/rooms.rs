@@ -22,11 +22,11 @@ use crate::{
     route::{RoomCount, RouteRegistry},
 };
 
-/// A room a session is in, and the last seq written to it there.
+/// A room a session is in, and the seqs its replay wrote (sorted; at most `rooms.replay`).
 #[derive(Debug)]
 pub struct JoinedRoom {
     pub id: Arc<str>,
-    pub floor: u64,
+    pub replayed: Vec<u64>,
 }
 
 /// A room on this node.

@@ -433,17 +433,19 @@ impl State {
         if room.starts_with(PRIVATE_ROOM) && !self.session.in_room(&room) {
             return Err(Error::PermissionDenied(format!("only the app puts sessions in {PRIVATE_ROOM} rooms")));
         }
-        let (here, _) = ctx
+        let (here, newly) = ctx
             .hub
             .join_room(&self.session, &room, ctx.hub.rooms.max_per_session())
             .map_err(|RoomsFull(max)| Error::LimitReached(format!("a session may be in at most {max} rooms")))?;
-        self.enter(&room, &here, request.replay, ctx).await?;
+        // A session already in the room has had its messages: no replay again.
+        self.enter(&room, &here, request.replay && newly, ctx).await?;
         let replayed = u32::try_from(self.follow_up.len()).unwrap_or(u32::MAX);
-        let members = match ctx.routes.room(self.session.app, &room).await {
-            Ok(state) => state.members.max(ctx.hub.rooms.members(self.session.app, &room)),
-            Err(_) => ctx.hub.rooms.members(self.session.app, &room),
+        let here = ctx.hub.rooms.members(self.session.app, &room);
+        let (members, last_seq) = match ctx.routes.room(self.session.app, &room).await {
+            Ok(state) => (state.members.max(here), state.last_seq),
+            Err(_) => (here, 0),
         };
-        Ok(JoinRoomResponse { room_id: room, members, replayed })
+        Ok(JoinRoomResponse { room_id: room, members, replayed, last_seq })
     }
 
     /// Waits for the room's announcement (leaving the room if it does not come) and

@@ -300,6 +300,7 @@ impl Worker {
         if started.elapsed() > SLOW_BATCH {
             tracing::warn!(
                 pushes = segment.pushes.len(),
+                room_pushes = segment.room_pushes.len(),
                 lookup_ms = looked_up.as_millis() as u64,
                 total_ms = started.elapsed().as_millis() as u64,
                 "a delivery batch was slow"

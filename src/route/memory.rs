@@ -45,6 +45,7 @@ pub struct MemoryRegistry {
     /// Presence last announced, for users who are online.
     presence: Mutex<HashMap<UserKey, String>>,
     rooms: Mutex<HashMap<RoomKey, Room>>,
+    rooms_swept_ms: Mutex<i64>,
     ttl: Duration,
     room_idle: Duration,
 }
@@ -56,6 +57,7 @@ impl MemoryRegistry {
             nodes: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
             rooms: Mutex::new(HashMap::new()),
+            rooms_swept_ms: Mutex::new(0),
             ttl,
             room_idle: Duration::from_secs(3600),
         }
@@ -65,6 +67,18 @@ impl MemoryRegistry {
     pub fn with_room_idle(mut self, idle: Duration) -> Self {
         self.room_idle = idle;
         self
+    }
+
+    /// Forgets the rooms with no live node that nobody sent to for their idle time, as
+    /// Redis expires them; at most once a second, so that it costs nothing per message.
+    fn forget_idle_rooms(&self, rooms: &mut HashMap<RoomKey, Room>, now: i64) {
+        let mut swept = self.rooms_swept_ms.lock().expect("sweep lock");
+        if now - *swept < 1000 {
+            return;
+        }
+        *swept = now;
+        let idle_ms = i64::try_from(self.room_idle.as_millis()).unwrap_or(i64::MAX / 2);
+        rooms.retain(|_, room| !room.live_nodes(now).is_empty() || room.touched_ms + idle_ms > now);
     }
 
     fn expires_at(&self) -> i64 {
@@ -164,20 +178,20 @@ impl RouteRegistry for MemoryRegistry {
 impl RoomRegistry for MemoryRegistry {
     async fn report_rooms(&self, node: &str, counts: &[RoomCount]) -> Result<(), RouteError> {
         let (now, expires_at) = (now_ms(), self.expires_at());
-        let idle_ms = i64::try_from(self.room_idle.as_millis()).unwrap_or(i64::MAX / 2);
         let mut rooms = self.rooms.lock().expect("room lock");
         for count in counts {
             let room = rooms.entry((count.app, count.room.clone())).or_default();
             room.nodes.insert(node.to_owned(), encode_count(count.members, expires_at));
             room.touched_ms = now;
         }
-        rooms.retain(|_, room| !room.live_nodes(now).is_empty() || room.touched_ms + idle_ms > now);
+        self.forget_idle_rooms(&mut rooms, now);
         Ok(())
     }
 
     async fn publish(&self, app: AppId, room: &str, per_second: u32) -> Result<Option<Published>, RouteError> {
         let now = now_ms();
         let mut rooms = self.rooms.lock().expect("room lock");
+        self.forget_idle_rooms(&mut rooms, now);
         let room = rooms.entry((app, room.to_owned())).or_default();
         if per_second > 0 {
             let second = now / 1000;

@@ -42,5 +42,6 @@ export * from "./gen/gim/logic/v1/business_pb.js";
 export * from "./gen/gim/logic/v1/groups_pb.js";
 export * from "./gen/gim/logic/v1/social_pb.js";
 export * from "./gen/gim/logic/v1/conversations_pb.js";
+export * from "./gen/gim/logic/v1/rooms_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 export { create, fromBinary, toBinary } from "@bufbuild/protobuf";

@@ -27,6 +27,15 @@ import {
 import type { ReadCursor } from "./gen/gim/logic/v1/device_pb.js";
 import type { GroupSendResponse } from "./gen/gim/logic/v1/groups_pb.js";
 import type { LargeGroupState, SendMessageResponse, SyncResponse } from "./gen/gim/logic/v1/messages_pb.js";
+import {
+  RoomEventKind,
+  RoomEventSchema,
+  RoomMessageSchema,
+  type JoinRoomResponse,
+  type RoomEvent,
+  type RoomMessage,
+  type RoomSendResponse,
+} from "./gen/gim/logic/v1/rooms_pb.js";
 
 /** The WebSocket API the session uses: the browser's, or `WebSocket` of the `ws` package. */
 export interface WebSocketLike {
@@ -76,6 +85,10 @@ export interface SessionEvents {
   reaction: ReactionEvent;
   /** Someone is typing in one of the user's conversations: show it for a few seconds. */
   typing: TypingEvent;
+  /** A message in a live room the session is in, once per seq (the device's own included). */
+  roomMessage: RoomMessage;
+  /** The business put the session in a room, took it out or closed it, or pushed an event to it. */
+  roomEvent: RoomEvent;
   /** The server is about to close the session (replaced, revoked, kicked). */
   kicked: Kicked;
   state: StateChange;
@@ -162,6 +175,32 @@ class Connection {
   ) {}
 }
 
+/**
+ * The seqs of a room delivered lately. Messages of different senders may arrive out of
+ * seq order, so a seq is a duplicate only if it was seen, not if it is lower.
+ */
+class RoomSeen {
+  private static readonly KEEP = 2048;
+  private readonly seen = new Set<bigint>();
+  private readonly order: bigint[] = [];
+  highest = 0n;
+  /**
+   * Seqs at or below this are not delivered: set when the session joins again after a
+   * reconnection, so that the replay brings only what followed what it had.
+   */
+  floor = 0n;
+
+  /** Records a seq; false if it was seen already (or is at or below the floor). */
+  add(seq: bigint): boolean {
+    if (seq <= this.floor || this.seen.has(seq)) return false;
+    this.seen.add(seq);
+    this.order.push(seq);
+    if (this.order.length > RoomSeen.KEEP) this.seen.delete(this.order.shift()!);
+    if (seq > this.highest) this.highest = seq;
+    return true;
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -204,6 +243,9 @@ export class Session extends Emitter<SessionEvents> {
   private readonly ownInbox = new Map<bigint, Message>();
   /** The same per large group, by group seq. */
   private readonly ownGroups = new Map<string, Map<bigint, Message>>();
+
+  /** The live rooms the session is in, with the seqs delivered lately in each. */
+  private readonly rooms = new Map<string, RoomSeen>();
 
   private queue: Promise<void> = Promise.resolve();
   private ackedSeq = 0n;
@@ -368,6 +410,58 @@ export class Session extends Emitter<SessionEvents> {
     this.expect(result, "typing");
   }
 
+  /**
+   * Enters a live room (docs/protocol.md, Live rooms): its messages are emitted as
+   * `roomMessage`, each once; with `replay`, the room's last few come first. The session
+   * stays in the room across reconnections (it joins again, with the replay to cover
+   * the gap) until leaveRoom(), or until the business takes it out or closes the room.
+   */
+  async joinRoom(roomId: string, options: { replay?: boolean } = {}): Promise<JoinRoomResponse> {
+    const replay = options.replay ?? false;
+    const result = await this.request(this.usable(), { case: "joinRoom", value: { roomId, replay } }, (result) => {
+      if (result.case === "joinRoom") this.enteredRoom(roomId, result.value.lastSeq);
+    });
+    return this.expect(result, "joinRoom");
+  }
+
+  /** Leaves a live room. */
+  async leaveRoom(roomId: string): Promise<void> {
+    this.rooms.delete(roomId);
+    const result = await this.request(this.usable(), { case: "leaveRoom", value: { roomId } });
+    this.expect(result, "leaveRoom");
+  }
+
+  /** The live rooms the session is in. */
+  get joinedRooms(): string[] {
+    return [...this.rooms.keys()];
+  }
+
+  /**
+   * Sends to a live room the session is in. The message is emitted as `roomMessage` on
+   * this device too (the server does not push a session its own).
+   */
+  async sendToRoom(roomId: string, body: MessageBody, clientMsgId: string = newClientMsgId()): Promise<RoomSendResponse> {
+    const result = await this.request(this.usable(), { case: "roomSend", value: { roomId, clientMsgId, body } }, (result) => {
+      if (result.case !== "roomSend") return;
+      const own = create(RoomMessageSchema, {
+        roomId,
+        seq: result.value.seq,
+        senderUserId: this.key?.userId ?? "",
+        clientMsgId,
+        body,
+        sentAtMs: result.value.sentAtMs,
+      });
+      const conn = this.conn;
+      if (conn) this.enqueue(conn, () => this.roomMessage(own));
+    });
+    return this.expect(result, "roomSend");
+  }
+
+  /** Sends a text message to a live room. */
+  sendRoomText(roomId: string, text: string, options: TextOptions & { clientMsgId?: string } = {}): Promise<RoomSendResponse> {
+    return this.sendToRoom(roomId, textBody(text, options), options.clientMsgId);
+  }
+
   /** Sends a heartbeat now; resolves with the server's time (ms). */
   async heartbeat(): Promise<bigint> {
     const result = await this.request(this.usable(), { case: "heartbeat", value: {} });
@@ -490,6 +584,7 @@ export class Session extends Emitter<SessionEvents> {
       this.frameAuthNext = false;
       this.setState({ state: "online" });
       void this.ackNow();
+      void this.rejoinRooms(conn);
     });
   }
 
@@ -529,6 +624,18 @@ export class Session extends Emitter<SessionEvents> {
         else if (event.case === "conversation") this.enqueue(conn, () => this.emitSafe("conversation", event.value));
         else if (event.case === "reaction") this.enqueue(conn, () => this.emitSafe("reaction", event.value));
         else if (event.case === "typing") this.enqueue(conn, () => this.emitSafe("typing", event.value));
+        break;
+      }
+      case "roomMessage": {
+        const message = payload.value;
+        this.enqueue(conn, () => this.roomMessage(message));
+        break;
+      }
+      case "roomEvent": {
+        const event = payload.value;
+        if (event.kind === RoomEventKind.JOINED) this.enteredRoom(event.roomId, 0n);
+        else if (event.kind === RoomEventKind.LEFT || event.kind === RoomEventKind.CLOSED) this.rooms.delete(event.roomId);
+        this.enqueue(conn, () => this.emitSafe("roomEvent", event));
         break;
       }
       case "kicked":
@@ -719,6 +826,47 @@ export class Session extends Emitter<SessionEvents> {
         this.drop(conn, `could not deliver: ${asError(error).message}`);
       }
     });
+  }
+
+  /**
+   * The session is in the room from now on. A room whose last seq is below the highest
+   * delivered started over (closed, or idle): its seqs count from the start again.
+   */
+  private enteredRoom(roomId: string, lastSeq: bigint): void {
+    const known = this.rooms.get(roomId);
+    if (!known || lastSeq < known.highest) this.rooms.set(roomId, new RoomSeen());
+  }
+
+  /** Emits a room message unless it was delivered already (a replay after a reconnection). */
+  private roomMessage(message: RoomMessage): Promise<void> | void {
+    const room = this.rooms.get(message.roomId);
+    if (!room || !room.add(message.seq)) return;
+    return this.emitSafe("roomMessage", message);
+  }
+
+  /**
+   * Rooms end with the connection: after a reconnection the session joins its rooms
+   * again, with the replay, of which it emits what it had not (by seq). A private room
+   * cannot be joined again by the device: it is left, with a `roomEvent` LEFT.
+   */
+  private async rejoinRooms(conn: Connection): Promise<void> {
+    for (const [roomId, seen] of [...this.rooms.entries()]) {
+      seen.floor = seen.highest;
+      try {
+        const result = await this.internalCall(conn, { case: "joinRoom", value: { roomId, replay: true } });
+        if (result.case === "joinRoom") this.enteredRoom(roomId, result.value.lastSeq);
+      } catch (error) {
+        if (conn.closed) return;
+        if (error instanceof GimError && error.code === StatusCode.PERMISSION_DENIED) {
+          this.rooms.delete(roomId);
+          const reason = "reconnected: the app must put this session in the room again";
+          const event = create(RoomEventSchema, { roomId, kind: RoomEventKind.LEFT, reason });
+          this.enqueue(conn, () => this.emitSafe("roomEvent", event));
+        } else {
+          this.report(asError(error));
+        }
+      }
+    }
   }
 
   /** Reads the inbox after the cursor until caught up, then the large groups behind. */
