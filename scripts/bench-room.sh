@@ -5,49 +5,47 @@
 # sessions and join the room, the business pushes messages to it at a fixed rate, and
 # storm sessions join and leave it meanwhile. Arguments pass through, e.g. --members
 # 100000 --workers 6 --rate 50 --storm 5000. Figures go to docs/benchmarks.md.
+#
+# PEER=nats then runs the same fan-out on nats-server (N WebSocket subscribers of one
+# subject, the messages at the same rate; see scripts/bench-vs-nats.sh), for a ratio
+# measured on the same machine in the same minutes. NATS needs every subscriber in one
+# process, so this takes --members up to about 19,000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 no_rate_limits
 
-nodes=${CONNECT_NODES:-6}
-ensure_commands mariadbd:mariadb-server redis-server:redis-server
-cargo build --release --locked --bin gim --bin gim-bench
-sysctl -qw net.core.somaxconn=4096 || true
-start_mariadb
-mariadb_pid=${started[-1]}
-mariadb --socket="$work/mysql.sock" -uroot -e 'CREATE DATABASE gim'
-start_redis
-redis_pid=${started[-1]}
-
-secret=bench-token-secret-0123456789abcdef
-export GIM_STORE__URL="$mariadb_url/gim" GIM_ROUTE__REDIS_URL="$redis_url" GIM_AUTH__TOKEN_SECRET=$secret
-export GIM_DATA_DIR="$work/data" GIM_TELEMETRY__LOG_FILTER=warn GIM_CONNECT__MAX_SESSIONS=19000
-export GIM_CONNECT__MAX_FRAMES_PER_SECOND=1000
-logic_port=$(free_port)
-logic_internal=$(free_port)
-export GIM_LOGIC__INTERNAL_LISTEN="127.0.0.1:$logic_internal"
-export GIM_CONNECT__LOGIC_INTERNAL_ADDRS="[\"http://127.0.0.1:$logic_internal\"]"
-GIM_LOGIC__LISTEN="127.0.0.1:$logic_port" target/release/gim logic &
-started+=($!)
-pids=($!)
-wait_for "gim logic" bash -c "exec 3<>/dev/tcp/127.0.0.1/$logic_port"
-
-ws=()
-for _ in $(seq 1 "$nodes"); do
-    port=$(free_port) internal=$(free_port)
-    GIM_CONNECT__LISTEN="127.0.0.1:$port" GIM_CONNECT__INTERNAL_LISTEN="127.0.0.1:$internal" \
-        GIM_CONNECT__LOGIC_ADDRS="[\"http://127.0.0.1:$logic_port\"]" target/release/gim connect &
-    started+=($!)
-    pids+=($!)
-    ws+=("127.0.0.1:$port")
-    wait_for "gim connect" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+members=100000 rate=50 seconds=30
+args=("$@")
+while (($#)); do
+    case $1 in
+    --members) members=$2 ;;
+    --rate) rate=$2 ;;
+    --seconds) seconds=$2 ;;
+    esac
+    shift
 done
 
-created=$(target/release/gim app create --name bench)
-app_id=$(awk '/^app_id:/ {print $2}' <<<"$created")
-app_secret=$(awk '/^secret:/ {print $2}' <<<"$created")
-log "gim logic on 127.0.0.1:$logic_port, $nodes connect nodes; running gim-bench room $*"
+sysctl -qw net.core.somaxconn=4096 || true
+export GIM_CONNECT__MAX_SESSIONS=19000 GIM_CONNECT__MAX_FRAMES_PER_SECOND=1000
+start_cluster "${CONNECT_NODES:-6}"
+log "running gim-bench room ${args[*]}"
 target/release/gim-bench room --logic "127.0.0.1:$logic_port" --app-id "$app_id" --secret "$app_secret" \
-    --token-secret "$secret" --ws "$(IFS=,; echo "${ws[*]}")" --pids "$(IFS=,; echo "${pids[*]}")" \
-    --aux-pids "$mariadb_pid,$redis_pid" "$@"
+    --token-secret "$secret" --ws "$(joined "${ws[@]}")" --pids "$(joined "${gim_pids[@]}")" \
+    --aux-pids "$(joined "${aux_pids[@]}")" "${args[@]}"
+
+if [[ ${PEER:-} == nats ]]; then
+    # The gim processes go; the work directory stays.
+    for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${started[@]}"; do wait "$pid" 2>/dev/null || true; done
+    started=()
+    ensure_commands nats-server:nats-server
+    port=$(free_port) ws_port=$(free_port)
+    printf 'listen: 127.0.0.1:%s\nwebsocket { listen: "127.0.0.1:%s", no_tls: true }\n' "$port" "$ws_port" >"$work/nats.conf"
+    nats-server -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
+    started+=($!)
+    wait_for nats-server bash -c "exec 3<>/dev/tcp/127.0.0.1/$ws_port"
+    log "the same fan-out on nats-server: $members subscribers, $rate messages/s"
+    target/release/gim-bench nats --addr "127.0.0.1:$port" --ws "127.0.0.1:$ws_port" --pids "${started[-1]}" \
+        --subscribers "$members" --rate "$rate" --seconds "$seconds"
+fi

@@ -107,6 +107,50 @@ serve_on_mariadb() {
     log "gim serve up on MariaDB"
 }
 
+# Builds gim and starts a cluster on this machine: MariaDB, Redis, one `gim logic` and
+# $1 `gim connect` processes (with the GIM_* settings of the environment), and makes an
+# app named bench. Sets `logic_port`, `ws` (the connect nodes' WebSocket addresses),
+# `gim_pids` (logic, then the connect nodes), `aux_pids` (MariaDB, Redis), `secret`,
+# `app_id` and `app_secret`.
+start_cluster() {
+    local nodes=$1 port internal created
+    ensure_commands mariadbd:mariadb-server redis-server:redis-server
+    cargo build --release --locked --bin gim --bin gim-bench
+    start_mariadb
+    aux_pids=("${started[-1]}")
+    mariadb --socket="$work/mysql.sock" -uroot -e 'CREATE DATABASE gim'
+    start_redis
+    aux_pids+=("${started[-1]}")
+    secret=bench-token-secret-0123456789abcdef
+    export GIM_STORE__URL="$mariadb_url/gim" GIM_ROUTE__REDIS_URL="$redis_url" GIM_AUTH__TOKEN_SECRET=$secret
+    export GIM_DATA_DIR="$work/data" GIM_TELEMETRY__LOG_FILTER=warn
+    logic_port=$(free_port)
+    internal=$(free_port)
+    export GIM_LOGIC__INTERNAL_LISTEN="127.0.0.1:$internal"
+    export GIM_CONNECT__LOGIC_INTERNAL_ADDRS="[\"http://127.0.0.1:$internal\"]"
+    GIM_LOGIC__LISTEN="127.0.0.1:$logic_port" target/release/gim logic &
+    started+=($!)
+    gim_pids=($!)
+    wait_for "gim logic" bash -c "exec 3<>/dev/tcp/127.0.0.1/$logic_port"
+    ws=()
+    for _ in $(seq 1 "$nodes"); do
+        port=$(free_port) internal=$(free_port)
+        GIM_CONNECT__LISTEN="127.0.0.1:$port" GIM_CONNECT__INTERNAL_LISTEN="127.0.0.1:$internal" \
+            GIM_CONNECT__LOGIC_ADDRS="[\"http://127.0.0.1:$logic_port\"]" target/release/gim connect &
+        started+=($!)
+        gim_pids+=($!)
+        ws+=("127.0.0.1:$port")
+        wait_for "gim connect" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+    done
+    created=$(target/release/gim app create --name bench)
+    app_id=$(awk '/^app_id:/ {print $2}' <<<"$created")
+    app_secret=$(awk '/^secret:/ {print $2}' <<<"$created")
+    log "gim logic on 127.0.0.1:$logic_port and $nodes connect nodes up on MariaDB and Redis"
+}
+
+# A comma-separated list of the arguments.
+joined() { local IFS=,; echo "$*"; }
+
 # Benchmarks call far faster than people do: no per-caller rates (see [rates]).
 no_rate_limits() {
     export GIM_RATES__DEVICE_CALLS_PER_SECOND=0 GIM_RATES__USER_CALLS_PER_SECOND=0 GIM_RATES__APP_CALLS_PER_SECOND=0

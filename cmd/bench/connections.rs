@@ -3,9 +3,7 @@
 //! at most ~19,000 sockets here), each from its own loopback source address.
 
 use std::{
-    io::{BufRead, BufReader, Write},
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -13,11 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
 use gim::proto::client::v1::{Heartbeat, client_frame::Payload};
 use tokio::sync::Semaphore;
 
-use crate::{server, setup, ws};
+use crate::{server, setup, workers::Workers, ws};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -58,37 +55,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("prepared {} users and devices in {:.1} s", tokens.len(), started.elapsed().as_secs_f64());
     let baseline = server::total_rss(&args.pids)?;
 
-    let dir = std::env::temp_dir().join(format!("gim-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let share = args.sessions.div_ceil(args.workers);
     let ws: Vec<String> = args.ws.iter().map(ToString::to_string).collect();
-    let mut workers = Vec::new();
     let opening = Instant::now();
-    for (index, chunk) in tokens.chunks(share).enumerate() {
-        let file = dir.join(format!("tokens-{index}"));
-        let mut out = std::fs::File::create(&file)?;
-        for token in chunk {
-            writeln!(out, "{}", token[0])?;
-        }
-        let child = Command::new(std::env::current_exe()?)
-            .args(["connections-worker", "--ws", &ws.join(","), "--hold", &args.hold.to_string()])
-            .arg("--tokens-file")
-            .arg(&file)
-            .args(["--source", &format!("127.0.{}.{}", 1 + index / 250, 1 + index % 250)])
-            .stdout(Stdio::piped())
-            .spawn()?;
-        workers.push(child);
-    }
-    let mut lines = Vec::new();
-    for worker in &mut workers {
-        let stdout = worker.stdout.take().context("worker stdout")?;
-        lines.push(BufReader::new(stdout).lines());
-    }
-    let mut opened = 0;
-    for lines in &mut lines {
-        let line = lines.next().context("a worker ended early")??;
-        opened += line.strip_prefix("opened ").context("unexpected worker output")?.parse::<usize>()?;
-    }
+    let worker_args = ["--ws".to_owned(), ws.join(","), "--hold".to_owned(), args.hold.to_string()];
+    let mut workers = Workers::start("connections-worker", &worker_args, &tokens, args.workers, 0)?;
+    let opened = workers.sum("opened ")?;
     let open_seconds = opening.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let loaded = server::total_rss(&args.pids)?;
@@ -111,15 +82,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         server::mib(held),
         held as f64 / opened.max(1) as f64
     );
-    let mut alive = 0;
-    for lines in &mut lines {
-        let line = lines.next().context("a worker ended early")??;
-        alive += line.strip_prefix("alive ").context("unexpected worker output")?.parse::<usize>()?;
-    }
-    for mut worker in workers {
-        worker.wait()?;
-    }
-    std::fs::remove_dir_all(&dir)?;
+    let alive = workers.sum("alive ")?;
+    workers.finish()?;
     println!("still open after holding {} s: {alive}", args.hold);
     Ok(())
 }

@@ -16,6 +16,7 @@ mod server;
 mod setup;
 mod sink;
 mod track;
+mod workers;
 mod ws;
 
 use clap::{Parser, Subcommand};

@@ -5,9 +5,8 @@
 //! the send to the last member and the server's CPU per delivery.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::Write,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
@@ -23,7 +22,7 @@ use gim::proto::{
 };
 use tokio::sync::Semaphore;
 
-use crate::{report, server, setup, ws};
+use crate::{report, server, setup, workers::Workers, ws};
 
 const ROOM: &str = "bench-room";
 
@@ -96,36 +95,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("prepared {} members in {:.1} s", tokens.len(), started.elapsed().as_secs_f64());
     let total = (args.rate * args.seconds) as usize;
 
-    let dir = std::env::temp_dir().join(format!("gim-bench-room-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let share = args.members.div_ceil(args.workers);
     let ws: Vec<String> = args.ws.iter().map(ToString::to_string).collect();
-    let mut workers = Vec::new();
     let opening = Instant::now();
-    for (index, chunk) in tokens.chunks(share).enumerate() {
-        let file = dir.join(format!("tokens-{index}"));
-        let mut out = std::fs::File::create(&file)?;
-        for token in chunk {
-            writeln!(out, "{}", token[0])?;
-        }
-        let child = Command::new(std::env::current_exe()?)
-            .args(["room-worker", "--ws", &ws.join(","), "--messages", &total.to_string()])
-            .arg("--tokens-file")
-            .arg(&file)
-            .args(["--source", &format!("127.1.{}.{}", 1 + index / 250, 1 + index % 250)])
-            .stdout(Stdio::piped())
-            .spawn()?;
-        workers.push(child);
-    }
-    let mut lines = Vec::new();
-    for worker in &mut workers {
-        lines.push(BufReader::new(worker.stdout.take().context("worker stdout")?).lines());
-    }
-    let mut joined = 0;
-    for lines in &mut lines {
-        let line = lines.next().context("a worker ended early")??;
-        joined += line.strip_prefix("joined ").context("unexpected worker output")?.parse::<usize>()?;
-    }
+    let worker_args = ["--ws".to_owned(), ws.join(","), "--messages".to_owned(), total.to_string()];
+    let mut workers = Workers::start("room-worker", &worker_args, &tokens, args.workers, 1)?;
+    let joined = workers.sum("joined ")?;
     anyhow::ensure!(joined == args.members, "{joined} of {} members joined", args.members);
     let mut business = setup::business(&args.app).await?;
     let counted = loop {
@@ -217,9 +191,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Each worker: per message, how many of its members got it and the latest arrival.
     let mut arrivals = vec![0u64; total];
     let mut last = vec![0u64; total];
-    for lines in &mut lines {
-        for _ in 0..total {
-            let line = lines.next().context("a worker ended early")??;
+    for _ in 0..total {
+        for line in workers.next_lines()? {
             let mut fields = line.split(' ').map(str::parse::<u64>);
             let (Some(Ok(index)), Some(Ok(count)), Some(Ok(at))) = (fields.next(), fields.next(), fields.next()) else {
                 anyhow::bail!("unexpected worker output: {line}");
@@ -228,10 +201,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             last[index as usize] = last[index as usize].max(at);
         }
     }
-    for mut worker in workers {
-        worker.wait()?;
-    }
-    std::fs::remove_dir_all(&dir)?;
+    workers.finish()?;
 
     let warmup = (args.rate * args.warmup_seconds) as usize;
     let mut to_last = report::histogram();
