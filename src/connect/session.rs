@@ -27,7 +27,7 @@ use super::{
 };
 use crate::{
     frames,
-    logic::{DeviceCaller, Error, check_room_id},
+    logic::{ANNOUNCEMENTS, DeviceCaller, Error, check_room_id},
     model::now_ms,
     proto::{
         client::v1::{
@@ -141,7 +141,11 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
         follow_up: Vec::new(),
     });
     match groups {
-        Ok(groups) => {
+        Ok(mut groups) => {
+            // Every session reads its app's announcements, listed yet or not.
+            if !groups.iter().any(|group| group == ANNOUNCEMENTS) {
+                groups.push(ANNOUNCEMENTS.to_owned());
+            }
             ctx.hub.subscribe_as_of(&state.session, &groups, read_at);
             Some(state)
         }

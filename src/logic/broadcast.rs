@@ -2,18 +2,30 @@
 //! message stored for each of them, or as an event to their online devices (or to every
 //! online device of the app).
 //!
-//! Each user gets a message of its own (its system conversation is its own), written
-//! through the group-commit writer like any send. A repeat of a broadcast finds each
-//! user's message by an id derived from the broadcast's id and the user, so it stores
-//! nothing again.
+//! Each named user gets a message of its own (its system conversation is its own),
+//! written through the group-commit writer like any send. A repeat of a broadcast finds
+//! each user's message by an id derived from the broadcast's id and the user, so it
+//! stores nothing again.
+//!
+//! A message to every user is an announcement: stored once, on the app's announcement
+//! timeline (`ANNOUNCEMENTS`), which every user of the app reads like a large group's
+//! timeline: it is listed in every sync's large groups, read with `SyncGroup`, and
+//! pushed to every session, which connect puts in its fan-out when it opens.
 
 use std::collections::BTreeSet;
 
 use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
 
-use super::{Error, Logic, Outgoing, Result, Sender, presence::event_frame, validate};
-use crate::model::{AppId, MessageBody};
+use super::{Error, Logic, Outgoing, Result, Sender, presence::event_frame, pushes::pushes_of, validate};
+use crate::{
+    model::{AppId, ConversationType, MessageBody},
+    store::NewMessage,
+};
+
+/// The id of every app's announcement timeline: a large-group timeline that every user
+/// of the app reads. Not a valid user or group id, so it names nothing else.
+pub const ANNOUNCEMENTS: &str = "~announcements";
 
 /// What a broadcast carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,9 +62,9 @@ impl Logic {
                     tracing::info!(app, kind, "event announced to every online device");
                     Ok(Broadcasted::default())
                 }
-                BroadcastContent::Message { .. } => Err(Error::FailedPrecondition(format!(
-                    "name the users (1 to {max}): a message to every user of the app is not supported yet"
-                ))),
+                BroadcastContent::Message { client_msg_id, body } => {
+                    self.announce_to_everyone(app, client_msg_id, body).await
+                }
             };
         }
         validate::ids("user_ids", &user_ids, max, false)?;
@@ -82,6 +94,51 @@ impl Logic {
                 Ok(done)
             }
         }
+    }
+}
+
+impl Logic {
+    /// A message to every user of the app, stored once on its announcement timeline and
+    /// pushed to every session; a repeat of the same `client_msg_id` stores nothing again.
+    async fn announce_to_everyone(
+        &self,
+        app: AppId,
+        client_msg_id: String,
+        body: Option<MessageBody>,
+    ) -> Result<Broadcasted> {
+        validate::client_msg_id(&client_msg_id, self.limits())?;
+        validate::body(body.as_ref(), self.limits())?;
+        let (id, sent_at_ms) = self.inner.ids.next();
+        let message = NewMessage {
+            id,
+            client_msg_id: copy_id(&client_msg_id, ANNOUNCEMENTS),
+            sender_user_id: String::new(),
+            sender_device_id: String::new(),
+            conversation_type: ConversationType::System,
+            receiver_id: ANNOUNCEMENTS.to_owned(),
+            body: body.unwrap_or_default(),
+            meta: Default::default(),
+            reply_to: None,
+            sent_at_ms,
+            recipients: Vec::new(),
+        };
+        let appended = self.store().announce(app, &message).await?;
+        if !appended.duplicate {
+            self.inner.delivery.deliver(pushes_of(app, &message.stored(&appended), &appended));
+            let seq = appended.timeline.as_ref().map_or(0, |(_, seq)| *seq);
+            tracing::info!(app, seq, "announcement stored for every user");
+        }
+        Ok(Broadcasted {
+            sent: 1,
+            unknown_user_ids: Vec::new(),
+            message_ids: vec![(ANNOUNCEMENTS.to_owned(), appended.id)],
+        })
+    }
+
+    /// The app's announcement timeline as one of a user's large groups, if it has any.
+    pub(super) async fn announcements_listed(&self, app: AppId) -> Result<Option<(String, u64)>> {
+        let latest = self.store().latest_on_timeline(app, ANNOUNCEMENTS).await?;
+        Ok((latest > 0).then(|| (ANNOUNCEMENTS.to_owned(), latest)))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::{
     Error, Logic, Page, Result, SharedCaller,
+    broadcast::ANNOUNCEMENTS,
     group_rules::{self, DecisionContext, GroupChange, GroupEvent, GroupRefusal},
     message_rules::SendRules,
     messages::{Outgoing, SyncPage},
@@ -431,6 +432,9 @@ impl Logic {
         after_group_seq: u64,
         limit: i32,
     ) -> Result<SyncPage> {
+        if group_id == ANNOUNCEMENTS {
+            return self.sync_announcements(caller, after_group_seq, limit).await;
+        }
         let group = self.get_group(caller.app, group_id).await?;
         let member = self.member_or_app(caller, &group).await?;
         let floor = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_group_seq);
@@ -440,6 +444,17 @@ impl Logic {
             self.page(limit, |n| self.store().timeline_after(caller.app, group_id, viewer, after, n)).await?;
         self.decorate(caller.app, viewer, &mut page.items).await?;
         let latest_seq = page.items.last().map_or(group.seq, |m| m.group_seq.max(group.seq));
+        Ok(SyncPage { messages: page.items, has_more: page.has_more, latest_seq, large_groups: Vec::new() })
+    }
+
+    /// The app's announcements after `after`: every user of the app reads them all.
+    async fn sync_announcements(&self, caller: &SharedCaller, after: u64, limit: i32) -> Result<SyncPage> {
+        let viewer = caller.user().unwrap_or_default();
+        let mut page =
+            self.page(limit, |n| self.store().timeline_after(caller.app, ANNOUNCEMENTS, viewer, after, n)).await?;
+        self.decorate(caller.app, viewer, &mut page.items).await?;
+        let latest = self.store().latest_on_timeline(caller.app, ANNOUNCEMENTS).await?;
+        let latest_seq = page.items.last().map_or(latest, |m| m.group_seq.max(latest));
         Ok(SyncPage { messages: page.items, has_more: page.has_more, latest_seq, large_groups: Vec::new() })
     }
 

@@ -35,7 +35,7 @@ use std::{sync::Arc, time::Duration};
 
 pub use crate::store::{GroupActor, GroupPatch, HistoryCursor};
 pub use accounts::Session;
-pub use broadcast::{BroadcastContent, Broadcasted};
+pub use broadcast::{ANNOUNCEMENTS, BroadcastContent, Broadcasted};
 pub use conversations::{ConversationChanges, ConversationPage, ConversationView, page_token, parse_page_token};
 pub use error::{Error, ErrorCode, Result};
 pub use friends::WithProfile;

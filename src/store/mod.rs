@@ -400,6 +400,19 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Vec<Message>>;
 }
 
+/// Messages to every user of an app, stored once on a timeline of the app's own (named
+/// by the message's `receiver_id`) that every user reads like a large group's
+/// (`GroupStore::timeline_after`).
+#[async_trait]
+pub trait AnnouncementStore: Send + Sync {
+    /// Stores the message as the timeline's next, unless one with its sender and
+    /// `client_msg_id` is stored: then that one's outcome, `duplicate`. Its webhook
+    /// events are written with it.
+    async fn announce(&self, app: AppId, message: &NewMessage) -> StoreResult<Appended>;
+    /// The seq of a timeline's last message (0: none).
+    async fn latest_on_timeline(&self, app: AppId, timeline: &str) -> StoreResult<u64>;
+}
+
 /// One entry of a user's inbox, without the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxEntry {
@@ -960,6 +973,7 @@ pub trait Store:
     AppStore
     + UserStore
     + MessageStore
+    + AnnouncementStore
     + ReadStore
     + GroupStore
     + FriendStore
@@ -975,6 +989,7 @@ impl<T> Store for T where
     T: AppStore
         + UserStore
         + MessageStore
+        + AnnouncementStore
         + ReadStore
         + GroupStore
         + FriendStore

@@ -1,5 +1,6 @@
 //! `Business.Broadcast`: a system message stored for each named user (once, however often
-//! the broadcast is repeated), or an event to their online devices; and what it refuses.
+//! the broadcast is repeated), a message to every user (stored once, on the app's
+//! announcement timeline), or an event to their online devices; and what it refuses.
 
 use gim::proto::logic::v1::{BroadcastRequest, BusinessSyncRequest};
 
@@ -25,6 +26,7 @@ async fn system_texts(app: &TestApp, user: &str) -> Vec<String> {
 }
 
 both_stores!(
+    a_message_to_every_user_is_stored_once_and_read_by_each,
     a_message_reaches_each_named_user_once,
     an_event_reaches_online_devices,
     bad_broadcasts_are_refused,
@@ -92,7 +94,8 @@ async fn bad_broadcasts_are_refused(backend: Backend) {
             tonic::Code::InvalidArgument,
             "too many",
         ),
-        (message_to(&[], "b1", "hi"), tonic::Code::FailedPrecondition, "every user: not yet"),
+        (message_to(&[], "", "hi"), tonic::Code::InvalidArgument, "every user, no client_msg_id"),
+        (message_to(&[], "b4", ""), tonic::Code::InvalidArgument, "every user, empty text"),
         (both, tonic::Code::InvalidArgument, "a message and an event"),
         (neither, tonic::Code::InvalidArgument, "nothing to send"),
         (message_to(&["ann"], "", "hi"), tonic::Code::InvalidArgument, "no client_msg_id"),
@@ -129,4 +132,58 @@ async fn an_event_to_everyone_reaches_every_online_device_of_the_app(backend: Ba
         assert_eq!((event.kind.as_str(), event.data.as_slice()), ("maintenance", b"at 2am".as_slice()));
     }
     assert!(outsider.next_event(std::time::Duration::from_millis(300)).await.is_none(), "another app's device");
+}
+
+/// A message to every user: stored once on the app's announcement timeline, pushed to
+/// every session (opened before the app had any announcement too), listed in every
+/// user's sync and read like a large group's timeline, by users made later too; another
+/// app sees none of it.
+async fn a_message_to_every_user_is_stored_once_and_read_by_each(backend: Backend) {
+    use gim::{logic::ANNOUNCEMENTS, proto::common::v1::ConversationType};
+    let server = ServeServer::start(backend).await;
+    let app = server.new_app().await;
+    let other = server.new_app().await;
+    for user in ["ann", "ben"] {
+        app.user(user).await;
+    }
+    other.user("zed").await;
+    let (mut ann, _) = WsClient::online(server.ws_addr(), &app.device_token("ann", "phone").await, 0).await;
+    let (mut zed, _) = WsClient::online(server.ws_addr(), &other.device_token("zed", "phone").await, 0).await;
+    assert!(ann.sync(u64::MAX, 1).await.large_groups.is_empty(), "no announcement yet");
+
+    let mut business = app.business().await;
+    let request = message_to(&[], "maintenance", "down at 2am");
+    let done = business.broadcast(request.clone()).await.unwrap().into_inner();
+    assert_eq!(done.sent, 1);
+    let id = done.message_ids[ANNOUNCEMENTS];
+    let pushed = ann.next_message(WAIT).await.expect("pushed to the open session");
+    assert_eq!((pushed.id, pushed.group_seq, pushed.seq), (id, 1, 0));
+    assert_eq!((pushed.conversation_type(), pushed.receiver_id.as_str()), (ConversationType::System, ANNOUNCEMENTS));
+    assert_eq!(text_of(&pushed), "down at 2am");
+    // A repeat stores nothing again and pushes nothing.
+    let again = business.broadcast(request).await.unwrap().into_inner();
+    assert_eq!(again.message_ids[ANNOUNCEMENTS], id);
+    business.broadcast(message_to(&[], "welcome", "new features")).await.unwrap();
+    let second = ann.next_message(WAIT).await.expect("the second");
+    assert_eq!((second.group_seq, text_of(&second)), (2, "new features"));
+
+    // Ben, offline meanwhile, and Cat, who did not exist, read them like a large group.
+    app.user("cat").await;
+    for user in ["ben", "cat"] {
+        let (mut device, inbox) = WsClient::online(server.ws_addr(), &app.device_token(user, "phone").await, 0).await;
+        assert!(inbox.is_empty(), "{user}: stored once, in no inbox");
+        let listed = device.sync(u64::MAX, 1).await.large_groups;
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].group_id.as_str(), listed[0].latest_group_seq), (ANNOUNCEMENTS, 2));
+        let page = device.sync_group(ANNOUNCEMENTS, 0).await;
+        let texts: Vec<&str> = page.messages.iter().map(text_of).collect();
+        assert_eq!(texts, ["down at 2am", "new features"], "{user}");
+        assert_eq!(device.sync_group(ANNOUNCEMENTS, 1).await.messages.len(), 1);
+    }
+    assert!(system_texts(&app, "ben").await.is_empty(), "nothing written to inboxes");
+
+    // Another app: no push, nothing listed, nothing to read.
+    assert!(zed.next_message(std::time::Duration::from_millis(300)).await.is_none());
+    assert!(zed.sync(u64::MAX, 1).await.large_groups.is_empty());
+    assert!(zed.sync_group(ANNOUNCEMENTS, 0).await.messages.is_empty());
 }

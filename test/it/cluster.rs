@@ -505,7 +505,7 @@ async fn webhooks_survive_a_killed_logic_node() {
 
 /// An event broadcast to every device of an app reaches the sessions on every connect node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_to_everyone_reaches_every_connect_node() {
+async fn an_event_and_a_message_to_everyone_reach_every_connect_node() {
     use gim::proto::{client::v1::event_push::Event, logic::v1::BroadcastRequest};
     let Some(mut cluster) = Cluster::new().await else { return };
     let _logic = cluster.start_logic().await;
@@ -521,6 +521,17 @@ async fn an_event_to_everyone_reaches_every_connect_node() {
     for session in [&mut ann, &mut ben] {
         let Some(Event::Custom(event)) = session.next_event(WAIT).await else { panic!("no event") };
         assert_eq!(event.kind, "hello-all");
+    }
+    // A message to every user: stored once, pushed to the sessions of both nodes, and
+    // read through either logic node.
+    let request =
+        BroadcastRequest { body: crate::support::text("welcome"), client_msg_id: "w1".into(), ..Default::default() };
+    app.business().await.broadcast(request).await.unwrap();
+    for session in [&mut ann, &mut ben] {
+        let message = session.next_message(WAIT).await.expect("the announcement");
+        assert_eq!((message.receiver_id.as_str(), message.group_seq), (gim::logic::ANNOUNCEMENTS, 1));
+        let page = session.sync_group(gim::logic::ANNOUNCEMENTS, 0).await;
+        assert_eq!(page.messages.len(), 1);
     }
 }
 

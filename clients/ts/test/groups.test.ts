@@ -142,3 +142,36 @@ describe("large groups", () => {
     expect(rec.seqs).toEqual(rec.seqs.map((_, i) => BigInt(i + 1)));
   });
 });
+
+describe("announcements", () => {
+  test("a message to every user arrives once on every device, live or synced later, as the app's timeline", async () => {
+    const app = await newApp("announcements");
+    const ann = await app.user("ann", ["phone"]);
+    const bob = await app.user("bob", ["phone"]);
+    const annPhone = app.session(ann.phone!);
+    const annRec = start(annPhone);
+    await annPhone.whenOnline();
+
+    const announce = (id: string, text: string) =>
+      app.clients.business.broadcast({ userIds: [], clientMsgId: id, body: textBody(text) });
+    await announce("a1", "maintenance at 2am");
+    await waitFor("ann gets it live", () => annRec.messages.length === 1);
+    await announce("a1", "maintenance at 2am");
+    await announce("a2", "back up");
+    await waitFor("the second", () => annRec.messages.length === 2);
+
+    // Bob was never online: his first session reads both from the timeline.
+    const bobPhone = app.session(bob.phone!);
+    const bobRec = start(bobPhone);
+    await bobPhone.whenOnline();
+    await waitFor("bob reads them", () => bobRec.messages.length === 2);
+    for (const rec of [annRec, bobRec]) {
+      expect(rec.messages.map((m) => [m.receiverId, m.groupSeq, textOf(m.body)])).toEqual([
+        ["~announcements", 1n, "maintenance at 2am"],
+        ["~announcements", 2n, "back up"],
+      ]);
+    }
+    await sleep(200);
+    expect(annRec.messages).toHaveLength(2);
+  });
+});

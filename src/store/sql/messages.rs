@@ -27,12 +27,12 @@ use crate::{
 type Outcome = Result<Appended, AppendError>;
 
 /// A message of a batch as its `messages` row records it.
-struct StoredRow {
-    index: usize,
-    sender_seq: u64,
-    group_seq: u64,
+pub(super) struct StoredRow {
+    pub index: usize,
+    pub sender_seq: u64,
+    pub group_seq: u64,
     /// Its place in its group conversation (0 outside groups).
-    position: u64,
+    pub position: u64,
 }
 
 /// A row of `inbox`: message `index` of the batch in `user`'s inbox at `seq`.
@@ -154,7 +154,7 @@ impl SqlStore {
     }
 
     /// The webhook events of the batch's new messages, in the batch's transaction.
-    async fn write_message_events(
+    pub(super) async fn write_message_events(
         &self,
         tx: &mut Tx,
         app: i64,
@@ -459,7 +459,7 @@ impl SqlStore {
     }
 
     /// Earlier sends among the batch's `(client_msg_id, sender)` pairs.
-    async fn stored_sends<'b>(
+    pub(super) async fn stored_sends<'b>(
         &self,
         tx: &mut Tx,
         app: i64,
@@ -632,7 +632,7 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn insert_messages(
+    pub(super) async fn insert_messages(
         &self,
         tx: &mut Tx,
         app: i64,

@@ -9,6 +9,7 @@
 //! both backends in the test suite, and every value crosses the `Any` seam through the
 //! checked conversions of `rows` (no silent fallbacks).
 
+mod announcements;
 mod apps;
 mod conversations;
 mod friends;
