@@ -60,6 +60,10 @@ pub struct Metrics {
     pub hook_seconds: Family<HookLabels, Histogram>,
     /// Webhook delivery attempts by outcome, with their latency.
     pub webhook_seconds: Family<WebhookLabels, Histogram>,
+    /// Messages this logic node sent to live rooms (devices' and the business's).
+    pub room_messages: Counter,
+    /// Joins of live rooms this connect node answered (devices' and the business's put-ins).
+    pub room_joins: Counter,
 }
 
 fn latency_buckets() -> Histogram {
@@ -100,6 +104,10 @@ impl Metrics {
         let webhook_seconds =
             Family::<WebhookLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
         registry.register("webhook_attempt_seconds", "Webhook delivery attempts by outcome", webhook_seconds.clone());
+        let room_messages = Counter::default();
+        registry.register("room_messages", "Messages sent to live rooms", room_messages.clone());
+        let room_joins = Counter::default();
+        registry.register("room_joins", "Joins of live rooms answered on this node", room_joins.clone());
         Arc::new(Self {
             registry,
             grpc_seconds,
@@ -113,6 +121,8 @@ impl Metrics {
             group_push_wait_seconds,
             hook_seconds,
             webhook_seconds,
+            room_messages,
+            room_joins,
         })
     }
 

@@ -459,6 +459,7 @@ impl State {
             ctx.hub.leave_room(&self.session, room);
             return Err(Error::Unavailable("rooms are unavailable right now; join again in a moment".into()));
         }
+        ctx.metrics.room_joins.inc();
         if replay && ctx.limits.room_replay > 0 {
             match ctx.routes.replay(self.session.app, room).await {
                 Ok(kept) => self.follow_up.extend(self.session.room_replay(room, kept)),

@@ -162,6 +162,7 @@ impl Logic {
         let skip = sender
             .device
             .map(|device| DeviceRef { user_id: device.user_id.clone(), device_id: device.device_id.clone() });
+        self.inner.metrics.room_messages.inc();
         self.inner.delivery.room_push(RoomPush {
             app,
             room: room.to_owned(),
