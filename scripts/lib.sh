@@ -108,8 +108,8 @@ serve_on_mariadb() {
 }
 
 # Builds gim and starts a cluster on this machine: MariaDB, Redis, one `gim logic` and
-# $1 `gim connect` processes (with the GIM_* settings of the environment), and makes an
-# app named bench. Sets `logic_port`, `ws` (the connect nodes' WebSocket addresses),
+# $1 `gim connect` processes (with the GIM_* settings of the environment; CONNECT_WRAP
+# runs each connect process under a command), and makes an app named bench. Sets `logic_port`, `ws` (the connect nodes' WebSocket addresses),
 # `gim_pids` (logic, then the connect nodes), `aux_pids` (MariaDB, Redis), `secret`,
 # `app_id` and `app_secret`.
 start_cluster() {
@@ -136,7 +136,7 @@ start_cluster() {
     for _ in $(seq 1 "$nodes"); do
         port=$(free_port) internal=$(free_port)
         GIM_CONNECT__LISTEN="127.0.0.1:$port" GIM_CONNECT__INTERNAL_LISTEN="127.0.0.1:$internal" \
-            GIM_CONNECT__LOGIC_ADDRS="[\"http://127.0.0.1:$logic_port\"]" target/release/gim connect &
+            GIM_CONNECT__LOGIC_ADDRS="[\"http://127.0.0.1:$logic_port\"]" ${CONNECT_WRAP:-} target/release/gim connect &
         started+=($!)
         gim_pids+=($!)
         ws+=("127.0.0.1:$port")

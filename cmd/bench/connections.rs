@@ -3,7 +3,7 @@
 //! at most ~19,000 sockets here), each from its own loopback source address.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -39,12 +39,8 @@ pub struct Args {
 /// One worker's share (run by `connections` itself in a child process).
 #[derive(clap::Args)]
 pub struct WorkerArgs {
-    #[arg(long, value_delimiter = ',')]
-    ws: Vec<SocketAddr>,
-    #[arg(long)]
-    tokens_file: std::path::PathBuf,
-    #[arg(long)]
-    source: Ipv4Addr,
+    #[command(flatten)]
+    share: crate::workers::Share,
     #[arg(long)]
     hold: u64,
 }
@@ -55,10 +51,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("prepared {} users and devices in {:.1} s", tokens.len(), started.elapsed().as_secs_f64());
     let baseline = server::total_rss(&args.pids)?;
 
-    let ws: Vec<String> = args.ws.iter().map(ToString::to_string).collect();
     let opening = Instant::now();
-    let worker_args = ["--ws".to_owned(), ws.join(","), "--hold".to_owned(), args.hold.to_string()];
-    let mut workers = Workers::start("connections-worker", &worker_args, &tokens, args.workers, 0)?;
+    let worker_args = ["--hold".to_owned(), args.hold.to_string()];
+    let mut workers = Workers::start("connections-worker", &args.ws, &worker_args, &tokens, args.workers, 0)?;
     let opened = workers.sum("opened ")?;
     let open_seconds = opening.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -90,7 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Opens the sessions of one token file, reports, holds them, reports again.
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let tokens: Vec<String> = std::fs::read_to_string(&args.tokens_file)?.lines().map(str::to_owned).collect();
+    let tokens = args.share.tokens()?;
     let opened = Arc::new(AtomicUsize::new(0));
     let alive = Arc::new(AtomicUsize::new(0));
     let (ready, _) = tokio::sync::watch::channel(false);
@@ -98,10 +93,9 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let hold_until = Arc::new(tokio::sync::OnceCell::new());
     let mut tasks = Vec::with_capacity(tokens.len());
     for (index, token) in tokens.into_iter().enumerate() {
-        let addr = args.ws[index % args.ws.len()];
+        let (addr, source) = args.share.route(index);
         let (opened, alive, slots, hold_until) = (opened.clone(), alive.clone(), slots.clone(), hold_until.clone());
         let mut ready = ready.subscribe();
-        let source = IpAddr::V4(args.source);
         tasks.push(tokio::spawn(async move {
             let slot = slots.acquire().await;
             let mut session = match ws::open(addr, &token, Some(source)).await {

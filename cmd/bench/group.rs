@@ -3,7 +3,6 @@
 //! server's CPU time per delivery.
 
 use std::{
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -30,15 +29,8 @@ const GROUP: &str = "bench-group";
 pub struct Args {
     #[command(flatten)]
     app: setup::AppArgs,
-    /// Connect nodes' WebSocket addresses; sessions are spread over them.
-    #[arg(long, value_delimiter = ',', required = true)]
-    ws: Vec<SocketAddr>,
-    /// gim processes whose CPU time is the server's.
-    #[arg(long, value_delimiter = ',')]
-    pids: Vec<u32>,
-    /// Database and Redis processes, whose CPU time is reported apart.
-    #[arg(long, value_delimiter = ',')]
-    aux_pids: Vec<u32>,
+    #[command(flatten)]
+    servers: server::Deployment,
     #[arg(long, default_value_t = 100_000)]
     members: usize,
     /// Members with a device online.
@@ -105,7 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicUsize::new(0));
     let mut sessions = Vec::with_capacity(tokens.len());
     for (index, token) in tokens.into_iter().enumerate() {
-        let addr = args.ws[index % args.ws.len()];
+        let addr = args.servers.ws[index % args.servers.ws.len()];
         let (tracker, slots, ready) = (tracker.clone(), slots.clone(), ready.clone());
         sessions.push(tokio::spawn(async move {
             let slot = slots.acquire_owned().await;
@@ -149,7 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", args.app.logic))?.connect().await?;
     let groups = GroupsClient::new(channel);
-    let (meter, aux) = (server::Meter::start(&args.pids)?, server::Meter::start(&args.aux_pids)?);
+    let (meter, aux) = (server::Meter::start(&args.servers.pids)?, server::Meter::start(&args.servers.aux_pids)?);
     // Each send goes at its time without waiting for the one before to be stored, as
     // many senders would: the offered rate holds whatever a send's latency.
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
@@ -192,7 +184,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         usage,
     };
     report::fanout(&tracker, (args.rate * args.warmup_seconds) as usize, &run);
-    if !args.aux_pids.is_empty() {
+    if !args.servers.aux_pids.is_empty() {
         println!("database and Redis CPU: {aux:.2} s");
     }
     Ok(())

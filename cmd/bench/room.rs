@@ -6,7 +6,6 @@
 
 use std::{
     io::Write,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{
         Arc,
         atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
@@ -30,15 +29,8 @@ const ROOM: &str = "bench-room";
 pub struct Args {
     #[command(flatten)]
     app: setup::AppArgs,
-    /// Connect nodes' WebSocket addresses; sessions are spread over them.
-    #[arg(long, value_delimiter = ',', required = true)]
-    ws: Vec<SocketAddr>,
-    /// gim processes whose CPU time is the server's.
-    #[arg(long, value_delimiter = ',')]
-    pids: Vec<u32>,
-    /// Database and Redis processes, whose CPU time is reported apart.
-    #[arg(long, value_delimiter = ',')]
-    aux_pids: Vec<u32>,
+    #[command(flatten)]
+    servers: server::Deployment,
     #[arg(long, default_value_t = 100_000)]
     members: usize,
     /// Worker processes holding the members' sessions.
@@ -62,12 +54,8 @@ pub struct Args {
 /// One worker's share (run by `room` itself in a child process).
 #[derive(clap::Args)]
 pub struct WorkerArgs {
-    #[arg(long, value_delimiter = ',')]
-    ws: Vec<SocketAddr>,
-    #[arg(long)]
-    tokens_file: std::path::PathBuf,
-    #[arg(long)]
-    source: Ipv4Addr,
+    #[command(flatten)]
+    share: crate::workers::Share,
     /// Messages the driver will send (indexes 0 to this).
     #[arg(long)]
     messages: usize,
@@ -95,10 +83,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("prepared {} members in {:.1} s", tokens.len(), started.elapsed().as_secs_f64());
     let total = (args.rate * args.seconds) as usize;
 
-    let ws: Vec<String> = args.ws.iter().map(ToString::to_string).collect();
     let opening = Instant::now();
-    let worker_args = ["--ws".to_owned(), ws.join(","), "--messages".to_owned(), total.to_string()];
-    let mut workers = Workers::start("room-worker", &worker_args, &tokens, args.workers, 1)?;
+    let worker_args = ["--messages".to_owned(), total.to_string()];
+    let mut workers = Workers::start("room-worker", &args.servers.ws, &worker_args, &tokens, args.workers, 1)?;
     let joined = workers.sum("joined ")?;
     anyhow::ensure!(joined == args.members, "{joined} of {} members joined", args.members);
     let mut business = setup::business(&args.app).await?;
@@ -113,7 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "{joined} members in the room in {:.1} s over {} connect processes; GetRoom counts {counted}",
         opening.elapsed().as_secs_f64(),
-        args.ws.len()
+        args.servers.ws.len()
     );
 
     let storm = Arc::new(AtomicUsize::new(0));
@@ -123,7 +110,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // Each storm session joins and leaves in turn, at `storm / sessions` operations a second.
         let per_session = Duration::from_secs_f64(storm_tokens.len() as f64 / args.storm as f64);
         for (index, token) in storm_tokens.into_iter().enumerate() {
-            let addr = args.ws[index % args.ws.len()];
+            let addr = args.servers.ws[index % args.servers.ws.len()];
             let (storm, mut stop) = (storm.clone(), stop_storm.subscribe());
             storm_tasks.push(tokio::spawn(async move {
                 let mut session = ws::open(addr, &token[0], None).await?;
@@ -161,7 +148,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (meter, aux) = (server::Meter::start(&args.pids)?, server::Meter::start(&args.aux_pids)?);
+    let (meter, aux) = (server::Meter::start(&args.servers.pids)?, server::Meter::start(&args.servers.aux_pids)?);
     let storm_before = storm.load(Ordering::Relaxed);
     let mut sent_at = vec![0u64; total];
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
@@ -231,7 +218,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         usage.cpu / (deliveries as f64 / 1e6)
     );
     println!("gim memory: {} resident at the end", server::mib(usage.rss_bytes));
-    if !args.aux_pids.is_empty() {
+    if !args.servers.aux_pids.is_empty() {
         println!("database and Redis CPU: {aux:.2} s");
     }
     report::own_cpu()
@@ -240,7 +227,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// Opens one token file's sessions, joins them to the room, and records what arrives
 /// until the driver's `end`.
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let tokens: Vec<String> = std::fs::read_to_string(&args.tokens_file)?.lines().map(str::to_owned).collect();
+    let tokens = args.share.tokens()?;
     let counts: Arc<Vec<AtomicU32>> = Arc::new((0..args.messages).map(|_| AtomicU32::new(0)).collect());
     let last: Arc<Vec<AtomicU64>> = Arc::new((0..args.messages).map(|_| AtomicU64::new(0)).collect());
     let joined = Arc::new(AtomicUsize::new(0));
@@ -249,10 +236,9 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(128));
     let mut tasks = Vec::with_capacity(tokens.len());
     for (index, token) in tokens.into_iter().enumerate() {
-        let addr = args.ws[index % args.ws.len()];
+        let (addr, source) = args.share.route(index);
         let (counts, last, joined, slots, ended) =
             (counts.clone(), last.clone(), joined.clone(), slots.clone(), ended.clone());
-        let source = IpAddr::V4(args.source);
         tasks.push(tokio::spawn(async move {
             let slot = slots.acquire().await?;
             let mut session = ws::open(addr, &token, Some(source)).await?;

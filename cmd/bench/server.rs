@@ -1,7 +1,23 @@
 //! What the server processes of a benchmark cost, read from /proc: CPU time and
 //! resident memory.
 
+use std::net::SocketAddr;
+
 use anyhow::Context;
+
+/// The gim deployment a fan-out benchmark runs against, and the processes it measures.
+#[derive(clap::Args)]
+pub struct Deployment {
+    /// Connect nodes' WebSocket addresses; sessions are spread over them.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub ws: Vec<SocketAddr>,
+    /// gim processes whose CPU time is the server's.
+    #[arg(long, value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Database and Redis processes, whose CPU time is reported apart.
+    #[arg(long, value_delimiter = ',')]
+    pub aux_pids: Vec<u32>,
+}
 
 /// CPU time of processes so far (all their threads), from /proc/PID/task/*/schedstat.
 pub fn cpu_seconds(pids: &[u32]) -> anyhow::Result<f64> {

@@ -5,11 +5,34 @@
 
 use std::{
     io::{BufRead, BufReader, Lines, Write},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
     process::{Child, ChildStdout, Command, Stdio},
 };
 
 use anyhow::Context;
+
+/// What every worker is told: where the connect nodes are, its tokens, its address.
+#[derive(clap::Args)]
+pub struct Share {
+    #[arg(long, value_delimiter = ',')]
+    pub ws: Vec<SocketAddr>,
+    #[arg(long)]
+    pub tokens_file: PathBuf,
+    #[arg(long)]
+    pub source: Ipv4Addr,
+}
+
+impl Share {
+    pub fn tokens(&self) -> anyhow::Result<Vec<String>> {
+        Ok(std::fs::read_to_string(&self.tokens_file)?.lines().map(str::to_owned).collect())
+    }
+
+    /// The connect node of session `index`, and the address to open it from.
+    pub fn route(&self, index: usize) -> (SocketAddr, IpAddr) {
+        (self.ws[index % self.ws.len()], IpAddr::V4(self.source))
+    }
+}
 
 /// The running workers and their output.
 pub struct Workers {
@@ -19,16 +42,18 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `count` workers running `gim-bench <subcommand> <args> --tokens-file F
-    /// --source A`, the tokens (each user's first device) shared out among them; worker
-    /// `i` binds its sockets to `127.{network}.1.{i + 1}` (for fewer than 250).
+    /// Starts `count` workers running `gim-bench <subcommand> --ws W <args> --tokens-file
+    /// F --source A` (see `Share`), the tokens (each user's first device) shared out among
+    /// them; worker `i` binds its sockets to `127.{network}.1.{i + 1}` (for fewer than 250).
     pub fn start(
         subcommand: &str,
+        ws: &[SocketAddr],
         args: &[String],
         tokens: &[Vec<String>],
         count: usize,
         network: u8,
     ) -> anyhow::Result<Self> {
+        let ws: Vec<String> = ws.iter().map(ToString::to_string).collect();
         let dir = std::env::temp_dir().join(format!("gim-bench-{subcommand}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let share = tokens.len().div_ceil(count.max(1)).max(1);
@@ -41,6 +66,7 @@ impl Workers {
             }
             let child = Command::new(std::env::current_exe()?)
                 .arg(subcommand)
+                .args(["--ws", &ws.join(",")])
                 .args(args)
                 .arg("--tokens-file")
                 .arg(&file)
