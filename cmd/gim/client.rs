@@ -21,7 +21,7 @@ pub fn answer<T>(result: Result<Response<T>, Status>) -> anyhow::Result<T> {
     result.map(Response::into_inner).map_err(|status| anyhow!("{:?}: {}", status.code(), status.message()))
 }
 
-fn new_client_msg_id() -> String {
+pub fn new_client_msg_id() -> String {
     format!("cli-{:016x}", rand::random::<u64>())
 }
 

@@ -11,8 +11,8 @@ use gim::proto::{
         ClientFrame, EventPush, Heartbeat, Kicked, ServerFrame, client_frame::Payload, event_push::Event,
         response::Result as Answer, server_frame::Payload as Down,
     },
-    common::v1::{ConversationType, Message},
-    logic::v1::{AckRequest, Empty, SyncRequest, device_client::DeviceClient},
+    common::v1::{ConversationType, Message, message_body::Content},
+    logic::v1::{AckRequest, Empty, JoinRoomRequest, RoomEvent, RoomMessage, SyncRequest, device_client::DeviceClient},
 };
 use prost::Message as _;
 use serde_json::json;
@@ -42,6 +42,9 @@ pub struct ListenArgs {
     /// Exit after printing this many messages.
     #[arg(long)]
     count: Option<u64>,
+    /// Also join this live room, with its last messages (repeat the flag for more).
+    #[arg(long = "room")]
+    rooms: Vec<String>,
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -54,6 +57,7 @@ struct Listener {
     seq: u64,
     printed: u64,
     count: Option<u64>,
+    rooms: Vec<String>,
 }
 
 pub async fn listen(remote: &Remote, args: ListenArgs) -> anyhow::Result<()> {
@@ -77,7 +81,8 @@ pub async fn listen(remote: &Remote, args: ListenArgs) -> anyhow::Result<()> {
     let (socket, _) = tokio_tungstenite::connect_async(&url)
         .await
         .with_context(|| format!("opening a session at {} (--ws or GIM_WS)", remote.ws))?;
-    let mut listener = Listener { socket, json: args.json, next_request: 0, seq, printed: 0, count: args.count };
+    let mut listener =
+        Listener { socket, json: args.json, next_request: 0, seq, printed: 0, count: args.count, rooms: args.rooms };
     listener.run().await
 }
 
@@ -95,6 +100,9 @@ impl Listener {
 
     async fn run(&mut self) -> anyhow::Result<()> {
         self.send(Payload::Sync(SyncRequest { after_seq: self.seq, limit: 0 })).await?;
+        for room_id in self.rooms.clone() {
+            self.send(Payload::JoinRoom(JoinRoomRequest { room_id, replay: true })).await?;
+        }
         let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
         heartbeat.tick().await;
         while !self.done() {
@@ -145,6 +153,8 @@ impl Listener {
                 }
             }
             Some(Down::Event(EventPush { event: Some(event) })) => self.print_event(event),
+            Some(Down::RoomMessage(message)) => self.print_room_message(&message),
+            Some(Down::RoomEvent(event)) => self.print_room_event(&event),
             Some(Down::Kicked(kicked)) => self.print_kicked(&kicked),
             _ => {}
         }
@@ -227,6 +237,42 @@ impl Listener {
         }
     }
 
+    fn print_room_message(&mut self, message: &RoomMessage) {
+        if self.done() {
+            return;
+        }
+        self.printed += 1;
+        let from = if message.sender_user_id.is_empty() { "(app)" } else { &message.sender_user_id };
+        let text = match message.body.as_ref().and_then(|body| body.content.as_ref()) {
+            Some(Content::Text(text)) => text.text.clone(),
+            Some(other) => format!("[{}]", body_kind(other)),
+            None => String::new(),
+        };
+        if self.json {
+            let line = json!({
+                "type": "room_message", "room_id": message.room_id, "seq": message.seq, "from": message.sender_user_id,
+                "text": text, "sent_at_ms": message.sent_at_ms,
+            });
+            println!("{line}");
+        } else {
+            println!("room {} #{} {from}: {text}", message.room_id, message.seq);
+        }
+    }
+
+    fn print_room_event(&self, event: &RoomEvent) {
+        let kind = event.kind().as_str_name().trim_start_matches("ROOM_EVENT_KIND_").to_lowercase();
+        if self.json {
+            let line = json!({
+                "type": "room_event", "room_id": event.room_id, "kind": kind, "reason": event.reason,
+                "custom_kind": event.custom_kind, "data": String::from_utf8_lossy(&event.data),
+            });
+            println!("{line}");
+        } else {
+            let detail = if event.custom_kind.is_empty() { event.reason.clone() } else { event.custom_kind.clone() };
+            println!("(room {kind}) {} {detail}", event.room_id);
+        }
+    }
+
     fn print_kicked(&self, kicked: &Kicked) {
         let reason = kicked.reason().as_str_name();
         if self.json {
@@ -234,6 +280,22 @@ impl Listener {
         } else {
             println!("(kicked) {reason}: {}", kicked.message);
         }
+    }
+}
+
+/// What kind of body a room message has, when it is not text.
+fn body_kind(content: &Content) -> &'static str {
+    match content {
+        Content::Text(_) => "text",
+        Content::Image(_) => "image",
+        Content::Audio(_) => "audio",
+        Content::Video(_) => "video",
+        Content::File(_) => "file",
+        Content::Sticker(_) => "sticker",
+        Content::Location(_) => "location",
+        Content::Custom(_) => "custom",
+        Content::System(_) => "system",
+        Content::Revision(_) => "revision",
     }
 }
 

@@ -21,6 +21,7 @@ mod apps;
 mod client;
 mod listen;
 mod remote;
+mod rooms;
 mod webhooks;
 
 #[derive(Parser)]
@@ -92,6 +93,20 @@ enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// Live rooms: push to them, count them, put users in and out, close them.
+    Room {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(subcommand)]
+        command: rooms::RoomCommand,
+    },
+    /// A system message to some users, or an announcement to every user of the app.
+    Broadcast {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: rooms::BroadcastArgs,
+    },
 }
 
 /// glibc gives busy threads arenas of their own, up to 8 per core; a connect node's
@@ -137,6 +152,8 @@ async fn run_cli() -> anyhow::Result<()> {
         Command::Send { remote, args } => client::send(&Remote::resolve(&remote)?, args).await,
         Command::Listen { remote, args } => listen::listen(&Remote::resolve(&remote)?, args).await,
         Command::Group { remote, command } => client::group(&Remote::resolve(&remote)?, command).await,
+        Command::Room { remote, command } => rooms::room(&Remote::resolve(&remote)?, command).await,
+        Command::Broadcast { remote, args } => rooms::broadcast(&Remote::resolve(&remote)?, args).await,
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 
 use super::{
     fanout::{Batch, Flusher, Pacing, Pending, Share, Topic, TopicKey},
+    room_order::{self, Ready, RoomOrder},
     rooms::{JoinedRoom, RoomHere, RoomsHere},
 };
 use crate::{
@@ -229,6 +230,8 @@ pub struct Hub {
     pending: Pending,
     /// This node's rooms, as the registry is told of them.
     pub(super) rooms: RoomsHere,
+    /// Room pushes put back in seq order.
+    room_order: RoomOrder,
     /// Users who left a large group lately, and when the news reached this node.
     recent_leaves: Mutex<HashMap<MemberKey, Instant>>,
     next_id: AtomicU64,
@@ -244,6 +247,7 @@ impl Hub {
             topics: DashMap::new(),
             pending: Pending::default(),
             rooms: RoomsHere::new(max_rooms),
+            room_order: RoomOrder::default(),
             recent_leaves: Mutex::default(),
             next_id: AtomicU64::new(1),
             outbound_limit,
@@ -384,7 +388,12 @@ impl Hub {
         let Some(index) = rooms.iter().position(|joined| *joined.id == *room) else { return false };
         rooms.swap_remove(index);
         drop(rooms);
-        self.remove_subscriber((session.app, Topic::Room(room.into())), session);
+        let key = (session.app, Topic::Room(room.into()));
+        self.remove_subscriber(key.clone(), session);
+        if !self.topics.contains_key(&key) {
+            // Nobody here reads the room any more: its order starts afresh with the next.
+            self.room_order.forget(&key);
+        }
         self.rooms.left(session.app, room);
         true
     }
@@ -396,8 +405,34 @@ impl Hub {
         let Some(subscribers) = self.topics.get(&key) else { return 0 };
         let subscribed = subscribers.len();
         drop(subscribers);
-        self.pending.add(key, push.seq, push.frame.clone(), push.skip.clone());
+        let ready = Ready { seq: push.seq, frame: push.frame.clone(), skip: push.skip.clone() };
+        if push.seq == 0 {
+            // Events have no place in the room's order.
+            self.pending.add(key, 0, ready.frame, ready.skip);
+            return subscribed;
+        }
+        for ready in self.room_order.arrived(key.clone(), ready) {
+            self.pending.add(key.clone(), ready.seq, ready.frame, ready.skip);
+        }
         subscribed
+    }
+
+    /// Lets room pushes that waited long enough for the ones before them go; forgets the
+    /// order of rooms no session here is in. Runs until the node stops.
+    pub async fn release_room_pushes(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(room_order::WAIT / 4);
+        loop {
+            tick.tick().await;
+            for (key, due) in self.room_order.overdue() {
+                if !self.topics.contains_key(&key) {
+                    self.room_order.forget(&key);
+                    continue;
+                }
+                for ready in due {
+                    self.pending.add(key.clone(), ready.seq, ready.frame, ready.skip);
+                }
+            }
+        }
     }
 
     /// The business put sessions in a room, took them out, or closed it: each session
@@ -411,6 +446,8 @@ impl Hub {
             }
             RoomTarget::Everyone { .. } => {
                 let key = (change.app, Topic::Room(change.room.as_str().into()));
+                // The room starts over: its seqs count from 1 again.
+                self.room_order.forget(&key);
                 let Some(subscribers) = self.topics.get(&key) else { return 0 };
                 subscribers.values().map(|subscriber| subscriber.session.clone()).collect()
             }

@@ -11,6 +11,7 @@ mod listener;
 mod logic_nodes;
 mod order;
 mod reports;
+mod room_order;
 mod rooms;
 mod session;
 mod web;
@@ -180,6 +181,7 @@ impl ConnectNode {
             budget: Duration::from_millis(config.group_flush_budget_ms),
         };
         tasks.push(tokio::spawn(parts.hub.clone().flush_groups(pacing, ctx.metrics.clone())));
+        tasks.push(tokio::spawn(parts.hub.clone().release_room_pushes()));
         tasks.push(tokio::spawn(rooms::report(
             parts.hub.clone(),
             parts.routes.clone(),

@@ -444,10 +444,10 @@ impl State {
         // A session already in the room has had its messages: no replay again.
         self.enter(&room, &here, request.replay && newly, ctx).await?;
         let replayed = u32::try_from(self.follow_up.len()).unwrap_or(u32::MAX);
-        let here = ctx.hub.rooms.members(self.session.app, &room);
+        let on_this_node = ctx.hub.rooms.members(self.session.app, &room);
         let (members, last_seq) = match ctx.routes.room(self.session.app, &room).await {
-            Ok(state) => (state.members.max(here), state.last_seq),
-            Err(_) => (here, 0),
+            Ok(state) => (state.members.max(on_this_node), state.last_seq),
+            Err(_) => (on_this_node, 0),
         };
         Ok(JoinRoomResponse { room_id: room, members, replayed, last_seq })
     }

@@ -69,8 +69,9 @@ impl MemoryRegistry {
         self
     }
 
-    /// Forgets the rooms with no live node that nobody sent to for their idle time, as
-    /// Redis expires them; at most once a second, so that it costs nothing per message.
+    /// Forgets the rooms with no live node that nobody sent to for their idle time (or
+    /// ever), as Redis expires them; at most once a second, so that it costs nothing per
+    /// message.
     fn forget_idle_rooms(&self, rooms: &mut HashMap<RoomKey, Room>, now: i64) {
         let mut swept = self.rooms_swept_ms.lock().expect("sweep lock");
         if now - *swept < 1000 {
@@ -78,7 +79,8 @@ impl MemoryRegistry {
         }
         *swept = now;
         let idle_ms = i64::try_from(self.room_idle.as_millis()).unwrap_or(i64::MAX / 2);
-        rooms.retain(|_, room| !room.live_nodes(now).is_empty() || room.touched_ms + idle_ms > now);
+        // A room that only ever had sessions goes with its last node, as in Redis.
+        rooms.retain(|_, room| !room.live_nodes(now).is_empty() || (room.seq > 0 && room.touched_ms + idle_ms > now));
     }
 
     fn expires_at(&self) -> i64 {

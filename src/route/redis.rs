@@ -80,6 +80,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return result
 "#;
 
+/// Sets a node's entry in a room (ARGV[1] = ARGV[2]). A room that has had messages lives
+/// its idle time (ARGV[4] ms); one that has only had sessions, the entries' time to live
+/// (ARGV[3] ms), so that joining rooms no one writes to leaves nothing behind for long.
+const REPORT_ROOM: &str = r#"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HEXISTS', KEYS[1], 'seq') == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+"#;
+
 /// How long an announced presence is remembered.
 const PRESENCE_TTL_SECS: u64 = 24 * 3600;
 
@@ -94,6 +107,7 @@ pub struct RedisRegistry {
     renew: Script,
     unregister: Script,
     publish: Script,
+    report_room: Script,
     room_idle: Duration,
 }
 
@@ -123,6 +137,7 @@ impl RedisRegistry {
             renew: Script::new(RENEW),
             unregister: Script::new(UNREGISTER),
             publish: Script::new(PUBLISH),
+            report_room: Script::new(REPORT_ROOM),
             room_idle: Duration::from_secs(3600),
         })
     }
@@ -293,11 +308,17 @@ impl RoomRegistry for RedisRegistry {
         let expires_at = now_ms() + self.ttl_ms();
         let field = format!("n:{node}");
         for chunk in rooms.chunks(PIPELINE) {
+            // EVALSHA needs the script loaded on this server (it may have restarted).
             let mut pipe = redis::pipe();
+            pipe.load_script(&self.report_room).ignore();
             for room in chunk {
-                let key = self.room_key(room.app, &room.room);
-                pipe.hset(&key, &field, encode_count(room.members, expires_at)).ignore();
-                pipe.pexpire(&key, self.room_idle_ms()).ignore();
+                let mut invocation = self.report_room.key(self.room_key(room.app, &room.room));
+                invocation
+                    .arg(&field)
+                    .arg(encode_count(room.members, expires_at))
+                    .arg(self.ttl_ms())
+                    .arg(self.room_idle_ms());
+                pipe.invoke_script(&invocation).ignore();
             }
             pipe.query_async::<()>(&mut self.redis.clone()).await.map_err(error)?;
         }

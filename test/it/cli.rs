@@ -197,3 +197,45 @@ async fn webhooks_are_managed_from_the_command_line() {
     let updated = cli.ok(&[&hook[..], &admin[..]].concat()).await;
     assert!(updated.contains("before_send=https://backend.example/moderate"), "{updated}");
 }
+
+/// `gim room ...`, `gim broadcast` and `gim listen --room` against a running `gim serve`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_and_announcements_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr, ws) = serve(dir.path()).await;
+    let profiles = dir.path().join("profiles.toml");
+    let cli = Cli { profiles: &profiles, server: addr, ws };
+    cli.ok(&["app", "create", "--name", "rooms", "--admin-token", ADMIN_TOKEN, "--save"]).await;
+    cli.ok(&["user", "create", "ann"]).await;
+    assert_eq!(cli.ok(&["room", "push", "live", "before"]).await, "seq: 1\n");
+
+    let listening =
+        cli.listen(&["listen", "--user", "ann", "--device", "phone", "--json", "--count", "3", "--room", "live"]);
+    let talking = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !cli.ok(&["room", "get", "live"]).await.starts_with("members: 1\n") {
+            assert!(tokio::time::Instant::now() < deadline, "ann's session never joined the room");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cli.ok(&["room", "push", "live", "hello"]).await;
+        let announced = cli.ok(&["broadcast", "all hands"]).await;
+        assert!(announced.starts_with("~announcements: "), "{announced}");
+    };
+    let (lines, ()) = tokio::join!(listening, talking);
+    let seen: Vec<(&str, String)> =
+        lines.iter().map(|line| (line["type"].as_str().unwrap(), line["text"].as_str().unwrap().to_owned())).collect();
+    assert_eq!(
+        seen,
+        [("room_message", "before".into()), ("room_message", "hello".into()), ("message", "all hands".into())],
+        "the replay, the new message, the announcement"
+    );
+    assert_eq!(lines[1]["seq"], 2);
+    assert_eq!(lines[2]["to"], "~announcements");
+
+    let named = cli.ok(&["broadcast", "--user", "ann", "--user", "ghost", "just you"]).await;
+    assert!(named.starts_with("ann: "), "{named}");
+    cli.ok(&["room", "close", "live", "--reason", "done"]).await;
+    assert_eq!(cli.ok(&["room", "get", "live"]).await, "members: 0\nlast_seq: 0\n");
+    let bad = cli.fails(&["room", "push", "bad room", "x"]).await;
+    assert!(bad.contains("InvalidArgument"), "{bad}");
+}

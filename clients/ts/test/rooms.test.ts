@@ -31,7 +31,7 @@ describe("live rooms", () => {
     const annGot = record(annPhone);
     const bobGot = record(bobPhone);
     start(annPhone);
-    start(bobPhone);
+    const bobRec = start(bobPhone);
     await Promise.all([annPhone.whenOnline(), bobPhone.whenOnline()]);
 
     await app.clients.business.pushRoom({ roomId: "show", body: { content: { case: "text", value: { text: "before" } } } });
@@ -51,9 +51,9 @@ describe("live rooms", () => {
     // Bob's connection breaks; he is back in the room without asking, and the replay
     // brings what he missed without repeating what he had.
     sockets.filter((s) => s.url.includes(bob.phone!)).at(-1)!.terminate();
-    await waitFor("bob reconnecting", () => bobPhone.state !== "online");
+    await waitFor("bob reconnecting", () => bobRec.states.some((s) => s.state === "reconnecting"));
     await app.clients.business.pushRoom({ roomId: "show", body: { content: { case: "text", value: { text: "while away" } } } });
-    await bobPhone.whenOnline();
+    await waitFor("bob back", () => bobRec.states.filter((s) => s.state === "online").length === 2);
     await waitFor("bob catches up", () => bobGot.messages.length === 2);
     await annPhone.sendRoomText("show", "welcome back");
     await waitFor("bob gets the next", () => bobGot.messages.length === 3);
@@ -73,7 +73,7 @@ describe("live rooms", () => {
     const ann = await app.user("ann", ["phone"]);
     const annPhone = app.session(ann.phone!);
     const got = record(annPhone);
-    start(annPhone);
+    const rec = start(annPhone);
     await annPhone.whenOnline();
     await expect(annPhone.joinRoom("private:vip")).rejects.toMatchObject({ code: 7 });
 
@@ -84,8 +84,7 @@ describe("live rooms", () => {
     await waitFor("the message", () => got.messages.length === 1);
 
     sockets.filter((s) => s.url.includes(ann.phone!)).at(-1)!.terminate();
-    await waitFor("reconnecting", () => annPhone.state !== "online");
-    await annPhone.whenOnline();
+    await waitFor("back online", () => rec.states.filter((s) => s.state === "online").length === 2);
     await waitFor("left on reconnecting", () => got.events.some((e) => e.kind === RoomEventKind.LEFT));
     expect(annPhone.joinedRooms).toEqual([]);
   });
