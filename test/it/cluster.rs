@@ -25,6 +25,15 @@ fn redis_url() -> String {
     Server::Redis.url().expect("a cluster test checks servers_missing first")
 }
 
+/// Processes started on ports `free_addr` found free: another test may take one first,
+/// and the process then exits; it is started again on other ports.
+const PORT_ATTEMPTS: usize = 3;
+
+/// Whether a process has ended (it could not bind its ports, for one).
+fn exited(child: &mut Child) -> bool {
+    matches!(child.try_wait(), Ok(Some(_)))
+}
+
 struct Cluster {
     env: Vec<(String, String)>,
     logic: Vec<SocketAddr>,
@@ -72,23 +81,29 @@ impl Cluster {
     }
 
     async fn start_logic(&mut self) -> Child {
-        let (addr, internal) = (free_addr(), free_addr());
-        let child = self.command(
-            "logic",
-            &[("GIM_LOGIC__LISTEN", addr.to_string()), ("GIM_LOGIC__INTERNAL_LISTEN", internal.to_string())],
-        );
-        for _ in 0..150 {
-            if let Ok(channel) =
-                tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await
-                && HealthClient::new(channel).check(HealthCheckRequest::default()).await.is_ok()
-            {
-                self.logic.push(addr);
-                self.internal.push(internal);
-                return child;
+        for _ in 0..PORT_ATTEMPTS {
+            let (addr, internal) = (free_addr(), free_addr());
+            let mut child = self.command(
+                "logic",
+                &[("GIM_LOGIC__LISTEN", addr.to_string()), ("GIM_LOGIC__INTERNAL_LISTEN", internal.to_string())],
+            );
+            for _ in 0..150 {
+                if exited(&mut child) {
+                    break;
+                }
+                if let Ok(channel) =
+                    tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await
+                    && HealthClient::new(channel).check(HealthCheckRequest::default()).await.is_ok()
+                    && !exited(&mut child)
+                {
+                    self.logic.push(addr);
+                    self.internal.push(internal);
+                    return child;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("gim logic did not start on {addr}");
+        panic!("gim logic did not start");
     }
 
     /// An app, created through the admin API, whose business calls go to `addr`.
@@ -100,29 +115,35 @@ impl Cluster {
 
     /// A connect node; returns it with its WebSocket address.
     async fn start_connect(&self) -> (Child, SocketAddr) {
-        let (ws, internal) = (free_addr(), free_addr());
         let list = |addrs: &[SocketAddr]| {
             let quoted: Vec<String> = addrs.iter().map(|addr| format!("\"http://{addr}\"")).collect();
             format!("[{}]", quoted.join(","))
         };
-        let child = self.command(
-            "connect",
-            &[
-                ("GIM_CONNECT__LISTEN", ws.to_string()),
-                ("GIM_CONNECT__INTERNAL_LISTEN", internal.to_string()),
-                ("GIM_CONNECT__LOGIC_ADDRS", list(&self.logic)),
-                ("GIM_CONNECT__LOGIC_INTERNAL_ADDRS", list(&self.internal)),
-            ],
-        );
-        for _ in 0..150 {
-            if tokio::net::TcpStream::connect(ws).await.is_ok()
-                && tokio::net::TcpStream::connect(internal).await.is_ok()
-            {
-                return (child, ws);
+        for _ in 0..PORT_ATTEMPTS {
+            let (ws, internal) = (free_addr(), free_addr());
+            let mut child = self.command(
+                "connect",
+                &[
+                    ("GIM_CONNECT__LISTEN", ws.to_string()),
+                    ("GIM_CONNECT__INTERNAL_LISTEN", internal.to_string()),
+                    ("GIM_CONNECT__LOGIC_ADDRS", list(&self.logic)),
+                    ("GIM_CONNECT__LOGIC_INTERNAL_ADDRS", list(&self.internal)),
+                ],
+            );
+            for _ in 0..150 {
+                if exited(&mut child) {
+                    break;
+                }
+                if tokio::net::TcpStream::connect(ws).await.is_ok()
+                    && tokio::net::TcpStream::connect(internal).await.is_ok()
+                    && !exited(&mut child)
+                {
+                    return (child, ws);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("gim connect did not start on {ws}");
+        panic!("gim connect did not start");
     }
 }
 
