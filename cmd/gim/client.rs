@@ -318,7 +318,12 @@ pub async fn group(remote: &Remote, command: GroupCommand) -> anyhow::Result<()>
 
 /// A message's text, or what kind of message it is.
 pub fn describe(message: &Message) -> String {
-    match message.body.as_ref().and_then(|body| body.content.as_ref()) {
+    describe_body(message.body.as_ref())
+}
+
+/// A body's text, or what kind of body it is (a room message's too).
+pub fn describe_body(body: Option<&MessageBody>) -> String {
+    match body.and_then(|body| body.content.as_ref()) {
         Some(Content::Text(text)) => text.text.clone(),
         Some(Content::System(system)) => format!("[{}] by {} {}", system.event, system.actor_user_id, system.detail),
         Some(Content::Revision(revision)) => {

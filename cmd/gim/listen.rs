@@ -11,7 +11,7 @@ use gim::proto::{
         ClientFrame, EventPush, Heartbeat, Kicked, ServerFrame, client_frame::Payload, event_push::Event,
         response::Result as Answer, server_frame::Payload as Down,
     },
-    common::v1::{ConversationType, Message, message_body::Content},
+    common::v1::{ConversationType, Message},
     logic::v1::{AckRequest, Empty, JoinRoomRequest, RoomEvent, RoomMessage, SyncRequest, device_client::DeviceClient},
 };
 use prost::Message as _;
@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame};
 
 use crate::{
-    client::{answer, business, describe, issue_token, register_device},
+    client::{answer, business, describe, describe_body, issue_token, register_device},
     remote::{self, Remote},
 };
 
@@ -243,11 +243,7 @@ impl Listener {
         }
         self.printed += 1;
         let from = if message.sender_user_id.is_empty() { "(app)" } else { &message.sender_user_id };
-        let text = match message.body.as_ref().and_then(|body| body.content.as_ref()) {
-            Some(Content::Text(text)) => text.text.clone(),
-            Some(other) => format!("[{}]", body_kind(other)),
-            None => String::new(),
-        };
+        let text = describe_body(message.body.as_ref());
         if self.json {
             let line = json!({
                 "type": "room_message", "room_id": message.room_id, "seq": message.seq, "from": message.sender_user_id,
@@ -280,22 +276,6 @@ impl Listener {
         } else {
             println!("(kicked) {reason}: {}", kicked.message);
         }
-    }
-}
-
-/// What kind of body a room message has, when it is not text.
-fn body_kind(content: &Content) -> &'static str {
-    match content {
-        Content::Text(_) => "text",
-        Content::Image(_) => "image",
-        Content::Audio(_) => "audio",
-        Content::Video(_) => "video",
-        Content::File(_) => "file",
-        Content::Sticker(_) => "sticker",
-        Content::Location(_) => "location",
-        Content::Custom(_) => "custom",
-        Content::System(_) => "system",
-        Content::Revision(_) => "revision",
     }
 }
 

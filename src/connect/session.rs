@@ -547,6 +547,7 @@ impl State {
                         out.extend(self.session.room_pushes(room, &batch.pushes[from..]).into_iter().cloned());
                     }
                 },
+                // Taken out and handled first, above.
                 Outbound::RoomJoined { .. } => {}
             }
         }

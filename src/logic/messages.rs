@@ -223,8 +223,11 @@ impl Logic {
         self.decorate(app, user_id, &mut page.items).await?;
         // Messages committed between the two reads may be newer than `latest`.
         let latest_seq = page.items.last().map_or(latest, |m| m.seq.max(latest));
-        let mut large_groups = self.store().user_large_groups(app, user_id).await?;
-        large_groups.extend(self.announcements_listed(app).await?);
+        let (mut large_groups, announcements) = futures_util::try_join!(
+            async { Ok(self.store().user_large_groups(app, user_id).await?) },
+            self.announcements_listed(app)
+        )?;
+        large_groups.extend(announcements);
         Ok(SyncPage { messages: page.items, has_more: page.has_more, latest_seq, large_groups })
     }
 

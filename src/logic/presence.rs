@@ -11,17 +11,23 @@ use crate::{
 };
 
 /// Longest `kind` of a business event.
-pub(super) const MAX_EVENT_KIND: usize = 64;
+const MAX_EVENT_KIND: usize = 64;
 
 /// An application-defined event as devices get it, once its kind and size are checked.
 pub(super) fn event_frame(kind: &str, data: Vec<u8>, limits: &crate::config::Limits) -> Result<bytes::Bytes> {
+    check_event(kind, &data, limits)?;
+    Ok(frames::event(Event::Custom(CustomEvent { kind: kind.to_owned(), data })))
+}
+
+/// An event the business sends (to users, or to a room): its kind and its data's size.
+pub(super) fn check_event(kind: &str, data: &[u8], limits: &crate::config::Limits) -> Result<()> {
     if kind.is_empty() || kind.len() > MAX_EVENT_KIND {
         return Err(Error::invalid(format!("kind must be 1-{MAX_EVENT_KIND} characters")));
     }
     if data.len() > limits.max_message_bytes {
         return Err(Error::invalid(format!("data is limited to {} bytes", limits.max_message_bytes)));
     }
-    Ok(frames::event(Event::Custom(CustomEvent { kind: kind.to_owned(), data })))
+    Ok(())
 }
 
 impl Logic {

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{DeviceCaller, Error, Logic, Result, presence::MAX_EVENT_KIND, validate};
+use super::{DeviceCaller, Error, Logic, Result, presence::check_event, validate};
 use crate::{
     delivery::{DeviceRef, RoomChange, RoomPush, RoomTarget},
     frames,
@@ -22,13 +22,7 @@ const MAX_REASON_CHARS: usize = 200;
 
 /// Room ids: 1-128 of `A-Z a-z 0-9 _ - . @ :`.
 pub fn check_room_id(room: &str) -> Result<()> {
-    if room.is_empty() || room.len() > MAX_ROOM_ID_LEN {
-        return Err(Error::invalid(format!("room_id must be 1-{MAX_ROOM_ID_LEN} characters long")));
-    }
-    if !room.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.@:".contains(&b)) {
-        return Err(Error::invalid("room_id may contain only A-Z a-z 0-9 _ - . @ :"));
-    }
-    Ok(())
+    validate::id_up_to("room_id", room, MAX_ROOM_ID_LEN)
 }
 
 /// What the business sends to a room.
@@ -96,15 +90,7 @@ impl Logic {
                 Ok(self.publish_room(app, room, sender, client_msg_id, body.unwrap_or_default()).await?.seq)
             }
             RoomContent::Event { kind, data } => {
-                if kind.is_empty() || kind.len() > MAX_EVENT_KIND {
-                    return Err(Error::invalid(format!("event_kind must be 1-{MAX_EVENT_KIND} characters")));
-                }
-                if data.len() > self.limits().max_message_bytes {
-                    return Err(Error::invalid(format!(
-                        "event_data is limited to {} bytes",
-                        self.limits().max_message_bytes
-                    )));
-                }
+                check_event(&kind, &data, self.limits())?;
                 let nodes = self.inner.routes.room(app, room).await.map_err(unavailable)?.nodes;
                 let frame = frames::room_event(RoomEvent {
                     room_id: room.to_owned(),

@@ -11,8 +11,13 @@ pub const MAX_ID_LEN: usize = 64;
 
 /// User, device and group ids: 1-64 of `A-Z a-z 0-9 _ - . @ :`.
 pub fn id(field: &str, value: &str) -> Result<()> {
-    if value.is_empty() || value.len() > MAX_ID_LEN {
-        return Err(Error::invalid(format!("{field} must be 1-{MAX_ID_LEN} characters long")));
+    id_up_to(field, value, MAX_ID_LEN)
+}
+
+/// An id of the same alphabet, 1 to `max` characters long.
+pub fn id_up_to(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() || value.len() > max {
+        return Err(Error::invalid(format!("{field} must be 1-{max} characters long")));
     }
     if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.@:".contains(&b)) {
         return Err(Error::invalid(format!("{field} may contain only A-Z a-z 0-9 _ - . @ :")));

@@ -81,3 +81,55 @@ async fn routes_expire_unless_their_node_renews_them() {
         assert_eq!(devices(registry, "bob").await, pairs(&[("kept", "node-1")]), "{name}");
     }
 }
+
+fn counted(app: u64, room: &str, members: u64) -> gim::route::RoomCount {
+    gim::route::RoomCount { app, room: room.into(), members }
+}
+
+/// Live rooms in the registry: nodes and counts, seqs within the rate, the kept
+/// messages, a close, entries that expire, and apps kept apart; the same from both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_list_their_nodes_count_their_members_and_number_their_messages() {
+    use bytes::Bytes;
+    for (name, registry) in registries().await {
+        let registry = registry.as_ref();
+        // Starts a second, for the rate below.
+        tokio::time::sleep(Duration::from_millis(1010 - (gim::model::now_ms() % 1000) as u64)).await;
+        registry.report_rooms("node-1", &[counted(1, "live", 3), counted(1, "other", 1)]).await.unwrap();
+        registry.report_rooms("node-2", &[counted(1, "live", 2)]).await.unwrap();
+        let room = registry.room(1, "live").await.unwrap();
+        let mut nodes = room.nodes.clone();
+        nodes.sort();
+        assert_eq!((room.members, room.last_seq, nodes), (5, 0, vec!["node-1".into(), "node-2".into()]), "{name}");
+        assert_eq!(registry.room(2, "live").await.unwrap().members, 0, "{name}: another app's room");
+
+        // Seqs, and the rate: 2 counted messages a second (this started a second, so the
+        // three calls fall in one); uncounted ones pass.
+        let first = registry.publish(1, "live", 2).await.unwrap().expect("within the rate");
+        assert_eq!((first.seq, first.nodes.len()), (1, 2), "{name}");
+        assert_eq!(registry.publish(1, "live", 2).await.unwrap().map(|p| p.seq), Some(2), "{name}");
+        assert_eq!(registry.publish(1, "live", 2).await.unwrap(), None, "{name}: over the rate, no seq taken");
+        assert_eq!(registry.publish(1, "live", 0).await.unwrap().map(|p| p.seq), Some(3), "{name}: not counted");
+
+        // The last `keep` messages, oldest first.
+        for seq in 1..=4u64 {
+            registry.remember(1, "live", seq, &Bytes::from(vec![seq as u8]), 3).await.unwrap();
+        }
+        let kept: Vec<u64> = registry.replay(1, "live").await.unwrap().into_iter().map(|(seq, _)| seq).collect();
+        assert_eq!(kept, [2, 3, 4], "{name}");
+        assert_eq!(registry.replay(1, "other").await.unwrap(), [], "{name}");
+
+        // A close forgets the seq and the kept messages and names the nodes.
+        let mut closed = registry.close_room(1, "live").await.unwrap();
+        closed.sort();
+        assert_eq!(closed, ["node-1", "node-2"], "{name}");
+        assert_eq!(registry.room(1, "live").await.unwrap(), Default::default(), "{name}");
+        assert_eq!(registry.replay(1, "live").await.unwrap(), [], "{name}");
+        assert_eq!(registry.publish(1, "live", 0).await.unwrap().unwrap().seq, 1, "{name}: starts over");
+
+        // A node that stops reporting drops out of its rooms with its entries' time to live.
+        tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+        let room = registry.room(1, "other").await.unwrap();
+        assert_eq!((room.members, room.nodes.len()), (0, 0), "{name}");
+    }
+}

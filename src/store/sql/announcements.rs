@@ -19,13 +19,7 @@ impl SqlStore {
         if let Some(stored) = self.stored_sends(tx, app, batch).await?.into_values().next() {
             return Ok(stored);
         }
-        let latest: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(seq) FROM group_timeline WHERE app_id = ? AND group_id = ?")
-                .bind(app)
-                .bind(message.receiver_id.as_str())
-                .fetch_one(&mut **tx)
-                .await?;
-        let seq = rows::u64_of(latest.unwrap_or_default(), "seq")? + 1;
+        let seq = latest_on(&mut **tx, app, &message.receiver_id).await? + 1;
         let row = StoredRow { index: 0, sender_seq: 0, group_seq: seq, position: 0 };
         self.insert_messages(tx, app, batch, std::slice::from_ref(&row)).await?;
         sqlx::query("INSERT INTO group_timeline (app_id, group_id, seq, message_id, counted) VALUES (?, ?, ?, ?, 0)")
@@ -56,12 +50,21 @@ impl AnnouncementStore for SqlStore {
     }
 
     async fn latest_on_timeline(&self, app: AppId, timeline: &str) -> StoreResult<u64> {
-        let latest: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(seq) FROM group_timeline WHERE app_id = ? AND group_id = ?")
-                .bind(rows::bigint(app, "app_id")?)
-                .bind(timeline)
-                .fetch_one(&self.read)
-                .await?;
-        rows::u64_of(latest.unwrap_or_default(), "seq")
+        latest_on(&self.read, rows::bigint(app, "app_id")?, timeline).await
     }
+}
+
+/// The seq of a timeline's last message (0: none), in a transaction or from a pool.
+async fn latest_on<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    app: i64,
+    timeline: &str,
+) -> StoreResult<u64> {
+    let latest: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(seq) FROM group_timeline WHERE app_id = ? AND group_id = ?")
+            .bind(app)
+            .bind(timeline)
+            .fetch_one(executor)
+            .await?;
+    rows::u64_of(latest.unwrap_or_default(), "seq")
 }
