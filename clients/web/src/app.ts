@@ -22,7 +22,7 @@ import {
 
 import { errorText, type SignedIn } from "./auth.js";
 import type { WebConfig } from "./config.js";
-import { fields, h, mount, time } from "./dom.js";
+import { fields, h, Kept, mount, time } from "./dom.js";
 import { History, lineOf, recalledText, type Line } from "./history.js";
 
 /** What a notice says after the name of who caused it. */
@@ -72,10 +72,12 @@ export class ChatApp {
     notice: h("div", { class: "notice", role: "status" }),
   };
   private readonly tabs = new Map<Tab, HTMLButtonElement>();
-  private readonly composers = new Map<string, HTMLFormElement>();
-  private postForm?: HTMLFormElement;
-  /** What is typed in the post composer, so that no re-render can lose it. */
-  private postDraft = "";
+  /** Forms, made once each: a render moves no field the user may be typing in. */
+  private readonly forms = new Kept<HTMLFormElement>();
+  private readonly memberBoxes = new Kept<HTMLLabelElement>();
+  private readonly posts = new Kept<HTMLLIElement>();
+  private readonly moments = h("div", { class: "moments" });
+  private readonly feed = h("ul", { class: "feed" });
 
   private constructor(
     private readonly root: Element,
@@ -392,10 +394,10 @@ export class ChatApp {
         mount(this.regions.list, this.conversationList());
         break;
       case "friends":
-        mount(this.regions.list, this.friendsView());
+        mount(this.regions.list, ...this.friendsView());
         break;
       case "groups":
-        mount(this.regions.list, this.groupsView());
+        mount(this.regions.list, ...this.groupsView());
         break;
       case "moments":
         mount(this.regions.list, h("p", { class: "muted pad" }, "Posts of you and your friends."));
@@ -506,45 +508,47 @@ export class ChatApp {
 
   /** One per conversation, kept across renders: a render never takes what is being typed. */
   private composer(conversation: string): HTMLFormElement {
-    const kept = this.composers.get(conversation);
-    if (kept) return kept;
-    const input = h("input", { name: "text", placeholder: "Write a message", autocomplete: "off", "aria-label": "Message" });
-    const form = h("form", { class: "composer" }, input, h("button", { type: "submit", class: "primary" }, "Send"));
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      const text = input.value.trim();
-      if (!text) return;
-      const id = conversation.slice(2);
-      void this.act(async () => {
-        if (conversation.startsWith("g:")) await this.session.sendGroupText(id, text);
-        else await this.session.sendText(id, text);
-        input.value = "";
+    return this.forms.get(`composer:${conversation}`, () => {
+      const input = h("input", { name: "text", placeholder: "Write a message", autocomplete: "off", "aria-label": "Message" });
+      const form = h("form", { class: "composer" }, input, h("button", { type: "submit", class: "primary" }, "Send"));
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const text = input.value.trim();
+        if (!text) return;
+        const id = conversation.slice(2);
+        void this.act(async () => {
+          if (conversation.startsWith("g:")) await this.session.sendGroupText(id, text);
+          else await this.session.sendText(id, text);
+          input.value = "";
+        });
+        input.focus();
       });
-      input.focus();
+      return form;
     });
-    this.composers.set(conversation, form);
-    return form;
   }
 
-  private friendsView(): HTMLElement {
-    const add = h(
-      "form",
-      { class: "stack pad", "aria-label": "Add a friend" },
-      h("input", { name: "username", placeholder: "Their username", required: true, "aria-label": "Username" }),
-      h("input", { name: "greeting", placeholder: "Say hello (optional)", "aria-label": "Greeting" }),
-      h("button", { type: "submit", class: "primary" }, "Add friend"),
-    );
-    add.addEventListener("submit", (event) => {
-      event.preventDefault();
-      const { username, greeting } = fields(add);
-      void this.act(async () => {
-        const user = await this.clients.friends.findUser({ username });
-        const sent = await this.clients.friends.sendRequest({ userId: user.userId, greeting });
-        this.notify(sent.becameFriends ? `You and ${user.nickname} are friends.` : `Request sent to ${user.nickname}.`);
-        add.reset();
-        await this.loadFriends();
-        this.render();
+  private friendsView(): Node[] {
+    const add = this.forms.get("add-friend", () => {
+      const form = h(
+        "form",
+        { class: "stack pad", "aria-label": "Add a friend" },
+        h("input", { name: "username", placeholder: "Their username", required: true, "aria-label": "Username" }),
+        h("input", { name: "greeting", placeholder: "Say hello (optional)", "aria-label": "Greeting" }),
+        h("button", { type: "submit", class: "primary" }, "Add friend"),
+      );
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const { username, greeting } = fields(form);
+        void this.act(async () => {
+          const user = await this.clients.friends.findUser({ username });
+          const sent = await this.clients.friends.sendRequest({ userId: user.userId, greeting });
+          this.notify(sent.becameFriends ? `You and ${user.nickname} are friends.` : `Request sent to ${user.nickname}.`);
+          form.reset();
+          await this.loadFriends();
+          this.render();
+        });
       });
+      return form;
     });
     const requests = this.state.requests.map((request) =>
       h(
@@ -574,15 +578,12 @@ export class ChatApp {
         ),
       );
     });
-    return h(
-      "div",
-      {},
+    return [
       add,
-      requests.length > 0 && h("h3", { class: "pad" }, "Requests"),
-      requests.length > 0 && h("ul", { class: "items" }, requests),
+      ...(requests.length ? [h("h3", { class: "pad" }, "Requests"), h("ul", { class: "items" }, requests)] : []),
       h("h3", { class: "pad" }, "Friends"),
       friends.length ? h("ul", { class: "items" }, friends) : h("p", { class: "muted pad" }, "No friends yet."),
-    );
+    ];
   }
 
   private answer(userId: string, accept: boolean): void {
@@ -593,55 +594,38 @@ export class ChatApp {
     });
   }
 
-  private groupsView(): HTMLElement {
-    const create = h(
-      "form",
-      { class: "stack pad", "aria-label": "Create a group" },
-      h("input", { name: "name", placeholder: "Group name", required: true, "aria-label": "Group name" }),
-      this.state.friends.map((friend) =>
-        h(
-          "label",
-          { class: "check" },
-          h("input", { type: "checkbox", name: `member:${friend.user?.userId ?? ""}` }),
-          this.name(friend.user?.userId ?? ""),
+  private groupsView(): Node[] {
+    const create = this.forms.get("create-group", () => this.createGroupForm());
+    // The friends to pick from change while the form stays; a friend's box keeps its tick.
+    const friendIds = this.state.friends.map((friend) => friend.user?.userId ?? "").filter(Boolean);
+    this.memberBoxes.retain(friendIds);
+    mount(
+      create.querySelector(".members")!,
+      friendIds.map((id) =>
+        this.memberBoxes.get(id, () =>
+          h("label", { class: "check" }, h("input", { type: "checkbox", name: `member:${id}` }), this.name(id)),
         ),
       ),
-      h(
-        "label",
-        { class: "check" },
-        h("input", { type: "checkbox", name: "open", checked: true }),
-        "Anyone with the group's id may join",
-      ),
-      h("button", { type: "submit", class: "primary" }, "Create group"),
     );
-    create.addEventListener("submit", (event) => {
-      event.preventDefault();
-      const values = fields(create);
-      const memberIds = Object.keys(values)
-        .filter((key) => key.startsWith("member:"))
-        .map((key) => key.slice(7));
-      void this.act(async () => {
-        const joinPolicy = values.open ? JoinPolicy.FREE : JoinPolicy.APPROVAL;
-        const group = await this.clients.groups.createGroup({ name: values.name, memberIds, joinPolicy });
-        this.state.groups.set(group.groupId, group);
-        this.openConversation(`g:${group.groupId}`);
+    const join = this.forms.get("join-group", () => {
+      const form = h(
+        "form",
+        { class: "stack pad", "aria-label": "Join a group" },
+        h("input", { name: "groupId", placeholder: "Group id", required: true, "aria-label": "Group id" }),
+        h("button", { type: "submit" }, "Join group"),
+      );
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const { groupId } = fields(form);
+        void this.act(async () => {
+          const joined = await this.clients.groups.joinGroup({ groupId });
+          form.reset();
+          await this.loadGroups();
+          if (joined.joined) this.openConversation(`g:${groupId}`);
+          else this.notify("Your request to join was sent to the group's admins.");
+        });
       });
-    });
-    const join = h(
-      "form",
-      { class: "stack pad", "aria-label": "Join a group" },
-      h("input", { name: "groupId", placeholder: "Group id", required: true, "aria-label": "Group id" }),
-      h("button", { type: "submit" }, "Join group"),
-    );
-    join.addEventListener("submit", (event) => {
-      event.preventDefault();
-      const { groupId } = fields(join);
-      void this.act(async () => {
-        const joined = await this.clients.groups.joinGroup({ groupId });
-        await this.loadGroups();
-        if (joined.joined) this.openConversation(`g:${groupId}`);
-        else this.notify("Your request to join was sent to the group's admins.");
-      });
+      return form;
     });
     const groups = [...this.state.groups.values()].map((group) =>
       h(
@@ -650,51 +634,76 @@ export class ChatApp {
         h("div", { class: "row" }, h("span", { class: "name" }, group.name), h("span", { class: "muted small" }, group.groupId)),
       ),
     );
-    return h(
-      "div",
-      {},
+    return [
       create,
       join,
       h("h3", { class: "pad" }, "Your groups"),
       groups.length ? h("ul", { class: "items" }, groups) : h("p", { class: "muted pad" }, "No groups yet."),
-    );
+    ];
   }
 
-  /** Made once: the feed re-renders while the user types, and must not take the text. */
-  private postComposer(): HTMLFormElement {
-    if (this.postForm) {
-      const text = this.postForm.querySelector("textarea");
-      if (text && !text.value && this.postDraft) text.value = this.postDraft;
-      return this.postForm;
-    }
-    const composer = h(
+  private createGroupForm(): HTMLFormElement {
+    const form = h(
       "form",
-      { class: "stack", "aria-label": "New post" },
-      h("textarea", { name: "text", placeholder: "What's new?", required: true, rows: "3", "aria-label": "Post" }),
-      h("button", { type: "submit", class: "primary" }, "Post to friends"),
+      { class: "stack pad", "aria-label": "Create a group" },
+      h("input", { name: "name", placeholder: "Group name", required: true, "aria-label": "Group name" }),
+      h("div", { class: "members" }),
+      h(
+        "label",
+        { class: "check" },
+        h("input", { type: "checkbox", name: "open", checked: true }),
+        "Anyone with the group's id may join",
+      ),
+      h("button", { type: "submit", class: "primary" }, "Create group"),
     );
-    composer.addEventListener("input", () => {
-      this.postDraft = fields(composer).text ?? "";
-    });
-    composer.addEventListener("submit", (event) => {
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
-      const { text } = fields(composer);
+      const values = fields(form);
+      const memberIds = Object.keys(values)
+        .filter((key) => key.startsWith("member:"))
+        .map((key) => key.slice(7));
       void this.act(async () => {
-        await this.clients.moments.publish({ content: { text }, visibility: Visibility.FRIENDS });
-        this.postDraft = "";
-        composer.reset();
-        await this.loadFeed();
-        this.render();
+        const joinPolicy = values.open ? JoinPolicy.FREE : JoinPolicy.APPROVAL;
+        const group = await this.clients.groups.createGroup({ name: values.name, memberIds, joinPolicy });
+        form.reset();
+        this.state.groups.set(group.groupId, group);
+        this.openConversation(`g:${group.groupId}`);
       });
     });
-    this.postForm = composer;
-    return composer;
+    return form;
   }
 
+  /** The post composer and the feed under it; the composer and each post's reply field stay across renders. */
   private momentsView(): HTMLElement {
-    const composer = this.postComposer();
-    const posts = this.state.feed.map((post) => {
-      const liked = post.likes.some((like) => like.userId === this.me.userId);
+    const composer = this.forms.get("post", () => {
+      const form = h(
+        "form",
+        { class: "stack", "aria-label": "New post" },
+        h("textarea", { name: "text", placeholder: "What's new?", required: true, rows: "3", "aria-label": "Post" }),
+        h("button", { type: "submit", class: "primary" }, "Post to friends"),
+      );
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const { text } = fields(form);
+        void this.act(async () => {
+          await this.clients.moments.publish({ content: { text }, visibility: Visibility.FRIENDS });
+          form.reset();
+          await this.loadFeed();
+          this.render();
+        });
+      });
+      return form;
+    });
+    const feed = this.state.feed;
+    this.posts.retain(feed.map((post) => String(post.postId)));
+    mount(this.feed, feed.map((post) => this.postItem(post)));
+    mount(this.moments, composer, feed.length ? this.feed : h("p", { class: "muted" }, "Nothing posted yet."));
+    return this.moments;
+  }
+
+  /** A post's item: made once, with its reply field; what it shows is set again at each render. */
+  private postItem(post: Post): HTMLLIElement {
+    const item = this.posts.get(String(post.postId), () => {
       const comment = h(
         "form",
         { class: "row" },
@@ -706,54 +715,48 @@ export class ChatApp {
         const { text } = fields(comment);
         void this.act(async () => {
           await this.clients.moments.addComment({ postId: post.postId, text });
+          comment.reset();
           await this.loadFeed();
           this.render();
         });
       });
-      return h(
-        "li",
-        { class: "post", "data-post": String(post.postId) },
-        h(
-          "div",
-          { class: "row" },
-          h("span", { class: "name" }, this.name(post.authorId)),
-          h("span", { class: "muted small" }, time(post.createdAtMs)),
-        ),
-        h("p", {}, post.content?.text ?? ""),
-        h(
-          "div",
-          { class: "row" },
-          h(
-            "button",
-            {
-              class: liked ? "link liked" : "link",
-              onclick: () =>
-                void this.act(async () => {
-                  if (liked) await this.clients.moments.unlike({ postId: post.postId });
-                  else await this.clients.moments.like({ postId: post.postId });
-                  await this.loadFeed();
-                  this.render();
-                }),
-            },
-            liked ? "Liked" : "Like",
-          ),
-          h("span", { class: "muted small likes" }, `${post.likes.length} like${post.likes.length === 1 ? "" : "s"}`),
-        ),
-        h(
-          "ul",
-          { class: "comments" },
-          post.comments.map((c) =>
-            h("li", {}, h("strong", {}, this.name(c.userId)), " ", c.text),
-          ),
-        ),
-        comment,
-      );
+      return h("li", { class: "post", "data-post": String(post.postId) }, h("div", { class: "shown" }), comment);
     });
-    return h(
-      "div",
-      { class: "moments" },
-      composer,
-      posts.length ? h("ul", { class: "feed" }, posts) : h("p", { class: "muted" }, "Nothing posted yet."),
+    const liked = post.likes.some((like) => like.userId === this.me.userId);
+    mount(
+      item.querySelector(".shown")!,
+      h(
+        "div",
+        { class: "row" },
+        h("span", { class: "name" }, this.name(post.authorId)),
+        h("span", { class: "muted small" }, time(post.createdAtMs)),
+      ),
+      h("p", {}, post.content?.text ?? ""),
+      h(
+        "div",
+        { class: "row" },
+        h(
+          "button",
+          {
+            class: liked ? "link liked" : "link",
+            onclick: () =>
+              void this.act(async () => {
+                if (liked) await this.clients.moments.unlike({ postId: post.postId });
+                else await this.clients.moments.like({ postId: post.postId });
+                await this.loadFeed();
+                this.render();
+              }),
+          },
+          liked ? "Liked" : "Like",
+        ),
+        h("span", { class: "muted small likes" }, `${post.likes.length} like${post.likes.length === 1 ? "" : "s"}`),
+      ),
+      h(
+        "ul",
+        { class: "comments" },
+        post.comments.map((c) => h("li", {}, h("strong", {}, this.name(c.userId)), " ", c.text)),
+      ),
     );
+    return item;
   }
 }

@@ -1,5 +1,6 @@
-// A few lines instead of a framework: `h` builds elements, `mount` replaces a region's
-// children. Text always goes in as text nodes, never as HTML.
+// A few lines instead of a framework: `h` builds elements, `mount` sets a region's
+// children, `Kept` holds the elements a render must not make again. Text always goes in
+// as text nodes, never as HTML.
 
 type Child = Node | string | null | undefined | false;
 type Props = Record<string, string | boolean | ((event: Event) => void) | undefined>;
@@ -23,8 +24,39 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return element;
 }
 
+/**
+ * Makes `children` the region's children. A node that is there already stays where it
+ * is rather than being taken out and put back: taking a focused field out of the
+ * document blurs it, and what the user types next would go nowhere.
+ */
 export function mount(region: Element, ...children: (Child | Child[])[]): void {
-  region.replaceChildren(...children.flat().filter((child): child is Node | string => !!child));
+  const next = children
+    .flat()
+    .filter((child): child is Node | string => !!child)
+    .map((child) => (typeof child === "string" ? document.createTextNode(child) : child));
+  const staying = new Set(next);
+  for (const node of [...region.childNodes]) if (!staying.has(node)) node.remove();
+  next.forEach((node, index) => {
+    const there = region.childNodes[index] ?? null;
+    if (there !== node) region.insertBefore(node, there);
+  });
+}
+
+/** Elements made once per key and kept across renders, so that what is typed in them stays. */
+export class Kept<T extends Element> {
+  private readonly made = new Map<string, T>();
+
+  get(key: string, make: () => T): T {
+    let element = this.made.get(key);
+    if (!element) this.made.set(key, (element = make()));
+    return element;
+  }
+
+  /** Forgets the elements of keys no longer shown. */
+  retain(keys: Iterable<string>): void {
+    const shown = new Set(keys);
+    for (const key of this.made.keys()) if (!shown.has(key)) this.made.delete(key);
+  }
 }
 
 /** Reads a form's named fields. */

@@ -146,6 +146,17 @@ test("two people sign up, befriend each other, chat, reload, catch up, meet in a
   await say(bob, "hi all");
   await alice.locator(".messages li.theirs", { hasText: "hi all" }).waitFor();
 
+  // What arrives while Alice types re-renders her page, and takes neither her text nor
+  // her cursor: she types on where she was.
+  const draft = alice.getByLabel("Message", { exact: true });
+  await draft.fill("typing while");
+  await say(bob, "interrupting");
+  await alice.locator(".messages li.theirs", { hasText: "interrupting" }).waitFor();
+  await alice.keyboard.type(" bob talks");
+  expect(await draft.inputValue()).toBe("typing while bob talks");
+  await alice.keyboard.press("Enter");
+  await bob.locator(".messages li.theirs", { hasText: "typing while bob talks" }).waitFor();
+
   // Carol joins the group by its id, which Alice's pane shows.
   const groupId = (await alice.locator(".pane-head .muted").textContent())!.replace(/^id /, "");
   const carolContext = await browser.newContext();
@@ -173,6 +184,17 @@ test("two people sign up, befriend each other, chat, reload, catch up, meet in a
   await post.getByLabel("Comment").fill("nice");
   await post.getByRole("button", { name: "Reply" }).click();
   await bob.locator(".post .comments", { hasText: "nice" }).waitFor();
+
+  // Bob's comment re-renders Alice's feed while she writes her next post and a reply.
+  const postDraft = alice.getByLabel("Post", { exact: true });
+  await postDraft.fill("second");
+  await post.getByLabel("Comment").fill("more");
+  await post.getByRole("button", { name: "Reply" }).click();
+  await alice.locator(".post .comments", { hasText: "more" }).waitFor();
+  await alice.keyboard.type(" post");
+  expect(await postDraft.inputValue()).toBe("second post");
+  await alice.getByRole("button", { name: "Post to friends" }).click();
+  await bob.locator(".post", { hasText: "second post" }).waitFor();
 
   await aliceContext.close();
   await bobContext.close();
