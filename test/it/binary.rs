@@ -7,7 +7,7 @@ use gim::proto::logic::v1::GetUserRequest;
 use tokio::process::Command;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::support::TestApp;
+use crate::support::{TestApp, free_addr};
 
 pub(crate) fn gim(data_dir: &Path, listen: SocketAddr) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gim"));
@@ -19,11 +19,6 @@ pub(crate) fn gim(data_dir: &Path, listen: SocketAddr) -> Command {
         .env("GIM_TELEMETRY__LOG_FILTER", "warn")
         .kill_on_drop(true);
     command
-}
-
-pub(crate) fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 pub(crate) async fn wait_until_serving(addr: SocketAddr) {

@@ -7,7 +7,10 @@ use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
 
 use tokio::{io::AsyncReadExt, process::Command};
 
-use crate::binary::{field, free_addr, gim, wait_until_serving};
+use crate::{
+    binary::{field, gim, wait_until_serving},
+    support::free_addr,
+};
 
 const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
 

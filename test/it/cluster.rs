@@ -13,20 +13,16 @@ use tokio::process::{Child, Command};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
-    support::{ADMIN_TOKEN, Backend, Server, TOKEN_SECRET, TestApp, TestDb, admin_client, servers_missing},
+    support::{ADMIN_TOKEN, Backend, Server, TOKEN_SECRET, TestApp, TestDb, admin_client, free_addr, servers_missing},
     ws::{WAIT, WsClient},
 };
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 fn redis_url() -> String {
     Server::Redis.url().expect("a cluster test checks servers_missing first")
 }
 
-/// Processes started on ports `free_addr` found free: another test may take one first,
-/// and the process then exits; it is started again on other ports.
+/// Processes started on ports `free_addr` found free: another test process may still take
+/// one first, and the process then exits; it is started again on other ports.
 const PORT_ATTEMPTS: usize = 3;
 
 /// Whether a process has ended (it could not bind its ports, for one).

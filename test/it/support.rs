@@ -90,6 +90,26 @@ impl Server {
 
 static SKIP_NOTICE: std::sync::Once = std::sync::Once::new();
 
+/// A loopback address nothing listens on, for a `gim` process a test starts.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up): there no outgoing
+/// connection and no `bind(0)` takes one between this check and the child's bind. Test
+/// processes run in parallel, so each starts at a random place; every port is checked
+/// free by binding it.
+pub fn free_addr() -> SocketAddr {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 10_000;
+    const SPAN: u16 = 22_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, rand::random_range(1..SPAN), Ordering::Relaxed, Ordering::Relaxed);
+    loop {
+        let port = LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().unwrap();
+        }
+    }
+}
+
 /// Whether a test must skip because a server it needs is not configured; says so once per
 /// run (straight to stderr, past the test harness's capture), with how to run them all.
 pub fn servers_missing(needed: &[Server]) -> bool {

@@ -22,17 +22,27 @@ export function gimBinary(): string {
   return process.env.GIM_BIN ? resolve(process.env.GIM_BIN) : resolve(here, "../../../target/debug/gim");
 }
 
-/** A port that was free a moment ago (bound to port 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+/** Ports are handed out below the kernel's ephemeral range (32768 and up), from a random start. */
+const PORTS = { low: 10_000, span: 22_000 };
+let nextPort = Math.floor(Math.random() * PORTS.span);
+
+/**
+ * A port nothing listens on, for a gim process a test starts. Below the ephemeral range
+ * no outgoing connection and no listen(0) can take it before the child binds it.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = PORTS.low + (nextPort++ % PORTS.span);
+    if (await canListen(port)) return port;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
     const server = createServer();
     server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
+    server.once("error", () => resolveFree(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolveFree(true)));
   });
 }
 
