@@ -142,6 +142,19 @@ impl ConnectNode {
         let ws_addr = listener.local_addr().map_err(io("reading the bound address".into()))?;
         let (stop, stopped) = watch::channel(false);
         let reports = reports::SessionReports::new(parts.link.clone());
+        // Routes left under this node's name by a process that died unseen point at no
+        // session: they go before any session opens here, and their users are looked at again.
+        match parts.routes.forget_node(&parts.node).await {
+            Ok(users) => {
+                if !users.is_empty() {
+                    tracing::info!(users = users.len(), node = %parts.node, "dropped the routes of this node's previous run");
+                }
+                for (app, user) in users {
+                    reports.changed(app, &user);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "could not drop the routes of this node's previous run"),
+        }
         let ctx = Arc::new(Context {
             hub: parts.hub.clone(),
             link: parts.link,
@@ -173,6 +186,7 @@ impl ConnectNode {
         tasks.push(tokio::spawn(renew_routes(
             parts.hub.clone(),
             parts.routes.clone(),
+            reports.clone(),
             parts.node.clone(),
             stopped.clone(),
         )));
@@ -266,7 +280,15 @@ async fn serve_internal(listener: TcpListener, hub: Arc<Hub>, token: String, mut
 }
 
 /// Announces this node and renews its routes every third of their time to live.
-async fn renew_routes(hub: Arc<Hub>, routes: Arc<dyn RouteRegistry>, node: String, mut stop: watch::Receiver<bool>) {
+/// Routes that had run out meanwhile (this node stalled, and may have been taken for
+/// dead) are put back, and their users reported as changed.
+async fn renew_routes(
+    hub: Arc<Hub>,
+    routes: Arc<dyn RouteRegistry>,
+    reports: Arc<reports::SessionReports>,
+    node: String,
+    mut stop: watch::Receiver<bool>,
+) {
     let period = routes.ttl() / 3;
     loop {
         if let Err(err) = routes.announce_node(&node).await {
@@ -277,8 +299,15 @@ async fn renew_routes(hub: Arc<Hub>, routes: Arc<dyn RouteRegistry>, node: Strin
             () = tokio::time::sleep(period) => {}
         }
         let registrations = hub.registrations();
-        if let Err(err) = routes.renew(&registrations, &node).await {
-            tracing::warn!(error = %err, routes = registrations.len(), "renewing routes failed; retrying next period");
+        match routes.renew(&registrations, &node).await {
+            Ok(back) => {
+                for (app, user) in back {
+                    reports.changed(app, &user);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, routes = registrations.len(), "renewing routes failed; retrying next period")
+            }
         }
     }
 }

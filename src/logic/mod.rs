@@ -213,6 +213,8 @@ impl Logic {
             }),
         };
         tokio::spawn(presence_events::run(presence, Arc::downgrade(&logic.inner)));
+        let sweep_every = logic.inner.routes.ttl() / 3;
+        tokio::spawn(presence_events::sweep_dead_nodes(Arc::downgrade(&logic.inner), sweep_every));
         tokio::spawn(tidy_rates(Arc::downgrade(&logic.inner)));
         logic
     }

@@ -121,7 +121,42 @@ pub(super) async fn run(watch: std::sync::Arc<PresenceWatch>, logic: std::sync::
     }
 }
 
+/// Runs until logic is dropped: every third of the route ttl, takes the connect nodes
+/// that died without taking themselves off the live list, drops their routes, and looks
+/// at their users' presence again (their friends and webhooks hear they went offline).
+pub(super) async fn sweep_dead_nodes(logic: std::sync::Weak<super::Inner>, period: Duration) {
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(inner) = logic.upgrade() else { return };
+        Logic { inner }.forget_dead_nodes().await;
+    }
+}
+
 impl Logic {
+    async fn forget_dead_nodes(&self) {
+        let routes = &self.inner.routes;
+        let dead = match routes.claim_dead_nodes().await {
+            Ok(dead) => dead,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not look for dead connect nodes; trying again later");
+                return;
+            }
+        };
+        for node in dead {
+            match routes.forget_node(&node).await {
+                Ok(users) => {
+                    tracing::warn!(
+                        node,
+                        users = users.len(),
+                        "a connect node stopped renewing its routes: they are dropped"
+                    );
+                    self.sessions_changed(users);
+                }
+                Err(err) => tracing::warn!(node, error = %err, "could not drop a dead connect node's routes"),
+            }
+        }
+    }
+
     /// Users whose sessions opened or closed somewhere (reported by connect).
     pub fn sessions_changed(&self, users: Vec<(AppId, String)>) {
         self.inner.presence.changed(users);

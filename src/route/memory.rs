@@ -104,17 +104,23 @@ impl RouteRegistry for MemoryRegistry {
         Ok(previous.map(|v| node_of(&v).to_owned()).filter(|previous| previous != node))
     }
 
-    async fn renew(&self, routes: &[Registration], node: &str) -> Result<(), RouteError> {
+    async fn renew(&self, routes: &[Registration], node: &str) -> Result<Vec<(AppId, String)>, RouteError> {
+        let now = now_ms();
         let expires_at = self.expires_at();
         let mut stored = self.routes.lock().expect("route lock");
+        let mut back = Vec::new();
         for route in routes {
             let devices = stored.entry((route.app, route.user_id.clone())).or_default();
-            let ours = devices.get(&route.device_id).is_none_or(|value| node_of(value) == node);
-            if ours {
-                devices.insert(route.device_id.clone(), encode(node, route.device_type, expires_at));
+            let current = devices.get(&route.device_id);
+            if current.is_some_and(|value| node_of(value) != node) {
+                continue;
             }
+            if current.is_none_or(|value| decode(&route.device_id, value, now).is_none()) {
+                back.push((route.app, route.user_id.clone()));
+            }
+            devices.insert(route.device_id.clone(), encode(node, route.device_type, expires_at));
         }
-        Ok(())
+        Ok(back)
     }
 
     async fn unregister(&self, route: &Registration, node: &str) -> Result<bool, RouteError> {
@@ -157,9 +163,33 @@ impl RouteRegistry for MemoryRegistry {
 
     async fn nodes(&self) -> Result<Vec<String>, RouteError> {
         let now = now_ms();
+        let nodes = self.nodes.lock().expect("node lock");
+        Ok(nodes.iter().filter(|(_, expires)| **expires > now).map(|(node, _)| node.clone()).collect())
+    }
+
+    async fn claim_dead_nodes(&self) -> Result<Vec<String>, RouteError> {
+        let now = now_ms();
         let mut nodes = self.nodes.lock().expect("node lock");
-        nodes.retain(|_, expires| *expires > now);
-        Ok(nodes.keys().cloned().collect())
+        let dead: Vec<String> =
+            nodes.iter().filter(|(_, expires)| **expires <= now).map(|(node, _)| node.clone()).collect();
+        for node in &dead {
+            nodes.remove(node);
+        }
+        Ok(dead)
+    }
+
+    async fn forget_node(&self, node: &str) -> Result<Vec<(AppId, String)>, RouteError> {
+        let mut routes = self.routes.lock().expect("route lock");
+        let mut users = Vec::new();
+        routes.retain(|user, devices| {
+            let before = devices.len();
+            devices.retain(|_, value| node_of(value) != node);
+            if devices.len() < before {
+                users.push(user.clone());
+            }
+            !devices.is_empty()
+        });
+        Ok(users)
     }
 
     async fn swap_presence(&self, app: AppId, user: &str, state: Option<&str>) -> Result<Option<String>, RouteError> {

@@ -46,8 +46,10 @@ pub struct RouteError(pub String);
 pub trait RouteRegistry: RoomRegistry + Send + Sync + 'static {
     /// Points the device at `node`; returns the node it pointed at before, if another.
     async fn register(&self, route: &Registration, node: &str) -> Result<Option<String>, RouteError>;
-    /// Extends the routes that still point at `node` (and puts back any that expired).
-    async fn renew(&self, routes: &[Registration], node: &str) -> Result<(), RouteError>;
+    /// Extends the routes that still point at `node`, and puts back any that expired or
+    /// were dropped (the node stalled longer than the ttl); returns the users of those
+    /// put back, whose presence changed again.
+    async fn renew(&self, routes: &[Registration], node: &str) -> Result<Vec<(AppId, String)>, RouteError>;
     /// Removes the route only if it still points at `node`: a device that reconnected
     /// to another node keeps its new route.
     async fn unregister(&self, route: &Registration, node: &str) -> Result<bool, RouteError>;
@@ -59,6 +61,12 @@ pub trait RouteRegistry: RoomRegistry + Send + Sync + 'static {
     async fn retire_node(&self, node: &str) -> Result<(), RouteError>;
     /// The connect nodes announced within their `ttl`.
     async fn nodes(&self) -> Result<Vec<String>, RouteError>;
+    /// Takes off the live list the nodes whose announcement ran out (killed, or cut
+    /// off) and returns them; each dead node is returned to one caller only.
+    async fn claim_dead_nodes(&self) -> Result<Vec<String>, RouteError>;
+    /// Drops every route that points at `node` and returns their users: the node is
+    /// dead, or starting again under the same name, and none of those sessions is open.
+    async fn forget_node(&self, node: &str) -> Result<Vec<(AppId, String)>, RouteError>;
     /// Records the presence last announced to a user's friends (`None`: offline) and
     /// returns the one recorded before: of several nodes announcing at once, one sees
     /// the change.

@@ -1,6 +1,8 @@
 //! Routes in Redis: one hash per user (`{prefix}:{app}:route:{user}`), a field per device
 //! holding `node|device type|expires at`. Fields expire by that timestamp (readers skip
-//! stale ones, writers delete them); the whole hash expires with its last route.
+//! stale ones, writers delete them); the whole hash expires with its last route. Each
+//! node also has the users it holds routes of (`{prefix}:nodeusers:{node}`, a sorted set
+//! of `app|user` scored by expiry), so that a node that dies unseen can be forgotten.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -14,7 +16,8 @@ use super::{
 };
 use crate::model::{AppId, now_ms};
 
-/// Sets a device's route, drops the user's expired routes, returns the previous value.
+/// Sets a device's route, drops the user's expired routes, returns the previous value;
+/// lists the user (ARGV[5]) among the node's (KEYS[2]) until the route expires (ARGV[6]).
 const REGISTER: &str = r#"
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
 local all = redis.call('HGETALL', KEYS[1])
@@ -24,15 +27,46 @@ for i = 1, #all, 2 do
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[3]))
 return previous
 "#;
 
-/// Extends a route if it is missing or still points at the node (ARGV[2]).
+/// Extends a route if it is missing or still points at the node (ARGV[2]), and the
+/// user's (ARGV[6]) place among the node's (KEYS[2]) with it (until ARGV[5]). Returns 2
+/// when the route was missing or expired at ARGV[7], 1 when it was live, 0 when it
+/// points elsewhere.
 const RENEW: &str = r#"
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and string.sub(current, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then return 0 end
+local back = 1
+if not current or tonumber(string.match(current, '|(%d+)$') or '0') <= tonumber(ARGV[7]) then back = 2 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+return back
+"#;
+
+/// Takes the nodes whose announcement expired by ARGV[1] off the live list (KEYS[1]).
+const CLAIM_DEAD_NODES: &str = r#"
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if #dead > 0 then redis.call('ZREM', KEYS[1], unpack(dead)) end
+return dead
+"#;
+
+/// Takes (reads and deletes) a node's users.
+const TAKE_NODE_USERS: &str = r#"
+local users = redis.call('ZRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+return users
+"#;
+
+/// Deletes the user's routes that point at the node (ARGV[1]).
+const DROP_NODE_ROUTES: &str = r#"
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i + 1], 1, #ARGV[1] + 1) == ARGV[1] .. '|' then redis.call('HDEL', KEYS[1], all[i]) end
+end
 return 1
 "#;
 
@@ -93,6 +127,16 @@ end
 return 1
 "#;
 
+/// A user as a node's set holds it: `app|user` (app ids have no `|`).
+fn node_user(app: AppId, user: &str) -> String {
+    format!("{app}|{user}")
+}
+
+fn parse_node_user(member: &str) -> Option<(AppId, String)> {
+    let (app, user) = member.split_once('|')?;
+    Some((app.parse().ok()?, user.to_owned()))
+}
+
 /// How long an announced presence is remembered.
 const PRESENCE_TTL_SECS: u64 = 24 * 3600;
 
@@ -106,6 +150,9 @@ pub struct RedisRegistry {
     register: Script,
     renew: Script,
     unregister: Script,
+    claim_dead_nodes: Script,
+    take_node_users: Script,
+    drop_node_routes: Script,
     publish: Script,
     report_room: Script,
     room_idle: Duration,
@@ -136,6 +183,9 @@ impl RedisRegistry {
             register: Script::new(REGISTER),
             renew: Script::new(RENEW),
             unregister: Script::new(UNREGISTER),
+            claim_dead_nodes: Script::new(CLAIM_DEAD_NODES),
+            take_node_users: Script::new(TAKE_NODE_USERS),
+            drop_node_routes: Script::new(DROP_NODE_ROUTES),
             publish: Script::new(PUBLISH),
             report_room: Script::new(REPORT_ROOM),
             room_idle: Duration::from_secs(3600),
@@ -176,6 +226,11 @@ impl RedisRegistry {
         format!("{}:nodes", self.prefix)
     }
 
+    /// The users a node holds routes of, scored by when their routes expire.
+    fn node_users_key(&self, node: &str) -> String {
+        format!("{}:nodeusers:{node}", self.prefix)
+    }
+
     fn ttl_ms(&self) -> i64 {
         i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2)
     }
@@ -189,10 +244,13 @@ impl RouteRegistry for RedisRegistry {
         let previous: Option<String> = self
             .register
             .key(self.key(route.app, &route.user_id))
+            .key(self.node_users_key(node))
             .arg(&route.device_id)
             .arg(value)
             .arg(self.ttl_ms())
             .arg(now)
+            .arg(node_user(route.app, &route.user_id))
+            .arg(now + self.ttl_ms())
             .invoke_async(&mut self.redis.clone())
             .await
             .map_err(error)?;
@@ -202,8 +260,11 @@ impl RouteRegistry for RedisRegistry {
             .filter(|previous| previous != node))
     }
 
-    async fn renew(&self, routes: &[Registration], node: &str) -> Result<(), RouteError> {
-        let expires_at = now_ms() + self.ttl_ms();
+    async fn renew(&self, routes: &[Registration], node: &str) -> Result<Vec<(AppId, String)>, RouteError> {
+        let now = now_ms();
+        let expires_at = now + self.ttl_ms();
+        let node_users = self.node_users_key(node);
+        let mut back = Vec::new();
         for chunk in routes.chunks(PIPELINE) {
             // EVALSHA needs the script loaded on this server (it may have restarted).
             let mut pipe = redis::pipe();
@@ -211,15 +272,31 @@ impl RouteRegistry for RedisRegistry {
             for route in chunk {
                 let mut invocation = self.renew.key(self.key(route.app, &route.user_id));
                 invocation
+                    .key(&node_users)
                     .arg(&route.device_id)
                     .arg(node)
                     .arg(encode(node, route.device_type, expires_at))
-                    .arg(self.ttl_ms());
-                pipe.invoke_script(&invocation).ignore();
+                    .arg(self.ttl_ms())
+                    .arg(expires_at)
+                    .arg(node_user(route.app, &route.user_id))
+                    .arg(now);
+                pipe.invoke_script(&invocation);
             }
-            pipe.query_async::<()>(&mut self.redis.clone()).await.map_err(error)?;
+            let renewed: Vec<i64> = pipe.query_async(&mut self.redis.clone()).await.map_err(error)?;
+            back.extend(
+                chunk.iter().zip(renewed).filter(|(_, result)| *result == 2).map(|(r, _)| (r.app, r.user_id.clone())),
+            );
         }
-        Ok(())
+        // Users whose routes here all ended (closed, or moved to another node) leave the set.
+        redis::pipe()
+            .zrembyscore(&node_users, "-inf", now)
+            .ignore()
+            .pexpire(&node_users, 2 * self.ttl_ms())
+            .ignore()
+            .query_async::<()>(&mut self.redis.clone())
+            .await
+            .map_err(error)?;
+        Ok(back)
     }
 
     async fn unregister(&self, route: &Registration, node: &str) -> Result<bool, RouteError> {
@@ -256,13 +333,11 @@ impl RouteRegistry for RedisRegistry {
     }
 
     async fn announce_node(&self, node: &str) -> Result<(), RouteError> {
-        let now = now_ms();
-        let key = self.nodes_key();
-        redis::pipe()
-            .zadd(&key, node, now + self.ttl_ms())
-            .ignore()
-            .zrembyscore(&key, "-inf", now)
-            .ignore()
+        // Dead entries stay until a logic node claims them (claim_dead_nodes).
+        redis::cmd("ZADD")
+            .arg(self.nodes_key())
+            .arg(now_ms() + self.ttl_ms())
+            .arg(node)
             .query_async::<()>(&mut self.redis.clone())
             .await
             .map_err(error)
@@ -287,10 +362,38 @@ impl RouteRegistry for RedisRegistry {
             .map_err(error)
     }
 
+    async fn claim_dead_nodes(&self) -> Result<Vec<String>, RouteError> {
+        self.claim_dead_nodes
+            .key(self.nodes_key())
+            .arg(now_ms())
+            .invoke_async(&mut self.redis.clone())
+            .await
+            .map_err(error)
+    }
+
+    async fn forget_node(&self, node: &str) -> Result<Vec<(AppId, String)>, RouteError> {
+        let members: Vec<String> = self
+            .take_node_users
+            .key(self.node_users_key(node))
+            .invoke_async(&mut self.redis.clone())
+            .await
+            .map_err(error)?;
+        let users: Vec<(AppId, String)> = members.iter().filter_map(|member| parse_node_user(member)).collect();
+        for chunk in users.chunks(PIPELINE) {
+            let mut pipe = redis::pipe();
+            pipe.load_script(&self.drop_node_routes).ignore();
+            for (app, user) in chunk {
+                pipe.invoke_script(self.drop_node_routes.key(self.key(*app, user)).arg(node)).ignore();
+            }
+            pipe.query_async::<()>(&mut self.redis.clone()).await.map_err(error)?;
+        }
+        Ok(users)
+    }
+
     async fn swap_presence(&self, app: AppId, user: &str, state: Option<&str>) -> Result<Option<String>, RouteError> {
         let key = self.presence_key(app, user);
         let command = match state {
-            // Kept a day at most: a user whose last node died unseen is announced again.
+            // Kept a day at most: a backstop should a node's death go unclaimed.
             Some(state) => redis::cmd("SET").arg(key).arg(state).arg("GET").arg("EX").arg(PRESENCE_TTL_SECS).clone(),
             None => redis::cmd("GETDEL").arg(key).clone(),
         };

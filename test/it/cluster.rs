@@ -3,7 +3,10 @@
 //! 2 is killed with SIGKILL while messages flow, Bob's devices move to node 1, and
 //! nothing is lost or repeated.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use gim::proto::{
     common::v1::Message,
@@ -111,12 +114,19 @@ impl Cluster {
 
     /// A connect node; returns it with its WebSocket address.
     async fn start_connect(&self) -> (Child, SocketAddr) {
+        let (child, ws, _) = self.start_connect_on(None).await;
+        (child, ws)
+    }
+
+    /// A connect node on the internal address given (the node's name), or a free one;
+    /// returns it with its WebSocket and internal addresses.
+    async fn start_connect_on(&self, internal: Option<SocketAddr>) -> (Child, SocketAddr, SocketAddr) {
         let list = |addrs: &[SocketAddr]| {
             let quoted: Vec<String> = addrs.iter().map(|addr| format!("\"http://{addr}\"")).collect();
             format!("[{}]", quoted.join(","))
         };
         for _ in 0..PORT_ATTEMPTS {
-            let (ws, internal) = (free_addr(), free_addr());
+            let (ws, internal) = (free_addr(), internal.unwrap_or_else(free_addr));
             let mut child = self.command(
                 "connect",
                 &[
@@ -134,7 +144,7 @@ impl Cluster {
                     && tokio::net::TcpStream::connect(internal).await.is_ok()
                     && !exited(&mut child)
                 {
-                    return (child, ws);
+                    return (child, ws, internal);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -324,7 +334,8 @@ async fn friends_hear_presence_across_devices_and_connect_nodes() {
         }
     };
     let (mut bob, _) = WsClient::online(ws2, &app.device_token("bob", "phone").await, 0).await;
-    let mut next = async || match bob.next_event(WAIT).await {
+    // Long enough for a killed node's routes to run out and be claimed (see below).
+    let mut next = async || match bob.next_event(Duration::from_secs(20)).await {
         Some(Event::Presence(event)) => event,
         other => panic!("expected a presence event, got {other:?}"),
     };
@@ -338,6 +349,33 @@ async fn friends_hear_presence_across_devices_and_connect_nodes() {
     assert_eq!(next().await.device_types, [DeviceType::Desktop as i32]);
     drop(desk);
     assert_eq!(next().await, PresenceEvent { user_id: "ann".into(), online: false, device_types: vec![] });
+
+    // A connect node killed unseen: its routes run out, a logic node claims it dead and
+    // drops them, and Bob hears Ann went offline without any session closing.
+    let (mut doomed, ws3, node) = cluster.start_connect_on(None).await;
+    let phone = WsClient::online(ws3, &token("phone", DeviceType::Ios).await, 0).await.0;
+    assert!(next().await.online);
+    doomed.start_kill().expect("SIGKILL a connect node");
+    let killed_at = Instant::now();
+    let offline = next().await;
+    assert!(!offline.online, "{offline:?}");
+    // Within the route ttl (6 s), a sweep (2 s) and the settling time, with room to spare.
+    assert!(killed_at.elapsed() < Duration::from_secs(12), "{:?}", killed_at.elapsed());
+    drop(phone);
+    let _ = doomed.wait().await;
+
+    // Killed and started again under the same name before its routes ran out: the new
+    // process drops the old routes as it starts, and Bob hears it at once.
+    let (mut doomed, ws3, _) = cluster.start_connect_on(Some(node)).await;
+    let phone = WsClient::online(ws3, &token("phone", DeviceType::Ios).await, 0).await.0;
+    assert!(next().await.online);
+    doomed.start_kill().expect("SIGKILL the node again");
+    let _ = doomed.wait().await;
+    let killed_at = Instant::now();
+    drop(phone);
+    let (_restarted, _, _) = cluster.start_connect_on(Some(node)).await;
+    assert!(!next().await.online);
+    assert!(killed_at.elapsed() < Duration::from_secs(5), "before the routes ran out: {:?}", killed_at.elapsed());
 }
 
 /// SIGKILL one of two logic nodes while a large group is busy and devices keep opening
@@ -346,7 +384,6 @@ async fn friends_hear_presence_across_devices_and_connect_nodes() {
 /// gets every group message once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_logic_node_refuses_no_session_and_loses_no_group_push() {
-    use std::time::Instant;
     let Some(mut cluster) = Cluster::new().await else { return };
     cluster.env.push(("GIM_GROUPS__LARGE_THRESHOLD".to_owned(), "2".to_owned()));
     let mut doomed = cluster.start_logic().await;

@@ -74,11 +74,52 @@ async fn routes_expire_unless_their_node_renews_them() {
         }
         assert_eq!(devices(registry, "bob").await, pairs(&[("kept", "node-1")]), "{name}");
 
-        // A renewal puts back a route that expired (the session lives on).
+        // A renewal puts back a route that expired (the session lives on), and says so.
         tokio::time::sleep(TTL * 2).await;
         assert!(devices(registry, "bob").await.is_empty(), "{name}");
-        registry.renew(&[route("bob", "kept")], "node-1").await.unwrap();
+        let back = registry.renew(&[route("bob", "kept")], "node-1").await.unwrap();
+        assert_eq!(back, [(1, "bob".to_owned())], "{name}: bob is online again");
         assert_eq!(devices(registry, "bob").await, pairs(&[("kept", "node-1")]), "{name}");
+        assert_eq!(registry.renew(&[route("bob", "kept")], "node-1").await.unwrap(), [], "{name}: still live");
+    }
+}
+
+/// A connect node killed unseen: one caller claims it once its announcement runs out,
+/// and forgetting it drops exactly its routes and names their users (of every app).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_is_claimed_once_and_its_routes_are_dropped() {
+    for (name, registry) in registries().await {
+        let registry = registry.as_ref();
+        let other_app = Registration { app: 2, ..route("alice|x", "phone") };
+        registry.announce_node("node-1").await.unwrap();
+        registry.announce_node("node-2").await.unwrap();
+        registry.register(&route("alice", "phone"), "node-1").await.unwrap();
+        registry.register(&route("bob", "phone"), "node-1").await.unwrap();
+        registry.register(&route("bob", "laptop"), "node-2").await.unwrap();
+        registry.register(&other_app, "node-1").await.unwrap();
+        assert_eq!(registry.claim_dead_nodes().await.unwrap(), Vec::<String>::new(), "{name}: all live");
+
+        // Node 2 keeps announcing and renewing; node 1 is gone.
+        for _ in 0..4 {
+            tokio::time::sleep(TTL / 3).await;
+            registry.announce_node("node-2").await.unwrap();
+            registry.renew(&[route("bob", "laptop")], "node-2").await.unwrap();
+        }
+        assert_eq!(registry.nodes().await.unwrap(), ["node-2"], "{name}");
+        assert_eq!(registry.claim_dead_nodes().await.unwrap(), ["node-1"], "{name}");
+        assert_eq!(registry.claim_dead_nodes().await.unwrap(), Vec::<String>::new(), "{name}: claimed once");
+
+        let mut users = registry.forget_node("node-1").await.unwrap();
+        users.sort();
+        let expected = vec![(1, "alice".to_owned()), (1, "bob".to_owned()), (2, "alice|x".to_owned())];
+        assert_eq!(users, expected, "{name}");
+        assert_eq!(devices(registry, "bob").await, pairs(&[("laptop", "node-2")]), "{name}: node 2's route stays");
+        assert_eq!(registry.forget_node("node-1").await.unwrap(), [], "{name}: nothing left");
+
+        // Node 1 was only stalled: its next renewal puts alice back and names her.
+        let back = registry.renew(&[route("alice", "phone")], "node-1").await.unwrap();
+        assert_eq!(back, [(1, "alice".to_owned())], "{name}");
+        assert_eq!(devices(registry, "alice").await, pairs(&[("phone", "node-1")]), "{name}");
     }
 }
 
