@@ -104,6 +104,9 @@ pub struct ConnectParts {
     /// The web chat app to serve at `/`, if any.
     pub web: Option<WebApp>,
     pub rooms: RoomsConfig,
+    /// When to report session changes a second time, in case the logic node that took
+    /// the first report died before acting on it; `None` when logic is in this process.
+    pub report_again_after: Option<Duration>,
 }
 
 /// A running connect node.
@@ -141,7 +144,7 @@ impl ConnectNode {
             TcpListener::bind(config.listen).await.map_err(io(format!("binding connect.listen {}", config.listen)))?;
         let ws_addr = listener.local_addr().map_err(io("reading the bound address".into()))?;
         let (stop, stopped) = watch::channel(false);
-        let reports = reports::SessionReports::new(parts.link.clone());
+        let reports = reports::SessionReports::new(parts.link.clone(), parts.report_again_after);
         // Routes left under this node's name by a process that died unseen point at no
         // session: they go before any session opens here, and their users are looked at again.
         match parts.routes.forget_node(&parts.node).await {

@@ -165,10 +165,21 @@ async fn finish(mut state: Box<State>, exit: Exit, ctx: &Context) {
     goodbye(&mut state.ws, exit, ctx).await;
     ctx.hub.detach(&state.session);
     ctx.metrics.sessions.dec();
-    if let Err(err) = ctx.routes.unregister(&state.session.registration(), &ctx.node).await {
-        tracing::warn!(error = %err, "removing a route failed; it expires by itself");
+    let session = &state.session;
+    // A session of the same device that opened here since (this one was replaced, or the
+    // device came straight back) holds the same route: it must keep it.
+    if ctx.hub.device_route(session.app, &session.user_id, &session.device_id).is_none() {
+        if let Err(err) = ctx.routes.unregister(&session.registration(), &ctx.node).await {
+            tracing::warn!(error = %err, "removing a route failed; it expires by itself");
+        }
+        // One may have opened while the route was being removed, its own write first.
+        if let Some(route) = ctx.hub.device_route(session.app, &session.user_id, &session.device_id)
+            && let Err(err) = ctx.routes.register(&route, &ctx.node).await
+        {
+            tracing::warn!(error = %err, "restoring a route failed; the next renewal puts it back");
+        }
     }
-    ctx.reports.changed(state.session.app, &state.session.user_id);
+    ctx.reports.changed(session.app, &session.user_id);
 }
 
 /// The device of the token from the handshake, or from an `Auth` frame that must come

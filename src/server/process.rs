@@ -76,6 +76,7 @@ async fn start_serve(
         peers: None,
         web,
         rooms: config.rooms.clone(),
+        report_again_after: None,
     };
     let serves_web = parts.web.is_some();
     let connect = ConnectNode::start(&config.connect, parts).await?;
@@ -163,6 +164,8 @@ async fn start_connect(config: &Config, metrics: &Arc<Metrics>) -> Result<Connec
         internal: Some((listener, tokens.internal)),
         web: connect_web_app(config),
         rooms: config.rooms.clone(),
+        // Twice the time logic holds a report before it looks.
+        report_again_after: Some(Duration::from_millis(2 * config.social.presence_debounce_ms)),
     };
     Ok(ConnectNode::start(connect_config, parts).await?)
 }

@@ -378,6 +378,57 @@ async fn friends_hear_presence_across_devices_and_connect_nodes() {
     assert!(killed_at.elapsed() < Duration::from_secs(5), "before the routes ran out: {:?}", killed_at.elapsed());
 }
 
+/// A device's second session on the same connect node replaces the first; the first
+/// one's end leaves the second's route alone, so pushes through logic still reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_session_leaves_its_successor_reachable() {
+    let Some(mut cluster) = Cluster::new().await else { return };
+    let _logic = cluster.start_logic().await;
+    let (_connect, ws) = cluster.start_connect().await;
+    let app = cluster.new_app(cluster.logic[0]).await;
+    app.user("alice").await;
+    app.user("bob").await;
+    let token = app.device_token("alice", "phone").await;
+    let (mut first, _) = WsClient::online(ws, &token, 0).await;
+    let (mut second, _) = WsClient::online(ws, &token, 0).await;
+    assert_eq!(first.closed().await.0.code, 4002);
+    tokio::time::sleep(Duration::from_millis(200)).await; // the first session's end is done
+    let (mut bob, _) = WsClient::online(ws, &app.device_token("bob", "phone").await, 0).await;
+    bob.send("alice", "after-replace", "still here?").await;
+    let pushed = second.next_message(Duration::from_secs(3)).await.expect("the new session gets the push");
+    assert_eq!(crate::support::text_of(&pushed), "still here?");
+}
+
+/// A logic node holds a presence report for the settling time before it looks; one
+/// killed meanwhile loses it, and connect's second report reaches the other node. Logic
+/// 1 is killed just after Ann's session opens (here her report goes to it: without the
+/// second report Bob hears nothing): Bob hears she came online, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_survives_a_killed_logic_node() {
+    use gim::proto::client::v1::event_push::Event;
+    let Some(mut cluster) = Cluster::new().await else { return };
+    cluster.env.push(("GIM_SOCIAL__PRESENCE_DEBOUNCE_MS".to_owned(), "1000".to_owned()));
+    let mut doomed = cluster.start_logic().await;
+    let _survivor = cluster.start_logic().await;
+    let (_connect, ws) = cluster.start_connect().await;
+    let app = cluster.new_app(cluster.logic[1]).await;
+    app.user("ann").await;
+    app.user("bob").await;
+    app.make_friends(&[("ann", "bob")]).await;
+    let (mut bob, _) = WsClient::online(ws, &app.device_token("bob", "phone").await, 0).await;
+    let ann_token = app.device_token("ann", "phone").await;
+
+    let _ann = WsClient::online(ws, &ann_token, 0).await.0;
+    tokio::time::sleep(Duration::from_millis(200)).await; // the report is out
+    doomed.start_kill().expect("SIGKILL logic 1");
+    match bob.next_event(Duration::from_secs(10)).await {
+        Some(Event::Presence(event)) => assert!(event.user_id == "ann" && event.online, "{event:?}"),
+        other => panic!("expected Ann online, got {other:?}"),
+    }
+    // The second look finds nothing new: no second event.
+    assert_eq!(bob.next_event(Duration::from_secs(3)).await, None);
+}
+
 /// SIGKILL one of two logic nodes while a large group is busy and devices keep opening
 /// sessions: connect moves its calls to the other node at once. No session is refused
 /// for longer than detection takes, every send succeeds, and every online member device

@@ -183,6 +183,14 @@ async fn a_second_session_for_a_device_replaces_the_first() {
         "a Kicked frame comes before the close: {before:?}"
     );
     assert_eq!(second.heartbeat().await.code, 0, "the new session lives on");
+
+    // The first session's end took nothing of the second's: its route stays, and pushes
+    // reach it.
+    app.user("bob").await;
+    let (mut bob, _) = WsClient::online(server.ws_addr(), &app.device_token("bob", "phone").await, 0).await;
+    bob.send("alice", "after-replace", "still here?").await;
+    let pushed = second.next_message(WAIT).await.expect("the new session gets the push");
+    assert_eq!(text_of(&pushed), "still here?");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -201,7 +201,8 @@ async fn pages_of_origins_not_allowed_cannot_open_sessions() {
     }
     let allowed = tokio_tungstenite::connect_async(from("https://chat.example")).await;
     assert!(allowed.is_ok(), "a listed origin opens a session");
-    let mut native = WsClient::connect(server.ws_addr(), &token).await;
+    // Another device: a second session of the browser's would replace the first.
+    let mut native = WsClient::connect(server.ws_addr(), &app.device_token("alice", "phone").await).await;
     assert_eq!(native.heartbeat().await.code, 0, "a client that sends no origin is not a browser page");
 }
 
