@@ -12,7 +12,7 @@ use crate::{
     frames,
     model::{AppId, MessageBody, now_ms},
     proto::logic::v1::{RoomEvent, RoomEventKind, RoomMessage},
-    route::{RoomState, RouteError},
+    route::{Numbering, Published, RoomState, RouteError},
 };
 
 /// Longest room id.
@@ -125,23 +125,30 @@ impl Logic {
     ) -> Result<RoomSent> {
         let rooms = &self.inner.rooms;
         let per_second = if sender.device.is_some() { rooms.room_messages_per_second } else { 0 };
-        let Some(published) = self.inner.routes.publish(app, room, per_second).await.map_err(unavailable)? else {
-            return Err(Error::TooFast {
-                what: format!("messages to this room: at most {per_second} a second"),
-                retry_after: Duration::from_millis(1000 - (now_ms() % 1000) as u64),
-            });
-        };
         let sent_at_ms = now_ms();
+        let once = (!client_msg_id.is_empty()).then_some((sender.user_id, client_msg_id.as_str()));
+        let numbering = Numbering { per_second, once, sent_at_ms };
+        let (seq, nodes) = match self.inner.routes.publish(app, room, numbering).await.map_err(unavailable)? {
+            Some(Published::New { seq, nodes }) => (seq, nodes),
+            // Sent again after a lost answer: it reached the room the first time.
+            Some(Published::Repeat { seq, sent_at_ms }) => return Ok(RoomSent { seq, sent_at_ms }),
+            None => {
+                return Err(Error::TooFast {
+                    what: format!("messages to this room: at most {per_second} a second"),
+                    retry_after: Duration::from_millis(1000 - (now_ms() % 1000) as u64),
+                });
+            }
+        };
         let frame = frames::room_message(RoomMessage {
             room_id: room.to_owned(),
-            seq: published.seq,
+            seq,
             sender_user_id: sender.user_id.to_owned(),
             client_msg_id,
             body: Some(body),
             sent_at_ms,
         });
         if rooms.replay > 0
-            && let Err(err) = self.inner.routes.remember(app, room, published.seq, &frame, rooms.replay).await
+            && let Err(err) = self.inner.routes.remember(app, room, seq, &frame, rooms.replay).await
         {
             tracing::warn!(app, room, error = %err, "keeping a room message for the replay failed");
         }
@@ -149,15 +156,8 @@ impl Logic {
             .device
             .map(|device| DeviceRef { user_id: device.user_id.clone(), device_id: device.device_id.clone() });
         self.inner.metrics.room_messages.inc();
-        self.inner.delivery.room_push(RoomPush {
-            app,
-            room: room.to_owned(),
-            nodes: published.nodes,
-            seq: published.seq,
-            frame,
-            skip,
-        });
-        Ok(RoomSent { seq: published.seq, sent_at_ms })
+        self.inner.delivery.room_push(RoomPush { app, room: room.to_owned(), nodes, seq, frame, skip });
+        Ok(RoomSent { seq, sent_at_ms })
     }
 
     /// Puts the sessions of a user's device (or of all its devices) in a room, or takes

@@ -9,7 +9,10 @@ use bytes::Bytes;
 
 use super::{
     Registration, Route, RouteError, RouteRegistry, decode, encode,
-    rooms::{Published, RoomCount, RoomRegistry, RoomState, decode_count, encode_count},
+    rooms::{
+        Numbering, Published, REPEAT_WINDOW_MS, RoomCount, RoomRegistry, RoomState, decode_count, decode_numbered,
+        encode_count, encode_numbered, once_key,
+    },
 };
 use crate::model::{AppId, now_ms};
 
@@ -26,9 +29,23 @@ struct Room {
     nodes: HashMap<String, String>,
     kept: VecDeque<(u64, Bytes)>,
     touched_ms: i64,
+    /// Messages numbered within the repeat window: `{sender} {client_msg_id}` to
+    /// `seq|sent at`, and the same keys oldest first.
+    numbered: HashMap<String, String>,
+    numbered_order: VecDeque<(i64, String)>,
 }
 
 impl Room {
+    /// The message numbered before under this key, if within the window.
+    fn numbered_before(&mut self, key: &str, now: i64) -> Option<Published> {
+        while self.numbered_order.front().is_some_and(|(at, _)| *at <= now - REPEAT_WINDOW_MS) {
+            if let Some((_, old)) = self.numbered_order.pop_front() {
+                self.numbered.remove(&old);
+            }
+        }
+        self.numbered.get(key).and_then(|value| decode_numbered(value))
+    }
+
     fn live_nodes(&mut self, now: i64) -> Vec<String> {
         self.nodes.retain(|_, value| decode_count(value, now).is_some());
         self.nodes.keys().cloned().collect()
@@ -220,11 +237,18 @@ impl RoomRegistry for MemoryRegistry {
         Ok(())
     }
 
-    async fn publish(&self, app: AppId, room: &str, per_second: u32) -> Result<Option<Published>, RouteError> {
+    async fn publish(&self, app: AppId, room: &str, message: Numbering<'_>) -> Result<Option<Published>, RouteError> {
         let now = now_ms();
         let mut rooms = self.rooms.lock().expect("room lock");
         self.forget_idle_rooms(&mut rooms, now);
         let room = rooms.entry((app, room.to_owned())).or_default();
+        let once = message.once.map(once_key);
+        if let Some(key) = &once
+            && let Some(repeat) = room.numbered_before(key, now)
+        {
+            return Ok(Some(repeat));
+        }
+        let per_second = message.per_second;
         if per_second > 0 {
             let second = now / 1000;
             if room.window.0 != second {
@@ -237,7 +261,11 @@ impl RoomRegistry for MemoryRegistry {
         }
         room.seq += 1;
         room.touched_ms = now;
-        Ok(Some(Published { seq: room.seq, nodes: room.live_nodes(now) }))
+        if let Some(key) = once {
+            room.numbered.insert(key.clone(), encode_numbered(room.seq, message.sent_at_ms));
+            room.numbered_order.push_back((message.sent_at_ms, key));
+        }
+        Ok(Some(Published::New { seq: room.seq, nodes: room.live_nodes(now) }))
     }
 
     async fn remember(&self, app: AppId, room: &str, seq: u64, frame: &Bytes, keep: usize) -> Result<(), RouteError> {

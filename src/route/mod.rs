@@ -14,7 +14,7 @@ use async_trait::async_trait;
 pub use self::{
     memory::MemoryRegistry,
     redis::RedisRegistry,
-    rooms::{Published, RoomCount, RoomRegistry, RoomState},
+    rooms::{Numbering, Published, REPEAT_WINDOW_MS, RoomCount, RoomRegistry, RoomState},
 };
 use crate::model::{AppId, DeviceType};
 

@@ -12,7 +12,10 @@ use redis::{IntoConnectionInfo, Script, aio::ConnectionManager, io::tcp::TcpSett
 
 use super::{
     Registration, Route, RouteError, RouteRegistry, decode, encode,
-    rooms::{Published, RoomCount, RoomRegistry, RoomState, decode_count, decode_kept, encode_count, encode_kept},
+    rooms::{
+        Numbering, Published, REPEAT_WINDOW_MS, RoomCount, RoomRegistry, RoomState, decode_count, decode_kept,
+        decode_numbered, encode_count, encode_kept, once_key,
+    },
 };
 use crate::model::{AppId, now_ms};
 
@@ -83,9 +86,25 @@ return 0
 /// Takes a room's next seq within its rate (ARGV[2] per second, 0: no limit), drops the
 /// expired node entries and returns the seq and the live nodes (`{0}` over the rate).
 /// Fields of the room's hash: `seq`, `w` (`second|count`), `n:{node}` (`members|expires`).
+/// With a repeat key (ARGV[4]), the room's numbered messages (KEYS[2], a hash of
+/// `seq|sent at`, and KEYS[3], their keys oldest first) are read first: one numbered
+/// within ARGV[6] ms is answered `{'r', 'seq|sent at'}`; a new one is added, at ARGV[5].
 const PUBLISH: &str = r#"
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+if #KEYS > 1 then
+  for _ = 1, 100 do
+    local oldest = redis.call('LINDEX', KEYS[3], 0)
+    if not oldest then break end
+    local value = redis.call('HGET', KEYS[2], oldest)
+    local at = value and tonumber(string.match(value, '|(%-?%d+)$'))
+    if at and at > now - tonumber(ARGV[6]) then break end
+    redis.call('LPOP', KEYS[3])
+    redis.call('HDEL', KEYS[2], oldest)
+  end
+  local seen = redis.call('HGET', KEYS[2], ARGV[4])
+  if seen then return {'r', seen} end
+end
 if limit > 0 then
   local second = math.floor(now / 1000)
   local at, count = 0, 0
@@ -98,7 +117,14 @@ if limit > 0 then
   if count >= limit then return {'0'} end
   redis.call('HSET', KEYS[1], 'w', second .. '|' .. (count + 1))
 end
-local result = {tostring(redis.call('HINCRBY', KEYS[1], 'seq', 1))}
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local result = {tostring(seq)}
+if #KEYS > 1 then
+  redis.call('HSET', KEYS[2], ARGV[4], seq .. '|' .. ARGV[5])
+  redis.call('RPUSH', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+end
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if string.sub(all[i], 1, 2) == 'n:' then
@@ -206,6 +232,12 @@ impl RedisRegistry {
     /// A room's kept messages (a list). Not `room:{room}:...`: room ids may hold `:`.
     fn kept_key(&self, app: AppId, room: &str) -> String {
         format!("{}:{app}:roomkept:{room}", self.prefix)
+    }
+
+    /// A room's numbered messages, for repeats: `{sender} {client_msg_id}` to
+    /// `seq|sent at` (a hash), and the same keys oldest first (a list).
+    fn numbered_keys(&self, app: AppId, room: &str) -> (String, String) {
+        (format!("{}:{app}:roomsent:{room}", self.prefix), format!("{}:{app}:roomsentorder:{room}", self.prefix))
     }
 
     /// A room lives its idle time, and at least as long as the node entries in it.
@@ -428,22 +460,22 @@ impl RoomRegistry for RedisRegistry {
         Ok(())
     }
 
-    async fn publish(&self, app: AppId, room: &str, per_second: u32) -> Result<Option<Published>, RouteError> {
-        let reply: Vec<String> = self
-            .publish
-            .key(self.room_key(app, room))
-            .arg(now_ms())
-            .arg(per_second)
-            .arg(self.room_idle_ms())
-            .invoke_async(&mut self.redis.clone())
-            .await
-            .map_err(error)?;
+    async fn publish(&self, app: AppId, room: &str, message: Numbering<'_>) -> Result<Option<Published>, RouteError> {
+        let mut invocation = self.publish.key(self.room_key(app, room));
+        invocation.arg(now_ms()).arg(message.per_second).arg(self.room_idle_ms());
+        if let Some(once) = message.once {
+            let (numbered, order) = self.numbered_keys(app, room);
+            invocation.key(numbered).key(order).arg(once_key(once)).arg(message.sent_at_ms).arg(REPEAT_WINDOW_MS);
+        }
+        let reply: Vec<String> = invocation.invoke_async(&mut self.redis.clone()).await.map_err(error)?;
         let mut reply = reply.into_iter();
-        let seq: u64 = reply
-            .next()
-            .and_then(|seq| seq.parse().ok())
-            .ok_or_else(|| RouteError("the room script answered no seq".into()))?;
-        Ok((seq > 0).then(|| Published { seq, nodes: reply.collect() }))
+        let first = reply.next().ok_or_else(|| RouteError("the room script answered nothing".into()))?;
+        if first == "r" {
+            let repeat = reply.next().as_deref().and_then(decode_numbered);
+            return repeat.map(Some).ok_or_else(|| RouteError("the room script answered a bad repeat".into()));
+        }
+        let seq: u64 = first.parse().map_err(|_| RouteError("the room script answered no seq".into()))?;
+        Ok((seq > 0).then(|| Published::New { seq, nodes: reply.collect() }))
     }
 
     async fn remember(&self, app: AppId, room: &str, seq: u64, frame: &Bytes, keep: usize) -> Result<(), RouteError> {
@@ -482,12 +514,15 @@ impl RoomRegistry for RedisRegistry {
 
     async fn close_room(&self, app: AppId, room: &str) -> Result<Vec<String>, RouteError> {
         let key = self.room_key(app, room);
+        let (numbered, order) = self.numbered_keys(app, room);
         let (fields,): (HashMap<String, String>,) = redis::pipe()
             .atomic()
             .hgetall(&key)
             .del(&key)
             .ignore()
             .del(self.kept_key(app, room))
+            .ignore()
+            .del(&[numbered, order])
             .ignore()
             .query_async(&mut self.redis.clone())
             .await

@@ -9,11 +9,51 @@ use bytes::Bytes;
 use super::RouteError;
 use crate::model::AppId;
 
-/// What a message to a room needs: its seq, and the nodes to push it to.
+/// How long a room remembers a sender's `client_msg_id`: a send repeated within it (its
+/// answer was lost) gets the first one's seq, and reaches nobody twice.
+pub const REPEAT_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// A message to number in a room.
+#[derive(Debug, Clone, Copy)]
+pub struct Numbering<'a> {
+    /// Counted messages the room takes a second at most; 0: not counted.
+    pub per_second: u32,
+    /// The sender (empty for the business) and the client's id, when it gave one.
+    pub once: Option<(&'a str, &'a str)>,
+    pub sent_at_ms: i64,
+}
+
+/// What numbering a message to a room gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    pub seq: u64,
-    pub nodes: Vec<String>,
+pub enum Published {
+    /// A new message: its seq, and the nodes to push it to.
+    New { seq: u64, nodes: Vec<String> },
+    /// The same sender's message of the same `client_msg_id`, numbered before: its seq
+    /// and time. It was pushed then; nothing is pushed now.
+    Repeat { seq: u64, sent_at_ms: i64 },
+}
+
+impl Published {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::New { seq, .. } | Self::Repeat { seq, .. } => *seq,
+        }
+    }
+}
+
+/// A repeat's key within its room: ids hold no spaces.
+pub(super) fn once_key((sender, client_msg_id): (&str, &str)) -> String {
+    format!("{sender} {client_msg_id}")
+}
+
+/// A numbered message as the room remembers it for repeats: `seq|sent at (ms)`.
+pub(super) fn encode_numbered(seq: u64, sent_at_ms: i64) -> String {
+    format!("{seq}|{sent_at_ms}")
+}
+
+pub(super) fn decode_numbered(value: &str) -> Option<Published> {
+    let (seq, sent_at_ms) = value.split_once('|')?;
+    Some(Published::Repeat { seq: seq.parse().ok()?, sent_at_ms: sent_at_ms.parse().ok()? })
 }
 
 /// A room as the registry knows it.
@@ -41,9 +81,10 @@ pub trait RoomRegistry: Send + Sync + 'static {
     /// before answering the first join of a room, and every `rooms.report_ms` for the
     /// rooms whose counts changed (every room at least every third of `ttl`).
     async fn report_rooms(&self, node: &str, rooms: &[RoomCount]) -> Result<(), RouteError>;
-    /// Takes the room's next seq and lists its nodes; `None` when the room already took
-    /// `per_second` counted messages in this second (0: no limit).
-    async fn publish(&self, app: AppId, room: &str, per_second: u32) -> Result<Option<Published>, RouteError>;
+    /// Takes the room's next seq and lists its nodes, or finds the message numbered
+    /// already (see `Numbering::once`); `None` when the room already took `per_second`
+    /// counted messages in this second.
+    async fn publish(&self, app: AppId, room: &str, message: Numbering<'_>) -> Result<Option<Published>, RouteError>;
     /// Keeps a message (its encoded frame) among the room's last `keep`.
     async fn remember(&self, app: AppId, room: &str, seq: u64, frame: &Bytes, keep: usize) -> Result<(), RouteError>;
     /// The room's kept messages, oldest first, with their seqs.

@@ -175,6 +175,18 @@ async fn members_get_every_message_once_and_leavers_get_none(backend: Backend) {
     assert_eq!(room_messages(&mut ben_laptop).await, [(3, "from the studio".to_owned())], "nothing after leaving");
     assert_eq!(members(&app, "live", 2).await, 2);
 
+    // A send repeated with its client_msg_id (its answer was lost) is answered with the
+    // first one's seq and reaches nobody twice; the business's likewise, apart from the
+    // same id of a device.
+    let once = || RoomSendRequest { room_id: "live".into(), client_msg_id: "c-1".into(), body: text("sure?") };
+    assert_eq!(sent_seq(ann.request(Payload::RoomSend(once())).await), 5);
+    assert_eq!(sent_seq(ann.request(Payload::RoomSend(once())).await), 5, "the first one's seq");
+    let studio = || PushRoomRequest { client_msg_id: "c-1".into(), ..push_text("live", "yes") };
+    let mut business = app.business().await;
+    assert_eq!(business.push_room(studio()).await.unwrap().into_inner().seq, 6);
+    assert_eq!(business.push_room(studio()).await.unwrap().into_inner().seq, 6);
+    assert_eq!(room_messages(&mut ben).await, [(5, "sure?".to_owned()), (6, "yes".to_owned())], "each once");
+
     // A session that ends leaves its rooms.
     drop(ben);
     assert_eq!(members(&app, "live", 1).await, 1);

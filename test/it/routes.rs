@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use gim::{
     model::DeviceType,
-    route::{MemoryRegistry, RedisRegistry, Registration, RouteRegistry},
+    route::{MemoryRegistry, Numbering, Published, RedisRegistry, Registration, RouteRegistry},
 };
 
 use crate::support::{Server, servers_missing};
@@ -123,6 +123,15 @@ async fn a_dead_node_is_claimed_once_and_its_routes_are_dropped() {
     }
 }
 
+/// A message without a client id, counted against `per_second` (0: not counted).
+fn counted_at(per_second: u32) -> Numbering<'static> {
+    Numbering { per_second, once: None, sent_at_ms: gim::model::now_ms() }
+}
+
+fn once(sender_and_id: (&'static str, &'static str)) -> Numbering<'static> {
+    Numbering { per_second: 0, once: Some(sender_and_id), sent_at_ms: gim::model::now_ms() }
+}
+
 fn counted(app: u64, room: &str, members: u64) -> gim::route::RoomCount {
     gim::route::RoomCount { app, room: room.into(), members }
 }
@@ -146,11 +155,25 @@ async fn rooms_list_their_nodes_count_their_members_and_number_their_messages() 
 
         // Seqs, and the rate: 2 counted messages a second (this started a second, so the
         // three calls fall in one); uncounted ones pass.
-        let first = registry.publish(1, "live", 2).await.unwrap().expect("within the rate");
-        assert_eq!((first.seq, first.nodes.len()), (1, 2), "{name}");
-        assert_eq!(registry.publish(1, "live", 2).await.unwrap().map(|p| p.seq), Some(2), "{name}");
-        assert_eq!(registry.publish(1, "live", 2).await.unwrap(), None, "{name}: over the rate, no seq taken");
-        assert_eq!(registry.publish(1, "live", 0).await.unwrap().map(|p| p.seq), Some(3), "{name}: not counted");
+        let seq = |published: Option<Published>| published.map(|p| p.seq());
+        let first = registry.publish(1, "live", counted_at(2)).await.unwrap();
+        let Some(Published::New { seq: 1, nodes }) = first else { panic!("{name}: {first:?}") };
+        assert_eq!(nodes.len(), 2, "{name}");
+        assert_eq!(seq(registry.publish(1, "live", counted_at(2)).await.unwrap()), Some(2), "{name}");
+        assert_eq!(registry.publish(1, "live", counted_at(2)).await.unwrap(), None, "{name}: over, no seq taken");
+        assert_eq!(seq(registry.publish(1, "live", counted_at(0)).await.unwrap()), Some(3), "{name}: not counted");
+
+        // A sender's client_msg_id is numbered once; the same id of another sender (or of
+        // the business, sender "") is another message.
+        let ann = registry.publish(1, "live", once(("ann", "c1"))).await.unwrap();
+        assert_eq!(seq(ann.clone()), Some(4), "{name}");
+        let again = registry.publish(1, "live", once(("ann", "c1"))).await.unwrap();
+        let Some(Published::Repeat { seq: 4, sent_at_ms }) = again else { panic!("{name}: {again:?}") };
+        assert!(sent_at_ms > 0, "{name}: the first one's time");
+        assert_eq!(seq(registry.publish(1, "live", once(("bob", "c1"))).await.unwrap()), Some(5), "{name}");
+        assert_eq!(seq(registry.publish(1, "live", once(("", "c1"))).await.unwrap()), Some(6), "{name}");
+        assert_eq!(seq(registry.publish(1, "other", once(("ann", "c1"))).await.unwrap()), Some(1), "{name}");
+        assert_eq!(seq(registry.publish(1, "live", counted_at(0)).await.unwrap()), Some(7), "{name}");
 
         // The last `keep` messages, oldest first.
         for seq in 1..=4u64 {
@@ -166,7 +189,9 @@ async fn rooms_list_their_nodes_count_their_members_and_number_their_messages() 
         assert_eq!(closed, ["node-1", "node-2"], "{name}");
         assert_eq!(registry.room(1, "live").await.unwrap(), Default::default(), "{name}");
         assert_eq!(registry.replay(1, "live").await.unwrap(), [], "{name}");
-        assert_eq!(registry.publish(1, "live", 0).await.unwrap().unwrap().seq, 1, "{name}: starts over");
+        assert_eq!(registry.publish(1, "live", counted_at(0)).await.unwrap().unwrap().seq(), 1, "{name}: starts over");
+        let after_close = registry.publish(1, "live", once(("ann", "c1"))).await.unwrap();
+        assert_eq!(seq(after_close), Some(2), "{name}: a close forgets what was numbered");
 
         // A node that stops reporting drops out of its rooms with its entries' time to live.
         tokio::time::sleep(TTL + Duration::from_millis(100)).await;

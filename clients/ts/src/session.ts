@@ -438,7 +438,9 @@ export class Session extends Emitter<SessionEvents> {
 
   /**
    * Sends to a live room the session is in. The message is emitted as `roomMessage` on
-   * this device too (the server does not push a session its own).
+   * this device too (the server does not push a session its own). To retry a send whose
+   * answer was lost, pass its `clientMsgId` again: within 5 minutes the server answers
+   * the first one's seq, and nobody gets it twice.
    */
   async sendToRoom(roomId: string, body: MessageBody, clientMsgId: string = newClientMsgId()): Promise<RoomSendResponse> {
     const result = await this.request(this.usable(), { case: "roomSend", value: { roomId, clientMsgId, body } }, (result) => {
