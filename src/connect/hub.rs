@@ -642,13 +642,13 @@ impl Hub {
         }
     }
 
-    /// Every session's route, for renewal.
     /// The route of the device's session here, if one is open.
     pub fn device_route(&self, app: AppId, user_id: &str, device_id: &str) -> Option<Registration> {
         let sessions = self.users.get(&(app, user_id.into()))?;
         sessions.iter().find(|s| *s.device_id == *device_id).map(|s| s.registration())
     }
 
+    /// Every session's route, for renewal.
     pub fn registrations(&self) -> Vec<Registration> {
         self.users.iter().flat_map(|sessions| sessions.iter().map(|s| s.registration()).collect::<Vec<_>>()).collect()
     }

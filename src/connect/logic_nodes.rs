@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Status, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 use super::ConnectError;
@@ -66,12 +66,23 @@ pub(crate) struct LogicNodes {
 
 /// Whether a failed call says the node failed rather than the request: the call then goes
 /// to another node (every device call is safe to repeat; sends are deduplicated by their
-/// `client_msg_id`). Only failures of the connection count: tonic gives those the
-/// transport error as their source, while a status the node sent has none (a node that
-/// answers UNAVAILABLE because, say, Redis is down, is still up). A call that timed out
-/// is not repeated either: when the database is slow, every node is.
+/// `client_msg_id`). Only failures of the connection count, refused or cut while the call
+/// was in flight (hyper's "operation was canceled", which tonic reports as CANCELLED):
+/// tonic gives those the transport error as their source, while a status the node sent
+/// has none (a node that answers UNAVAILABLE because, say, Redis is down, is still up). A
+/// call that timed out is not repeated: when the database is slow, every node is.
 fn node_failed(status: &Status) -> bool {
-    std::error::Error::source(status).is_some() && status.code() != Code::Cancelled
+    let mut source = std::error::Error::source(status);
+    if source.is_none() {
+        return false;
+    }
+    while let Some(error) = source {
+        if error.is::<tonic::TimeoutExpired>() {
+            return false;
+        }
+        source = error.source();
+    }
+    true
 }
 
 impl LogicNodes {
@@ -161,5 +172,25 @@ impl LogicNodes {
             last_round += wait;
             tokio::time::sleep_until(last_round.max(tokio::time::Instant::now())).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn only_a_failed_connection_moves_a_call_to_another_node() {
+        let reset = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(node_failed(&Status::from_error(Box::new(reset()))), "refused or reset");
+        // A connection cut under a call in flight: CANCELLED, with hyper's error as source.
+        let mut cut = Status::cancelled("operation was canceled");
+        cut.set_source(Arc::new(reset()));
+        assert!(node_failed(&cut));
+        assert!(!node_failed(&Status::from_error(Box::new(tonic::TimeoutExpired(())))), "a timeout is not repeated");
+        assert!(!node_failed(&Status::unavailable("the database is out of reach")), "the node's own answer");
+        assert!(!node_failed(&Status::cancelled("cancelled by the node")));
     }
 }

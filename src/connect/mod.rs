@@ -307,6 +307,14 @@ async fn renew_routes(
                 for (app, user) in back {
                     reports.changed(app, &user);
                 }
+                // A session that ended after the snapshot may have had its route put back.
+                for route in
+                    registrations.iter().filter(|r| hub.device_route(r.app, &r.user_id, &r.device_id).is_none())
+                {
+                    if let Ok(true) = routes.unregister(route, &node).await {
+                        reports.changed(route.app, &route.user_id);
+                    }
+                }
             }
             Err(err) => {
                 tracing::warn!(error = %err, routes = registrations.len(), "renewing routes failed; retrying next period")

@@ -172,9 +172,10 @@ async fn finish(mut state: Box<State>, exit: Exit, ctx: &Context) {
         if let Err(err) = ctx.routes.unregister(&session.registration(), &ctx.node).await {
             tracing::warn!(error = %err, "removing a route failed; it expires by itself");
         }
-        // One may have opened while the route was being removed, its own write first.
+        // One may have opened while the route was being removed, its own write first
+        // (renewed: put back only if missing, so a newer route to another node stays).
         if let Some(route) = ctx.hub.device_route(session.app, &session.user_id, &session.device_id)
-            && let Err(err) = ctx.routes.register(&route, &ctx.node).await
+            && let Err(err) = ctx.routes.renew(&[route], &ctx.node).await
         {
             tracing::warn!(error = %err, "restoring a route failed; the next renewal puts it back");
         }

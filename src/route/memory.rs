@@ -109,6 +109,10 @@ fn node_of(value: &str) -> &str {
     value.split('|').next().unwrap_or_default()
 }
 
+fn expires_of(value: &str) -> i64 {
+    value.rsplit('|').next().and_then(|expires| expires.parse().ok()).unwrap_or(0)
+}
+
 #[async_trait]
 impl RouteRegistry for MemoryRegistry {
     async fn register(&self, route: &Registration, node: &str) -> Result<Option<String>, RouteError> {
@@ -200,7 +204,8 @@ impl RouteRegistry for MemoryRegistry {
         let mut users = Vec::new();
         routes.retain(|user, devices| {
             let before = devices.len();
-            devices.retain(|_, value| node_of(value) != node);
+            // Routes written since are the node's again (it is back): they stay.
+            devices.retain(|_, value| node_of(value) != node || expires_of(value) > self.expires_at());
             if devices.len() < before {
                 users.push(user.clone());
             }

@@ -57,18 +57,15 @@ if #dead > 0 then redis.call('ZREM', KEYS[1], unpack(dead)) end
 return dead
 "#;
 
-/// Takes (reads and deletes) a node's users.
-const TAKE_NODE_USERS: &str = r#"
-local users = redis.call('ZRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1])
-return users
-"#;
-
-/// Deletes the user's routes that point at the node (ARGV[1]).
+/// Deletes the user's routes that point at the node (ARGV[1]) and expire by ARGV[2]: a
+/// route written since (the node is back) expires later and stays.
 const DROP_NODE_ROUTES: &str = r#"
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  if string.sub(all[i + 1], 1, #ARGV[1] + 1) == ARGV[1] .. '|' then redis.call('HDEL', KEYS[1], all[i]) end
+  if string.sub(all[i + 1], 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
+    local expires = tonumber(string.match(all[i + 1], '|(%d+)$'))
+    if expires == nil or expires <= tonumber(ARGV[2]) then redis.call('HDEL', KEYS[1], all[i]) end
+  end
 end
 return 1
 "#;
@@ -122,8 +119,9 @@ local result = {tostring(seq)}
 if #KEYS > 1 then
   redis.call('HSET', KEYS[2], ARGV[4], seq .. '|' .. ARGV[5])
   redis.call('RPUSH', KEYS[3], ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  local keep = math.max(tonumber(ARGV[3]), tonumber(ARGV[6]))
+  redis.call('PEXPIRE', KEYS[2], keep)
+  redis.call('PEXPIRE', KEYS[3], keep)
 end
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
@@ -177,7 +175,6 @@ pub struct RedisRegistry {
     renew: Script,
     unregister: Script,
     claim_dead_nodes: Script,
-    take_node_users: Script,
     drop_node_routes: Script,
     publish: Script,
     report_room: Script,
@@ -210,7 +207,6 @@ impl RedisRegistry {
             renew: Script::new(RENEW),
             unregister: Script::new(UNREGISTER),
             claim_dead_nodes: Script::new(CLAIM_DEAD_NODES),
-            take_node_users: Script::new(TAKE_NODE_USERS),
             drop_node_routes: Script::new(DROP_NODE_ROUTES),
             publish: Script::new(PUBLISH),
             report_room: Script::new(REPORT_ROOM),
@@ -314,20 +310,32 @@ impl RouteRegistry for RedisRegistry {
                     .arg(now);
                 pipe.invoke_script(&invocation);
             }
-            let renewed: Vec<i64> = pipe.query_async(&mut self.redis.clone()).await.map_err(error)?;
-            back.extend(
-                chunk.iter().zip(renewed).filter(|(_, result)| *result == 2).map(|(r, _)| (r.app, r.user_id.clone())),
-            );
+            match pipe.query_async::<Vec<i64>>(&mut self.redis.clone()).await {
+                Ok(renewed) => back.extend(
+                    chunk
+                        .iter()
+                        .zip(renewed)
+                        .filter(|(_, result)| *result == 2)
+                        .map(|(r, _)| (r.app, r.user_id.clone())),
+                ),
+                // The users already put back are still returned; these wait for the next renewal.
+                Err(err) if !back.is_empty() => {
+                    tracing::warn!(error = %err, routes = chunk.len(), "renewing routes failed")
+                }
+                Err(err) => return Err(error(err)),
+            }
         }
         // Users whose routes here all ended (closed, or moved to another node) leave the set.
-        redis::pipe()
+        let trimmed = redis::pipe()
             .zrembyscore(&node_users, "-inf", now)
             .ignore()
             .pexpire(&node_users, 2 * self.ttl_ms())
             .ignore()
             .query_async::<()>(&mut self.redis.clone())
-            .await
-            .map_err(error)?;
+            .await;
+        if let Err(err) = trimmed {
+            tracing::warn!(error = %err, "trimming a node's users failed; the next renewal does it");
+        }
         Ok(back)
     }
 
@@ -404,22 +412,41 @@ impl RouteRegistry for RedisRegistry {
     }
 
     async fn forget_node(&self, node: &str) -> Result<Vec<(AppId, String)>, RouteError> {
-        let members: Vec<String> = self
-            .take_node_users
-            .key(self.node_users_key(node))
-            .invoke_async(&mut self.redis.clone())
-            .await
-            .map_err(error)?;
-        let users: Vec<(AppId, String)> = members.iter().filter_map(|member| parse_node_user(member)).collect();
-        for chunk in users.chunks(PIPELINE) {
-            let mut pipe = redis::pipe();
-            pipe.load_script(&self.drop_node_routes).ignore();
-            for (app, user) in chunk {
-                pipe.invoke_script(self.drop_node_routes.key(self.key(*app, user)).arg(node)).ignore();
+        let cutoff = now_ms() + self.ttl_ms();
+        let key = self.node_users_key(node);
+        let forgotten = async {
+            let members: Vec<String> =
+                redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query_async(&mut self.redis.clone()).await?;
+            let mut users = Vec::with_capacity(members.len());
+            // Members leave the set only once their routes are dropped: a failure part
+            // way leaves the rest for the next try.
+            for chunk in members.chunks(PIPELINE) {
+                let mut pipe = redis::pipe();
+                pipe.load_script(&self.drop_node_routes).ignore();
+                let chunk_users: Vec<(AppId, String)> = chunk.iter().filter_map(|m| parse_node_user(m)).collect();
+                for (app, user) in &chunk_users {
+                    pipe.invoke_script(self.drop_node_routes.key(self.key(*app, user)).arg(node).arg(cutoff)).ignore();
+                }
+                pipe.zrem(&key, chunk).ignore();
+                pipe.query_async::<()>(&mut self.redis.clone()).await?;
+                users.extend(chunk_users);
             }
-            pipe.query_async::<()>(&mut self.redis.clone()).await.map_err(error)?;
+            Ok::<_, redis::RedisError>(users)
+        };
+        match forgotten.await {
+            Ok(users) => Ok(users),
+            Err(err) => {
+                // Dead again, so that a later sweep takes it up (unless it came back).
+                let _: Result<(), _> = redis::cmd("ZADD")
+                    .arg(self.nodes_key())
+                    .arg("NX")
+                    .arg(now_ms() - 1)
+                    .arg(node)
+                    .query_async(&mut self.redis.clone())
+                    .await;
+                Err(error(err))
+            }
         }
-        Ok(users)
     }
 
     async fn swap_presence(&self, app: AppId, user: &str, state: Option<&str>) -> Result<Option<String>, RouteError> {

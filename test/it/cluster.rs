@@ -419,12 +419,19 @@ async fn presence_survives_a_killed_logic_node() {
     let ann_token = app.device_token("ann", "phone").await;
 
     let _ann = WsClient::online(ws, &ann_token, 0).await.0;
+    let opened = Instant::now();
     tokio::time::sleep(Duration::from_millis(200)).await; // the report is out
     doomed.start_kill().expect("SIGKILL logic 1");
     match bob.next_event(Duration::from_secs(10)).await {
         Some(Event::Presence(event)) => assert!(event.user_id == "ann" && event.online, "{event:?}"),
         other => panic!("expected Ann online, got {other:?}"),
     }
+    // The first report settles after 1 s; the second goes out after 2 s and settles 1 s later.
+    assert!(
+        opened.elapsed() >= Duration::from_millis(2500),
+        "Bob heard it after {:?}: the survivor took the first report, so this run did not test the second",
+        opened.elapsed()
+    );
     // The second look finds nothing new: no second event.
     assert_eq!(bob.next_event(Duration::from_secs(3)).await, None);
 }
