@@ -59,6 +59,8 @@ pub struct MemoryRegistry {
     routes: Mutex<HashMap<UserKey, HashMap<String, String>>>,
     /// Live nodes and when their announcement expires.
     nodes: Mutex<HashMap<String, i64>>,
+    /// Dead nodes being forgotten, and when their claim runs out.
+    claimed: Mutex<HashMap<String, i64>>,
     /// Presence last announced, for users who are online.
     presence: Mutex<HashMap<UserKey, String>>,
     rooms: Mutex<HashMap<RoomKey, Room>>,
@@ -72,6 +74,7 @@ impl MemoryRegistry {
         Self {
             routes: Mutex::new(HashMap::new()),
             nodes: Mutex::new(HashMap::new()),
+            claimed: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
             rooms: Mutex::new(HashMap::new()),
             rooms_swept_ms: Mutex::new(0),
@@ -191,10 +194,15 @@ impl RouteRegistry for MemoryRegistry {
     async fn claim_dead_nodes(&self) -> Result<Vec<String>, RouteError> {
         let now = now_ms();
         let mut nodes = self.nodes.lock().expect("node lock");
-        let dead: Vec<String> =
+        let mut dead: Vec<String> =
             nodes.iter().filter(|(_, expires)| **expires <= now).map(|(node, _)| node.clone()).collect();
         for node in &dead {
             nodes.remove(node);
+        }
+        let mut claimed = self.claimed.lock().expect("claim lock");
+        dead.extend(claimed.iter().filter(|(_, until)| **until <= now).map(|(node, _)| node.clone()));
+        for node in &dead {
+            claimed.insert(node.clone(), self.expires_at());
         }
         Ok(dead)
     }
@@ -211,6 +219,7 @@ impl RouteRegistry for MemoryRegistry {
             }
             !devices.is_empty()
         });
+        self.claimed.lock().expect("claim lock").remove(node);
         Ok(users)
     }
 

@@ -62,10 +62,12 @@ pub trait RouteRegistry: RoomRegistry + Send + Sync + 'static {
     /// The connect nodes announced within their `ttl`.
     async fn nodes(&self) -> Result<Vec<String>, RouteError>;
     /// Takes off the live list the nodes whose announcement ran out (killed, or cut
-    /// off) and returns them; each dead node is returned to one caller only.
+    /// off) and returns them, each to one caller, which has a `ttl` to forget it; a node
+    /// not forgotten by then (its caller died) is returned again.
     async fn claim_dead_nodes(&self) -> Result<Vec<String>, RouteError>;
-    /// Drops every route that points at `node` and returns their users: the node is
-    /// dead, or starting again under the same name, and none of those sessions is open.
+    /// Drops the routes that point at `node` and expire within a `ttl` (those written
+    /// before now) and returns their users, and ends the node's claim: the node is dead,
+    /// or starting again under the same name, and none of those sessions is open.
     async fn forget_node(&self, node: &str) -> Result<Vec<(AppId, String)>, RouteError>;
     /// Records the presence last announced to a user's friends (`None`: offline) and
     /// returns the one recorded before: of several nodes announcing at once, one sees

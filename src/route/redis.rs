@@ -2,7 +2,9 @@
 //! holding `node|device type|expires at`. Fields expire by that timestamp (readers skip
 //! stale ones, writers delete them); the whole hash expires with its last route. Each
 //! node also has the users it holds routes of (`{prefix}:nodeusers:{node}`, a sorted set
-//! of `app|user` scored by expiry), so that a node that dies unseen can be forgotten.
+//! of `app|user` scored by expiry), so that a node that dies unseen can be forgotten; the
+//! set outlives its last write by 4 ttls, long enough for a claim that ran out to be
+//! taken over.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -31,7 +33,7 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[2], 4 * tonumber(ARGV[3]))
 return previous
 "#;
 
@@ -50,10 +52,14 @@ redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
 return back
 "#;
 
-/// Takes the nodes whose announcement expired by ARGV[1] off the live list (KEYS[1]).
+/// Takes the nodes whose announcement expired by ARGV[1] off the live list (KEYS[1]) and
+/// claims them until ARGV[2] (KEYS[2]); a claim that ran out (its logic node died before
+/// forgetting the node) is taken over.
 const CLAIM_DEAD_NODES: &str = r#"
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if #dead > 0 then redis.call('ZREM', KEYS[1], unpack(dead)) end
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])) do table.insert(dead, node) end
+for _, node in ipairs(dead) do redis.call('ZADD', KEYS[2], ARGV[2], node) end
 return dead
 "#;
 
@@ -254,6 +260,11 @@ impl RedisRegistry {
         format!("{}:nodes", self.prefix)
     }
 
+    /// Dead nodes being forgotten, scored by when their claim runs out.
+    fn claimed_key(&self) -> String {
+        format!("{}:claimednodes", self.prefix)
+    }
+
     /// The users a node holds routes of, scored by when their routes expire.
     fn node_users_key(&self, node: &str) -> String {
         format!("{}:nodeusers:{node}", self.prefix)
@@ -329,7 +340,7 @@ impl RouteRegistry for RedisRegistry {
         let trimmed = redis::pipe()
             .zrembyscore(&node_users, "-inf", now)
             .ignore()
-            .pexpire(&node_users, 2 * self.ttl_ms())
+            .pexpire(&node_users, 4 * self.ttl_ms())
             .ignore()
             .query_async::<()>(&mut self.redis.clone())
             .await;
@@ -403,9 +414,12 @@ impl RouteRegistry for RedisRegistry {
     }
 
     async fn claim_dead_nodes(&self) -> Result<Vec<String>, RouteError> {
+        let now = now_ms();
         self.claim_dead_nodes
             .key(self.nodes_key())
-            .arg(now_ms())
+            .key(self.claimed_key())
+            .arg(now)
+            .arg(now + self.ttl_ms())
             .invoke_async(&mut self.redis.clone())
             .await
             .map_err(error)
@@ -433,20 +447,16 @@ impl RouteRegistry for RedisRegistry {
             }
             Ok::<_, redis::RedisError>(users)
         };
-        match forgotten.await {
-            Ok(users) => Ok(users),
-            Err(err) => {
-                // Dead again, so that a later sweep takes it up (unless it came back).
-                let _: Result<(), _> = redis::cmd("ZADD")
-                    .arg(self.nodes_key())
-                    .arg("NX")
-                    .arg(now_ms() - 1)
-                    .arg(node)
-                    .query_async(&mut self.redis.clone())
-                    .await;
-                Err(error(err))
-            }
-        }
+        // Forgotten: its claim ends. On a failure the claim runs out and a later sweep
+        // takes the node up again.
+        let users = forgotten.await.map_err(error)?;
+        redis::cmd("ZREM")
+            .arg(self.claimed_key())
+            .arg(node)
+            .query_async::<()>(&mut self.redis.clone())
+            .await
+            .map_err(error)?;
+        Ok(users)
     }
 
     async fn swap_presence(&self, app: AppId, user: &str, state: Option<&str>) -> Result<Option<String>, RouteError> {

@@ -100,14 +100,20 @@ async fn a_dead_node_is_claimed_once_and_its_routes_are_dropped() {
         assert_eq!(registry.claim_dead_nodes().await.unwrap(), Vec::<String>::new(), "{name}: all live");
 
         // Node 2 keeps announcing and renewing; node 1 is gone.
-        for _ in 0..4 {
-            tokio::time::sleep(TTL / 3).await;
-            registry.announce_node("node-2").await.unwrap();
-            registry.renew(&[route("bob", "laptop")], "node-2").await.unwrap();
-        }
+        let node_2_lives_on = async || {
+            for _ in 0..4 {
+                tokio::time::sleep(TTL / 3).await;
+                registry.announce_node("node-2").await.unwrap();
+                registry.renew(&[route("bob", "laptop")], "node-2").await.unwrap();
+            }
+        };
+        node_2_lives_on().await;
         assert_eq!(registry.nodes().await.unwrap(), ["node-2"], "{name}");
         assert_eq!(registry.claim_dead_nodes().await.unwrap(), ["node-1"], "{name}");
         assert_eq!(registry.claim_dead_nodes().await.unwrap(), Vec::<String>::new(), "{name}: claimed once");
+        // Its claimer died before forgetting it: once the claim runs out, it is claimed again.
+        node_2_lives_on().await;
+        assert_eq!(registry.claim_dead_nodes().await.unwrap(), ["node-1"], "{name}: claimed again");
 
         let mut users = registry.forget_node("node-1").await.unwrap();
         users.sort();
@@ -115,6 +121,8 @@ async fn a_dead_node_is_claimed_once_and_its_routes_are_dropped() {
         assert_eq!(users, expected, "{name}");
         assert_eq!(devices(registry, "bob").await, pairs(&[("laptop", "node-2")]), "{name}: node 2's route stays");
         assert_eq!(registry.forget_node("node-1").await.unwrap(), [], "{name}: nothing left");
+        node_2_lives_on().await;
+        assert_eq!(registry.claim_dead_nodes().await.unwrap(), Vec::<String>::new(), "{name}: forgotten, not claimed");
 
         // Node 1 was only stalled: its next renewal puts alice back and names her.
         let back = registry.renew(&[route("alice", "phone")], "node-1").await.unwrap();
