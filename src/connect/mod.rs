@@ -38,7 +38,7 @@ use crate::{
     delivery::Peers,
     metrics::Metrics,
     proto::connect::v1::delivery_server::DeliveryServer,
-    route::{RouteError, RouteRegistry},
+    route::{Registration, RouteError, RouteRegistry},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +282,30 @@ async fn serve_internal(listener: TcpListener, hub: Arc<Hub>, token: String, mut
     }
 }
 
+/// Removes a device's route from this node unless a session of the device is open here
+/// (a session that replaced it, or the device came straight back: it holds the same
+/// route). One that opens while the route is being removed gets it back, written only if
+/// missing so that a newer route to another node stays. Whether the route was removed.
+async fn release_route(hub: &Hub, routes: &dyn RouteRegistry, node: &str, route: &Registration) -> bool {
+    let held = || hub.device_route(route.app, &route.user_id, &route.device_id);
+    if held().is_some() {
+        return false;
+    }
+    let removed = match routes.unregister(route, node).await {
+        Ok(removed) => removed,
+        Err(err) => {
+            tracing::warn!(error = %err, "removing a route failed; it expires by itself");
+            false
+        }
+    };
+    if let Some(successor) = held()
+        && let Err(err) = routes.renew(&[successor], node).await
+    {
+        tracing::warn!(error = %err, "restoring a route failed; the next renewal puts it back");
+    }
+    removed
+}
+
 /// Announces this node and renews its routes every third of their time to live.
 /// Routes that had run out meanwhile (this node stalled, and may have been taken for
 /// dead) are put back, and their users reported as changed.
@@ -308,10 +332,8 @@ async fn renew_routes(
                     reports.changed(app, &user);
                 }
                 // A session that ended after the snapshot may have had its route put back.
-                for route in
-                    registrations.iter().filter(|r| hub.device_route(r.app, &r.user_id, &r.device_id).is_none())
-                {
-                    if let Ok(true) = routes.unregister(route, &node).await {
+                for route in &registrations {
+                    if release_route(&hub, routes.as_ref(), &node, route).await {
                         reports.changed(route.app, &route.user_id);
                     }
                 }
@@ -320,5 +342,30 @@ async fn renew_routes(
                 tracing::warn!(error = %err, routes = registrations.len(), "renewing routes failed; retrying next period")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{model::DeviceType, route::MemoryRegistry};
+
+    #[tokio::test]
+    async fn a_route_is_released_only_when_no_session_of_its_device_is_here() {
+        let (hub, routes) = (Hub::new(16, 4), MemoryRegistry::new(Duration::from_secs(60)));
+        let phone =
+            Registration { app: 1, user_id: "ann".into(), device_id: "phone".into(), device_type: DeviceType::Ios };
+        let live = || async { routes.lookup(1, &["ann".to_owned()]).await.unwrap().len() };
+        routes.register(&phone, "n1").await.unwrap();
+
+        // A session of the device is here (it replaced the one that ended): the route stays.
+        let session = hub.attach(1, "ann", "phone", DeviceType::Ios, 0);
+        assert!(!release_route(&hub, &routes, "n1", &phone).await);
+        assert_eq!(live().await, 1);
+
+        hub.detach(&session);
+        assert!(release_route(&hub, &routes, "n1", &phone).await);
+        assert_eq!(live().await, 0);
+        assert!(!release_route(&hub, &routes, "n1", &phone).await, "nothing left to remove");
     }
 }

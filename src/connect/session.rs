@@ -166,20 +166,7 @@ async fn finish(mut state: Box<State>, exit: Exit, ctx: &Context) {
     ctx.hub.detach(&state.session);
     ctx.metrics.sessions.dec();
     let session = &state.session;
-    // A session of the same device that opened here since (this one was replaced, or the
-    // device came straight back) holds the same route: it must keep it.
-    if ctx.hub.device_route(session.app, &session.user_id, &session.device_id).is_none() {
-        if let Err(err) = ctx.routes.unregister(&session.registration(), &ctx.node).await {
-            tracing::warn!(error = %err, "removing a route failed; it expires by itself");
-        }
-        // One may have opened while the route was being removed, its own write first
-        // (renewed: put back only if missing, so a newer route to another node stays).
-        if let Some(route) = ctx.hub.device_route(session.app, &session.user_id, &session.device_id)
-            && let Err(err) = ctx.routes.renew(&[route], &ctx.node).await
-        {
-            tracing::warn!(error = %err, "restoring a route failed; the next renewal puts it back");
-        }
-    }
+    super::release_route(&ctx.hub, ctx.routes.as_ref(), &ctx.node, &session.registration()).await;
     ctx.reports.changed(session.app, &session.user_id);
 }
 

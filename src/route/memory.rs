@@ -10,8 +10,8 @@ use bytes::Bytes;
 use super::{
     Registration, Route, RouteError, RouteRegistry, decode, encode,
     rooms::{
-        Numbering, Published, REPEAT_WINDOW_MS, RoomCount, RoomRegistry, RoomState, decode_count, decode_numbered,
-        encode_count, encode_numbered, once_key,
+        Numbering, Published, REPEAT_WINDOW_MS, RoomCount, RoomRegistry, RoomState, decode_count, encode_count,
+        once_key,
     },
 };
 use crate::model::{AppId, now_ms};
@@ -29,9 +29,9 @@ struct Room {
     nodes: HashMap<String, String>,
     kept: VecDeque<(u64, Bytes)>,
     touched_ms: i64,
-    /// Messages numbered within the repeat window: `{sender} {client_msg_id}` to
-    /// `seq|sent at`, and the same keys oldest first.
-    numbered: HashMap<String, String>,
+    /// Messages numbered within the repeat window: `{sender} {client_msg_id}` to seq
+    /// and time sent, and the same keys oldest first.
+    numbered: HashMap<String, (u64, i64)>,
     numbered_order: VecDeque<(i64, String)>,
 }
 
@@ -43,7 +43,7 @@ impl Room {
                 self.numbered.remove(&old);
             }
         }
-        self.numbered.get(key).and_then(|value| decode_numbered(value))
+        self.numbered.get(key).map(|&(seq, sent_at_ms)| Published::Repeat { seq, sent_at_ms })
     }
 
     fn live_nodes(&mut self, now: i64) -> Vec<String> {
@@ -110,10 +110,6 @@ impl MemoryRegistry {
 
 fn node_of(value: &str) -> &str {
     value.split('|').next().unwrap_or_default()
-}
-
-fn expires_of(value: &str) -> i64 {
-    value.rsplit('|').next().and_then(|expires| expires.parse().ok()).unwrap_or(0)
 }
 
 #[async_trait]
@@ -208,12 +204,13 @@ impl RouteRegistry for MemoryRegistry {
     }
 
     async fn forget_node(&self, node: &str) -> Result<Vec<(AppId, String)>, RouteError> {
+        // Routes written from now on (the node is back) are still live then: they stay.
+        let cutoff = self.expires_at();
         let mut routes = self.routes.lock().expect("route lock");
         let mut users = Vec::new();
         routes.retain(|user, devices| {
             let before = devices.len();
-            // Routes written since are the node's again (it is back): they stay.
-            devices.retain(|_, value| node_of(value) != node || expires_of(value) > self.expires_at());
+            devices.retain(|device, value| node_of(value) != node || decode(device, value, cutoff).is_some());
             if devices.len() < before {
                 users.push(user.clone());
             }
@@ -276,7 +273,7 @@ impl RoomRegistry for MemoryRegistry {
         room.seq += 1;
         room.touched_ms = now;
         if let Some(key) = once {
-            room.numbered.insert(key.clone(), encode_numbered(room.seq, message.sent_at_ms));
+            room.numbered.insert(key.clone(), (room.seq, message.sent_at_ms));
             room.numbered_order.push_back((message.sent_at_ms, key));
         }
         Ok(Some(Published::New { seq: room.seq, nodes: room.live_nodes(now) }))

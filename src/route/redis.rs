@@ -304,6 +304,8 @@ impl RouteRegistry for RedisRegistry {
         let expires_at = now + self.ttl_ms();
         let node_users = self.node_users_key(node);
         let mut back = Vec::new();
+        let mut failure = None;
+        let mut renewed_any = routes.is_empty();
         for chunk in routes.chunks(PIPELINE) {
             // EVALSHA needs the script loaded on this server (it may have restarted).
             let mut pipe = redis::pipe();
@@ -321,20 +323,20 @@ impl RouteRegistry for RedisRegistry {
                     .arg(now);
                 pipe.invoke_script(&invocation);
             }
+            // A chunk that fails waits for the next renewal; the others still count.
             match pipe.query_async::<Vec<i64>>(&mut self.redis.clone()).await {
-                Ok(renewed) => back.extend(
-                    chunk
-                        .iter()
-                        .zip(renewed)
-                        .filter(|(_, result)| *result == 2)
-                        .map(|(r, _)| (r.app, r.user_id.clone())),
-                ),
-                // The users already put back are still returned; these wait for the next renewal.
-                Err(err) if !back.is_empty() => {
-                    tracing::warn!(error = %err, routes = chunk.len(), "renewing routes failed")
+                Ok(renewed) => {
+                    renewed_any = true;
+                    let put_back = chunk.iter().zip(renewed).filter(|(_, result)| *result == 2);
+                    back.extend(put_back.map(|(r, _)| (r.app, r.user_id.clone())));
                 }
-                Err(err) => return Err(error(err)),
+                Err(err) => failure = Some(err),
             }
+        }
+        match failure {
+            Some(err) if !renewed_any => return Err(error(err)),
+            Some(err) => tracing::warn!(error = %err, "renewing some routes failed; the next renewal retries them"),
+            None => {}
         }
         // Users whose routes here all ended (closed, or moved to another node) leave the set.
         let trimmed = redis::pipe()
@@ -428,28 +430,22 @@ impl RouteRegistry for RedisRegistry {
     async fn forget_node(&self, node: &str) -> Result<Vec<(AppId, String)>, RouteError> {
         let cutoff = now_ms() + self.ttl_ms();
         let key = self.node_users_key(node);
-        let forgotten = async {
-            let members: Vec<String> =
-                redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query_async(&mut self.redis.clone()).await?;
-            let mut users = Vec::with_capacity(members.len());
-            // Members leave the set only once their routes are dropped: a failure part
-            // way leaves the rest for the next try.
-            for chunk in members.chunks(PIPELINE) {
-                let mut pipe = redis::pipe();
-                pipe.load_script(&self.drop_node_routes).ignore();
-                let chunk_users: Vec<(AppId, String)> = chunk.iter().filter_map(|m| parse_node_user(m)).collect();
-                for (app, user) in &chunk_users {
-                    pipe.invoke_script(self.drop_node_routes.key(self.key(*app, user)).arg(node).arg(cutoff)).ignore();
-                }
-                pipe.zrem(&key, chunk).ignore();
-                pipe.query_async::<()>(&mut self.redis.clone()).await?;
-                users.extend(chunk_users);
+        let members: Vec<String> =
+            redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query_async(&mut self.redis.clone()).await.map_err(error)?;
+        let mut users = Vec::with_capacity(members.len());
+        // Members leave the set only once their routes are dropped, and the claim ends
+        // only once all are: on a failure it runs out and a later sweep takes it up.
+        for chunk in members.chunks(PIPELINE) {
+            let mut pipe = redis::pipe();
+            pipe.load_script(&self.drop_node_routes).ignore();
+            let chunk_users: Vec<(AppId, String)> = chunk.iter().filter_map(|m| parse_node_user(m)).collect();
+            for (app, user) in &chunk_users {
+                pipe.invoke_script(self.drop_node_routes.key(self.key(*app, user)).arg(node).arg(cutoff)).ignore();
             }
-            Ok::<_, redis::RedisError>(users)
-        };
-        // Forgotten: its claim ends. On a failure the claim runs out and a later sweep
-        // takes the node up again.
-        let users = forgotten.await.map_err(error)?;
+            pipe.zrem(&key, chunk).ignore();
+            pipe.query_async::<()>(&mut self.redis.clone()).await.map_err(error)?;
+            users.extend(chunk_users);
+        }
         redis::cmd("ZREM")
             .arg(self.claimed_key())
             .arg(node)

@@ -46,11 +46,7 @@ pub(super) fn once_key((sender, client_msg_id): (&str, &str)) -> String {
     format!("{sender} {client_msg_id}")
 }
 
-/// A numbered message as the room remembers it for repeats: `seq|sent at (ms)`.
-pub(super) fn encode_numbered(seq: u64, sent_at_ms: i64) -> String {
-    format!("{seq}|{sent_at_ms}")
-}
-
+/// A numbered message as Redis remembers it for repeats: `seq|sent at (ms)`.
 pub(super) fn decode_numbered(value: &str) -> Option<Published> {
     let (seq, sent_at_ms) = value.split_once('|')?;
     Some(Published::Repeat { seq: seq.parse().ok()?, sent_at_ms: sent_at_ms.parse().ok()? })
