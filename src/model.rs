@@ -202,6 +202,28 @@ pub struct GroupMember {
     pub joined_at_ms: i64,
 }
 
+/// A message as one user stands to it: what decides whether that user may see it
+/// (`logic`'s visibility rule), read in one go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting {
+    /// The message as stored (its body kept even if the viewer deleted it for itself).
+    pub message: Message,
+    /// Its place in its group's order (0: not a group message).
+    pub position: u64,
+    /// The viewer's inbox seq of the message; `None` when it never reached the viewer's inbox.
+    pub inbox_seq: Option<u64>,
+    /// The viewer deleted it for itself.
+    pub deleted_by_viewer: bool,
+    /// Where the viewer cleared the message's conversation: an inbox seq (a large group's:
+    /// a group seq) and the group position of the message there.
+    pub cleared_seq: u64,
+    pub cleared_position: u64,
+    /// For a group message: whether the group shows its history to newcomers, and the
+    /// viewer's membership (`None`: not a member, or no such group).
+    pub history_visible: bool,
+    pub member: Option<GroupMember>,
+}
+
 /// A request to join a group that waits for approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinRequest {

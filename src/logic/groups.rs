@@ -391,7 +391,7 @@ impl Logic {
             }
         }
         let reply_to = self
-            .reply_in(caller.app, outgoing.reply_to, |original| {
+            .reply_in(caller.app, caller.user(), outgoing.reply_to, |original| {
                 original.conversation_type == ConversationType::Group && original.receiver_id == group_id
             })
             .await?;

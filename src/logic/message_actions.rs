@@ -13,13 +13,14 @@ use super::{
     message_rules::SendRules,
     messages::{Outgoing, Sent},
     validate,
+    visibility::{Deleted, Visible},
 };
 use crate::{
     delivery::{DeviceRef, Push},
     frames,
     model::{
-        AppId, Conversation, ConversationType, GroupMember, GroupRole, Message, MessageBody, MessageStatus,
-        MessageType, Origin, ReactionCount, RevisionBody, RevisionKind, now_ms,
+        AppId, Conversation, ConversationType, GroupRole, Message, MessageBody, MessageStatus, MessageType, Origin,
+        ReactionCount, RevisionBody, RevisionKind, now_ms,
     },
     proto::{
         client::v1::{ReactionEvent, TypingEvent, event_push::Event},
@@ -59,36 +60,10 @@ pub type ConversationKey<'a> = (ConversationType, &'a str);
 type Audience = Option<Vec<(String, String)>>;
 
 impl Logic {
-    /// The message `id`, if `caller` can see it: in one of its direct conversations, a
-    /// group it is in, or its system conversation; the app sees every message. The
-    /// caller's group membership comes with it.
-    async fn visible_message(&self, caller: &SharedCaller, id: u64) -> Result<(Message, Option<GroupMember>)> {
-        let not_found = || Error::not_found(format!("message {id} does not exist"));
-        let message = self.store().messages_by_id(caller.app, &[id]).await?.into_iter().next().ok_or_else(not_found)?;
-        if message.message_type == MessageType::Revision {
-            return Err(not_found());
-        }
-        let Some(user) = caller.user() else { return Ok((message, None)) };
-        match message.conversation_type {
-            ConversationType::Direct if message.sender_user_id == user || message.receiver_id == user => {
-                Ok((message, None))
-            }
-            ConversationType::System if message.receiver_id == user => Ok((message, None)),
-            ConversationType::Group => {
-                let member = self.store().group_member(caller.app, &message.receiver_id, user).await?;
-                match member {
-                    Some(member) => Ok((message, Some(member))),
-                    None => Err(not_found()),
-                }
-            }
-            _ => Err(not_found()),
-        }
-    }
-
     /// Unsends a message: its body is erased and every recipient's devices get a
     /// revision. Returns the message as it now is (recalling it again changes nothing).
     pub async fn recall(&self, caller: &SharedCaller, id: u64) -> Result<Message> {
-        let (message, member) = self.visible_message(caller, id).await?;
+        let Visible { message, member } = self.visible_message(caller.app, caller.user(), id).await?;
         if message.status == MessageStatus::Recalled {
             return self.message_now(caller, id).await;
         }
@@ -130,7 +105,7 @@ impl Logic {
         let user = caller.require_user()?;
         let mut text = text.ok_or_else(|| Error::invalid("text is required"))?;
         validate::text_body(&text, self.limits())?;
-        let (message, _) = self.visible_message(caller, id).await?;
+        let message = self.visible_message(caller.app, Some(user), id).await?.message;
         if message.sender_user_id != user {
             return Err(Error::PermissionDenied("only its sender may edit a message".into()));
         }
@@ -188,27 +163,21 @@ impl Logic {
             ConversationType::System => return Err(Error::invalid("the system conversation has an empty id")),
             ConversationType::Unspecified => return Err(Error::invalid("conversation_type is required")),
         }
-        let found = self.store().messages_by_id(caller.app, &ids).await?;
+        // Deleting again repeats the deletion, so that a retried call succeeds.
+        let found = self.visible_messages(caller.app, Some(user), &ids, Deleted::Repeatable).await?;
         let in_conversation = |message: &Message| {
             message.conversation_type == kind
-                && message.message_type != MessageType::Revision
                 && match kind {
                     ConversationType::Direct => {
                         (message.sender_user_id == user && message.receiver_id == conversation_id)
                             || (message.sender_user_id == conversation_id && message.receiver_id == user)
                     }
                     ConversationType::Group => message.receiver_id == conversation_id,
-                    _ => message.receiver_id == user || message.receiver_id.is_empty(),
+                    _ => message.receiver_id == user,
                 }
         };
-        if found.len() != ids.len() || !found.iter().all(in_conversation) {
+        if !found.iter().all(|visible| in_conversation(&visible.message)) {
             return Err(Error::not_found("some of message_ids are not messages of this conversation"));
-        }
-        if kind == ConversationType::Group
-            && self.store().group_member(caller.app, conversation_id, user).await?.is_none()
-            && self.store().conversation(caller.app, user, (kind, conversation_id)).await?.is_none()
-        {
-            return Err(Error::not_found(format!("you have no conversation with group {conversation_id}")));
         }
         let revision = RevisionBody {
             kind: RevisionKind::Delete as i32,
@@ -324,7 +293,7 @@ impl Logic {
                 self.inner.messages.reactions.join(" ")
             )));
         }
-        let (message, _) = self.visible_message(caller, id).await?;
+        let message = self.visible_message(caller.app, Some(user), id).await?.message;
         if message.status == MessageStatus::Recalled {
             return Err(Error::FailedPrecondition(format!("message {id} was recalled")));
         }
@@ -408,7 +377,7 @@ impl Logic {
         targets: &[(ConversationType, String)],
         client_msg_id: &str,
     ) -> Result<Vec<Sent>> {
-        caller.require_user()?;
+        let user = caller.require_user()?;
         let max = self.inner.messages.max_forward_targets;
         if targets.is_empty() || targets.len() > max {
             return Err(Error::invalid(format!("targets must name 1 to {max} conversations")));
@@ -421,7 +390,7 @@ impl Logic {
                 self.limits().max_client_msg_id_len.saturating_sub(suffix_len)
             )));
         }
-        let (message, _) = self.visible_message(caller, id).await?;
+        let message = self.visible_message(caller.app, Some(user), id).await?.message;
         if message.status == MessageStatus::Recalled {
             return Err(Error::FailedPrecondition(format!("message {id} was recalled")));
         }

@@ -118,8 +118,9 @@ impl Logic {
                 ],
             )
         };
+        let viewer = Some(sender_user.as_str()).filter(|user| !user.is_empty());
         let reply_to = self
-            .reply_in(app, outgoing.reply_to, |original| {
+            .reply_in(app, viewer, outgoing.reply_to, |original| {
                 original.conversation_type == conversation_type
                     && if conversation_type == ConversationType::System {
                         original.receiver_id == receiver
@@ -151,23 +152,23 @@ impl Logic {
         Ok(Sent { message_id: appended.id, seq: appended.sender_seq, sent_at_ms: appended.sent_at_ms })
     }
 
-    /// What a reply to message `id` shows of it; the message must be one that `in_conversation` accepts.
+    /// What a reply to message `id` shows of it: a message `viewer` may see (`None`: the
+    /// app), that `in_conversation` accepts.
     pub(super) async fn reply_in(
         &self,
         app: AppId,
+        viewer: Option<&str>,
         id: u64,
         in_conversation: impl Fn(&Message) -> bool,
     ) -> Result<Option<ReplyTo>> {
         if id == 0 {
             return Ok(None);
         }
-        let original = self.store().messages_by_id(app, &[id]).await?.into_iter().next();
-        match original {
-            Some(original) if original.message_type != MessageType::Revision && in_conversation(&original) => {
-                Ok(Some(reply_of(&original)))
-            }
-            _ => Err(Error::invalid(format!("reply_to_message_id {id} is not a message of this conversation"))),
+        let original = self.visible_message(app, viewer, id).await?.message;
+        if !in_conversation(&original) {
+            return Err(Error::invalid(format!("reply_to_message_id {id} is a message of another conversation")));
         }
+        Ok(Some(reply_of(&original)))
     }
 
     /// Fills in what messages read from the store lack: what each replies to, as it is

@@ -28,6 +28,7 @@ mod search;
 mod tokens;
 mod users;
 mod validate;
+mod visibility;
 mod webhooks;
 mod writer;
 

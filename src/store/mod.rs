@@ -17,7 +17,8 @@ use crate::webhooks::{AttemptOutcome, Delivery, DeliveryFilter, Endpoint, Endpoi
 use crate::model::{
     App, AppId, AppSecret, AppSettings, Comment, Conversation, ConversationSettings, ConversationType, Device,
     DeviceType, Friend, FriendRequest, Group, GroupMember, JoinPolicy, JoinRequest, Like, Message, MessageBody,
-    MessageMeta, Post, ProfilePatch, ReactionCount, ReadCursor, Relation, ReplyTo, TokenGenerations, User, Visibility,
+    MessageMeta, Post, ProfilePatch, ReactionCount, ReadCursor, Relation, ReplyTo, Sighting, TokenGenerations, User,
+    Visibility,
 };
 
 /// Failures of the store. Callers turn `NotFound`/`Conflict` into domain errors;
@@ -865,6 +866,14 @@ pub trait SearchStore: Send + Sync {
     async fn search_messages(&self, app: AppId, query: &SearchQuery<'_>) -> StoreResult<Vec<Message>>;
 }
 
+/// How one user stands to messages named by id, for the one rule of who may see a message.
+#[async_trait]
+pub trait SightingStore: Send + Sync {
+    /// The messages of `ids` that exist in the app, each as `viewer` stands to it, in no
+    /// particular order.
+    async fn sightings(&self, app: AppId, viewer: &str, ids: &[u64]) -> StoreResult<Vec<Sighting>>;
+}
+
 /// What adding a reaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReactionOutcome {
@@ -981,6 +990,7 @@ pub trait Store:
     + ConversationStore
     + ReactionStore
     + SearchStore
+    + SightingStore
     + WebhookStore
 {
 }
@@ -997,6 +1007,7 @@ impl<T> Store for T where
         + ConversationStore
         + ReactionStore
         + SearchStore
+        + SightingStore
         + WebhookStore
 {
 }

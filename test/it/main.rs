@@ -20,6 +20,7 @@ mod groups;
 mod grpc;
 mod large_groups_in_the_list;
 mod message_actions;
+mod message_visibility;
 mod messages;
 mod moderation;
 mod moments;

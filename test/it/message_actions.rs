@@ -275,10 +275,12 @@ async fn edits_replies_reactions_and_forwards_follow_their_rules(backend: Backen
     let refused = app.business().await.send_message(forged).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
 
-    // Replies: in the same conversation only; the snippet is the original as it is now.
+    // Replies: to a message the sender may see, in the same conversation; the snippet is
+    // the original as it is now. One it may not see is answered as one that does not exist.
     let reply = send(&app, "bob", "alice", "hi back", hello).await.unwrap();
-    assert_eq!(send(&app, "bob", "alice", "bad", other).await.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!(send(&app, "bob", "alice", "bad2", 424_242).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(send(&app, "bob", "alice", "bad", other).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(send(&app, "bob", "alice", "bad2", 424_242).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(send(&app, "carol", "bob", "bad3", other).await.unwrap_err().code(), Code::InvalidArgument);
     let pushed = bob_session.messages_until_quiet(Duration::from_millis(300)).await;
     let pushed_reply = pushed.iter().find(|m| m.id == reply).expect("bob's other devices get his reply");
     assert_eq!(pushed_reply.reply_to.as_ref().map(|r| r.snippet.as_str()), Some("hello"));

@@ -20,6 +20,7 @@ mod reads;
 mod revisions;
 mod rows;
 mod search;
+mod sightings;
 mod timeline_counts;
 mod users;
 mod webhooks;
