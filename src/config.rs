@@ -163,8 +163,9 @@ pub struct RatesConfig {
     pub user_calls_per_second: u32,
     /// Business API calls of one app (bursts of twice this).
     pub app_calls_per_second: u32,
-    /// Failed sign-ins per username; past them, the addresses that failed are refused
-    /// for the rest of the minute (others may still try: no one can lock a user out).
+    /// Failed password checks per username (sign-ins, and wrong old passwords when
+    /// changing one); past them, the addresses and devices that failed are refused for
+    /// the rest of the minute (others may still try: no one can lock a user out).
     pub failed_sign_ins_per_username_per_minute: u32,
     pub sign_ins_per_address_per_minute: u32,
     pub sign_ups_per_address_per_hour: u32,

@@ -71,8 +71,9 @@ impl Device for DeviceApi {
         request: Request<api::ChangePasswordRequest>,
     ) -> Result<Response<api::Empty>, Status> {
         let caller = auth::device(&self.logic, request.metadata()).await?;
+        let address = request.remote_addr().map(|addr| addr.ip());
         let request = request.into_inner();
-        self.logic.change_password(&caller, &request.old_password, &request.new_password).await?;
+        self.logic.change_password(&caller, &request.old_password, &request.new_password, address).await?;
         Ok(Response::new(api::Empty {}))
     }
 

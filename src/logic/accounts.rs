@@ -85,20 +85,24 @@ impl Logic {
     ) -> Result<Session> {
         self.accounts_app(app).await?;
         self.inner.rates.sign_up(address)?;
+        // Everything is checked before anything is written: a refusal takes no username.
         let username = normalize_username(username)?;
         check_password(password)?;
         let user = self.new_user(UserInput { nickname: nickname.to_owned(), ..UserInput::default() })?;
+        let device = self.new_device(&user.user_id, device)?;
         let password = password.to_owned();
         let hash = self.hash_blocking(move || hash_password(&password)).await?;
-        match self.store().create_account(app, &username, &hash, &user, now_ms()).await {
-            Ok(()) => {}
+        let device = match self.store().create_account(app, &username, &hash, &user, &device, now_ms()).await {
+            Ok(device) => device,
             Err(StoreError::Conflict) => {
                 return Err(Error::Conflict(format!("username {username} is taken")));
             }
             Err(err) => return Err(err.into()),
-        }
+        };
         tracing::info!(app, user = %user.user_id, "account created");
-        self.open_session(app, &user.user_id, device).await
+        let token = self.issue_token(app, &user.user_id, &device.device_id, Duration::ZERO).await?;
+        let user = self.get_user(app, &user.user_id).await?;
+        Ok(Session { user, device, token })
     }
 
     /// `address`: where the call came from, for the rate of sign-in attempts per address
@@ -137,16 +141,27 @@ impl Logic {
     }
 
     /// Changes the caller's password and revokes every token of the user, the caller's
-    /// included: each device signs in again with the new password.
-    pub async fn change_password(&self, caller: &DeviceCaller, old: &str, new: &str) -> Result<()> {
+    /// included: each device signs in again with the new password. A wrong old password
+    /// counts as a failed sign-in of the username (`address`: where the call came from),
+    /// so that a stolen token is no faster a way to guess the password than signing in.
+    pub async fn change_password(
+        &self,
+        caller: &DeviceCaller,
+        old: &str,
+        new: &str,
+        address: Option<IpAddr>,
+    ) -> Result<()> {
         check_password(new)?;
-        let hash = self
+        let (username, hash) = self
             .store()
-            .account_hash(caller.app, &caller.user_id)
+            .account_of(caller.app, &caller.user_id)
             .await?
             .ok_or_else(|| Error::FailedPrecondition("this user has no gim account".into()))?;
+        let guesser = (address, caller.device_id.as_str());
+        self.inner.rates.password_check(caller.app, &username, guesser)?;
         let old = old.to_owned();
         if !self.hash_blocking(move || verify_password(&old, &hash)).await? {
+            self.inner.rates.password_check_failed(caller.app, &username, guesser);
             return Err(Error::PermissionDenied("the old password is wrong".into()));
         }
         let new = new.to_owned();

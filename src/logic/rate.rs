@@ -65,18 +65,26 @@ const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// Failed sign-ins in the current minute, per username and per (username, address).
-/// Failures, not attempts, are counted per username, so that strangers guessing a
-/// password cannot lock its owner out: once a username has failed too often, only the
-/// addresses that failed are refused.
-struct SignInFailures {
+/// Who is guessing a password: the address a sign-in came from, or the signed-in device
+/// that asks to change its password (and its address).
+#[derive(Debug, Clone, Copy, Hash)]
+enum Guesser<'a> {
+    Address(Option<IpAddr>),
+    Device(&'a str),
+}
+
+/// Failed password checks (sign-ins, and old passwords given to change one) in the
+/// current minute, per username and per (username, guesser). Failures, not attempts, are
+/// counted per username, so that strangers guessing a password cannot lock its owner
+/// out: once a username has failed too often, only the guessers that failed are refused.
+struct PasswordFailures {
     /// Failures a username may have per window (0: no limit).
     max: u32,
     counts: quick_cache::sync::Cache<u64, (Instant, u32)>,
     keys: RandomState,
 }
 
-impl SignInFailures {
+impl PasswordFailures {
     /// Usernames and pairs whose failures a node keeps at most (beyond, the least used
     /// are forgotten).
     const CAPACITY: usize = 100_000;
@@ -96,7 +104,8 @@ impl SignInFailures {
         self.counts.insert(key, (since, count + 1));
     }
 
-    fn check(&self, app: AppId, username: &str, address: Option<IpAddr>) -> Result<()> {
+    /// Refuses when the username has failed too often and any of `guessers` failed.
+    fn check(&self, app: AppId, username: &str, guessers: &[Guesser<'_>]) -> Result<()> {
         if self.max == 0 {
             return Ok(());
         }
@@ -105,24 +114,25 @@ impl SignInFailures {
         if self.count(user, now) < self.max {
             return Ok(());
         }
-        let pair = self.keys.hash_one((app, username, address));
-        if self.count(pair, now) == 0 {
+        if guessers.iter().all(|guesser| self.count(self.keys.hash_one((app, username, guesser)), now) == 0) {
             return Ok(());
         }
         let since = self.counts.get(&user).map_or(now, |(since, _)| since);
         Err(Error::TooFast {
-            what: format!("failed sign-ins for this username: at most {} a minute", self.max),
+            what: format!("failed password checks for this username: at most {} a minute", self.max),
             retry_after: MINUTE.saturating_sub(now.duration_since(since)),
         })
     }
 
-    fn failed(&self, app: AppId, username: &str, address: Option<IpAddr>) {
+    fn failed(&self, app: AppId, username: &str, guessers: &[Guesser<'_>]) {
         if self.max == 0 {
             return;
         }
         let now = Instant::now();
         self.add(self.keys.hash_one((app, username)), now);
-        self.add(self.keys.hash_one((app, username, address)), now);
+        for guesser in guessers {
+            self.add(self.keys.hash_one((app, username, guesser)), now);
+        }
     }
 }
 
@@ -131,7 +141,7 @@ pub(super) struct Rates {
     device_calls: Rate,
     user_calls: Rate,
     app_calls: Rate,
-    sign_in_failures: SignInFailures,
+    password_failures: PasswordFailures,
     sign_ins_per_address: Rate,
     sign_ups_per_address: Rate,
     friend_requests: Rate,
@@ -147,7 +157,7 @@ impl Rates {
             device_calls: per_second(config.device_calls_per_second, "calls from this device"),
             user_calls: per_second(config.user_calls_per_second, "calls from this user's devices"),
             app_calls: per_second(config.app_calls_per_second, "business calls of this app"),
-            sign_in_failures: SignInFailures::new(config.failed_sign_ins_per_username_per_minute),
+            password_failures: PasswordFailures::new(config.failed_sign_ins_per_username_per_minute),
             sign_ins_per_address: Rate::new(
                 config.sign_ins_per_address_per_minute,
                 MINUTE,
@@ -204,12 +214,29 @@ impl Rates {
         if let Some(address) = address {
             self.sign_ins_per_address.take(address)?;
         }
-        self.sign_in_failures.check(app, username, address)
+        self.password_failures.check(app, username, &[Guesser::Address(address)])
     }
 
     /// A sign-in that failed: it counts for the username and for the address.
     pub(super) fn sign_in_failed(&self, app: AppId, username: &str, address: Option<IpAddr>) {
-        self.sign_in_failures.failed(app, username, address);
+        self.password_failures.failed(app, username, &[Guesser::Address(address)]);
+    }
+
+    /// A signed-in device gives its user's old password to change it: refused, like a
+    /// sign-in, when the username has failed too often and this device or its address
+    /// is among those that failed.
+    pub(super) fn password_check(
+        &self,
+        app: AppId,
+        username: &str,
+        (address, device): (Option<IpAddr>, &str),
+    ) -> Result<()> {
+        self.password_failures.check(app, username, &[Guesser::Address(address), Guesser::Device(device)])
+    }
+
+    /// A wrong old password: it counts for the username, the device and the address.
+    pub(super) fn password_check_failed(&self, app: AppId, username: &str, (address, device): (Option<IpAddr>, &str)) {
+        self.password_failures.failed(app, username, &[Guesser::Address(address), Guesser::Device(device)]);
     }
 
     pub(super) fn sign_up(&self, address: Option<IpAddr>) -> Result<()> {
@@ -302,6 +329,8 @@ mod tests {
         };
         assert!(retry_after <= MINUTE);
         rates.sign_in(1, "ann", owner).expect("an address that never failed may still try");
+        rates.password_check(1, "ann", (owner, "phone")).expect("nor a device that never failed");
+        rates.password_check(1, "ann", (attacker, "phone")).expect_err("an address that failed signing in");
         rates.sign_in(1, "bob", attacker).expect("another username");
         rates.sign_in(2, "ann", attacker).expect("another app's ann");
         rates.sign_up(attacker).unwrap();
@@ -311,5 +340,20 @@ mod tests {
             rates.app_call(7).expect("0: no limit");
         }
         rates.tidy();
+    }
+
+    #[test]
+    fn wrong_old_passwords_count_with_failed_sign_ins() {
+        let rates = Rates::new(&config());
+        let (thief, owner) = (Some(IpAddr::from([10, 0, 0, 1])), Some(IpAddr::from([10, 0, 0, 2])));
+        for _ in 0..3 {
+            rates.password_check(1, "ann", (thief, "stolen")).unwrap();
+            rates.password_check_failed(1, "ann", (thief, "stolen"));
+        }
+        assert!(rates.password_check(1, "ann", (thief, "stolen")).is_err(), "the device that failed");
+        assert!(rates.password_check(1, "ann", (owner, "stolen")).is_err(), "from any address");
+        assert!(rates.sign_in(1, "ann", thief).is_err(), "nor may its address sign in");
+        rates.sign_in(1, "ann", owner).expect("the owner signs in from elsewhere");
+        rates.password_check(1, "ann", (owner, "laptop")).expect("and changes it from another device");
     }
 }

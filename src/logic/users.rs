@@ -136,26 +136,30 @@ impl Logic {
         self.page(limit, |n| self.store().list_users(app, after_user_id, n)).await
     }
 
-    pub async fn register_device(&self, app: AppId, user_id: &str, input: DeviceInput) -> Result<Device> {
+    /// A device of `user_id` as the client describes it, checked.
+    pub(super) fn new_device(&self, user_id: &str, input: DeviceInput) -> Result<NewDevice> {
         validate::id("user_id", user_id)?;
         let device_id = if input.device_id.is_empty() { validate::generated_id("d_") } else { input.device_id };
         validate::id("device_id", &device_id)?;
-        let limits = self.limits();
         for (field, value) in
             [("model", &input.model), ("os_version", &input.os_version), ("sdk_version", &input.sdk_version)]
         {
-            validate::name(field, value, limits)?;
+            validate::name(field, value, self.limits())?;
         }
-        let device = NewDevice {
+        Ok(NewDevice {
             user_id: user_id.to_owned(),
             device_id,
             device_type: input.device_type,
             model: input.model,
             os_version: input.os_version,
             sdk_version: input.sdk_version,
-        };
+        })
+    }
+
+    pub async fn register_device(&self, app: AppId, user_id: &str, input: DeviceInput) -> Result<Device> {
+        let device = self.new_device(user_id, input)?;
         // A user has at most `max_devices_per_user` devices, counted under the user's lock.
-        let max = limits.max_devices_per_user as u64;
+        let max = self.limits().max_devices_per_user as u64;
         let mut decide = |others: u64| others < max;
         match self.store().upsert_device(app, &device, now_ms(), &mut decide).await {
             Ok(Some(device)) => Ok(device),

@@ -359,18 +359,21 @@ pub trait UserStore: Send + Sync {
     /// Bumps the device's generation, or the user's when `device_id` is `None`.
     async fn bump_token_generation(&self, app: AppId, user_id: &str, device_id: Option<&str>) -> StoreResult<bool>;
 
-    /// Creates a user and the account that signs in as it, atomically.
+    /// Creates a user, the account that signs in as it and its first device, atomically;
+    /// `Conflict` when the username (or the user id) is taken.
     async fn create_account(
         &self,
         app: AppId,
         username: &str,
         password_hash: &str,
         user: &NewUser,
+        device: &NewDevice,
         now_ms: i64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Device>;
     /// `(user_id, password_hash)` of a username.
     async fn account_by_username(&self, app: AppId, username: &str) -> StoreResult<Option<(String, String)>>;
-    async fn account_hash(&self, app: AppId, user_id: &str) -> StoreResult<Option<String>>;
+    /// `(username, password_hash)` of the user's account.
+    async fn account_of(&self, app: AppId, user_id: &str) -> StoreResult<Option<(String, String)>>;
     async fn set_password_hash(&self, app: AppId, user_id: &str, password_hash: &str) -> StoreResult<bool>;
 }
 

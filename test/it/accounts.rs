@@ -13,6 +13,7 @@ use crate::{
 
 both_stores!(
     a_user_signs_up_signs_in_and_changes_password,
+    a_refused_sign_up_takes_no_username,
     accounts_are_refused_where_the_app_does_not_keep_them,
     a_user_is_found_by_username_within_its_app_only
 );
@@ -152,4 +153,31 @@ async fn a_user_is_found_by_username_within_its_app_only(backend: Backend) {
     plain.user("dave").await;
     let status = plain.friends(Some("dave")).await.find_user(FindUserRequest { username: "dave".into() }).await;
     assert_eq!(status.unwrap_err().code(), Code::PermissionDenied, "the app keeps no usernames");
+}
+
+async fn a_refused_sign_up_takes_no_username(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let app = server.new_app_with(AppSettings { accounts_enabled: true, ..Default::default() }).await;
+    let mut account = app.account().await;
+    let sign_up = |device: Option<DeviceInfo>| SignUpRequest {
+        username: "alice".into(),
+        password: "correct horse".into(),
+        nickname: "Alice".into(),
+        device,
+    };
+    let bad_devices = [
+        DeviceInfo { device_id: "no spaces here".into(), ..Default::default() },
+        DeviceInfo { device_id: "x".repeat(65), ..Default::default() },
+        DeviceInfo { device_id: "phone".into(), model: "bad\u{202e}model".into(), ..Default::default() },
+    ];
+    for bad in bad_devices {
+        let refused = account.sign_up(sign_up(Some(bad.clone()))).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{bad:?}: {refused:?}");
+    }
+    let users = app.business().await.list_users(gim::proto::logic::v1::ListUsersRequest::default()).await;
+    assert!(users.unwrap().into_inner().users.is_empty(), "no user was created");
+    let found = app.friends(None).await.find_user(FindUserRequest { username: "alice".into() }).await;
+    assert_eq!(found.map(drop).unwrap_err().code(), Code::NotFound, "the username is free");
+    let signed_up = account.sign_up(sign_up(device("phone"))).await.expect("the name is still free").into_inner();
+    assert_eq!(signed_up.device.map(|d| d.device_id).as_deref(), Some("phone"));
 }

@@ -10,7 +10,7 @@ use gim::{
     model::AppSettings,
     proto::{
         client::v1::client_frame::Payload,
-        logic::v1::{Empty, GetUserRequest, SignInRequest, SignUpRequest, SyncRequest},
+        logic::v1::{ChangePasswordRequest, Empty, GetUserRequest, SignInRequest, SignUpRequest, SyncRequest},
     },
 };
 use tonic::Code;
@@ -166,4 +166,38 @@ async fn guessing_a_password_is_throttled_without_locking_its_owner_out() {
     assert_eq!(code(attacker.sign_in(sign_in("nobody", "x")).await), Code::Unauthenticated);
     assert_eq!(code(attacker.sign_in(sign_in("someone", "x")).await), Code::Unauthenticated);
     assert_eq!(code(attacker.sign_in(sign_in("bob", "correct horse")).await), Code::ResourceExhausted, "per address");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_old_passwords_count_as_failed_sign_ins() {
+    let server =
+        ServeServer::start_with(Backend::Sqlite, rates(|r| r.failed_sign_ins_per_username_per_minute = 3)).await;
+    let settings = AppSettings { accounts_enabled: true, ..Default::default() };
+    let (app, _) = server.logic().create_app("accounts", settings).await.unwrap();
+    let mut owner = account_from(server.addr(), app.id, [127, 0, 0, 2]).await;
+    let sign_up = SignUpRequest { username: "alice".into(), password: "correct horse".into(), ..Default::default() };
+    let token = owner.sign_up(sign_up).await.unwrap().into_inner().token;
+    // A stolen token, used from elsewhere, to guess the password it does not know.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr()))
+        .unwrap()
+        .local_address(Some(std::net::IpAddr::from([127, 0, 0, 1])))
+        .connect()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {token}");
+    let mut thief = gim::proto::logic::v1::device_client::DeviceClient::with_interceptor(
+        channel,
+        Meta::new(&[("authorization", &bearer)]),
+    );
+    let change = |old: &str| ChangePasswordRequest { old_password: old.into(), new_password: "mine now!".into() };
+    for guess in ["guess one", "guess two", "guess three"] {
+        assert_eq!(code(thief.change_password(change(guess)).await), Code::PermissionDenied);
+    }
+    let refused = thief.change_password(change("correct horse")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "held off, right password or not");
+    assert!(retry_after(&refused) <= Duration::from_secs(60));
+    let mut from_thief = account_from(server.addr(), app.id, [127, 0, 0, 1]).await;
+    let sign_in = SignInRequest { username: "alice".into(), password: "correct horse".into(), device: None };
+    assert_eq!(code(from_thief.sign_in(sign_in.clone()).await), Code::ResourceExhausted, "its address is held off");
+    owner.sign_in(sign_in).await.expect("the owner, elsewhere, still signs in with the password it kept");
 }

@@ -331,10 +331,17 @@ impl UserStore for SqlStore {
         username: &str,
         password_hash: &str,
         user: &NewUser,
+        device: &NewDevice,
         now_ms: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Device> {
         let app = rows::bigint(app, "app_id")?;
-        in_tx!(self, |tx| self.insert_account(tx, app, username, password_hash, user, now_ms).await)
+        in_tx!(self, |tx| async {
+            self.insert_account(tx, app, username, password_hash, user, now_ms).await?;
+            // A new user has no other device: any limit admits its first.
+            let device = self.upsert_device_in(tx, app, device, now_ms, &mut |_| true).await?;
+            device.ok_or_else(|| StoreError::Corrupt("a new user's first device was refused".into()))
+        }
+        .await)
     }
     async fn account_by_username(&self, app: AppId, username: &str) -> StoreResult<Option<(String, String)>> {
         let row = sqlx::query("SELECT user_id, password_hash FROM accounts WHERE app_id = ? AND username = ?")
@@ -345,13 +352,13 @@ impl UserStore for SqlStore {
         row.map(|row| Ok((row.try_get("user_id")?, row.try_get("password_hash")?))).transpose()
     }
 
-    async fn account_hash(&self, app: AppId, user_id: &str) -> StoreResult<Option<String>> {
-        let hash = sqlx::query_scalar("SELECT password_hash FROM accounts WHERE app_id = ? AND user_id = ?")
+    async fn account_of(&self, app: AppId, user_id: &str) -> StoreResult<Option<(String, String)>> {
+        let row = sqlx::query("SELECT username, password_hash FROM accounts WHERE app_id = ? AND user_id = ?")
             .bind(rows::bigint(app, "app_id")?)
             .bind(user_id)
             .fetch_optional(&self.read)
             .await?;
-        Ok(hash)
+        row.map(|row| Ok((row.try_get("username")?, row.try_get("password_hash")?))).transpose()
     }
 
     async fn set_password_hash(&self, app: AppId, user_id: &str, password_hash: &str) -> StoreResult<bool> {
