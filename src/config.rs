@@ -161,8 +161,12 @@ pub struct RatesConfig {
     pub device_calls_per_second: u32,
     /// Calls of all of one user's devices together (bursts of twice this).
     pub user_calls_per_second: u32,
-    /// Business API calls of one app (bursts of twice this).
+    /// Business API calls of one app (bursts of twice this), unless the app has a quota of
+    /// its own (AppAdmin).
     pub app_calls_per_second: u32,
+    /// Messages one app's devices and backend send together (bursts of twice this),
+    /// unless the app has a quota of its own.
+    pub app_sends_per_second: u32,
     /// Failed password checks per username (sign-ins, and wrong old passwords when
     /// changing one); past them, the addresses and devices that failed are refused for
     /// the rest of the minute (others may still try: no one can lock a user out).
@@ -183,6 +187,7 @@ impl Default for RatesConfig {
             device_calls_per_second: 20,
             user_calls_per_second: 50,
             app_calls_per_second: 2000,
+            app_sends_per_second: 0,
             failed_sign_ins_per_username_per_minute: 10,
             sign_ins_per_address_per_minute: 60,
             sign_ups_per_address_per_hour: 20,

@@ -26,6 +26,7 @@ pub mod logic;
 pub mod metrics;
 pub mod model;
 pub mod origins;
+pub mod outbound;
 pub mod proto;
 pub mod route;
 pub mod server;

@@ -34,6 +34,15 @@ pub struct WebhookLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppUsageLabels {
+    pub app: u64,
+    /// business_call or send.
+    pub kind: &'static str,
+    /// allowed, or refused (past the app's quota).
+    pub outcome: &'static str,
+}
+
 /// Every metric gim exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -64,6 +73,8 @@ pub struct Metrics {
     pub room_messages: Counter,
     /// Joins of live rooms this connect node answered (devices' and the business's put-ins).
     pub room_joins: Counter,
+    /// Each app's business calls and sends, allowed or refused by its quotas.
+    pub app_usage: Family<AppUsageLabels, Counter>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -108,6 +119,12 @@ impl Metrics {
         registry.register("room_messages", "Messages sent to live rooms", room_messages.clone());
         let room_joins = Counter::default();
         registry.register("room_joins", "Joins of live rooms answered on this node", room_joins.clone());
+        let app_usage = Family::<AppUsageLabels, Counter>::default();
+        registry.register(
+            "app_usage",
+            "Each app's business calls and sends on this node, allowed or refused by its quotas",
+            app_usage.clone(),
+        );
         Arc::new(Self {
             registry,
             grpc_seconds,
@@ -123,6 +140,7 @@ impl Metrics {
             webhook_seconds,
             room_messages,
             room_joins,
+            app_usage,
         })
     }
 
@@ -133,6 +151,12 @@ impl Metrics {
         self.grpc_seconds
             .get_or_create(&GrpcLabels { method: method.to_owned(), code: code.to_owned() })
             .observe(latency.as_secs_f64());
+    }
+
+    /// Counts one business call or send of `app` (`kind`), allowed or not.
+    pub fn app_used(&self, app: u64, kind: &'static str, allowed: bool) {
+        let outcome = if allowed { "allowed" } else { "refused" };
+        self.app_usage.get_or_create(&AppUsageLabels { app, kind, outcome }).inc();
     }
 
     /// The Prometheus text format.

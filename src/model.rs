@@ -34,6 +34,51 @@ pub struct AppSettings {
     /// The business's moderation of messages before they are stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before_send: Option<BeforeSendHook>,
+    /// The app's own limits; those it does not set are the deployment's.
+    #[serde(skip_serializing_if = "AppQuotas::is_empty")]
+    pub quotas: AppQuotas,
+}
+
+/// Limits of one app, each per logic node (`Some(0)`: no limit; `None`: the deployment's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppQuotas {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_calls_per_second: Option<u32>,
+    /// Messages sent by the app's devices and backend together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sends_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_webhook_endpoints: Option<u32>,
+}
+
+impl AppQuotas {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// These quotas, with those that are not set taken from `defaults`.
+    pub fn or(self, defaults: AppQuotas) -> AppQuotas {
+        AppQuotas {
+            business_calls_per_second: self.business_calls_per_second.or(defaults.business_calls_per_second),
+            sends_per_second: self.sends_per_second.or(defaults.sends_per_second),
+            max_webhook_endpoints: self.max_webhook_endpoints.or(defaults.max_webhook_endpoints),
+        }
+    }
+}
+
+/// Changes to an app's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppSettingsPatch {
+    pub accounts_enabled: Option<bool>,
+    pub friendship_required: Option<bool>,
+    pub presence_events_disabled: Option<bool>,
+    /// `Some(None)` turns the hook off; a hook with an empty secret keeps the current one.
+    pub before_send: Option<Option<BeforeSendHook>>,
+    /// Drop the app's own quotas before `quotas` applies.
+    pub reset_quotas: bool,
+    /// The quotas to set (those `None` stay as they are).
+    pub quotas: AppQuotas,
 }
 
 /// Where and how the business is asked about each message devices send, before it is

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use gim::{
     config::Config,
     logic::Logic,
-    model::{AppSettings, BeforeSendHook},
+    model::{AppQuotas, AppSettings, AppSettingsPatch, BeforeSendHook},
     proto::logic::v1::{
         self as pb, CreateAppRequest, GetAppRequest, ListAppsRequest, RotateSecretRequest, UpdateAppRequest,
         app_admin_client::AppAdminClient,
@@ -38,13 +38,13 @@ pub enum AppCommand {
     List,
     /// Show one app.
     Get { app: u64 },
-    /// Rename an app or change its switches (the ones not given are turned off).
+    /// Rename an app, or change the switches and quotas given (the others stay as they are).
     Update {
         app: u64,
         #[arg(long, default_value = "")]
         name: String,
         #[command(flatten)]
-        switches: Switches,
+        changes: Changes,
     },
     /// Issue a new secret; the current ones stay valid for --keep-old-for seconds.
     RotateSecret {
@@ -86,6 +86,92 @@ pub struct Switches {
     before_send_allow_on_failure: bool,
 }
 
+/// What `gim app update` changes: only what is given.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Changes {
+    /// Let gim keep usernames and passwords for this app (true or false).
+    #[arg(long)]
+    accounts: Option<bool>,
+    /// One-to-one messages only between friends (true or false).
+    #[arg(long)]
+    friends_only: Option<bool>,
+    /// Tell friends when a user comes online or goes offline (true or false).
+    #[arg(long)]
+    presence_events: Option<bool>,
+    /// The before-send hook's URL, with the other --before-send options (empty: turn it off).
+    #[arg(long)]
+    before_send_url: Option<String>,
+    /// The hook's signing secret (whsec_...); empty keeps the current one.
+    #[arg(long, default_value = "")]
+    before_send_secret: String,
+    /// What the hook moderates: direct, group, room (live rooms), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "direct,group")]
+    before_send_in: Vec<String>,
+    /// How long to wait for the hook's answer (0: 2000).
+    #[arg(long, default_value_t = 0)]
+    before_send_timeout_ms: u64,
+    /// Let messages through when the hook fails or times out (default: refuse them).
+    #[arg(long)]
+    before_send_allow_on_failure: bool,
+    /// The app's business API calls a second, per logic node (0: no limit).
+    #[arg(long)]
+    business_calls_per_second: Option<u32>,
+    /// Messages the app's devices and backend send a second, per logic node (0: no limit).
+    #[arg(long)]
+    sends_per_second: Option<u32>,
+    /// Webhook endpoints the app may have.
+    #[arg(long)]
+    max_webhook_endpoints: Option<u32>,
+    /// Drop the app's own quotas (back to the deployment's) before setting those given.
+    #[arg(long)]
+    reset_quotas: bool,
+}
+
+impl From<Changes> for AppSettingsPatch {
+    fn from(changes: Changes) -> Self {
+        let in_conversations = |kind: &str| changes.before_send_in.iter().any(|given| given == kind);
+        AppSettingsPatch {
+            accounts_enabled: changes.accounts,
+            friendship_required: changes.friends_only,
+            presence_events_disabled: changes.presence_events.map(|on| !on),
+            before_send: changes.before_send_url.clone().map(|url| {
+                (!url.is_empty()).then(|| BeforeSendHook {
+                    url,
+                    secret: changes.before_send_secret.clone(),
+                    direct: in_conversations("direct"),
+                    group: in_conversations("group"),
+                    room: in_conversations("room"),
+                    timeout_ms: changes.before_send_timeout_ms,
+                    allow_on_failure: changes.before_send_allow_on_failure,
+                })
+            }),
+            reset_quotas: changes.reset_quotas,
+            quotas: AppQuotas {
+                business_calls_per_second: changes.business_calls_per_second,
+                sends_per_second: changes.sends_per_second,
+                max_webhook_endpoints: changes.max_webhook_endpoints,
+            },
+        }
+    }
+}
+
+impl From<Changes> for (pb::AppSettings, bool) {
+    fn from(changes: Changes) -> Self {
+        let patch = AppSettingsPatch::from(changes);
+        let settings = pb::AppSettings {
+            accounts_enabled: patch.accounts_enabled,
+            friendship_required: patch.friendship_required,
+            presence_events_disabled: patch.presence_events_disabled,
+            before_send: patch.before_send.map(|hook| {
+                let settings = AppSettings { before_send: hook, ..AppSettings::default() };
+                gim::api::convert::settings(settings).before_send.unwrap_or_default()
+            }),
+            quotas: gim::api::convert::settings(AppSettings { quotas: patch.quotas, ..AppSettings::default() }).quotas,
+        };
+        (settings, patch.reset_quotas)
+    }
+}
+
 impl From<Switches> for AppSettings {
     fn from(switches: Switches) -> Self {
         let in_conversations = |kind: &str| switches.before_send_in.iter().any(|given| given == kind);
@@ -102,6 +188,7 @@ impl From<Switches> for AppSettings {
                 timeout_ms: switches.before_send_timeout_ms,
                 allow_on_failure: switches.before_send_allow_on_failure,
             }),
+            quotas: AppQuotas::default(),
         }
     }
 }
@@ -112,16 +199,27 @@ impl From<Switches> for pb::AppSettings {
     }
 }
 
-fn print_app(id: u64, name: &str, settings: &AppSettings) {
-    let hook = settings.before_send.as_ref().map_or(String::new(), |hook| format!("\tbefore_send={}", hook.url));
+fn print_app(id: u64, name: &str, settings: &AppSettings, quotas: &AppQuotas) {
+    let hook = settings
+        .before_send
+        .as_ref()
+        .map_or(String::new(), |hook| format!("\tbefore_send={}", gim::outbound::redacted(&hook.url)));
+    let quota = |value: Option<u32>| value.map_or("-".to_owned(), |value| value.to_string());
     println!(
-        "{id}\t{name}\taccounts={}\tfriends_only={}\tpresence_events={}{hook}",
-        settings.accounts_enabled, settings.friendship_required, !settings.presence_events_disabled
+        "{id}\t{name}\taccounts={}\tfriends_only={}\tpresence_events={}\tbusiness_calls_per_second={}\t\
+         sends_per_second={}\tmax_webhook_endpoints={}{hook}",
+        settings.accounts_enabled,
+        settings.friendship_required,
+        !settings.presence_events_disabled,
+        quota(quotas.business_calls_per_second),
+        quota(quotas.sends_per_second),
+        quota(quotas.max_webhook_endpoints),
     );
 }
 
 fn print_pb_app(app: &pb::App) {
-    print_app(app.app_id, &app.name, &gim::api::convert::app_settings(app.settings.clone()));
+    let quotas = gim::api::convert::app_settings(Some(pb::AppSettings { quotas: app.quotas, ..Default::default() }));
+    print_app(app.app_id, &app.name, &gim::api::convert::app_settings(app.settings.clone()), &quotas.quotas);
 }
 
 fn created(remote: Option<&Remote>, args: &RemoteArgs, id: u64, secret: String, save: bool) -> anyhow::Result<()> {
@@ -155,13 +253,18 @@ async fn over_api(remote: &Remote, args: &RemoteArgs, command: AppCommand) -> an
         AppCommand::Create { name, switches, save } => {
             let request = CreateAppRequest { name, settings: Some(switches.into()) };
             let created_app = answer(client.create_app(request).await)?;
+            let hook_secret = created_app.app.as_ref().and_then(|app| app.settings.as_ref()?.before_send.as_ref());
+            if let Some(secret) = hook_secret.map(|hook| hook.secret.as_str()).filter(|secret| !secret.is_empty()) {
+                println!("before_send secret: {secret}");
+            }
             let id = created_app.app.map_or(0, |app| app.app_id);
             created(Some(remote), args, id, created_app.secret, save)?;
         }
         AppCommand::List => answer(client.list_apps(ListAppsRequest {}).await)?.apps.iter().for_each(print_pb_app),
         AppCommand::Get { app } => print_pb_app(&answer(client.get_app(GetAppRequest { app_id: app }).await)?),
-        AppCommand::Update { app, name, switches } => {
-            let request = UpdateAppRequest { app_id: app, name, settings: Some(switches.into()) };
+        AppCommand::Update { app, name, changes } => {
+            let (settings, reset_quotas) = changes.into();
+            let request = UpdateAppRequest { app_id: app, name, settings: Some(settings), reset_quotas };
             print_pb_app(&answer(client.update_app(request).await)?);
         }
         AppCommand::RotateSecret { app, keep_old_for } => {
@@ -188,18 +291,29 @@ async fn in_store(config: &Config, args: &RemoteArgs, command: AppCommand) -> an
     )?;
     match command {
         AppCommand::Create { name, switches, save } => {
+            let made_hook_secret = switches.before_send_url.is_some() && switches.before_send_secret.is_empty();
             let (app, secret) = logic.create_app(&name, switches.into()).await?;
+            if let Some(hook) = app.settings.before_send.as_ref().filter(|_| made_hook_secret) {
+                println!("before_send secret: {}", hook.secret);
+            }
             created(None, args, app.id, secret, save)?;
         }
-        AppCommand::List => logic.list_apps().await?.iter().for_each(|app| print_app(app.id, &app.name, &app.settings)),
+        AppCommand::List => logic
+            .list_apps()
+            .await?
+            .iter()
+            .for_each(|app| print_app(app.id, &app.name, &app.settings, &logic.quotas(&app.settings))),
         AppCommand::Get { app } => {
             let app = logic.get_app(app).await?;
-            print_app(app.id, &app.name, &app.settings);
+            print_app(app.id, &app.name, &app.settings, &logic.quotas(&app.settings));
         }
-        AppCommand::Update { app, name, switches } => {
+        AppCommand::Update { app, name, changes } => {
             let name = (!name.is_empty()).then_some(name.as_str());
-            let app = logic.update_app(app, name, Some(switches.into())).await?;
-            print_app(app.id, &app.name, &app.settings);
+            let (app, made_hook_secret) = logic.update_app(app, name, changes.into()).await?;
+            print_app(app.id, &app.name, &app.settings, &logic.quotas(&app.settings));
+            if let Some(secret) = made_hook_secret {
+                println!("before_send secret: {secret}\n(the secret is shown once)");
+            }
         }
         AppCommand::RotateSecret { app, keep_old_for } => {
             let secret = logic.rotate_secret(app, Duration::from_secs(keep_old_for.into())).await?;

@@ -34,6 +34,21 @@ impl AdminApi {
     }
 }
 
+impl AdminApi {
+    fn app(&self, app: crate::model::App) -> api::App {
+        let quotas = self.logic.quotas(&app.settings);
+        convert::app(app, quotas)
+    }
+}
+
+/// Puts the before-send hook's secret that gim just made into the answer: the one time
+/// it is shown.
+fn show_hook_secret(app: &mut api::App, secret: Option<String>) {
+    if let (Some(secret), Some(hook)) = (secret, app.settings.as_mut().and_then(|s| s.before_send.as_mut())) {
+        hook.secret = secret;
+    }
+}
+
 #[tonic::async_trait]
 impl AppAdmin for AdminApi {
     async fn create_app(
@@ -42,14 +57,20 @@ impl AppAdmin for AdminApi {
     ) -> Result<Response<api::CreateAppResponse>, Status> {
         self.authorize(&request)?;
         let request = request.into_inner();
-        let (app, secret) = self.logic.create_app(&request.name, convert::app_settings(request.settings)).await?;
-        Ok(Response::new(api::CreateAppResponse { app: Some(convert::app(app)), secret }))
+        let settings = convert::app_settings(request.settings);
+        // A hook given without a secret gets one, shown in this answer only.
+        let made_hook_secret = settings.before_send.as_ref().is_some_and(|hook| hook.secret.is_empty());
+        let (app, secret) = self.logic.create_app(&request.name, settings).await?;
+        let hook_secret = app.settings.before_send.as_ref().map(|hook| hook.secret.clone());
+        let mut answer = self.app(app);
+        show_hook_secret(&mut answer, hook_secret.filter(|_| made_hook_secret));
+        Ok(Response::new(api::CreateAppResponse { app: Some(answer), secret }))
     }
 
     async fn get_app(&self, request: Request<api::GetAppRequest>) -> Result<Response<api::App>, Status> {
         self.authorize(&request)?;
         let app = self.logic.get_app(request.into_inner().app_id).await?;
-        Ok(Response::new(convert::app(app)))
+        Ok(Response::new(self.app(app)))
     }
 
     async fn list_apps(
@@ -58,16 +79,18 @@ impl AppAdmin for AdminApi {
     ) -> Result<Response<api::ListAppsResponse>, Status> {
         self.authorize(&request)?;
         let apps = self.logic.list_apps().await?;
-        Ok(Response::new(api::ListAppsResponse { apps: apps.into_iter().map(convert::app).collect() }))
+        Ok(Response::new(api::ListAppsResponse { apps: apps.into_iter().map(|app| self.app(app)).collect() }))
     }
 
     async fn update_app(&self, request: Request<api::UpdateAppRequest>) -> Result<Response<api::App>, Status> {
         self.authorize(&request)?;
         let request = request.into_inner();
         let name = Some(request.name.as_str()).filter(|name| !name.is_empty());
-        let settings = request.settings.map(|s| convert::app_settings(Some(s)));
-        let app = self.logic.update_app(request.app_id, name, settings).await?;
-        Ok(Response::new(convert::app(app)))
+        let patch = convert::settings_patch(request.settings, request.reset_quotas);
+        let (app, made_hook_secret) = self.logic.update_app(request.app_id, name, patch).await?;
+        let mut answer = self.app(app);
+        show_hook_secret(&mut answer, made_hook_secret);
+        Ok(Response::new(answer))
     }
 
     async fn rotate_secret(

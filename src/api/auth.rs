@@ -41,7 +41,7 @@ pub async fn business(logic: &Logic, metadata: &MetadataMap) -> Result<AppCaller
     let secret = text(metadata, APP_SECRET)
         .ok_or_else(|| Status::unauthenticated(format!("{APP_SECRET} metadata is required")))?;
     let caller = logic.authenticate_app(app, secret).await?;
-    logic.app_call(app)?;
+    logic.app_call(&caller)?;
     Ok(caller)
 }
 

@@ -36,12 +36,37 @@ pub fn messages(messages: Vec<model::Message>) -> Vec<pb::Message> {
     messages.into_iter().map(pb::Message::from).collect()
 }
 
-pub fn app(app: model::App) -> api::App {
+/// An app as answers show it, with the limits in effect: the before-send hook's secret
+/// left out, and credentials in its URL masked.
+pub fn app(app: model::App, quotas: model::AppQuotas) -> api::App {
+    let mut settings = settings(app.settings);
+    if let Some(hook) = settings.before_send.as_mut() {
+        hook.secret.clear();
+        hook.url = crate::outbound::redacted(&hook.url);
+    }
     api::App {
         app_id: app.id,
         name: app.name,
-        settings: Some(settings(app.settings)),
+        settings: Some(settings),
         created_at_ms: app.created_at_ms,
+        quotas: Some(app_quotas(quotas)),
+    }
+}
+
+fn app_quotas(quotas: model::AppQuotas) -> api::AppQuotas {
+    api::AppQuotas {
+        business_calls_per_second: quotas.business_calls_per_second,
+        sends_per_second: quotas.sends_per_second,
+        max_webhook_endpoints: quotas.max_webhook_endpoints,
+    }
+}
+
+fn quotas_of(quotas: Option<api::AppQuotas>) -> model::AppQuotas {
+    let quotas = quotas.unwrap_or_default();
+    model::AppQuotas {
+        business_calls_per_second: quotas.business_calls_per_second,
+        sends_per_second: quotas.sends_per_second,
+        max_webhook_endpoints: quotas.max_webhook_endpoints,
     }
 }
 
@@ -50,7 +75,7 @@ pub fn webhook_endpoint(endpoint: webhooks::Endpoint, with_secret: bool) -> api:
     api::WebhookEndpoint {
         endpoint_id: endpoint.id,
         app_id: endpoint.app,
-        url: endpoint.url,
+        url: crate::outbound::redacted(&endpoint.url),
         kinds: endpoint.kinds.patterns().to_vec(),
         enabled: endpoint.enabled,
         description: endpoint.description,
@@ -93,11 +118,12 @@ pub fn delivery_state_filter(state: i32) -> Result<Option<webhooks::DeliveryStat
     }
 }
 
+/// Settings as a request carries them, every field set.
 pub fn settings(settings: model::AppSettings) -> api::AppSettings {
     api::AppSettings {
-        accounts_enabled: settings.accounts_enabled,
-        friendship_required: settings.friendship_required,
-        presence_events_disabled: settings.presence_events_disabled,
+        accounts_enabled: Some(settings.accounts_enabled),
+        friendship_required: Some(settings.friendship_required),
+        presence_events_disabled: Some(settings.presence_events_disabled),
         before_send: settings.before_send.map(|hook| api::BeforeSendHook {
             url: hook.url,
             secret: hook.secret,
@@ -107,24 +133,45 @@ pub fn settings(settings: model::AppSettings) -> api::AppSettings {
             timeout_ms: u32::try_from(hook.timeout_ms).unwrap_or(u32::MAX),
             allow_on_failure: hook.allow_on_failure,
         }),
+        quotas: (!settings.quotas.is_empty()).then(|| app_quotas(settings.quotas)),
     }
 }
 
+/// A hook as a request sets it; `None` (an empty url) turns it off.
+fn hook(hook: api::BeforeSendHook) -> Option<model::BeforeSendHook> {
+    (!hook.url.is_empty()).then(|| model::BeforeSendHook {
+        url: hook.url,
+        secret: hook.secret,
+        direct: hook.direct,
+        group: hook.group,
+        room: hook.room,
+        timeout_ms: u64::from(hook.timeout_ms),
+        allow_on_failure: hook.allow_on_failure,
+    })
+}
+
+/// The settings of a new app: what is not set is off.
 pub fn app_settings(settings: Option<api::AppSettings>) -> model::AppSettings {
     let settings = settings.unwrap_or_default();
     model::AppSettings {
+        accounts_enabled: settings.accounts_enabled.unwrap_or_default(),
+        friendship_required: settings.friendship_required.unwrap_or_default(),
+        presence_events_disabled: settings.presence_events_disabled.unwrap_or_default(),
+        before_send: settings.before_send.and_then(hook),
+        quotas: quotas_of(settings.quotas),
+    }
+}
+
+/// What an update changes: what is set.
+pub fn settings_patch(settings: Option<api::AppSettings>, reset_quotas: bool) -> model::AppSettingsPatch {
+    let settings = settings.unwrap_or_default();
+    model::AppSettingsPatch {
         accounts_enabled: settings.accounts_enabled,
         friendship_required: settings.friendship_required,
         presence_events_disabled: settings.presence_events_disabled,
-        before_send: settings.before_send.filter(|hook| !hook.url.is_empty()).map(|hook| model::BeforeSendHook {
-            url: hook.url,
-            secret: hook.secret,
-            direct: hook.direct,
-            group: hook.group,
-            room: hook.room,
-            timeout_ms: u64::from(hook.timeout_ms),
-            allow_on_failure: hook.allow_on_failure,
-        }),
+        before_send: settings.before_send.map(hook),
+        reset_quotas,
+        quotas: quotas_of(settings.quotas),
     }
 }
 

@@ -56,7 +56,7 @@ impl Logic {
     }
 
     async fn accounts_app(&self, app: AppId) -> Result<()> {
-        if !self.existing_app(app).await?.settings.accounts_enabled {
+        if !self.app_settings(app).await?.accounts_enabled {
             return Err(Error::PermissionDenied(format!("app {app} does not let gim keep accounts")));
         }
         Ok(())

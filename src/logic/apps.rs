@@ -10,7 +10,8 @@ use quick_cache::sync::Cache;
 use super::{AppCaller, Error, Logic, Result, validate};
 use crate::{
     auth::{generate_secret, hash_secret},
-    model::{App, AppId, AppSecret, AppSettings, now_ms},
+    model::{App, AppId, AppQuotas, AppSecret, AppSettings, AppSettingsPatch, now_ms},
+    webhooks::signature,
 };
 
 /// Apps whose secrets a node keeps in memory at most.
@@ -23,7 +24,7 @@ const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// An app and its live secrets as last read from the store.
 #[derive(Debug)]
 struct CachedApp {
-    app: Option<App>,
+    app: Option<Arc<App>>,
     secrets: Vec<AppSecret>,
     loaded_at: Instant,
 }
@@ -41,6 +42,17 @@ impl AppCache {
     }
 }
 
+/// An app's settings as the cache holds them.
+pub(super) struct CachedSettings(Arc<App>);
+
+impl std::ops::Deref for CachedSettings {
+    type Target = AppSettings;
+
+    fn deref(&self) -> &AppSettings {
+        &self.0.settings
+    }
+}
+
 impl CachedApp {
     fn accepts(&self, secret_hash: &str, now_ms: i64) -> bool {
         self.secrets.iter().any(|s| s.hash == secret_hash && s.expires_at_ms.is_none_or(|at| at > now_ms))
@@ -52,7 +64,7 @@ impl Logic {
         let now = now_ms();
         let found = self.store().get_app(app).await?;
         let secrets = if found.is_some() { self.store().app_secrets(app, now).await? } else { Vec::new() };
-        let entry = Arc::new(CachedApp { app: found, secrets, loaded_at: Instant::now() });
+        let entry = Arc::new(CachedApp { app: found.map(Arc::new), secrets, loaded_at: Instant::now() });
         self.inner.apps.entries.insert(app, entry.clone());
         Ok(entry)
     }
@@ -79,18 +91,22 @@ impl Logic {
         }
     }
 
-    /// An app that exists (account calls, which carry no secret).
-    pub async fn existing_app(&self, app: AppId) -> Result<App> {
-        self.cached_app(app)
-            .await?
-            .app
-            .clone()
-            .ok_or_else(|| Error::Unauthenticated(format!("app {app} does not exist")))
+    /// The settings of an app that exists, from the cache (no copy is made).
+    pub(super) async fn app_settings(&self, app: AppId) -> Result<CachedSettings> {
+        match &self.cached_app(app).await?.app {
+            Some(found) => Ok(CachedSettings(found.clone())),
+            None => Err(Error::Unauthenticated(format!("app {app} does not exist"))),
+        }
     }
 
-    /// Creates an app; returns it with its first secret, which is not stored in clear.
-    pub async fn create_app(&self, name: &str, settings: AppSettings) -> Result<(App, String)> {
+    /// Creates an app; returns it with its first secret, which is not stored in clear. A
+    /// before-send hook given without a secret gets one (in the returned settings, which
+    /// is the one time gim shows it).
+    pub async fn create_app(&self, name: &str, mut settings: AppSettings) -> Result<(App, String)> {
         check_app_name(name, self)?;
+        if let Some(hook) = settings.before_send.as_mut().filter(|hook| hook.secret.is_empty()) {
+            hook.secret = signature::generate_secret();
+        }
         self.check_settings(&settings)?;
         let secret = generate_secret();
         let app = self.store().create_app(name, &settings, &hash_secret(&secret), now_ms()).await?;
@@ -106,16 +122,46 @@ impl Logic {
         Ok(self.store().list_apps().await?)
     }
 
-    pub async fn update_app(&self, app: AppId, name: Option<&str>, settings: Option<AppSettings>) -> Result<App> {
+    /// Renames an app and changes the settings `patch` names, leaving the others as they
+    /// are. Returns the app, and the before-send hook's secret if gim made one for it.
+    pub async fn update_app(
+        &self,
+        app: AppId,
+        name: Option<&str>,
+        patch: AppSettingsPatch,
+    ) -> Result<(App, Option<String>)> {
         if let Some(name) = name {
             check_app_name(name, self)?;
         }
-        if let Some(settings) = &settings {
-            self.check_settings(settings)?;
-        }
-        let updated = self.store().update_app(app, name, settings.as_ref()).await?;
+        let mut refusal = None;
+        let mut made_secret = None;
+        let mut change = |settings: &mut AppSettings| {
+            let (patched, made) = patched(settings, &patch, signature::generate_secret);
+            match self.check_settings(&patched) {
+                Ok(()) => {
+                    *settings = patched;
+                    made_secret = made;
+                    true
+                }
+                Err(err) => {
+                    refusal = Some(err);
+                    false
+                }
+            }
+        };
+        let updated = self.store().update_app(app, name, &mut change).await?;
         self.inner.apps.entries.remove(&app);
-        updated.ok_or_else(|| Error::not_found(format!("app {app} does not exist")))
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
+        let updated = updated.ok_or_else(|| Error::not_found(format!("app {app} does not exist")))?;
+        tracing::info!(app, "app updated");
+        Ok((updated, made_secret))
+    }
+
+    /// The limits `settings` put on their app: its own quotas, else the deployment's.
+    pub fn quotas(&self, settings: &AppSettings) -> AppQuotas {
+        settings.quotas.or(self.inner.quota_defaults)
     }
 
     /// Adds a secret; the ones that exist stay valid for `keep_old_for` (0: revoked now).
@@ -140,9 +186,121 @@ impl Logic {
     }
 }
 
+/// `current` with `patch` applied. A hook set without a secret keeps the current hook's,
+/// or gets a new one from `new_secret` (returned, for the caller to show once).
+fn patched(
+    current: &AppSettings,
+    patch: &AppSettingsPatch,
+    new_secret: impl FnOnce() -> String,
+) -> (AppSettings, Option<String>) {
+    let mut settings = current.clone();
+    let mut made = None;
+    settings.accounts_enabled = patch.accounts_enabled.unwrap_or(settings.accounts_enabled);
+    settings.friendship_required = patch.friendship_required.unwrap_or(settings.friendship_required);
+    settings.presence_events_disabled = patch.presence_events_disabled.unwrap_or(settings.presence_events_disabled);
+    if let Some(hook) = &patch.before_send {
+        settings.before_send = hook.clone().map(|mut hook| {
+            if hook.secret.is_empty() {
+                hook.secret = match &current.before_send {
+                    Some(current) => current.secret.clone(),
+                    None => made.insert(new_secret()).clone(),
+                };
+            }
+            hook
+        });
+    }
+    if patch.reset_quotas {
+        settings.quotas = AppQuotas::default();
+    }
+    settings.quotas = patch.quotas.or(settings.quotas);
+    (settings, made)
+}
+
 fn check_app_name(name: &str, logic: &Logic) -> Result<()> {
     if name.trim().is_empty() {
         return Err(Error::invalid("app name is required"));
     }
     validate::name("name", name, logic.limits())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BeforeSendHook;
+
+    fn hook(url: &str, secret: &str) -> BeforeSendHook {
+        BeforeSendHook { url: url.into(), secret: secret.into(), direct: true, ..Default::default() }
+    }
+
+    #[test]
+    fn a_patch_changes_what_it_names_and_nothing_else() {
+        let current = AppSettings {
+            accounts_enabled: true,
+            friendship_required: true,
+            before_send: Some(hook("https://a.example/h", "whsec_old")),
+            quotas: AppQuotas { sends_per_second: Some(5), max_webhook_endpoints: Some(2), ..Default::default() },
+            ..Default::default()
+        };
+        let never = || -> String { panic!("no secret is made") };
+        let cases: Vec<(&str, AppSettingsPatch, AppSettings)> = vec![
+            ("nothing", AppSettingsPatch::default(), current.clone()),
+            (
+                "one switch",
+                AppSettingsPatch { friendship_required: Some(false), ..Default::default() },
+                AppSettings { friendship_required: false, ..current.clone() },
+            ),
+            (
+                "the hook, its secret kept",
+                AppSettingsPatch { before_send: Some(Some(hook("https://b.example/h", ""))), ..Default::default() },
+                AppSettings { before_send: Some(hook("https://b.example/h", "whsec_old")), ..current.clone() },
+            ),
+            (
+                "the hook, with a new secret",
+                AppSettingsPatch {
+                    before_send: Some(Some(hook("https://b.example/h", "whsec_new"))),
+                    ..Default::default()
+                },
+                AppSettings { before_send: Some(hook("https://b.example/h", "whsec_new")), ..current.clone() },
+            ),
+            (
+                "the hook off",
+                AppSettingsPatch { before_send: Some(None), ..Default::default() },
+                AppSettings { before_send: None, ..current.clone() },
+            ),
+            (
+                "one quota",
+                AppSettingsPatch {
+                    quotas: AppQuotas { business_calls_per_second: Some(0), ..Default::default() },
+                    ..Default::default()
+                },
+                AppSettings {
+                    quotas: AppQuotas { business_calls_per_second: Some(0), ..current.quotas },
+                    ..current.clone()
+                },
+            ),
+            (
+                "quotas reset, one set again",
+                AppSettingsPatch {
+                    reset_quotas: true,
+                    quotas: AppQuotas { sends_per_second: Some(9), ..Default::default() },
+                    ..Default::default()
+                },
+                AppSettings {
+                    quotas: AppQuotas { sends_per_second: Some(9), ..Default::default() },
+                    ..current.clone()
+                },
+            ),
+        ];
+        for (case, patch, expected) in cases {
+            assert_eq!(patched(&current, &patch, never), (expected, None), "{case}");
+        }
+    }
+
+    #[test]
+    fn a_first_hook_without_a_secret_gets_one_shown_once() {
+        let patch = AppSettingsPatch { before_send: Some(Some(hook("https://a.example/h", ""))), ..Default::default() };
+        let (settings, made) = patched(&AppSettings::default(), &patch, || "whsec_made".into());
+        assert_eq!(made.as_deref(), Some("whsec_made"));
+        assert_eq!(settings.before_send.map(|hook| hook.secret).as_deref(), Some("whsec_made"));
+    }
 }

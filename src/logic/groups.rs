@@ -380,6 +380,7 @@ impl Logic {
         validate::id("group_id", group_id)?;
         validate::client_msg_id(&outgoing.client_msg_id, self.limits())?;
         validate::body(outgoing.body.as_ref(), self.limits())?;
+        self.app_send(caller.app).await?;
         let body = outgoing.body.unwrap_or_default();
         if let Some(Content::Text(text)) = &body.content
             && text.mention_all

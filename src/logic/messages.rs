@@ -100,8 +100,9 @@ impl Logic {
             }
             Sender::System => (String::new(), String::new()),
         };
+        self.app_send(app).await?;
         // Blocks and the app's friendship rule are decided in the write's transaction.
-        let rules = SendRules { friends_only: self.existing_app(app).await?.settings.friendship_required };
+        let rules = SendRules { friends_only: self.app_settings(app).await?.friendship_required };
         let (conversation_type, recipients) = if sender_user.is_empty() {
             (ConversationType::System, vec![Recipient { user_id: receiver.to_owned(), conversation_id: String::new() }])
         } else if sender_user == receiver {

@@ -57,7 +57,7 @@ use crate::{
     config::{AuthConfig, Limits, MessagesConfig, RatesConfig, RoomsConfig, SocialConfig, WebhooksConfig},
     delivery::Delivery,
     metrics::Metrics,
-    model::{AppId, AppSettings, DeviceType},
+    model::{AppId, AppQuotas, AppSettings, DeviceType},
     route::RouteRegistry,
     store::Store,
 };
@@ -159,6 +159,8 @@ struct Inner {
     hooks: crate::webhooks::sender::Sender,
     metrics: Arc<Metrics>,
     known_users: users::KnownUsers,
+    /// The deployment's limits of every app that sets none of its own.
+    quota_defaults: AppQuotas,
     /// Hashes of the cluster's internal and on-behalf tokens.
     cluster: Option<(String, String)>,
     password_slots: tokio::sync::Semaphore,
@@ -189,6 +191,11 @@ impl Logic {
         let writer = writer::MessageWriter::start(committer, parts.write_batch_max, parts.write_concurrency);
         let presence =
             Arc::new(presence_events::PresenceWatch::new(Duration::from_millis(parts.social.presence_debounce_ms)));
+        let quota_defaults = AppQuotas {
+            business_calls_per_second: Some(parts.rates.app_calls_per_second),
+            sends_per_second: Some(parts.rates.app_sends_per_second),
+            max_webhook_endpoints: Some(u32::try_from(parts.webhooks.max_endpoints_per_app).unwrap_or(u32::MAX)),
+        };
         let logic = Self {
             inner: Arc::new(Inner {
                 tokens: tokens::Tokens::new(parts.token_key, &parts.auth),
@@ -210,6 +217,7 @@ impl Logic {
                 metrics: parts.metrics,
                 presence: presence.clone(),
                 known_users: users::KnownUsers::new(),
+                quota_defaults,
                 cluster: parts.cluster.map(|tokens| (hash_secret(&tokens.internal), hash_secret(&tokens.on_behalf))),
             }),
         };
@@ -226,9 +234,22 @@ impl Logic {
         self.inner.rates.device_call(caller.app, &caller.user_id, &caller.device_id)
     }
 
-    /// A business call of `app`: it counts against the app's rate.
-    pub fn app_call(&self, app: AppId) -> Result<()> {
-        self.inner.rates.app_call(app)
+    /// A business call of the caller's app: it counts against the app's quota of calls.
+    pub fn app_call(&self, caller: &AppCaller) -> Result<()> {
+        let per_second = self.quotas(&caller.settings).business_calls_per_second.unwrap_or(0);
+        let taken = self.inner.rates.app_call(caller.app, per_second);
+        self.inner.metrics.app_used(caller.app, "business_call", taken.is_ok());
+        taken
+    }
+
+    /// A message sent in `app` (by a device or the business): it counts against the app's
+    /// quota of sends.
+    async fn app_send(&self, app: AppId) -> Result<()> {
+        let settings = self.app_settings(app).await?;
+        let per_second = self.quotas(&settings).sends_per_second.unwrap_or(0);
+        let taken = self.inner.rates.app_send(app, per_second);
+        self.inner.metrics.app_used(app, "send", taken.is_ok());
+        taken
     }
 
     /// Whether `presented` is this cluster's internal token (a node calling the internal API).

@@ -84,7 +84,7 @@ impl Logic {
             // The business sent it itself: nothing to ask it.
             return Ok(message);
         }
-        let asks_groups = self.existing_app(app).await?.settings.before_send.is_some_and(|hook| hook.group);
+        let asks_groups = self.app_settings(app).await?.before_send.as_ref().is_some_and(|hook| hook.group);
         if asks_groups && message.conversation_type == ConversationType::Group {
             // Outsiders are refused here as the write would refuse them, so that they
             // cannot make gim call the business about groups they are not in.
@@ -171,7 +171,7 @@ impl Logic {
     /// Puts a question to the app's hook, if it has one for the conversation: `None` to
     /// go on as asked, a body to go on with instead, or the refusal.
     async fn put(&self, app: AppId, question: Question) -> Result<Option<MessageBody>> {
-        let settings = self.existing_app(app).await?.settings;
+        let settings = self.app_settings(app).await?;
         let Some(hook) = settings.before_send.as_ref() else { return Ok(None) };
         let wanted = match question.conversation_type {
             Some(ConversationType::Direct) => hook.direct,

@@ -177,7 +177,7 @@ impl Logic {
     async fn announce_app(&self, app: AppId, users: &[String]) -> super::Result<()> {
         let unavailable = |err: crate::route::RouteError| super::Error::Unavailable(err.to_string());
         let mut routes = self.inner.routes.lookup(app, users).await.map_err(unavailable)?;
-        let enabled = !self.existing_app(app).await?.settings.presence_events_disabled;
+        let enabled = !self.app_settings(app).await?.presence_events_disabled;
         for user in users {
             let routes_of_user = routes.remove(user).unwrap_or_default();
             let state = state_of(&routes_of_user);

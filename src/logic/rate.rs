@@ -61,6 +61,44 @@ impl Rate {
     }
 }
 
+/// One rate of whole apps, each at the quota its settings give (they change at run time,
+/// so each app keeps a bucket of its own rather than one keyed limiter for all).
+struct AppRate {
+    buckets: dashmap::DashMap<
+        AppId,
+        (u32, RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>),
+    >,
+    /// What a refusal is about, e.g. "business calls of this app".
+    what: &'static str,
+}
+
+impl AppRate {
+    fn new(what: &'static str) -> Self {
+        Self { buckets: dashmap::DashMap::new(), what }
+    }
+
+    /// Takes one from `app`'s bucket at `per_second` (bursts of twice that; 0: no limit).
+    fn take(&self, app: AppId, per_second: u32) -> Result<()> {
+        let Some(rate) = NonZeroU32::new(per_second) else { return Ok(()) };
+        let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(rate);
+        let check = |limiter: &RateLimiter<_, _, DefaultClock>| {
+            limiter.check().map_err(|not_until| Error::TooFast {
+                what: format!("{}: at most {per_second} a second", self.what),
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
+        };
+        if let Some(bucket) = self.buckets.get(&app)
+            && bucket.0 == per_second
+        {
+            return check(&bucket.1);
+        }
+        let limiter = RateLimiter::direct(Quota::per_second(rate).allow_burst(burst));
+        let result = check(&limiter);
+        self.buckets.insert(app, (per_second, limiter));
+        result
+    }
+}
+
 const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -140,7 +178,8 @@ impl PasswordFailures {
 pub(super) struct Rates {
     device_calls: Rate,
     user_calls: Rate,
-    app_calls: Rate,
+    app_calls: AppRate,
+    app_sends: AppRate,
     password_failures: PasswordFailures,
     sign_ins_per_address: Rate,
     sign_ups_per_address: Rate,
@@ -156,7 +195,8 @@ impl Rates {
         Self {
             device_calls: per_second(config.device_calls_per_second, "calls from this device"),
             user_calls: per_second(config.user_calls_per_second, "calls from this user's devices"),
-            app_calls: per_second(config.app_calls_per_second, "business calls of this app"),
+            app_calls: AppRate::new("business calls of this app"),
+            app_sends: AppRate::new("messages sent by this app's devices and backend"),
             password_failures: PasswordFailures::new(config.failed_sign_ins_per_username_per_minute),
             sign_ins_per_address: Rate::new(
                 config.sign_ins_per_address_per_minute,
@@ -202,8 +242,14 @@ impl Rates {
         self.user_calls.take((app, user))
     }
 
-    pub(super) fn app_call(&self, app: AppId) -> Result<()> {
-        self.app_calls.take(app)
+    /// A business call of `app`, at its quota of calls a second.
+    pub(super) fn app_call(&self, app: AppId, per_second: u32) -> Result<()> {
+        self.app_calls.take(app, per_second)
+    }
+
+    /// A message sent in `app`, at its quota of sends a second.
+    pub(super) fn app_send(&self, app: AppId, per_second: u32) -> Result<()> {
+        self.app_sends.take(app, per_second)
     }
 
     /// A sign-in attempt, before the password is looked at (so that a refusal takes the
@@ -260,7 +306,6 @@ impl Rates {
         for rate in [
             &self.device_calls,
             &self.user_calls,
-            &self.app_calls,
             &self.sign_ins_per_address,
             &self.sign_ups_per_address,
             &self.friend_requests,
@@ -281,6 +326,7 @@ mod tests {
             device_calls_per_second: 2,
             user_calls_per_second: 6,
             app_calls_per_second: 0,
+            app_sends_per_second: 0,
             failed_sign_ins_per_username_per_minute: 3,
             sign_ins_per_address_per_minute: 100,
             sign_ups_per_address_per_hour: 1,
@@ -337,9 +383,26 @@ mod tests {
         assert!(rates.sign_up(attacker).is_err(), "one sign-up an hour");
         rates.sign_up(None).expect("no address known: only the other rates apply");
         for _ in 0..1000 {
-            rates.app_call(7).expect("0: no limit");
+            rates.app_call(7, 0).expect("0: no limit");
         }
         rates.tidy();
+    }
+
+    #[test]
+    fn each_app_has_its_own_quota_which_may_change() {
+        let rates = Rates::new(&config());
+        for _ in 0..4 {
+            rates.app_send(1, 2).unwrap();
+        }
+        let Err(Error::TooFast { what, .. }) = rates.app_send(1, 2) else {
+            panic!("a burst is twice the rate");
+        };
+        assert!(what.contains("at most 2 a second"), "{what}");
+        rates.app_send(2, 2).expect("another app has a bucket of its own");
+        rates.app_call(1, 2).expect("calls and sends are counted apart");
+        for _ in 0..20 {
+            rates.app_send(1, 10).expect("a raised quota takes effect at once");
+        }
     }
 
     #[test]

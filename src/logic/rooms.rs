@@ -71,6 +71,7 @@ impl Logic {
             validate::client_msg_id(&client_msg_id, self.limits())?;
         }
         validate::body(body.as_ref(), self.limits())?;
+        self.app_send(caller.app).await?;
         let body = self.moderate_room(caller, room, &client_msg_id, body.unwrap_or_default()).await?;
         let sender = RoomSender { user_id: &caller.user_id, device: Some(caller) };
         self.publish_room(caller.app, room, sender, client_msg_id, body).await
@@ -86,6 +87,7 @@ impl Logic {
                     validate::client_msg_id(&client_msg_id, self.limits())?;
                 }
                 validate::body(body.as_ref(), self.limits())?;
+                self.app_send(app).await?;
                 let sender = RoomSender { user_id: "", device: None };
                 Ok(self.publish_room(app, room, sender, client_msg_id, body.unwrap_or_default()).await?.seq)
             }

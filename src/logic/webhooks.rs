@@ -93,19 +93,19 @@ fn check_description(description: &str) -> Result<()> {
 impl Logic {
     /// Adds an endpoint; it is returned with its secret, which the receiver verifies with.
     pub async fn create_webhook(&self, app: AppId, input: EndpointInput) -> Result<Endpoint> {
-        self.get_app(app).await?;
+        let found = self.get_app(app).await?;
         check_url(&input.url)?;
         check_description(&input.description)?;
         let kinds = parse_kinds(&input.kinds)?;
         let secret = if input.secret.is_empty() { signature::generate_secret() } else { input.secret };
         signature::key_of(&secret).map_err(Error::invalid)?;
-        let max = self.inner.webhooks.max_endpoints_per_app;
-        if self.store().endpoints(app).await?.len() >= max {
-            return Err(Error::LimitReached(format!("an app has at most {max} webhook endpoints")));
+        let max = self.quotas(&found.settings).max_webhook_endpoints.unwrap_or(0);
+        if self.store().endpoints(app).await?.len() >= max as usize {
+            return Err(Error::LimitReached(format!("app {app} may have at most {max} webhook endpoints")));
         }
         let new = NewEndpoint { url: input.url, secret, kinds, enabled: input.enabled, description: input.description };
         let endpoint = self.store().create_endpoint(app, &new, now_ms()).await?;
-        tracing::info!(app, endpoint = endpoint.id, url = %endpoint.url, "webhook endpoint added");
+        tracing::info!(app, endpoint = endpoint.id, url = %crate::outbound::redacted(&endpoint.url), "webhook endpoint added");
         Ok(endpoint)
     }
 

@@ -56,6 +56,9 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Changes an app's settings in place: `false` to refuse (the caller keeps its reason).
+pub type AppChange<'a> = dyn FnMut(&mut AppSettings) -> bool + Send + 'a;
+
 /// Decides whether a user with this many other devices may register one more.
 pub type DeviceDecider<'a> = dyn FnMut(u64) -> bool + Send + 'a;
 
@@ -308,12 +311,9 @@ pub trait AppStore: Send + Sync {
     async fn create_app(&self, name: &str, settings: &AppSettings, secret_hash: &str, now_ms: i64) -> StoreResult<App>;
     async fn get_app(&self, app: AppId) -> StoreResult<Option<App>>;
     async fn list_apps(&self) -> StoreResult<Vec<App>>;
-    async fn update_app(
-        &self,
-        app: AppId,
-        name: Option<&str>,
-        settings: Option<&AppSettings>,
-    ) -> StoreResult<Option<App>>;
+    /// Renames the app (`name`) and lets `change` change its settings as stored, under a
+    /// lock, in one transaction; `None` when there is no such app or `change` refused.
+    async fn update_app(&self, app: AppId, name: Option<&str>, change: &mut AppChange<'_>) -> StoreResult<Option<App>>;
     /// Secrets that have not expired at `now_ms`.
     async fn app_secrets(&self, app: AppId, now_ms: i64) -> StoreResult<Vec<AppSecret>>;
     /// Adds `new_hash` and makes every other secret expire at `retire_at_ms`.

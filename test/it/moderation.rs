@@ -26,7 +26,7 @@ fn hook(url: &str, direct: bool, group: bool, timeout_ms: u32, allow_on_failure:
 
 async fn set_hook(app: &TestApp, hook: BeforeSendHook) -> Result<(), tonic::Status> {
     let settings = AppSettings { before_send: Some(hook), ..Default::default() };
-    let request = UpdateAppRequest { app_id: app.app_id, name: String::new(), settings: Some(settings) };
+    let request = UpdateAppRequest { app_id: app.app_id, settings: Some(settings), ..Default::default() };
     admin_client(app.addr, ADMIN_TOKEN).await.update_app(request).await.map(drop)
 }
 

@@ -385,7 +385,7 @@ async fn room_messages_go_through_the_before_send_hook(backend: Backend) {
         ..Default::default()
     };
     let settings = AppSettings { before_send: Some(hook), ..Default::default() };
-    let request = UpdateAppRequest { app_id: app.app_id, name: String::new(), settings: Some(settings) };
+    let request = UpdateAppRequest { app_id: app.app_id, settings: Some(settings), ..Default::default() };
     admin_client(app.addr, ADMIN_TOKEN).await.update_app(request).await.unwrap();
     let mut ann = session(&server, &app, "ann", "phone").await;
     let mut ben = session(&server, &app, "ben", "phone").await;

@@ -193,6 +193,7 @@ pub fn test_config(db: &TestDb) -> Config {
         device_calls_per_second: 0,
         user_calls_per_second: 0,
         app_calls_per_second: 0,
+        app_sends_per_second: 0,
         failed_sign_ins_per_username_per_minute: 0,
         sign_ins_per_address_per_minute: 0,
         sign_ups_per_address_per_hour: 0,

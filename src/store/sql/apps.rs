@@ -4,7 +4,7 @@ use sqlx::Row;
 use super::{Dialect, SqlStore, Tx, in_tx, rows};
 use crate::{
     model::{App, AppId, AppSecret, AppSettings},
-    store::{AppStore, StoreError, StoreResult},
+    store::{AppChange, AppStore, StoreError, StoreResult},
 };
 
 fn settings_json(settings: &AppSettings) -> StoreResult<String> {
@@ -61,24 +61,27 @@ impl AppStore for SqlStore {
         found.iter().map(rows::app).collect()
     }
 
-    async fn update_app(
-        &self,
-        app: AppId,
-        name: Option<&str>,
-        settings: Option<&AppSettings>,
-    ) -> StoreResult<Option<App>> {
-        let settings_text = settings.map(settings_json).transpose()?;
-        let result =
-            sqlx::query("UPDATE apps SET name = COALESCE(?, name), settings = COALESCE(?, settings) WHERE app_id = ?")
-                .bind(name)
-                .bind(settings_text)
-                .bind(rows::bigint(app, "app_id")?)
-                .execute(&self.write)
+    async fn update_app(&self, app: AppId, name: Option<&str>, change: &mut AppChange<'_>) -> StoreResult<Option<App>> {
+        let app = rows::bigint(app, "app_id")?;
+        in_tx!(self, |tx| async {
+            let sql = format!("SELECT {} FROM apps WHERE app_id = ?{}", rows::APP_COLUMNS, self.dialect.for_update());
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app).fetch_optional(&mut **tx).await?;
+            let Some(mut found) = row.as_ref().map(rows::app).transpose()? else { return Ok(None) };
+            if !change(&mut found.settings) {
+                return Ok(None);
+            }
+            if let Some(name) = name {
+                found.name = name.to_owned();
+            }
+            sqlx::query("UPDATE apps SET name = ?, settings = ? WHERE app_id = ?")
+                .bind(found.name.as_str())
+                .bind(settings_json(&found.settings)?)
+                .bind(app)
+                .execute(&mut **tx)
                 .await?;
-        if result.rows_affected() == 0 && self.get_app(app).await?.is_none() {
-            return Ok(None);
+            Ok(Some(found))
         }
-        self.get_app(app).await
+        .await)
     }
 
     async fn app_secrets(&self, app: AppId, now_ms: i64) -> StoreResult<Vec<AppSecret>> {
