@@ -30,8 +30,26 @@ pub struct Config {
     pub messages: MessagesConfig,
     pub rates: RatesConfig,
     pub webhooks: WebhooksConfig,
+    pub outbound: OutboundConfig,
     pub rooms: RoomsConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// Requests gim makes to URLs apps' settings name (webhook endpoints, before-send hooks).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Ranges beyond the public internet those requests may reach: `loopback`,
+    /// `private` (RFC 1918, carrier-grade NAT, IPv6 unique local), `link_local` (where
+    /// clouds serve instance metadata), `reserved`, or CIDRs. None by default: a URL an
+    /// app gives must not reach into the operator's network. Checked at every connect.
+    pub allowed_ranges: Vec<String>,
+}
+
+impl OutboundConfig {
+    pub fn policy(&self) -> Result<crate::outbound::AddressPolicy, ConfigError> {
+        crate::outbound::AddressPolicy::new(&self.allowed_ranges).map_err(ConfigError::Invalid)
+    }
 }
 
 /// Live rooms: channels sessions join and leave, with no membership table and no history.
@@ -638,6 +656,7 @@ impl Config {
         self.validate_social()?;
         self.validate_messages()?;
         self.validate_webhooks()?;
+        self.outbound.policy()?;
         self.validate_rooms()?;
         self.validate_limits()
     }
@@ -907,6 +926,7 @@ impl Default for Config {
             messages: MessagesConfig::default(),
             rates: RatesConfig::default(),
             webhooks: WebhooksConfig::default(),
+            outbound: OutboundConfig::default(),
             rooms: RoomsConfig::default(),
             telemetry: TelemetryConfig::default(),
         }

@@ -10,7 +10,7 @@ use quick_cache::sync::Cache;
 use super::{AppCaller, Error, Logic, Result, validate};
 use crate::{
     auth::{generate_secret, hash_secret},
-    model::{App, AppId, AppQuotas, AppSecret, AppSettings, AppSettingsPatch, now_ms},
+    model::{App, AppId, AppQuotas, AppSecret, AppSettings, AppSettingsPatch, BeforeSendHook, now_ms},
     webhooks::signature,
 };
 
@@ -104,10 +104,12 @@ impl Logic {
     /// is the one time gim shows it).
     pub async fn create_app(&self, name: &str, mut settings: AppSettings) -> Result<(App, String)> {
         check_app_name(name, self)?;
-        if let Some(hook) = settings.before_send.as_mut().filter(|hook| hook.secret.is_empty()) {
-            hook.secret = signature::generate_secret();
+        if let Some(hook) = settings.before_send.as_mut() {
+            if hook.secret.is_empty() {
+                hook.secret = signature::generate_secret();
+            }
+            self.check_hook(hook)?;
         }
-        self.check_settings(&settings)?;
         let secret = generate_secret();
         let app = self.store().create_app(name, &settings, &hash_secret(&secret), now_ms()).await?;
         tracing::info!(app = app.id, name, "app created");
@@ -136,8 +138,13 @@ impl Logic {
         let mut refusal = None;
         let mut made_secret = None;
         let mut change = |settings: &mut AppSettings| {
-            let (patched, made) = patched(settings, &patch, signature::generate_secret);
-            match self.check_settings(&patched) {
+            let (mut patched, made) = patched(settings, &patch, signature::generate_secret);
+            // A hook is checked when it is set; one set before stays as it is.
+            let checked = match patched.before_send.as_mut().filter(|_| patch.before_send.is_some()) {
+                Some(hook) => self.check_hook(hook),
+                None => Ok(()),
+            };
+            match checked {
                 Ok(()) => {
                     *settings = patched;
                     made_secret = made;
@@ -178,11 +185,9 @@ impl Logic {
 }
 
 impl Logic {
-    fn check_settings(&self, settings: &AppSettings) -> Result<()> {
-        match &settings.before_send {
-            Some(hook) => super::moderation::check_hook(hook, self.inner.webhooks.max_hook_timeout_ms),
-            None => Ok(()),
-        }
+    /// Checks a before-send hook as the operator gives it, its URL read as gim stores it.
+    fn check_hook(&self, hook: &mut BeforeSendHook) -> Result<()> {
+        super::moderation::check_hook(hook, self.inner.webhooks.max_hook_timeout_ms, &self.inner.outbound)
     }
 }
 
@@ -226,7 +231,6 @@ fn check_app_name(name: &str, logic: &Logic) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::BeforeSendHook;
 
     fn hook(url: &str, secret: &str) -> BeforeSendHook {
         BeforeSendHook { url: url.into(), secret: secret.into(), direct: true, ..Default::default() }

@@ -58,6 +58,7 @@ use crate::{
     delivery::Delivery,
     metrics::Metrics,
     model::{AppId, AppQuotas, AppSettings, DeviceType},
+    outbound::AddressPolicy,
     route::RouteRegistry,
     store::Store,
 };
@@ -125,6 +126,8 @@ pub struct LogicParts {
     pub messages: MessagesConfig,
     pub rates: RatesConfig,
     pub webhooks: WebhooksConfig,
+    /// Where webhook endpoints and before-send hooks may be.
+    pub outbound: AddressPolicy,
     pub rooms: RoomsConfig,
     /// The cluster's credentials, when connect nodes call this node over the network.
     pub cluster: Option<ClusterTokens>,
@@ -154,6 +157,7 @@ struct Inner {
     presence: Arc<presence_events::PresenceWatch>,
     rates: rate::Rates,
     webhooks: WebhooksConfig,
+    outbound: AddressPolicy,
     rooms: RoomsConfig,
     /// Posts to apps' before-send hooks.
     hooks: crate::webhooks::sender::Sender,
@@ -211,8 +215,12 @@ impl Logic {
                 rates: rate::Rates::new(&parts.rates),
                 social: parts.social,
                 messages: parts.messages,
-                hooks: crate::webhooks::sender::Sender::new(Duration::from_millis(parts.webhooks.max_hook_timeout_ms)),
+                hooks: crate::webhooks::sender::Sender::new(
+                    Duration::from_millis(parts.webhooks.max_hook_timeout_ms),
+                    parts.outbound.clone(),
+                ),
                 webhooks: parts.webhooks,
+                outbound: parts.outbound,
                 rooms: parts.rooms,
                 metrics: parts.metrics,
                 presence: presence.clone(),

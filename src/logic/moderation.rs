@@ -12,6 +12,7 @@ use super::{Error, Logic, Result, group_rules::GroupRefusal, validate};
 use crate::{
     metrics::HookLabels,
     model::{AppId, BeforeSendHook, ConversationType, Message, MessageBody, now_ms},
+    outbound::AddressPolicy,
     proto::common::v1::{TextBody, message_body::Content},
     store::NewMessage,
     webhooks::{
@@ -49,8 +50,8 @@ fn verdict_of(answer: &str) -> std::result::Result<Verdict, String> {
 }
 
 /// Checks a hook's settings as the operator gives them.
-pub(super) fn check_hook(hook: &BeforeSendHook, max_timeout_ms: u64) -> Result<()> {
-    super::webhooks::check_url(&hook.url)?;
+pub(super) fn check_hook(hook: &mut BeforeSendHook, max_timeout_ms: u64, policy: &AddressPolicy) -> Result<()> {
+    hook.url = super::webhooks::outbound_url("before_send.url", &hook.url, policy)?;
     signature::key_of(&hook.secret).map_err(|err| Error::invalid(format!("before_send.secret: {err}")))?;
     if hook.timeout_ms > max_timeout_ms {
         return Err(Error::invalid(format!(

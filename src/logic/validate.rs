@@ -99,14 +99,20 @@ fn no_nul(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Empty, or an `http://` or `https://` URL with a host of at most `max_url_len` bytes:
+/// clients open what bodies and profiles link to, and no other scheme (`javascript:`,
+/// `file:`, `data:`) is safe to open.
 pub fn url(field: &str, value: &str, limits: &Limits) -> Result<()> {
+    if value.is_empty() {
+        return Ok(());
+    }
     if value.len() > limits.max_url_len {
         return Err(Error::invalid(format!("{field} must be at most {} bytes", limits.max_url_len)));
     }
     if value.chars().any(char::is_whitespace) {
         return Err(Error::invalid(format!("{field} must not contain whitespace")));
     }
-    Ok(())
+    crate::outbound::http_url(value).map(drop).map_err(|why| Error::invalid(format!("{field}: {why}")))
 }
 
 pub fn required_url(field: &str, value: &str, limits: &Limits) -> Result<()> {

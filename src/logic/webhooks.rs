@@ -23,6 +23,7 @@ use super::{Error, Logic, Page, Result};
 use crate::{
     config::WebhooksConfig,
     model::{AppId, ConversationType, now_ms},
+    outbound::{self, AddressPolicy},
     webhooks::{
         AttemptOutcome, Delivery, DeliveryFilter, DeliveryState, Endpoint, EndpointPatch, Kinds, NewEndpoint,
         events::MESSAGE_OFFLINE,
@@ -67,15 +68,16 @@ pub struct EndpointChange {
     pub enabled: Option<bool>,
 }
 
-pub(super) fn check_url(url: &str) -> Result<()> {
+/// A URL gim will post to, as gim stores it (read as the web reads it); `field` names it
+/// in refusals. Its host is checked against the operator's policy now if it is an
+/// address, and at every connect whatever it is.
+pub(super) fn outbound_url(field: &str, url: &str, policy: &AddressPolicy) -> Result<String> {
     if url.len() > MAX_URL_LEN {
-        return Err(Error::invalid(format!("url is longer than {MAX_URL_LEN} bytes")));
+        return Err(Error::invalid(format!("{field} is longer than {MAX_URL_LEN} bytes")));
     }
-    let parsed: http::Uri = url.parse().map_err(|_| Error::invalid(format!("url {url:?} is not a URL")))?;
-    match (parsed.scheme_str(), parsed.host()) {
-        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(()),
-        _ => Err(Error::invalid(format!("url must be an http:// or https:// URL with a host, got {url:?}"))),
-    }
+    let parsed = outbound::http_url(url).map_err(|why| Error::invalid(format!("{field}: {why}")))?;
+    outbound::check_host(&parsed, policy).map_err(|why| Error::invalid(format!("{field}: {why}")))?;
+    Ok(parsed.into())
 }
 
 fn parse_kinds(kinds: &str) -> Result<Kinds> {
@@ -94,7 +96,7 @@ impl Logic {
     /// Adds an endpoint; it is returned with its secret, which the receiver verifies with.
     pub async fn create_webhook(&self, app: AppId, input: EndpointInput) -> Result<Endpoint> {
         let found = self.get_app(app).await?;
-        check_url(&input.url)?;
+        let url = outbound_url("url", &input.url, &self.inner.outbound)?;
         check_description(&input.description)?;
         let kinds = parse_kinds(&input.kinds)?;
         let secret = if input.secret.is_empty() { signature::generate_secret() } else { input.secret };
@@ -103,7 +105,7 @@ impl Logic {
         if self.store().endpoints(app).await?.len() >= max as usize {
             return Err(Error::LimitReached(format!("app {app} may have at most {max} webhook endpoints")));
         }
-        let new = NewEndpoint { url: input.url, secret, kinds, enabled: input.enabled, description: input.description };
+        let new = NewEndpoint { url, secret, kinds, enabled: input.enabled, description: input.description };
         let endpoint = self.store().create_endpoint(app, &new, now_ms()).await?;
         tracing::info!(app, endpoint = endpoint.id, url = %crate::outbound::redacted(&endpoint.url), "webhook endpoint added");
         Ok(endpoint)
@@ -115,14 +117,12 @@ impl Logic {
     }
 
     pub async fn update_webhook(&self, app: AppId, endpoint_id: u64, change: EndpointChange) -> Result<Endpoint> {
-        if let Some(url) = &change.url {
-            check_url(url)?;
-        }
+        let url = change.url.map(|url| outbound_url("url", &url, &self.inner.outbound)).transpose()?;
         if let Some(description) = &change.description {
             check_description(description)?;
         }
         let patch = EndpointPatch {
-            url: change.url,
+            url,
             kinds: change.kinds.as_deref().map(parse_kinds).transpose()?,
             enabled: change.enabled,
             description: change.description,
@@ -177,7 +177,7 @@ impl Logic {
         let node = format!("{}-{:08x}", std::process::id(), rand::rng().random::<u32>());
         let dispatcher = Arc::new(Dispatcher {
             logic: self.clone(),
-            sender: Sender::new(Duration::from_secs(config.timeout_secs)),
+            sender: Sender::new(Duration::from_secs(config.timeout_secs), self.inner.outbound.clone()),
             node,
             config,
         });
@@ -566,11 +566,16 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_urls_are_http_with_a_host() {
-        assert!(check_url("https://hooks.example.com/gim").is_ok());
-        assert!(check_url("http://127.0.0.1:8080/x?y=1").is_ok());
-        for bad in ["ftp://example.com", "example.com/x", "http://", "https:///path", ""] {
-            assert!(check_url(bad).is_err(), "{bad}");
+    fn endpoint_urls_are_http_with_a_host_the_policy_allows() {
+        let loopback = AddressPolicy::new(&["loopback".into()]).unwrap();
+        let url = |text: &str| outbound_url("url", text, &loopback);
+        assert_eq!(url("https://Hooks.Example.com/gim").unwrap(), "https://hooks.example.com/gim");
+        assert!(url("http://127.0.0.1:8080/x?y=1").is_ok());
+        for bad in ["ftp://example.com", "example.com/x", "http://", "", "https://example.com:99999/"] {
+            assert!(url(bad).is_err(), "{bad}");
         }
+        let refused = outbound_url("url", "http://169.254.169.254/latest", &loopback).unwrap_err().to_string();
+        assert!(refused.contains("outbound.allowed_ranges"), "the refusal names the setting: {refused}");
+        assert!(outbound_url("url", "http://127.0.0.1/", &AddressPolicy::default()).is_err());
     }
 }

@@ -163,6 +163,7 @@ pub fn build_logic(
         messages: config.messages.clone(),
         rates: config.rates.clone(),
         webhooks: config.webhooks.clone(),
+        outbound: config.outbound.policy()?,
         rooms: config.rooms.clone(),
         cluster: cluster.cloned(),
         write_batch_max: config.logic.write_batch_max,

@@ -6,12 +6,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
-use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
-    rt::TokioExecutor,
-};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
 use super::signature;
+use crate::outbound::{self, AddressPolicy, GuardedConnector};
 
 /// Of an answer's body, this much is read; the rest is dropped.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -35,10 +33,11 @@ pub struct Post<'a> {
     pub timestamp_secs: i64,
 }
 
-/// An HTTP client shared by a node's deliveries.
+/// An HTTP client shared by a node's deliveries; it reaches only the addresses the
+/// operator's policy allows (`crate::outbound`).
 #[derive(Clone)]
 pub struct Sender {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<GuardedConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -49,11 +48,12 @@ impl std::fmt::Debug for Sender {
 }
 
 impl Sender {
-    pub fn new(timeout: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        http.set_nodelay(true);
+    pub fn new(timeout: Duration, policy: AddressPolicy) -> Self {
+        let http = GuardedConnector::new(policy, |http| {
+            http.enforce_http(false);
+            http.set_connect_timeout(Some(timeout));
+            http.set_nodelay(true);
+        });
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
@@ -80,7 +80,12 @@ impl Sender {
     async fn send(&self, post: Post<'_>) -> Result<Answer, String> {
         let timestamp = post.timestamp_secs.to_string();
         let signature = signature::sign(post.key, post.webhook_id, post.timestamp_secs, post.payload.as_bytes());
-        let request = http::Request::post(post.url)
+        let (url, authorization) = outbound::basic_auth(post.url);
+        let mut request = http::Request::post(url);
+        if let Some(authorization) = authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
+        let request = request
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::USER_AGENT, concat!("gim-webhooks/", env!("CARGO_PKG_VERSION")))
             .header("webhook-id", post.webhook_id)

@@ -563,6 +563,7 @@ async fn webhooks_survive_a_killed_logic_node() {
         ("GIM_WEBHOOKS__POLL_MS", "100"),
         ("GIM_WEBHOOKS__FIRST_RETRY_MS", "100"),
         ("GIM_SOCIAL__PRESENCE_DEBOUNCE_MS", "200"),
+        ("GIM_OUTBOUND__ALLOWED_RANGES", r#"["loopback"]"#),
     ] {
         cluster.env.push((key.to_owned(), value.to_owned()));
     }

@@ -24,6 +24,7 @@ mod message_visibility;
 mod messages;
 mod moderation;
 mod moments;
+mod outbound;
 mod rates;
 mod rooms;
 mod routes;
