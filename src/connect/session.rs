@@ -200,8 +200,8 @@ async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Resu
         Some(Err(err)) => return Err(read_error(&err, ctx)),
         None => return Err(Exit::Gone),
     };
-    let Some(frame) = frame else { return Err(Exit::Gone) };
-    let Some(Payload::Auth(auth)) = frame.payload else {
+    // Nothing goes before Auth, not even a ping.
+    let Some(ClientFrame { request_id, payload: Some(Payload::Auth(auth)) }) = frame else {
         return Err(Exit::Close(close::UNAUTHENTICATED, "authenticate first: the first frame must be Auth".into()));
     };
     let device = check_token(auth.token, ctx).await?;
@@ -212,7 +212,7 @@ async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Resu
         device_id: caller.device_id.clone(),
         device_type: caller.device_type as i32,
     });
-    ws.send(WsMessage::Binary(response(frame.request_id, Ok(reply)))).await.map_err(|_| Exit::Gone)?;
+    ws.send(WsMessage::Binary(response(request_id, Ok(reply)))).await.map_err(|_| Exit::Gone)?;
     Ok(device)
 }
 

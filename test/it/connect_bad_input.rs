@@ -69,13 +69,37 @@ async fn a_session_without_a_token_must_authenticate_with_its_first_frame() {
     assert_eq!(closed.code, 4001, "{closed:?}");
     assert!(closed.reason.contains("Auth"), "{closed:?}");
 
+    // Not even a ping goes first.
+    let mut pinging = WsClient::connect_anonymous(ws).await;
+    pinging.send_raw(WsMessage::Ping(Vec::new().into())).await;
+    let (closed, _) = pinging.closed().await;
+    assert_eq!(closed.code, 4001, "{closed:?}");
+
     let mut wrong = WsClient::connect_anonymous(ws).await;
     wrong.send_frame(Payload::Auth(Auth { token: "garbage".into() })).await;
     assert_eq!(wrong.closed().await.0.code, 4001);
 
+    let started = std::time::Instant::now();
     let mut silent = WsClient::connect_anonymous(ws).await;
     let (closed, _) = silent.closed().await;
     assert_eq!(closed.code, 4001, "no Auth frame within the handshake timeout: {closed:?}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_secs(2), "closed after {waited:?}");
+}
+
+/// Clients that cannot send an Auth frame present the token in the handshake: in the
+/// query or in an `Authorization` header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_in_the_handshake_still_opens_a_session() {
+    let server = server(|_| {}).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let ws = server.ws_addr();
+    let mut by_query = WsClient::connect(ws, &app.device_token("alice", "phone").await).await;
+    assert_eq!(by_query.sync(0, 0).await.latest_seq, 0);
+    let mut by_header = WsClient::connect_with_header(ws, &app.device_token("alice", "laptop").await).await;
+    assert_eq!(by_header.sync(0, 0).await.latest_seq, 0);
+    assert_eq!(by_query.heartbeat().await.code, 0, "two devices, two sessions");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

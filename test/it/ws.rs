@@ -54,6 +54,15 @@ impl WsClient {
         Ok(Self { ws, next_request: 0, pushes: Default::default() })
     }
 
+    /// Opens `/ws` with the token in an `Authorization: Bearer` header.
+    pub async fn connect_with_header(addr: SocketAddr, token: &str) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{addr}/ws").into_client_request().expect("a request");
+        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("a header"));
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("opening a WebSocket");
+        Self { ws, next_request: 0, pushes: Default::default() }
+    }
+
     /// Opens `/ws` (token in the query) on a socket with a receive buffer as small as the
     /// kernel allows, so that a client that stops reading soon leaves the server's
     /// writes nowhere to go.
