@@ -375,7 +375,8 @@ pub struct ConnectConfig {
     pub token_check_concurrency: usize,
     /// Upstream frames a session may send per second (bursts of twice this pass).
     pub max_frames_per_second: u32,
-    /// A write to a device that takes longer closes the session.
+    /// A write to a device that takes longer closes the session; a close frame that takes
+    /// longer (the device reads nothing) resets the connection.
     pub write_timeout_secs: u64,
     /// At shutdown, how long sessions get to drain their queues and close.
     pub shutdown_grace_secs: u64,

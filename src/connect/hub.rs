@@ -94,6 +94,8 @@ pub struct Session {
     pub opened_at_ms: i64,
     outbox: Mutex<Outbox>,
     wake: Notify,
+    /// Told once, when the queue overflows: a write in progress stops there.
+    overflow: Notify,
     /// Whether the session's task is writing to its socket.
     writing: AtomicBool,
     /// The large groups whose fan-out this session is in.
@@ -114,6 +116,7 @@ impl Session {
             outbox.end = Some(End::SlowConsumer);
             outbox.items.clear();
             outbox.pushes = 0;
+            self.overflow.notify_one();
         } else {
             outbox.pushes += item.pushes();
             outbox.items.push_back(item);
@@ -147,6 +150,12 @@ impl Session {
     /// Completes when something is queued or the session is asked to end.
     pub async fn woken(&self) {
         self.wake.notified().await;
+    }
+
+    /// Completes once the queue has overflowed (at once if it did already): the session
+    /// ends as too slow, and whatever it is writing meanwhile no longer matters.
+    pub async fn overflowed(&self) {
+        self.overflow.notified().await;
     }
 
     /// Whether this session's device sent `message` (it has it, from its send's response).
@@ -305,6 +314,7 @@ impl Hub {
             opened_at_ms,
             outbox: Mutex::default(),
             wake: Notify::new(),
+            overflow: Notify::new(),
             writing: AtomicBool::new(false),
             groups: Mutex::default(),
             rooms: Mutex::default(),
@@ -697,6 +707,7 @@ impl Delivery for Hub {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use futures_util::FutureExt as _;
 
     use super::*;
 
@@ -771,10 +782,12 @@ mod tests {
             hub.push(&Push { seq, ..group_push("g") });
         }
         let _first = hub.flush();
+        assert!(session.overflowed().now_or_never().is_none(), "2 pushes waiting, 3 allowed");
         for seq in 3..=4 {
             hub.push(&Push { seq, ..group_push("g") });
         }
         let _second = hub.flush();
+        assert!(session.overflowed().now_or_never().is_some(), "a write in progress learns of it");
         let (items, end) = session.take();
         assert!(items.is_empty());
         assert_eq!(end, Some(End::SlowConsumer), "4 pushes waiting, 3 allowed");

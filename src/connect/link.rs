@@ -16,7 +16,7 @@ use super::{ConnectError, logic_nodes::LogicNodes};
 use crate::{
     auth::{ClusterTokens, ON_BEHALF_HEADER},
     logic::{DeviceCaller, Error, Result},
-    model::{AppId, DeviceType},
+    model::{AppId, DeviceType, now_ms},
     proto::{
         connect::v1::{
             DeviceRoomSend, SessionUser, SessionsChangedRequest, rooms_client::RoomsClient,
@@ -39,6 +39,15 @@ pub struct SessionDevice {
     pub token: String,
     /// When the token expires (seconds since the epoch): the session ends then.
     pub expires_at: i64,
+}
+
+impl SessionDevice {
+    /// How long the token holds from now: it is refused from the first millisecond of
+    /// second `expires_at` on.
+    pub fn time_left(&self) -> Duration {
+        let left_ms = self.expires_at.saturating_mul(1000).saturating_sub(now_ms());
+        Duration::from_millis(u64::try_from(left_ms).unwrap_or(0))
+    }
 }
 
 /// What a session asks of logic.

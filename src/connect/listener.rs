@@ -1,7 +1,9 @@
-//! Accepting device connections: the WebSocket handshake on `GET /ws`, with the token
-//! in an `Authorization: Bearer` header or a `token` query parameter (browsers cannot
-//! set headers). A token is checked for signature and expiry before the upgrade (HTTP
-//! 401 otherwise); revocation is checked right after it.
+//! Accepting device connections: the WebSocket handshake on `GET /ws`. Devices send
+//! their token in the session's first frame (`session::authenticate`), which keeps it
+//! out of URLs; clients that cannot may present it in the handshake, in an
+//! `Authorization: Bearer` header or a `token` query parameter (browsers cannot set
+//! headers). A token in the handshake is checked for signature and expiry before the
+//! upgrade (HTTP 401 otherwise); revocation is checked right after it.
 
 use std::sync::Arc;
 

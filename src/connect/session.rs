@@ -63,7 +63,13 @@ async fn goodbye(ws: &mut Ws, exit: Exit, ctx: &Context) {
     match exit {
         Exit::Close(code, reason) => {
             tracing::debug!(code, reason, "closing the session");
-            let _ = tokio::time::timeout(within, ws.close(Some(close::frame(code, &reason)))).await;
+            let closed = tokio::time::timeout(within, ws.close(Some(close::frame(code, &reason)))).await;
+            if closed.is_err() {
+                // The device reads nothing, and the close frame is stuck behind what it
+                // left unread: reset the connection, or the kernel would keep trying to
+                // deliver all of it long after the socket is dropped.
+                let _ = ws.get_ref().set_zero_linger();
+            }
         }
         // tungstenite queued the reply when the device's close frame came in; a flush
         // sends it (a close would be refused: the device already closed).
@@ -72,6 +78,11 @@ async fn goodbye(ws: &mut Ws, exit: Exit, ctx: &Context) {
         }
         Exit::Gone => {}
     }
+}
+
+/// The session's queue overflowed.
+fn fell_behind() -> Exit {
+    Exit::Close(close::SLOW_CONSUMER, "fell too far behind; reconnect and sync".into())
 }
 
 /// A seq space of the device: its inbox, or a large group's timeline.
@@ -160,14 +171,16 @@ async fn open(mut ws: Box<Ws>, token: Option<String>, ctx: &Arc<Context>) -> Opt
     }
 }
 
-/// Closes the socket as `exit` says, and removes the session and its route.
+/// Removes the session and its route, then closes the socket as `exit` says. The route
+/// goes first: the close may wait (at most the write timeout) for a device that does not
+/// read, and meanwhile nothing should be routed to it nor the user be seen online.
 async fn finish(mut state: Box<State>, exit: Exit, ctx: &Context) {
-    goodbye(&mut state.ws, exit, ctx).await;
     ctx.hub.detach(&state.session);
     ctx.metrics.sessions.dec();
     let session = &state.session;
     super::release_route(&ctx.hub, ctx.routes.as_ref(), &ctx.node, &session.registration()).await;
     ctx.reports.changed(session.app, &session.user_id);
+    goodbye(&mut state.ws, exit, ctx).await;
 }
 
 /// The device of the token from the handshake, or from an `Auth` frame that must come
@@ -187,8 +200,8 @@ async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Resu
         Some(Err(err)) => return Err(read_error(&err, ctx)),
         None => return Err(Exit::Gone),
     };
-    let Some(frame) = frame else { return Err(Exit::Gone) };
-    let Some(Payload::Auth(auth)) = frame.payload else {
+    // Nothing goes before Auth, not even a ping.
+    let Some(ClientFrame { request_id, payload: Some(Payload::Auth(auth)) }) = frame else {
         return Err(Exit::Close(close::UNAUTHENTICATED, "authenticate first: the first frame must be Auth".into()));
     };
     let device = check_token(auth.token, ctx).await?;
@@ -199,7 +212,7 @@ async fn authenticate(ws: &mut Ws, token: Option<String>, ctx: &Context) -> Resu
         device_id: caller.device_id.clone(),
         device_type: caller.device_type as i32,
     });
-    ws.send(WsMessage::Binary(response(frame.request_id, Ok(reply)))).await.map_err(|_| Exit::Gone)?;
+    ws.send(WsMessage::Binary(response(request_id, Ok(reply)))).await.map_err(|_| Exit::Gone)?;
     Ok(device)
 }
 
@@ -315,6 +328,10 @@ impl State {
     async fn serve(&mut self, ctx: &Context) -> Exit {
         let heartbeat = tokio::time::sleep(ctx.limits.heartbeat_timeout);
         tokio::pin!(heartbeat);
+        // A timer, not a check of each frame: a device that only pings, or only
+        // listens, must not keep getting pushes past its token's expiry.
+        let expiry = tokio::time::sleep(self.device.time_left());
+        tokio::pin!(expiry);
         loop {
             let step = tokio::select! {
                 () = self.session.woken() => Box::pin(self.drain(ctx)).await,
@@ -327,6 +344,7 @@ impl State {
                     }
                 }
                 () = &mut heartbeat => Err(Exit::Close(close::HEARTBEAT_TIMEOUT, "no frame within the heartbeat timeout".into())),
+                () = &mut expiry => Err(Exit::Close(close::UNAUTHENTICATED, "the device token has expired; get a new one".into())),
             };
             if let Err(exit) = step {
                 return exit;
@@ -337,9 +355,6 @@ impl State {
     /// Answers one frame from the device.
     async fn upstream(&mut self, message: WsMessage, ctx: &Context) -> Result<(), Exit> {
         let Some(frame) = decode(message)? else { return Ok(()) };
-        if now_ms() / 1000 >= self.device.expires_at {
-            return Err(Exit::Close(close::UNAUTHENTICATED, "the device token has expired; get a new one".into()));
-        }
         let request_id = frame.request_id;
         let result = if self.rate.allow() {
             self.call(frame, ctx).await
@@ -558,9 +573,7 @@ impl State {
         }
         match end {
             None => Ok(()),
-            Some(End::SlowConsumer) => {
-                Err(Exit::Close(close::SLOW_CONSUMER, "fell too far behind; reconnect and sync".into()))
-            }
+            Some(End::SlowConsumer) => Err(fell_behind()),
             Some(End::Shutdown) => Err(Exit::Close(close::GOING_AWAY, "server shutting down; reconnect".into())),
             Some(End::Kicked { reason, message }) => {
                 self.write(vec![frames::kicked(reason, &message)], ctx).await?;
@@ -653,11 +666,17 @@ impl State {
             ws.flush().await
         };
         self.session.set_writing(true);
-        let written = tokio::time::timeout(ctx.limits.write_timeout, written).await;
+        // A device that does not read holds the write here; pushes that overflow its
+        // queue meanwhile end the session at once, not at the write timeout.
+        let written = tokio::select! {
+            written = tokio::time::timeout(ctx.limits.write_timeout, written) => Some(written),
+            () = self.session.overflowed() => None,
+        };
         self.session.set_writing(false);
         match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) | Err(_) => Err(Exit::Gone),
+            Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(_)) | Err(_)) => Err(Exit::Gone),
+            None => Err(fell_behind()),
         }
     }
 }

@@ -4,17 +4,26 @@
 use std::time::Duration;
 
 use gim::proto::{
-    client::v1::{Auth, ClientFrame, Heartbeat, client_frame::Payload, response::Result as Reply},
-    logic::v1::RevokeTokensRequest,
+    client::v1::{Auth, ClientFrame, Heartbeat, client_frame::Payload, response::Result as Reply, server_frame},
+    logic::v1::{
+        BusinessSendRequest, GetPresenceRequest, IssueTokenRequest, PushEventRequest, RegisterDeviceRequest,
+        RevokeTokensRequest,
+    },
 };
 use prost::Message as _;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tonic::Code;
 
 use crate::{
-    support::{Backend, ServeServer},
+    both_stores,
+    support::{Backend, ServeServer, TestApp},
     ws::WsClient,
 };
+
+both_stores!(
+    a_session_ends_when_its_token_expires_though_its_device_only_pings,
+    a_device_that_stops_reading_is_closed_with_4008_as_soon_as_its_queue_overflows,
+);
 
 async fn server(edit: impl FnOnce(&mut gim::config::Config)) -> ServeServer {
     ServeServer::start_with(Backend::Sqlite, edit).await
@@ -60,13 +69,37 @@ async fn a_session_without_a_token_must_authenticate_with_its_first_frame() {
     assert_eq!(closed.code, 4001, "{closed:?}");
     assert!(closed.reason.contains("Auth"), "{closed:?}");
 
+    // Not even a ping goes first.
+    let mut pinging = WsClient::connect_anonymous(ws).await;
+    pinging.send_raw(WsMessage::Ping(Vec::new().into())).await;
+    let (closed, _) = pinging.closed().await;
+    assert_eq!(closed.code, 4001, "{closed:?}");
+
     let mut wrong = WsClient::connect_anonymous(ws).await;
     wrong.send_frame(Payload::Auth(Auth { token: "garbage".into() })).await;
     assert_eq!(wrong.closed().await.0.code, 4001);
 
+    let started = std::time::Instant::now();
     let mut silent = WsClient::connect_anonymous(ws).await;
     let (closed, _) = silent.closed().await;
     assert_eq!(closed.code, 4001, "no Auth frame within the handshake timeout: {closed:?}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_secs(2), "closed after {waited:?}");
+}
+
+/// Clients that cannot send an Auth frame present the token in the handshake: in the
+/// query or in an `Authorization` header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_in_the_handshake_still_opens_a_session() {
+    let server = server(|_| {}).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    let ws = server.ws_addr();
+    let mut by_query = WsClient::connect(ws, &app.device_token("alice", "phone").await).await;
+    assert_eq!(by_query.sync(0, 0).await.latest_seq, 0);
+    let mut by_header = WsClient::connect_with_header(ws, &app.device_token("alice", "laptop").await).await;
+    assert_eq!(by_header.sync(0, 0).await.latest_seq, 0);
+    assert_eq!(by_query.heartbeat().await.code, 0, "two devices, two sessions");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,4 +252,116 @@ async fn a_close_from_the_device_is_answered() {
     client.send_raw(WsMessage::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "bye".into() }))).await;
     let (closed, _) = client.closed().await;
     assert_eq!(closed.code, 1000, "the server echoes the device's close: {closed:?}");
+}
+
+/// Whether any device of `user` holds a session (its routes, as Business.GetPresence reads them).
+async fn online(app: &TestApp, user: &str) -> bool {
+    let request = GetPresenceRequest { user_ids: vec![user.into()] };
+    app.business().await.get_presence(request).await.expect("reading presence").into_inner().users[0].online
+}
+
+/// The token's expiry closes the session on time, with 4001, even though the device sends
+/// nothing but WebSocket pings (which carry no request to refuse) while pushes keep coming.
+async fn a_session_ends_when_its_token_expires_though_its_device_only_pings(backend: Backend) {
+    let server = ServeServer::start(backend).await;
+    let app = server.new_app().await;
+    app.user("alice").await;
+    app.user("bob").await;
+    let mut business = app.business().await;
+    let device = RegisterDeviceRequest { user_id: "bob".into(), device_id: "phone".into(), ..Default::default() };
+    business.register_device(device).await.unwrap();
+    let issue = IssueTokenRequest { user_id: "bob".into(), device_id: "phone".into(), ttl_seconds: 2 };
+    let issued = business.issue_token(issue).await.unwrap().into_inner();
+    let (mut bob, _) = WsClient::online(server.ws_addr(), &issued.token, 0).await;
+
+    // Alice writes to bob every 100 ms, before his token expires and after.
+    let sender = tokio::spawn(async move {
+        for i in 0.. {
+            let request = BusinessSendRequest {
+                sender_user_id: "alice".into(),
+                receiver_user_id: "bob".into(),
+                client_msg_id: format!("m{i}"),
+                body: crate::support::text("still there?"),
+                ..Default::default()
+            };
+            business.send_message(request).await.expect("sending");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let (closed, closed_at_ms, before) =
+        bob.ping_until_closed(Duration::from_millis(200), Duration::from_secs(5)).await;
+    assert_eq!(closed.code, 4001, "{closed:?}");
+    assert!(closed.reason.contains("expired"), "{closed:?}");
+    let late_ms = closed_at_ms - issued.expires_at_ms;
+    assert!((-50..750).contains(&late_ms), "closed {late_ms} ms after the token expired");
+    let pushed = before.iter().filter(|(_, frame)| matches!(frame, server_frame::Payload::Message(_))).count();
+    assert!(pushed > 0, "pushes flowed while the token held");
+
+    // Nothing follows the close, though alice is still writing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!matches!(bob.next_frame(Duration::from_millis(300)).await, Ok(Some(_))), "a frame after the close");
+    sender.abort();
+    assert!(!online(&app, "bob").await, "the expired session's route is gone");
+}
+
+/// A device that stops reading while pushes flow is closed with 4008 as soon as its queue
+/// overflows, and its user is offline at once: not after a write to it times out.
+async fn a_device_that_stops_reading_is_closed_with_4008_as_soon_as_its_queue_overflows(backend: Backend) {
+    let server = ServeServer::start_with(backend, |config| {
+        config.connect.outbound_queue = 16;
+        // Far beyond what this test waits: only the overflow can end the session in time.
+        config.connect.write_timeout_secs = 60;
+    })
+    .await;
+    let app = server.new_app().await;
+    app.user("bob").await;
+    let token = app.device_token("bob", "phone").await;
+    let mut bob = WsClient::connect_with_a_small_receive_buffer(server.ws_addr(), &token).await;
+    bob.sync_all(0).await;
+    assert!(online(&app, "bob").await);
+
+    // Bob reads nothing more. Events fill the sockets' buffers, then his queue.
+    let mut business = app.business().await;
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    while online(&app, "bob").await {
+        assert!(started.elapsed() < Duration::from_secs(5), "bob is still online after {sent} pushes he did not read");
+        for _ in 0..8 {
+            let event = PushEventRequest { user_ids: vec!["bob".into()], kind: "fill".into(), data: vec![7; 8192] };
+            business.push_event(event).await.unwrap();
+            sent += 1;
+        }
+    }
+
+    // When he reads again, what the sockets held comes first, then the close.
+    let (closed, _) = bob.closed().await;
+    assert_eq!(closed.code, 4008, "{closed:?}");
+}
+
+/// A device that never reads again cannot be sent its close frame (it waits behind what
+/// the device left unread): after the write timeout the connection is reset, so that
+/// neither the session nor the kernel keeps its unread pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_that_a_device_does_not_read_resets_the_connection_after_the_write_timeout() {
+    let server = server(|config| {
+        config.connect.outbound_queue = 16;
+        config.connect.write_timeout_secs = 1;
+    })
+    .await;
+    let app = server.new_app().await;
+    app.user("bob").await;
+    let token = app.device_token("bob", "phone").await;
+    let mut bob = WsClient::connect_with_a_small_receive_buffer(server.ws_addr(), &token).await;
+    bob.sync_all(0).await;
+    let mut business = app.business().await;
+    while online(&app, "bob").await {
+        let event = PushEventRequest { user_ids: vec!["bob".into()], kind: "fill".into(), data: vec![7; 8192] };
+        business.push_event(event).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // What the sockets held, then a reset (not the end of a stream whose last bytes were
+    // delivered at last).
+    let (closed, _) = bob.closed().await;
+    assert_eq!(closed.code, 1006, "{closed:?}");
+    assert!(closed.reason.contains("Connection reset by peer"), "{closed:?}");
 }

@@ -4,6 +4,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use tokio::time::Instant;
+
 use futures_util::{SinkExt, StreamExt};
 use gim::proto::{
     client::v1::{
@@ -50,6 +52,28 @@ impl WsClient {
     pub async fn open(url: &str) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         let (ws, _) = tokio_tungstenite::connect_async(url).await?;
         Ok(Self { ws, next_request: 0, pushes: Default::default() })
+    }
+
+    /// Opens `/ws` with the token in an `Authorization: Bearer` header.
+    pub async fn connect_with_header(addr: SocketAddr, token: &str) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{addr}/ws").into_client_request().expect("a request");
+        request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("a header"));
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("opening a WebSocket");
+        Self { ws, next_request: 0, pushes: Default::default() }
+    }
+
+    /// Opens `/ws` (token in the query) on a socket with a receive buffer as small as the
+    /// kernel allows, so that a client that stops reading soon leaves the server's
+    /// writes nowhere to go.
+    pub async fn connect_with_a_small_receive_buffer(addr: SocketAddr, token: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("setting SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connecting");
+        let url = format!("ws://{addr}/ws?token={token}");
+        let (ws, _) =
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.expect("opening a WebSocket");
+        Self { ws, next_request: 0, pushes: Default::default() }
     }
 
     /// Connects and completes the first sync from `after_seq`; returns what it synced.
@@ -231,6 +255,31 @@ impl WsClient {
                 Ok(Some(other)) => self.pushes.push_back(other),
                 Ok(None) => return None,
                 Err(closed) => panic!("closed while waiting for an event: {closed:?}"),
+            }
+        }
+    }
+
+    /// Sends nothing but WebSocket pings, one every `every`, and reads until the server
+    /// closes, at most `within`; returns the close, when it came and the frames before it
+    /// with when each came (wall clock, in milliseconds, as token expiries are).
+    pub async fn ping_until_closed(
+        &mut self,
+        every: Duration,
+        within: Duration,
+    ) -> (Closed, i64, Vec<(i64, server_frame::Payload)>) {
+        let deadline = Instant::now() + within;
+        let mut ping = tokio::time::interval(every);
+        let mut before = Vec::new();
+        loop {
+            let read = tokio::select! {
+                _ = ping.tick() => None,
+                read = self.next_frame(deadline.saturating_duration_since(Instant::now())) => Some(read),
+            };
+            match read {
+                None => self.send_raw(WsMessage::Ping(Vec::new().into())).await,
+                Some(Ok(Some(frame))) => before.push((gim::model::now_ms(), frame)),
+                Some(Ok(None)) => panic!("the server did not close the session within {within:?}"),
+                Some(Err(closed)) => return (closed, gim::model::now_ms(), before),
             }
         }
     }

@@ -129,12 +129,14 @@ export interface SessionOptions {
   /** Acknowledge at most this often (default 1,000 ms); always once caught up. */
   ackIntervalMs?: number;
   /**
-   * How the token travels: `query` (`?token=`, the default) or `frame` (an `Auth`
-   * frame after the upgrade). After a handshake that fails without a known cause
-   * (browsers hide the HTTP status), the next attempt uses `frame`, where an invalid
-   * token is told apart by close 4001.
+   * How the token travels: `frame` (the default: an `Auth` frame, the first after the
+   * upgrade) or `query` (`?token=` in the URL, for a server or proxy that needs it
+   * there). URLs are printed by browsers on connection errors and logged by proxies, so
+   * the token stays out of them unless asked. With `query`, after a handshake that fails
+   * without a known cause (browsers hide the HTTP status), the next attempt uses
+   * `frame`, where an invalid token is told apart by close 4001.
    */
-  auth?: "query" | "frame";
+  auth?: "frame" | "query";
 }
 
 /** The largest u64: a sync after it reads nothing and says the latest seq. */
@@ -487,7 +489,7 @@ export class Session extends Emitter<SessionEvents> {
     if (!this.running || run !== this.run) return;
     const identity = this.options.identity ?? identityFromToken(token);
     if (identity && !this.useIdentity(identity)) return;
-    const frameAuth = this.options.auth === "frame" || this.frameAuthNext || !identity;
+    const frameAuth = this.options.auth !== "query" || this.frameAuthNext || !identity;
     let ws: WebSocketLike;
     try {
       const url = new URL(this.options.url);
@@ -694,7 +696,7 @@ export class Session extends Emitter<SessionEvents> {
       } else {
         reason = reason || `HTTP ${conn.httpStatus}`;
       }
-    } else if (!conn.opened && !conn.frameAuth && this.options.auth !== "frame") {
+    } else if (!conn.opened && !conn.frameAuth) {
       // Browsers hide why a handshake failed: authenticate with a frame next time, where
       // a refused token is close 4001.
       this.frameAuthNext = true;

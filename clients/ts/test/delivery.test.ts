@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 
 import { createClients, MemoryCursorStore, textBody, textOf, type Message } from "../src/index.js";
-import { gim, newApp, range, Recorder, sleep, sockets, waitFor, type App, start, stopStarted } from "./helpers.js";
+import { gim, newApp, range, Recorder, sleep, socketOf, waitFor, type App, start, stopStarted } from "./helpers.js";
 
 afterEach(stopStarted);
 
@@ -17,12 +17,6 @@ async function inbox(app: App, userId: string): Promise<Message[]> {
     if (!page.hasMore || page.messages.length === 0) return all;
     after = page.messages.at(-1)!.seq;
   }
-}
-
-function socketOf(token: string) {
-  const socket = sockets.filter((s) => s.url.includes(token)).at(-1);
-  if (!socket) throw new Error("no socket for that token");
-  return socket;
 }
 
 describe("delivery", () => {

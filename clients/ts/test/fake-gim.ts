@@ -130,6 +130,8 @@ export class FakeGim {
     const id = frame.requestId;
     const payload = frame.payload;
     switch (payload.case) {
+      case "auth":
+        return this.reply(socket, id, { case: "auth", value: { appId: 1n, userId: "ann", deviceId: "phone" } });
       case "heartbeat":
         return this.reply(socket, id, { case: "heartbeat", value: { serverTimeMs: BigInt(Date.now()) } });
       case "ack":

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 
 import { MemoryCursorStore, textBody, textOf, type Message } from "../src/index.js";
-import { newApp, Recorder, sleep, sockets, waitFor, type App, start, stopStarted } from "./helpers.js";
+import { newApp, Recorder, sleep, socketOf, waitFor, type App, start, stopStarted } from "./helpers.js";
 
 afterEach(stopStarted);
 
@@ -87,7 +87,7 @@ describe("large groups", () => {
     })();
     await waitFor("a first part", () => groupSeqs(r1, "big").length >= 15);
     const sentAtBreak = sent;
-    sockets.filter((s) => s.url.includes(ann.a1!)).at(-1)!.terminate();
+    socketOf(ann.a1!).terminate();
     // a2 goes offline in the middle of the burst, with its cursor kept.
     await waitFor("a2 a first part", () => groupSeqs(r2, "big").length >= 20);
     await a2.stop();

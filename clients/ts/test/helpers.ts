@@ -2,10 +2,12 @@
 // devices and tokens, sessions over the `ws` package, and waiting helpers.
 import { createServer, connect } from "node:net";
 
+import { fromBinary } from "@bufbuild/protobuf";
 import { inject } from "vitest";
 import WebSocket from "ws";
 
 import {
+  ClientFrameSchema,
   createClients,
   DeviceType,
   MemoryCursorStore,
@@ -28,10 +30,27 @@ export const sockets: TrackedWebSocket[] = [];
 class TrackedWebSocket extends WebSocket {
   /** The code this side closed with, if it did. */
   closedWith: number | undefined;
+  /** The token the session presented: in the URL's query, or in its first frame. */
+  token: string | undefined;
+  /** Whether the token came in the first frame. */
+  tokenInFrame = false;
+  private sentFrames = 0;
 
   constructor(url: string, protocols?: string | string[]) {
     super(url, protocols);
+    this.token = new URL(url).searchParams.get("token") ?? undefined;
     sockets.push(this);
+  }
+
+  override send(data: Uint8Array, ...rest: unknown[]): void {
+    if (this.sentFrames++ === 0) {
+      const payload = fromBinary(ClientFrameSchema, data).payload;
+      if (payload.case === "auth") {
+        this.token = payload.value.token;
+        this.tokenInFrame = true;
+      }
+    }
+    (super.send as (data: Uint8Array, ...rest: unknown[]) => void)(data, ...rest);
   }
 
   override close(code?: number, reason?: string | Buffer): void {
@@ -41,6 +60,13 @@ class TrackedWebSocket extends WebSocket {
 }
 
 export const NodeWebSocket = TrackedWebSocket as unknown as WebSocketConstructor;
+
+/** The newest socket that presented `token`. */
+export function socketOf(token: string): TrackedWebSocket {
+  const socket = sockets.filter((s) => s.token === token).at(-1);
+  if (!socket) throw new Error("no socket presented that token");
+  return socket;
+}
 
 /** Like a browser's WebSocket: an error event says nothing about why (no HTTP status). */
 class QuietWebSocket extends TrackedWebSocket {

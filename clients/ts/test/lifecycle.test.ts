@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 
 import { GimError, KickReason, StatusCode, textBody, type Kicked } from "../src/index.js";
-import { BrowserLikeWebSocket, FreezingProxy, gim, newApp, Recorder, sleep, sockets, waitFor, start, stopStarted } from "./helpers.js";
+import { BrowserLikeWebSocket, FreezingProxy, gim, newApp, Recorder, sleep, socketOf, sockets, waitFor, start, stopStarted } from "./helpers.js";
 
 afterEach(stopStarted);
 
@@ -53,22 +53,23 @@ describe("lifecycle", () => {
     expect(second.state).toBe("online");
   });
 
-  test("an invalid token: the handshake is refused (HTTP 401) and the session stops with 4001", async () => {
+  test("an invalid token: close 4001 after its Auth frame (HTTP 401 in the query), and the session stops", async () => {
     const app = await newApp("bad-token");
     const ann = await app.user("ann", ["phone"]);
     const forged = ann.phone!.slice(0, -4) + (ann.phone!.endsWith("AAAA") ? "BBBB" : "AAAA");
     const rec = start(app.session(forged));
     await waitFor("stopped", () => rec.session.state === "stopped");
-    expect(stoppedWith(rec)?.code).toBe(4001);
+    expect(stoppedWith(rec)).toMatchObject({ code: 4001 });
+    expect(socketOf(forged).tokenInFrame).toBe(true);
 
-    // Over an Auth frame, the same token is close 4001.
-    const framed = start(app.session(forged, { auth: "frame" }));
-    await waitFor("stopped", () => framed.session.state === "stopped");
-    expect(stoppedWith(framed)).toMatchObject({ code: 4001 });
+    // In the query, the same token is refused before the upgrade.
+    const queried = start(app.session(forged, { auth: "query" }));
+    await waitFor("stopped", () => queried.session.state === "stopped");
+    expect(stoppedWith(queried)).toMatchObject({ code: 4001, reason: expect.stringContaining("401") });
 
     // A WebSocket that hides the HTTP status, as browsers do: the refused handshake is a
     // plain 1006, so the next attempt authenticates with a frame and gets 4001.
-    const browserLike = start(app.session(forged, { webSocket: BrowserLikeWebSocket }));
+    const browserLike = start(app.session(forged, { auth: "query", webSocket: BrowserLikeWebSocket }));
     await waitFor("stopped", () => browserLike.session.state === "stopped");
     expect(browserLike.states.find((s) => s.state === "reconnecting")).toMatchObject({ code: 1006 });
     expect(stoppedWith(browserLike)).toMatchObject({ code: 4001 });
@@ -117,6 +118,26 @@ describe("lifecycle", () => {
     expect(calls).toBe(2);
   });
 
+  test("a token that expires mid-session closes it with 4001; a token function's next token carries on", async () => {
+    const app = await newApp("expiry");
+    await app.user("ann", ["phone"]);
+    await app.user("bob", []);
+    let issued = 0;
+    const rec = start(
+      app.session(async () => {
+        issued++;
+        return (await app.clients.business.issueToken({ userId: "ann", deviceId: "phone", ttlSeconds: issued === 1 ? 1 : 3600 })).token;
+      }),
+    );
+    await rec.session.whenOnline();
+    await waitFor("the expiry", () => rec.states.some((s) => s.state === "reconnecting"), 5_000);
+    expect(rec.states.find((s) => s.state === "reconnecting")).toMatchObject({ code: 4001, reason: expect.stringContaining("expired") });
+    await rec.session.whenOnline();
+    expect(issued).toBe(2);
+    await app.clients.business.sendMessage({ senderUserId: "bob", receiverUserId: "ann", clientMsgId: "after", body: textBody("after") });
+    await waitFor("the message", () => rec.messages.length === 1);
+  });
+
   test("tokens revoked mid-session: a kicked event (REVOKED) and stopped with 4003", async () => {
     const app = await newApp("revoke-live");
     const ann = await app.user("ann", ["phone"]);
@@ -161,7 +182,7 @@ describe("lifecycle", () => {
     const session = app.session(ann.phone!);
     const rec = start(session);
     await session.whenOnline();
-    const socket = sockets.filter((s) => s.url.includes(ann.phone!)).at(-1)!;
+    const socket = socketOf(ann.phone!);
     const closed = new Promise<void>((done) => socket.once("close", () => done()));
     const pending = session.sendText("bob", "never answered");
     await session.stop();
@@ -177,13 +198,21 @@ describe("lifecycle", () => {
     expect(sockets.length).toBe(count);
   });
 
-  test("a session authenticated with an Auth frame learns who it is from the answer", async () => {
+  test("the token travels in the first frame, never in the URL, unless the query is asked for", async () => {
     const app = await newApp("frame");
-    const ann = await app.user("ann", ["phone"]);
-    const session = app.session(ann.phone!, { auth: "frame" });
+    const ann = await app.user("ann", ["phone", "kiosk"]);
+    const session = app.session(ann.phone!);
     start(session);
     await session.whenOnline();
+    const socket = socketOf(ann.phone!);
+    expect(socket.tokenInFrame).toBe(true);
+    expect(socket.url).toBe(gim().wsUrl);
     expect(session.identity).toEqual({ appId: String(app.appId), userId: "ann", deviceId: "phone" });
-    expect(sockets.at(-1)!.url).not.toContain("token=");
+
+    const queried = app.session(ann.kiosk!, { auth: "query" });
+    start(queried);
+    await queried.whenOnline();
+    expect(socketOf(ann.kiosk!).tokenInFrame).toBe(false);
+    expect(socketOf(ann.kiosk!).url).toContain(`token=${ann.kiosk!}`);
   });
 });

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 
 import { RoomEventKind, textOf, type RoomEvent, type RoomMessage, type Session } from "../src/index.js";
-import { newApp, sockets, start, stopStarted, waitFor } from "./helpers.js";
+import { newApp, socketOf, start, stopStarted, waitFor } from "./helpers.js";
 
 afterEach(stopStarted);
 
@@ -50,7 +50,7 @@ describe("live rooms", () => {
 
     // Bob's connection breaks; he is back in the room without asking, and the replay
     // brings what he missed without repeating what he had.
-    sockets.filter((s) => s.url.includes(bob.phone!)).at(-1)!.terminate();
+    socketOf(bob.phone!).terminate();
     await waitFor("bob reconnecting", () => bobRec.states.some((s) => s.state === "reconnecting"));
     await app.clients.business.pushRoom({ roomId: "show", body: { content: { case: "text", value: { text: "while away" } } } });
     await waitFor("bob back", () => bobRec.states.filter((s) => s.state === "online").length === 2);
@@ -83,7 +83,7 @@ describe("live rooms", () => {
     await app.clients.business.pushRoom({ roomId: "private:vip", body: { content: { case: "text", value: { text: "vip only" } } } });
     await waitFor("the message", () => got.messages.length === 1);
 
-    sockets.filter((s) => s.url.includes(ann.phone!)).at(-1)!.terminate();
+    socketOf(ann.phone!).terminate();
     await waitFor("back online", () => rec.states.filter((s) => s.state === "online").length === 2);
     await waitFor("left on reconnecting", () => got.events.some((e) => e.kind === RoomEventKind.LEFT));
     expect(annPhone.joinedRooms).toEqual([]);

@@ -40,11 +40,14 @@ afterAll(async () => {
 
 /** What the pages said on their consoles, printed when the test fails. */
 const consoles: string[] = [];
+/** The URL of every WebSocket the pages opened. */
+const socketUrls: string[] = [];
 
 async function person(context: BrowserContext): Promise<Page> {
   const page = await context.newPage();
   const who = consoles.length;
   page.on("console", (message) => consoles.push(`[page ${who}] ${message.type()}: ${message.text()}`));
+  page.on("websocket", (socket) => socketUrls.push(socket.url()));
   page.on("pageerror", (error) => consoles.push(`[page ${who}] error: ${error.message}`));
   page.setDefaultTimeout(WAIT);
   await page.goto(base);
@@ -195,6 +198,11 @@ test("two people sign up, befriend each other, chat, reload, catch up, meet in a
   expect(await postDraft.inputValue()).toBe("second post");
   await alice.getByRole("button", { name: "Post to friends" }).click();
   await bob.locator(".post", { hasText: "second post" }).waitFor();
+
+  // The sessions authenticated with their first frame: no URL a browser prints or a
+  // proxy logs carried a token.
+  expect(socketUrls.length).toBeGreaterThan(0);
+  expect(socketUrls.filter((url) => url.includes("token="))).toEqual([]);
 
   await aliceContext.close();
   await bobContext.close();
