@@ -117,6 +117,8 @@ pub struct WebhooksConfig {
     pub max_offline_recipients: usize,
     /// The longest an app's before-send hook may make a sender wait.
     pub max_hook_timeout_ms: u64,
+    /// The longest a rotated endpoint secret may keep signing beside the new one.
+    pub max_secret_overlap_secs: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -134,6 +136,7 @@ impl Default for WebhooksConfig {
             max_endpoints_per_app: 10,
             max_offline_recipients: 10_000,
             max_hook_timeout_ms: 10_000,
+            max_secret_overlap_secs: 7 * 24 * 3600,
         }
     }
 }

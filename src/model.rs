@@ -187,6 +187,10 @@ pub struct MessageMeta {
     pub reply_to: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forwarded_from: Option<Origin>,
+    /// The `client_msg_id` the app gave the broadcast this message is a copy of (each copy
+    /// is stored under an id of its own), for the webhook events that report it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broadcast_client_msg_id: Option<String>,
 }
 
 /// Where a forwarded message was first sent.

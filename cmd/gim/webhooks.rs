@@ -1,14 +1,18 @@
 //! `gim app webhook`: an app's webhook endpoints and their deliveries, over the AppAdmin
 //! API or straight in the store, like the rest of `gim app`.
 
+use std::time::Duration;
+
 use clap::{Subcommand, ValueEnum};
 use gim::{
     api::convert,
     logic::{EndpointChange, EndpointInput, Logic},
     proto::logic::v1::{
         self as pb, CreateWebhookRequest, DeleteWebhookRequest, ListWebhookDeliveriesRequest, ListWebhooksRequest,
-        ReplayWebhookDeliveriesRequest, UpdateWebhookRequest, WebhookDeliveryState, app_admin_client::AppAdminClient,
+        ReplayWebhookDeliveriesRequest, RotateWebhookSecretRequest, UpdateWebhookRequest, WebhookDeliveryState,
+        app_admin_client::AppAdminClient,
     },
+    webhooks::events::rfc3339,
 };
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
@@ -55,6 +59,19 @@ pub enum WebhookCommand {
         enable: bool,
         #[arg(long)]
         disable: bool,
+    },
+    /// Give an endpoint a new signing secret and print it; the one it replaces keeps
+    /// signing beside it for --keep-old-for seconds (0: it stops at once).
+    Rotate {
+        #[arg(long)]
+        app: u64,
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        keep_old_for: u32,
+        /// A secret of your own (whsec_ and base64); gim makes one by default.
+        #[arg(long, default_value = "")]
+        secret: String,
     },
     /// Delete an endpoint and the events it is still owed.
     Remove {
@@ -107,6 +124,9 @@ fn print_endpoint(endpoint: &pb::WebhookEndpoint) {
     if !endpoint.secret.is_empty() {
         println!("secret: {}", endpoint.secret);
     }
+    if endpoint.previous_secret_expires_at_ms > 0 {
+        println!("previous secret signs until: {}", rfc3339(endpoint.previous_secret_expires_at_ms));
+    }
 }
 
 fn print_delivery(delivery: &pb::WebhookDelivery) {
@@ -142,6 +162,11 @@ where
             let request = UpdateWebhookRequest { app_id: app, endpoint_id: id, url, kinds, description, enabled };
             print_endpoint(&answer(client.update_webhook(request).await)?);
         }
+        WebhookCommand::Rotate { app, id, keep_old_for, secret } => {
+            let request =
+                RotateWebhookSecretRequest { app_id: app, endpoint_id: id, keep_old_for_seconds: keep_old_for, secret };
+            print_endpoint(&answer(client.rotate_webhook_secret(request).await)?);
+        }
         WebhookCommand::Remove { app, id } => {
             answer(client.delete_webhook(DeleteWebhookRequest { app_id: app, endpoint_id: id }).await)?;
         }
@@ -173,6 +198,10 @@ pub async fn in_store(logic: &Logic, command: WebhookCommand) -> anyhow::Result<
         WebhookCommand::Update { app, id, url, kinds, description, enable, disable } => {
             let change = EndpointChange { url, kinds, description, enabled: (enable || disable).then_some(enable) };
             print_endpoint(&convert::webhook_endpoint(logic.update_webhook(app, id, change).await?, false));
+        }
+        WebhookCommand::Rotate { app, id, keep_old_for, secret } => {
+            let keep = Duration::from_secs(keep_old_for.into());
+            print_endpoint(&convert::webhook_endpoint(logic.rotate_webhook_secret(app, id, secret, keep).await?, true));
         }
         WebhookCommand::Remove { app, id } => logic.delete_webhook(app, id).await?,
         WebhookCommand::Deliveries { app, id, state, limit } => {

@@ -147,6 +147,18 @@ impl AppAdmin for AdminApi {
         Ok(Response::new(convert::webhook_endpoint(endpoint, false)))
     }
 
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<api::RotateWebhookSecretRequest>,
+    ) -> Result<Response<api::WebhookEndpoint>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let keep = Duration::from_secs(u64::from(request.keep_old_for_seconds));
+        let endpoint =
+            self.logic.rotate_webhook_secret(request.app_id, request.endpoint_id, request.secret, keep).await?;
+        Ok(Response::new(convert::webhook_endpoint(endpoint, true)))
+    }
+
     async fn delete_webhook(
         &self,
         request: Request<api::DeleteWebhookRequest>,

@@ -70,8 +70,9 @@ fn quotas_of(quotas: Option<api::AppQuotas>) -> model::AppQuotas {
     }
 }
 
-/// An endpoint as the API shows it; its secret only when it was just made.
+/// An endpoint as the API shows it; its secret only when it was just made or rotated.
 pub fn webhook_endpoint(endpoint: webhooks::Endpoint, with_secret: bool) -> api::WebhookEndpoint {
+    let previous_secret_expires_at_ms = endpoint.previous_secret_expires_at_ms(crate::model::now_ms());
     api::WebhookEndpoint {
         endpoint_id: endpoint.id,
         app_id: endpoint.app,
@@ -83,6 +84,7 @@ pub fn webhook_endpoint(endpoint: webhooks::Endpoint, with_secret: bool) -> api:
         secret: if with_secret { endpoint.secret } else { String::new() },
         created_at_ms: endpoint.created_at_ms,
         updated_at_ms: endpoint.updated_at_ms,
+        previous_secret_expires_at_ms,
     }
 }
 

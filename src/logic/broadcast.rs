@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Error, Logic, Outgoing, Result, Sender, presence::event_frame, pushes::pushes_of, validate};
 use crate::{
-    model::{AppId, ConversationType, MessageBody},
+    model::{AppId, ConversationType, MessageBody, MessageMeta},
     store::NewMessage,
 };
 
@@ -78,7 +78,10 @@ impl Logic {
                 validate::client_msg_id(&client_msg_id, self.limits())?;
                 validate::body(body.as_ref(), self.limits())?;
                 let sends = users.iter().map(|user| {
-                    let outgoing = Outgoing::new(copy_id(&client_msg_id, user), body.clone(), 0);
+                    let outgoing = Outgoing {
+                        broadcast_client_msg_id: Some(client_msg_id.clone()),
+                        ..Outgoing::new(copy_id(&client_msg_id, user), body.clone(), 0)
+                    };
                     self.send_direct(app, Sender::System, user, outgoing)
                 });
                 let mut done = Broadcasted::default();
@@ -117,7 +120,7 @@ impl Logic {
             conversation_type: ConversationType::System,
             receiver_id: ANNOUNCEMENTS.to_owned(),
             body: body.unwrap_or_default(),
-            meta: Default::default(),
+            meta: MessageMeta { broadcast_client_msg_id: Some(client_msg_id), ..Default::default() },
             reply_to: None,
             sent_at_ms,
             recipients: Vec::new(),

@@ -409,6 +409,7 @@ impl Logic {
                 body: Some(message.body.clone()),
                 reply_to: 0,
                 forwarded_from: Some(origin.clone()),
+                broadcast_client_msg_id: None,
             };
             let copy = match kind {
                 ConversationType::Direct => {

@@ -21,12 +21,14 @@ pub struct Outgoing {
     pub reply_to: u64,
     /// Set when forwarding: where the body was first sent.
     pub forwarded_from: Option<Origin>,
+    /// Set for a broadcast's copy: the broadcast's own id.
+    pub broadcast_client_msg_id: Option<String>,
 }
 
 impl Outgoing {
     /// A send as a caller makes it: a body, perhaps a reply (0: none).
     pub fn new(client_msg_id: String, body: Option<MessageBody>, reply_to: u64) -> Self {
-        Self { client_msg_id, body, reply_to, forwarded_from: None }
+        Self { client_msg_id, body, reply_to, forwarded_from: None, broadcast_client_msg_id: None }
     }
 }
 
@@ -143,6 +145,7 @@ impl Logic {
             meta: MessageMeta {
                 reply_to: outgoing.reply_to,
                 forwarded_from: outgoing.forwarded_from,
+                broadcast_client_msg_id: outgoing.broadcast_client_msg_id,
                 ..Default::default()
             },
             reply_to,

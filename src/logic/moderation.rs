@@ -220,7 +220,7 @@ impl Logic {
         hook: &BeforeSendHook,
         question: &Question,
     ) -> std::result::Result<Verdict, String> {
-        let key = signature::key_of(&hook.secret)?;
+        let keys = [signature::key_of(&hook.secret)?];
         let now = now_ms();
         let data = json!({ "app_id": app, "message": question.message });
         let payload = json!({ "type": question.kind, "timestamp": rfc3339(now), "data": data }).to_string();
@@ -228,7 +228,7 @@ impl Logic {
         let post = Post {
             url: &hook.url,
             webhook_id: &question.webhook_id,
-            key: &key,
+            keys: &keys,
             payload: &payload,
             timestamp_secs: now / 1000,
         };

@@ -26,7 +26,7 @@ use crate::{
     outbound::{self, AddressPolicy},
     webhooks::{
         AttemptOutcome, Delivery, DeliveryFilter, DeliveryState, Endpoint, EndpointPatch, Kinds, NewEndpoint,
-        events::MESSAGE_OFFLINE,
+        events::{self, MESSAGE_OFFLINE, OFFLINE_CANDIDATES},
         sender::{Answer, Post, Sender},
         signature,
     },
@@ -131,6 +131,37 @@ impl Logic {
         updated.ok_or_else(|| no_endpoint(app, endpoint_id))
     }
 
+    /// Gives an endpoint a new secret (`secret`, or one gim makes when empty), returned
+    /// with it; the one it replaces signs beside it for `keep_old_for` (0: it stops now),
+    /// at most `webhooks.max_secret_overlap_secs`. A secret an earlier rotation kept
+    /// stops at once.
+    pub async fn rotate_webhook_secret(
+        &self,
+        app: AppId,
+        endpoint_id: u64,
+        secret: String,
+        keep_old_for: Duration,
+    ) -> Result<Endpoint> {
+        let max = self.inner.webhooks.max_secret_overlap_secs;
+        if keep_old_for.as_secs() > max {
+            return Err(Error::invalid(format!(
+                "keep_old_for_seconds is at most {max} (webhooks.max_secret_overlap_secs)"
+            )));
+        }
+        let secret = if secret.is_empty() { signature::generate_secret() } else { secret };
+        signature::key_of(&secret).map_err(Error::invalid)?;
+        let now = now_ms();
+        let previous_until = if keep_old_for.is_zero() {
+            0
+        } else {
+            now.saturating_add(i64::try_from(keep_old_for.as_millis()).unwrap_or(i64::MAX))
+        };
+        let rotated = self.store().rotate_endpoint_secret(app, endpoint_id, &secret, previous_until, now).await?;
+        let endpoint = rotated.ok_or_else(|| no_endpoint(app, endpoint_id))?;
+        tracing::info!(app, endpoint = endpoint_id, keep_old_secs = keep_old_for.as_secs(), "webhook secret rotated");
+        Ok(endpoint)
+    }
+
     pub async fn delete_webhook(&self, app: AppId, endpoint_id: u64) -> Result<()> {
         if !self.store().delete_endpoint(app, endpoint_id).await? {
             return Err(no_endpoint(app, endpoint_id));
@@ -156,8 +187,13 @@ impl Logic {
         limit: i32,
     ) -> Result<Page<Delivery>> {
         self.app_endpoint(app, endpoint_id).await?;
-        self.page(limit, |limit| self.store().deliveries(app, endpoint_id, DeliveryFilter { state, before_id, limit }))
-            .await
+        let mut page = self
+            .page(limit, |limit| self.store().deliveries(app, endpoint_id, DeliveryFilter { state, before_id, limit }))
+            .await?;
+        for delivery in &mut page.items {
+            delivery.payload = events::as_listed(&delivery.kind, std::mem::take(&mut delivery.payload));
+        }
+        Ok(page)
     }
 
     /// Makes dead deliveries waiting again (those named, or all when none is); returns how many.
@@ -180,6 +216,7 @@ impl Logic {
             sender: Sender::new(Duration::from_secs(config.timeout_secs), self.inner.outbound.clone()),
             node,
             config,
+            failing: Default::default(),
         });
         let mut running: JoinSet<(u64, u32)> = JoinSet::new();
         // The partitions this node's tasks hold, by task: a task that panics lets its go too.
@@ -227,23 +264,25 @@ fn no_endpoint(app: AppId, endpoint_id: u64) -> Error {
 }
 
 /// Failed attempts in a row (of different lanes) after which a partition rests.
-const FAILURES_TO_REST: u32 = 5;
+const FAILURES_TO_REST: usize = 5;
 
 /// Whether an endpoint's failures say it is down rather than refusing one event.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 struct Breaker {
     /// Rests the partition had in a row before this drain (its endpoint has failed since).
     rests: u32,
-    /// Failed attempts in a row in this drain.
-    streak: u32,
+    /// Lanes whose attempts failed since the partition's last success. Kept from one drain
+    /// to the next: with lanes spread over the partitions, a drain often has one or two
+    /// events due, and a streak that ended with the drain would never reach a rest.
+    failed_lanes: HashSet<String>,
 }
 
 impl Breaker {
-    /// Counts a failure; `true` when the partition should rest. After a rest one failure
-    /// is enough: the first attempt was a probe.
-    fn trips(&mut self) -> bool {
-        self.streak += 1;
-        self.streak >= if self.rests > 0 { 1 } else { FAILURES_TO_REST }
+    /// Counts a failure of `lane`; `true` when the partition should rest. After a rest one
+    /// failure is enough: the first attempt was a probe.
+    fn trips(&mut self, lane: &str) -> bool {
+        self.failed_lanes.insert(lane.to_owned());
+        self.failed_lanes.len() >= if self.rests > 0 { 1 } else { FAILURES_TO_REST }
     }
 }
 
@@ -254,6 +293,8 @@ struct Dispatcher {
     /// This node's name on its leases.
     node: String,
     config: WebhooksConfig,
+    /// The failing lanes of the partitions this node drained last (`Breaker::failed_lanes`).
+    failing: std::sync::Mutex<HashMap<(u64, u32), HashSet<String>>>,
 }
 
 impl Dispatcher {
@@ -294,7 +335,12 @@ impl Dispatcher {
         // Successes are recorded a page at a time: one write for many events. Those not
         // recorded when a node dies are sent again (delivery is at least once).
         let mut delivered = Vec::new();
-        let result = self.drain_into(partition, stop, &mut delivered).await;
+        let failed_lanes = self.failing.lock().expect("failing lanes").remove(&partition).unwrap_or_default();
+        let mut breaker = Breaker { rests: self.logic.store().partition_failures(partition).await?, failed_lanes };
+        let result = self.drain_into(partition, stop, &mut delivered, &mut breaker).await;
+        if !breaker.failed_lanes.is_empty() {
+            self.failing.lock().expect("failing lanes").insert(partition, breaker.failed_lanes);
+        }
         self.logic.store().finish_delivered(&delivered, now_ms()).await?;
         result
     }
@@ -304,14 +350,10 @@ impl Dispatcher {
         partition: (u64, u32),
         stop: &watch::Receiver<bool>,
         delivered: &mut Vec<(u64, u16)>,
+        breaker: &mut Breaker,
     ) -> Result<()> {
         let store = self.logic.store();
-        let Some(endpoint) = store.endpoint(partition.0).await?.filter(|endpoint| endpoint.enabled) else {
-            return Ok(());
-        };
-        let key = signature::key_of(&endpoint.secret).map_err(|err| Error::Internal(err.into()))?;
         let mut renew_at = now_ms() + self.lease_ms() / 3;
-        let mut breaker = Breaker { rests: store.partition_failures(partition).await?, streak: 0 };
         // Passes over the partition's waiting events, a page at a time, until a pass
         // attempts nothing: what is left backs off, and the dispatcher comes back when it is due.
         loop {
@@ -323,6 +365,11 @@ impl Dispatcher {
             let mut attempted = false;
             let mut after_id = 0;
             loop {
+                // Read again for each page: the operator may have disabled the endpoint,
+                // moved it or rotated its secret meanwhile.
+                let Some(endpoint) = store.endpoint(partition.0).await?.filter(|endpoint| endpoint.enabled) else {
+                    return Ok(());
+                };
                 let page = store.waiting_deliveries(partition, after_id, BATCH).await?;
                 let Some(last) = page.last() else { break };
                 after_id = last.id;
@@ -348,14 +395,15 @@ impl Dispatcher {
                     }
                     attempted = true;
                     let started = std::time::Instant::now();
-                    let outcome = self.attempt(&endpoint, &key, delivery).await;
+                    let keys = endpoint.signing_keys(now_ms()).map_err(|err| Error::Internal(err.into()))?;
+                    let outcome = self.attempt(&endpoint, &keys, delivery).await;
                     self.record(&outcome, started.elapsed());
                     if let AttemptOutcome::Delivered { status } = outcome {
                         delivered.push((delivery.id, status));
                         if breaker.rests > 0 {
                             store.recover_partition(partition).await?;
                         }
-                        breaker = Breaker { rests: 0, streak: 0 };
+                        *breaker = Breaker::default();
                         continue;
                     }
                     let attempts = delivery.attempts.saturating_add(1);
@@ -363,9 +411,10 @@ impl Dispatcher {
                     let gone = matches!(outcome, AttemptOutcome::Dead { status: 410, .. });
                     if let AttemptOutcome::Retry { error, .. } | AttemptOutcome::Dead { error, .. } = &outcome
                         && !gone
-                        && breaker.trips()
+                        && breaker.trips(&delivery.lane)
                     {
-                        self.rest(partition, &breaker, error).await?;
+                        self.rest(partition, breaker, error).await?;
+                        breaker.failed_lanes.clear();
                         return Ok(());
                     }
                     match outcome {
@@ -418,7 +467,7 @@ impl Dispatcher {
     }
 
     /// Posts one event and says what becomes of it.
-    async fn attempt(&self, endpoint: &Endpoint, key: &[u8], delivery: &Delivery) -> AttemptOutcome {
+    async fn attempt(&self, endpoint: &Endpoint, keys: &[Vec<u8>], delivery: &Delivery) -> AttemptOutcome {
         let payload = if delivery.kind == MESSAGE_OFFLINE {
             match self.offline_payload(delivery).await {
                 Ok(Some(payload)) => payload,
@@ -432,7 +481,7 @@ impl Dispatcher {
         let post = Post {
             url: &endpoint.url,
             webhook_id: &webhook_id,
-            key,
+            keys,
             payload: &payload,
             timestamp_secs: now_ms() / 1000,
         };
@@ -455,7 +504,8 @@ impl Dispatcher {
         }
     }
 
-    /// The next attempt's time, or death once `retry_for_secs` have passed since the event.
+    /// The next attempt's time, or death once `retry_for_secs` have passed since the event
+    /// was written (or its retries were started over).
     fn retry_or_die(
         &self,
         delivery: &Delivery,
@@ -466,7 +516,7 @@ impl Dispatcher {
         let now = now_ms();
         let next_at_ms = now + retry_delay_ms(&self.config, delivery.attempts, retry_after);
         let give_up_at =
-            delivery.created_at_ms.saturating_add_unsigned(self.config.retry_for_secs.saturating_mul(1000));
+            delivery.retry_window_start_ms().saturating_add_unsigned(self.config.retry_for_secs.saturating_mul(1000));
         if next_at_ms > give_up_at {
             tracing::warn!(endpoint = delivery.endpoint_id, id = delivery.id, %error, "webhook delivery is dead");
             return AttemptOutcome::Dead { status, error };
@@ -479,7 +529,7 @@ impl Dispatcher {
     async fn offline_payload(&self, delivery: &Delivery) -> Result<Option<String>> {
         let mut payload: Value = serde_json::from_str(&delivery.payload)
             .map_err(|err| Error::Internal(format!("stored event: {err}").into()))?;
-        let candidates = match payload["data"]["candidates"].as_array() {
+        let candidates = match payload["data"][OFFLINE_CANDIDATES].as_array() {
             Some(users) => users.iter().filter_map(|user| user.as_str().map(str::to_owned)).collect(),
             None => self.large_group_members(delivery.app, &payload["data"]["message"]).await?,
         };
@@ -498,9 +548,8 @@ impl Dispatcher {
         if recipients.is_empty() {
             return Ok(None);
         }
-        let data = &mut payload["data"];
-        if let Some(data) = data.as_object_mut() {
-            data.remove("candidates");
+        if let Some(data) = payload["data"].as_object_mut() {
+            data.remove(OFFLINE_CANDIDATES);
             data.insert("recipients".into(), Value::Array(recipients));
         }
         Ok(Some(payload.to_string()))
@@ -535,6 +584,10 @@ impl Dispatcher {
         let (delivered, dead) = (keep(self.config.keep_delivered_secs), keep(self.config.keep_dead_secs));
         if let Err(err) = self.logic.store().prune_deliveries(delivered, dead, PRUNE_BATCH).await {
             tracing::warn!(error = %err, "pruning old webhook deliveries failed");
+        }
+        // A secret that signs no more is not kept: whoever reads the database could sign with it.
+        if let Err(err) = self.logic.store().forget_previous_secrets(now).await {
+            tracing::warn!(error = %err, "forgetting rotated webhook secrets failed");
         }
     }
 }

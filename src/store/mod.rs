@@ -928,6 +928,18 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<Option<Endpoint>>;
     /// Deletes the endpoint with what it is still owed; `false` if the app has no such endpoint.
     async fn delete_endpoint(&self, app: AppId, endpoint_id: u64) -> StoreResult<bool>;
+    /// Gives an endpoint a new secret; the one it had signs beside it until
+    /// `previous_until_ms` (0: not at all). `None` if the app has no such endpoint.
+    async fn rotate_endpoint_secret(
+        &self,
+        app: AppId,
+        endpoint_id: u64,
+        secret: &str,
+        previous_until_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<Endpoint>>;
+    /// Forgets the previous secrets whose overlap ended by `now_ms`; returns how many.
+    async fn forget_previous_secrets(&self, now_ms: i64) -> StoreResult<u64>;
     /// Disables an endpoint on gim's own account (its receiver said it is gone).
     async fn disable_endpoint(&self, endpoint_id: u64, reason: &str, now_ms: i64) -> StoreResult<()>;
     /// Writes the events of a change that is not the store's (a user came online).
@@ -960,7 +972,8 @@ pub trait WebhookStore: Send + Sync {
     /// How many rests in a row the partition has had (0: its endpoint answers).
     async fn partition_failures(&self, partition: (u64, u32)) -> StoreResult<u32>;
     /// Rests a partition whose endpoint keeps failing until `until_ms` (its `failures`-th
-    /// rest in a row), and makes its waiting events written before `expired_before_ms` dead.
+    /// rest in a row), and makes dead its waiting events whose retries began (at their
+    /// writing, or started over since) before `expired_before_ms`.
     async fn rest_partition(
         &self,
         partition: (u64, u32),

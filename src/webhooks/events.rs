@@ -40,38 +40,24 @@ pub const FAMILIES: &[&str] = &["message", "user", "device", "group", "friend", 
 /// The notices of these families are their own events, not `message.created`.
 const NOTICE_FAMILIES: &[&str] = &["group.", "friend.", "moment."];
 
+/// Where a `message.offline` event keeps, until it goes out, the users it may name (`null`:
+/// a large group's members, read then). Never posted, never listed.
+pub const OFFLINE_CANDIDATES: &str = "candidates";
+
 fn event(kind: &'static str, lane: String, at_ms: i64, data: Value) -> OutboxEvent {
     let payload = json!({ "type": kind, "timestamp": rfc3339(at_ms), "data": data });
     OutboxEvent { kind, lane, payload: payload.to_string() }
 }
 
-/// The events of a message the store just wrote: what it is (a message, a recall, an
-/// edit, a group or friend change) and, for messages users read, who of its recipients
-/// is offline. A deletion or clearing for one user reports nothing.
+/// The events of a message the store just wrote: what it is (a message, a group or friend
+/// change) and, for messages users read, who of its recipients is offline. Revisions are
+/// reported by `of_revision`; a deletion or clearing for one user reports nothing.
 pub fn of_message(app: AppId, new: &NewMessage, appended: &Appended) -> Vec<OutboxEvent> {
     let message = new.stored(appended);
     let lane = lane_of(&message);
     let at = message.sent_at_ms;
     match &message.body.content {
-        Some(Content::Revision(revision)) => {
-            let kind = match revision.kind() {
-                RevisionKind::Recall => MESSAGE_RECALLED,
-                RevisionKind::Edit => MESSAGE_EDITED,
-                _ => return Vec::new(),
-            };
-            let mut data = json!({
-                "app_id": app,
-                "message_id": revision.message_ids.first().map(u64::to_string),
-                "actor_user_id": revision.actor_user_id,
-                "conversation_type": conversation_type_name(message.conversation_type),
-                "sender_user_id": message.sender_user_id,
-                "receiver_id": message.receiver_id,
-            });
-            if let Some(text) = &revision.text {
-                data["text"] = json!(text.text);
-            }
-            vec![event(kind, lane, at, data)]
-        }
+        Some(Content::Revision(_)) => Vec::new(),
         Some(Content::System(system)) if NOTICE_FAMILIES.iter().any(|family| system.event.starts_with(family)) => {
             let Some(kind) = notice_kind(&system.event) else { return Vec::new() };
             let data = json!({
@@ -95,16 +81,56 @@ pub fn of_message(app: AppId, new: &NewMessage, appended: &Appended) -> Vec<Outb
             });
             let mut events = vec![event(MESSAGE_CREATED, lane.clone(), at, created)];
             // Who to notify is read when the event is delivered: "offline" means offline then.
-            let offline = json!({
-                "app_id": app,
-                "message": message_json(&message),
-                "candidates": recipients.map(|users| {
+            let mut offline = json!({ "app_id": app, "message": message_json(&message) });
+            offline[OFFLINE_CANDIDATES] =
+                json!(recipients.map(|users| {
                     users.into_iter().filter(|user| *user != message.sender_user_id).collect::<Vec<_>>()
-                }),
-            });
+                }));
             events.push(event(MESSAGE_OFFLINE, lane, at, offline));
             events
         }
+    }
+}
+
+/// The event of a recall or an edit the store just wrote, of a message `revised_sender`
+/// sent. It goes in the lane of that message's conversation, behind the message's own
+/// events. (The revision itself is written by gim, with no sender.)
+pub fn of_revision(app: AppId, new: &NewMessage, appended: &Appended, revised_sender: &str) -> Option<OutboxEvent> {
+    let Some(Content::Revision(revision)) = &new.body.content else { return None };
+    let kind = match revision.kind() {
+        RevisionKind::Recall => MESSAGE_RECALLED,
+        RevisionKind::Edit => MESSAGE_EDITED,
+        _ => return None,
+    };
+    let mut data = json!({
+        "app_id": app,
+        "message_id": revision.message_ids.first().map(u64::to_string),
+        "actor_user_id": revision.actor_user_id,
+        "conversation_type": conversation_type_name(new.conversation_type),
+        "sender_user_id": revised_sender,
+        "receiver_id": new.receiver_id,
+    });
+    if let Some(text) = &revision.text {
+        data["text"] = json!(text.text);
+    }
+    let lane = conversation_lane(new.conversation_type, revised_sender, &new.receiver_id);
+    Some(event(kind, lane, appended.sent_at_ms, data))
+}
+
+/// An event's payload as the operator's delivery list shows it: without what gim keeps
+/// only to send it.
+pub fn as_listed(kind: &str, payload: String) -> String {
+    if kind != MESSAGE_OFFLINE {
+        return payload;
+    }
+    match serde_json::from_str::<Value>(&payload) {
+        Ok(mut value) => {
+            if let Some(data) = value["data"].as_object_mut() {
+                data.remove(OFFLINE_CANDIDATES);
+            }
+            value.to_string()
+        }
+        Err(_) => payload,
     }
 }
 
@@ -144,17 +170,41 @@ fn recipients(appended: &Appended) -> Option<Vec<String>> {
     Some(appended.inboxes.iter().map(|(user, _)| user.clone()).collect())
 }
 
-/// A conversation's lane: both sides of a direct conversation share one.
+/// The lane of a message's events: its conversation's, or for a notice of a friendship or
+/// a moment, that friendship's or that moment's (their recipients' system conversations
+/// hold nothing else that must stay in order with them).
 fn lane_of(message: &Message) -> String {
-    match message.conversation_type {
-        ConversationType::Group => format!("g:{}", message.receiver_id),
-        ConversationType::Direct => {
-            let (a, b) = (message.sender_user_id.as_str(), message.receiver_id.as_str());
-            let (low, high) = if a <= b { (a, b) } else { (b, a) };
-            format!("d:{low}:{high}")
+    if let Some(Content::System(notice)) = &message.body.content
+        && message.conversation_type == ConversationType::System
+    {
+        if notice.event.starts_with("friend.")
+            && let Some(other) = notice.target_user_ids.first()
+        {
+            return pair_lane("f", &notice.actor_user_id, other);
         }
-        _ => format!("u:{}", message.receiver_id),
+        if notice.event.starts_with("moment.")
+            && let Some(post) = detail_json(&notice.detail)["post_id"].as_str()
+        {
+            return format!("m:{post}");
+        }
     }
+    conversation_lane(message.conversation_type, &message.sender_user_id, &message.receiver_id)
+}
+
+/// A conversation's lane: a group's, a user's system conversation, or the pair of a direct
+/// conversation (both sides share it).
+fn conversation_lane(conversation_type: ConversationType, sender: &str, receiver: &str) -> String {
+    match conversation_type {
+        ConversationType::Group => format!("g:{receiver}"),
+        ConversationType::Direct => pair_lane("d", sender, receiver),
+        _ => format!("u:{receiver}"),
+    }
+}
+
+/// A lane of two users, the same whichever comes first.
+fn pair_lane(prefix: &str, a: &str, b: &str) -> String {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("{prefix}:{low}:{high}")
 }
 
 /// A user came online (first device) or went offline (last device), as friends hear it.
@@ -188,9 +238,14 @@ pub fn device_removed(app: AppId, user_id: &str, device_id: &str, at_ms: i64) ->
 
 /// A message as the events show it.
 pub fn message_json(message: &Message) -> Value {
+    // A broadcast's copies are stored under ids of their own; the app knows its own.
+    let client_msg_id = match &message.meta.broadcast_client_msg_id {
+        Some(broadcast) => broadcast,
+        None => &message.client_msg_id,
+    };
     let mut value = json!({
         "id": message.id.to_string(),
-        "client_msg_id": message.client_msg_id,
+        "client_msg_id": client_msg_id,
         "sender_user_id": message.sender_user_id,
         "sender_device_id": message.sender_device_id,
         "conversation_type": conversation_type_name(message.conversation_type),

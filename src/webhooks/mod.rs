@@ -9,6 +9,8 @@ pub mod events;
 pub mod sender;
 pub mod signature;
 
+use sha2::{Digest, Sha256};
+
 use crate::model::AppId;
 
 /// Partitions of an endpoint's outbox. A lane (one conversation, one user) always falls
@@ -24,6 +26,11 @@ pub struct Endpoint {
     pub url: String,
     /// `whsec_` and the base64 of the signing key.
     pub secret: String,
+    /// The secret a rotation replaced, which signs beside `secret` until
+    /// `previous_secret_until_ms` so that receivers can move to the new one.
+    pub previous_secret: String,
+    /// 0: no previous secret signs.
+    pub previous_secret_until_ms: i64,
     pub kinds: Kinds,
     pub enabled: bool,
     pub description: String,
@@ -31,6 +38,23 @@ pub struct Endpoint {
     pub disabled_reason: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+}
+
+impl Endpoint {
+    /// The keys an event posted at `now_ms` is signed with: the secret's, and the
+    /// previous secret's while its overlap lasts.
+    pub fn signing_keys(&self, now_ms: i64) -> Result<Vec<Vec<u8>>, String> {
+        let mut keys = vec![signature::key_of(&self.secret)?];
+        if now_ms < self.previous_secret_until_ms {
+            keys.push(signature::key_of(&self.previous_secret)?);
+        }
+        Ok(keys)
+    }
+
+    /// Until when the previous secret signs (0: it does not any more).
+    pub fn previous_secret_expires_at_ms(&self, now_ms: i64) -> i64 {
+        if now_ms < self.previous_secret_until_ms { self.previous_secret_until_ms } else { 0 }
+    }
 }
 
 /// An endpoint to add.
@@ -106,20 +130,30 @@ impl Kinds {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {
     pub kind: &'static str,
-    /// What the event's order is kept within: `d:alice:bob`, `g:team`, `u:alice`.
+    /// What the event's order is kept within: a conversation (`d:alice:bob`, `g:team`,
+    /// `u:alice` for the system's), a friendship (`f:alice:bob`), a moment (`m:<post id>`)
+    /// or a user (`u:alice`, for presence and devices).
     pub lane: String,
     /// The JSON body posted: `{"type", "timestamp", "data"}`.
     pub payload: String,
 }
 
+/// The partition of a lane's events. The hash must mix every bit of the lane into the
+/// low bits that pick the partition (FNV-1a, used before, spread lanes named one after the
+/// other over two partitions of eight), and must never change: partitions are stored with
+/// the events, and a lane whose events sat in two partitions could be delivered out of
+/// order. SHA-256 is both; a start that finds events filed under another hash files them
+/// again (`refile_webhook_events`, a schema task).
+pub fn partition_of(lane: &str) -> u32 {
+    let digest = Sha256::digest(lane.as_bytes());
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(head) % u64::from(PARTITIONS)) as u32
+}
+
 impl OutboxEvent {
-    /// The partition of the lane: a stable hash (FNV-1a), the same on every node.
     pub fn partition(&self) -> u32 {
-        let hash = self
-            .lane
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
-        (hash % u64::from(PARTITIONS)) as u32
+        partition_of(&self.lane)
     }
 }
 
@@ -154,6 +188,9 @@ pub struct Delivery {
     pub kind: String,
     pub payload: String,
     pub created_at_ms: i64,
+    /// When its retries were last started over: by a replay, or its endpoint enabled again
+    /// (0: never; they run from its writing).
+    pub retry_from_ms: i64,
     pub state: DeliveryState,
     pub attempts: u32,
     pub next_at_ms: i64,
@@ -167,6 +204,11 @@ impl Delivery {
     /// The `webhook-id` header: the same on every attempt, so receivers can drop repeats.
     pub fn webhook_id(&self) -> String {
         format!("evt_{}", self.id)
+    }
+
+    /// When its retry window began: when it was written, or started over since.
+    pub fn retry_window_start_ms(&self) -> i64 {
+        self.created_at_ms.max(self.retry_from_ms)
     }
 }
 
@@ -195,4 +237,39 @@ pub struct DeliveryFilter {
     /// Ids below this one (0: from the newest).
     pub before_id: u64,
     pub limit: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lanes named one after the other (FNV-1a put each family in 2 or 3 partitions).
+    #[test]
+    fn lanes_named_alike_spread_over_the_partitions() {
+        let families: [fn(u32) -> String; 5] = [
+            |i| format!("d:alice{i}:peer{i}"),
+            |i| format!("d:a{i}:b{i}"),
+            |i| format!("d:user{i}:user{}", i + 10),
+            |i| format!("g:room-{i}"),
+            |i| format!("u:user{i}"),
+        ];
+        for family in families {
+            let used: std::collections::BTreeSet<u32> = (0..10).map(|i| partition_of(&family(i))).collect();
+            assert!(used.len() >= 6, "{}: partitions {used:?}", family(0));
+        }
+        let mut counts = [0u32; PARTITIONS as usize];
+        for i in 0..8000 {
+            counts[partition_of(&format!("d:user{i}:peer{i}")) as usize] += 1;
+        }
+        assert!(counts.iter().all(|count| (900..=1100).contains(count)), "{counts:?}");
+    }
+
+    /// Partitions are stored with the events: the hash is the same on every node and in
+    /// every version.
+    #[test]
+    fn partitions_never_change() {
+        let lanes = ["d:alice:bob", "g:team", "u:alice", "f:ann:bob", "m:7401786389170176001"];
+        let partitions: Vec<u32> = lanes.iter().map(|lane| partition_of(lane)).collect();
+        assert_eq!(partitions, [6, 0, 0, 0, 4]);
+    }
 }

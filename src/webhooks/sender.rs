@@ -28,7 +28,8 @@ pub enum Answer {
 pub struct Post<'a> {
     pub url: &'a str,
     pub webhook_id: &'a str,
-    pub key: &'a [u8],
+    /// Each signs the request (more than one while a rotated secret overlaps the previous).
+    pub keys: &'a [Vec<u8>],
     pub payload: &'a str,
     pub timestamp_secs: i64,
 }
@@ -52,6 +53,8 @@ impl Sender {
         let http = GuardedConnector::new(policy, |http| {
             http.enforce_http(false);
             http.set_connect_timeout(Some(timeout));
+            // Each write goes out at once: with Nagle's algorithm a write may wait for the
+            // receiver's delayed ACK of the one before (tens of milliseconds a post).
             http.set_nodelay(true);
         });
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -79,7 +82,8 @@ impl Sender {
 
     async fn send(&self, post: Post<'_>) -> Result<Answer, String> {
         let timestamp = post.timestamp_secs.to_string();
-        let signature = signature::sign(post.key, post.webhook_id, post.timestamp_secs, post.payload.as_bytes());
+        let signature =
+            signature::sign_with_each(post.keys, post.webhook_id, post.timestamp_secs, post.payload.as_bytes());
         let (url, authorization) = outbound::basic_auth(post.url);
         let mut request = http::Request::post(url);
         if let Some(authorization) = authorization {

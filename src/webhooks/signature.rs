@@ -41,6 +41,14 @@ pub fn sign(key: &[u8], webhook_id: &str, timestamp_secs: i64, body: &[u8]) -> S
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
+/// The `webhook-signature` header signed with each of `keys`: the specification lets a
+/// header carry several space-separated signatures, and a receiver accepts the request if
+/// one of them verifies with its secret (how a rotated secret overlaps the previous one).
+pub fn sign_with_each(keys: &[Vec<u8>], webhook_id: &str, timestamp_secs: i64, body: &[u8]) -> String {
+    let signatures: Vec<String> = keys.iter().map(|key| sign(key, webhook_id, timestamp_secs, body)).collect();
+    signatures.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +60,18 @@ mod tests {
         let body = br#"{"test": 2432232314}"#;
         let signature = sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn signs_with_each_key_in_one_header() {
+        const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+        let (old, new) =
+            (key_of("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap(), key_of(&generate_secret()).unwrap());
+        let body = br#"{"test": 2432232314}"#;
+        let header = sign_with_each(&[new.clone(), old.clone()], ID, 1614265330, body);
+        let expected = format!("{} v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", sign(&new, ID, 1614265330, body));
+        assert_eq!(header, expected);
+        assert_eq!(sign_with_each(std::slice::from_ref(&old), ID, 1614265330, body), sign(&old, ID, 1614265330, body));
     }
 
     #[test]

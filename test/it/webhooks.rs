@@ -11,10 +11,15 @@ use std::{
 };
 
 use axum::{extract::State, http::HeaderMap, routing::post};
-use gim::proto::logic::v1::{
-    BusinessSendRequest, CreateWebhookRequest, DeleteWebhookRequest, ListWebhookDeliveriesRequest, ListWebhooksRequest,
-    MessageRef, RegisterDeviceRequest, RemoveDeviceRequest, ReplayWebhookDeliveriesRequest, SendFriendRequestRequest,
-    UpdateWebhookRequest, WebhookDeliveryState, WebhookEndpoint, messages_client::MessagesClient,
+use gim::proto::{
+    common::v1::TextBody,
+    logic::v1::{
+        AnswerFriendRequest, BroadcastRequest, BusinessSendRequest, CreateWebhookRequest, DeleteWebhookRequest,
+        EditMessageRequest, GroupSendRequest, ListWebhookDeliveriesRequest, ListWebhooksRequest, MessageRef,
+        PostContent, PostRef, PublishRequest, RegisterDeviceRequest, RemoveDeviceRequest,
+        ReplayWebhookDeliveriesRequest, RotateWebhookSecretRequest, SendFriendRequestRequest, UpdateWebhookRequest,
+        Visibility, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint, messages_client::MessagesClient,
+    },
 };
 use serde_json::Value;
 use tokio::sync::watch;
@@ -136,6 +141,11 @@ impl Receiver {
         *self.shared.poison.lock().unwrap() = Some(text.to_owned());
     }
 
+    /// Stops answering 500 to the poisoned bodies.
+    pub fn cure(&self) {
+        *self.shared.poison.lock().unwrap() = None;
+    }
+
     pub fn set(&self, mode: Mode) {
         self.shared.mode.send_replace(mode);
     }
@@ -158,6 +168,17 @@ impl Receiver {
 
     pub fn seen(&self) -> u64 {
         *self.shared.seen.lock().unwrap()
+    }
+
+    /// Waits until the receiver has seen `count` requests, whatever it answered.
+    pub async fn wait_seen(&self, count: u64) {
+        for _ in 0..300 {
+            if self.seen() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the receiver saw {} requests, not {count}", self.seen());
     }
 
     /// Waits until `enough` holds of the accepted requests.
@@ -208,11 +229,7 @@ async fn send(app: &TestApp, from: &str, to: &str, id: &str) -> u64 {
     app.business().await.send_message(request).await.expect("sending").into_inner().message_id
 }
 
-pub async fn deliveries(
-    app: &TestApp,
-    endpoint: u64,
-    state: WebhookDeliveryState,
-) -> Vec<gim::proto::logic::v1::WebhookDelivery> {
+pub async fn deliveries(app: &TestApp, endpoint: u64, state: WebhookDeliveryState) -> Vec<WebhookDelivery> {
     let request = ListWebhookDeliveriesRequest {
         app_id: app.app_id,
         endpoint_id: endpoint,
@@ -221,6 +238,19 @@ pub async fn deliveries(
         limit: 100,
     };
     admin_client(app.addr, ADMIN_TOKEN).await.list_webhook_deliveries(request).await.unwrap().into_inner().deliveries
+}
+
+/// Waits until one of the endpoint's deliveries is as `wanted` says, and returns it (the
+/// newest such).
+async fn delivery_when(app: &TestApp, endpoint: u64, wanted: impl Fn(&WebhookDelivery) -> bool) -> WebhookDelivery {
+    for _ in 0..500 {
+        let listed = deliveries(app, endpoint, WebhookDeliveryState::Unspecified).await;
+        if let Some(found) = listed.into_iter().find(&wanted) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no delivery got there: {:?}", deliveries(app, endpoint, WebhookDeliveryState::Unspecified).await);
 }
 
 pub fn texts_in_lane(received: &[Received], lane_users: (&str, &str)) -> Vec<String> {
@@ -249,6 +279,14 @@ both_stores!(
     a_poisoned_lane_holds_back_only_itself,
     a_dead_endpoint_is_rested_not_hammered,
     finished_deliveries_are_pruned_when_old,
+    revisions_follow_their_message_in_its_conversation,
+    each_friendship_and_each_moment_has_a_lane_of_its_own,
+    conversations_named_alike_spread_over_the_partitions,
+    events_filed_by_an_earlier_version_are_refiled_at_the_next_start,
+    a_replayed_event_is_retried_for_a_window_of_its_own,
+    a_disabled_endpoint_keeps_what_was_waiting_and_gets_nothing_meanwhile,
+    broadcasts_are_reported_with_the_apps_client_msg_id,
+    a_rotated_secret_overlaps_the_previous_one,
 );
 
 async fn every_kind_of_event_arrives_signed(backend: Backend) {
@@ -322,6 +360,18 @@ async fn every_kind_of_event_arrives_signed(backend: Backend) {
     }
     assert_eq!(offline[1]["recipients"][0]["badge"], 2);
     assert_eq!(offline[0]["message"]["body"]["text"], "hello bob");
+    // The delivery list shows the events without what gim keeps only to send them.
+    let listed = deliveries(&app, endpoint.endpoint_id, WebhookDeliveryState::Delivered).await;
+    let offline_listed: Vec<Value> = listed
+        .iter()
+        .filter(|d| d.kind == "message.offline")
+        .map(|d| serde_json::from_str(&d.payload).unwrap())
+        .collect();
+    assert_eq!(offline_listed.len(), 2);
+    for payload in &offline_listed {
+        let fields: Vec<&String> = payload["data"].as_object().unwrap().keys().collect();
+        assert_eq!(fields, ["app_id", "message"], "{payload}");
+    }
 
     let group = received.iter().find(|r| r.kind() == "group.created").unwrap();
     assert_eq!(group.json["data"]["receiver_id"], "team");
@@ -768,10 +818,16 @@ async fn a_dead_endpoint_is_rested_not_hammered(backend: Backend) {
         send(&app, &pair[0], &pair[1], &format!("{}-hi", pair[0])).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Each conversation retrying alone would have made about 5 attempts each (320);
-    // resting partitions make a few failures, then one probe per rest.
+    // Each conversation retrying alone would have made about 5 attempts each (320). A
+    // partition where five conversations fail rests: a few failures, then one probe per
+    // rest (11 attempts at most); one with fewer conversations retries each on its own.
+    let mut conversations = [0u64; 8];
+    for pair in users.chunks(2) {
+        conversations[gim::webhooks::partition_of(&format!("d:{}:{}", pair[0], pair[1])) as usize] += 1;
+    }
+    let most: u64 = conversations.iter().map(|&n| if n >= 5 { 11 } else { 5 * n }).sum();
     let attempts = receiver.seen();
-    assert!(attempts <= 8 * 11, "{attempts} attempts on a dead endpoint");
+    assert!(attempts <= most, "{attempts} attempts on a dead endpoint, more than {most}");
     receiver.set(Mode::Accept);
     let received = receiver.wait_for("every conversation once it answers", |r| r.len() >= 64).await;
     assert_eq!(received.len(), 64);
@@ -801,4 +857,405 @@ async fn finished_deliveries_are_pruned_when_old(backend: Backend) {
     let left = deliveries(&app, endpoint, WebhookDeliveryState::Unspecified).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].state, WebhookDeliveryState::Waiting as i32);
+}
+
+/// A recall or an edit goes in the lane of its message's conversation, behind the message
+/// however long the receiver refuses it, and names the message's sender.
+async fn revisions_follow_their_message_in_its_conversation(backend: Backend) {
+    let server = TestServer::start_with(backend, fast_retries).await;
+    let app = server.new_app().await;
+    let receiver = Receiver::start().await;
+    receiver.poison("\"message.created\"");
+    let kinds = ["message.created", "message.edited", "message.recalled"];
+    let endpoint = add_endpoint(&app, &receiver.url(), &kinds).await.endpoint_id;
+    for user in ["alice", "bob", "carol"] {
+        app.user(user).await;
+    }
+    let direct = send(&app, "alice", "bob", "hello bob").await;
+    make_group(&app, "alice", "team", &["bob", "carol"]).await;
+    let to_group = GroupSendRequest {
+        group_id: "team".into(),
+        client_msg_id: "g1".into(),
+        body: text("hi"),
+        reply_to_message_id: 0,
+    };
+    let in_group = app.groups(Some("alice")).await.send_message(to_group).await.unwrap().into_inner().message_id;
+    let mut alice = messages_as(&app, "alice").await;
+    for id in [direct, in_group] {
+        let text = TextBody { text: "edited".into(), ..Default::default() };
+        alice.edit_message(EditMessageRequest { message_id: id, text: Some(text) }).await.unwrap();
+        alice.recall_message(MessageRef { message_id: id }).await.unwrap();
+    }
+    // Each message is refused a few times; nothing of its conversation passes it.
+    receiver.wait_seen(6).await;
+    let early: Vec<String> = receiver.accepted().iter().map(|r| r.kind().to_owned()).collect();
+    assert!(early.is_empty(), "revisions went ahead of their messages: {early:?}");
+    receiver.cure();
+    let received = receiver.wait_for("every event", |r| r.len() == 6).await;
+    for (conversation_type, receiver_id) in [("direct", "bob"), ("group", "team")] {
+        let events: Vec<&Received> = received
+            .iter()
+            .filter(|r| {
+                let data = &r.json["data"];
+                data["receiver_id"] == receiver_id || data["message"]["receiver_id"] == receiver_id
+            })
+            .collect();
+        let kinds: Vec<&str> = events.iter().map(|r| r.kind()).collect();
+        assert_eq!(kinds, ["message.created", "message.edited", "message.recalled"], "{conversation_type}");
+        for revision in &events[1..] {
+            assert_eq!(revision.json["data"]["sender_user_id"], "alice", "{conversation_type}");
+            assert_eq!(revision.json["data"]["conversation_type"], conversation_type);
+        }
+    }
+    let mut lanes: Vec<String> = deliveries(&app, endpoint, WebhookDeliveryState::Unspecified)
+        .await
+        .into_iter()
+        .map(|delivery| delivery.lane)
+        .collect();
+    lanes.sort_unstable();
+    lanes.dedup();
+    assert_eq!(lanes, ["d:alice:bob", "g:team"]);
+}
+
+/// A friendship's events keep their order within the pair of users, and one pair's failing
+/// event holds back no other pair's; a moment's events keep theirs within the post.
+async fn each_friendship_and_each_moment_has_a_lane_of_its_own(backend: Backend) {
+    let server = TestServer::start_with(backend, fast_retries).await;
+    let app = server.new_app().await;
+    let receiver = Receiver::start().await;
+    receiver.poison("\"ann\"");
+    let endpoint = add_endpoint(&app, &receiver.url(), &["friend.*", "moment.*"]).await.endpoint_id;
+    let mut users = HashMap::new();
+    for user in ["ann", "bob", "cat", "dan"] {
+        users.insert(user, app.social_user(user).await);
+    }
+    for (asker, answerer) in [("ann", "bob"), ("cat", "dan")] {
+        let request = SendFriendRequestRequest { user_id: answerer.into(), greeting: String::new() };
+        users.get_mut(asker).unwrap().friends.send_request(request).await.unwrap();
+        let answer = AnswerFriendRequest { user_id: asker.into(), accept: true };
+        users.get_mut(answerer).unwrap().friends.answer(answer).await.unwrap();
+    }
+    // Ann and bob's events keep failing; cat and dan's friendship is told all the same.
+    let received =
+        receiver.wait_for("cat and dan's friendship", |r| r.iter().any(|r| r.kind() == "friend.accepted")).await;
+    let kinds: Vec<&str> = received.iter().map(|r| r.kind()).collect();
+    assert_eq!(kinds, ["friend.requested", "friend.accepted"]);
+    assert_eq!(received[1].json["data"]["actor_user_id"], "dan");
+
+    // A post to several friends, and a like of it.
+    app.make_friends(&[("cat", "bob")]).await;
+    let publish = PublishRequest {
+        content: Some(PostContent { text: "sunset".into(), ..Default::default() }),
+        visibility: Visibility::Friends as i32,
+        ..Default::default()
+    };
+    let post = users.get_mut("cat").unwrap().moments.publish(publish).await.unwrap().into_inner().post_id;
+    users.get_mut("dan").unwrap().moments.like(PostRef { post_id: post }).await.unwrap();
+    receiver.wait_for("the post and its like", |r| r.iter().any(|r| r.kind() == "moment.liked")).await;
+
+    let lanes: Vec<(String, String)> = deliveries(&app, endpoint, WebhookDeliveryState::Unspecified)
+        .await
+        .into_iter()
+        .rev()
+        .map(|delivery| (delivery.kind, delivery.lane))
+        .collect();
+    let expected = [
+        ("friend.requested", "f:ann:bob".to_owned()),
+        ("friend.accepted", "f:ann:bob".to_owned()),
+        ("friend.requested", "f:cat:dan".to_owned()),
+        ("friend.accepted", "f:cat:dan".to_owned()),
+        ("moment.posted", format!("m:{post}")),
+        ("moment.liked", format!("m:{post}")),
+    ];
+    let expected: Vec<(String, String)> = expected.into_iter().map(|(kind, lane)| (kind.to_owned(), lane)).collect();
+    assert_eq!(lanes, expected);
+}
+
+/// Ten conversations named one after the other fall in most of an endpoint's partitions,
+/// so a slow receiver is sent several requests at once, not one or two.
+async fn conversations_named_alike_spread_over_the_partitions(backend: Backend) {
+    let server = TestServer::start_with(backend, fast_retries).await;
+    let app = server.new_app().await;
+    let receiver = Receiver::start().await;
+    receiver.set(Mode::Hold);
+    add_endpoint(&app, &receiver.url(), &["message.created"]).await;
+    for i in 0..10 {
+        app.user(&format!("alice{i}")).await;
+        app.user(&format!("peer{i}")).await;
+    }
+    for i in 0..10 {
+        send(&app, &format!("alice{i}"), &format!("peer{i}"), &format!("hello {i}")).await;
+    }
+    // One request at a time per partition: how many are held at once says how many
+    // partitions the ten conversations fell in.
+    receiver.wait_seen(5).await;
+    receiver.set(Mode::Accept);
+    let received = receiver.wait_for("every message", |r| r.len() == 10).await;
+    for i in 0..10 {
+        assert_eq!(texts_in_lane(&received, (&format!("alice{i}"), &format!("peer{i}"))), [format!("hello {i}")]);
+    }
+}
+
+/// The partition gim filed an event under before its partitions were spread by a hash
+/// that mixes every bit (FNV-1a of the lane, mod 8).
+fn partition_before_the_spread(lane: &str) -> i64 {
+    let hash = lane
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+    (hash % 8) as i64
+}
+
+/// Where an endpoint's events are filed: (id, partition, lane).
+async fn filed(conn: &mut sqlx::AnyConnection, endpoint: u64) -> Vec<(i64, i64, String)> {
+    sqlx::query_as("SELECT id, part, lane FROM webhook_outbox WHERE endpoint_id = ?")
+        .bind(i64::try_from(endpoint).unwrap())
+        .fetch_all(conn)
+        .await
+        .unwrap()
+}
+
+/// Events waiting (or dead) under the partitions of the earlier hash are filed under
+/// today's when gim next starts, so that each lane's old and new events share one
+/// partition and go out in order.
+async fn events_filed_by_an_earlier_version_are_refiled_at_the_next_start(backend: Backend) {
+    use sqlx::Connection as _;
+    let server = TestServer::start_with(backend, fast_retries).await;
+    let app = server.new_app().await;
+    let mut receiver = Receiver::start().await;
+    receiver.stop();
+    let endpoint = add_endpoint(&app, &receiver.url(), &["message.created"]).await.endpoint_id;
+    for i in 0..10 {
+        app.user(&format!("alice{i}")).await;
+        app.user(&format!("peer{i}")).await;
+        send(&app, &format!("alice{i}"), &format!("peer{i}"), &format!("first {i}")).await;
+    }
+    let url = server.config.store.url.expose().to_owned();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let rows = filed(&mut conn, endpoint).await;
+    assert_eq!(rows.len(), 10);
+    let mut moved = 0;
+    for (id, part, lane) in &rows {
+        assert_eq!(*part, i64::from(gim::webhooks::partition_of(lane)), "{lane} filed by today's hash");
+        let earlier = partition_before_the_spread(lane);
+        moved += usize::from(earlier != *part);
+        sqlx::query("UPDATE webhook_outbox SET part = ? WHERE id = ?")
+            .bind(earlier)
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert!(moved >= 5, "the two hashes differ for most of these lanes");
+    sqlx::query("UPDATE schema_tasks SET done_at_ms = 0 WHERE name = 'refile_webhook_events'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let store = gim::store::SqlStore::connect(&url, &gim::store::StoreOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    store.close().await;
+    for (_, part, lane) in filed(&mut conn, endpoint).await {
+        assert_eq!(part, i64::from(gim::webhooks::partition_of(&lane)), "{lane} refiled");
+    }
+    for i in 0..10 {
+        send(&app, &format!("alice{i}"), &format!("peer{i}"), &format!("second {i}")).await;
+    }
+    receiver.restart().await;
+    let received = receiver.wait_for("every message", |r| r.len() == 20).await;
+    for i in 0..10 {
+        let texts = texts_in_lane(&received, (&format!("alice{i}"), &format!("peer{i}")));
+        assert_eq!(texts, [format!("first {i}"), format!("second {i}")]);
+    }
+}
+
+/// A replay gives its events a retry window of their own: one that fails again after the
+/// replay is retried, not dead at once for having been written long ago.
+async fn a_replayed_event_is_retried_for_a_window_of_its_own(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        fast_retries(config);
+        config.webhooks.retry_for_secs = 1;
+    })
+    .await;
+    let app = server.new_app().await;
+    let receiver = Receiver::start().await;
+    receiver.set(Mode::Answer(500));
+    let endpoint = add_endpoint(&app, &receiver.url(), &["message.created"]).await.endpoint_id;
+    app.user("alice").await;
+    app.user("bob").await;
+    send(&app, "alice", "bob", "one").await;
+    let is_dead = |d: &WebhookDelivery| d.state == WebhookDeliveryState::Dead as i32;
+    let dead = delivery_when(&app, endpoint, is_dead).await;
+    assert!(dead.attempts > 1);
+    // Until the event is well past its first window.
+    let past_window = dead.created_at_ms + 2000 - gim::model::now_ms();
+    tokio::time::sleep(Duration::from_millis(past_window.max(0).unsigned_abs())).await;
+
+    let mut admin = admin_client(app.addr, ADMIN_TOKEN).await;
+    let replay = ReplayWebhookDeliveriesRequest { app_id: app.app_id, endpoint_id: endpoint, delivery_ids: vec![] };
+    assert_eq!(admin.replay_webhook_deliveries(replay.clone()).await.unwrap().into_inner().replayed, 1);
+    let failed_again = delivery_when(&app, endpoint, |d| d.attempts >= 1).await;
+    assert_eq!(failed_again.state, WebhookDeliveryState::Waiting as i32, "retried after the replay: {failed_again:?}");
+    let dead_again = delivery_when(&app, endpoint, is_dead).await;
+    assert!(dead_again.attempts > 1, "retried within the replay's window: {dead_again:?}");
+
+    receiver.set(Mode::Accept);
+    assert_eq!(admin.replay_webhook_deliveries(replay).await.unwrap().into_inner().replayed, 1);
+    receiver.wait_for("the replayed event", |r| r.len() == 1).await;
+}
+
+/// While an endpoint is disabled, changes write nothing for it; what was waiting when it
+/// was disabled stays, untried, and goes out in order once it is enabled, retried for a
+/// window of its own however long it waited.
+async fn a_disabled_endpoint_keeps_what_was_waiting_and_gets_nothing_meanwhile(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        fast_retries(config);
+        config.webhooks.retry_for_secs = 2;
+    })
+    .await;
+    let app = server.new_app().await;
+    let mut receiver = Receiver::start().await;
+    receiver.stop();
+    let endpoint = add_endpoint(&app, &receiver.url(), &["message.created"]).await.endpoint_id;
+    app.user("alice").await;
+    app.user("bob").await;
+    send(&app, "alice", "bob", "before 1").await;
+    send(&app, "alice", "bob", "before 2").await;
+    let mut admin = admin_client(app.addr, ADMIN_TOKEN).await;
+    let switch = |enabled| UpdateWebhookRequest {
+        app_id: app.app_id,
+        endpoint_id: endpoint,
+        enabled: Some(enabled),
+        ..Default::default()
+    };
+    admin.update_webhook(switch(false)).await.unwrap();
+    send(&app, "alice", "bob", "while disabled").await;
+    let waiting = deliveries(&app, endpoint, WebhookDeliveryState::Waiting).await;
+    assert_eq!(waiting.len(), 2, "nothing written while disabled: {waiting:?}");
+    // Until the waiting events are well past their retry window.
+    let past_window = waiting[1].created_at_ms + 3000 - gim::model::now_ms();
+    tokio::time::sleep(Duration::from_millis(past_window.max(0).unsigned_abs())).await;
+    assert_eq!(deliveries(&app, endpoint, WebhookDeliveryState::Waiting).await.len(), 2, "untried, so not dead");
+
+    receiver.restart().await;
+    receiver.set(Mode::Answer(503));
+    admin.update_webhook(switch(true)).await.unwrap();
+    // Until now its attempts failed to connect (status 0).
+    let tried = delivery_when(&app, endpoint, |d| d.last_status == 503).await;
+    assert_eq!(tried.state, WebhookDeliveryState::Waiting as i32, "retried after the enabling: {tried:?}");
+    receiver.set(Mode::Accept);
+    send(&app, "alice", "bob", "after").await;
+    let received = receiver.wait_for("what was kept", |r| r.len() >= 3).await;
+    assert_eq!(texts_in_lane(&received, ("alice", "bob")), ["before 1", "before 2", "after"]);
+    let kept = deliveries(&app, endpoint, WebhookDeliveryState::Unspecified).await;
+    assert_eq!(kept.len(), 3, "{kept:?}");
+}
+
+/// Broadcast copies and announcements are reported with the client_msg_id the app gave,
+/// not the ids gim stores each copy under.
+async fn broadcasts_are_reported_with_the_apps_client_msg_id(backend: Backend) {
+    let server = TestServer::start_with(backend, fast_retries).await;
+    let app = server.new_app().await;
+    let receiver = Receiver::start().await;
+    add_endpoint(&app, &receiver.url(), &["message.created"]).await;
+    app.user("alice").await;
+    app.user("bob").await;
+    let mut business = app.business().await;
+    let to_some = BroadcastRequest {
+        user_ids: vec!["alice".into(), "bob".into()],
+        body: text("maintenance at 9"),
+        client_msg_id: "maintenance-1".into(),
+        ..Default::default()
+    };
+    business.broadcast(to_some).await.unwrap();
+    let to_all = BroadcastRequest { body: text("we are live"), client_msg_id: "launch-1".into(), ..Default::default() };
+    business.broadcast(to_all).await.unwrap();
+    let received = receiver.wait_for("three messages", |r| r.len() == 3).await;
+    let mut reported: Vec<(&str, &str)> = received
+        .iter()
+        .map(|r| {
+            let message = &r.json["data"]["message"];
+            (message["body"]["text"].as_str().unwrap(), message["client_msg_id"].as_str().unwrap())
+        })
+        .collect();
+    reported.sort_unstable();
+    assert_eq!(
+        reported,
+        [("maintenance at 9", "maintenance-1"), ("maintenance at 9", "maintenance-1"), ("we are live", "launch-1")]
+    );
+}
+
+/// A rotated secret signs beside the one it replaced while the overlap asked for lasts (a
+/// receiver with either verifies every request), then alone.
+async fn a_rotated_secret_overlaps_the_previous_one(backend: Backend) {
+    use gim::store::WebhookStore;
+    let server = TestServer::start_with(backend, fast_retries).await;
+    let app = server.new_app().await;
+    let receiver = Receiver::start().await;
+    let first = add_endpoint(&app, &receiver.url(), &["message.created"]).await;
+    let endpoint = first.endpoint_id;
+    app.user("alice").await;
+    app.user("bob").await;
+    send(&app, "alice", "bob", "before").await;
+    let received = receiver.wait_for("the first message", |r| r.len() == 1).await;
+    assert!(received[0].verifies_with(&first.secret));
+    assert!(!received[0].headers["webhook-signature"].to_str().unwrap().contains(' '), "one signature");
+
+    let mut admin = admin_client(app.addr, ADMIN_TOKEN).await;
+    let rotate = |keep_old_for_seconds, secret: &str| RotateWebhookSecretRequest {
+        app_id: app.app_id,
+        endpoint_id: endpoint,
+        keep_old_for_seconds,
+        secret: secret.into(),
+    };
+    let rotated = admin.rotate_webhook_secret(rotate(2, "")).await.unwrap().into_inner();
+    assert!(rotated.secret.starts_with("whsec_") && rotated.secret != first.secret, "the new secret, shown once");
+    let overlap_ends = rotated.previous_secret_expires_at_ms;
+    assert!(overlap_ends > gim::model::now_ms());
+    let listed = admin.list_webhooks(ListWebhooksRequest { app_id: app.app_id }).await.unwrap().into_inner();
+    assert!(listed.endpoints[0].secret.is_empty());
+    assert_eq!(listed.endpoints[0].previous_secret_expires_at_ms, overlap_ends);
+
+    send(&app, "alice", "bob", "during").await;
+    let received = receiver.wait_for("the message during the overlap", |r| r.len() == 2).await;
+    let during = &received[1];
+    assert!(during.verifies_with(&rotated.secret) && during.verifies_with(&first.secret), "{:?}", during.headers);
+    assert_eq!(during.headers["webhook-signature"].to_str().unwrap().matches("v1,").count(), 2);
+
+    let until_overlap_ends = overlap_ends - gim::model::now_ms();
+    tokio::time::sleep(Duration::from_millis(until_overlap_ends.max(0).unsigned_abs())).await;
+    send(&app, "alice", "bob", "after").await;
+    let received = receiver.wait_for("the message after the overlap", |r| r.len() == 3).await;
+    assert!(received[2].verifies_with(&rotated.secret));
+    assert!(!received[2].verifies_with(&first.secret), "the previous secret no longer signs");
+    let listed = admin.list_webhooks(ListWebhooksRequest { app_id: app.app_id }).await.unwrap().into_inner();
+    assert_eq!(listed.endpoints[0].previous_secret_expires_at_ms, 0);
+    // The dispatcher's pruning erases it (a minute apart; here at once).
+    let store = server.node.store();
+    assert_eq!(store.forget_previous_secrets(gim::model::now_ms()).await.unwrap(), 1);
+    assert!(store.endpoint(endpoint).await.unwrap().unwrap().previous_secret.is_empty());
+
+    // A secret of the operator's own, with no overlap.
+    let own = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let replaced = admin.rotate_webhook_secret(rotate(0, own)).await.unwrap().into_inner();
+    assert_eq!((replaced.secret.as_str(), replaced.previous_secret_expires_at_ms), (own, 0));
+    send(&app, "alice", "bob", "own").await;
+    let received = receiver.wait_for("the message signed with the own secret", |r| r.len() == 4).await;
+    assert!(received[3].verifies_with(own) && !received[3].verifies_with(&rotated.secret));
+    assert_eq!(texts_in_lane(&received, ("alice", "bob")), ["before", "during", "after", "own"]);
+
+    // Bad rotations change nothing.
+    let max = u32::try_from(server.config.webhooks.max_secret_overlap_secs).unwrap();
+    assert_eq!(code(admin.rotate_webhook_secret(rotate(max + 1, "")).await), tonic::Code::InvalidArgument);
+    assert_eq!(code(admin.rotate_webhook_secret(rotate(60, "not-a-secret")).await), tonic::Code::InvalidArgument);
+    let other = server.new_app().await;
+    let foreign = RotateWebhookSecretRequest { app_id: other.app_id, ..rotate(60, "") };
+    assert_eq!(code(admin.rotate_webhook_secret(foreign).await), tonic::Code::NotFound);
+    let missing = RotateWebhookSecretRequest { endpoint_id: endpoint + 1000, ..rotate(60, "") };
+    assert_eq!(code(admin.rotate_webhook_secret(missing).await), tonic::Code::NotFound);
+    let mut stranger = admin_client(app.addr, "wrong").await;
+    assert_eq!(code(stranger.rotate_webhook_secret(rotate(60, "")).await), tonic::Code::Unauthenticated);
+    send(&app, "alice", "bob", "still own").await;
+    let received = receiver.wait_for("the last message", |r| r.len() == 5).await;
+    assert!(received[4].verifies_with(own), "the refused rotations changed nothing");
+    assert!(!received[4].headers["webhook-signature"].to_str().unwrap().contains(' '));
 }

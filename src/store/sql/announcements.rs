@@ -37,7 +37,7 @@ impl SqlStore {
             sender_seq: 0,
             timeline: Some((message.receiver_id.clone(), seq)),
         };
-        self.write_message_events(tx, app, batch, &[Ok(appended.clone())]).await?;
+        self.write_message_events(tx, app, batch, &[Ok(appended.clone())], &Default::default()).await?;
         Ok(appended)
     }
 }

@@ -10,7 +10,7 @@ use super::{
     MAX_IN_LIST, SqlStore, Tx, bind_in, conflict_on_unique,
     conversations::{Key, Landing, mentions},
     in_list, in_tx, pow2_chunks,
-    revisions::{changes_counts, is_private, meta_json, revision_of},
+    revisions::{Applied, changes_counts, is_private, meta_json, revision_of},
     rows, rows_of,
     search::Indexed,
     timeline_counts::{HEAD_COLUMNS, TimelineHead, TimelineMention},
@@ -68,6 +68,10 @@ struct LockedGroup {
     head: TimelineHead,
 }
 
+/// The senders of the messages a batch's recalls and edits changed, by the revision's
+/// index in the batch.
+pub(super) type RevisedSenders = HashMap<usize, String>;
+
 /// A message the rules let through, and the inboxes it lands in.
 struct Admitted {
     index: usize,
@@ -123,11 +127,15 @@ impl SqlStore {
         let mut admitted = admit(batch, &fresh.new, &groups, &relations, decide, &mut outcomes);
         // A revision changes its message here; one whose message was recalled is not written.
         let mut applied = Vec::with_capacity(admitted.len());
+        let mut revised = RevisedSenders::new();
         for message in admitted {
-            if self.apply_revision(tx, app, &batch[message.index]).await? {
-                applied.push(message);
-            } else {
-                outcomes[message.index] = Some(Err(AppendError::Recalled));
+            match self.apply_revision(tx, app, &batch[message.index]).await? {
+                Applied::Nothing => applied.push(message),
+                Applied::Revised { sender } => {
+                    revised.insert(message.index, sender);
+                    applied.push(message);
+                }
+                Applied::Refused => outcomes[message.index] = Some(Err(AppendError::Recalled)),
             }
         }
         admitted = applied;
@@ -149,17 +157,19 @@ impl SqlStore {
         self.recount_revised(tx, app, batch, &written).await?;
         let outcomes: Vec<Outcome> =
             outcomes.into_iter().map(|outcome| outcome.expect("every message of a batch gets an outcome")).collect();
-        self.write_message_events(tx, app, batch, &outcomes).await?;
+        self.write_message_events(tx, app, batch, &outcomes, &revised).await?;
         Ok(outcomes)
     }
 
-    /// The webhook events of the batch's new messages, in the batch's transaction.
+    /// The webhook events of the batch's new messages, in the batch's transaction;
+    /// `revised` names the senders of the messages its recalls and edits changed.
     pub(super) async fn write_message_events(
         &self,
         tx: &mut Tx,
         app: i64,
         batch: &[NewMessage],
         outcomes: &[Outcome],
+        revised: &RevisedSenders,
     ) -> StoreResult<()> {
         // An app without webhooks pays one look at this node's copy of its endpoints.
         if !self.wants_events(tx, app).await? {
@@ -168,11 +178,16 @@ impl SqlStore {
         let app_id = rows::u64_of(app, "app_id")?;
         let mut events = Vec::new();
         let mut now = 0;
-        for (message, outcome) in batch.iter().zip(outcomes) {
+        for (index, (message, outcome)) in batch.iter().zip(outcomes).enumerate() {
             if let Ok(appended) = outcome
                 && !appended.duplicate
             {
-                events.extend(crate::webhooks::events::of_message(app_id, message, appended));
+                match revised.get(&index) {
+                    Some(sender) => {
+                        events.extend(crate::webhooks::events::of_revision(app_id, message, appended, sender))
+                    }
+                    None => events.extend(crate::webhooks::events::of_message(app_id, message, appended)),
+                }
                 now = now.max(appended.sent_at_ms);
             }
         }

@@ -46,6 +46,16 @@ pub(super) const COUNTED_IN_SQL: &str = "m.sender_user_id <> i.user_id \
      AND NOT EXISTS (SELECT 1 FROM deleted_messages d WHERE d.app_id = i.app_id AND d.user_id = i.user_id \
      AND d.message_id = i.message_id)";
 
+/// What a message of a batch did to earlier messages, as `apply_revision` found.
+pub(super) enum Applied {
+    /// A message, a deletion or a clearing: nothing that webhook events report as a revision.
+    Nothing,
+    /// Recalled or edited a message `sender` sent.
+    Revised { sender: String },
+    /// Nothing: its message was recalled, and the revision must not be written.
+    Refused,
+}
+
 /// A message that can still be recalled or edited.
 struct LiveMessage {
     meta: MessageMeta,
@@ -57,13 +67,13 @@ struct LiveMessage {
 }
 
 impl SqlStore {
-    /// Makes the change `message` (a revision) announces; `false` when its message can
-    /// no longer be changed (it was recalled), and the revision must not be written.
-    pub(super) async fn apply_revision(&self, tx: &mut Tx, app: i64, message: &NewMessage) -> StoreResult<bool> {
+    /// Makes the change `message` (a revision) announces, if its message can still be
+    /// changed.
+    pub(super) async fn apply_revision(&self, tx: &mut Tx, app: i64, message: &NewMessage) -> StoreResult<Applied> {
         let Some(revision) = revision_of(message) else {
-            return Ok(true);
+            return Ok(Applied::Nothing);
         };
-        match revision.kind() {
+        let applied = match revision.kind() {
             RevisionKind::Recall | RevisionKind::Edit => {
                 let &[id] = revision.message_ids.as_slice() else {
                     return Err(StoreError::Corrupt("a recall or an edit names one message".into()));
@@ -71,7 +81,7 @@ impl SqlStore {
                 let Some(LiveMessage { mut meta, sender, group, group_seq }) =
                     self.lock_live_message(tx, app, id).await?
                 else {
-                    return Ok(false);
+                    return Ok(Applied::Refused);
                 };
                 let (body, status) = if revision.kind() == RevisionKind::Recall {
                     meta.recalled_by = Some(revision.actor_user_id.clone());
@@ -107,6 +117,7 @@ impl SqlStore {
                     let text = revision.text.as_ref().map(|text| text.text.as_str()).unwrap_or_default();
                     self.reindex(tx, app, id, text).await?;
                 }
+                Applied::Revised { sender }
             }
             RevisionKind::Delete => {
                 let user = revision.actor_user_id.as_str();
@@ -124,6 +135,7 @@ impl SqlStore {
                     }
                     query.execute(&mut **tx).await?;
                 }
+                Applied::Nothing
             }
             RevisionKind::Clear => {
                 let user = revision.actor_user_id.as_str();
@@ -149,10 +161,11 @@ impl SqlStore {
                         .execute(&mut **tx)
                         .await?;
                 }
+                Applied::Nothing
             }
             RevisionKind::Unspecified => return Err(StoreError::Corrupt("a revision without a kind".into())),
-        }
-        Ok(true)
+        };
+        Ok(applied)
     }
 
     /// Where the message at the user's `seq` of a conversation (a large group: its group

@@ -241,6 +241,10 @@ impl SqlStore {
                     tracing::info!("indexing the messages stored so far for search");
                     self.index_stored_messages().await?;
                 }
+                "refile_webhook_events" => {
+                    tracing::info!("filing the webhook events not delivered yet by their lanes' partitions");
+                    self.refile_events().await?;
+                }
                 other => return Err(StoreError::Corrupt(format!("unknown schema task {other}"))),
             }
             sqlx::query("UPDATE schema_tasks SET done_at_ms = ? WHERE name = ?")

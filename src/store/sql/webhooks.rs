@@ -2,6 +2,7 @@
 //! partitions leased by the nodes that deliver them.
 
 use std::{
+    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -15,7 +16,7 @@ use crate::{
     store::{StoreError, StoreResult, WebhookStore},
     webhooks::{
         AttemptOutcome, Delivery, DeliveryFilter, DeliveryState, Endpoint, EndpointPatch, Kinds, NewEndpoint,
-        OutboxEvent, PARTITIONS,
+        OutboxEvent, PARTITIONS, partition_of,
     },
 };
 
@@ -46,8 +47,8 @@ impl Default for Subscriptions {
     }
 }
 
-const ENDPOINT_COLUMNS: &str = "endpoint_id, app_id, url, secret, kinds, enabled, description, disabled_reason, \
-                                created_at_ms, updated_at_ms";
+const ENDPOINT_COLUMNS: &str = "endpoint_id, app_id, url, secret, previous_secret, previous_secret_until_ms, kinds, \
+                                enabled, description, disabled_reason, created_at_ms, updated_at_ms";
 
 fn endpoint(row: &AnyRow) -> StoreResult<Endpoint> {
     let kinds: String = row.try_get("kinds")?;
@@ -56,6 +57,8 @@ fn endpoint(row: &AnyRow) -> StoreResult<Endpoint> {
         app: rows::get_u64(row, "app_id")?,
         url: row.try_get("url")?,
         secret: row.try_get("secret")?,
+        previous_secret: row.try_get("previous_secret")?,
+        previous_secret_until_ms: row.try_get("previous_secret_until_ms")?,
         kinds: Kinds::parse(&kinds).map_err(StoreError::Corrupt)?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         description: row.try_get("description")?,
@@ -65,8 +68,8 @@ fn endpoint(row: &AnyRow) -> StoreResult<Endpoint> {
     })
 }
 
-const DELIVERY_COLUMNS: &str = "id, app_id, endpoint_id, lane, kind, payload, created_at_ms, state, attempts, \
-                                next_at_ms, last_at_ms, last_status, last_error";
+const DELIVERY_COLUMNS: &str = "id, app_id, endpoint_id, lane, kind, payload, created_at_ms, retry_from_ms, state, \
+                                attempts, next_at_ms, last_at_ms, last_status, last_error";
 
 fn delivery(row: &AnyRow) -> StoreResult<Delivery> {
     let state: i64 = row.try_get("state")?;
@@ -78,6 +81,7 @@ fn delivery(row: &AnyRow) -> StoreResult<Delivery> {
         kind: row.try_get("kind")?,
         payload: row.try_get("payload")?,
         created_at_ms: row.try_get("created_at_ms")?,
+        retry_from_ms: row.try_get("retry_from_ms")?,
         state: DeliveryState::from_code(state)
             .ok_or_else(|| StoreError::Corrupt(format!("webhook delivery state {state}")))?,
         attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
@@ -179,12 +183,59 @@ impl SqlStore {
         Ok(subscribed)
     }
 
+    /// Files every event not delivered yet under its lane's partition (`partition_of`), a
+    /// page at a time: events written by a version that hashed lanes otherwise must share
+    /// a partition with the later events of their lanes to go out before them. Delivered
+    /// events stay where they are.
+    pub(super) async fn refile_events(&self) -> StoreResult<()> {
+        let mut after_id = 0;
+        loop {
+            let page: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT id, part, lane FROM webhook_outbox WHERE id > ? AND state <> 1 ORDER BY id LIMIT ?",
+            )
+            .bind(after_id)
+            .bind(super::MAX_IN_LIST as i64)
+            .fetch_all(&self.write)
+            .await?;
+            let Some((last, _, _)) = page.last() else { return Ok(()) };
+            after_id = *last;
+            let mut moves: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+            for (id, part, lane) in &page {
+                let wanted = partition_of(lane);
+                if i64::from(wanted) != *part {
+                    moves.entry(wanted).or_default().push(*id);
+                }
+            }
+            for (part, ids) in moves {
+                let sql = format!("UPDATE webhook_outbox SET part = ? WHERE id IN ({})", in_list(ids.len()));
+                let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(i64::from(part));
+                super::bind_in(query, &ids).execute(&self.write).await?;
+            }
+        }
+    }
+
     /// The operator says the endpoint works again: its partitions stop resting.
     async fn end_rests(&self, endpoint_id: u64) -> StoreResult<()> {
         sqlx::query("UPDATE webhook_partitions SET failures = 0, blocked_until_ms = 0 WHERE endpoint_id = ?")
             .bind(rows::bigint(endpoint_id, "endpoint_id")?)
             .execute(&self.write)
             .await?;
+        Ok(())
+    }
+
+    /// The operator says the endpoint works again: its waiting events are tried at once,
+    /// each with its backoff and retry window started over (they may have waited, disabled,
+    /// longer than `retry_for_secs`).
+    async fn retry_waiting_now(&self, endpoint_id: u64, now_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhook_outbox SET attempts = 0, next_at_ms = ?, retry_from_ms = ? WHERE endpoint_id = ? AND state = 0",
+        )
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+        .execute(&self.write)
+        .await?;
+        self.subscriptions.written.notify_one();
         Ok(())
     }
 
@@ -295,6 +346,8 @@ impl WebhookStore for SqlStore {
             app,
             url: new.url.clone(),
             secret: new.secret.clone(),
+            previous_secret: String::new(),
+            previous_secret_until_ms: 0,
             kinds: new.kinds.clone(),
             enabled: new.enabled,
             description: new.description.clone(),
@@ -351,6 +404,7 @@ impl WebhookStore for SqlStore {
         }
         if patch.enabled == Some(true) {
             self.end_rests(endpoint_id).await?;
+            self.retry_waiting_now(endpoint_id, now_ms).await?;
         }
         Ok(self.endpoint(endpoint_id).await?.filter(|found| found.app == app))
     }
@@ -379,6 +433,46 @@ impl WebhookStore for SqlStore {
             self.subscriptions.apps.remove(&app);
         }
         Ok(())
+    }
+
+    async fn rotate_endpoint_secret(
+        &self,
+        app: AppId,
+        endpoint_id: u64,
+        secret: &str,
+        previous_until_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<Endpoint>> {
+        // MySQL assigns left to right, each seeing the ones before: the previous secret is
+        // taken before the secret changes.
+        let rotated = sqlx::query(
+            "UPDATE webhook_endpoints SET previous_secret = CASE WHEN ? > 0 THEN secret ELSE '' END, \
+             previous_secret_until_ms = ?, secret = ?, updated_at_ms = ? WHERE app_id = ? AND endpoint_id = ?",
+        )
+        .bind(previous_until_ms)
+        .bind(previous_until_ms)
+        .bind(secret)
+        .bind(now_ms)
+        .bind(rows::bigint(app, "app_id")?)
+        .bind(rows::bigint(endpoint_id, "endpoint_id")?)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        if rotated == 0 {
+            return Ok(None);
+        }
+        Ok(self.endpoint(endpoint_id).await?.filter(|found| found.app == app))
+    }
+
+    async fn forget_previous_secrets(&self, now_ms: i64) -> StoreResult<u64> {
+        let forgotten = sqlx::query(
+            "UPDATE webhook_endpoints SET previous_secret = '', previous_secret_until_ms = 0 \
+             WHERE previous_secret_until_ms > 0 AND previous_secret_until_ms <= ?",
+        )
+        .bind(now_ms)
+        .execute(&self.write)
+        .await?;
+        Ok(forgotten.rows_affected())
     }
 
     async fn record_events(&self, app: AppId, events: &[OutboxEvent], now_ms: i64) -> StoreResult<()> {
@@ -567,12 +661,13 @@ impl WebhookStore for SqlStore {
             .await?;
             sqlx::query(
                 "UPDATE webhook_outbox SET state = 2, next_at_ms = ?, last_error = ? \
-                 WHERE endpoint_id = ? AND part = ? AND state = 0 AND created_at_ms < ?",
+                 WHERE endpoint_id = ? AND part = ? AND state = 0 AND created_at_ms < ? AND retry_from_ms < ?",
             )
             .bind(crate::model::now_ms())
             .bind(error)
             .bind(endpoint_id)
             .bind(part)
+            .bind(expired_before_ms)
             .bind(expired_before_ms)
             .execute(&mut **tx)
             .await?;
@@ -651,10 +746,11 @@ impl WebhookStore for SqlStore {
     async fn replay_dead(&self, app: AppId, endpoint_id: u64, ids: &[u64], now_ms: i64) -> StoreResult<u64> {
         let only = if ids.is_empty() { String::new() } else { format!(" AND id IN ({})", in_list(ids.len())) };
         let sql = format!(
-            "UPDATE webhook_outbox SET state = 0, attempts = 0, next_at_ms = ? \
+            "UPDATE webhook_outbox SET state = 0, attempts = 0, next_at_ms = ?, retry_from_ms = ? \
              WHERE endpoint_id = ? AND app_id = ? AND state = 2{only}"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now_ms)
             .bind(now_ms)
             .bind(rows::bigint(endpoint_id, "endpoint_id")?)
             .bind(rows::bigint(app, "app_id")?);
