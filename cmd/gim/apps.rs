@@ -1,7 +1,7 @@
 //! `gim app`: apps (tenants). One rule decides where the work is done: a gim named by
 //! `--server`, `GIM_SERVER` or the profile, or else the gim the configuration describes
-//! when it answers on this machine, is asked over its AppAdmin API (with the operator's
-//! token); only when none answers, or with `--store`, is the configured store opened
+//! on this machine when it answers (or an operator token is given), is asked over its
+//! AppAdmin API; only when none answers, or with `--store`, is the configured store opened
 //! directly. A store opened directly is named on stderr, and one that does not exist yet
 //! is created only with `--create-store`: a command run in the wrong directory must not
 //! make a new, empty gim there.

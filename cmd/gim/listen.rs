@@ -271,17 +271,11 @@ impl Listener {
         if message.group_seq <= held {
             return Ok(());
         }
-        if let Some(waiting) = self.catching_up.get_mut(&group) {
-            waiting.insert(message.group_seq, message);
-            return Ok(());
-        }
-        if message.group_seq == held + 1 {
+        if message.group_seq == held + 1 && !self.catching_up.contains_key(&group) {
             return self.print_group_message(&group, &message);
         }
         self.catch_up(&group).await?;
-        if let Some(waiting) = self.catching_up.get_mut(&group) {
-            waiting.insert(message.group_seq, message);
-        }
+        self.catching_up.entry(group).or_default().insert(message.group_seq, message);
         Ok(())
     }
 

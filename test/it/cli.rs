@@ -288,8 +288,10 @@ async fn app_commands_in_another_directory_go_to_the_running_gim_and_write_nothi
     let user = gim_in(elsewhere.path(), &named, &["user", "create", "alice"]).await;
     assert!(user.status.success(), "the saved credentials are the server's: {}", stderr(&user));
 
-    // No server named: the gim this configuration describes answers, so it is asked.
-    let local = [("GIM_PROFILES", profiles.display().to_string()), ("GIM_LOGIC__LISTEN", addr.to_string())];
+    // No server named (nor a profile that names one): the gim this configuration
+    // describes answers, so it is asked.
+    let no_profile = dir.path().join("no-profiles.toml");
+    let local = [("GIM_PROFILES", no_profile.display().to_string()), ("GIM_LOGIC__LISTEN", addr.to_string())];
     let refused = gim_in(elsewhere.path(), &local, &["app", "list"]).await;
     assert!(!refused.status.success());
     let said = stderr(&refused);
