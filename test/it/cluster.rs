@@ -824,7 +824,19 @@ async fn a_connect_node_that_reaches_no_logic_internal_api_is_not_ready_and_says
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
+    // `gim health`, as the README's recipe asks it, exits 1 unless the node is ready.
+    let gim_health = async || {
+        let output = Command::new(env!("CARGO_BIN_EXE_gim"))
+            .args(["health", "--server", &format!("http://{internal}")])
+            .env_clear()
+            .output()
+            .await
+            .unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+
     wait_for("health says NOT_SERVING", &mut |status| status == Some(ServingStatus::NotServing as i32)).await;
+    assert_eq!(gim_health().await, (false, "NOT_SERVING".to_owned()));
     wait_for("the error, repeated", &mut |status| {
         assert_eq!(status, Some(ServingStatus::NotServing as i32), "not ready while it lasts");
         complaints() >= 2
@@ -834,6 +846,7 @@ async fn a_connect_node_that_reaches_no_logic_internal_api_is_not_ready_and_says
     // A logic node comes up where the connect node looks: it is ready, and says so.
     let _found = cluster.start_logic_on(Some(nowhere)).await;
     wait_for("health says SERVING", &mut |status| status == Some(ServingStatus::Serving as i32)).await;
+    assert_eq!(gim_health().await, (true, "SERVING".to_owned()));
     let log = log.clone();
     let deadline = Instant::now() + Duration::from_secs(5);
     let recovered = "answers again at the addresses of connect.logic_internal_addrs";
