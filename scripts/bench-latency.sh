@@ -51,7 +51,7 @@ cluster)
     ;;
 esac
 
-created=$(target/release/gim app create --name bench)
+created=$(target/release/gim app create --store --name bench)
 app_id=$(awk '/^app_id:/ {print $2}' <<<"$created")
 app_secret=$(awk '/^secret:/ {print $2}' <<<"$created")
 log "mode $mode; running gim-bench latency $*"

@@ -29,7 +29,8 @@ export GIM_LOGIC__LISTEN="127.0.0.1:$port"
 target/release/gim serve &
 started+=($!)
 gim_pid=$!
-created=$(target/release/gim app create --name bench)
+wait_for "gim serve" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+created=$(target/release/gim app create --store --name bench)
 app_id=$(awk '/^app_id:/ {print $2}' <<<"$created")
 secret=$(awk '/^secret:/ {print $2}' <<<"$created")
 if [[ -n ${BENCH_WEBHOOK:-} ]]; then
@@ -39,7 +40,7 @@ if [[ -n ${BENCH_WEBHOOK:-} ]]; then
         started+=($!)
         sink_pid=$!
     fi
-    target/release/gim app webhook add --app "$app_id" --url "http://127.0.0.1:$sink_port/events" --kinds "${BENCH_WEBHOOK_KINDS:-message.*}" >/dev/null
+    target/release/gim app webhook add --store --app "$app_id" --url "http://127.0.0.1:$sink_port/events" --kinds "${BENCH_WEBHOOK_KINDS:-message.*}" >/dev/null
     sleep 1.5 # the running node sees the new endpoint within a second
     log "webhook endpoint for ${BENCH_WEBHOOK_KINDS:-message.*} on a local ${BENCH_WEBHOOK} port"
 fi

@@ -101,7 +101,7 @@ serve_on_mariadb() {
     started+=($!)
     wait_for "gim serve" bash -c "exec 3<>/dev/tcp/127.0.0.1/$logic_port"
     local created
-    created=$(target/release/gim app create --name bench)
+    created=$(target/release/gim app create --store --name bench)
     app_id=$(awk '/^app_id:/ {print $2}' <<<"$created")
     app_secret=$(awk '/^secret:/ {print $2}' <<<"$created")
     log "gim serve up on MariaDB"
@@ -142,7 +142,7 @@ start_cluster() {
         ws+=("127.0.0.1:$port")
         wait_for "gim connect" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
     done
-    created=$(target/release/gim app create --name bench)
+    created=$(target/release/gim app create --store --name bench)
     app_id=$(awk '/^app_id:/ {print $2}' <<<"$created")
     app_secret=$(awk '/^secret:/ {print $2}' <<<"$created")
     log "gim logic on 127.0.0.1:$logic_port and $nodes connect nodes up on MariaDB and Redis"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine with a Rust toolchain.
 #
-# Installs MariaDB, Redis, Node.js and Chromium from Debian's packages when they are
-# missing, starts a private instance of MariaDB and Redis on free loopback ports (data in
+# Installs MariaDB, Redis, iproute2, Node.js and Chromium from Debian's packages when they
+# are missing, starts a private instance of MariaDB and Redis on free loopback ports (data in
 # a temporary directory that is removed on exit), then runs formatting and lint checks,
 # every Rust test, the TypeScript SDK's tests and the web app's browser test.
 #
@@ -13,10 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-needed=()
-[[ -n "${GIM_TEST_MYSQL_URL:-}" ]] || needed+=(mariadbd:mariadb-server)
-[[ -n "${GIM_TEST_REDIS_URL:-}" ]] || needed+=(redis-server:redis-server)
-needed+=(node:nodejs npm:npm chromium:chromium)
+# MariaDB, Redis and iproute2 also for the test of README.md's cluster recipe
+# (scripts/cluster-recipe.sh), which runs private instances of its own.
+needed=(mariadbd:mariadb-server redis-server:redis-server ip:iproute2 node:nodejs npm:npm chromium:chromium)
 ensure_commands "${needed[@]}"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
     fail "the clients need Node.js 20 or later; this machine has $(node --version)"

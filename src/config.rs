@@ -905,6 +905,25 @@ impl Config {
         (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
     }
 
+    /// The store as a person may be shown it: a SQLite file's absolute path, or the URL
+    /// with its password left out.
+    pub fn store_display(&self) -> String {
+        if let Some(file) = self.sqlite_path() {
+            let file = std::path::absolute(&file).unwrap_or(file);
+            return format!("sqlite://{}", file.display());
+        }
+        let url = self.store_url();
+        let Some((scheme, rest)) = url.split_once("://") else { return url };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        match rest[..authority_end].rsplit_once('@') {
+            Some((user_info, host)) => {
+                let user = user_info.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}@{host}{}", &rest[authority_end..])
+            }
+            None => url,
+        }
+    }
+
     /// The store URL, with the embedded default filled in.
     pub fn store_url(&self) -> String {
         let url = self.store.url.expose();
@@ -970,6 +989,24 @@ mod tests {
         assert_eq!(written, serde_json::to_value(Config::default()).unwrap(), "default.toml says the defaults");
         let cluster = Config::load(Some(&root.join("config/cluster.toml"))).unwrap();
         assert!(cluster.store_url().starts_with("mysql://"));
+    }
+
+    #[test]
+    fn a_store_is_shown_without_its_password() {
+        let shown = |url: &str| {
+            let mut config = Config::default();
+            config.store.url = Secret::new(url);
+            config.store_display()
+        };
+        assert_eq!(
+            shown("mysql://gim:hunter2@db:3306/gim?ssl-mode=required"),
+            "mysql://gim@db:3306/gim?ssl-mode=required"
+        );
+        assert_eq!(shown("mysql://gim@db/gim"), "mysql://gim@db/gim");
+        assert_eq!(shown("mysql://db:3306/gim"), "mysql://db:3306/gim");
+        let sqlite = shown("");
+        let file = std::env::current_dir().unwrap().join("data/gim.db");
+        assert_eq!(sqlite, format!("sqlite://{}", file.display()), "the file that would be opened, wherever it is");
     }
 
     #[test]

@@ -1,8 +1,14 @@
-//! `gim app`: apps (tenants) over the AppAdmin API when an operator token is given, or
-//! straight in the configured store (on the machine gim runs on) when not.
+//! `gim app`: apps (tenants). One rule decides where the work is done: a gim named by
+//! `--server`, `GIM_SERVER` or the profile, or else the gim the configuration describes
+//! on this machine when it answers (or an operator token is given), is asked over its
+//! AppAdmin API; only when none answers, or with `--store`, is the configured store opened
+//! directly. A store opened directly is named on stderr, and one that does not exist yet
+//! is created only with `--create-store`: a command run in the wrong directory must not
+//! make a new, empty gim there.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use anyhow::bail;
 use clap::Subcommand;
 use gim::{
     config::Config,
@@ -14,6 +20,7 @@ use gim::{
     },
     server,
 };
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
     client::answer,
@@ -56,6 +63,18 @@ pub enum AppCommand {
     /// An app's webhook endpoints and their deliveries.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+}
+
+/// How `gim app` may use the configured store directly.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Work on the configured store directly (on the machine that holds it), even if a gim
+    /// answers.
+    #[arg(long, global = true)]
+    store: bool,
+    /// Create the configured store if it does not exist yet (implies --store).
+    #[arg(long, global = true)]
+    create_store: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -239,16 +258,58 @@ fn created(remote: Option<&Remote>, args: &RemoteArgs, id: u64, secret: String, 
     Ok(())
 }
 
-pub async fn app(config: Option<&std::path::Path>, args: &RemoteArgs, command: AppCommand) -> anyhow::Result<()> {
-    let remote = Remote::resolve(args)?;
-    if remote.admin_token.is_some() {
+pub async fn app(
+    config: Option<&std::path::Path>,
+    args: &RemoteArgs,
+    store: &StoreArgs,
+    command: AppCommand,
+) -> anyhow::Result<()> {
+    let mut remote = Remote::resolve(args)?;
+    let asked_for_store = store.store || store.create_store;
+    if remote.server_named && !asked_for_store {
         return over_api(&remote, args, command).await;
     }
-    in_store(&Config::load(config)?, args, command).await
+    let config = Config::load(config)?;
+    let why = if asked_for_store {
+        if store.create_store { "--create-store" } else { "--store" }.to_owned()
+    } else {
+        remote.server = local_server(&config);
+        if remote.admin_token.is_some() || answers(&remote.server).await {
+            return over_api(&remote, args, command).await;
+        }
+        format!("no gim answers at {}", remote.server)
+    };
+    in_store(&config, args, store.create_store, &why, command).await
+}
+
+/// A gim answering a health check at `server` takes no longer than this.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the gim of `config` answers on this machine: `logic.listen`, a wildcard address
+/// taken as loopback.
+fn local_server(config: &Config) -> String {
+    let listen = config.logic.listen;
+    let ip = match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, listen.port()))
+}
+
+/// Whether a gRPC server answers a health check at `server`, whatever its status.
+async fn answers(server: &str) -> bool {
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(server.to_owned()) else { return false };
+    let check = async {
+        let channel = endpoint.connect().await.ok()?;
+        HealthClient::new(channel).check(HealthCheckRequest::default()).await.ok()
+    };
+    matches!(tokio::time::timeout(ANSWER_TIMEOUT, check).await, Ok(Some(_)))
 }
 
 async fn over_api(remote: &Remote, args: &RemoteArgs, command: AppCommand) -> anyhow::Result<()> {
-    let mut client = AppAdminClient::with_interceptor(remote.channel().await?, remote.admin()?);
+    let credentials = remote.admin()?;
+    let mut client = AppAdminClient::with_interceptor(remote.channel().await?, credentials);
     match command {
         AppCommand::Create { name, switches, save } => {
             let request = CreateAppRequest { name, settings: Some(switches.into()) };
@@ -276,8 +337,23 @@ async fn over_api(remote: &Remote, args: &RemoteArgs, command: AppCommand) -> an
     Ok(())
 }
 
-/// The store alone: nothing to push, nobody online.
-async fn in_store(config: &Config, args: &RemoteArgs, command: AppCommand) -> anyhow::Result<()> {
+/// The store alone: nothing to push, nobody online. `create`: the operator asked for a
+/// new store if there is none.
+async fn in_store(
+    config: &Config,
+    args: &RemoteArgs,
+    create: bool,
+    why: &str,
+    command: AppCommand,
+) -> anyhow::Result<()> {
+    let name = config.store_display();
+    if !create && !server::store_exists(config).await? {
+        bail!(
+            "there is no gim store at {name} ({why}): start gim or name it with --server, run this where gim's \
+             configuration and data_dir are, or pass --create-store to make a new store there"
+        );
+    }
+    eprintln!("store: {name} ({why})");
     let store = Arc::new(server::open_store(config).await?);
     let routes = Arc::new(gim::route::MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
     let logic: Logic = server::build_logic(

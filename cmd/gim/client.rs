@@ -1,7 +1,7 @@
 //! Client commands for users, devices, tokens, messages and groups: each is one or two
 //! gRPC calls to a running gim, printed as lines a person reads and a script can cut.
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use clap::{Subcommand, ValueEnum};
 use gim::proto::{
     common::v1::{DeviceType, Message, MessageBody, TextBody, User, message_body::Content},
@@ -13,6 +13,7 @@ use gim::proto::{
     },
 };
 use tonic::{Response, Status};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 use crate::remote::{self, Authed, Remote};
 
@@ -312,6 +313,19 @@ pub async fn group(remote: &Remote, command: GroupCommand) -> anyhow::Result<()>
             let sent = answer(groups(remote, &from).await?.send_message(request).await)?;
             println!("message_id: {}\nseq: {}\ngroup_seq: {}", sent.message_id, sent.seq, sent.group_seq);
         }
+    }
+    Ok(())
+}
+
+/// Prints the overall gRPC health of the node at the server address; fails unless it
+/// is serving.
+pub async fn health(remote: &Remote) -> anyhow::Result<()> {
+    let mut client = HealthClient::new(remote.channel().await?);
+    let reply = answer(client.check(HealthCheckRequest { service: String::new() }).await)?;
+    let status = ServingStatus::try_from(reply.status).unwrap_or(ServingStatus::Unknown);
+    println!("{}", status.as_str_name());
+    if status != ServingStatus::Serving {
+        bail!("{} is not ready: {}", remote.server, status.as_str_name());
     }
     Ok(())
 }

@@ -1,8 +1,13 @@
 //! `gim listen`: a device session that prints what arrives. It does what
-//! docs/protocol.md asks of a device: syncs from the seq the device acknowledged last,
-//! then prints pushes in order and acknowledges them, with a heartbeat.
+//! docs/protocol.md asks of a device: syncs the inbox from the seq the device
+//! acknowledged last and each large group (the app's announcements among them) from the
+//! group seq it printed last, then prints pushes in order, once each, and acknowledges
+//! them, with a heartbeat.
 
-use std::time::Duration;
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
@@ -12,7 +17,10 @@ use gim::proto::{
         response::Result as Answer, server_frame::Payload as Down,
     },
     common::v1::{ConversationType, Message},
-    logic::v1::{AckRequest, Empty, JoinRoomRequest, RoomEvent, RoomMessage, SyncRequest, device_client::DeviceClient},
+    logic::v1::{
+        AckRequest, Empty, JoinRoomRequest, RoomEvent, RoomMessage, SyncGroupRequest, SyncRequest, SyncResponse,
+        device_client::DeviceClient,
+    },
 };
 use prost::Message as _;
 use serde_json::json;
@@ -20,6 +28,7 @@ use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame};
 
 use crate::{
     client::{answer, business, describe, describe_body, issue_token, register_device},
+    cursors::GroupCursors,
     remote::{self, Remote},
 };
 
@@ -36,7 +45,8 @@ pub struct ListenArgs {
     /// Print JSON lines instead of text.
     #[arg(long)]
     json: bool,
-    /// Start after this seq [default: the last seq this device acknowledged].
+    /// Start the inbox after this seq [default: the last seq this device acknowledged].
+    /// Large groups and announcements go on from the last one this device printed.
     #[arg(long)]
     after_seq: Option<u64>,
     /// Exit after printing this many messages.
@@ -49,12 +59,25 @@ pub struct ListenArgs {
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// What a sync request in flight reads.
+enum Reading {
+    Inbox,
+    Group(String),
+}
+
 struct Listener {
     socket: Socket,
     json: bool,
     next_request: u64,
     /// The last inbox seq printed.
     seq: u64,
+    /// The last group seq printed, per large group.
+    cursors: GroupCursors,
+    /// Sync requests in flight, by request id.
+    reading: HashMap<u64, Reading>,
+    /// Large groups being read, with their pushes that came meanwhile (printed once the
+    /// read reaches them).
+    catching_up: HashMap<String, BTreeMap<u64, Message>>,
     printed: u64,
     count: Option<u64>,
     rooms: Vec<String>,
@@ -77,20 +100,56 @@ pub async fn listen(remote: &Remote, args: ListenArgs) -> anyhow::Result<()> {
             answer(device.get_me(Empty {}).await)?.device.map_or(0, |device| device.acked_seq)
         }
     };
+    let claims = gim::auth::Claims::read_unverified(&token).context("that is not a gim device token")?;
+    let cursors = GroupCursors::load(&remote::cursor_dir(), &remote.server, &claims)?;
     let url = format!("{}?token={token}", remote.ws);
     let (socket, _) = tokio_tungstenite::connect_async(&url)
         .await
         .with_context(|| format!("opening a session at {} (--ws or GIM_WS)", remote.ws))?;
-    let mut listener =
-        Listener { socket, json: args.json, next_request: 0, seq, printed: 0, count: args.count, rooms: args.rooms };
+    let mut listener = Listener {
+        socket,
+        json: args.json,
+        next_request: 0,
+        seq,
+        cursors,
+        reading: HashMap::new(),
+        catching_up: HashMap::new(),
+        printed: 0,
+        count: args.count,
+        rooms: args.rooms,
+    };
     listener.run().await
 }
 
 impl Listener {
-    async fn send(&mut self, payload: Payload) -> anyhow::Result<()> {
+    /// Sends a frame; returns its request id.
+    async fn send(&mut self, payload: Payload) -> anyhow::Result<u64> {
         self.next_request += 1;
         let frame = ClientFrame { request_id: self.next_request, payload: Some(payload) };
         self.socket.send(tungstenite::Message::binary(frame.encode_to_vec())).await?;
+        Ok(self.next_request)
+    }
+
+    async fn sync_inbox(&mut self) -> anyhow::Result<()> {
+        let request = self.send(Payload::Sync(SyncRequest { after_seq: self.seq, limit: 0 })).await?;
+        self.reading.insert(request, Reading::Inbox);
+        Ok(())
+    }
+
+    /// Reads a large group from the last group seq printed, unless it is being read.
+    async fn catch_up(&mut self, group: &str) -> anyhow::Result<()> {
+        if self.catching_up.contains_key(group) {
+            return Ok(());
+        }
+        self.catching_up.insert(group.to_owned(), BTreeMap::new());
+        self.read_group(group).await
+    }
+
+    async fn read_group(&mut self, group: &str) -> anyhow::Result<()> {
+        let after_group_seq = self.cursors.held(group);
+        let request = SyncGroupRequest { group_id: group.to_owned(), after_group_seq, limit: 0 };
+        let request = self.send(Payload::SyncGroup(request)).await?;
+        self.reading.insert(request, Reading::Group(group.to_owned()));
         Ok(())
     }
 
@@ -99,7 +158,7 @@ impl Listener {
     }
 
     async fn run(&mut self) -> anyhow::Result<()> {
-        self.send(Payload::Sync(SyncRequest { after_seq: self.seq, limit: 0 })).await?;
+        self.sync_inbox().await?;
         for room_id in self.rooms.clone() {
             self.send(Payload::JoinRoom(JoinRoomRequest { room_id, replay: true })).await?;
         }
@@ -132,24 +191,31 @@ impl Listener {
 
     async fn handle(&mut self, frame: ServerFrame) -> anyhow::Result<()> {
         match frame.payload {
-            Some(Down::Response(response)) if response.code != 0 => {
-                eprintln!("request {} failed: code {}: {}", response.request_id, response.code, response.message);
-            }
             Some(Down::Response(response)) => {
-                if let Some(Answer::Sync(page)) = response.result {
-                    for message in &page.messages {
-                        self.print_message(message);
+                let reading = self.reading.remove(&response.request_id);
+                if response.code != 0 {
+                    eprintln!("request {} failed: code {}: {}", response.request_id, response.code, response.message);
+                    if let Some(Reading::Group(group)) = reading {
+                        // The user may no longer read it (left, or the group is gone).
+                        self.catching_up.remove(&group);
+                        self.cursors.forget(&group)?;
                     }
-                    if page.has_more && !self.done() {
-                        self.send(Payload::Sync(SyncRequest { after_seq: self.seq, limit: 0 })).await?;
-                    }
-                    self.ack().await?;
+                    return Ok(());
+                }
+                match (reading, response.result) {
+                    (Some(Reading::Inbox), Some(Answer::Sync(page))) => self.inbox_page(page).await?,
+                    (Some(Reading::Group(group)), Some(Answer::Sync(page))) => self.group_page(&group, page).await?,
+                    _ => {}
                 }
             }
             Some(Down::Message(push)) => {
                 if let Some(message) = push.message {
-                    self.print_message(&message);
-                    self.ack().await?;
+                    if message.seq == 0 && message.group_seq != 0 {
+                        self.group_push(message).await?;
+                    } else {
+                        self.print_message(&message);
+                        self.ack().await?;
+                    }
                 }
             }
             Some(Down::Event(EventPush { event: Some(event) })) => self.print_event(event),
@@ -161,6 +227,65 @@ impl Listener {
         Ok(())
     }
 
+    /// A page of the inbox; once it is read to the end, the large groups listed with new
+    /// messages are read.
+    async fn inbox_page(&mut self, page: SyncResponse) -> anyhow::Result<()> {
+        for message in &page.messages {
+            self.print_message(message);
+        }
+        if page.has_more {
+            if !self.done() {
+                self.sync_inbox().await?;
+            }
+        } else {
+            for group in &page.large_groups {
+                if group.latest_group_seq > self.cursors.held(&group.group_id) {
+                    self.catch_up(&group.group_id).await?;
+                }
+            }
+        }
+        self.ack().await
+    }
+
+    /// A page of a large group's timeline; at its end, the group's pushes that came
+    /// meanwhile (those past what was read: what came before them is not the user's to
+    /// read, such as messages from before it joined).
+    async fn group_page(&mut self, group: &str, page: SyncResponse) -> anyhow::Result<()> {
+        for message in &page.messages {
+            self.print_group_message(group, message)?;
+        }
+        if page.has_more && !page.messages.is_empty() && !self.done() {
+            return self.read_group(group).await;
+        }
+        for message in self.catching_up.remove(group).unwrap_or_default().into_values() {
+            self.print_group_message(group, &message)?;
+        }
+        Ok(())
+    }
+
+    /// A large group's push: printed if it is the next one, dropped if printed already,
+    /// held until the group is read up to it otherwise.
+    async fn group_push(&mut self, message: Message) -> anyhow::Result<()> {
+        let group = message.receiver_id.clone();
+        let held = self.cursors.held(&group);
+        if message.group_seq <= held {
+            return Ok(());
+        }
+        if message.group_seq == held + 1 && !self.catching_up.contains_key(&group) {
+            return self.print_group_message(&group, &message);
+        }
+        self.catch_up(&group).await?;
+        self.catching_up.entry(group).or_default().insert(message.group_seq, message);
+        Ok(())
+    }
+
+    fn print_group_message(&mut self, group: &str, message: &Message) -> anyhow::Result<()> {
+        if message.group_seq > self.cursors.held(group) && self.print_message(message) {
+            self.cursors.advance(group, message.group_seq)?;
+        }
+        Ok(())
+    }
+
     async fn ack(&mut self) -> anyhow::Result<()> {
         if self.seq > 0 {
             self.send(Payload::Ack(AckRequest { seq: self.seq })).await?;
@@ -168,9 +293,10 @@ impl Listener {
         Ok(())
     }
 
-    fn print_message(&mut self, message: &Message) {
+    /// Prints a message unless it was printed already or enough were; whether it did.
+    fn print_message(&mut self, message: &Message) -> bool {
         if self.done() || (message.seq != 0 && message.seq <= self.seq) {
-            return;
+            return false;
         }
         self.seq = self.seq.max(message.seq);
         self.printed += 1;
@@ -189,7 +315,7 @@ impl Listener {
                 "sent_at_ms": message.sent_at_ms,
             });
             println!("{line}");
-            return;
+            return true;
         }
         let place = match kind {
             ConversationType::Group if message.group_seq != 0 => {
@@ -200,6 +326,7 @@ impl Listener {
         };
         let seq = if message.seq == 0 { String::new() } else { format!("#{} ", message.seq) };
         println!("{seq}{from} -> {place}: {}", describe(message));
+        true
     }
 
     fn print_event(&self, event: Event) {

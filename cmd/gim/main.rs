@@ -1,7 +1,7 @@
 //! The gim server, its operator commands, and client commands that call a running gim
 //! over gRPC (and a device session for `listen`), so that nobody needs grpcurl.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -19,6 +19,7 @@ use self::{
 
 mod apps;
 mod client;
+mod cursors;
 mod listen;
 mod remote;
 mod rooms;
@@ -44,10 +45,13 @@ enum Command {
     Connect,
     /// Bring the store's schema up to date and exit.
     Migrate,
-    /// Manage apps (tenants): over the AppAdmin API with --admin-token, else in the store.
+    /// Manage apps (tenants): over the AppAdmin API of the gim named by --server (or
+    /// answering on this machine), else in the configured store, which must exist.
     App {
         #[command(flatten)]
         remote: RemoteArgs,
+        #[command(flatten)]
+        store: apps::StoreArgs,
         #[command(subcommand)]
         command: AppCommand,
     },
@@ -107,6 +111,12 @@ enum Command {
         #[command(flatten)]
         args: rooms::BroadcastArgs,
     },
+    /// Whether the node at --server is ready (gRPC health): a logic node's port, or a
+    /// connect node's internal_listen. Exits 1 when it is not.
+    Health {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 /// glibc gives busy threads arenas of their own, up to 8 per core; a connect node's
@@ -128,9 +138,22 @@ fn limit_malloc_arenas() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     limit_malloc_arenas();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run_cli())
+    let ran = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run_cli()));
+    match ran {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // An expected failure is one line: what failed and why. Backtraces
+            // (RUST_BACKTRACE) are for panics, which the default hook still prints.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run_cli() -> anyhow::Result<()> {
@@ -145,7 +168,7 @@ async fn run_cli() -> anyhow::Result<()> {
             println!("schema is up to date");
             Ok(())
         }
-        Command::App { remote, command } => apps::app(config, &remote, command).await,
+        Command::App { remote, store, command } => apps::app(config, &remote, &store, command).await,
         Command::User { remote, command } => client::user(&Remote::resolve(&remote)?, command).await,
         Command::Device { remote, command } => client::device(&Remote::resolve(&remote)?, command).await,
         Command::Token { remote, command } => client::token(&Remote::resolve(&remote)?, command).await,
@@ -154,6 +177,7 @@ async fn run_cli() -> anyhow::Result<()> {
         Command::Group { remote, command } => client::group(&Remote::resolve(&remote)?, command).await,
         Command::Room { remote, command } => rooms::room(&Remote::resolve(&remote)?, command).await,
         Command::Broadcast { remote, args } => rooms::broadcast(&Remote::resolve(&remote)?, args).await,
+        Command::Health { remote } => client::health(&Remote::resolve(&remote)?).await,
     }
 }
 

@@ -67,6 +67,12 @@ fn profile_file() -> PathBuf {
     config_home.join("gim/profiles.toml")
 }
 
+/// Where `gim listen` keeps its devices' places on large groups' timelines: beside the
+/// profile file.
+pub fn cursor_dir() -> PathBuf {
+    profile_file().with_file_name("cursors")
+}
+
 fn read_profiles(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, Profile>> {
     match std::fs::read_to_string(path) {
         Ok(text) => toml::from_str(&text).with_context(|| format!("reading the profile file {}", path.display())),
@@ -103,6 +109,8 @@ pub fn save_profile(name: &str, changes: Profile) -> anyhow::Result<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct Remote {
     pub server: String,
+    /// Whether a flag, a variable or the profile named the server (rather than the default).
+    pub server_named: bool,
     pub ws: String,
     pub app_id: Option<u64>,
     pub app_secret: Option<String>,
@@ -118,14 +126,20 @@ impl Remote {
             None if args.profile == "default" => Profile::default(),
             None => bail!("there is no profile {:?} in {}", args.profile, path.display()),
         };
-        let server = args.server.clone().or(profile.server).unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        // The profile's WebSocket address belongs to the profile's server: a server named
+        // by flag or variable gets the address derived from it.
+        let profile_ws = if args.server.is_some() { None } else { profile.ws };
+        let named = args.server.clone().or(profile.server);
+        let server_named = named.is_some();
+        let server = named.unwrap_or_else(|| DEFAULT_SERVER.to_owned());
         let server = if server.contains("://") { server } else { format!("http://{server}") };
-        let ws = match args.ws.clone().or(profile.ws) {
+        let ws = match args.ws.clone().or(profile_ws) {
             Some(ws) => ws,
             None => default_ws(&server)?,
         };
         Ok(Self {
             server,
+            server_named,
             ws,
             app_id: args.app_id.or(profile.app_id),
             app_secret: args.app_secret.clone().or(profile.app_secret),
@@ -159,7 +173,13 @@ impl Remote {
     }
 
     pub fn admin(&self) -> anyhow::Result<Credentials> {
-        let token = self.admin_token.as_deref().context("the AppAdmin API needs --admin-token or GIM_ADMIN_TOKEN")?;
+        let token = self.admin_token.as_deref().with_context(|| {
+            format!(
+                "gim app works through the AppAdmin API of the gim at {}: give its admin.token with --admin-token \
+                 or GIM_ADMIN_TOKEN (or pass --store to work on this machine's configured store instead)",
+                self.server
+            )
+        })?;
         Credentials::default().with("authorization", &format!("Bearer {token}"))
     }
 }

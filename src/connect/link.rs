@@ -12,7 +12,10 @@ use tonic::{
     metadata::{Ascii, MetadataValue},
 };
 
-use super::{ConnectError, logic_nodes::LogicNodes};
+use super::{
+    ConnectError,
+    logic_nodes::{LogicApi, LogicNodes},
+};
 use crate::{
     auth::{ClusterTokens, ON_BEHALF_HEADER},
     logic::{DeviceCaller, Error, Result},
@@ -139,11 +142,17 @@ impl GrpcLink {
             value.parse().map_err(|_| ConnectError::Address("internal token".into(), "not valid ASCII".into()))
         };
         Ok(Self {
-            public: LogicNodes::new(logic_addrs)?,
-            internal: LogicNodes::new(internal_addrs)?,
+            public: LogicNodes::new(logic_addrs, LogicApi::Public)?,
+            internal: LogicNodes::new(internal_addrs, LogicApi::Internal)?,
             internal_bearer: ascii(format!("Bearer {}", tokens.internal))?,
             on_behalf: ascii(tokens.on_behalf.clone())?,
         })
+    }
+
+    /// Whether a node answers on each API this link calls: a connect node is ready while
+    /// both say so.
+    pub fn answering(&self) -> Vec<tokio::sync::watch::Receiver<bool>> {
+        vec![self.public.answering(), self.internal.answering()]
     }
 
     /// A call on logic's internal API, with the cluster's internal token.

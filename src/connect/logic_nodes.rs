@@ -3,7 +3,9 @@
 //! to HTTP/2 pings) is taken out at once and the call goes to another one. Every node
 //! is also asked for its gRPC health every `PROBE_EVERY` (`PROBE_DOWN_EVERY` while it is
 //! out), so that a node that dies with no call in flight is noticed within about a
-//! second and one that comes back is taken back.
+//! second and one that comes back is taken back. While no node of a set answers, the
+//! connect node is not ready (`answering`), and says so in an error every
+//! `UNREACHABLE_LOG_EVERY`, naming the setting that lists them.
 
 use std::{
     future::Future,
@@ -14,6 +16,7 @@ use std::{
     time::Duration,
 };
 
+use tokio::sync::watch;
 use tonic::{Status, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
@@ -32,6 +35,32 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// HTTP/2 pings on every connection: a peer that stops answering them is dead, even
 /// with calls waiting on it.
 const KEEPALIVE: Duration = Duration::from_secs(1);
+/// While no node of a set answers, the error that says so is repeated this often.
+const UNREACHABLE_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Which API of the logic nodes a set reaches, and so what fails without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogicApi {
+    /// The device API (`logic.listen`): sessions open and devices call through it.
+    Public,
+    /// The internal API (`logic.internal_listen`): session reports (presence events) and
+    /// devices' room messages go through it.
+    Internal,
+}
+
+impl LogicApi {
+    /// The setting that lists the nodes, and what stops while none answers.
+    fn setting_and_loss(self) -> (&'static str, &'static str) {
+        match self {
+            LogicApi::Public => ("connect.logic_addrs", "devices cannot open sessions or call logic"),
+            LogicApi::Internal => (
+                "connect.logic_internal_addrs (when empty: port 7071 on the hosts of connect.logic_addrs; each logic \
+                 node listens on its logic.internal_listen)",
+                "presence events and devices' room messages fail",
+            ),
+        }
+    }
+}
 
 /// One logic node: where to reach it, and whether it answers.
 #[derive(Debug)]
@@ -62,6 +91,8 @@ impl LogicNode {
 pub(crate) struct LogicNodes {
     nodes: Arc<[LogicNode]>,
     next: Arc<AtomicUsize>,
+    /// Whether a node answered the last round of probes (false until one has).
+    answering: watch::Receiver<bool>,
 }
 
 /// Whether a failed call says the node failed rather than the request: the call then goes
@@ -87,7 +118,7 @@ fn node_failed(status: &Status) -> bool {
 
 impl LogicNodes {
     /// Connects lazily (nodes may start after connect). Must run inside a Tokio runtime.
-    pub(crate) fn new(addrs: &[String]) -> Result<Self, ConnectError> {
+    pub(crate) fn new(addrs: &[String], api: LogicApi) -> Result<Self, ConnectError> {
         let nodes = addrs
             .iter()
             .map(|addr| {
@@ -103,9 +134,15 @@ impl LogicNodes {
                 Ok(LogicNode { addr: addr.clone(), channel: endpoint.connect_lazy(), up: AtomicBool::new(true) })
             })
             .collect::<Result<Vec<_>, ConnectError>>()?;
-        let nodes = Self { nodes: nodes.into(), next: Arc::new(AtomicUsize::new(0)) };
-        tokio::spawn(nodes.clone().probe());
+        let (answered, answering) = watch::channel(false);
+        let nodes = Self { nodes: nodes.into(), next: Arc::new(AtomicUsize::new(0)), answering };
+        tokio::spawn(nodes.clone().probe(api, answered));
         Ok(nodes)
+    }
+
+    /// Whether any node answered the last round of health checks; changes as they do.
+    pub(crate) fn answering(&self) -> watch::Receiver<bool> {
+        self.answering.clone()
     }
 
     /// The next node to try after those in `tried`: a live one in turn, or, when none
@@ -146,11 +183,13 @@ impl LogicNodes {
         Err(failure.unwrap_or_else(|| Status::unavailable("no logic node is configured")))
     }
 
-    /// Asks every node for its health, for as long as the node set is in use.
-    async fn probe(self) {
+    /// Asks every node for its health, for as long as the node set is in use, and tells
+    /// `answered` (and the log) whether any answers.
+    async fn probe(self, api: LogicApi, answered: watch::Sender<bool>) {
         let weak = Arc::downgrade(&self.nodes);
         drop(self);
         let mut last_round = tokio::time::Instant::now();
+        let mut last_complaint: Option<tokio::time::Instant> = None;
         loop {
             let Some(nodes) = weak.upgrade() else { return };
             let any_down = nodes.iter().any(|node| !node.is_up());
@@ -168,6 +207,22 @@ impl LogicNodes {
                 }
             });
             futures_util::future::join_all(checks).await;
+            let any_up = nodes.iter().any(LogicNode::is_up);
+            answered.send_if_modified(|was| std::mem::replace(was, any_up) != any_up);
+            let (setting, loss) = api.setting_and_loss();
+            if any_up {
+                if last_complaint.take().is_some() {
+                    tracing::info!("a logic node answers again at the addresses of {setting}");
+                }
+            } else if last_complaint.is_none_or(|at| at.elapsed() >= UNREACHABLE_LOG_EVERY) {
+                last_complaint = Some(tokio::time::Instant::now());
+                let addrs: Vec<&str> = nodes.iter().map(|node| node.addr.as_str()).collect();
+                tracing::error!(
+                    ?addrs,
+                    "no logic node answers at the addresses of {setting}: {loss}, and this connect node is not \
+                     ready (gRPC health NOT_SERVING) until one does"
+                );
+            }
             drop(nodes);
             last_round += wait;
             tokio::time::sleep_until(last_round.max(tokio::time::Instant::now())).await;

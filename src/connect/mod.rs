@@ -24,6 +24,11 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tonic_health::{
+    ServingStatus,
+    pb::health_server::{Health, HealthServer},
+    server::HealthReporter,
+};
 
 pub use self::{
     close::*,
@@ -97,8 +102,12 @@ pub struct ConnectParts {
     /// How logic reaches this node: its internal API's address, or a name of its own
     /// for a node that runs in one process with logic.
     pub node: String,
-    /// Serve the internal API here, with this bearer token (cluster mode).
+    /// Serve the internal API here, with this bearer token (cluster mode), beside gRPC
+    /// health.
     pub internal: Option<(TcpListener, String)>,
+    /// What must all be true for the node to be ready (health SERVING on the internal
+    /// API): that a logic node answers on each API the node calls.
+    pub ready: Vec<watch::Receiver<bool>>,
     /// Reaches other connect nodes, to end a device's older session elsewhere.
     pub peers: Option<Peers>,
     /// The web chat app to serve at `/`, if any.
@@ -122,6 +131,8 @@ pub struct ConnectNode {
     max_sessions: usize,
     grace: Duration,
     tasks: Vec<JoinHandle<()>>,
+    /// The internal API's health, in cluster mode.
+    health: Option<HealthReporter>,
 }
 
 fn ws_config(config: &ConnectConfig) -> WebSocketConfig {
@@ -206,10 +217,14 @@ impl ConnectNode {
             Duration::from_millis(parts.rooms.report_ms),
             stopped.clone(),
         )));
-        let mut internal_addr = None;
+        let (mut internal_addr, mut health) = (None, None);
         if let Some((listener, token)) = parts.internal {
             internal_addr = listener.local_addr().ok();
-            tasks.push(tokio::spawn(serve_internal(listener, parts.hub.clone(), token, stopped)));
+            let (reporter, health_service) = tonic_health::server::health_reporter();
+            reporter.set_service_status("", ServingStatus::NotServing).await;
+            tasks.push(tokio::spawn(follow_readiness(parts.ready, reporter.clone())));
+            tasks.push(tokio::spawn(serve_internal(listener, parts.hub.clone(), token, health_service, stopped)));
+            health = Some(reporter);
         }
         tracing::info!(%ws_addr, ?internal_addr, node = %parts.node, "connect serving WebSocket sessions on /ws");
         Ok(Self {
@@ -224,6 +239,7 @@ impl ConnectNode {
             max_sessions: config.max_sessions,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             tasks,
+            health,
         })
     }
 
@@ -243,6 +259,9 @@ impl ConnectNode {
     /// writing what is queued for it, and waits for the sessions to end and remove
     /// their routes (at most `connect.shutdown_grace_secs`).
     pub async fn shutdown(self) {
+        if let Some(health) = &self.health {
+            health.set_service_status("", ServingStatus::NotServing).await;
+        }
         let _ = self.stop.send(true);
         if let Err(err) = self.routes.retire_node(&self.node).await {
             tracing::warn!(error = %err, "could not take this node off the live list; it expires by itself");
@@ -267,11 +286,35 @@ impl ConnectNode {
     }
 }
 
-/// Serves the internal API logic pushes through, with the cluster's internal token, until
-/// the node stops.
-async fn serve_internal(listener: TcpListener, hub: Arc<Hub>, token: String, mut stopped: watch::Receiver<bool>) {
+/// Keeps the node's health SERVING while every one of `ready` is true, NOT_SERVING
+/// otherwise, until the senders are gone.
+async fn follow_readiness(mut ready: Vec<watch::Receiver<bool>>, health: HealthReporter) {
+    loop {
+        let all = ready.iter_mut().all(|answering| *answering.borrow_and_update());
+        let status = if all { ServingStatus::Serving } else { ServingStatus::NotServing };
+        health.set_service_status("", status).await;
+        if ready.is_empty() {
+            return;
+        }
+        let changes = ready.iter_mut().map(|answering| Box::pin(answering.changed()));
+        if futures_util::future::select_all(changes).await.0.is_err() {
+            return;
+        }
+    }
+}
+
+/// Serves the internal API logic pushes through, with the cluster's internal token, and
+/// gRPC health, until the node stops.
+async fn serve_internal(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    token: String,
+    health: HealthServer<impl Health>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let api = DeliveryServer::new(internal::InternalApi::new(hub, &token));
     let served = tonic::transport::Server::builder()
+        .add_service(health)
         .add_service(api)
         .serve_with_incoming_shutdown(crate::grpc::incoming(listener), async move {
             let _ = stopped.wait_for(|stopped| *stopped).await;

@@ -81,6 +81,18 @@ pub async fn open_store(config: &Config) -> Result<SqlStore, ServerError> {
     Ok(store)
 }
 
+/// Whether the configured store is there already: the SQLite file, or gim's schema in
+/// the MySQL database (which `open_store` would otherwise create).
+pub async fn store_exists(config: &Config) -> Result<bool, ServerError> {
+    if config.store_url().starts_with("sqlite:") {
+        return Ok(config.sqlite_path().is_some_and(|file| file.exists()));
+    }
+    let store = SqlStore::connect(&config.store_url(), &sql_options(&config.store)).await?;
+    let migrated = store.has_schema().await;
+    store.close().await;
+    Ok(migrated?)
+}
+
 /// The token signing key: `auth.token_secret`, or for a single node one generated once
 /// and kept in `data_dir/token_secret`.
 pub fn token_key(config: &Config) -> Result<TokenKey, ServerError> {

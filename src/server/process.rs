@@ -73,6 +73,7 @@ async fn start_serve(
         metrics: metrics.clone(),
         node: "local".into(),
         internal: None,
+        ready: Vec::new(),
         peers: None,
         web,
         rooms: config.rooms.clone(),
@@ -153,6 +154,7 @@ async fn start_connect(config: &Config, metrics: &Arc<Metrics>) -> Result<Connec
     };
     let tokens = ClusterTokens::derive(config.auth.token_secret.expose().as_bytes());
     let link = GrpcLink::new(&connect_config.logic_addrs, &config.logic_internal_addrs(), &tokens)?;
+    let ready = link.answering();
     let parts = ConnectParts {
         hub: Hub::new(connect_config.outbound_queue, config.rooms.max_rooms_per_session),
         link: Arc::new(link),
@@ -162,6 +164,7 @@ async fn start_connect(config: &Config, metrics: &Arc<Metrics>) -> Result<Connec
         node,
         peers: Some(Peers::new(&tokens.internal)),
         internal: Some((listener, tokens.internal)),
+        ready,
         web: connect_web_app(config),
         rooms: config.rooms.clone(),
         // Twice the time logic holds a report before it looks.

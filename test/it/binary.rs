@@ -72,9 +72,15 @@ async fn gim_serve_runs_on_embedded_defaults_and_stops_gracefully() {
         "names the directory and the process holding it: {stderr}"
     );
 
-    // Operator commands work beside the server.
-    let created = gim(data, addr).args(["app", "create", "--name", "smoke"]).output().await.unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    // Beside the server, app commands go to it (its AppAdmin API, off without a token),
+    // or, when asked, to its store.
+    let refused = gim(data, addr).args(["app", "create", "--name", "smoke"]).output().await.unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--admin-token"));
+    let created = gim(data, addr).args(["app", "create", "--name", "smoke", "--store"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    assert!(created.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("store: sqlite://{}", data.join("gim.db").display())), "{stderr}");
     let stdout = String::from_utf8(created.stdout).unwrap();
     let app = TestApp {
         app_id: field(&stdout, "app_id:").parse().unwrap(),

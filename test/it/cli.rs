@@ -1,7 +1,9 @@
 //! The client commands as a newcomer pastes them from docs/api.md, against a running
 //! `gim serve`: credentials from a profile that `gim app create --save` wrote, users,
 //! devices, tokens, sends as the business and as a device, groups, and `gim listen`
-//! printing what arrives, in order, and resuming after what it acknowledged.
+//! printing what arrives, in order, and resuming after what it acknowledged (its inbox
+//! and the app's announcements). `gim app` talks to the running gim, and makes no store
+//! of its own in whatever directory it is run from.
 
 use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
 
@@ -9,7 +11,8 @@ use tokio::{io::AsyncReadExt, process::Command};
 
 use crate::{
     binary::{field, gim, wait_until_serving},
-    support::free_addr,
+    both_stores,
+    support::{Backend, TOKEN_SECRET, TestDb, free_addr},
 };
 
 const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
@@ -25,6 +28,7 @@ impl Cli<'_> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gim"));
         command
             .args(args)
+            .current_dir(self.profiles.parent().expect("the profile file is in the test's directory"))
             .env_clear()
             .env("GIM_PROFILES", self.profiles)
             .env("GIM_SERVER", self.server.to_string())
@@ -251,4 +255,217 @@ async fn rooms_and_announcements_from_the_command_line() {
     assert_eq!(cli.ok(&["room", "get", "live"]).await, "members: 0\nlast_seq: 0\n");
     let bad = cli.fails(&["room", "push", "bad room", "x"]).await;
     assert!(bad.contains("InvalidArgument"), "{bad}");
+}
+
+/// Runs `gim` in `dir`, with no variable of this process but `env`.
+async fn gim_in(dir: &Path, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gim"));
+    command.args(args).current_dir(dir).env_clear().kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().await.unwrap()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_commands_in_another_directory_go_to_the_running_gim_and_write_nothing_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr, _ws) = serve(dir.path()).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles.toml");
+    let named = [("GIM_PROFILES", profiles.display().to_string()), ("GIM_SERVER", addr.to_string())];
+
+    // A server named, no operator token: refused, saying what to give; nothing written.
+    let refused = gim_in(elsewhere.path(), &named, &["app", "create", "--name", "my-app", "--save"]).await;
+    assert!(!refused.status.success());
+    let said = stderr(&refused);
+    assert!(said.contains("--admin-token") && said.contains(&format!("http://{addr}")), "{said}");
+    assert!(is_empty(elsewhere.path()), "no store made where the command ran");
+    assert!(!profiles.exists(), "no credentials saved");
+
+    let with_token = [&named[..], &[("GIM_ADMIN_TOKEN", ADMIN_TOKEN.to_owned())]].concat();
+    let created = gim_in(elsewhere.path(), &with_token, &["app", "create", "--name", "my-app", "--save"]).await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(is_empty(elsewhere.path()), "the app is the running gim's");
+    let user = gim_in(elsewhere.path(), &named, &["user", "create", "alice"]).await;
+    assert!(user.status.success(), "the saved credentials are the server's: {}", stderr(&user));
+
+    // No server named (nor a profile that names one): the gim this configuration
+    // describes answers, so it is asked.
+    let no_profile = dir.path().join("no-profiles.toml");
+    let local = [("GIM_PROFILES", no_profile.display().to_string()), ("GIM_LOGIC__LISTEN", addr.to_string())];
+    let refused = gim_in(elsewhere.path(), &local, &["app", "list"]).await;
+    assert!(!refused.status.success());
+    let said = stderr(&refused);
+    assert!(said.contains("--admin-token") && said.contains(&format!("http://{addr}")), "{said}");
+    let local_with_token = [&local[..], &[("GIM_ADMIN_TOKEN", ADMIN_TOKEN.to_owned())]].concat();
+    let listed = gim_in(elsewhere.path(), &local_with_token, &["app", "list"]).await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\tmy-app\t"));
+    assert!(is_empty(elsewhere.path()));
+}
+
+both_stores!(without_a_running_gim_app_commands_open_only_a_store_that_exists);
+
+async fn without_a_running_gim_app_commands_open_only_a_store_that_exists(backend: Backend) {
+    let (elsewhere, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let profiles = home.path().join("profiles.toml");
+    let mut env = vec![
+        ("GIM_PROFILES", profiles.display().to_string()),
+        // Where this configuration's gim would answer: nothing does.
+        ("GIM_LOGIC__LISTEN", free_addr().to_string()),
+    ];
+    let db = match backend {
+        Backend::Sqlite => None,
+        Backend::MySql => Some(TestDb::create(backend).await),
+    };
+    let mut config = gim::config::Config::default();
+    if let Some(db) = &db {
+        env.push(("GIM_STORE__URL", db.url.clone()));
+        env.push(("GIM_AUTH__TOKEN_SECRET", TOKEN_SECRET.to_owned()));
+        config.store.url = gim::config::Secret::new(db.url.clone());
+    } else {
+        config.data_dir = elsewhere.path().join("data");
+    }
+    let store = config.store_display();
+
+    let refused = gim_in(elsewhere.path(), &env, &["app", "create", "--name", "lost", "--save"]).await;
+    assert!(!refused.status.success());
+    let said = stderr(&refused);
+    assert!(said.contains(&store) && said.contains("--create-store"), "names the store and the flag: {said}");
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
+    assert!(is_empty(elsewhere.path()), "no store made");
+    assert!(!profiles.exists(), "no credentials saved");
+    assert!(!gim::server::store_exists(&config).await.unwrap(), "{backend:?}: the store is still not there");
+
+    let created = gim_in(elsewhere.path(), &env, &["app", "create", "--name", "first", "--create-store"]).await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stderr(&created).contains(&format!("store: {store}")), "{}", stderr(&created));
+    field(&String::from_utf8_lossy(&created.stdout), "app_id:");
+    assert!(gim::server::store_exists(&config).await.unwrap());
+
+    let listed = gim_in(elsewhere.path(), &env, &["app", "list"]).await;
+    assert!(listed.status.success(), "the store exists now: {}", stderr(&listed));
+    assert!(stderr(&listed).contains(&format!("store: {store}")), "{}", stderr(&listed));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\tfirst\t"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expected_failures_are_one_line_even_with_backtraces_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr, ws) = serve(dir.path()).await;
+    let profiles = dir.path().join("profiles.toml");
+    let cli = Cli { profiles: &profiles, server: addr, ws };
+    cli.ok(&["app", "create", "--name", "lines", "--admin-token", ADMIN_TOKEN, "--save"]).await;
+    let backtraces = [("RUST_BACKTRACE", "1".to_owned()), ("RUST_LIB_BACKTRACE", "1".to_owned())];
+    let run = |server: SocketAddr, args: &'static [&'static str]| {
+        let env =
+            [&backtraces[..], &[("GIM_PROFILES", profiles.display().to_string()), ("GIM_SERVER", server.to_string())]]
+                .concat();
+        let dir = dir.path().to_owned();
+        async move { gim_in(&dir, &env, args).await }
+    };
+
+    let unknown = run(addr, &["user", "get", "zed"]).await;
+    assert!(!unknown.status.success());
+    assert_eq!(stderr(&unknown).lines().collect::<Vec<_>>(), ["error: NotFound: user zed does not exist"]);
+
+    let unreachable = run(free_addr(), &["user", "list"]).await;
+    assert!(!unreachable.status.success());
+    let said = stderr(&unreachable);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.starts_with("error: cannot reach gim at http://"), "what failed, then why: {said}");
+    assert!(!said.to_lowercase().contains("backtrace"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gim_listen_finds_the_websocket_on_the_host_of_the_server_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles.toml");
+    let claims = gim::auth::Claims {
+        app_id: 1,
+        user_id: "bob".into(),
+        device_id: "laptop".into(),
+        expires_at: i64::MAX,
+        user_generation: 0,
+        device_generation: 0,
+    };
+    let token = gim::auth::TokenKey::new(TOKEN_SECRET.as_bytes()).sign(&claims);
+    // No session opens (nothing answers there, or a gim that refuses the token): the
+    // error names the address tried.
+    let tried = |env: Vec<(&'static str, String)>, server: Option<&'static str>| {
+        let mut args = vec!["listen", "--token", &token, "--after-seq", "0"];
+        args.extend(server.map(|server| ["--server", server]).into_iter().flatten());
+        let env = [&env[..], &[("GIM_PROFILES", profiles.display().to_string())]].concat();
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let dir = dir.path().to_owned();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let output = gim_in(&dir, &env, &args).await;
+            assert!(!output.status.success());
+            stderr(&output)
+        }
+    };
+    let said = tried(vec![], Some("http://127.0.0.2:17070")).await;
+    assert!(said.contains("opening a session at ws://127.0.0.2:7080/ws"), "the server's host: {said}");
+    let said = tried(vec![("GIM_SERVER", "127.0.0.3:17070".into())], None).await;
+    assert!(said.contains("at ws://127.0.0.3:7080/ws"), "{said}");
+    let said = tried(vec![("GIM_WS", "ws://127.0.0.4:1/ws".into())], Some("http://127.0.0.2:17070")).await;
+    assert!(said.contains("at ws://127.0.0.4:1/ws"), "GIM_WS says otherwise: {said}");
+
+    // A profile's WebSocket address goes with the profile's server, not with another one.
+    std::fs::write(&profiles, "[default]\nserver = \"http://127.0.0.5:17070\"\nws = \"ws://127.0.0.5:1/ws\"\n")
+        .unwrap();
+    let said = tried(vec![], None).await;
+    assert!(said.contains("at ws://127.0.0.5:1/ws"), "the profile's own: {said}");
+    let said = tried(vec![], Some("http://127.0.0.2:17070")).await;
+    assert!(said.contains("at ws://127.0.0.2:7080/ws"), "the named server's: {said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gim_listen_catches_up_on_the_announcements_sent_while_it_was_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr, ws) = serve(dir.path()).await;
+    let profiles = dir.path().join("profiles.toml");
+    let cli = Cli { profiles: &profiles, server: addr, ws };
+    cli.ok(&["app", "create", "--name", "news", "--admin-token", ADMIN_TOKEN, "--save"]).await;
+    cli.ok(&["user", "create", "bob"]).await;
+    let listen = ["listen", "--user", "bob", "--device", "laptop", "--json", "--count"];
+    let texts = |lines: Vec<serde_json::Value>| -> Vec<(String, String)> {
+        lines
+            .iter()
+            .map(|line| (line["to"].as_str().unwrap().to_owned(), line["text"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let news = |text: &str| ("~announcements".to_owned(), text.to_owned());
+
+    cli.ok(&["broadcast", "one"]).await;
+    assert_eq!(texts(cli.listen(&[&listen[..], &["1"]].concat()).await), [news("one")], "a new device reads them all");
+
+    cli.ok(&["broadcast", "two"]).await;
+    cli.ok(&["send", "--system", "--to", "bob", "direct"]).await;
+    cli.ok(&["broadcast", "three"]).await;
+    assert_eq!(
+        texts(cli.listen(&[&listen[..], &["3"]].concat()).await),
+        [("bob".to_owned(), "direct".to_owned()), news("two"), news("three")],
+        "the inbox, then what was announced while it was away, and nothing twice"
+    );
+
+    // Whether it arrives as a push or in the catch-up, each announcement is printed once.
+    let listen_for_two = [&listen[..], &["2"]].concat();
+    let listening = cli.listen(&listen_for_two);
+    let announcing = async {
+        cli.ok(&["broadcast", "four"]).await;
+        cli.ok(&["broadcast", "five"]).await;
+    };
+    let (lines, ()) = tokio::join!(listening, announcing);
+    assert_eq!(texts(lines), [news("four"), news("five")]);
 }

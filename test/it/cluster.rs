@@ -67,7 +67,8 @@ impl Cluster {
         Some(Self { env, logic: Vec::new(), internal: Vec::new(), _db: db })
     }
 
-    fn command(&self, role: &str, extra: &[(&str, String)]) -> Child {
+    /// A gim process of `role` with the cluster's settings and then `extra`, to be spawned.
+    fn prepare(&self, role: &str, extra: &[(&str, String)]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gim"));
         command.arg(role).env_remove("GIM_CONFIG").kill_on_drop(true);
         for (key, value) in &self.env {
@@ -76,12 +77,21 @@ impl Cluster {
         for (key, value) in extra {
             command.env(key, value);
         }
-        command.spawn().expect("starting a gim process")
+        command
+    }
+
+    fn command(&self, role: &str, extra: &[(&str, String)]) -> Child {
+        self.prepare(role, extra).spawn().expect("starting a gim process")
     }
 
     async fn start_logic(&mut self) -> Child {
+        self.start_logic_on(None).await
+    }
+
+    /// A logic node whose internal API listens on the address given, or on a free one.
+    async fn start_logic_on(&mut self, internal: Option<SocketAddr>) -> Child {
         for _ in 0..PORT_ATTEMPTS {
-            let (addr, internal) = (free_addr(), free_addr());
+            let (addr, internal) = (free_addr(), internal.unwrap_or_else(free_addr));
             let mut child = self.command(
                 "logic",
                 &[("GIM_LOGIC__LISTEN", addr.to_string()), ("GIM_LOGIC__INTERNAL_LISTEN", internal.to_string())],
@@ -121,10 +131,6 @@ impl Cluster {
     /// A connect node on the internal address given (the node's name), or a free one;
     /// returns it with its WebSocket and internal addresses.
     async fn start_connect_on(&self, internal: Option<SocketAddr>) -> (Child, SocketAddr, SocketAddr) {
-        let list = |addrs: &[SocketAddr]| {
-            let quoted: Vec<String> = addrs.iter().map(|addr| format!("\"http://{addr}\"")).collect();
-            format!("[{}]", quoted.join(","))
-        };
         for _ in 0..PORT_ATTEMPTS {
             let (ws, internal) = (free_addr(), internal.unwrap_or_else(free_addr));
             let mut child = self.command(
@@ -151,6 +157,12 @@ impl Cluster {
         }
         panic!("gim connect did not start");
     }
+}
+
+/// A list of addresses as a `GIM_*` variable holding a list takes it.
+fn list(addrs: &[SocketAddr]) -> String {
+    let quoted: Vec<String> = addrs.iter().map(|addr| format!("\"http://{addr}\"")).collect();
+    format!("[{}]", quoted.join(","))
 }
 
 /// Receives until `count` messages arrived (or the socket breaks); returns them.
@@ -754,4 +766,139 @@ async fn a_live_room_spans_connect_nodes() {
         };
         assert_eq!((event.kind(), event.reason.as_str()), (RoomEventKind::Closed, "full time"));
     }
+}
+
+/// A connect node told a wrong address for logic's internal API (the trap of a recipe
+/// that leaves `connect.logic_internal_addrs` out while logic listens elsewhere) cannot
+/// report sessions, so presence events would never fire: it says it is not ready, and
+/// why, for as long as that lasts, and is ready once a logic node answers there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_node_that_reaches_no_logic_internal_api_is_not_ready_and_says_why_until_it_does() {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let Some(mut cluster) = Cluster::new().await else { return };
+    let _logic = cluster.start_logic().await;
+    let nowhere = free_addr();
+    let (ws, internal) = (free_addr(), free_addr());
+    let mut connect = cluster
+        .prepare(
+            "connect",
+            &[
+                ("GIM_CONNECT__LISTEN", ws.to_string()),
+                ("GIM_CONNECT__INTERNAL_LISTEN", internal.to_string()),
+                ("GIM_CONNECT__LOGIC_ADDRS", list(&cluster.logic)),
+                ("GIM_CONNECT__LOGIC_INTERNAL_ADDRS", list(&[nowhere])),
+                ("GIM_TELEMETRY__LOG_FILTER", "info".to_owned()),
+                ("NO_COLOR", "1".to_owned()),
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting gim connect");
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut lines = BufReader::new(connect.stdout.take().unwrap()).lines();
+    let kept = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    let complaints = || {
+        let log = log.lock().unwrap();
+        log.iter().filter(|line| line.contains("ERROR") && line.contains("connect.logic_internal_addrs")).count()
+    };
+    let health = async || -> Option<i32> {
+        let channel =
+            tonic::transport::Channel::from_shared(format!("http://{internal}")).unwrap().connect().await.ok()?;
+        let reply = HealthClient::new(channel).check(HealthCheckRequest::default()).await.ok()?;
+        Some(reply.into_inner().status)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let wait_for = async |what: &str, done: &mut dyn FnMut(Option<i32>) -> bool| loop {
+        if done(health().await) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}; the node logged: {:#?}", log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // `gim health`, as the README's recipe asks it, exits 1 unless the node is ready.
+    let gim_health = async || {
+        let output = Command::new(env!("CARGO_BIN_EXE_gim"))
+            .args(["health", "--server", &format!("http://{internal}")])
+            .env_clear()
+            .output()
+            .await
+            .unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+
+    wait_for("health says NOT_SERVING", &mut |status| status == Some(ServingStatus::NotServing as i32)).await;
+    assert_eq!(gim_health().await, (false, "NOT_SERVING".to_owned()));
+    wait_for("the error, repeated", &mut |status| {
+        assert_eq!(status, Some(ServingStatus::NotServing as i32), "not ready while it lasts");
+        complaints() >= 2
+    })
+    .await;
+
+    // A logic node comes up where the connect node looks: it is ready, and says so.
+    let _found = cluster.start_logic_on(Some(nowhere)).await;
+    wait_for("health says SERVING", &mut |status| status == Some(ServingStatus::Serving as i32)).await;
+    assert_eq!(gim_health().await, (true, "SERVING".to_owned()));
+    let log = log.clone();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let recovered = "answers again at the addresses of connect.logic_internal_addrs";
+    while !log.lock().unwrap().iter().any(|line| line.contains(recovered)) {
+        assert!(Instant::now() < deadline, "no word of the recovery: {:#?}", log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// README.md's cluster recipe, run as written by scripts/cluster-recipe.sh: its commands,
+/// in namespaces of their own where the recipe's addresses are this machine's, with a
+/// private MariaDB and Redis where the recipe puts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_recipe_of_the_readme_works_as_written() {
+    if recipe_cannot_run() {
+        return;
+    }
+    let run = Command::new("bash")
+        .arg("scripts/cluster-recipe.sh")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIM_BIN", env!("CARGO_BIN_EXE_gim"))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(240), run).await.expect("the recipe ends").unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Whether this machine lacks what scripts/cluster-recipe.sh needs; says what, once.
+fn recipe_cannot_run() -> bool {
+    use std::io::Write as _;
+    let on_path = |tool: &str| {
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+    };
+    let tools = ["unshare", "ip", "mariadbd", "mariadb-install-db", "mysql", "redis-server", "redis-cli"];
+    let mut missing: Vec<&str> = tools.into_iter().filter(|tool| !on_path(tool)).collect();
+    if missing.is_empty() {
+        // As the script makes them.
+        let namespaces = "as_root=(); ((EUID == 0)) || as_root=(--map-root-user); \
+                          exec unshare --net --mount --pid --fork \"${as_root[@]}\" true";
+        let probe =
+            std::process::Command::new("bash").args(["-c", namespaces]).stderr(std::process::Stdio::null()).status();
+        if !probe.is_ok_and(|status| status.success()) {
+            missing.push("namespaces (root, or unprivileged user namespaces)");
+        }
+    }
+    if missing.is_empty() {
+        return false;
+    }
+    let _ =
+        writeln!(std::io::stderr(), "skipping the cluster recipe's test: this machine lacks {}", missing.join(", "));
+    true
 }

@@ -249,6 +249,19 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Whether gim's schema is in the database: a migration ran there.
+    pub async fn has_schema(&self) -> StoreResult<bool> {
+        let sql = match self.dialect {
+            Dialect::MySql => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() \
+                 AND table_name = '_sqlx_migrations'"
+            }
+            Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        };
+        let tables: i64 = sqlx::query_scalar(sql).fetch_one(&self.read).await?;
+        Ok(tables > 0)
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
