@@ -215,6 +215,28 @@ async fn webhooks_are_managed_from_the_command_line() {
     assert!(updated.contains("before_send=https://backend.example/moderate"), "{updated}");
 }
 
+/// `gim app update` changes what it is given and nothing else: a rename keeps every switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_update_changes_only_what_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr, ws) = serve(dir.path()).await;
+    let profiles = dir.path().join("profiles.toml");
+    let cli = Cli { profiles: &profiles, server: addr, ws };
+    let admin = ["--admin-token", ADMIN_TOKEN];
+    let created = cli
+        .ok(&["app", "create", "--name", "chat", "--accounts", "--friends-only", "--admin-token", ADMIN_TOKEN])
+        .await;
+    let app_id = field(&created, "app_id:").to_owned();
+    let renamed = cli.ok(&[&["app", "update", &app_id, "--name", "chat 2"][..], &admin[..]].concat()).await;
+    assert!(renamed.contains("\tchat 2\taccounts=true\tfriends_only=true\tpresence_events=true"), "{renamed}");
+    let changed = ["app", "update", &app_id, "--friends-only", "false", "--sends-per-second", "50"];
+    let changed = cli.ok(&[&changed[..], &admin[..]].concat()).await;
+    assert!(changed.contains("accounts=true\tfriends_only=false"), "{changed}");
+    assert!(changed.contains("sends_per_second=50"), "{changed}");
+    let got = cli.ok(&[&["app", "get", &app_id][..], &admin[..]].concat()).await;
+    assert_eq!(got, changed, "stored as answered");
+}
+
 /// `gim room ...`, `gim broadcast` and `gim listen --room` against a running `gim serve`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_and_announcements_from_the_command_line() {
