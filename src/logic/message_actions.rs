@@ -215,7 +215,9 @@ impl Logic {
                 if member.is_none() && existing.is_none() {
                     return Err(Error::not_found(format!("you have no conversation in group {conversation_id}")));
                 }
-                group.large.then_some(group.seq)
+                // Members of a large group read its timeline; a former member, what it kept
+                // in its inbox.
+                (group.large && member.is_some()).then_some(group.seq)
             }
             _ => None,
         };
@@ -236,6 +238,14 @@ impl Logic {
         };
         if up_to == 0 {
             return Err(Error::FailedPrecondition("nothing to clear: the conversation has no message".into()));
+        }
+        // The same for every kind of conversation: a clear that moves nothing is refused,
+        // so a repeated one writes nothing and tells no device.
+        let cleared = existing.as_ref().map_or(0, |c| c.cleared_seq);
+        if up_to <= cleared {
+            return Err(Error::FailedPrecondition(format!(
+                "nothing to clear: the history is cleared up to seq {cleared} already"
+            )));
         }
         let revision = RevisionBody {
             kind: RevisionKind::Clear as i32,

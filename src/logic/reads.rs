@@ -7,6 +7,7 @@ use crate::{
     frames,
     model::{ConversationType, ReadCursor, now_ms},
     proto::client::v1::{ReadEvent, event_push::Event},
+    store::MarkedRead,
 };
 
 impl Logic {
@@ -47,8 +48,8 @@ impl Logic {
             message_id: entry.message_id,
             updated_at_ms: now_ms(),
         };
-        let stored = self.store().mark_read(caller.app, &caller.user_id, &wanted).await?;
-        self.read_done(caller, seq, wanted.updated_at_ms, stored)
+        let marked = self.store().mark_read(caller.app, &caller.user_id, &wanted).await?;
+        Ok(self.read_done(caller, marked))
     }
 
     /// A large group is read on its timeline: `seq` is a group seq.
@@ -70,16 +71,17 @@ impl Logic {
             message_id: message.id,
             updated_at_ms: now_ms(),
         };
-        let stored = self.store().mark_timeline_read(caller.app, &caller.user_id, &wanted).await?;
-        self.read_done(caller, seq, wanted.updated_at_ms, stored)
+        let marked = self.store().mark_timeline_read(caller.app, &caller.user_id, &wanted).await?;
+        Ok(self.read_done(caller, marked))
     }
 
-    /// Announces a cursor that moved to where it was asked to.
-    fn read_done(&self, caller: &DeviceCaller, seq: u64, at_ms: i64, stored: ReadCursor) -> Result<ReadCursor> {
-        if stored.seq == seq && stored.updated_at_ms == at_ms {
-            self.announce_read(caller, &stored);
+    /// Announces a read that moved the conversation's read point; one that moved nothing
+    /// (at or behind it, as a large group's join is) tells nobody.
+    fn read_done(&self, caller: &DeviceCaller, marked: MarkedRead) -> ReadCursor {
+        if marked.moved {
+            self.announce_read(caller, &marked.cursor);
         }
-        Ok(stored)
+        marked.cursor
     }
 
     /// Tells the reader's other devices, and the other user of a direct conversation.

@@ -486,14 +486,21 @@ pub trait GroupStore: Send + Sync {
     ) -> StoreResult<Vec<(u64, Message)>>;
 }
 
+/// What a read did: the cursor as stored, and whether the conversation's read point moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkedRead {
+    pub cursor: ReadCursor,
+    pub moved: bool,
+}
+
 #[async_trait]
 pub trait ReadStore: Send + Sync {
     /// The inbox entry at `seq`, if any.
     async fn inbox_entry(&self, app: AppId, user_id: &str, seq: u64) -> StoreResult<Option<InboxEntry>>;
     /// Moves a read cursor forward to `cursor.seq` (never back); returns the stored cursor.
-    async fn mark_read(&self, app: AppId, user_id: &str, cursor: &ReadCursor) -> StoreResult<ReadCursor>;
+    async fn mark_read(&self, app: AppId, user_id: &str, cursor: &ReadCursor) -> StoreResult<MarkedRead>;
     /// The same for a large group whose timeline the user reads: `cursor.seq` is a group seq.
-    async fn mark_timeline_read(&self, app: AppId, user_id: &str, cursor: &ReadCursor) -> StoreResult<ReadCursor>;
+    async fn mark_timeline_read(&self, app: AppId, user_id: &str, cursor: &ReadCursor) -> StoreResult<MarkedRead>;
     async fn read_cursors(&self, app: AppId, user_id: &str) -> StoreResult<Vec<ReadCursor>>;
 }
 

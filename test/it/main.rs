@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod connect;
 mod connect_bad_input;
+mod conversation_modes;
 mod conversations;
 mod friends;
 mod group_access;

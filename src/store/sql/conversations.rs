@@ -235,7 +235,8 @@ impl SqlStore {
     }
 
     /// Counts what is left unread of a conversation once the user's read cursor is at
-    /// `read_seq`; nothing changes if the row is at or past it already.
+    /// `read_seq`; nothing changes if the row is at or past it already. Returns whether
+    /// the read point moved.
     pub(super) async fn read_conversation(
         &self,
         tx: &mut Tx,
@@ -244,7 +245,7 @@ impl SqlStore {
         (kind, id): (i64, &str),
         read_seq: u64,
         now_ms: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let version = self.lock_version(tx, app, user_id).await? + 1;
         let read = rows::bigint(read_seq, "seq")?;
         let after = "FROM inbox i JOIN messages m ON m.app_id = i.app_id AND m.id = i.message_id \
@@ -275,7 +276,7 @@ impl SqlStore {
         if changed > 0 {
             self.store_version(tx, app, user_id, version).await?;
         }
-        Ok(())
+        Ok(changed > 0)
     }
 
     /// Records where the user cleared a conversation's history (never moving back); the

@@ -13,7 +13,8 @@ use sqlx::Row;
 use super::{MAX_IN_LIST, SqlStore, Tx, bind_in, in_list, in_tx, rows, rows_of};
 use crate::{
     model::{
-        AppId, ConversationType, MessageBody, MessageMeta, MessageStatus, ReactionCount, RevisionBody, RevisionKind,
+        AppId, ConversationType, MessageBody, MessageMeta, MessageStatus, ReactionCount, ReadCursor, RevisionBody,
+        RevisionKind,
     },
     proto::common::v1::message_body::Content,
     store::{NewMessage, ReactionOutcome, ReactionStore, StoreError, StoreResult},
@@ -54,6 +55,16 @@ pub(super) enum Applied {
     Revised { sender: String },
     /// Nothing: its message was recalled, and the revision must not be written.
     Refused,
+}
+
+/// The message a clearing goes up to.
+struct ClearedPoint {
+    message_id: i64,
+    /// Its place in its group (0: not a group message).
+    position: i64,
+    sent_at_ms: i64,
+    /// The conversation is a large group's, read on its timeline.
+    large: bool,
 }
 
 /// A message that can still be recalled or edited.
@@ -142,25 +153,39 @@ impl SqlStore {
                 let conversation = message.recipients.first().map(|r| r.conversation_id.as_str()).unwrap_or_default();
                 let kind = (message.conversation_type, conversation);
                 let up_to = rows::bigint(revision.up_to_seq, "up_to_seq")?;
-                let (position, at_ms, large) = self.cleared_point(tx, app, user, kind, up_to).await?;
+                let cleared = self.cleared_point(tx, app, user, kind, up_to).await?;
                 let key = (i64::from(message.conversation_type as i32), conversation);
-                self.clear_conversation(tx, app, user, key, (up_to, position, at_ms), message.sent_at_ms).await?;
-                if large {
-                    // What is cleared is read; the base is counted again after the batch.
-                    let sql = format!(
-                        "UPDATE conversations SET read_group_seq = {}(read_group_seq, ?), unread = 0, mentions = 0 \
-                         WHERE app_id = ? AND user_id = ? AND conversation_type = 2 AND conversation_id = ? \
-                         AND on_timeline = 1",
-                        self.dialect.greatest()
-                    );
-                    sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(up_to)
-                        .bind(app)
-                        .bind(user)
-                        .bind(conversation)
-                        .execute(&mut **tx)
-                        .await?;
-                }
+                let point = (up_to, cleared.position, cleared.sent_at_ms);
+                self.clear_conversation(tx, app, user, key, point, message.sent_at_ms).await?;
+                // What is cleared is read, in every kind of conversation: the read point moves
+                // up to the clear point (the counts are made again after the batch).
+                let read_point = if cleared.large {
+                    "read_group_seq = {greatest}(read_group_seq, ?), unread = 0, mentions = 0"
+                } else {
+                    "read_seq = {greatest}(read_seq, ?)"
+                };
+                let sql = format!(
+                    "UPDATE conversations SET {} WHERE app_id = ? AND user_id = ? AND conversation_type = ? \
+                     AND conversation_id = ? AND on_timeline = ?",
+                    read_point.replace("{greatest}", self.dialect.greatest())
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(up_to)
+                    .bind(app)
+                    .bind(user)
+                    .bind(key.0)
+                    .bind(conversation)
+                    .bind(i64::from(cleared.large))
+                    .execute(&mut **tx)
+                    .await?;
+                let cursor = ReadCursor {
+                    conversation_type: message.conversation_type,
+                    conversation_id: conversation.to_owned(),
+                    seq: rows::u64_of(up_to, "up_to_seq")?,
+                    message_id: rows::u64_of(cleared.message_id, "message_id")?,
+                    updated_at_ms: message.sent_at_ms,
+                };
+                self.move_read_cursor(tx, app, user, &cursor).await?;
                 Applied::Nothing
             }
             RevisionKind::Unspecified => return Err(StoreError::Corrupt("a revision without a kind".into())),
@@ -168,8 +193,9 @@ impl SqlStore {
         Ok(applied)
     }
 
-    /// Where the message at the user's `seq` of a conversation (a large group: its group
-    /// seq) stands in its group and in time, and whether the conversation is a large group's.
+    /// Where the message at the user's `seq` of a conversation (a large group it reads the
+    /// timeline of: its group seq) stands in its group and in time, and whether the user
+    /// reads the conversation on the timeline.
     async fn cleared_point(
         &self,
         tx: &mut Tx,
@@ -177,28 +203,34 @@ impl SqlStore {
         user: &str,
         (kind, conversation): (ConversationType, &str),
         seq: i64,
-    ) -> StoreResult<(i64, i64, bool)> {
+    ) -> StoreResult<ClearedPoint> {
+        // The user's row says where it reads: a member of a large group on the timeline, a
+        // former member in its inbox.
         let large = if kind == ConversationType::Group {
-            let large: Option<i64> =
-                sqlx::query_scalar("SELECT large FROM chat_groups WHERE app_id = ? AND group_id = ?")
-                    .bind(app)
-                    .bind(conversation)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            large.unwrap_or(0) != 0
+            let on_timeline: Option<i64> = sqlx::query_scalar(
+                "SELECT on_timeline FROM conversations WHERE app_id = ? AND user_id = ? AND conversation_type = ? \
+                 AND conversation_id = ?",
+            )
+            .bind(app)
+            .bind(user)
+            .bind(i64::from(ConversationType::Group as i32))
+            .bind(conversation)
+            .fetch_optional(&mut **tx)
+            .await?;
+            on_timeline.unwrap_or(0) != 0
         } else {
             false
         };
         let query = if large {
             sqlx::query(
-                "SELECT m.position, m.sent_at_ms FROM group_timeline t JOIN messages m ON m.app_id = t.app_id \
+                "SELECT m.id, m.position, m.sent_at_ms FROM group_timeline t JOIN messages m ON m.app_id = t.app_id \
                  AND m.id = t.message_id WHERE t.app_id = ? AND t.group_id = ? AND t.seq = ?",
             )
             .bind(app)
             .bind(conversation)
         } else {
             sqlx::query(
-                "SELECT m.position, m.sent_at_ms FROM inbox i JOIN messages m ON m.app_id = i.app_id \
+                "SELECT m.id, m.position, m.sent_at_ms FROM inbox i JOIN messages m ON m.app_id = i.app_id \
                  AND m.id = i.message_id WHERE i.app_id = ? AND i.user_id = ? AND i.seq = ?",
             )
             .bind(app)
@@ -209,7 +241,12 @@ impl SqlStore {
             .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("no message at seq {seq} to clear up to")))?;
-        Ok((row.try_get("position")?, row.try_get("sent_at_ms")?, large))
+        Ok(ClearedPoint {
+            message_id: row.try_get("id")?,
+            position: row.try_get("position")?,
+            sent_at_ms: row.try_get("sent_at_ms")?,
+            large,
+        })
     }
 
     /// A message that is not recalled, its row locked.

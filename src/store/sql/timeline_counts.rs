@@ -54,6 +54,23 @@ pub(super) struct TimelineMention<'b> {
     pub message_id: u64,
 }
 
+/// A row's clear point in the units of `seqs_at_or_before`, a query of the seqs (group
+/// seqs, or the user's inbox seqs) of the group's messages at or before the row's
+/// `cleared_position`: the point follows the cleared position when a group changes mode.
+fn cleared_seq_at_position(seqs_at_or_before: &str) -> String {
+    format!("COALESCE((SELECT MAX(x.seq) {seqs_at_or_before}), 0)")
+}
+
+/// The group's timeline entries at or before a row's cleared position.
+const TIMELINE_AT_POSITION: &str = "FROM group_timeline x JOIN messages m ON m.app_id = x.app_id \
+     AND m.id = x.message_id WHERE x.app_id = c.app_id AND x.group_id = c.conversation_id \
+     AND m.position <= c.cleared_position";
+
+/// The row's user's inbox entries of the group at or before the row's cleared position.
+const INBOX_AT_POSITION: &str = "FROM inbox x JOIN messages m ON m.app_id = x.app_id AND m.id = x.message_id \
+     WHERE x.app_id = c.app_id AND x.user_id = c.user_id AND x.conversation_type = c.conversation_type \
+     AND x.conversation_id = c.conversation_id AND m.position <= c.cleared_position";
+
 /// The version a user's row takes: the one its user's `user_seqs` row holds now.
 const USER_VERSION: &str =
     "(SELECT s.conversation_version FROM user_seqs s WHERE s.app_id = c.app_id AND s.user_id = c.user_id)";
@@ -110,6 +127,32 @@ impl SqlStore {
             let query = bind_in(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app), chunk);
             query.bind(group_id).execute(&mut **tx).await?;
         }
+        // A clear point from the group's small days is an inbox seq: on the timeline it is
+        // the group seq of the last message at or before the cleared position.
+        let sets = format!("cleared_seq = {}", cleared_seq_at_position(TIMELINE_AT_POSITION));
+        self.update_cleared_rows(tx, app, group_id, &users, &sets, true).await
+    }
+
+    /// Sets `sets` on `users`' rows of the group that have a clear point, on the timeline
+    /// (`on_timeline`) or off it.
+    async fn update_cleared_rows(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        group_id: &str,
+        users: &[&str],
+        sets: &str,
+        on_timeline: bool,
+    ) -> StoreResult<()> {
+        for chunk in users.chunks(super::MAX_IN_LIST) {
+            let sql = format!(
+                "UPDATE conversations AS c SET {sets} WHERE c.app_id = ? AND c.conversation_type = 2 \
+                 AND c.conversation_id = ? AND c.on_timeline = ? AND c.cleared_position > 0 AND c.user_id IN ({})",
+                in_list(chunk.len())
+            );
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app).bind(group_id).bind(i64::from(on_timeline));
+            bind_in(query, chunk).execute(&mut **tx).await?;
+        }
         Ok(())
     }
 
@@ -134,7 +177,11 @@ impl SqlStore {
             "unread = c.unread + {}, mentions = c.mentions + {TIMELINE_MENTIONS}, on_timeline = 0",
             timeline_unread(counted)
         );
-        self.update_timeline_rows(tx, app, group_id, &users, &sets, now_ms).await
+        self.update_timeline_rows(tx, app, group_id, &users, &sets, now_ms).await?;
+        // The clear point, a group seq, becomes the inbox seq of the last message at or
+        // before the cleared position again.
+        let sets = format!("cleared_seq = {}", cleared_seq_at_position(INBOX_AT_POSITION));
+        self.update_cleared_rows(tx, app, group_id, &users, &sets, false).await
     }
 
     /// Sets `sets` on `users`' rows of the group's timeline, at their current versions.
