@@ -21,6 +21,7 @@ use crate::{
 both_stores!(
     a_clear_point_follows_the_group_into_and_out_of_its_timeline,
     reads_and_clears_that_move_nothing_tell_nobody,
+    rows_written_before_follow_the_same_rules_once_migrated,
 );
 
 fn as_user(app: &TestApp, user: &str) -> Meta {
@@ -211,4 +212,55 @@ async fn reads_and_clears_that_move_nothing_tell_nobody(backend: Backend) {
 /// The code a clear answers.
 async fn clear_code(app: &TestApp, user: &str, kind: ConversationType, id: &str, up_to_seq: u64) -> Code {
     clear(app, user, kind, id, up_to_seq).await.map_or_else(|status| status.code(), |_| Code::Ok)
+}
+
+/// The points of rows written by earlier versions (a clear that did not move the read
+/// point, a timeline row's clear point left an inbox seq, a former member's count of the
+/// timeline) follow today's rules once the migration has run.
+async fn rows_written_before_follow_the_same_rules_once_migrated(backend: Backend) {
+    use sqlx::Connection as _;
+    let server = ServeServer::start_with(backend, |config| config.groups.large_threshold = 2).await;
+    let app = server.new_app().await;
+    for user in ["alice", "bob", "carol"] {
+        app.user(user).await;
+    }
+    let request = BusinessSendRequest {
+        sender_user_id: "alice".into(),
+        receiver_user_id: "bob".into(),
+        client_msg_id: "d1".into(),
+        body: text("hi"),
+        reply_to_message_id: 0,
+    };
+    app.business().await.send_message(request).await.unwrap();
+    let direct = clear(&app, "bob", ConversationType::Direct, "alice", 0).await.unwrap();
+    make_group(&app, "alice", "hall", &["bob", "carol"]).await;
+    let (_, h1) = say(&app, "alice", "hall", "h1").await;
+    let (_, h2) = say(&app, "alice", "hall", "h2").await;
+    clear(&app, "carol", ConversationType::Group, "hall", h1).await.unwrap();
+    app.groups(Some("bob")).await.leave_group(GroupRef { group_id: "hall".into() }).await.unwrap();
+
+    // The rows as earlier versions left them.
+    let url = server.store_url();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    for old in [
+        "UPDATE conversations SET read_seq = 0 WHERE user_id = 'bob' AND conversation_type = 1",
+        "UPDATE conversations SET cleared_seq = 77 WHERE user_id = 'carol' AND conversation_id = 'hall'",
+        "UPDATE conversations SET unread = 2 WHERE user_id = 'bob' AND conversation_id = 'hall'",
+    ] {
+        sqlx::query(old).execute(&mut conn).await.unwrap();
+    }
+    let migration = match backend {
+        Backend::Sqlite => include_str!("../../sql/sqlite/0013_conversation_points.sql"),
+        Backend::MySql => include_str!("../../sql/mysql/0013_conversation_points.sql"),
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(migration)).execute(&mut conn).await.unwrap();
+    let _ = conn.close().await;
+
+    let bobs = row(&app, "bob", ConversationType::Direct, "alice").await;
+    assert_eq!((bobs.read_seq, bobs.cleared_seq), (direct.cleared_seq, direct.cleared_seq), "a clear is a read");
+    let carols = row(&app, "carol", ConversationType::Group, "hall").await;
+    assert_eq!((carols.cleared_seq, carols.unread_count), (h1, 1), "the clear point is a group seq again");
+    let left = row(&app, "bob", ConversationType::Group, "hall").await;
+    assert_eq!(left.unread_count, 0, "a former member counts what its inbox holds");
+    assert!(h2 > h1);
 }

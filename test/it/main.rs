@@ -13,6 +13,7 @@ mod cluster;
 mod connect;
 mod connect_bad_input;
 mod conversation_modes;
+mod conversation_soak;
 mod conversations;
 mod friends;
 mod group_access;

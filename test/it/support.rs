@@ -443,6 +443,11 @@ impl ServeServer {
         self.process.ws_addr().expect("serve runs connect")
     }
 
+    /// The URL of the database it runs on.
+    pub fn store_url(&self) -> String {
+        self.config.store.url.expose().to_owned()
+    }
+
     pub fn logic(&self) -> &Logic {
         self.process.logic().expect("serve runs logic")
     }

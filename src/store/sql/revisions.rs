@@ -123,6 +123,11 @@ impl SqlStore {
                     // Revisions cannot be recalled, so a sender means it was counted.
                     if group_seq > 0 && !sender.is_empty() {
                         self.uncount_recalled(tx, app, (&group, group_seq), (id, &sender)).await?;
+                    } else if !sender.is_empty() && message.conversation_type == ConversationType::Group {
+                        // Its revision goes where the group's messages go now: to its members'
+                        // inboxes, or on the timeline if the group grew large; inboxes of former
+                        // members, and of members reading the timeline now, hold it too.
+                        self.recount_holders(tx, app, &group, message.sent_at_ms).await?;
                     }
                 } else {
                     let text = revision.text.as_ref().map(|text| text.text.as_str()).unwrap_or_default();
@@ -160,7 +165,12 @@ impl SqlStore {
                 // What is cleared is read, in every kind of conversation: the read point moves
                 // up to the clear point (the counts are made again after the batch).
                 let read_point = if cleared.large {
-                    "read_group_seq = {greatest}(read_group_seq, ?), unread = 0, mentions = 0"
+                    // The timeline comes after every message the inbox holds of the group.
+                    "read_group_seq = {greatest}(read_group_seq, ?), unread = 0, mentions = 0, \
+                     read_seq = {greatest}(read_seq, COALESCE((SELECT MAX(i.seq) FROM inbox i WHERE \
+                     i.app_id = conversations.app_id AND i.user_id = conversations.user_id \
+                     AND i.conversation_type = conversations.conversation_type \
+                     AND i.conversation_id = conversations.conversation_id), 0))"
                 } else {
                     "read_seq = {greatest}(read_seq, ?)"
                 };
@@ -285,17 +295,21 @@ impl SqlStore {
         find_last: bool,
         now_ms: i64,
     ) -> StoreResult<()> {
+        // A row on a large group's timeline keeps here what its inbox holds of the group's
+        // small days; reads and clears on the timeline move its read point past all of it.
         let after = "FROM inbox i JOIN messages m ON m.app_id = i.app_id AND m.id = i.message_id \
              WHERE i.app_id = c.app_id AND i.user_id = c.user_id AND i.conversation_type = c.conversation_type \
-             AND i.conversation_id = c.conversation_id AND i.seq > c.read_seq AND i.seq > c.cleared_seq";
-        let mut sets = format!(
+             AND i.conversation_id = c.conversation_id AND i.seq > c.read_seq \
+             AND (c.on_timeline = 1 OR i.seq > c.cleared_seq)";
+        let counts = format!(
             "unread = (SELECT COUNT(*) {after} AND {COUNTED_IN_SQL}), \
              mentions = (SELECT COUNT(*) {after} AND {COUNTED_IN_SQL} AND i.mentioned = 1), \
              version = (SELECT s.conversation_version FROM user_seqs s WHERE s.app_id = c.app_id \
                  AND s.user_id = c.user_id), updated_at_ms = ?"
         );
+        self.update_rows(tx, app, (kind, id, users), &counts, None, now_ms).await?;
         if find_last {
-            // The latest message the user still has, or none.
+            // The latest message the user still has, or none (a timeline's is its group's).
             let latest = |set: &str, column: &str| {
                 format!(
                     "{set} = COALESCE((SELECT i.{column} FROM inbox i JOIN messages m ON m.app_id = i.app_id \
@@ -306,22 +320,63 @@ impl SqlStore {
                      ORDER BY i.seq DESC LIMIT 1), 0)"
                 )
             };
-            for (set, column) in [("last_seq", "seq"), ("last_message_id", "message_id"), ("last_at_ms", "sent_at_ms")]
-            {
-                sets.push_str(", ");
-                sets.push_str(&latest(set, column));
-            }
+            let sets: Vec<String> =
+                [("last_seq", "seq"), ("last_message_id", "message_id"), ("last_at_ms", "sent_at_ms")]
+                    .into_iter()
+                    .map(|(set, column)| latest(set, column))
+                    .collect();
+            let sets = format!("{}, updated_at_ms = ?", sets.join(", "));
+            self.update_rows(tx, app, (kind, id, users), &sets, Some(false), now_ms).await?;
         }
+        Ok(())
+    }
+
+    /// Sets `sets` (which bind `now_ms`, once) on the rows of a conversation `(kind, id)`
+    /// of `users`, those on a timeline or off it (`on_timeline`), or all.
+    async fn update_rows(
+        &self,
+        tx: &mut Tx,
+        app: i64,
+        (kind, id, users): (i64, &str, &[&str]),
+        sets: &str,
+        on_timeline: Option<bool>,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let which = match on_timeline {
+            Some(on) => format!(" AND c.on_timeline = {}", i64::from(on)),
+            None => String::new(),
+        };
         for chunk in users.chunks(MAX_IN_LIST) {
             let sql = format!(
                 "UPDATE conversations AS c SET {sets} WHERE c.app_id = ? AND c.conversation_type = ? \
-                 AND c.conversation_id = ? AND c.on_timeline = 0 AND c.user_id IN ({})",
+                 AND c.conversation_id = ?{which} AND c.user_id IN ({})",
                 in_list(chunk.len())
             );
             let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(app).bind(kind).bind(id);
             bind_in(query, chunk).execute(&mut **tx).await?;
         }
         Ok(())
+    }
+
+    /// A group message that inboxes hold was recalled: every row of the group that counts
+    /// something of its inbox (a member's, a former member's, or the part a row on the
+    /// timeline keeps of the group's small days) counts again.
+    async fn recount_holders(&self, tx: &mut Tx, app: i64, group: &str, now_ms: i64) -> StoreResult<()> {
+        let users: Vec<String> = sqlx::query_scalar(
+            "SELECT user_id FROM conversations WHERE app_id = ? AND conversation_type = ? AND conversation_id = ? \
+             AND (unread > 0 OR mentions > 0)",
+        )
+        .bind(app)
+        .bind(i64::from(ConversationType::Group as i32))
+        .bind(group)
+        .fetch_all(&mut **tx)
+        .await?;
+        if users.is_empty() {
+            return Ok(());
+        }
+        let users: Vec<&str> = users.iter().map(String::as_str).collect();
+        self.bump_versions(tx, app, &users).await?;
+        self.recount(tx, app, (i64::from(ConversationType::Group as i32), group), &users, false, now_ms).await
     }
 
     async fn add_reaction_in(

@@ -13,11 +13,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{
-    SqlStore, Tx, bind_in,
-    conversations::{TIMELINE_MENTIONS, timeline_unread},
-    in_list, pow2_chunks, rows, rows_of,
-};
+use super::{SqlStore, Tx, bind_in, in_list, pow2_chunks, rows, rows_of};
 use crate::store::StoreResult;
 
 /// Where a large group's timeline stands, as the group row holds it.
@@ -58,15 +54,16 @@ pub(super) struct TimelineMention<'b> {
 /// seqs, or the user's inbox seqs) of the group's messages at or before the row's
 /// `cleared_position`: the point follows the cleared position when a group changes mode.
 fn cleared_seq_at_position(seqs_at_or_before: &str) -> String {
-    format!("COALESCE((SELECT MAX(x.seq) {seqs_at_or_before}), 0)")
+    format!("COALESCE((SELECT MAX(x.seq) {seqs_at_or_before} AND {}), 0)", rows::NOT_A_REVISION)
 }
 
-/// The group's timeline entries at or before a row's cleared position.
+/// The group's timeline entries at or before a row's cleared position (of which only
+/// messages count: revisions have no place in the group's order).
 const TIMELINE_AT_POSITION: &str = "FROM group_timeline x JOIN messages m ON m.app_id = x.app_id \
      AND m.id = x.message_id WHERE x.app_id = c.app_id AND x.group_id = c.conversation_id \
      AND m.position <= c.cleared_position";
 
-/// The row's user's inbox entries of the group at or before the row's cleared position.
+/// The row's user's inbox messages of the group at or before the row's cleared position.
 const INBOX_AT_POSITION: &str = "FROM inbox x JOIN messages m ON m.app_id = x.app_id AND m.id = x.message_id \
      WHERE x.app_id = c.app_id AND x.user_id = c.user_id AND x.conversation_type = c.conversation_type \
      AND x.conversation_id = c.conversation_id AND m.position <= c.cleared_position";
@@ -77,7 +74,7 @@ const USER_VERSION: &str =
 
 impl SqlStore {
     /// Bumps the users' conversation versions (their rows locked in key order).
-    async fn bump_versions(&self, tx: &mut Tx, app: i64, users: &[&str]) -> StoreResult<()> {
+    pub(super) async fn bump_versions(&self, tx: &mut Tx, app: i64, users: &[&str]) -> StoreResult<()> {
         let sql = format!(
             "UPDATE user_seqs SET conversation_version = conversation_version + 1 \
              WHERE app_id = ? AND user_id IN ({})",
@@ -156,8 +153,9 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Takes `users` off the group's timeline: their rows keep the counts they have now,
-    /// and from here on are rows of their inboxes (which got the news of the leave).
+    /// Takes `users` off the group's timeline: from here on their rows are rows of their
+    /// inboxes (which got the news of the leave), counting what those hold of the group;
+    /// the timeline's messages, which a former member can no longer open, stop counting.
     pub(super) async fn leave_timeline(
         &self,
         tx: &mut Tx,
@@ -167,17 +165,10 @@ impl SqlStore {
         now_ms: i64,
     ) -> StoreResult<()> {
         let users: Vec<&str> = users.iter().map(String::as_str).collect();
-        let counted =
-            "(SELECT g.counted FROM chat_groups g WHERE g.app_id = c.app_id AND g.group_id = c.conversation_id)";
         for chunk in users.chunks(super::MAX_IN_LIST) {
             self.bump_versions(tx, app, chunk).await?;
         }
-        // MySQL assigns left to right: the counts before the flag they depend on.
-        let sets = format!(
-            "unread = c.unread + {}, mentions = c.mentions + {TIMELINE_MENTIONS}, on_timeline = 0",
-            timeline_unread(counted)
-        );
-        self.update_timeline_rows(tx, app, group_id, &users, &sets, now_ms).await?;
+        self.update_timeline_rows(tx, app, group_id, &users, "on_timeline = 0", now_ms).await?;
         // The clear point, a group seq, becomes the inbox seq of the last message at or
         // before the cleared position again.
         let sets = format!("cleared_seq = {}", cleared_seq_at_position(INBOX_AT_POSITION));
@@ -316,15 +307,24 @@ impl SqlStore {
         now_ms: i64,
     ) -> StoreResult<bool> {
         let version = self.lock_version(tx, app, user_id).await? + 1;
+        // The timeline comes after every message the inbox holds of the group: those are
+        // read too (`read_seq`, against which `recount` counts them), even by a read at the
+        // row's read point (its join), which moves nothing on the timeline itself.
+        let seq = rows::bigint(seq, "seq")?;
         let moved = sqlx::query(
-            "UPDATE conversations SET read_group_seq = ?, unread = 0, mentions = 0 WHERE app_id = ? AND user_id = ? \
-             AND conversation_type = 2 AND conversation_id = ? AND on_timeline = 1 AND read_group_seq < ?",
+            "UPDATE conversations SET read_group_seq = ?, unread = 0, mentions = 0, \
+             read_seq = COALESCE((SELECT MAX(i.seq) FROM inbox i WHERE i.app_id = conversations.app_id \
+             AND i.user_id = conversations.user_id AND i.conversation_type = conversations.conversation_type \
+             AND i.conversation_id = conversations.conversation_id), read_seq) \
+             WHERE app_id = ? AND user_id = ? AND conversation_type = 2 AND conversation_id = ? AND on_timeline = 1 \
+             AND read_group_seq <= ? AND (read_group_seq < ? OR unread > 0 OR mentions > 0)",
         )
-        .bind(rows::bigint(seq, "seq")?)
+        .bind(seq)
         .bind(app)
         .bind(user_id)
         .bind(group_id)
-        .bind(rows::bigint(seq, "seq")?)
+        .bind(seq)
+        .bind(seq)
         .execute(&mut **tx)
         .await?
         .rows_affected()
