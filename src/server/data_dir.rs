@@ -67,15 +67,15 @@ pub struct SingleNodeHold {
 }
 
 impl SingleNodeHold {
-    /// Takes the data directory, and the SQLite file if it lives elsewhere; fails at once,
-    /// naming the process that holds either.
+    /// Takes the data directory and the SQLite file, wherever the file lives (another
+    /// `gim serve` may name it through `store.url` from a data directory of its own);
+    /// fails at once, naming the process that holds either.
     pub fn take(config: &Config) -> Result<Self, ServerError> {
         create(&config.data_dir)?;
         let mut files = vec![lock_file(&config.data_dir.join(LOCK_FILE), &config.data_dir, "a data_dir of its own")?];
-        if let Some(db) = config.sqlite_path()
-            && db.parent().is_none_or(|dir| !same_dir(dir, &config.data_dir))
-        {
-            let mut path = db.clone().into_os_string();
+        if let Some(db) = config.sqlite_path() {
+            // By its real path, so that every way of naming the file takes the same lock.
+            let mut path = real_path(&db).into_os_string();
             path.push(".lock");
             files.push(lock_file(Path::new(&path), &db, "a database of its own")?);
         }
@@ -100,10 +100,14 @@ impl SingleNodeHold {
     }
 }
 
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+/// `path` with its links and `..` resolved, the file itself perhaps not made yet.
+fn real_path(path: &Path) -> std::path::PathBuf {
+    if let Ok(real) = path.canonicalize() {
+        return real;
+    }
+    match (path.parent().map(Path::canonicalize), path.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
     }
 }
 

@@ -144,3 +144,31 @@ async fn a_second_gim_serve_on_the_same_database_is_refused() {
         again.shutdown().await.unwrap();
     }
 }
+
+/// A `gim serve` keeps its SQLite database in its data_dir; another, in a data_dir of its
+/// own, that names that file through `store.url` (by any path to it) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gim_serve_naming_anothers_sqlite_file_is_refused() {
+    use crate::support::{Backend, TestDb, test_config};
+    use gim::server::{Process, Role};
+    let db = TestDb::create(Backend::Sqlite).await;
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = |dir: &Path, url: String| {
+        let mut config = test_config(&db);
+        config.data_dir = dir.to_path_buf();
+        config.connect.listen = "127.0.0.1:0".parse().unwrap();
+        config.store.url = gim::config::Secret::new(url);
+        config
+    };
+    // The first on its embedded default: gim.db in its data_dir.
+    let first = Process::start(&config(first_dir.path(), String::new()), Role::Serve).await.expect("the first");
+    let file = first_dir.path().join("gim.db");
+    let roundabout = first_dir.path().join("..").join(first_dir.path().file_name().unwrap()).join("gim.db");
+    for named in [file, roundabout] {
+        let second =
+            Process::start(&config(second_dir.path(), format!("sqlite://{}", named.display())), Role::Serve).await;
+        let refusal = second.err().map(|err| err.to_string()).unwrap_or_default();
+        assert!(refusal.contains("in use by another gim"), "{}: {refusal}", named.display());
+    }
+    first.shutdown().await.unwrap();
+}
