@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use gim::proto::{
     client::v1::{
-        ClientFrame, EventPush, Heartbeat, Kicked, ServerFrame, client_frame::Payload, event_push::Event,
+        Auth, ClientFrame, EventPush, Heartbeat, Kicked, ServerFrame, client_frame::Payload, event_push::Event,
         response::Result as Answer, server_frame::Payload as Down,
     },
     common::v1::{ConversationType, Message},
@@ -102,10 +102,13 @@ pub async fn listen(remote: &Remote, args: ListenArgs) -> anyhow::Result<()> {
     };
     let claims = gim::auth::Claims::read_unverified(&token).context("that is not a gim device token")?;
     let cursors = GroupCursors::load(&remote::cursor_dir(), &remote.server, &claims)?;
-    let url = format!("{}?token={token}", remote.ws);
-    let (socket, _) = tokio_tungstenite::connect_async(&url)
+    let (mut socket, _) = tokio_tungstenite::connect_async(remote.ws.as_str())
         .await
         .with_context(|| format!("opening a session at {} (--ws or GIM_WS)", remote.ws))?;
+    // The token goes in the first frame, not in the URL, where proxies and logs keep it; a
+    // refusal closes the session with 4001, which `run` reports.
+    let auth = ClientFrame { request_id: 0, payload: Some(Payload::Auth(Auth { token: token.clone() })) };
+    socket.send(tungstenite::Message::binary(auth.encode_to_vec())).await.context("authenticating the session")?;
     let mut listener = Listener {
         socket,
         json: args.json,
