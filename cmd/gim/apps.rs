@@ -88,10 +88,19 @@ pub struct Switches {
     /// Do not tell friends when a user comes online or goes offline.
     #[arg(long)]
     no_presence_events: bool,
-    /// Ask this URL about each message a device sends before it is stored (docs/webhooks.md).
+    #[command(flatten)]
+    hook: HookArgs,
+}
+
+/// The before-send hook, as `gim app create` and `gim app update` take it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HookArgs {
+    /// Ask this URL about each message a device sends before it is stored (docs/webhooks.md);
+    /// empty turns the hook off (`gim app update`).
     #[arg(long)]
     before_send_url: Option<String>,
-    /// The hook's signing secret (whsec_...).
+    /// The hook's signing secret (whsec_...); empty: gim makes one, or `gim app update`
+    /// keeps the current one.
     #[arg(long, default_value = "")]
     before_send_secret: String,
     /// What the hook moderates: direct, group, room (live rooms), comma-separated.
@@ -103,6 +112,24 @@ pub struct Switches {
     /// Let messages through when the hook fails or times out (default: refuse them).
     #[arg(long)]
     before_send_allow_on_failure: bool,
+}
+
+impl HookArgs {
+    /// The hook given: `None` when no URL was, `Some(None)` for an empty one (off).
+    fn hook(&self) -> Option<Option<BeforeSendHook>> {
+        let in_conversations = |kind: &str| self.before_send_in.iter().any(|given| given == kind);
+        self.before_send_url.clone().map(|url| {
+            (!url.is_empty()).then(|| BeforeSendHook {
+                url,
+                secret: self.before_send_secret.clone(),
+                direct: in_conversations("direct"),
+                group: in_conversations("group"),
+                room: in_conversations("room"),
+                timeout_ms: self.before_send_timeout_ms,
+                allow_on_failure: self.before_send_allow_on_failure,
+            })
+        })
+    }
 }
 
 /// What `gim app update` changes: only what is given.
@@ -117,21 +144,8 @@ pub struct Changes {
     /// Tell friends when a user comes online or goes offline (true or false).
     #[arg(long)]
     presence_events: Option<bool>,
-    /// The before-send hook's URL, with the other --before-send options (empty: turn it off).
-    #[arg(long)]
-    before_send_url: Option<String>,
-    /// The hook's signing secret (whsec_...); empty keeps the current one.
-    #[arg(long, default_value = "")]
-    before_send_secret: String,
-    /// What the hook moderates: direct, group, room (live rooms), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "direct,group")]
-    before_send_in: Vec<String>,
-    /// How long to wait for the hook's answer (0: 2000).
-    #[arg(long, default_value_t = 0)]
-    before_send_timeout_ms: u64,
-    /// Let messages through when the hook fails or times out (default: refuse them).
-    #[arg(long)]
-    before_send_allow_on_failure: bool,
+    #[command(flatten)]
+    hook: HookArgs,
     /// The app's business API calls a second, per logic node (0: no limit).
     #[arg(long)]
     business_calls_per_second: Option<u32>,
@@ -148,22 +162,11 @@ pub struct Changes {
 
 impl From<Changes> for AppSettingsPatch {
     fn from(changes: Changes) -> Self {
-        let in_conversations = |kind: &str| changes.before_send_in.iter().any(|given| given == kind);
         AppSettingsPatch {
             accounts_enabled: changes.accounts,
             friendship_required: changes.friends_only,
             presence_events_disabled: changes.presence_events.map(|on| !on),
-            before_send: changes.before_send_url.clone().map(|url| {
-                (!url.is_empty()).then(|| BeforeSendHook {
-                    url,
-                    secret: changes.before_send_secret.clone(),
-                    direct: in_conversations("direct"),
-                    group: in_conversations("group"),
-                    room: in_conversations("room"),
-                    timeout_ms: changes.before_send_timeout_ms,
-                    allow_on_failure: changes.before_send_allow_on_failure,
-                })
-            }),
+            before_send: changes.hook.hook(),
             reset_quotas: changes.reset_quotas,
             quotas: AppQuotas {
                 business_calls_per_second: changes.business_calls_per_second,
@@ -193,20 +196,11 @@ impl From<Changes> for (pb::AppSettings, bool) {
 
 impl From<Switches> for AppSettings {
     fn from(switches: Switches) -> Self {
-        let in_conversations = |kind: &str| switches.before_send_in.iter().any(|given| given == kind);
         AppSettings {
             accounts_enabled: switches.accounts,
             friendship_required: switches.friends_only,
             presence_events_disabled: switches.no_presence_events,
-            before_send: switches.before_send_url.clone().map(|url| BeforeSendHook {
-                url,
-                secret: switches.before_send_secret.clone(),
-                direct: in_conversations("direct"),
-                group: in_conversations("group"),
-                room: in_conversations("room"),
-                timeout_ms: switches.before_send_timeout_ms,
-                allow_on_failure: switches.before_send_allow_on_failure,
-            }),
+            before_send: switches.hook.hook().flatten(),
             quotas: AppQuotas::default(),
         }
     }
@@ -367,7 +361,8 @@ async fn in_store(
     )?;
     match command {
         AppCommand::Create { name, switches, save } => {
-            let made_hook_secret = switches.before_send_url.is_some() && switches.before_send_secret.is_empty();
+            let made_hook_secret =
+                switches.hook.before_send_url.is_some() && switches.hook.before_send_secret.is_empty();
             let (app, secret) = logic.create_app(&name, switches.into()).await?;
             if let Some(hook) = app.settings.before_send.as_ref().filter(|_| made_hook_secret) {
                 println!("before_send secret: {}", hook.secret);

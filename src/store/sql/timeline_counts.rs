@@ -127,30 +127,7 @@ impl SqlStore {
         // A clear point from the group's small days is an inbox seq: on the timeline it is
         // the group seq of the last message at or before the cleared position.
         let sets = format!("cleared_seq = {}", cleared_seq_at_position(TIMELINE_AT_POSITION));
-        self.update_cleared_rows(tx, app, group_id, &users, &sets, true).await
-    }
-
-    /// Sets `sets` on `users`' rows of the group that have a clear point, on the timeline
-    /// (`on_timeline`) or off it.
-    async fn update_cleared_rows(
-        &self,
-        tx: &mut Tx,
-        app: i64,
-        group_id: &str,
-        users: &[&str],
-        sets: &str,
-        on_timeline: bool,
-    ) -> StoreResult<()> {
-        for chunk in users.chunks(super::MAX_IN_LIST) {
-            let sql = format!(
-                "UPDATE conversations AS c SET {sets} WHERE c.app_id = ? AND c.conversation_type = 2 \
-                 AND c.conversation_id = ? AND c.on_timeline = ? AND c.cleared_position > 0 AND c.user_id IN ({})",
-                in_list(chunk.len())
-            );
-            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(app).bind(group_id).bind(i64::from(on_timeline));
-            bind_in(query, chunk).execute(&mut **tx).await?;
-        }
-        Ok(())
+        self.update_timeline_rows(tx, app, group_id, &users, &sets, now_ms).await
     }
 
     /// Takes `users` off the group's timeline: from here on their rows are rows of their
@@ -168,11 +145,10 @@ impl SqlStore {
         for chunk in users.chunks(super::MAX_IN_LIST) {
             self.bump_versions(tx, app, chunk).await?;
         }
-        self.update_timeline_rows(tx, app, group_id, &users, "on_timeline = 0", now_ms).await?;
         // The clear point, a group seq, becomes the inbox seq of the last message at or
         // before the cleared position again.
-        let sets = format!("cleared_seq = {}", cleared_seq_at_position(INBOX_AT_POSITION));
-        self.update_cleared_rows(tx, app, group_id, &users, &sets, false).await
+        let sets = format!("cleared_seq = {}, on_timeline = 0", cleared_seq_at_position(INBOX_AT_POSITION));
+        self.update_timeline_rows(tx, app, group_id, &users, &sets, now_ms).await
     }
 
     /// Sets `sets` on `users`' rows of the group's timeline, at their current versions.
