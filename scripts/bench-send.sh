@@ -24,6 +24,8 @@ mariadb --socket="$work/mysql.sock" -uroot -e 'CREATE DATABASE gim'
 
 export GIM_STORE__URL="$mariadb_url/gim" GIM_AUTH__TOKEN_SECRET=bench-token-secret-0123456789abcdef
 export GIM_DATA_DIR="$work/data" GIM_TELEMETRY__LOG_FILTER=warn
+# The webhook sink listens on this machine, which outbound requests may not reach unless allowed.
+export GIM_OUTBOUND__ALLOWED_RANGES='["loopback"]'
 port=$(free_port)
 export GIM_LOGIC__LISTEN="127.0.0.1:$port"
 target/release/gim serve &
