@@ -11,14 +11,14 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::bail;
 use clap::Subcommand;
 use gim::{
-    config::Config,
-    logic::Logic,
+    config::{Config, Secret},
+    metrics::Metrics,
     model::{AppQuotas, AppSettings, AppSettingsPatch, BeforeSendHook},
     proto::logic::v1::{
         self as pb, CreateAppRequest, GetAppRequest, ListAppsRequest, RotateSecretRequest, UpdateAppRequest,
         app_admin_client::AppAdminClient,
     },
-    server,
+    server::{self, LogicNode},
 };
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
@@ -235,11 +235,11 @@ fn print_pb_app(app: &pb::App) {
     print_app(app.app_id, &app.name, &gim::api::convert::app_settings(app.settings.clone()), &quotas.quotas);
 }
 
-fn created(remote: Option<&Remote>, args: &RemoteArgs, id: u64, secret: String, save: bool) -> anyhow::Result<()> {
+fn created(server: Option<&str>, args: &RemoteArgs, id: u64, secret: String, save: bool) -> anyhow::Result<()> {
     println!("app_id: {id}\nsecret: {secret}");
     if save {
         let profile = Profile {
-            server: remote.map(|remote| remote.server.clone()),
+            server: server.map(str::to_owned),
             app_id: Some(id),
             app_secret: Some(secret),
             ..Profile::default()
@@ -261,7 +261,7 @@ pub async fn app(
     let mut remote = Remote::resolve(args)?;
     let asked_for_store = store.store || store.create_store;
     if remote.server_named && !asked_for_store {
-        return over_api(&remote, args, command).await;
+        return over_api(&remote, Some(&remote.server), args, command).await;
     }
     let config = Config::load(config)?;
     let why = if asked_for_store {
@@ -269,7 +269,7 @@ pub async fn app(
     } else {
         remote.server = local_server(&config);
         if remote.admin_token.is_some() || answers(&remote.server).await {
-            return over_api(&remote, args, command).await;
+            return over_api(&remote, Some(&remote.server), args, command).await;
         }
         format!("no gim answers at {}", remote.server)
     };
@@ -301,7 +301,14 @@ async fn answers(server: &str) -> bool {
     matches!(tokio::time::timeout(ANSWER_TIMEOUT, check).await, Ok(Some(_)))
 }
 
-async fn over_api(remote: &Remote, args: &RemoteArgs, command: AppCommand) -> anyhow::Result<()> {
+/// `saved_server`: the server `--save` writes to the profile (none for a store opened
+/// directly).
+async fn over_api(
+    remote: &Remote,
+    saved_server: Option<&str>,
+    args: &RemoteArgs,
+    command: AppCommand,
+) -> anyhow::Result<()> {
     let credentials = remote.admin()?;
     let mut client = AppAdminClient::with_interceptor(remote.channel().await?, credentials);
     match command {
@@ -313,7 +320,7 @@ async fn over_api(remote: &Remote, args: &RemoteArgs, command: AppCommand) -> an
                 println!("before_send secret: {secret}");
             }
             let id = created_app.app.map_or(0, |app| app.app_id);
-            created(Some(remote), args, id, created_app.secret, save)?;
+            created(saved_server, args, id, created_app.secret, save)?;
         }
         AppCommand::List => answer(client.list_apps(ListAppsRequest {}).await)?.apps.iter().for_each(print_pb_app),
         AppCommand::Get { app } => print_pb_app(&answer(client.get_app(GetAppRequest { app_id: app }).await)?),
@@ -331,7 +338,9 @@ async fn over_api(remote: &Remote, args: &RemoteArgs, command: AppCommand) -> an
     Ok(())
 }
 
-/// The store alone: nothing to push, nobody online. `create`: the operator asked for a
+/// The store alone, asked through the same AppAdmin API as a running gim: a private logic
+/// node is started on it for this command, on loopback with a one-time operator token,
+/// with nothing to push to and no webhook delivery. `create`: the operator asked for a
 /// new store if there is none.
 async fn in_store(
     config: &Config,
@@ -348,50 +357,22 @@ async fn in_store(
         );
     }
     eprintln!("store: {name} ({why})");
-    let store = Arc::new(server::open_store(config).await?);
+    let token = one_time_token();
+    let mut private = config.clone();
+    private.logic.listen = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+    private.admin.token = Secret::new(token.clone());
+    private.webhooks.deliver = false;
     let routes = Arc::new(gim::route::MemoryRegistry::new(Duration::from_secs(config.route.ttl_secs)));
-    let logic: Logic = server::build_logic(
-        config,
-        store.clone(),
-        server::id_generator(config),
-        Arc::new(gim::delivery::Discard),
-        routes,
-        gim::metrics::Metrics::new(),
-        None,
-    )?;
-    match command {
-        AppCommand::Create { name, switches, save } => {
-            let made_hook_secret =
-                switches.hook.before_send_url.is_some() && switches.hook.before_send_secret.is_empty();
-            let (app, secret) = logic.create_app(&name, switches.into()).await?;
-            if let Some(hook) = app.settings.before_send.as_ref().filter(|_| made_hook_secret) {
-                println!("before_send secret: {}", hook.secret);
-            }
-            created(None, args, app.id, secret, save)?;
-        }
-        AppCommand::List => logic
-            .list_apps()
-            .await?
-            .iter()
-            .for_each(|app| print_app(app.id, &app.name, &app.settings, &logic.quotas(&app.settings))),
-        AppCommand::Get { app } => {
-            let app = logic.get_app(app).await?;
-            print_app(app.id, &app.name, &app.settings, &logic.quotas(&app.settings));
-        }
-        AppCommand::Update { app, name, changes } => {
-            let name = (!name.is_empty()).then_some(name.as_str());
-            let (app, made_hook_secret) = logic.update_app(app, name, changes.into()).await?;
-            print_app(app.id, &app.name, &app.settings, &logic.quotas(&app.settings));
-            if let Some(secret) = made_hook_secret {
-                println!("before_send secret: {secret}\n(the secret is shown once)");
-            }
-        }
-        AppCommand::RotateSecret { app, keep_old_for } => {
-            let secret = logic.rotate_secret(app, Duration::from_secs(keep_old_for.into())).await?;
-            println!("secret: {secret}");
-        }
-        AppCommand::Webhook(command) => webhooks::in_store(&logic, command).await?,
-    }
-    store.close().await;
-    Ok(())
+    let node = LogicNode::start(&private, Arc::new(gim::delivery::Discard), routes, None, Metrics::new()).await?;
+    let remote = Remote { server: format!("http://{}", node.addr()), admin_token: Some(token), ..Remote::default() };
+    let done = over_api(&remote, None, args, command).await;
+    node.shutdown().await?;
+    done
+}
+
+/// An operator token that lives as long as one command.
+fn one_time_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -106,7 +106,7 @@ pub fn save_profile(name: &str, changes: Profile) -> anyhow::Result<PathBuf> {
 }
 
 /// Flags and variables, with the profile filling what they leave out.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Remote {
     pub server: String,
     /// Whether a flag, a variable or the profile named the server (rather than the default).

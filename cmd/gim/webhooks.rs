@@ -1,12 +1,8 @@
 //! `gim app webhook`: an app's webhook endpoints and their deliveries, over the AppAdmin
-//! API or straight in the store, like the rest of `gim app`.
-
-use std::time::Duration;
+//! API, like the rest of `gim app`.
 
 use clap::{Subcommand, ValueEnum};
 use gim::{
-    api::convert,
-    logic::{EndpointChange, EndpointInput, Logic},
     proto::logic::v1::{
         self as pb, CreateWebhookRequest, DeleteWebhookRequest, ListWebhookDeliveriesRequest, ListWebhooksRequest,
         ReplayWebhookDeliveriesRequest, RotateWebhookSecretRequest, UpdateWebhookRequest, WebhookDeliveryState,
@@ -179,40 +175,6 @@ where
         WebhookCommand::Replay { app, id, deliveries } => {
             let request = ReplayWebhookDeliveriesRequest { app_id: app, endpoint_id: id, delivery_ids: deliveries };
             println!("replayed: {}", answer(client.replay_webhook_deliveries(request).await)?.replayed);
-        }
-    }
-    Ok(())
-}
-
-pub async fn in_store(logic: &Logic, command: WebhookCommand) -> anyhow::Result<()> {
-    match command {
-        WebhookCommand::Add { app, url, kinds, description, disabled, secret } => {
-            let input = EndpointInput { url, kinds, description, enabled: !disabled, secret };
-            print_endpoint(&convert::webhook_endpoint(logic.create_webhook(app, input).await?, true));
-        }
-        WebhookCommand::List { app } => {
-            for endpoint in logic.list_webhooks(app).await? {
-                print_endpoint(&convert::webhook_endpoint(endpoint, false));
-            }
-        }
-        WebhookCommand::Update { app, id, url, kinds, description, enable, disable } => {
-            let change = EndpointChange { url, kinds, description, enabled: (enable || disable).then_some(enable) };
-            print_endpoint(&convert::webhook_endpoint(logic.update_webhook(app, id, change).await?, false));
-        }
-        WebhookCommand::Rotate { app, id, keep_old_for, secret } => {
-            let keep = Duration::from_secs(keep_old_for.into());
-            print_endpoint(&convert::webhook_endpoint(logic.rotate_webhook_secret(app, id, secret, keep).await?, true));
-        }
-        WebhookCommand::Remove { app, id } => logic.delete_webhook(app, id).await?,
-        WebhookCommand::Deliveries { app, id, state, limit } => {
-            let state =
-                convert::delivery_state_filter(state.map_or(WebhookDeliveryState::Unspecified, Into::into) as i32)?;
-            for delivery in logic.webhook_deliveries(app, id, state, 0, limit).await?.items {
-                print_delivery(&convert::webhook_delivery(delivery));
-            }
-        }
-        WebhookCommand::Replay { app, id, deliveries } => {
-            println!("replayed: {}", logic.replay_webhook_deliveries(app, id, &deliveries).await?);
         }
     }
     Ok(())

@@ -1,24 +1,26 @@
 //! `gim.logic.v1.Account`: sign-up and sign-in with a username and password.
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use super::{auth, convert};
 use crate::{
-    logic::{Logic, Session},
+    logic::{Accounts, SignedIn},
     proto::logic::v1::{self as api, account_server::Account},
 };
 
 pub struct AccountApi {
-    logic: Logic,
+    accounts: Arc<Accounts>,
 }
 
 impl AccountApi {
-    pub fn new(logic: Logic) -> Self {
-        Self { logic }
+    pub fn new(accounts: Arc<Accounts>) -> Self {
+        Self { accounts }
     }
 }
 
-fn session(session: Session) -> api::SessionResponse {
+fn session(session: SignedIn) -> api::SessionResponse {
     api::SessionResponse {
         user: Some(convert::user(session.user)),
         device: Some(convert::device(session.device)),
@@ -35,7 +37,7 @@ impl Account for AccountApi {
         let request = request.into_inner();
         let device = convert::device_input(request.device.unwrap_or_default());
         let (username, password) = (&request.username, &request.password);
-        let signed_up = self.logic.sign_up(app, username, password, &request.nickname, device, address).await?;
+        let signed_up = self.accounts.sign_up(app, username, password, &request.nickname, device, address).await?;
         Ok(Response::new(session(signed_up)))
     }
 
@@ -44,7 +46,7 @@ impl Account for AccountApi {
         let address = request.remote_addr().map(|addr| addr.ip());
         let request = request.into_inner();
         let device = convert::device_input(request.device.unwrap_or_default());
-        let signed_in = self.logic.sign_in(app, &request.username, &request.password, device, address).await?;
+        let signed_in = self.accounts.sign_in(app, &request.username, &request.password, device, address).await?;
         Ok(Response::new(session(signed_in)))
     }
 }

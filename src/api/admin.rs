@@ -1,24 +1,25 @@
 //! `gim.logic.v1.AppAdmin`: the operator's API.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tonic::{Request, Response, Status};
 
 use super::{auth, convert};
 use crate::{
     config::Secret,
-    logic::{EndpointChange, EndpointInput, Logic},
+    logic::{AppAdmin as Apps, EndpointChange, EndpointInput, Integrations},
     proto::logic::v1::{self as api, app_admin_server::AppAdmin},
 };
 
 pub struct AdminApi {
-    logic: Logic,
+    apps: Arc<Apps>,
+    integrations: Arc<Integrations>,
     token: Secret,
 }
 
 impl AdminApi {
-    pub fn new(logic: Logic, token: Secret) -> Self {
-        Self { logic, token }
+    pub fn new(apps: Arc<Apps>, integrations: Arc<Integrations>, token: Secret) -> Self {
+        Self { apps, integrations, token }
     }
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -36,7 +37,7 @@ impl AdminApi {
 
 impl AdminApi {
     fn app(&self, app: crate::model::App) -> api::App {
-        let quotas = self.logic.quotas(&app.settings);
+        let quotas = self.apps.quotas(&app.settings);
         convert::app(app, quotas)
     }
 }
@@ -60,7 +61,7 @@ impl AppAdmin for AdminApi {
         let settings = convert::app_settings(request.settings);
         // A hook given without a secret gets one, shown in this answer only.
         let made_hook_secret = settings.before_send.as_ref().is_some_and(|hook| hook.secret.is_empty());
-        let (app, secret) = self.logic.create_app(&request.name, settings).await?;
+        let (app, secret) = self.apps.create_app(&request.name, settings).await?;
         let hook_secret = app.settings.before_send.as_ref().map(|hook| hook.secret.clone());
         let mut answer = self.app(app);
         show_hook_secret(&mut answer, hook_secret.filter(|_| made_hook_secret));
@@ -69,7 +70,7 @@ impl AppAdmin for AdminApi {
 
     async fn get_app(&self, request: Request<api::GetAppRequest>) -> Result<Response<api::App>, Status> {
         self.authorize(&request)?;
-        let app = self.logic.get_app(request.into_inner().app_id).await?;
+        let app = self.apps.get_app(request.into_inner().app_id).await?;
         Ok(Response::new(self.app(app)))
     }
 
@@ -78,7 +79,7 @@ impl AppAdmin for AdminApi {
         request: Request<api::ListAppsRequest>,
     ) -> Result<Response<api::ListAppsResponse>, Status> {
         self.authorize(&request)?;
-        let apps = self.logic.list_apps().await?;
+        let apps = self.apps.list_apps().await?;
         Ok(Response::new(api::ListAppsResponse { apps: apps.into_iter().map(|app| self.app(app)).collect() }))
     }
 
@@ -87,7 +88,7 @@ impl AppAdmin for AdminApi {
         let request = request.into_inner();
         let name = Some(request.name.as_str()).filter(|name| !name.is_empty());
         let patch = convert::settings_patch(request.settings, request.reset_quotas);
-        let (app, made_hook_secret) = self.logic.update_app(request.app_id, name, patch).await?;
+        let (app, made_hook_secret) = self.apps.update_app(request.app_id, name, patch).await?;
         let mut answer = self.app(app);
         show_hook_secret(&mut answer, made_hook_secret);
         Ok(Response::new(answer))
@@ -100,7 +101,7 @@ impl AppAdmin for AdminApi {
         self.authorize(&request)?;
         let request = request.into_inner();
         let keep = Duration::from_secs(u64::from(request.keep_old_for_seconds));
-        let secret = self.logic.rotate_secret(request.app_id, keep).await?;
+        let secret = self.apps.rotate_secret(request.app_id, keep).await?;
         Ok(Response::new(api::RotateSecretResponse { secret }))
     }
 
@@ -117,7 +118,7 @@ impl AppAdmin for AdminApi {
             enabled: !request.disabled,
             secret: request.secret,
         };
-        let endpoint = self.logic.create_webhook(request.app_id, input).await?;
+        let endpoint = self.integrations.create_webhook(request.app_id, input).await?;
         Ok(Response::new(convert::webhook_endpoint(endpoint, true)))
     }
 
@@ -126,7 +127,7 @@ impl AppAdmin for AdminApi {
         request: Request<api::ListWebhooksRequest>,
     ) -> Result<Response<api::ListWebhooksResponse>, Status> {
         self.authorize(&request)?;
-        let endpoints = self.logic.list_webhooks(request.into_inner().app_id).await?;
+        let endpoints = self.integrations.list_webhooks(request.into_inner().app_id).await?;
         let endpoints = endpoints.into_iter().map(|endpoint| convert::webhook_endpoint(endpoint, false)).collect();
         Ok(Response::new(api::ListWebhooksResponse { endpoints }))
     }
@@ -143,7 +144,7 @@ impl AppAdmin for AdminApi {
             description: request.description,
             enabled: request.enabled,
         };
-        let endpoint = self.logic.update_webhook(request.app_id, request.endpoint_id, change).await?;
+        let endpoint = self.integrations.update_webhook(request.app_id, request.endpoint_id, change).await?;
         Ok(Response::new(convert::webhook_endpoint(endpoint, false)))
     }
 
@@ -155,7 +156,7 @@ impl AppAdmin for AdminApi {
         let request = request.into_inner();
         let keep = Duration::from_secs(u64::from(request.keep_old_for_seconds));
         let endpoint =
-            self.logic.rotate_webhook_secret(request.app_id, request.endpoint_id, request.secret, keep).await?;
+            self.integrations.rotate_webhook_secret(request.app_id, request.endpoint_id, request.secret, keep).await?;
         Ok(Response::new(convert::webhook_endpoint(endpoint, true)))
     }
 
@@ -165,7 +166,7 @@ impl AppAdmin for AdminApi {
     ) -> Result<Response<api::DeleteWebhookResponse>, Status> {
         self.authorize(&request)?;
         let request = request.into_inner();
-        self.logic.delete_webhook(request.app_id, request.endpoint_id).await?;
+        self.integrations.delete_webhook(request.app_id, request.endpoint_id).await?;
         Ok(Response::new(api::DeleteWebhookResponse {}))
     }
 
@@ -177,7 +178,7 @@ impl AppAdmin for AdminApi {
         let request = request.into_inner();
         let state = convert::delivery_state_filter(request.state)?;
         let page = self
-            .logic
+            .integrations
             .webhook_deliveries(request.app_id, request.endpoint_id, state, request.before_delivery_id, request.limit)
             .await?;
         let deliveries = page.items.into_iter().map(convert::webhook_delivery).collect();
@@ -190,8 +191,10 @@ impl AppAdmin for AdminApi {
     ) -> Result<Response<api::ReplayWebhookDeliveriesResponse>, Status> {
         self.authorize(&request)?;
         let request = request.into_inner();
-        let replayed =
-            self.logic.replay_webhook_deliveries(request.app_id, request.endpoint_id, &request.delivery_ids).await?;
+        let replayed = self
+            .integrations
+            .replay_webhook_deliveries(request.app_id, request.endpoint_id, &request.delivery_ids)
+            .await?;
         Ok(Response::new(api::ReplayWebhookDeliveriesResponse { replayed }))
     }
 }

@@ -1,12 +1,14 @@
 //! `gim.logic.v1.Business`: the API business backends call with their app secret.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tonic::{Request, Response, Status};
 
 use super::{auth, convert};
 use crate::{
-    logic::{BroadcastContent, HistoryCursor, Logic, Outgoing, RoomContent, Sender},
+    logic::{
+        Accounts, BroadcastContent, HistoryCursor, MessageSender, Messaging, Outgoing, RoomContent, Rooms, Social,
+    },
     model::ProfilePatch,
     proto::{
         common::v1 as pb,
@@ -15,20 +17,30 @@ use crate::{
 };
 
 pub struct BusinessApi {
-    logic: Logic,
+    gate: auth::Gate,
+    accounts: Arc<Accounts>,
+    messaging: Arc<Messaging>,
+    social: Arc<Social>,
+    rooms: Arc<Rooms>,
 }
 
 impl BusinessApi {
-    pub fn new(logic: Logic) -> Self {
-        Self { logic }
+    pub fn new(
+        gate: auth::Gate,
+        accounts: Arc<Accounts>,
+        messaging: Arc<Messaging>,
+        social: Arc<Social>,
+        rooms: Arc<Rooms>,
+    ) -> Self {
+        Self { gate, accounts, messaging, social, rooms }
     }
 }
 
 #[tonic::async_trait]
 impl Business for BusinessApi {
     async fn create_user(&self, request: Request<api::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
-        let user = self.logic.create_user(&caller, convert::user_input(request.into_inner())).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
+        let user = self.accounts.create_user(&caller, convert::user_input(request.into_inner())).await?;
         Ok(Response::new(convert::user(user)))
     }
 
@@ -36,9 +48,9 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::ImportUsersRequest>,
     ) -> Result<Response<api::ImportUsersResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let inputs = request.into_inner().users.into_iter().map(convert::user_input).collect();
-        let imported = self.logic.import_users(&caller, inputs).await?;
+        let imported = self.accounts.import_users(&caller, inputs).await?;
         Ok(Response::new(api::ImportUsersResponse {
             created_user_ids: imported.created,
             existing_user_ids: imported.existing,
@@ -46,8 +58,8 @@ impl Business for BusinessApi {
     }
 
     async fn get_user(&self, request: Request<api::GetUserRequest>) -> Result<Response<pb::User>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
-        let user = self.logic.get_user(caller.app, &request.into_inner().user_id).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
+        let user = self.accounts.get_user(caller.app, &request.into_inner().user_id).await?;
         Ok(Response::new(convert::user(user)))
     }
 
@@ -55,17 +67,17 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::GetUsersRequest>,
     ) -> Result<Response<api::GetUsersResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
-        let users = self.logic.get_users(caller.app, &request.into_inner().user_ids).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
+        let users = self.accounts.get_users(caller.app, &request.into_inner().user_ids).await?;
         Ok(Response::new(api::GetUsersResponse { users: users.into_iter().map(convert::user).collect() }))
     }
 
     async fn update_user(&self, request: Request<api::UpdateUserRequest>) -> Result<Response<pb::User>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         auth::acting_for(&request.user_id);
         let patch = ProfilePatch { nickname: request.nickname, avatar_url: request.avatar_url, extra: request.extra };
-        let user = self.logic.update_user(caller.app, &request.user_id, patch).await?;
+        let user = self.accounts.update_user(caller.app, &request.user_id, patch).await?;
         Ok(Response::new(convert::user(user)))
     }
 
@@ -73,10 +85,10 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::ListUsersRequest>,
     ) -> Result<Response<api::ListUsersResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let crate::logic::Page { items: users, has_more } =
-            self.logic.list_users(caller.app, &request.after_user_id, request.limit).await?;
+            self.accounts.list_users(caller.app, &request.after_user_id, request.limit).await?;
         Ok(Response::new(api::ListUsersResponse { users: users.into_iter().map(convert::user).collect(), has_more }))
     }
 
@@ -84,10 +96,10 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::RegisterDeviceRequest>,
     ) -> Result<Response<pb::Device>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let (user_id, input) = convert::register_input(request.into_inner());
         auth::acting_for(&user_id);
-        let device = self.logic.register_device(caller.app, &user_id, input).await?;
+        let device = self.accounts.register_device(caller.app, &user_id, input).await?;
         Ok(Response::new(convert::device(device)))
     }
 
@@ -95,18 +107,18 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::ListDevicesRequest>,
     ) -> Result<Response<api::ListDevicesResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let user_id = request.into_inner().user_id;
         auth::acting_for(&user_id);
-        let devices = self.logic.list_devices(caller.app, &user_id).await?;
+        let devices = self.accounts.list_devices(caller.app, &user_id).await?;
         Ok(Response::new(api::ListDevicesResponse { devices: devices.into_iter().map(convert::device).collect() }))
     }
 
     async fn remove_device(&self, request: Request<api::RemoveDeviceRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         auth::acting_for(&request.user_id);
-        self.logic.remove_device(caller.app, &request.user_id, &request.device_id).await?;
+        self.accounts.remove_device(caller.app, &request.user_id, &request.device_id).await?;
         Ok(Response::new(api::Empty {}))
     }
 
@@ -114,20 +126,20 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::IssueTokenRequest>,
     ) -> Result<Response<api::TokenResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         auth::acting_for(&request.user_id);
         let ttl = Duration::from_secs(u64::from(request.ttl_seconds));
-        let issued = self.logic.issue_token(caller.app, &request.user_id, &request.device_id, ttl).await?;
+        let issued = self.accounts.issue_token(caller.app, &request.user_id, &request.device_id, ttl).await?;
         Ok(Response::new(api::TokenResponse { token: issued.token, expires_at_ms: issued.expires_at_ms }))
     }
 
     async fn revoke_tokens(&self, request: Request<api::RevokeTokensRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         auth::acting_for(&request.user_id);
         let device = Some(request.device_id.as_str()).filter(|d| !d.is_empty());
-        self.logic.revoke_tokens(caller.app, &request.user_id, device).await?;
+        self.accounts.revoke_tokens(caller.app, &request.user_id, device).await?;
         Ok(Response::new(api::Empty {}))
     }
 
@@ -135,16 +147,16 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::BusinessSendRequest>,
     ) -> Result<Response<api::SendMessageResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let sender = if request.sender_user_id.is_empty() {
-            Sender::System
+            MessageSender::System
         } else {
             auth::acting_for(&request.sender_user_id);
-            Sender::User(request.sender_user_id)
+            MessageSender::User(request.sender_user_id)
         };
         let sent = self
-            .logic
+            .messaging
             .send_direct(
                 caller.app,
                 sender,
@@ -160,10 +172,10 @@ impl Business for BusinessApi {
     }
 
     async fn sync(&self, request: Request<api::BusinessSyncRequest>) -> Result<Response<api::SyncResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         auth::acting_for(&request.user_id);
-        let page = self.logic.sync(caller.app, &request.user_id, request.after_seq, request.limit).await?;
+        let page = self.messaging.sync(caller.app, &request.user_id, request.after_seq, request.limit).await?;
         Ok(Response::new(api::SyncResponse {
             messages: convert::messages(page.messages),
             has_more: page.has_more,
@@ -176,24 +188,24 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::GetPresenceRequest>,
     ) -> Result<Response<api::GetPresenceResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
-        let presence = self.logic.presence(caller.app, &request.into_inner().user_ids).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
+        let presence = self.social.presence(caller.app, &request.into_inner().user_ids).await?;
         Ok(Response::new(convert::presence(presence)))
     }
 
     async fn kick_device(&self, request: Request<api::KickDeviceRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         auth::acting_for(&request.user_id);
         let device = Some(request.device_id.as_str()).filter(|d| !d.is_empty());
-        self.logic.kick(caller.app, &request.user_id, device, &request.reason).await?;
+        self.accounts.kick(caller.app, &request.user_id, device, &request.reason).await?;
         Ok(Response::new(api::Empty {}))
     }
 
     async fn push_event(&self, request: Request<api::PushEventRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        self.logic.push_event(caller.app, request.user_ids, &request.kind, request.data).await?;
+        self.messaging.push_event(caller.app, request.user_ids, &request.kind, request.data).await?;
         Ok(Response::new(api::Empty {}))
     }
 
@@ -201,14 +213,14 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::BroadcastRequest>,
     ) -> Result<Response<api::BroadcastResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let content = match (request.body, request.event_kind.is_empty()) {
             (Some(body), true) => BroadcastContent::Message { client_msg_id: request.client_msg_id, body: Some(body) },
             (None, false) => BroadcastContent::Event { kind: request.event_kind, data: request.event_data },
             _ => return Err(Status::invalid_argument("set either body (a message) or event_kind (an event)")),
         };
-        let done = self.logic.broadcast(caller.app, request.user_ids, content).await?;
+        let done = self.messaging.broadcast(caller.app, request.user_ids, content).await?;
         Ok(Response::new(api::BroadcastResponse {
             sent: done.sent,
             unknown_user_ids: done.unknown_user_ids,
@@ -220,12 +232,12 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::BusinessHistoryRequest>,
     ) -> Result<Response<api::HistoryResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         auth::acting_for(&request.user_id);
         let cursor = HistoryCursor { before_seq: request.before_seq, before_time_ms: request.before_time_ms };
         let history = self
-            .logic
+            .messaging
             .direct_history(caller.app, &request.user_id, &request.peer_user_id, cursor, request.limit)
             .await?;
         Ok(Response::new(api::HistoryResponse {
@@ -246,28 +258,28 @@ impl Business for BusinessApi {
         &self,
         request: Request<api::PushRoomRequest>,
     ) -> Result<Response<api::PushRoomResponse>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let content = match (request.body, request.event_kind.is_empty()) {
             (Some(body), true) => RoomContent::Message { client_msg_id: request.client_msg_id, body: Some(body) },
             (None, false) => RoomContent::Event { kind: request.event_kind, data: request.event_data },
             _ => return Err(Status::invalid_argument("set either body (a message) or event_kind (an event)")),
         };
-        let seq = self.logic.push_room(caller.app, &request.room_id, content).await?;
+        let seq = self.rooms.push_room(caller.app, &request.room_id, content).await?;
         Ok(Response::new(api::PushRoomResponse { seq }))
     }
 
     async fn get_room(&self, request: Request<api::GetRoomRequest>) -> Result<Response<api::Room>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let room_id = request.into_inner().room_id;
-        let room = self.logic.room(caller.app, &room_id).await?;
+        let room = self.rooms.room(caller.app, &room_id).await?;
         Ok(Response::new(api::Room { room_id, members: room.members, last_seq: room.last_seq }))
     }
 
     async fn close_room(&self, request: Request<api::CloseRoomRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        self.logic.close_room(caller.app, &request.room_id, &request.reason).await?;
+        self.rooms.close_room(caller.app, &request.room_id, &request.reason).await?;
         Ok(Response::new(api::Empty {}))
     }
 }
@@ -278,10 +290,10 @@ impl BusinessApi {
         request: Request<api::RoomMemberRequest>,
         joined: bool,
     ) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::business(&self.logic, request.metadata()).await?;
+        let caller = auth::business(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         auth::acting_for(&request.user_id);
-        self.logic
+        self.rooms
             .move_in_room(caller.app, &request.room_id, &request.user_id, &request.device_id, joined, &request.reason)
             .await?;
         Ok(Response::new(api::Empty {}))

@@ -1,22 +1,25 @@
 //! `gim.logic.v1.Conversations`: a user's conversation list, for devices (acting as
 //! their user) and business backends (acting as `x-gim-acting-user`).
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use super::{auth, convert};
 use crate::{
-    logic::{Error, Logic, page_token, parse_page_token},
+    logic::{Conversations as ConversationList, Error, page_token, parse_page_token},
     model::{ConversationSettings, ConversationType},
     proto::logic::v1::{self as api, conversations_server::Conversations},
 };
 
 pub struct ConversationsApi {
-    logic: Logic,
+    gate: auth::Gate,
+    conversations: Arc<ConversationList>,
 }
 
 impl ConversationsApi {
-    pub fn new(logic: Logic) -> Self {
-        Self { logic }
+    pub fn new(gate: auth::Gate, conversations: Arc<ConversationList>) -> Self {
+        Self { gate, conversations }
     }
 }
 
@@ -30,10 +33,10 @@ impl Conversations for ConversationsApi {
         &self,
         request: Request<api::ListConversationsRequest>,
     ) -> Result<Response<api::ListConversationsResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let after = parse_page_token(&request.page_token)?;
-        let page = self.logic.list_conversations(&caller, after, request.limit).await?;
+        let page = self.conversations.list_conversations(&caller, after, request.limit).await?;
         Ok(Response::new(api::ListConversationsResponse {
             conversations: page.items.into_iter().map(convert::conversation).collect(),
             next_page_token: page.next.as_ref().map(page_token).unwrap_or_default(),
@@ -46,9 +49,9 @@ impl Conversations for ConversationsApi {
         &self,
         request: Request<api::SyncConversationsRequest>,
     ) -> Result<Response<api::SyncConversationsResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        let changes = self.logic.sync_conversations(&caller, request.after_version, request.limit).await?;
+        let changes = self.conversations.sync_conversations(&caller, request.after_version, request.limit).await?;
         Ok(Response::new(api::SyncConversationsResponse {
             conversations: changes.items.into_iter().map(convert::conversation).collect(),
             has_more: changes.has_more,
@@ -61,10 +64,11 @@ impl Conversations for ConversationsApi {
         &self,
         request: Request<api::ClearHistoryRequest>,
     ) -> Result<Response<api::Conversation>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let kind = conversation_type(request.conversation_type)?;
-        let view = self.logic.clear_conversation(&caller, (kind, &request.conversation_id), request.up_to_seq).await?;
+        let view =
+            self.conversations.clear_conversation(&caller, (kind, &request.conversation_id), request.up_to_seq).await?;
         Ok(Response::new(convert::conversation(view)))
     }
 
@@ -72,7 +76,7 @@ impl Conversations for ConversationsApi {
         &self,
         request: Request<api::UpdateConversationRequest>,
     ) -> Result<Response<api::Conversation>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let kind = conversation_type(request.conversation_type)?;
         let settings = ConversationSettings {
@@ -81,7 +85,7 @@ impl Conversations for ConversationsApi {
             hidden: request.hidden,
             draft: request.draft,
         };
-        let view = self.logic.update_conversation(&caller, (kind, &request.conversation_id), settings).await?;
+        let view = self.conversations.update_conversation(&caller, (kind, &request.conversation_id), settings).await?;
         Ok(Response::new(convert::conversation(view)))
     }
 }

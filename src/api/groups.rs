@@ -1,23 +1,28 @@
 //! `gim.logic.v1.Groups`: shared by devices (acting as their user) and business
 //! backends (acting as `x-gim-acting-user`, or as the app).
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use super::{auth, convert, session_calls::SessionCalls};
 use crate::{
-    logic::{GroupInput, GroupPatch, Logic},
+    logic::{GroupInput, GroupPatch, Groups as GroupService, Messaging},
     model::GroupRole,
     proto::logic::v1::{self as api, groups_server::Groups},
 };
 
 pub struct GroupsApi {
-    logic: Logic,
+    gate: auth::Gate,
+    groups: Arc<GroupService>,
+    /// A group's history (its sends and timeline go through `calls`).
+    messaging: Arc<Messaging>,
     calls: SessionCalls,
 }
 
 impl GroupsApi {
-    pub fn new(logic: Logic) -> Self {
-        Self { calls: SessionCalls::new(logic.clone()), logic }
+    pub fn new(gate: auth::Gate, groups: Arc<GroupService>, calls: SessionCalls) -> Self {
+        Self { gate, groups, messaging: calls.messaging.clone(), calls }
     }
 }
 
@@ -28,7 +33,7 @@ fn empty() -> Response<api::Empty> {
 #[tonic::async_trait]
 impl Groups for GroupsApi {
     async fn create_group(&self, request: Request<api::CreateGroupRequest>) -> Result<Response<api::Group>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let input = GroupInput {
             group_id: request.group_id,
@@ -40,18 +45,18 @@ impl Groups for GroupsApi {
             history_visible: request.history_visible,
             owner_id: request.owner_id,
         };
-        let group = self.logic.create_group(&caller, input, request.member_ids).await?;
+        let group = self.groups.create_group(&caller, input, request.member_ids).await?;
         Ok(Response::new(convert::group(group)))
     }
 
     async fn get_group(&self, request: Request<api::GroupRef>) -> Result<Response<api::Group>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
-        let group = self.logic.get_group(caller.app, &request.into_inner().group_id).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
+        let group = self.groups.get_group(caller.app, &request.into_inner().group_id).await?;
         Ok(Response::new(convert::group(group)))
     }
 
     async fn update_group(&self, request: Request<api::UpdateGroupRequest>) -> Result<Response<api::Group>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let patch = GroupPatch {
             name: request.name,
@@ -62,13 +67,13 @@ impl Groups for GroupsApi {
             muted_all: request.muted_all,
             history_visible: request.history_visible,
         };
-        let group = self.logic.update_group(&caller, &request.group_id, patch).await?;
+        let group = self.groups.update_group(&caller, &request.group_id, patch).await?;
         Ok(Response::new(convert::group(group)))
     }
 
     async fn dismiss_group(&self, request: Request<api::GroupRef>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
-        self.logic.dismiss_group(&caller, &request.into_inner().group_id).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
+        self.groups.dismiss_group(&caller, &request.into_inner().group_id).await?;
         Ok(empty())
     }
 
@@ -76,10 +81,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::ListMyGroupsRequest>,
     ) -> Result<Response<api::ListGroupsResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let crate::logic::Page { items: groups, has_more } =
-            self.logic.my_groups(&caller, &request.after_group_id, request.limit).await?;
+            self.groups.my_groups(&caller, &request.after_group_id, request.limit).await?;
         Ok(Response::new(api::ListGroupsResponse {
             groups: groups.into_iter().map(convert::group).collect(),
             has_more,
@@ -90,10 +95,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::ListMembersRequest>,
     ) -> Result<Response<api::ListMembersResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let crate::logic::Page { items: members, has_more } =
-            self.logic.group_members(&caller, &request.group_id, &request.after_user_id, request.limit).await?;
+            self.groups.group_members(&caller, &request.group_id, &request.after_user_id, request.limit).await?;
         Ok(Response::new(api::ListMembersResponse {
             members: members.into_iter().map(convert::member).collect(),
             has_more,
@@ -104,9 +109,9 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::JoinGroupRequest>,
     ) -> Result<Response<api::JoinGroupResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        let joined = self.logic.join_group(&caller, &request.group_id, &request.message).await?;
+        let joined = self.groups.join_group(&caller, &request.group_id, &request.message).await?;
         Ok(Response::new(api::JoinGroupResponse { joined }))
     }
 
@@ -114,9 +119,9 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::MembersRequest>,
     ) -> Result<Response<api::MembersResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        let user_ids = self.logic.invite(&caller, &request.group_id, request.user_ids).await?;
+        let user_ids = self.groups.invite(&caller, &request.group_id, request.user_ids).await?;
         Ok(Response::new(api::MembersResponse { user_ids }))
     }
 
@@ -124,8 +129,8 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::GroupRef>,
     ) -> Result<Response<api::ListJoinRequestsResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
-        let requests = self.logic.join_requests(&caller, &request.into_inner().group_id).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
+        let requests = self.groups.join_requests(&caller, &request.into_inner().group_id).await?;
         let requests = requests
             .into_iter()
             .map(|r| api::JoinRequest { user_id: r.user_id, message: r.message, requested_at_ms: r.requested_at_ms })
@@ -134,15 +139,15 @@ impl Groups for GroupsApi {
     }
 
     async fn review_join(&self, request: Request<api::ReviewJoinRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        self.logic.review_join(&caller, &request.group_id, &request.user_id, request.approve).await?;
+        self.groups.review_join(&caller, &request.group_id, &request.user_id, request.approve).await?;
         Ok(empty())
     }
 
     async fn leave_group(&self, request: Request<api::GroupRef>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
-        self.logic.leave_group(&caller, &request.into_inner().group_id).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
+        self.groups.leave_group(&caller, &request.into_inner().group_id).await?;
         Ok(empty())
     }
 
@@ -150,9 +155,9 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::MembersRequest>,
     ) -> Result<Response<api::MembersResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        let user_ids = self.logic.remove_members(&caller, &request.group_id, request.user_ids).await?;
+        let user_ids = self.groups.remove_members(&caller, &request.group_id, request.user_ids).await?;
         Ok(Response::new(api::MembersResponse { user_ids }))
     }
 
@@ -160,31 +165,31 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::TransferOwnershipRequest>,
     ) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        self.logic.transfer_ownership(&caller, &request.group_id, &request.new_owner_id).await?;
+        self.groups.transfer_ownership(&caller, &request.group_id, &request.new_owner_id).await?;
         Ok(empty())
     }
 
     async fn set_role(&self, request: Request<api::SetRoleRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let role = GroupRole::try_from(request.role).unwrap_or_default();
-        self.logic.set_role(&caller, &request.group_id, &request.user_id, role).await?;
+        self.groups.set_role(&caller, &request.group_id, &request.user_id, role).await?;
         Ok(empty())
     }
 
     async fn mute_member(&self, request: Request<api::MuteMemberRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        self.logic.mute_member(&caller, &request.group_id, &request.user_id, request.duration_seconds).await?;
+        self.groups.mute_member(&caller, &request.group_id, &request.user_id, request.duration_seconds).await?;
         Ok(empty())
     }
 
     async fn set_nickname(&self, request: Request<api::SetNicknameRequest>) -> Result<Response<api::Empty>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        self.logic.set_nickname(&caller, &request.group_id, &request.user_id, &request.nickname).await?;
+        self.groups.set_nickname(&caller, &request.group_id, &request.user_id, &request.nickname).await?;
         Ok(empty())
     }
 
@@ -192,12 +197,12 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::GroupSendRequest>,
     ) -> Result<Response<api::GroupSendResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         Ok(Response::new(self.calls.group_send(&caller, request.into_inner()).await?))
     }
 
     async fn sync_group(&self, request: Request<api::SyncGroupRequest>) -> Result<Response<api::SyncResponse>, Status> {
-        let caller = auth::shared_caller_or_on_behalf(&self.logic, &request).await?;
+        let caller = auth::shared_caller_or_on_behalf(&self.gate, &request).await?;
         Ok(Response::new(self.calls.sync_group(&caller, request.into_inner()).await?))
     }
 
@@ -205,10 +210,10 @@ impl Groups for GroupsApi {
         &self,
         request: Request<api::GroupHistoryRequest>,
     ) -> Result<Response<api::GroupHistoryResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let (messages, next_page_token) =
-            self.logic.group_history(&caller, &request.group_id, &request.page_token, request.limit).await?;
+            self.messaging.group_history(&caller, &request.group_id, &request.page_token, request.limit).await?;
         Ok(Response::new(api::GroupHistoryResponse { messages: convert::messages(messages), next_page_token }))
     }
 }

@@ -2,11 +2,13 @@
 //! sessions opened or closed, for presence events. Internal: it takes the cluster's
 //! internal token.
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use super::SessionCalls;
 use crate::{
-    logic::{DeviceCaller, Logic},
+    logic::{Accounts, DeviceCaller, Social},
     model::DeviceType,
     proto::{
         connect::v1::{
@@ -21,19 +23,20 @@ use crate::{
 const MAX_USERS: usize = 10_000;
 
 pub struct SessionsApi {
-    logic: Logic,
+    /// Knows the cluster's internal token.
+    accounts: Arc<Accounts>,
+    social: Arc<Social>,
 }
 
 impl SessionsApi {
-    /// `logic` knows the internal token (see `LogicParts::internal_token`).
-    pub fn new(logic: Logic) -> Self {
-        Self { logic }
+    pub fn new(accounts: Arc<Accounts>, social: Arc<Social>) -> Self {
+        Self { accounts, social }
     }
 }
 
-fn internal_only<T>(logic: &Logic, request: &Request<T>) -> Result<(), Status> {
+fn internal_only<T>(accounts: &Accounts, request: &Request<T>) -> Result<(), Status> {
     let presented = super::auth::bearer(request.metadata()).unwrap_or_default();
-    if !logic.is_internal(presented) {
+    if !accounts.is_internal(presented) {
         return Err(Status::unauthenticated("the internal API takes the cluster's internal token"));
     }
     Ok(())
@@ -42,19 +45,20 @@ fn internal_only<T>(logic: &Logic, request: &Request<T>) -> Result<(), Status> {
 /// `gim.connect.v1.Rooms` on logic nodes: devices' room messages, from the connect node
 /// that holds the session (which checked that it is in the room).
 pub struct RoomsApi {
+    accounts: Arc<Accounts>,
     calls: SessionCalls,
 }
 
 impl RoomsApi {
-    pub fn new(logic: Logic) -> Self {
-        Self { calls: SessionCalls::new(logic) }
+    pub fn new(accounts: Arc<Accounts>, calls: SessionCalls) -> Self {
+        Self { accounts, calls }
     }
 }
 
 #[tonic::async_trait]
 impl Rooms for RoomsApi {
     async fn send(&self, request: Request<DeviceRoomSend>) -> Result<Response<RoomSendResponse>, Status> {
-        internal_only(self.calls.logic(), &request)?;
+        internal_only(&self.accounts, &request)?;
         let request = request.into_inner();
         let caller = DeviceCaller {
             app: request.app_id,
@@ -76,12 +80,12 @@ impl Sessions for SessionsApi {
         &self,
         request: Request<SessionsChangedRequest>,
     ) -> Result<Response<SessionsChangedResponse>, Status> {
-        internal_only(&self.logic, &request)?;
+        internal_only(&self.accounts, &request)?;
         let users = request.into_inner().users;
         if users.len() > MAX_USERS {
             return Err(Status::invalid_argument(format!("report at most {MAX_USERS} users per call")));
         }
-        self.logic.sessions_changed(users.into_iter().map(|user| (user.app_id, user.user_id)).collect());
+        self.social.sessions_changed(users.into_iter().map(|user| (user.app_id, user.user_id)).collect());
         Ok(Response::new(SessionsChangedResponse {}))
     }
 }

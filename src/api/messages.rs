@@ -2,11 +2,13 @@
 //! (acting as their user) and business backends (acting as `x-gim-acting-user`, or as
 //! the app, which may recall any message).
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use super::{auth, session_calls::SessionCalls};
 use crate::{
-    logic::{Error, Logic, SearchInput},
+    logic::{Error, Messaging, SearchInput},
     model::ConversationType,
     proto::{
         common::v1 as pb,
@@ -15,13 +17,14 @@ use crate::{
 };
 
 pub struct MessagesApi {
-    logic: Logic,
+    gate: auth::Gate,
+    messaging: Arc<Messaging>,
     calls: SessionCalls,
 }
 
 impl MessagesApi {
-    pub fn new(logic: Logic) -> Self {
-        Self { calls: SessionCalls::new(logic.clone()), logic }
+    pub fn new(gate: auth::Gate, calls: SessionCalls) -> Self {
+        Self { gate, messaging: calls.messaging.clone(), calls }
     }
 }
 
@@ -32,15 +35,15 @@ fn conversation_type(value: i32) -> Result<ConversationType, Error> {
 #[tonic::async_trait]
 impl Messages for MessagesApi {
     async fn recall_message(&self, request: Request<api::MessageRef>) -> Result<Response<pb::Message>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
-        let message = self.logic.recall(&caller, request.into_inner().message_id).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
+        let message = self.messaging.recall(&caller, request.into_inner().message_id).await?;
         Ok(Response::new(message.into()))
     }
 
     async fn edit_message(&self, request: Request<api::EditMessageRequest>) -> Result<Response<pb::Message>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        let message = self.logic.edit(&caller, request.message_id, request.text).await?;
+        let message = self.messaging.edit(&caller, request.message_id, request.text).await?;
         Ok(Response::new(message.into()))
     }
 
@@ -48,10 +51,10 @@ impl Messages for MessagesApi {
         &self,
         request: Request<api::DeleteMessagesRequest>,
     ) -> Result<Response<api::DeleteMessagesResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let kind = conversation_type(request.conversation_type)?;
-        let seq = self.logic.delete_for_me(&caller, (kind, &request.conversation_id), &request.message_ids).await?;
+        let seq = self.messaging.delete_for_me(&caller, (kind, &request.conversation_id), &request.message_ids).await?;
         Ok(Response::new(api::DeleteMessagesResponse { seq }))
     }
 
@@ -59,9 +62,9 @@ impl Messages for MessagesApi {
         &self,
         request: Request<api::ReactionRequest>,
     ) -> Result<Response<api::ReactionsResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        let reactions = self.logic.react(&caller, request.message_id, &request.emoji, true).await?;
+        let reactions = self.messaging.react(&caller, request.message_id, &request.emoji, true).await?;
         Ok(Response::new(api::ReactionsResponse { reactions }))
     }
 
@@ -69,9 +72,9 @@ impl Messages for MessagesApi {
         &self,
         request: Request<api::ReactionRequest>,
     ) -> Result<Response<api::ReactionsResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
-        let reactions = self.logic.react(&caller, request.message_id, &request.emoji, false).await?;
+        let reactions = self.messaging.react(&caller, request.message_id, &request.emoji, false).await?;
         Ok(Response::new(api::ReactionsResponse { reactions }))
     }
 
@@ -79,14 +82,14 @@ impl Messages for MessagesApi {
         &self,
         request: Request<api::ForwardMessageRequest>,
     ) -> Result<Response<api::ForwardMessageResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let targets = request
             .targets
             .into_iter()
             .map(|target| Ok((conversation_type(target.conversation_type)?, target.conversation_id)))
             .collect::<Result<Vec<_>, Error>>()?;
-        let sent = self.logic.forward(&caller, request.message_id, &targets, &request.client_msg_id).await?;
+        let sent = self.messaging.forward(&caller, request.message_id, &targets, &request.client_msg_id).await?;
         Ok(Response::new(api::ForwardMessageResponse {
             sent: sent
                 .into_iter()
@@ -103,7 +106,7 @@ impl Messages for MessagesApi {
         &self,
         request: Request<api::SearchMessagesRequest>,
     ) -> Result<Response<api::SearchMessagesResponse>, Status> {
-        let caller = auth::shared_caller(&self.logic, request.metadata()).await?;
+        let caller = auth::shared_caller(&self.gate, request.metadata()).await?;
         let request = request.into_inner();
         let conversation = match request.conversation_type {
             0 if request.conversation_id.is_empty() => None,
@@ -118,7 +121,7 @@ impl Messages for MessagesApi {
             page_token: request.page_token,
             limit: request.limit,
         };
-        let (page, next_page_token) = self.logic.search(&caller, input).await?;
+        let (page, next_page_token) = self.messaging.search(&caller, input).await?;
         Ok(Response::new(api::SearchMessagesResponse {
             messages: page.items.into_iter().map(Into::into).collect(),
             next_page_token,
@@ -126,7 +129,7 @@ impl Messages for MessagesApi {
     }
 
     async fn typing(&self, request: Request<api::TypingRequest>) -> Result<Response<api::TypingResponse>, Status> {
-        let caller = auth::device(&self.logic, request.metadata()).await?;
+        let caller = auth::device(&self.gate, request.metadata()).await?;
         Ok(Response::new(self.calls.typing(&caller, request.into_inner()).await?))
     }
 }

@@ -29,7 +29,7 @@ use tracing::Level;
 
 use crate::{
     config::Secret,
-    logic::Logic,
+    logic::Services,
     metrics::Metrics,
     origins::Origins,
     proto::{
@@ -53,7 +53,11 @@ pub struct PublicOptions {
 
 /// The public services of the logic port, with health and reflection (v1 and v1alpha,
 /// listing these services only). The health reporter lets the node say it is stopping.
-pub async fn logic_routes(logic: Logic, options: PublicOptions, metrics: Arc<Metrics>) -> (Routes, HealthReporter) {
+pub async fn logic_routes(
+    services: &Services,
+    options: PublicOptions,
+    metrics: Arc<Metrics>,
+) -> (Routes, HealthReporter) {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<BusinessServer<business::BusinessApi>>().await;
     health.set_serving::<DeviceServer<device::DeviceApi>>().await;
@@ -73,25 +77,49 @@ pub async fn logic_routes(logic: Logic, options: PublicOptions, metrics: Arc<Met
     let reflection_v1alpha = reflection().build_v1alpha().expect("the generated descriptor set is valid");
 
     let max = options.max_request_bytes;
+    let gate = auth::Gate { accounts: services.accounts.clone(), directory: services.directory.clone() };
+    let calls = SessionCalls::new(services.messaging.clone(), services.rooms.clone());
+    let business = business::BusinessApi::new(
+        gate.clone(),
+        services.accounts.clone(),
+        services.messaging.clone(),
+        services.social.clone(),
+        services.rooms.clone(),
+    );
+    let admin = admin::AdminApi::new(services.apps.clone(), services.integrations.clone(), options.admin_token);
     let mut routes = Routes::builder();
     routes
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(BusinessServer::new(business::BusinessApi::new(logic.clone())).max_decoding_message_size(max))
-        .add_service(DeviceServer::new(device::DeviceApi::new(logic.clone())).max_decoding_message_size(max))
-        .add_service(AccountServer::new(account::AccountApi::new(logic.clone())).max_decoding_message_size(max))
-        .add_service(GroupsServer::new(groups::GroupsApi::new(logic.clone())).max_decoding_message_size(max))
-        .add_service(FriendsServer::new(social::FriendsApi::new(logic.clone())).max_decoding_message_size(max))
-        .add_service(MomentsServer::new(social::MomentsApi::new(logic.clone())).max_decoding_message_size(max))
+        .add_service(BusinessServer::new(business).max_decoding_message_size(max))
         .add_service(
-            ConversationsServer::new(conversations::ConversationsApi::new(logic.clone()))
+            DeviceServer::new(device::DeviceApi::new(gate.clone(), calls.clone())).max_decoding_message_size(max),
+        )
+        .add_service(
+            AccountServer::new(account::AccountApi::new(services.accounts.clone())).max_decoding_message_size(max),
+        )
+        .add_service(
+            GroupsServer::new(groups::GroupsApi::new(gate.clone(), services.groups.clone(), calls.clone()))
                 .max_decoding_message_size(max),
         )
-        .add_service(MessagesServer::new(messages::MessagesApi::new(logic.clone())).max_decoding_message_size(max))
         .add_service(
-            AppAdminServer::new(admin::AdminApi::new(logic, options.admin_token)).max_decoding_message_size(max),
-        );
+            FriendsServer::new(social::FriendsApi::new(gate.clone(), services.social.clone()))
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            MomentsServer::new(social::MomentsApi::new(gate.clone(), services.social.clone()))
+                .max_decoding_message_size(max),
+        )
+        .add_service(
+            ConversationsServer::new(conversations::ConversationsApi::new(
+                gate.clone(),
+                services.conversations.clone(),
+            ))
+            .max_decoding_message_size(max),
+        )
+        .add_service(MessagesServer::new(messages::MessagesApi::new(gate, calls)).max_decoding_message_size(max))
+        .add_service(AppAdminServer::new(admin).max_decoding_message_size(max));
     let calls = edge::Calls { metrics, max_request_bytes: max };
     let router =
         routes.routes().into_axum_router().layer(axum::middleware::from_fn_with_state(calls, edge::track_call));
@@ -99,15 +127,19 @@ pub async fn logic_routes(logic: Logic, options: PublicOptions, metrics: Arc<Met
 }
 
 /// The internal API connect nodes call on logic nodes (`logic.internal_listen`), with
-/// health; it takes the cluster's internal token, which `logic` was built with.
-pub async fn internal_routes(logic: Logic) -> Routes {
+/// health; it takes the cluster's internal token, which `Accounts` was built with.
+pub async fn internal_routes(services: &Services) -> Routes {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<SessionsServer<internal::SessionsApi>>().await;
+    let calls = SessionCalls::new(services.messaging.clone(), services.rooms.clone());
     let mut routes = Routes::builder();
     routes
         .add_service(health_service)
-        .add_service(SessionsServer::new(internal::SessionsApi::new(logic.clone())))
-        .add_service(RoomsServer::new(internal::RoomsApi::new(logic)));
+        .add_service(SessionsServer::new(internal::SessionsApi::new(
+            services.accounts.clone(),
+            services.social.clone(),
+        )))
+        .add_service(RoomsServer::new(internal::RoomsApi::new(services.accounts.clone(), calls)));
     routes.routes()
 }
 

@@ -4,16 +4,19 @@
 //! token was checked when it opened; revoking it closes the session). Requests and
 //! answers are the protocol's messages; errors are logic's.
 
+use std::sync::Arc;
+
 use super::convert;
 use crate::{
-    logic::{DeviceCaller, Logic, Outgoing, Result, Sender, SharedCaller, SyncPage},
+    logic::{DeviceCaller, MessageSender, Messaging, Outgoing, Result, Rooms, SharedCaller, SyncPage},
     model::ConversationType,
     proto::logic::v1 as api,
 };
 
 #[derive(Clone)]
 pub struct SessionCalls {
-    logic: Logic,
+    pub messaging: Arc<Messaging>,
+    pub rooms: Arc<Rooms>,
 }
 
 impl std::fmt::Debug for SessionCalls {
@@ -36,12 +39,8 @@ fn sync_response(page: SyncPage) -> api::SyncResponse {
 }
 
 impl SessionCalls {
-    pub fn new(logic: Logic) -> Self {
-        Self { logic }
-    }
-
-    pub fn logic(&self) -> &Logic {
-        &self.logic
+    pub fn new(messaging: Arc<Messaging>, rooms: Arc<Rooms>) -> Self {
+        Self { messaging, rooms }
     }
 
     pub async fn send(
@@ -49,9 +48,9 @@ impl SessionCalls {
         caller: &DeviceCaller,
         request: api::DeviceSendRequest,
     ) -> Result<api::SendMessageResponse> {
-        let sender = Sender::Device(caller.clone());
+        let sender = MessageSender::Device(caller.clone());
         let sent = self
-            .logic
+            .messaging
             .send_direct(
                 caller.app,
                 sender,
@@ -63,23 +62,23 @@ impl SessionCalls {
     }
 
     pub async fn sync(&self, caller: &DeviceCaller, request: api::SyncRequest) -> Result<api::SyncResponse> {
-        let page = self.logic.sync(caller.app, &caller.user_id, request.after_seq, request.limit).await?;
+        let page = self.messaging.sync(caller.app, &caller.user_id, request.after_seq, request.limit).await?;
         Ok(sync_response(page))
     }
 
     pub async fn ack(&self, caller: &DeviceCaller, request: api::AckRequest) -> Result<api::AckResponse> {
-        Ok(api::AckResponse { acked_seq: self.logic.ack(caller, request.seq).await? })
+        Ok(api::AckResponse { acked_seq: self.messaging.ack(caller, request.seq).await? })
     }
 
     pub async fn typing(&self, caller: &DeviceCaller, request: api::TypingRequest) -> Result<api::TypingResponse> {
         let kind = ConversationType::try_from(request.conversation_type).unwrap_or_default();
-        self.logic.typing(caller, (kind, &request.conversation_id)).await?;
+        self.messaging.typing(caller, (kind, &request.conversation_id)).await?;
         Ok(api::TypingResponse {})
     }
 
     pub async fn mark_read(&self, caller: &DeviceCaller, request: api::MarkReadRequest) -> Result<api::ReadCursor> {
         let conversation_type = ConversationType::try_from(request.conversation_type).unwrap_or_default();
-        let cursor = self.logic.mark_read(caller, conversation_type, &request.conversation_id, request.seq).await?;
+        let cursor = self.messaging.mark_read(caller, conversation_type, &request.conversation_id, request.seq).await?;
         Ok(convert::read_cursor(cursor))
     }
 
@@ -89,7 +88,7 @@ impl SessionCalls {
         request: api::GroupSendRequest,
     ) -> Result<api::GroupSendResponse> {
         let outgoing = Outgoing::new(request.client_msg_id, request.body, request.reply_to_message_id);
-        let sent = self.logic.send_group(caller, &request.group_id, outgoing).await?;
+        let sent = self.messaging.send_group(caller, &request.group_id, outgoing).await?;
         Ok(api::GroupSendResponse {
             message_id: sent.message_id,
             seq: sent.seq,
@@ -104,12 +103,12 @@ impl SessionCalls {
         caller: &DeviceCaller,
         request: api::RoomSendRequest,
     ) -> Result<api::RoomSendResponse> {
-        let sent = self.logic.room_send(caller, &request.room_id, request.client_msg_id, request.body).await?;
+        let sent = self.rooms.room_send(caller, &request.room_id, request.client_msg_id, request.body).await?;
         Ok(api::RoomSendResponse { seq: sent.seq, sent_at_ms: sent.sent_at_ms })
     }
 
     pub async fn sync_group(&self, caller: &SharedCaller, request: api::SyncGroupRequest) -> Result<api::SyncResponse> {
-        let page = self.logic.sync_group(caller, &request.group_id, request.after_group_seq, request.limit).await?;
+        let page = self.messaging.sync_group(caller, &request.group_id, request.after_group_seq, request.limit).await?;
         Ok(sync_response(page))
     }
 }

@@ -1,109 +1,54 @@
-//! Apps (tenants): the operator's use cases and business authentication.
+//! App administration: the operator's use cases on apps (tenants): creating them,
+//! their settings, quotas and secrets.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
-use quick_cache::sync::Cache;
-
-use super::{AppCaller, Error, Logic, Result, validate};
 use crate::{
     auth::{generate_secret, hash_secret},
-    model::{App, AppId, AppQuotas, AppSecret, AppSettings, AppSettingsPatch, BeforeSendHook, now_ms},
+    config::Limits,
+    logic::{
+        Error, Result,
+        kernel::{directory::AppDirectory, moderation::check_hook, validate},
+    },
+    model::{App, AppId, AppQuotas, AppSettings, AppSettingsPatch, BeforeSendHook, now_ms},
+    outbound::AddressPolicy,
+    store::AppStore,
     webhooks::signature,
 };
 
-/// Apps whose secrets a node keeps in memory at most.
-const APP_CACHE_CAPACITY: usize = 10_000;
-/// A secret that matches nothing triggers a reload at most this often per app, so that a
-/// secret rotated on another node works here at once without letting wrong secrets
-/// hammer the database.
-const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
-
-/// An app and its live secrets as last read from the store.
-#[derive(Debug)]
-struct CachedApp {
-    app: Option<Arc<App>>,
-    secrets: Vec<AppSecret>,
-    loaded_at: Instant,
+/// The operator's use cases on apps.
+pub struct AppAdmin {
+    store: Arc<dyn AppStore>,
+    directory: AppDirectory,
+    limits: Arc<Limits>,
+    /// `webhooks.max_hook_timeout_ms`: the longest a before-send hook may make senders wait.
+    max_hook_timeout_ms: u64,
+    /// Where before-send hooks may be.
+    outbound: AddressPolicy,
 }
 
-/// Short-lived copies of apps and secrets, so that authenticating a business call
-/// costs no database read.
-pub(super) struct AppCache {
-    entries: Cache<AppId, Arc<CachedApp>>,
-    ttl: Duration,
-}
-
-impl AppCache {
-    pub(super) fn new(ttl_secs: u64) -> Self {
-        Self { entries: Cache::new(APP_CACHE_CAPACITY), ttl: Duration::from_secs(ttl_secs) }
+impl std::fmt::Debug for AppAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppAdmin").finish_non_exhaustive()
     }
 }
 
-/// An app's settings as the cache holds them.
-pub(super) struct CachedSettings(Arc<App>);
-
-impl std::ops::Deref for CachedSettings {
-    type Target = AppSettings;
-
-    fn deref(&self) -> &AppSettings {
-        &self.0.settings
-    }
-}
-
-impl CachedApp {
-    fn accepts(&self, secret_hash: &str, now_ms: i64) -> bool {
-        self.secrets.iter().any(|s| s.hash == secret_hash && s.expires_at_ms.is_none_or(|at| at > now_ms))
-    }
-}
-
-impl Logic {
-    async fn load_app(&self, app: AppId) -> Result<Arc<CachedApp>> {
-        let now = now_ms();
-        let found = self.store().get_app(app).await?;
-        let secrets = if found.is_some() { self.store().app_secrets(app, now).await? } else { Vec::new() };
-        let entry = Arc::new(CachedApp { app: found.map(Arc::new), secrets, loaded_at: Instant::now() });
-        self.inner.apps.entries.insert(app, entry.clone());
-        Ok(entry)
-    }
-
-    async fn cached_app(&self, app: AppId) -> Result<Arc<CachedApp>> {
-        match self.inner.apps.entries.get(&app) {
-            Some(entry) if entry.loaded_at.elapsed() < self.inner.apps.ttl => Ok(entry),
-            _ => self.load_app(app).await,
-        }
-    }
-
-    /// Checks an app id and secret pair (business calls).
-    pub async fn authenticate_app(&self, app: AppId, secret: &str) -> Result<AppCaller> {
-        let refused = || Error::Unauthenticated("unknown app id or wrong app secret".into());
-        let hash = hash_secret(secret);
-        let now = now_ms();
-        let mut entry = self.cached_app(app).await?;
-        if !entry.accepts(&hash, now) && entry.loaded_at.elapsed() >= MISS_RELOAD_INTERVAL {
-            entry = self.load_app(app).await?;
-        }
-        match &entry.app {
-            Some(found) if entry.accepts(&hash, now) => Ok(AppCaller { app, settings: found.settings.clone() }),
-            _ => Err(refused()),
-        }
-    }
-
-    /// The settings of an app that exists, from the cache (no copy is made).
-    pub(super) async fn app_settings(&self, app: AppId) -> Result<CachedSettings> {
-        match &self.cached_app(app).await?.app {
-            Some(found) => Ok(CachedSettings(found.clone())),
-            None => Err(Error::Unauthenticated(format!("app {app} does not exist"))),
-        }
+impl AppAdmin {
+    pub fn new(
+        store: Arc<dyn AppStore>,
+        directory: AppDirectory,
+        limits: Arc<Limits>,
+        max_hook_timeout_ms: u64,
+        outbound: AddressPolicy,
+    ) -> Self {
+        Self { store, directory, limits, max_hook_timeout_ms, outbound }
     }
 
     /// Creates an app; returns it with its first secret, which is not stored in clear. A
     /// before-send hook given without a secret gets one (in the returned settings, which
     /// is the one time gim shows it).
     pub async fn create_app(&self, name: &str, mut settings: AppSettings) -> Result<(App, String)> {
-        check_app_name(name, self)?;
+        check_app_name(name, &self.limits)?;
         if let Some(hook) = settings.before_send.as_mut() {
             if hook.secret.is_empty() {
                 hook.secret = signature::generate_secret();
@@ -111,17 +56,17 @@ impl Logic {
             self.check_hook(hook)?;
         }
         let secret = generate_secret();
-        let app = self.store().create_app(name, &settings, &hash_secret(&secret), now_ms()).await?;
+        let app = self.store.create_app(name, &settings, &hash_secret(&secret), now_ms()).await?;
         tracing::info!(app = app.id, name, "app created");
         Ok((app, secret))
     }
 
     pub async fn get_app(&self, app: AppId) -> Result<App> {
-        self.store().get_app(app).await?.ok_or_else(|| Error::not_found(format!("app {app} does not exist")))
+        self.store.get_app(app).await?.ok_or_else(|| Error::not_found(format!("app {app} does not exist")))
     }
 
     pub async fn list_apps(&self) -> Result<Vec<App>> {
-        Ok(self.store().list_apps().await?)
+        Ok(self.store.list_apps().await?)
     }
 
     /// Renames an app and changes the settings `patch` names, leaving the others as they
@@ -133,7 +78,7 @@ impl Logic {
         patch: AppSettingsPatch,
     ) -> Result<(App, Option<String>)> {
         if let Some(name) = name {
-            check_app_name(name, self)?;
+            check_app_name(name, &self.limits)?;
         }
         let mut refusal = None;
         let mut made_secret = None;
@@ -156,8 +101,8 @@ impl Logic {
                 }
             }
         };
-        let updated = self.store().update_app(app, name, &mut change).await?;
-        self.inner.apps.entries.remove(&app);
+        let updated = self.store.update_app(app, name, &mut change).await?;
+        self.directory.forget(app);
         if let Some(refusal) = refusal {
             return Err(refusal);
         }
@@ -168,7 +113,7 @@ impl Logic {
 
     /// The limits `settings` put on their app: its own quotas, else the deployment's.
     pub fn quotas(&self, settings: &AppSettings) -> AppQuotas {
-        settings.quotas.or(self.inner.quota_defaults)
+        self.directory.quotas(settings)
     }
 
     /// Adds a secret; the ones that exist stay valid for `keep_old_for` (0: revoked now).
@@ -177,17 +122,17 @@ impl Logic {
         let secret = generate_secret();
         let now = now_ms();
         let retire_at = now.saturating_add(i64::try_from(keep_old_for.as_millis()).unwrap_or(i64::MAX));
-        self.store().rotate_secret(app, &hash_secret(&secret), retire_at, now).await?;
-        self.inner.apps.entries.remove(&app);
+        self.store.rotate_secret(app, &hash_secret(&secret), retire_at, now).await?;
+        self.directory.forget(app);
         tracing::info!(app, keep_old_secs = keep_old_for.as_secs(), "app secret rotated");
         Ok(secret)
     }
 }
 
-impl Logic {
+impl AppAdmin {
     /// Checks a before-send hook as the operator gives it, its URL read as gim stores it.
     fn check_hook(&self, hook: &mut BeforeSendHook) -> Result<()> {
-        super::moderation::check_hook(hook, self.inner.webhooks.max_hook_timeout_ms, &self.inner.outbound)
+        check_hook(hook, self.max_hook_timeout_ms, &self.outbound)
     }
 }
 
@@ -221,11 +166,11 @@ fn patched(
     (settings, made)
 }
 
-fn check_app_name(name: &str, logic: &Logic) -> Result<()> {
+fn check_app_name(name: &str, limits: &Limits) -> Result<()> {
     if name.trim().is_empty() {
         return Err(Error::invalid("app name is required"));
     }
-    validate::name("name", name, logic.limits())
+    validate::name("name", name, limits)
 }
 
 #[cfg(test)]

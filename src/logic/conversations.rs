@@ -4,15 +4,25 @@
 //! by the store with the messages and reads that change them; this module reads them
 //! and names what they are about (the peer's profile, the group's name).
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
-use super::{Error, Logic, Result, SharedCaller, validate};
+use super::{
+    ConversationKey, Error, Result, SharedCaller,
+    kernel::{lookups, paging, revisions::revision_message, validate, writer::MessageWriter},
+    rules::message::SendRules,
+};
 use crate::{
-    delivery::{DeviceRef, Push},
+    config::Limits,
+    delivery::{Delivery, DeviceRef, Push},
     frames,
-    model::{Conversation, ConversationSettings, ConversationType, Group, Message, User, now_ms},
+    model::{
+        Conversation, ConversationSettings, ConversationType, Group, Message, RevisionBody, RevisionKind, User, now_ms,
+    },
     proto::client::v1::{ConversationEvent, event_push::Event},
-    store::{ConversationMark, ConversationTotals},
+    store::{ConversationMark, ConversationStore, ConversationTotals, GroupStore, ReadStore, Recipient, UserStore},
 };
 
 /// A conversation as its user sees it.
@@ -78,7 +88,37 @@ fn acting_user(caller: &SharedCaller) -> Result<&str> {
     caller.user().ok_or_else(|| Error::invalid("conversations are a user's: act as one (x-gim-acting-user)"))
 }
 
-impl Logic {
+/// What the conversation list reads.
+pub trait ConversationsStore: ConversationStore + GroupStore + ReadStore + UserStore {}
+
+impl<T: ConversationStore + GroupStore + ReadStore + UserStore + ?Sized> ConversationsStore for T {}
+
+/// The use cases of a user's conversation list.
+pub struct Conversations {
+    store: Arc<dyn ConversationsStore>,
+    /// Writes the revisions that tell a user's devices of a clearing.
+    writer: MessageWriter,
+    /// Tells a user's other devices of a change to a conversation.
+    delivery: Arc<dyn Delivery>,
+    limits: Arc<Limits>,
+}
+
+impl std::fmt::Debug for Conversations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversations").finish_non_exhaustive()
+    }
+}
+
+impl Conversations {
+    pub fn new(
+        store: Arc<dyn ConversationsStore>,
+        writer: MessageWriter,
+        delivery: Arc<dyn Delivery>,
+        limits: Arc<Limits>,
+    ) -> Self {
+        Self { store, writer, delivery, limits }
+    }
+
     pub async fn list_conversations(
         &self,
         caller: &SharedCaller,
@@ -86,12 +126,12 @@ impl Logic {
         limit: i32,
     ) -> Result<ConversationPage> {
         let user = acting_user(caller)?;
-        let totals = self.store().conversation_totals(caller.app, user).await?;
-        let limit = self.page_limit(limit)? as usize;
-        let mut rows = self.store().conversations(caller.app, user, after.as_ref(), limit as u32 + 1).await?;
+        let totals = self.store.conversation_totals(caller.app, user).await?;
+        let limit = paging::page_limit(&self.limits, limit)? as usize;
+        let mut rows = self.store.conversations(caller.app, user, after.as_ref(), limit as u32 + 1).await?;
         if totals.on_timeline > 0 {
             // Large groups' rows are few, and their activity is their group's: merged here.
-            let timeline = self.store().timeline_conversations(caller.app, user, 0, 0).await?;
+            let timeline = self.store.timeline_conversations(caller.app, user, 0, 0).await?;
             rows.extend(
                 timeline.into_iter().filter(|row| !row.hidden && after.as_ref().is_none_or(|a| a.precedes(row))),
             );
@@ -117,23 +157,23 @@ impl Logic {
         limit: i32,
     ) -> Result<ConversationChanges> {
         let user = acting_user(caller)?;
-        let limit = self.page_limit(limit)?;
-        let totals = self.store().conversation_totals(caller.app, user).await?;
+        let limit = paging::page_limit(&self.limits, limit)?;
+        let totals = self.store.conversation_totals(caller.app, user).await?;
         if after_version > totals.version {
             return Err(Error::invalid(format!(
                 "after_version {after_version} is ahead of the user's conversation version {}",
                 totals.version
             )));
         }
-        let mut rows = self.store().changed_conversations(caller.app, user, after_version, limit + 1).await?;
+        let mut rows = self.store.changed_conversations(caller.app, user, after_version, limit + 1).await?;
         let has_more = rows.len() > limit as usize;
         if has_more {
             let cut = rows[limit as usize].version;
             rows.retain(|row| row.version < cut);
             if rows.is_empty() {
                 // One version holds more than a page: give all of it.
-                let whole = self.inner.limits.max_page_size.max(limit) * 64;
-                rows = self.store().changed_conversations(caller.app, user, cut - 1, whole).await?;
+                let whole = self.limits.max_page_size.max(limit) * 64;
+                rows = self.store.changed_conversations(caller.app, user, cut - 1, whole).await?;
                 rows.retain(|row| row.version == cut);
             }
         }
@@ -144,8 +184,7 @@ impl Logic {
         // A large group's messages bump no member's version: its rows come when its
         // timeline changed since the version was reached (with a margin for clocks).
         if totals.on_timeline > 0 {
-            let timelines =
-                self.store().timeline_conversations(caller.app, user, after_version, TIMELINE_SYNC_MARGIN_MS);
+            let timelines = self.store.timeline_conversations(caller.app, user, after_version, TIMELINE_SYNC_MARGIN_MS);
             rows.extend(timelines.await?);
         }
         Ok(ConversationChanges {
@@ -170,11 +209,11 @@ impl Logic {
             ConversationType::Unspecified => return Err(Error::invalid("conversation_type is required")),
         }
         if let Some(draft) = &settings.draft {
-            validate::text("draft", draft, self.inner.limits.max_text_chars)?;
+            validate::text("draft", draft, self.limits.max_text_chars)?;
         }
         let key = (conversation_type, conversation_id);
         self.check_conversation_exists(caller, user, key).await?;
-        let updated = self.store().update_conversation(caller.app, user, key, &settings, now_ms()).await?;
+        let updated = self.store.update_conversation(caller.app, user, key, &settings, now_ms()).await?;
         self.announce_conversation(caller, user, &updated);
         Ok(self.conversation_views(caller, vec![updated]).await?.remove(0))
     }
@@ -187,13 +226,15 @@ impl Logic {
         user: &str,
         (kind, id): (ConversationType, &str),
     ) -> Result<()> {
-        if kind == ConversationType::System || self.store().conversation(caller.app, user, (kind, id)).await?.is_some()
-        {
+        if kind == ConversationType::System || self.store.conversation(caller.app, user, (kind, id)).await?.is_some() {
             return Ok(());
         }
         match kind {
-            ConversationType::Direct => self.get_user(caller.app, id).await.map(drop),
-            _ => match self.store().group_member(caller.app, id, user).await? {
+            ConversationType::Direct => match self.store.get_users(caller.app, &[id.to_owned()]).await?.is_empty() {
+                true => Err(Error::not_found(format!("user {id} does not exist"))),
+                false => Ok(()),
+            },
+            _ => match self.store.group_member(caller.app, id, user).await? {
                 Some(_) => Ok(()),
                 None => Err(Error::not_found(format!("you have no conversation in group {id}"))),
             },
@@ -212,6 +253,78 @@ impl Logic {
         Ok(self.conversation_views(caller, vec![cleared]).await?.remove(0))
     }
 
+    /// Clears a conversation's history for the user up to `up_to_seq` (its inbox seq; a
+    /// large group's group seq; 0: everything so far): history and search leave it out,
+    /// it no longer counts as unread, and the user's devices get a revision.
+    async fn clear_history(
+        &self,
+        caller: &SharedCaller,
+        (kind, conversation_id): ConversationKey<'_>,
+        up_to_seq: u64,
+    ) -> Result<Conversation> {
+        let user = caller.require_user()?;
+        match kind {
+            ConversationType::Direct | ConversationType::Group => validate::id("conversation_id", conversation_id)?,
+            ConversationType::System if conversation_id.is_empty() => {}
+            ConversationType::System => return Err(Error::invalid("the system conversation has an empty id")),
+            ConversationType::Unspecified => return Err(Error::invalid("conversation_type is required")),
+        }
+        let existing = self.store.conversation(caller.app, user, (kind, conversation_id)).await?;
+        let large_group = match kind {
+            ConversationType::Group => {
+                let group = lookups::existing_group(self.store.as_ref(), caller.app, conversation_id).await?;
+                let member = self.store.group_member(caller.app, conversation_id, user).await?;
+                if member.is_none() && existing.is_none() {
+                    return Err(Error::not_found(format!("you have no conversation in group {conversation_id}")));
+                }
+                // Members of a large group read its timeline; a former member, what it kept
+                // in its inbox.
+                (group.large && member.is_some()).then_some(group.seq)
+            }
+            _ => None,
+        };
+        let up_to = match (large_group, up_to_seq) {
+            (Some(latest), 0) => latest,
+            (Some(latest), seq) if seq <= latest => seq,
+            (Some(latest), seq) => {
+                return Err(Error::invalid(format!("up_to_seq {seq} is past the group's latest seq {latest}")));
+            }
+            (None, 0) => existing.as_ref().map_or(0, |c| c.last_seq),
+            (None, seq) => {
+                let entry = self.store.inbox_entry(caller.app, user, seq).await?;
+                match entry {
+                    Some(entry) if entry.conversation_type == kind && entry.conversation_id == conversation_id => seq,
+                    _ => return Err(Error::invalid(format!("seq {seq} is not one of this conversation's"))),
+                }
+            }
+        };
+        if up_to == 0 {
+            return Err(Error::FailedPrecondition("nothing to clear: the conversation has no message".into()));
+        }
+        // The same for every kind of conversation: a clear that moves nothing is refused,
+        // so a repeated one writes nothing and tells no device.
+        let cleared = existing.as_ref().map_or(0, |c| c.cleared_seq);
+        if up_to <= cleared {
+            return Err(Error::FailedPrecondition(format!(
+                "nothing to clear: the history is cleared up to seq {cleared} already"
+            )));
+        }
+        let revision = RevisionBody {
+            kind: RevisionKind::Clear as i32,
+            message_ids: Vec::new(),
+            actor_user_id: user.to_owned(),
+            text: None,
+            up_to_seq: up_to,
+        };
+        let own = vec![Recipient { user_id: user.to_owned(), conversation_id: conversation_id.to_owned() }];
+        let notice = revision_message(validate::generated_id("clear_"), (kind, conversation_id), revision, own);
+        self.writer.write(caller.app, notice, SendRules::default()).await?;
+        self.store
+            .conversation(caller.app, user, (kind, conversation_id))
+            .await?
+            .ok_or_else(|| Error::internal("a cleared conversation has no row"))
+    }
+
     /// Tells the user's other devices (all of them when the business made the change).
     fn announce_conversation(&self, caller: &SharedCaller, user: &str, conversation: &Conversation) {
         let frame = frames::event(Event::Conversation(ConversationEvent {
@@ -222,7 +335,7 @@ impl Logic {
         let skip =
             caller.device_id.as_ref().map(|device| DeviceRef { user_id: user.to_owned(), device_id: device.clone() });
         let push = Push { app: caller.app, users: vec![user.to_owned()], group: None, skip, seq: 0, frame };
-        self.inner.delivery.deliver(vec![push]);
+        self.delivery.deliver(vec![push]);
     }
 
     /// Names what each conversation is about, and reads its last message.
@@ -234,8 +347,8 @@ impl Logic {
         let app = caller.app;
         let ids: Vec<u64> = rows.iter().map(|row| row.last_message_id).filter(|id| *id != 0).collect();
         let mut messages: HashMap<u64, Message> = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(self.inner.limits.max_page_size as usize) {
-            messages.extend(self.store().messages_by_id(app, chunk).await?.into_iter().map(|m| (m.id, m)));
+        for chunk in ids.chunks(self.limits.max_page_size as usize) {
+            messages.extend(self.store.messages_by_id(app, chunk).await?.into_iter().map(|m| (m.id, m)));
         }
         let peers: BTreeSet<String> = rows
             .iter()
@@ -244,8 +357,8 @@ impl Logic {
             .collect();
         let peers: Vec<String> = peers.into_iter().collect();
         let mut users: HashMap<String, User> = HashMap::new();
-        for chunk in peers.chunks(self.inner.limits.max_page_size as usize) {
-            users.extend(self.store().get_users(app, chunk).await?.into_iter().map(|u| (u.user_id.clone(), u)));
+        for chunk in peers.chunks(self.limits.max_page_size as usize) {
+            users.extend(self.store.get_users(app, chunk).await?.into_iter().map(|u| (u.user_id.clone(), u)));
         }
         let group_ids: BTreeSet<&str> = rows
             .iter()
@@ -254,8 +367,8 @@ impl Logic {
             .collect();
         let group_ids: Vec<&str> = group_ids.into_iter().collect();
         let mut groups: HashMap<String, Group> = HashMap::new();
-        for chunk in group_ids.chunks(self.inner.limits.max_page_size as usize) {
-            groups.extend(self.store().get_groups(app, chunk).await?.into_iter().map(|g| (g.group_id.clone(), g)));
+        for chunk in group_ids.chunks(self.limits.max_page_size as usize) {
+            groups.extend(self.store.get_groups(app, chunk).await?.into_iter().map(|g| (g.group_id.clone(), g)));
         }
         Ok(rows
             .into_iter()

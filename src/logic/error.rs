@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{friend_rules::FriendRefusal, group_rules::GroupRefusal, message_rules::SendRefusal};
+use super::rules::{friend::FriendRefusal, group::GroupRefusal, message::SendRefusal};
 use crate::store::{AppendError, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,22 +1,18 @@
 //! Groups: lifecycle, membership, roles and mutes, each change a system message in the
 //! group's conversation; group messages, timelines and history.
 
+use std::sync::Arc;
+
 use super::{
-    Error, Logic, Page, Result, SharedCaller,
-    broadcast::ANNOUNCEMENTS,
-    group_rules::{self, DecisionContext, GroupChange, GroupEvent, GroupRefusal},
-    message_rules::SendRules,
-    messages::{Outgoing, SyncPage},
-    pushes::pushes_of,
-    validate,
+    Error, Page, Result, SharedCaller,
+    kernel::{ids::IdGenerator, lookups, paging, pushes::pushes_of, validate},
+    rules::group::{self as group_rules, DecisionContext, GroupChange, GroupEvent, GroupRefusal, GroupRules},
 };
 use crate::{
-    delivery::Membership,
-    model::{
-        AppId, ConversationType, Group, GroupMember, GroupRole, JoinPolicy, JoinRequest, Message, MessageMeta, now_ms,
-    },
-    proto::common::v1::message_body::Content,
-    store::{GroupActor, GroupEffects, GroupOutcome, GroupPatch, GroupState, NewGroup, NewMessage, StoreError},
+    config::Limits,
+    delivery::{Delivery, Membership},
+    model::{AppId, Group, GroupMember, GroupRole, JoinPolicy, JoinRequest, now_ms},
+    store::{GroupActor, GroupEffects, GroupOutcome, GroupPatch, GroupState, GroupStore, NewGroup, StoreError},
 };
 
 /// Attempts of a group change whose event id collided with another node's.
@@ -35,16 +31,33 @@ pub struct GroupInput {
     pub owner_id: String,
 }
 
-/// The result of a group send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupSent {
-    pub message_id: u64,
-    pub seq: u64,
-    pub group_seq: u64,
-    pub sent_at_ms: i64,
+/// Groups and their members: what each change may do, decided under the group's lock.
+pub struct Groups {
+    store: Arc<dyn GroupStore>,
+    ids: Arc<IdGenerator>,
+    /// Tells connect of large groups' members, and pushes each change's notice.
+    delivery: Arc<dyn Delivery>,
+    limits: Arc<Limits>,
+    rules: GroupRules,
 }
 
-impl Logic {
+impl std::fmt::Debug for Groups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groups").field("rules", &self.rules).finish_non_exhaustive()
+    }
+}
+
+impl Groups {
+    pub fn new(
+        store: Arc<dyn GroupStore>,
+        ids: Arc<IdGenerator>,
+        delivery: Arc<dyn Delivery>,
+        limits: Arc<Limits>,
+        rules: GroupRules,
+    ) -> Self {
+        Self { store, ids, delivery, limits, rules }
+    }
+
     fn check_group_fields(
         &self,
         name: Option<&str>,
@@ -52,7 +65,7 @@ impl Logic {
         intro: Option<&str>,
         extra: Option<&str>,
     ) -> Result<()> {
-        let limits = self.limits();
+        let limits = &self.limits;
         if let Some(name) = name {
             if name.trim().is_empty() {
                 return Err(Error::invalid("name is required"));
@@ -73,7 +86,7 @@ impl Logic {
 
     /// The system message a change announced as `name` writes.
     fn group_event(&self, name: &str, detail: &serde_json::Value) -> GroupEvent {
-        let (id, sent_at_ms) = self.inner.ids.next();
+        let (id, sent_at_ms) = self.ids.next();
         let detail = if detail.is_null() { String::new() } else { detail.to_string() };
         GroupEvent { id, sent_at_ms, event: name.to_owned(), detail }
     }
@@ -90,10 +103,10 @@ impl Logic {
             .map(|(user, joined)| Membership { app, user_id: user.clone(), group_id: group_id.clone(), joined })
             .collect();
         if !changes.is_empty() {
-            self.inner.delivery.membership(changes);
+            self.delivery.membership(changes);
         }
         if let Some(event) = &outcome.event {
-            self.inner.delivery.deliver(pushes_of(app, &event.message, &event.appended));
+            self.delivery.deliver(pushes_of(app, &event.message, &event.appended));
         }
     }
 
@@ -132,7 +145,7 @@ impl Logic {
         loop {
             attempt += 1;
             let event = self.group_event(event, &detail);
-            let ctx = DecisionContext { rules: self.inner.groups, now_ms: now_ms(), event: &event };
+            let ctx = DecisionContext { rules: self.rules, now_ms: now_ms(), event: &event };
             let mut decided: Option<std::result::Result<GroupEffects, GroupRefusal>> = None;
             let mut decide = |state: &GroupState| {
                 let decision = group_rules::decide(&change, &actor, state, &ctx);
@@ -141,8 +154,8 @@ impl Logic {
                 effects
             };
             let result = match create {
-                Some(group) => self.store().create_group(caller.app, group, &load, &mut decide).await,
-                None => self.store().change_group(caller.app, group_id, &load, &mut decide).await,
+                Some(group) => self.store.create_group(caller.app, group, &load, &mut decide).await,
+                None => self.store.change_group(caller.app, group_id, &load, &mut decide).await,
             };
             match (result, decided) {
                 (Ok(Some(outcome)), Some(Ok(effects))) => {
@@ -181,7 +194,7 @@ impl Logic {
             Some(&input.extra),
         )?;
         // A group starts with at most `max_import_users` members; more are invited later.
-        validate::ids("member_ids", &members, self.limits().max_import_users, true)?;
+        validate::ids("member_ids", &members, self.limits.max_import_users, true)?;
         let join_policy =
             if input.join_policy == JoinPolicy::Unspecified { JoinPolicy::InviteOnly } else { input.join_policy };
         let group = NewGroup {
@@ -195,7 +208,7 @@ impl Logic {
             history_visible: input.history_visible,
             created_at_ms: now_ms(),
         };
-        if self.store().get_group(caller.app, &group_id).await?.is_some() {
+        if self.store.get_group(caller.app, &group_id).await?.is_some() {
             return Err(Error::Conflict(format!("group {group_id} already exists")));
         }
         let change = GroupChange::Create { owner, members };
@@ -205,20 +218,7 @@ impl Logic {
     }
 
     pub async fn get_group(&self, app: AppId, group_id: &str) -> Result<Group> {
-        validate::id("group_id", group_id)?;
-        self.store()
-            .get_group(app, group_id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("group {group_id} does not exist")))
-    }
-
-    /// The caller's membership, required for reads; the app reads anything.
-    async fn member_or_app(&self, caller: &SharedCaller, group: &Group) -> Result<Option<GroupMember>> {
-        let Some(user) = caller.user() else { return Ok(None) };
-        match self.store().group_member(caller.app, &group.group_id, user).await? {
-            Some(member) => Ok(Some(member)),
-            None => Err(GroupRefusal::NotMember(user.to_owned()).into()),
-        }
+        lookups::existing_group(self.store.as_ref(), app, group_id).await
     }
 
     pub async fn update_group(&self, caller: &SharedCaller, group_id: &str, patch: GroupPatch) -> Result<Group> {
@@ -249,7 +249,7 @@ impl Logic {
 
     pub async fn my_groups(&self, caller: &SharedCaller, after_group_id: &str, limit: i32) -> Result<Page<Group>> {
         let user = caller.require_user()?;
-        self.page(limit, |n| self.store().user_groups(caller.app, user, after_group_id, n)).await
+        paging::page(&self.limits, limit, |n| self.store.user_groups(caller.app, user, after_group_id, n)).await
     }
 
     pub async fn group_members(
@@ -260,15 +260,15 @@ impl Logic {
         limit: i32,
     ) -> Result<Page<GroupMember>> {
         let group = self.get_group(caller.app, group_id).await?;
-        self.member_or_app(caller, &group).await?;
-        self.page(limit, |n| self.store().group_members(caller.app, group_id, after_user_id, n)).await
+        lookups::member_or_app(self.store.as_ref(), caller, &group).await?;
+        paging::page(&self.limits, limit, |n| self.store.group_members(caller.app, group_id, after_user_id, n)).await
     }
 
     /// Joins a free group at once, or asks to join an approval group; `true` if the
     /// caller is a member now.
     pub async fn join_group(&self, caller: &SharedCaller, group_id: &str, message: &str) -> Result<bool> {
         caller.require_user()?;
-        validate::text("message", message, self.limits().max_join_request_chars)?;
+        validate::text("message", message, self.limits.max_join_request_chars)?;
         let change = GroupChange::Join { message: message.to_owned() };
         let (_, effects) =
             self.decided_change(caller, group_id, change, "group.member_joined", serde_json::Value::Null, None).await?;
@@ -277,7 +277,7 @@ impl Logic {
 
     /// Brings users in: any member of a free group may, owners and admins of others.
     pub async fn invite(&self, caller: &SharedCaller, group_id: &str, users: Vec<String>) -> Result<Vec<String>> {
-        validate::ids("user_ids", &users, self.limits().max_page_size as usize, false)?;
+        validate::ids("user_ids", &users, self.limits.max_page_size as usize, false)?;
         let change = GroupChange::Invite(users);
         Ok(self.change(caller, group_id, change, "group.member_joined", serde_json::Value::Null).await?.affected)
     }
@@ -286,14 +286,14 @@ impl Logic {
     pub async fn join_requests(&self, caller: &SharedCaller, group_id: &str) -> Result<Vec<JoinRequest>> {
         let group = self.get_group(caller.app, group_id).await?;
         let membership = match caller.user() {
-            Some(user) => self.store().group_member(caller.app, group_id, user).await?,
+            Some(user) => self.store.group_member(caller.app, group_id, user).await?,
             None => None,
         };
         if group.dismissed {
             return Err(GroupRefusal::Dismissed(group.group_id).into());
         }
         group_rules::may_review(&caller.actor, membership.as_ref())?;
-        Ok(self.store().join_requests(caller.app, group_id).await?)
+        Ok(self.store.join_requests(caller.app, group_id).await?)
     }
 
     pub async fn review_join(&self, caller: &SharedCaller, group_id: &str, user_id: &str, approve: bool) -> Result<()> {
@@ -321,7 +321,7 @@ impl Logic {
         group_id: &str,
         users: Vec<String>,
     ) -> Result<Vec<String>> {
-        validate::ids("user_ids", &users, self.limits().max_page_size as usize, false)?;
+        validate::ids("user_ids", &users, self.limits.max_page_size as usize, false)?;
         let change = GroupChange::Remove(users);
         Ok(self.change(caller, group_id, change, "group.members_removed", serde_json::Value::Null).await?.affected)
     }
@@ -367,124 +367,10 @@ impl Logic {
     ) -> Result<()> {
         let user = if user_id.is_empty() { caller.require_user()?.to_owned() } else { user_id.to_owned() };
         validate::id("user_id", &user)?;
-        validate::name("nickname", nickname, self.limits())?;
+        validate::name("nickname", nickname, &self.limits)?;
         let change = GroupChange::Nickname { user, nickname: nickname.to_owned() };
         let detail = serde_json::json!({ "nickname": nickname });
         self.change(caller, group_id, change, "group.nickname_changed", detail).await?;
         Ok(())
-    }
-
-    /// Sends to a group: to every member's inbox (small group) or onto its timeline
-    /// (large group); the store checks membership and mutes under the group's lock.
-    pub async fn send_group(&self, caller: &SharedCaller, group_id: &str, outgoing: Outgoing) -> Result<GroupSent> {
-        validate::id("group_id", group_id)?;
-        validate::client_msg_id(&outgoing.client_msg_id, self.limits())?;
-        validate::body(outgoing.body.as_ref(), self.limits())?;
-        self.app_send(caller.app).await?;
-        let body = outgoing.body.unwrap_or_default();
-        if let Some(Content::Text(text)) = &body.content
-            && text.mention_all
-            && let Some(user) = caller.user()
-        {
-            let member = self.store().group_member(caller.app, group_id, user).await?;
-            if !member.is_some_and(|m| matches!(m.role, GroupRole::Owner | GroupRole::Admin)) {
-                return Err(Error::PermissionDenied("only the owner or an admin may mention everyone".into()));
-            }
-        }
-        let reply_to = self
-            .reply_in(caller.app, caller.user(), outgoing.reply_to, |original| {
-                original.conversation_type == ConversationType::Group && original.receiver_id == group_id
-            })
-            .await?;
-        let message = NewMessage {
-            id: 0,
-            client_msg_id: outgoing.client_msg_id,
-            sender_user_id: caller.user().unwrap_or_default().to_owned(),
-            sender_device_id: caller.device_id.clone().unwrap_or_default(),
-            conversation_type: ConversationType::Group,
-            receiver_id: group_id.to_owned(),
-            body,
-            sent_at_ms: 0,
-            meta: MessageMeta {
-                reply_to: outgoing.reply_to,
-                forwarded_from: outgoing.forwarded_from,
-                ..Default::default()
-            },
-            reply_to,
-            recipients: Vec::new(),
-        };
-        let message = self.moderate(caller.app, message).await?;
-        // Group messages follow the group's rules alone (membership, mutes).
-        let appended = self.inner.writer.write(caller.app, message, SendRules::default()).await?;
-        Ok(GroupSent {
-            message_id: appended.id,
-            seq: appended.sender_seq,
-            group_seq: appended.timeline.as_ref().map_or(0, |(_, seq)| *seq),
-            sent_at_ms: appended.sent_at_ms,
-        })
-    }
-
-    /// A large group's timeline after `after_group_seq`, never before what the caller
-    /// may see.
-    pub async fn sync_group(
-        &self,
-        caller: &SharedCaller,
-        group_id: &str,
-        after_group_seq: u64,
-        limit: i32,
-    ) -> Result<SyncPage> {
-        if group_id == ANNOUNCEMENTS {
-            return self.sync_announcements(caller, after_group_seq, limit).await;
-        }
-        let group = self.get_group(caller.app, group_id).await?;
-        let member = self.member_or_app(caller, &group).await?;
-        let floor = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_group_seq);
-        let after = after_group_seq.max(floor);
-        let viewer = caller.user().unwrap_or_default();
-        let mut page =
-            self.page(limit, |n| self.store().timeline_after(caller.app, group_id, viewer, after, n)).await?;
-        self.decorate(caller.app, viewer, &mut page.items).await?;
-        let latest_seq = page.items.last().map_or(group.seq, |m| m.group_seq.max(group.seq));
-        Ok(SyncPage { messages: page.items, has_more: page.has_more, latest_seq, large_groups: Vec::new() })
-    }
-
-    /// The app's announcements after `after`: every user of the app reads them all.
-    async fn sync_announcements(&self, caller: &SharedCaller, after: u64, limit: i32) -> Result<SyncPage> {
-        let viewer = caller.user().unwrap_or_default();
-        let mut page =
-            self.page(limit, |n| self.store().timeline_after(caller.app, ANNOUNCEMENTS, viewer, after, n)).await?;
-        self.decorate(caller.app, viewer, &mut page.items).await?;
-        let latest = self.store().latest_on_timeline(caller.app, ANNOUNCEMENTS).await?;
-        let latest_seq = page.items.last().map_or(latest, |m| m.group_seq.max(latest));
-        Ok(SyncPage { messages: page.items, has_more: page.has_more, latest_seq, large_groups: Vec::new() })
-    }
-
-    /// A group's messages, newest first, from either kind of fan-out, in the order the
-    /// group's lock gave them; `page_token` is where the previous page stopped.
-    pub async fn group_history(
-        &self,
-        caller: &SharedCaller,
-        group_id: &str,
-        page_token: &str,
-        limit: i32,
-    ) -> Result<(Vec<Message>, String)> {
-        let before = if page_token.is_empty() {
-            u64::MAX
-        } else {
-            page_token.parse().map_err(|_| Error::invalid("page_token is not one this API returned"))?
-        };
-        let group = self.get_group(caller.app, group_id).await?;
-        let member = self.member_or_app(caller, &group).await?;
-        let after = member.filter(|_| !group.history_visible).map_or(0, |m| m.joined_position);
-        let viewer = caller.user().unwrap_or_default();
-        let page =
-            self.page(limit, |n| self.store().group_history(caller.app, group_id, viewer, after, before, n)).await?;
-        let next = match page.items.last() {
-            Some((position, _)) if page.has_more => position.to_string(),
-            _ => String::new(),
-        };
-        let mut messages: Vec<Message> = page.items.into_iter().map(|(_, message)| message).collect();
-        self.decorate(caller.app, viewer, &mut messages).await?;
-        Ok((messages, next))
     }
 }

@@ -4,15 +4,20 @@
 //! lists the nodes per room, gives each message its seq within the room's rate, and
 //! keeps the last few for joiners. Nothing is stored in the database.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use super::{DeviceCaller, Error, Logic, Result, presence::check_event, validate};
+use super::{
+    DeviceCaller, Error, Result,
+    kernel::{directory::AppDirectory, events::check_event, moderation::Moderation, validate},
+};
 use crate::{
-    delivery::{DeviceRef, RoomChange, RoomPush, RoomTarget},
+    config::{Limits, RoomsConfig},
+    delivery::{Delivery, DeviceRef, RoomChange, RoomPush, RoomTarget},
     frames,
+    metrics::Metrics,
     model::{AppId, MessageBody, now_ms},
     proto::logic::v1::{RoomEvent, RoomEventKind, RoomMessage},
-    route::{Numbering, Published, RoomState, RouteError},
+    route::{Numbering, Published, RoomState, RouteError, RouteRegistry},
 };
 
 /// Longest room id.
@@ -56,7 +61,48 @@ fn reason(reason: &str) -> Result<String> {
     Ok(reason.to_owned())
 }
 
-impl Logic {
+/// The use cases of live rooms.
+pub struct Rooms {
+    /// The registry of rooms: their nodes, seqs, rates and last messages.
+    routes: Arc<dyn RouteRegistry>,
+    delivery: Arc<dyn Delivery>,
+    moderation: Arc<Moderation>,
+    directory: AppDirectory,
+    limits: Arc<Limits>,
+    rooms: RoomsConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Rooms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rooms").finish_non_exhaustive()
+    }
+}
+
+/// What `Rooms` is built from.
+pub struct RoomsParts {
+    pub routes: Arc<dyn RouteRegistry>,
+    pub delivery: Arc<dyn Delivery>,
+    pub moderation: Arc<Moderation>,
+    pub directory: AppDirectory,
+    pub limits: Arc<Limits>,
+    pub rooms: RoomsConfig,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Rooms {
+    pub fn new(parts: RoomsParts) -> Self {
+        Self {
+            routes: parts.routes,
+            delivery: parts.delivery,
+            moderation: parts.moderation,
+            directory: parts.directory,
+            limits: parts.limits,
+            rooms: parts.rooms,
+            metrics: parts.metrics,
+        }
+    }
+
     /// A device's message to a room its session is in (the connect node checked that,
     /// and the session's rate). The app's before-send hook is asked if it moderates rooms.
     pub async fn room_send(
@@ -68,11 +114,11 @@ impl Logic {
     ) -> Result<RoomSent> {
         check_room_id(room)?;
         if !client_msg_id.is_empty() {
-            validate::client_msg_id(&client_msg_id, self.limits())?;
+            validate::client_msg_id(&client_msg_id, &self.limits)?;
         }
-        validate::body(body.as_ref(), self.limits())?;
-        self.app_send(caller.app).await?;
-        let body = self.moderate_room(caller, room, &client_msg_id, body.unwrap_or_default()).await?;
+        validate::body(body.as_ref(), &self.limits)?;
+        self.directory.send(caller.app).await?;
+        let body = self.moderation.moderate_room(caller, room, &client_msg_id, body.unwrap_or_default()).await?;
         let sender = RoomSender { user_id: &caller.user_id, device: Some(caller) };
         self.publish_room(caller.app, room, sender, client_msg_id, body).await
     }
@@ -84,16 +130,16 @@ impl Logic {
         match content {
             RoomContent::Message { client_msg_id, body } => {
                 if !client_msg_id.is_empty() {
-                    validate::client_msg_id(&client_msg_id, self.limits())?;
+                    validate::client_msg_id(&client_msg_id, &self.limits)?;
                 }
-                validate::body(body.as_ref(), self.limits())?;
-                self.app_send(app).await?;
+                validate::body(body.as_ref(), &self.limits)?;
+                self.directory.send(app).await?;
                 let sender = RoomSender { user_id: "", device: None };
                 Ok(self.publish_room(app, room, sender, client_msg_id, body.unwrap_or_default()).await?.seq)
             }
             RoomContent::Event { kind, data } => {
-                check_event(&kind, &data, self.limits())?;
-                let nodes = self.inner.routes.room(app, room).await.map_err(unavailable)?.nodes;
+                check_event(&kind, &data, &self.limits)?;
+                let nodes = self.routes.room(app, room).await.map_err(unavailable)?.nodes;
                 let frame = frames::room_event(RoomEvent {
                     room_id: room.to_owned(),
                     kind: RoomEventKind::Custom as i32,
@@ -101,14 +147,7 @@ impl Logic {
                     data,
                     ..Default::default()
                 });
-                self.inner.delivery.room_push(RoomPush {
-                    app,
-                    room: room.to_owned(),
-                    nodes,
-                    seq: 0,
-                    frame,
-                    skip: None,
-                });
+                self.delivery.room_push(RoomPush { app, room: room.to_owned(), nodes, seq: 0, frame, skip: None });
                 Ok(0)
             }
         }
@@ -125,12 +164,12 @@ impl Logic {
         client_msg_id: String,
         body: MessageBody,
     ) -> Result<RoomSent> {
-        let rooms = &self.inner.rooms;
+        let rooms = &self.rooms;
         let per_second = if sender.device.is_some() { rooms.room_messages_per_second } else { 0 };
         let sent_at_ms = now_ms();
         let once = (!client_msg_id.is_empty()).then_some((sender.user_id, client_msg_id.as_str()));
         let numbering = Numbering { per_second, once, sent_at_ms };
-        let (seq, nodes) = match self.inner.routes.publish(app, room, numbering).await.map_err(unavailable)? {
+        let (seq, nodes) = match self.routes.publish(app, room, numbering).await.map_err(unavailable)? {
             Some(Published::New { seq, nodes }) => (seq, nodes),
             // Sent again after a lost answer: it reached the room the first time.
             Some(Published::Repeat { seq, sent_at_ms }) => return Ok(RoomSent { seq, sent_at_ms }),
@@ -150,15 +189,15 @@ impl Logic {
             sent_at_ms,
         });
         if rooms.replay > 0
-            && let Err(err) = self.inner.routes.remember(app, room, seq, &frame, rooms.replay).await
+            && let Err(err) = self.routes.remember(app, room, seq, &frame, rooms.replay).await
         {
             tracing::warn!(app, room, error = %err, "keeping a room message for the replay failed");
         }
         let skip = sender
             .device
             .map(|device| DeviceRef { user_id: device.user_id.clone(), device_id: device.device_id.clone() });
-        self.inner.metrics.room_messages.inc();
-        self.inner.delivery.room_push(RoomPush { app, room: room.to_owned(), nodes, seq, frame, skip });
+        self.metrics.room_messages.inc();
+        self.delivery.room_push(RoomPush { app, room: room.to_owned(), nodes, seq, frame, skip });
         Ok(RoomSent { seq, sent_at_ms })
     }
 
@@ -183,13 +222,13 @@ impl Logic {
             device_id: Some(device_id.to_owned()).filter(|d| !d.is_empty()),
         };
         let change = RoomChange { app, room: room.to_owned(), target, joined, reason: reason(why)? };
-        self.inner.delivery.room_change(change);
+        self.delivery.room_change(change);
         Ok(())
     }
 
     pub async fn room(&self, app: AppId, room: &str) -> Result<RoomState> {
         check_room_id(room)?;
-        self.inner.routes.room(app, room).await.map_err(unavailable)
+        self.routes.room(app, room).await.map_err(unavailable)
     }
 
     /// Takes every session out of the room (each is told why) and forgets its seq and
@@ -197,7 +236,7 @@ impl Logic {
     pub async fn close_room(&self, app: AppId, room: &str, why: &str) -> Result<()> {
         check_room_id(room)?;
         let why = reason(why)?;
-        let nodes = self.inner.routes.close_room(app, room).await.map_err(unavailable)?;
+        let nodes = self.routes.close_room(app, room).await.map_err(unavailable)?;
         let change = RoomChange {
             app,
             room: room.to_owned(),
@@ -205,7 +244,7 @@ impl Logic {
             joined: false,
             reason: why,
         };
-        self.inner.delivery.room_change(change);
+        self.delivery.room_change(change);
         tracing::info!(app, room, "room closed");
         Ok(())
     }

@@ -2,12 +2,14 @@
 //! device API, made directly for the device its token named when the session opened. A
 //! device's own calls count against its rates; what connect reads for it does not.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::{
     api::{SessionCalls, as_shared},
     connect::{LogicLink, SessionDevice},
-    logic::{DeviceCaller, Result},
+    logic::{Accounts, DeviceCaller, Result, Services, Social},
     model::AppId,
     proto::logic::v1::{
         AckRequest, AckResponse, DeviceSendRequest, GroupSendRequest, GroupSendResponse, MarkReadRequest, ReadCursor,
@@ -17,21 +19,31 @@ use crate::{
 };
 
 pub struct InProcessLink {
-    pub calls: SessionCalls,
+    calls: SessionCalls,
+    accounts: Arc<Accounts>,
+    social: Arc<Social>,
 }
 
 impl InProcessLink {
+    pub fn new(services: &Services) -> Self {
+        Self {
+            calls: SessionCalls::new(services.messaging.clone(), services.rooms.clone()),
+            accounts: services.accounts.clone(),
+            social: services.social.clone(),
+        }
+    }
+
     /// A call the device made itself.
     fn counted(&self, device: &SessionDevice) -> Result<()> {
-        self.calls.logic().device_call(&device.caller)
+        self.accounts.device_call(&device.caller)
     }
 }
 
 #[async_trait]
 impl LogicLink for InProcessLink {
     async fn authenticate(&self, token: &str) -> Result<DeviceCaller> {
-        let caller = self.calls.logic().authenticate_device(token).await?;
-        self.calls.logic().device_call(&caller)?;
+        let caller = self.accounts.authenticate_device(token).await?;
+        self.accounts.device_call(&caller)?;
         Ok(caller)
     }
 
@@ -79,7 +91,7 @@ impl LogicLink for InProcessLink {
     }
 
     async fn sessions_changed(&self, users: Vec<(AppId, String)>) -> Result<()> {
-        self.calls.logic().sessions_changed(users);
+        self.social.sessions_changed(users);
         Ok(())
     }
 

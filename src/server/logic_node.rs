@@ -3,24 +3,25 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic_health::server::HealthReporter;
 
-use super::{ServerError, build_logic, id_generator, io, open_store, stopped_signal};
+use super::{ServerError, id_generator, io, open_store, services::build_services, stopped_signal};
 use crate::{
     api,
     auth::ClusterTokens,
     config::Config,
     delivery::Delivery,
-    logic::{IdGenerator, Logic},
+    logic::{IdGenerator, Services},
     metrics::Metrics,
     origins::Origins,
     route::RouteRegistry,
     store::SqlStore,
+    webhooks::dispatcher,
 };
 
 /// A running logic node: the store, the use cases and the gRPC servers.
 pub struct LogicNode {
     addr: SocketAddr,
     internal_addr: Option<SocketAddr>,
-    logic: Logic,
+    services: Services,
     store: Arc<SqlStore>,
     health: HealthReporter,
     stop: watch::Sender<bool>,
@@ -54,7 +55,7 @@ impl LogicNode {
         metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
         let store = Arc::new(open_store(config).await?);
-        let logic = build_logic(config, store.clone(), ids, delivery, routes, metrics.clone(), cluster)?;
+        let services = build_services(config, store.clone(), ids, delivery, routes.clone(), metrics.clone(), cluster)?;
         let listener = TcpListener::bind(config.logic.listen)
             .await
             .map_err(io(format!("binding logic.listen {}", config.logic.listen)))?;
@@ -63,28 +64,35 @@ impl LogicNode {
             admin_token: config.admin.token.clone(),
             max_request_bytes: config.logic.max_request_bytes,
         };
-        let (routes, health) = api::logic_routes(logic.clone(), options, metrics).await;
+        let (api_routes, health) = api::logic_routes(&services, options, metrics.clone()).await;
         let (stop, stopped) = watch::channel(false);
         let origins = Origins::from_config(&config.logic.cors_allowed_origins);
         let timeout = Duration::from_secs(config.logic.request_timeout_secs);
-        let server = tokio::spawn(api::serve(listener, routes, origins, timeout, stopped_signal(stopped.clone())));
+        let server = tokio::spawn(api::serve(listener, api_routes, origins, timeout, stopped_signal(stopped.clone())));
         let (mut internal_addr, mut internal) = (None, None);
         if cluster.is_some() {
             let listen = config.logic.internal_listen;
             let listener =
                 TcpListener::bind(listen).await.map_err(io(format!("binding logic.internal_listen {listen}")))?;
             internal_addr = Some(listener.local_addr().map_err(io("reading the bound address"))?);
-            let routes = api::internal_routes(logic.clone()).await;
+            let internal_routes = api::internal_routes(&services).await;
             // Connect nodes are not browsers: no origin is let through.
             let origins = Origins::none();
-            internal = Some(tokio::spawn(api::serve(listener, routes, origins, timeout, stopped_signal(stopped))));
+            internal =
+                Some(tokio::spawn(api::serve(listener, internal_routes, origins, timeout, stopped_signal(stopped))));
         }
-        let webhooks = config.webhooks.deliver.then(|| {
-            let (logic, stop) = (logic.clone(), stop.subscribe());
-            tokio::spawn(async move { logic.deliver_webhooks(stop).await })
-        });
+        let webhooks = match config.webhooks.deliver {
+            true => {
+                let outbound = config.outbound.policy()?;
+                let outbox = store.clone();
+                let deliver =
+                    dispatcher::deliver(outbox, routes, config.webhooks.clone(), outbound, metrics, stop.subscribe());
+                Some(tokio::spawn(deliver))
+            }
+            false => None,
+        };
         tracing::info!(%addr, ?internal_addr, store = ?store.dialect(), "logic gRPC serving");
-        Ok(Self { addr, internal_addr, logic, store, health, stop, server, internal, webhooks })
+        Ok(Self { addr, internal_addr, services, store, health, stop, server, internal, webhooks })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -96,8 +104,9 @@ impl LogicNode {
         self.internal_addr
     }
 
-    pub fn logic(&self) -> &Logic {
-        &self.logic
+    /// The contexts of logic this node serves.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     pub fn store(&self) -> &SqlStore {

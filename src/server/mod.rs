@@ -6,27 +6,27 @@ pub mod data_dir;
 mod link;
 mod logic_node;
 mod process;
+mod services;
 
 pub use self::{
     link::InProcessLink,
     logic_node::LogicNode,
     process::{Process, Role},
+    services::build_services,
 };
 
-use std::{path::Path, sync::Arc};
+use std::path::Path;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use rand::RngCore;
 use tokio::sync::watch;
 
 use crate::{
-    auth::{ClusterTokens, TokenKey},
+    auth::TokenKey,
     config::{Config, ConfigError},
     connect::ConnectError,
-    delivery::Delivery,
-    logic::{IdGenerator, Logic, LogicParts},
-    metrics::Metrics,
-    route::{RouteError, RouteRegistry},
+    logic::IdGenerator,
+    route::RouteError,
     store::{SqlStore, StoreError, sql_options},
 };
 
@@ -144,44 +144,6 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// The message id generator `node.id` asks for.
 pub fn id_generator(config: &Config) -> IdGenerator {
     config.node.id.map_or_else(IdGenerator::random, IdGenerator::new)
-}
-
-/// Builds logic on an open store. `cluster`: the cluster's credentials, when connect
-/// nodes call this node over the network.
-pub fn build_logic(
-    config: &Config,
-    store: Arc<SqlStore>,
-    ids: IdGenerator,
-    delivery: Arc<dyn Delivery>,
-    routes: Arc<dyn RouteRegistry>,
-    metrics: Arc<Metrics>,
-    cluster: Option<&ClusterTokens>,
-) -> Result<Logic, ServerError> {
-    let sqlite = store.dialect() == crate::store::Dialect::Sqlite;
-    Ok(Logic::new(LogicParts {
-        store,
-        delivery,
-        routes,
-        token_key: token_key(config)?,
-        auth: config.auth.clone(),
-        limits: config.limits.clone(),
-        ids,
-        metrics,
-        groups: crate::logic::GroupRules {
-            max_members: config.groups.max_members,
-            large_threshold: config.groups.large_threshold,
-        },
-        social: config.social.clone(),
-        messages: config.messages.clone(),
-        rates: config.rates.clone(),
-        webhooks: config.webhooks.clone(),
-        outbound: config.outbound.policy()?,
-        rooms: config.rooms.clone(),
-        cluster: cluster.cloned(),
-        write_batch_max: config.logic.write_batch_max,
-        // SQLite has one writer; more transactions in flight would only queue.
-        write_concurrency: if sqlite { 1 } else { config.logic.write_concurrency },
-    }))
 }
 
 /// Completes once `stop` turns true (or its sender is gone).

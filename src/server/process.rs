@@ -4,12 +4,11 @@ use tokio::{net::TcpListener, sync::watch};
 
 use super::{InProcessLink, LogicNode, ServerError, data_dir::SingleNodeHold, io, stopped_signal, token_key};
 use crate::{
-    api::SessionCalls,
     auth::ClusterTokens,
     config::Config,
     connect::{ConnectNode, ConnectParts, GrpcLink, Hub, WebApp, WebSettings},
     delivery::{Delivery, GrpcDelivery, Peers},
-    logic::Logic,
+    logic::{AppAdmin, Services},
     metrics::{self, Metrics},
     model::AppSettings,
     route::{MemoryRegistry, RedisRegistry, RouteRegistry},
@@ -59,7 +58,7 @@ async fn start_serve(
     hold.take_database(logic.store()).await?;
     let web = match config.web.enabled && web_app_built_in() {
         true => Some(WebApp::new(&WebSettings {
-            app_id: web_app_id(config, logic.logic()).await?,
+            app_id: web_app_id(config, &logic.services().apps).await?,
             api_url: config.web.api_url.clone(),
             api_port: logic.addr().port(),
         })),
@@ -67,7 +66,7 @@ async fn start_serve(
     };
     let parts = ConnectParts {
         hub,
-        link: Arc::new(InProcessLink { calls: SessionCalls::new(logic.logic().clone()) }),
+        link: Arc::new(InProcessLink::new(logic.services())),
         routes,
         token_key: token_key(config)?,
         metrics: metrics.clone(),
@@ -101,16 +100,16 @@ fn web_app_built_in() -> bool {
 }
 
 /// `web.app_id`, or the app named `web` (made, with accounts on, when there is none).
-async fn web_app_id(config: &Config, logic: &Logic) -> Result<u64, ServerError> {
+async fn web_app_id(config: &Config, apps: &AppAdmin) -> Result<u64, ServerError> {
     if config.web.app_id != 0 {
         return Ok(config.web.app_id);
     }
-    let apps = logic.list_apps().await?;
-    if let Some(app) = apps.iter().find(|app| app.name == WEB_APP_NAME && app.settings.accounts_enabled) {
+    let listed = apps.list_apps().await?;
+    if let Some(app) = listed.iter().find(|app| app.name == WEB_APP_NAME && app.settings.accounts_enabled) {
         return Ok(app.id);
     }
     let settings = AppSettings { accounts_enabled: true, ..AppSettings::default() };
-    let (app, _secret) = logic.create_app(WEB_APP_NAME, settings).await?;
+    let (app, _secret) = apps.create_app(WEB_APP_NAME, settings).await?;
     tracing::info!(app = app.id, "made the app the web chat app signs users in to (web.app_id)");
     Ok(app.id)
 }
@@ -222,8 +221,8 @@ impl Process {
         &self.metrics
     }
 
-    pub fn logic(&self) -> Option<&Logic> {
-        self.logic.as_ref().map(LogicNode::logic)
+    pub fn services(&self) -> Option<&Services> {
+        self.logic.as_ref().map(LogicNode::services)
     }
 
     pub fn connect(&self) -> Option<&ConnectNode> {

@@ -1,10 +1,11 @@
 //! Webhooks: the events gim owes an app's backend, and how they are posted.
 //!
 //! A change writes its events to an outbox in its own transaction (`store`), one row per
-//! endpoint that wants the kind; logic's dispatcher (`logic::webhooks`) leases an
-//! endpoint's partitions and posts their rows with `sender`, signed as the Standard
-//! Webhooks specification says (`signature`).
+//! endpoint that wants the kind; the `dispatcher` leases an endpoint's partitions and
+//! posts their rows with `sender`, signed as the Standard Webhooks specification says
+//! (`signature`).
 
+pub mod dispatcher;
 pub mod events;
 pub mod sender;
 pub mod signature;

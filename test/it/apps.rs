@@ -55,14 +55,14 @@ async fn an_update_changes_only_what_it_names(backend: Backend) {
     let changed = update(&server, app, AppSettings { friendship_required: Some(false), ..Default::default() }).await;
     let shown = changed.settings.unwrap();
     assert_eq!((shown.accounts_enabled, shown.friendship_required), (Some(true), Some(false)));
-    let stored = server.logic().get_app(app).await.unwrap().settings;
+    let stored = server.services().apps.get_app(app).await.unwrap().settings;
     assert!(stored.accounts_enabled, "accounts stay on");
     assert_eq!(stored.before_send.as_ref().map(|h| h.secret.as_str()), Some(HOOK_SECRET), "the hook stays");
 
     // The hook with a new URL and no secret keeps its secret.
     update(&server, app, AppSettings { before_send: Some(hook("https://hooks.example/v2", "")), ..Default::default() })
         .await;
-    let stored = server.logic().get_app(app).await.unwrap().settings.before_send.unwrap();
+    let stored = server.services().apps.get_app(app).await.unwrap().settings.before_send.unwrap();
     assert_eq!((stored.url.as_str(), stored.secret.as_str()), ("https://hooks.example/v2", HOOK_SECRET));
 
     // Off with an empty URL; a new one without a secret gets one, shown in that answer only.
@@ -76,7 +76,7 @@ async fn an_update_changes_only_what_it_names(backend: Backend) {
     .await;
     let made = on.settings.unwrap().before_send.unwrap().secret;
     assert!(made.starts_with("whsec_"), "gim made a secret: {made:?}");
-    let stored = server.logic().get_app(app).await.unwrap().settings.before_send.unwrap();
+    let stored = server.services().apps.get_app(app).await.unwrap().settings.before_send.unwrap();
     assert_eq!(stored.secret, made);
 
     // A refused update changes nothing.
@@ -84,7 +84,7 @@ async fn an_update_changes_only_what_it_names(backend: Backend) {
         AppSettings { accounts_enabled: Some(false), before_send: Some(hook("ftp://x", "")), ..Default::default() };
     let request = UpdateAppRequest { app_id: app, settings: Some(bad), ..Default::default() };
     assert_eq!(code(admin.update_app(request).await), Code::InvalidArgument);
-    let stored = server.logic().get_app(app).await.unwrap().settings;
+    let stored = server.services().apps.get_app(app).await.unwrap().settings;
     assert!(stored.accounts_enabled && stored.before_send.is_some(), "{stored:?}");
 }
 
@@ -113,7 +113,7 @@ async fn secrets_and_credentials_are_never_shown_back(backend: Backend) {
         let hook = shown.settings.as_ref().unwrap().before_send.as_ref().unwrap();
         assert_eq!((hook.url.as_str(), hook.secret.as_str()), ("https://***@hooks.example/h", ""), "{shown:?}");
     }
-    let stored = server.logic().get_app(app.app_id).await.unwrap().settings.before_send.unwrap();
+    let stored = server.services().apps.get_app(app.app_id).await.unwrap().settings.before_send.unwrap();
     assert_eq!(stored.url, "https://gim:hunter2@hooks.example/h", "gim keeps what it needs to call");
 
     let endpoint = CreateWebhookRequest {
@@ -256,7 +256,7 @@ async fn the_admin_api_refuses_a_wrong_token_and_is_off_without_one(backend: Bac
     let status = admin.create_app(CreateAppRequest { name: "x".into(), settings: None }).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     assert!(status.message().contains("admin.token"), "{}", status.message());
-    assert!(disabled.logic().list_apps().await.unwrap().is_empty(), "nothing was created");
+    assert!(disabled.services().apps.list_apps().await.unwrap().is_empty(), "nothing was created");
 }
 
 async fn a_rotated_secret_replaces_the_old_one_after_the_grace_period(backend: Backend) {

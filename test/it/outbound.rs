@@ -65,8 +65,8 @@ async fn webhooks_and_hooks_reach_public_addresses_only_unless_allowed(backend: 
         let request = CreateWebhookRequest { app_id: app.app_id, url: url.into(), ..Default::default() };
         assert_eq!(code(admin.create_webhook(request).await), Code::InvalidArgument, "{url}");
     }
-    assert!(server.logic().list_webhooks(app.app_id).await.unwrap().is_empty(), "nothing was stored");
-    assert!(server.logic().get_app(app.app_id).await.unwrap().settings.before_send.is_none());
+    assert!(server.services().integrations.list_webhooks(app.app_id).await.unwrap().is_empty(), "nothing was stored");
+    assert!(server.services().apps.get_app(app.app_id).await.unwrap().settings.before_send.is_none());
 
     // Refused when gim connects: a name that passed (its DNS changed since, or it was
     // stored before the check) resolves to an address the policy refuses.

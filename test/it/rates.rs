@@ -140,7 +140,7 @@ async fn guessing_a_password_is_throttled_without_locking_its_owner_out() {
     )
     .await;
     let settings = AppSettings { accounts_enabled: true, ..Default::default() };
-    let (app, _) = server.logic().create_app("accounts", settings).await.unwrap();
+    let (app, _) = server.services().apps.create_app("accounts", settings).await.unwrap();
     let mut attacker = account_from(server.addr(), app.id, [127, 0, 0, 1]).await;
     let mut owner = account_from(server.addr(), app.id, [127, 0, 0, 2]).await;
     let sign_up = |name: &str| SignUpRequest {
@@ -173,7 +173,7 @@ async fn wrong_old_passwords_count_as_failed_sign_ins() {
     let server =
         ServeServer::start_with(Backend::Sqlite, rates(|r| r.failed_sign_ins_per_username_per_minute = 3)).await;
     let settings = AppSettings { accounts_enabled: true, ..Default::default() };
-    let (app, _) = server.logic().create_app("accounts", settings).await.unwrap();
+    let (app, _) = server.services().apps.create_app("accounts", settings).await.unwrap();
     let mut owner = account_from(server.addr(), app.id, [127, 0, 0, 2]).await;
     let sign_up = SignUpRequest { username: "alice".into(), password: "correct horse".into(), ..Default::default() };
     let token = owner.sign_up(sign_up).await.unwrap().into_inner().token;

@@ -298,7 +298,7 @@ async fn bad_room_calls_are_refused_and_change_nothing(backend: Backend) {
     joined(ann.request(join("a", false)).await);
     let empty = ann.request(Payload::RoomSend(RoomSendRequest { room_id: "a".into(), ..Default::default() })).await;
     assert_eq!(empty.code, tonic::Code::InvalidArgument as i32, "no body");
-    let huge = ann.request(say("a", &"x".repeat(server.logic().limits().max_message_bytes + 1))).await;
+    let huge = ann.request(say("a", &"x".repeat(server.services().limits.max_message_bytes + 1))).await;
     assert_eq!(huge.code, tonic::Code::InvalidArgument as i32);
     let system = gim::proto::common::v1::MessageBody {
         content: Some(gim::proto::common::v1::message_body::Content::System(Default::default())),

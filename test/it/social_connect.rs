@@ -102,7 +102,7 @@ async fn friends_hear_presence_once_it_settles(backend: Backend) {
 async fn apps_may_turn_presence_events_off(backend: Backend) {
     let server = serve(backend).await;
     let settings = AppSettings { presence_events_disabled: true, ..Default::default() };
-    let (created, secret) = server.logic().create_app("quiet", settings).await.unwrap();
+    let (created, secret) = server.services().apps.create_app("quiet", settings).await.unwrap();
     let app = TestApp { app_id: created.id, secret, addr: server.addr() };
     app.user("ann").await;
     app.user("bob").await;

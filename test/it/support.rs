@@ -7,7 +7,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use gim::{
     config::{Config, Secret},
     delivery::RecordingDelivery,
-    logic::Logic,
+    logic::Services,
     metrics::Metrics,
     model::AppSettings,
     proto::{
@@ -255,8 +255,8 @@ impl TestServer {
         self.node.addr()
     }
 
-    pub fn logic(&self) -> &Logic {
-        self.node.logic()
+    pub fn services(&self) -> &Services {
+        self.node.services()
     }
 
     pub async fn new_app(&self) -> TestApp {
@@ -264,7 +264,7 @@ impl TestServer {
     }
 
     pub async fn new_app_with(&self, settings: AppSettings) -> TestApp {
-        let (app, secret) = self.logic().create_app("test app", settings).await.expect("creating an app");
+        let (app, secret) = self.services().apps.create_app("test app", settings).await.expect("creating an app");
         TestApp { app_id: app.id, secret, addr: self.addr() }
     }
 }
@@ -448,12 +448,13 @@ impl ServeServer {
         self.config.store.url.expose().to_owned()
     }
 
-    pub fn logic(&self) -> &Logic {
-        self.process.logic().expect("serve runs logic")
+    pub fn services(&self) -> &Services {
+        self.process.services().expect("serve runs logic")
     }
 
     pub async fn new_app(&self) -> TestApp {
-        let (app, secret) = self.logic().create_app("test app", AppSettings::default()).await.expect("creating an app");
+        let (app, secret) =
+            self.services().apps.create_app("test app", AppSettings::default()).await.expect("creating an app");
         TestApp { app_id: app.id, secret, addr: self.addr() }
     }
 }

@@ -45,7 +45,7 @@ async fn gim_serve_serves_the_web_app_and_its_settings_beside_the_sessions() {
     assert!(get(ws, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").await.starts_with("HTTP/1.1 405"));
 
     // The app users sign up in: made at the first start, accounts on, and the same after.
-    let apps = server.logic().list_apps().await.unwrap();
+    let apps = server.services().apps.list_apps().await.unwrap();
     let web = apps.iter().find(|app| app.name == "web").expect("an app named web");
     assert!(web.settings.accounts_enabled);
     let settings = get(ws, &page("/config.json")).await;
@@ -66,5 +66,5 @@ async fn with_the_web_app_off_the_connect_port_serves_sessions_only() {
     let server = ServeServer::start(Backend::Sqlite).await;
     let answer = get(server.ws_addr(), &page("/")).await;
     assert!(!answer.contains("<div id=\"app\">"), "{answer}");
-    assert!(server.logic().list_apps().await.unwrap().iter().all(|app| app.name != "web"));
+    assert!(server.services().apps.list_apps().await.unwrap().iter().all(|app| app.name != "web"));
 }
