@@ -16,9 +16,9 @@ use std::{
 use anyhow::Context;
 use gim::{
     logic::IdGenerator,
-    model::ConversationType,
+    model::{ConversationType, NewMessage, Recipient},
     proto::common::v1::{MessageBody, TextBody, message_body::Content},
-    store::{MessageStore, NewMessage, Recipient, SqlStore, StoreOptions},
+    store::{MessageStore, SqlStore, StoreOptions},
 };
 use tokio::sync::{mpsc, oneshot};
 

@@ -16,7 +16,7 @@ use std::{sync::Arc, time::Instant};
 use anyhow::Context;
 use gim::{
     logic::IdGenerator,
-    model::ConversationType,
+    model::{ConversationType, NewMessage, Recipient},
     proto::{
         common::v1::{MessageBody, TextBody, message_body::Content},
         logic::v1::{
@@ -24,7 +24,7 @@ use gim::{
             messages_client::MessagesClient,
         },
     },
-    store::{MessageStore, NewMessage, Recipient, SqlStore, StoreOptions},
+    store::{MessageStore, SqlStore, StoreOptions},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tonic::transport::Channel;

@@ -19,10 +19,11 @@ use crate::{
     delivery::{Delivery, DeviceRef, Push},
     frames,
     model::{
-        Conversation, ConversationSettings, ConversationType, Group, Message, RevisionBody, RevisionKind, User, now_ms,
+        Conversation, ConversationSettings, ConversationType, Group, Message, Recipient, RevisionBody, RevisionKind,
+        User, now_ms,
     },
     proto::client::v1::{ConversationEvent, event_push::Event},
-    store::{ConversationMark, ConversationStore, ConversationTotals, GroupStore, ReadStore, Recipient, UserStore},
+    store::{ConversationMark, ConversationStore, ConversationTotals, GroupStore, ReadStore, UserStore},
 };
 
 /// A conversation as its user sees it.

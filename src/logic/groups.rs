@@ -11,8 +11,11 @@ use super::{
 use crate::{
     config::Limits,
     delivery::{Delivery, Membership},
-    model::{AppId, Group, GroupMember, GroupRole, JoinPolicy, JoinRequest, now_ms},
-    store::{GroupActor, GroupEffects, GroupOutcome, GroupPatch, GroupState, GroupStore, NewGroup, StoreError},
+    model::{
+        AppId, Group, GroupActor, GroupEffects, GroupMember, GroupPatch, GroupRole, GroupState, JoinPolicy,
+        JoinRequest, NewGroup, now_ms,
+    },
+    store::{GroupOutcome, GroupStore, StoreError},
 };
 
 /// Attempts of a group change whose event id collided with another node's.

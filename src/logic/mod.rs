@@ -39,7 +39,8 @@ pub use rooms::{MAX_ROOM_ID_LEN, RoomContent, RoomSent, Rooms, RoomsParts, check
 pub use social::{PostInput, PostView, PostsPage, Social, SocialParts, SocialStore, WithProfile};
 
 use crate::model::{AppId, AppSettings, ConversationType, DeviceType};
-pub use crate::store::{GroupActor, GroupPatch, HistoryCursor};
+pub use crate::model::{GroupActor, GroupPatch};
+pub use crate::store::HistoryCursor;
 pub use kernel::ids::IdGenerator;
 pub use rules::group::GroupRules;
 

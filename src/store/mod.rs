@@ -15,9 +15,10 @@ pub fn sql_options(config: &crate::config::StoreConfig) -> StoreOptions {
 use crate::webhooks::{AttemptOutcome, Delivery, DeliveryFilter, Endpoint, EndpointPatch, NewEndpoint, OutboxEvent};
 
 use crate::model::{
-    App, AppId, AppSecret, AppSettings, Comment, Conversation, ConversationSettings, ConversationType, Device,
-    DeviceType, Friend, FriendRequest, Group, GroupMember, JoinPolicy, JoinRequest, Like, Message, MessageBody,
-    MessageMeta, Post, ProfilePatch, ReactionCount, ReadCursor, Relation, ReplyTo, Sighting, TokenGenerations, User,
+    AnswerState, App, AppId, AppSecret, AppSettings, Appended, Comment, Conversation, ConversationSettings,
+    ConversationType, Device, DeviceType, Friend, FriendRequest, Group, GroupEffects, GroupLoad, GroupMember,
+    GroupState, JoinRequest, Like, Message, NewGroup, NewMessage, PairsState, Post, ProfilePatch, ReactionCount,
+    ReactionOutcome, ReadCursor, Relation, RequestEffect, RequestState, SendState, Sighting, TokenGenerations, User,
     Visibility,
 };
 
@@ -82,78 +83,6 @@ pub struct NewDevice {
     pub sdk_version: String,
 }
 
-/// A message ready to be stored, with the users whose inboxes receive it. A group
-/// message names no recipients: the store fans it out to the members (small group) or
-/// appends it to the timeline (large group), under the group's lock.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewMessage {
-    /// Id chosen by logic; replaced only if it collides with a stored one.
-    pub id: u64,
-    pub client_msg_id: String,
-    /// Empty for system messages.
-    pub sender_user_id: String,
-    pub sender_device_id: String,
-    pub conversation_type: ConversationType,
-    pub receiver_id: String,
-    pub body: MessageBody,
-    /// Reply and forward origin; a revision's changes are in its body.
-    pub meta: MessageMeta,
-    /// The message it replies to as it stood when sent, for the pushes.
-    pub reply_to: Option<ReplyTo>,
-    pub sent_at_ms: i64,
-    /// Each gets one inbox entry with its next seq, and sees the conversation as
-    /// `(conversation_type, conversation id)` per `Recipient`.
-    pub recipients: Vec<Recipient>,
-}
-
-impl NewMessage {
-    /// The message as stored, once `append` has given it its id.
-    pub fn stored(&self, appended: &Appended) -> Message {
-        Message {
-            id: appended.id,
-            client_msg_id: self.client_msg_id.clone(),
-            sender_user_id: self.sender_user_id.clone(),
-            sender_device_id: self.sender_device_id.clone(),
-            conversation_type: self.conversation_type,
-            receiver_id: self.receiver_id.clone(),
-            message_type: crate::model::message_type_of(&self.body),
-            body: self.body.clone(),
-            sent_at_ms: appended.sent_at_ms,
-            status: crate::model::MessageStatus::Normal,
-            seq: 0,
-            group_seq: appended.timeline.as_ref().map_or(0, |(_, seq)| *seq),
-            meta: self.meta.clone(),
-            reply_to: self.reply_to.clone(),
-            reactions: Vec::new(),
-        }
-    }
-}
-
-/// One inbox a message lands in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    pub user_id: String,
-    /// The conversation as this user sees it: for a direct message the other user.
-    pub conversation_id: String,
-}
-
-/// What `append` did with one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Appended {
-    pub id: u64,
-    pub sent_at_ms: i64,
-    /// `true` when the sender had already sent this `client_msg_id`: nothing was
-    /// stored and the first send's result is returned.
-    pub duplicate: bool,
-    /// Every inbox the message landed in: user and the seq it got there (empty for a
-    /// duplicate and for a large group's timeline message).
-    pub inboxes: Vec<(String, u64)>,
-    /// The sender's inbox seq (0 for system messages and timeline messages).
-    pub sender_seq: u64,
-    /// Set for a message on a large group's timeline: the group and the message's seq.
-    pub timeline: Option<(String, u64)>,
-}
-
 /// Why one message of a batch was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppendError {
@@ -167,117 +96,9 @@ pub enum AppendError {
     Recalled,
 }
 
-/// A message of a batch as the store finds its conversation, under the batch's locks:
-/// what the rules of sending are decided on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendState<'a> {
-    /// Nothing to check: no user sends it (the app, a group's announcement), or a user
-    /// writes to itself.
-    Unchecked,
-    /// A user writes to another user.
-    Direct {
-        friends: bool,
-        /// The receiver blocked the sender.
-        blocked: bool,
-    },
-    /// A message to a group: the group row (`None`: no such group) and the sender's
-    /// membership (`None`: not a member, or no user sender).
-    Group { group: Option<&'a Group>, sender: Option<&'a GroupMember> },
-}
-
 /// Decides whether message `index` of a batch may be written; the decider keeps its
 /// reasons for refusing.
 pub type SendDecider<'a> = dyn FnMut(usize, &SendState<'_>) -> bool + Send + 'a;
-
-/// A group to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewGroup {
-    pub group_id: String,
-    pub name: String,
-    pub avatar_url: String,
-    pub introduction: String,
-    pub extra: String,
-    pub owner_id: String,
-    pub join_policy: JoinPolicy,
-    pub history_visible: bool,
-    pub created_at_ms: i64,
-}
-
-/// Settings to change; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupPatch {
-    pub name: Option<String>,
-    pub avatar_url: Option<String>,
-    pub introduction: Option<String>,
-    pub extra: Option<String>,
-    pub join_policy: Option<JoinPolicy>,
-    pub muted_all: Option<bool>,
-    pub history_visible: Option<bool>,
-}
-
-/// Who makes a group change: a user (whose role is read under the group's lock) or the
-/// app itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupActor {
-    User(String),
-    App,
-}
-
-/// What a group change needs read under the group's lock, besides the group row and
-/// its owner's membership.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupLoad {
-    /// The acting user, whose membership is read.
-    pub actor: Option<String>,
-    /// Users the change names: their memberships, whether they exist, whether they
-    /// asked to join.
-    pub users: Vec<String>,
-    /// Every member's row (a dismissal).
-    pub all_members: bool,
-}
-
-/// A group as a change finds it, under the group's lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupState {
-    pub group: Group,
-    /// The acting user's membership, if it is a member.
-    pub actor: Option<GroupMember>,
-    /// The memberships of the named users, the actor and the owner (of everyone when
-    /// `all_members` was asked), by user.
-    pub members: std::collections::HashMap<String, GroupMember>,
-    /// Named users that do not exist in the app.
-    pub unknown_users: Vec<String>,
-    /// Named users who have asked to join.
-    pub requested: Vec<String>,
-}
-
-/// What a decided group change writes, in the transaction that read its state.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GroupEffects {
-    /// The group row as it must be saved; `None` leaves it.
-    pub group: Option<Group>,
-    /// New members, whole rows.
-    pub insert: Vec<GroupMember>,
-    /// Members whose rows change.
-    pub update: Vec<GroupMember>,
-    /// Members who leave.
-    pub delete: Vec<String>,
-    /// A request to join to record (replacing an earlier one of the user).
-    pub join_request: Option<JoinRequest>,
-    /// Requests to join that are answered.
-    pub drop_requests: Vec<String>,
-    pub drop_all_requests: bool,
-    /// The system message announcing the change; `None` when it changes no member or setting.
-    pub announcement: Option<NewMessage>,
-    /// Users the change affected (added, removed, muted, ...).
-    pub affected: Vec<String>,
-    /// Users who start reading the group's timeline; with `subscribe_everyone` (the
-    /// switch to large), every member.
-    pub subscribe: Vec<String>,
-    pub subscribe_everyone: bool,
-    /// Users who stop reading the group's timeline.
-    pub unsubscribe: Vec<String>,
-}
 
 /// Decides a group change from its state under the lock: the effects to write, or
 /// `None` to write nothing (the decider keeps its reason).
@@ -625,35 +446,6 @@ pub enum RequestOutcome {
     BecameFriends(Vec<Notice>),
 }
 
-/// How a friend request finds things, read under the sender's lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestState {
-    pub friends: bool,
-    /// The other user blocked the sender.
-    pub blocked_by_other: bool,
-    /// The sender blocked the other user.
-    pub blocking_other: bool,
-    /// The other user has a live request to the sender.
-    pub asked_first: bool,
-    /// The sender's earlier request to the same user (live, lapsed or turned down).
-    pub earlier: Option<FriendRequest>,
-    /// The sender's requests to others that wait for an answer.
-    pub pending: u64,
-    /// How many friends the sender and the other user have.
-    pub friend_counts: (u64, u64),
-}
-
-/// What a friend request does, as decided from its `RequestState`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestEffect {
-    /// The other user had asked first: they become friends.
-    Befriend,
-    /// The request is stored and the other user notified.
-    Ask,
-    /// The same request is still waiting: nothing is written, nobody notified again.
-    Repeat,
-}
-
 /// Decides a friend request from its state: the effect, or `None` to write nothing
 /// (the decider keeps its reason).
 pub type RequestDecider<'a> = dyn FnMut(&RequestState) -> Option<RequestEffect> + Send + 'a;
@@ -681,26 +473,6 @@ pub struct Answer<'a> {
     pub from: &'a str,
     pub accepted: Option<&'a NewMessage>,
     pub now_ms: i64,
-}
-
-/// How an answer to a friend request finds things.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AnswerState {
-    /// The request waits for an answer (it neither lapsed nor was turned down).
-    pub live: bool,
-    /// How many friends the user answering and the user who asked have.
-    pub friend_counts: (u64, u64),
-}
-
-/// How a set of users to make friends finds things.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PairsState {
-    /// Users named that do not exist in the app.
-    pub unknown_users: Vec<String>,
-    /// How many friends each user named has.
-    pub friend_counts: std::collections::HashMap<String, u64>,
-    /// The pairs named that are friends already.
-    pub friends_already: std::collections::HashSet<(String, String)>,
 }
 
 /// Decides an answer from its state: `true` to write it, `false` to refuse (the decider
@@ -882,18 +654,6 @@ pub trait SightingStore: Send + Sync {
     /// The messages of `ids` that exist in the app, each as `viewer` stands to it, in no
     /// particular order.
     async fn sightings(&self, app: AppId, viewer: &str, ids: &[u64]) -> StoreResult<Vec<Sighting>>;
-}
-
-/// What adding a reaction did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReactionOutcome {
-    Added,
-    /// The user had given that emoji already.
-    AlreadyGiven,
-    /// The user has as many reactions on the message as it may.
-    TooMany,
-    /// The message was recalled (or is not stored).
-    Recalled,
 }
 
 #[async_trait]

@@ -7,9 +7,8 @@ use serde_json::{Value, json};
 
 use super::OutboxEvent;
 use crate::{
-    model::{AppId, ConversationType, Device, DeviceType, Message, MessageBody},
+    model::{AppId, Appended, ConversationType, Device, DeviceType, Message, MessageBody, NewMessage},
     proto::common::v1::{RevisionKind, message_body::Content},
-    store::{Appended, NewMessage},
 };
 
 pub const MESSAGE_CREATED: &str = "message.created";

@@ -1,11 +1,8 @@
 //! The store's write path, below the API: batches, duplicates and per-user seqs.
 
 use gim::{
-    model::ConversationType,
-    store::{
-        AppStore, AppendError, Backfill, FriendStore, MessageStore, NewMessage, NewUser, Recipient, SendState,
-        SqlStore, StoreOptions, UserStore,
-    },
+    model::{ConversationType, NewMessage, Recipient, SendState},
+    store::{AppStore, AppendError, Backfill, FriendStore, MessageStore, NewUser, SqlStore, StoreOptions, UserStore},
 };
 
 use crate::{
@@ -72,7 +69,7 @@ async fn a_batch_dedups_isolates_failures_and_numbers_each_inbox(backend: Backen
     let outcomes = store.append(app, &batch, &mut |_, _| true).await.unwrap();
     let first = outcomes[0].clone().unwrap();
     let inboxes =
-        |a: &gim::store::Appended| a.inboxes.iter().map(|(u, s)| (u.as_str().to_owned(), *s)).collect::<Vec<_>>();
+        |a: &gim::model::Appended| a.inboxes.iter().map(|(u, s)| (u.as_str().to_owned(), *s)).collect::<Vec<_>>();
     assert_eq!((first.id, first.duplicate, first.sender_seq), (1, false, 1));
     assert_eq!(inboxes(&first), [("bob".to_owned(), 1), ("alice".to_owned(), 1)]);
     assert_eq!(outcomes[1], Err(AppendError::UnknownUser("nobody".into())));

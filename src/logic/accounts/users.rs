@@ -6,8 +6,8 @@ use crate::logic::{
     kernel::{paging, validate},
 };
 use crate::{
-    model::{AppId, Device, DeviceType, ProfilePatch, User, now_ms},
-    store::{GroupActor, NewDevice, NewUser, StoreError},
+    model::{AppId, Device, DeviceType, GroupActor, ProfilePatch, User, now_ms},
+    store::{NewDevice, NewUser, StoreError},
 };
 
 /// A user as the business or a sign-up describes it.

@@ -16,10 +16,10 @@ use crate::{
     config::Limits,
     logic::{DeviceCaller, Error, Result, rules::group::GroupRefusal},
     metrics::{HookLabels, Metrics},
-    model::{AppId, BeforeSendHook, ConversationType, Message, MessageBody, now_ms},
+    model::{AppId, BeforeSendHook, ConversationType, Message, MessageBody, NewMessage, now_ms},
     outbound::AddressPolicy,
     proto::common::v1::{TextBody, message_body::Content},
-    store::{GroupStore, NewMessage},
+    store::GroupStore,
     webhooks::{
         events::{body_from_json, body_json, message_json, rfc3339},
         sender::{Answer, Post, Sender},
@@ -115,7 +115,7 @@ impl Moderation {
                 return Err(GroupRefusal::NotMember(message.sender_user_id).into());
             }
         }
-        let mut shown = message_json(&message.stored(&crate::store::Appended {
+        let mut shown = message_json(&message.stored(&crate::model::Appended {
             id: 0,
             sent_at_ms: now_ms(),
             duplicate: false,

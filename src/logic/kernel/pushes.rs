@@ -3,9 +3,9 @@
 use crate::{
     delivery::{DeviceRef, Push},
     frames,
+    model::Appended,
     model::{AppId, Message},
     proto::common::v1 as pb,
-    store::Appended,
 };
 
 /// The pushes of a committed message: one per inbox it landed in (with that inbox's

@@ -3,9 +3,8 @@
 
 use crate::{
     logic::ConversationKey,
-    model::{MessageBody, RevisionBody},
+    model::{MessageBody, NewMessage, Recipient, RevisionBody},
     proto::common::v1::message_body::Content,
-    store::{NewMessage, Recipient},
 };
 
 /// The message that carries `revision` in conversation `(kind, id)` to `recipients`

@@ -22,8 +22,8 @@ use crate::{
         rules::message::{SendRefusal, SendRules, may_send},
     },
     metrics::Metrics,
-    model::AppId,
-    store::{AppendError, Appended, MessageStore, NewMessage, SendState, StoreError},
+    model::{AppId, Appended, NewMessage, SendState},
+    store::{AppendError, MessageStore, StoreError},
 };
 
 /// Attempts of a batch that hit a unique key (an id collision between nodes, or the

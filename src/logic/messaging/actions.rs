@@ -22,14 +22,13 @@ use crate::{
     delivery::{DeviceRef, Push},
     frames,
     model::{
-        AppId, ConversationType, GroupRole, Message, MessageStatus, MessageType, Origin, ReactionCount, RevisionBody,
-        RevisionKind, now_ms,
+        AppId, ConversationType, GroupRole, Message, MessageStatus, MessageType, Origin, ReactionCount,
+        ReactionOutcome, Recipient, RevisionBody, RevisionKind, now_ms,
     },
     proto::{
         client::v1::{ReactionEvent, TypingEvent, event_push::Event},
         common::v1::{TextBody, message_body::Content},
     },
-    store::{ReactionOutcome, Recipient},
 };
 
 /// The users of a message's conversation, each with the conversation's id as that user

@@ -30,8 +30,8 @@ use crate::logic::{
     },
 };
 use crate::{
+    model::NewMessage,
     model::{AppId, ConversationType, MessageBody, MessageMeta},
-    store::NewMessage,
 };
 
 /// The id of every app's announcement timeline: a large-group timeline that every user

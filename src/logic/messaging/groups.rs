@@ -12,9 +12,9 @@ use crate::{
         kernel::{lookups, paging, validate, views},
         rules::message::SendRules,
     },
+    model::NewMessage,
     model::{ConversationType, GroupRole, Message, MessageMeta},
     proto::common::v1::message_body::Content,
-    store::NewMessage,
 };
 
 /// The result of a group send.

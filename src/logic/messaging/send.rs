@@ -7,8 +7,8 @@ use crate::{
         kernel::{paging, validate, views},
         rules::message::SendRules,
     },
-    model::{AppId, ConversationType, Message, MessageBody, MessageMeta, Origin, ReplyTo},
-    store::{HistoryCursor, NewMessage, Recipient},
+    model::{AppId, ConversationType, Message, MessageBody, MessageMeta, NewMessage, Origin, Recipient, ReplyTo},
+    store::HistoryCursor,
 };
 
 /// What a send carries: its body, and what it answers or passes on.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::store::{AnswerState, PairsState, RequestEffect, RequestState};
+use crate::model::{AnswerState, PairsState, RequestEffect, RequestState};
 
 /// Why a friendship change is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,9 +5,11 @@
 use std::collections::BTreeSet;
 
 use crate::{
-    model::{ConversationType, Group, GroupMember, GroupRole, JoinPolicy, JoinRequest, MessageBody},
+    model::{
+        ConversationType, Group, GroupActor, GroupEffects, GroupLoad, GroupMember, GroupPatch, GroupRole, GroupState,
+        JoinPolicy, JoinRequest, MessageBody, NewMessage, Recipient,
+    },
     proto::common::v1::{SystemBody, message_body::Content},
-    store::{GroupActor, GroupEffects, GroupLoad, GroupPatch, GroupState, NewMessage, Recipient},
 };
 
 /// Why a group change is refused.
@@ -175,7 +177,7 @@ fn target<'s>(state: &'s GroupState, user: &str) -> Result<&'s GroupMember, Grou
 }
 
 /// Decides `change` by `actor` on the group as `state` holds it: the effects to write,
-/// or why not. Effects with no announcement change nothing but join requests.
+/// or why not. Effects with no system message change nothing but join requests.
 pub fn decide(
     change: &GroupChange,
     actor: &GroupActor,
@@ -437,7 +439,7 @@ impl Decision<'_> {
             role,
             nickname: String::new(),
             muted_until_ms: 0,
-            // The member's view starts here: its join's announcement comes next.
+            // The member's view starts here: its join's system message comes next.
             joined_group_seq: group.seq,
             joined_position: group.position,
             joined_at_ms: self.ctx.now_ms,
@@ -487,14 +489,14 @@ impl Decision<'_> {
         self.announce = true;
     }
 
-    /// The effects, with the group row and the announcement when the change does something.
+    /// The effects, with the group row and the system message when the change does something.
     fn done(mut self) -> GroupEffects {
         if !self.announce {
             return self.effects;
         }
         self.group.updated_at_ms = self.ctx.now_ms;
         // Members who leave get the news in their inbox: they no longer read the group.
-        self.effects.announcement = Some(announcement(
+        self.effects.system_message = Some(system_message(
             &self.group.group_id,
             self.actor,
             self.ctx.event,
@@ -508,7 +510,7 @@ impl Decision<'_> {
 
 /// The system message announcing a change, about `affected`, also written to the
 /// inboxes of `also_to`.
-fn announcement(
+fn system_message(
     group_id: &str,
     actor: &GroupActor,
     event: &GroupEvent,
@@ -716,12 +718,12 @@ mod tests {
         assert_eq!(joined.insert[0].joined_position, 7, "history starts after the position before the join");
         assert!(joined.subscribe_everyone, "the fifth member takes the group past the threshold of 4");
         assert_eq!(joined.group.as_ref().map(|g| (g.member_count, g.large)), Some((5, true)));
-        let announced = joined.announcement.expect("an event");
+        let announced = joined.system_message.expect("an event");
         assert!(announced.recipients.is_empty(), "a joiner reads the group; no extra inbox");
 
         let asked = decide(&join, &me, &state(JoinPolicy::Approval, Some("out"), false), &ctx).unwrap();
         assert_eq!(asked.join_request.map(|r| (r.user_id, r.message)), Some(("out".into(), "hi".into())));
-        assert!(asked.insert.is_empty() && asked.announcement.is_none());
+        assert!(asked.insert.is_empty() && asked.system_message.is_none());
 
         assert_eq!(
             decide(&join, &me, &state(JoinPolicy::InviteOnly, Some("out"), false), &ctx),
@@ -740,7 +742,7 @@ mod tests {
         assert_eq!(fx.delete, ["mem2"]);
         assert_eq!(fx.unsubscribe, ["mem2"]);
         assert_eq!(fx.affected, ["mem2"], "only members are removed");
-        let announced = fx.announcement.unwrap();
+        let announced = fx.system_message.unwrap();
         assert_eq!(announced.recipients.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>(), ["mem2"]);
         assert_eq!(fx.group.map(|g| g.member_count), Some(3));
     }

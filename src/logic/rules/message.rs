@@ -2,10 +2,7 @@
 //! (`SendState`), so that the answer holds at commit: a member removed, muted or blocked
 //! a moment before cannot slip a message in. Pure, and tested without a database.
 
-use crate::{
-    model::GroupRole,
-    store::{NewMessage, SendState},
-};
+use crate::model::{GroupRole, NewMessage, SendState};
 
 /// Why a message is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,10 +61,7 @@ pub fn may_send(message: &NewMessage, state: &SendState<'_>, rules: SendRules) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        model::{ConversationType, Group, GroupMember, JoinPolicy},
-        store::Recipient,
-    };
+    use crate::model::{ConversationType, Group, GroupMember, JoinPolicy, Recipient};
 
     fn message(sender: &str, kind: ConversationType) -> NewMessage {
         NewMessage {

@@ -15,9 +15,9 @@ use crate::logic::{
     },
 };
 use crate::{
-    model::{AppId, Friend, FriendRequest, User, now_ms},
+    model::{AnswerState, AppId, Friend, FriendRequest, PairsState, RequestState, User, now_ms},
     route::Route,
-    store::{Answer, AnswerState, Backfill, Noticed, PairsState, RequestNotices, RequestOutcome, RequestState},
+    store::{Answer, Backfill, Noticed, RequestNotices, RequestOutcome},
 };
 
 /// The error for a change the rules refused inside the store's transaction.

@@ -14,8 +14,8 @@ use crate::logic::{
     kernel::{lookups, paging, validate},
 };
 use crate::{
-    model::{AppId, Comment, Like, Post, PostContent, Visibility, now_ms},
-    store::{NewComment, NewMessage, Noticed, PostPage, Reactions, StoreError},
+    model::{AppId, Comment, Like, NewMessage, Post, PostContent, Visibility, now_ms},
+    store::{NewComment, Noticed, PostPage, Reactions, StoreError},
 };
 
 /// Pages of an author's posts read at most to fill one page of its timeline (posts for

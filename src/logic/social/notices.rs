@@ -5,9 +5,9 @@
 use super::Social;
 use crate::logic::kernel::{pushes::pushes_of, validate};
 use crate::{
-    model::{AppId, ConversationType, MessageBody},
+    model::{AppId, ConversationType, MessageBody, NewMessage, Recipient},
     proto::common::v1::{SystemBody, message_body::Content},
-    store::{NewMessage, Notice, Recipient, StoreError, StoreResult},
+    store::{Notice, StoreError, StoreResult},
 };
 
 /// Attempts of a change whose notice id collided with another node's.

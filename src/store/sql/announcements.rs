@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 use super::{SqlStore, Tx, messages::StoredRow, rows};
 use crate::{
-    model::AppId,
-    store::{AnnouncementStore, Appended, NewMessage, StoreResult},
+    model::{AppId, Appended, NewMessage},
+    store::{AnnouncementStore, StoreResult},
 };
 
 impl SqlStore {

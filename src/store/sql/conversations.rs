@@ -10,9 +10,9 @@ use sqlx::{Row, any::AnyRow};
 
 use super::{AnyQuery, SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, revisions::COUNTED_IN_SQL, rows, rows_of};
 use crate::{
-    model::{AppId, Conversation, ConversationSettings, ConversationType, Message},
+    model::{AppId, Conversation, ConversationSettings, ConversationType, Message, NewMessage},
     proto::common::v1::message_body::Content,
-    store::{ConversationMark, ConversationStore, ConversationTotals, NewMessage, StoreError, StoreResult},
+    store::{ConversationMark, ConversationStore, ConversationTotals, StoreError, StoreResult},
 };
 
 /// Where a user's conversation rows come from. Most are kept by the messages that land

@@ -8,10 +8,10 @@ use sqlx::{Row, any::AnyRow};
 
 use super::{SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
-    model::{AppId, Friend, FriendRequest, Relation},
+    model::{AnswerState, AppId, Friend, FriendRequest, NewMessage, PairsState, Relation, RequestEffect, RequestState},
     store::{
-        Answer, AnswerDecider, AnswerState, Backfill, FriendStore, NewMessage, Notice, Noticed, PairsDecider,
-        PairsState, RequestDecider, RequestEffect, RequestNotices, RequestOutcome, RequestState, StoreResult,
+        Answer, AnswerDecider, Backfill, FriendStore, Notice, Noticed, PairsDecider, RequestDecider, RequestNotices,
+        RequestOutcome, StoreResult,
     },
 };
 

@@ -9,11 +9,11 @@ use sqlx::Row;
 
 use super::{MAX_IN_LIST, SqlStore, Tx, bind_in, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
-    model::{AppId, ConversationType, Group, GroupMember, JoinRequest, Message},
-    store::{
-        GroupDecider, GroupEffects, GroupLoad, GroupOutcome, GroupState, GroupStore, NewGroup, Notice, StoreError,
-        StoreResult,
+    model::{
+        AppId, ConversationType, Group, GroupEffects, GroupLoad, GroupMember, GroupState, JoinRequest, Message,
+        NewGroup,
     },
+    store::{GroupDecider, GroupOutcome, GroupStore, Notice, StoreError, StoreResult},
 };
 
 impl SqlStore {
@@ -227,15 +227,15 @@ impl SqlStore {
         } else {
             fx.subscribe
         };
-        let Some(announcement) = fx.announcement else {
+        let Some(message) = fx.system_message else {
             let group = fx.group.unwrap_or(group);
             return Ok(GroupOutcome { group, affected: Vec::new(), event: None, joined_large, left_large: Vec::new() });
         };
-        let now_ms = announcement.sent_at_ms;
-        // An announcement has no user sender: nothing to decide.
-        let written = self.append_in(tx, app, std::slice::from_ref(&announcement), &mut |_, _| true).await?;
+        let now_ms = message.sent_at_ms;
+        // A system message has no user sender: nothing to decide.
+        let written = self.append_in(tx, app, std::slice::from_ref(&message), &mut |_, _| true).await?;
         let event = match written.into_iter().next() {
-            Some(Ok(appended)) => Notice { message: announcement.stored(&appended), appended },
+            Some(Ok(appended)) => Notice { message: message.stored(&appended), appended },
             Some(Err(err)) => return Err(StoreError::Corrupt(format!("writing a group event: {err}"))),
             None => return Err(StoreError::Corrupt("writing a group event gave no outcome".into())),
         };

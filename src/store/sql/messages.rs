@@ -16,12 +16,11 @@ use super::{
     timeline_counts::{HEAD_COLUMNS, TimelineHead, TimelineMention},
 };
 use crate::{
-    model::{AppId, ConversationType, Group, GroupMember, Message, MessageStatus},
-    proto::common::v1::message_body::Content,
-    store::{
-        AppendError, Appended, HistoryCursor, MessageStore, NewMessage, Notice, Recipient, SendDecider, SendState,
-        StoreError, StoreResult,
+    model::{
+        AppId, Appended, ConversationType, Group, GroupMember, Message, MessageStatus, NewMessage, Recipient, SendState,
     },
+    proto::common::v1::message_body::Content,
+    store::{AppendError, HistoryCursor, MessageStore, Notice, SendDecider, StoreError, StoreResult},
 };
 
 type Outcome = Result<Appended, AppendError>;

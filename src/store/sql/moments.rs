@@ -6,8 +6,8 @@ use sqlx::Row;
 
 use super::{SqlStore, Tx, bind_in, conflict_on_unique, in_list, in_tx, pow2_chunks, rows, rows_of};
 use crate::{
-    model::{AppId, Comment, Like, Post, Visibility},
-    store::{MomentStore, NewComment, NewMessage, Notice, Noticed, PostPage, Reactions, StoreError, StoreResult},
+    model::{AppId, Comment, Like, NewMessage, Post, Visibility},
+    store::{MomentStore, NewComment, Notice, Noticed, PostPage, Reactions, StoreError, StoreResult},
 };
 
 /// Who may see a like or comment: the post's author sees all, anyone else its own and

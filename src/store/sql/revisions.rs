@@ -13,11 +13,11 @@ use sqlx::Row;
 use super::{MAX_IN_LIST, SqlStore, Tx, bind_in, in_list, in_tx, rows, rows_of};
 use crate::{
     model::{
-        AppId, ConversationType, MessageBody, MessageMeta, MessageStatus, ReactionCount, ReadCursor, RevisionBody,
-        RevisionKind,
+        AppId, ConversationType, MessageBody, MessageMeta, MessageStatus, NewMessage, ReactionCount, ReactionOutcome,
+        ReadCursor, RevisionBody, RevisionKind,
     },
     proto::common::v1::message_body::Content,
-    store::{NewMessage, ReactionOutcome, ReactionStore, StoreError, StoreResult},
+    store::{ReactionStore, StoreError, StoreResult},
 };
 
 /// The revision a message of a batch carries, if it is one.

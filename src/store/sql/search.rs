@@ -8,9 +8,9 @@ use sqlx::Row;
 
 use super::{Dialect, MAX_IN_LIST, SqlStore, Tx, rows, rows_of};
 use crate::{
-    model::{AppId, ConversationType, Message, MessageBody},
+    model::{AppId, ConversationType, Message, MessageBody, NewMessage},
     proto::common::v1::message_body::Content,
-    store::{NewMessage, SearchQuery, SearchStore, StoreError, StoreResult},
+    store::{SearchQuery, SearchStore, StoreError, StoreResult},
     terms,
 };
 

@@ -1,6 +1,17 @@
-//! Domain records shared by the store and the use cases.
+//! Domain records shared by the store and the use cases, and the vocabulary of the
+//! rules: what a decision reads and the effects it returns, which the store writes.
+
+mod friendship;
+mod group_change;
+mod sending;
 
 use serde::{Deserialize, Serialize};
+
+pub use self::{
+    friendship::{AnswerState, PairsState, RequestEffect, RequestState},
+    group_change::{GroupActor, GroupEffects, GroupLoad, GroupPatch, GroupState, NewGroup},
+    sending::{Appended, NewMessage, ReactionOutcome, Recipient, SendState},
+};
 
 pub use crate::proto::{
     common::v1::{
