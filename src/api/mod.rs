@@ -59,23 +59,8 @@ pub async fn logic_routes(
     metrics: Arc<Metrics>,
 ) -> (Routes, HealthReporter) {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<BusinessServer<business::BusinessApi>>().await;
-    health.set_serving::<DeviceServer<device::DeviceApi>>().await;
-    health.set_serving::<AccountServer<account::AccountApi>>().await;
-    health.set_serving::<AppAdminServer<admin::AdminApi>>().await;
-    health.set_serving::<GroupsServer<groups::GroupsApi>>().await;
-    health.set_serving::<FriendsServer<social::FriendsApi>>().await;
-    health.set_serving::<MomentsServer<social::MomentsApi>>().await;
-    health.set_serving::<ConversationsServer<conversations::ConversationsApi>>().await;
-    health.set_serving::<MessagesServer<messages::MessagesApi>>().await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(PUBLIC_FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1().expect("the generated descriptor set is valid");
-    let reflection_v1alpha = reflection().build_v1alpha().expect("the generated descriptor set is valid");
-
+    report_serving(&health).await;
+    let (reflection_v1, reflection_v1alpha) = reflection();
     let max = options.max_request_bytes;
     let gate = auth::Gate { accounts: services.accounts.clone(), directory: services.directory.clone() };
     let calls = SessionCalls::new(services.messaging.clone(), services.rooms.clone());
@@ -124,6 +109,34 @@ pub async fn logic_routes(
     let router =
         routes.routes().into_axum_router().layer(axum::middleware::from_fn_with_state(calls, edge::track_call));
     (Routes::from(router), health)
+}
+
+/// Each public service says it serves, until the node says it is stopping.
+async fn report_serving(health: &HealthReporter) {
+    health.set_serving::<BusinessServer<business::BusinessApi>>().await;
+    health.set_serving::<DeviceServer<device::DeviceApi>>().await;
+    health.set_serving::<AccountServer<account::AccountApi>>().await;
+    health.set_serving::<AppAdminServer<admin::AdminApi>>().await;
+    health.set_serving::<GroupsServer<groups::GroupsApi>>().await;
+    health.set_serving::<FriendsServer<social::FriendsApi>>().await;
+    health.set_serving::<MomentsServer<social::MomentsApi>>().await;
+    health.set_serving::<ConversationsServer<conversations::ConversationsApi>>().await;
+    health.set_serving::<MessagesServer<messages::MessagesApi>>().await;
+}
+
+/// Server reflection, v1 and v1alpha, listing the public services and health only.
+fn reflection() -> (
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+) {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(PUBLIC_FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = builder().build_v1().expect("the generated descriptor set is valid");
+    let v1alpha = builder().build_v1alpha().expect("the generated descriptor set is valid");
+    (v1, v1alpha)
 }
 
 /// The internal API connect nodes call on logic nodes (`logic.internal_listen`), with

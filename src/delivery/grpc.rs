@@ -127,13 +127,23 @@ impl Segment {
 
     /// One request per connect node: the membership changes and pushes it must apply.
     fn by_node(&self, routes: &RoutesByUser, live_nodes: &[String]) -> HashMap<String, PushRequest> {
-        let nodes_of = |app: AppId, user: &str| -> HashSet<&str> {
-            let user_routes = routes.get(&(app, user.to_owned())).into_iter().flatten();
-            user_routes.map(|route| route.node.as_str()).collect()
-        };
         let mut by_node: HashMap<String, PushRequest> = HashMap::new();
+        self.memberships_by_node(routes, live_nodes, &mut by_node);
+        self.room_changes_by_node(routes, &mut by_node);
+        self.room_pushes_by_node(&mut by_node);
+        self.pushes_by_node(routes, live_nodes, &mut by_node);
+        by_node
+    }
+
+    /// A join goes where the user's sessions are; a leave to every live node too.
+    fn memberships_by_node(
+        &self,
+        routes: &RoutesByUser,
+        live_nodes: &[String],
+        by_node: &mut HashMap<String, PushRequest>,
+    ) {
         for change in &self.memberships {
-            let mut nodes = nodes_of(change.app, &change.user_id);
+            let mut nodes = nodes_of(routes, change.app, &change.user_id);
             if !change.joined {
                 nodes.extend(live_nodes.iter().map(String::as_str));
             }
@@ -146,10 +156,13 @@ impl Segment {
                 });
             }
         }
+    }
+
+    fn room_changes_by_node(&self, routes: &RoutesByUser, by_node: &mut HashMap<String, PushRequest>) {
         for change in &self.room_changes {
             let nodes: HashSet<&str> = match &change.target {
                 // Where the user's sessions are; a device that moved since has a new session.
-                RoomTarget::Device { user_id, .. } => nodes_of(change.app, user_id),
+                RoomTarget::Device { user_id, .. } => nodes_of(routes, change.app, user_id),
                 RoomTarget::Everyone { nodes } => nodes.iter().map(String::as_str).collect(),
             };
             let (user_id, device_id) = match &change.target {
@@ -167,6 +180,9 @@ impl Segment {
                 });
             }
         }
+    }
+
+    fn room_pushes_by_node(&self, by_node: &mut HashMap<String, PushRequest>) {
         for push in &self.room_pushes {
             for node in &push.nodes {
                 by_node.entry(node.clone()).or_default().room_pushes.push(api::RoomPush {
@@ -179,9 +195,13 @@ impl Segment {
                 });
             }
         }
+    }
+
+    /// A push goes to the nodes of its users' sessions, each with its own users; a large
+    /// group's push to every live node, which fans it out to its own sessions.
+    fn pushes_by_node(&self, routes: &RoutesByUser, live_nodes: &[String], by_node: &mut HashMap<String, PushRequest>) {
         for push in &self.pushes {
             if push.group.is_some() {
-                // Every live node fans a large group's push out to its own sessions.
                 for node in live_nodes {
                     by_node.entry(node.clone()).or_default().pushes.push(wire(push, Vec::new()));
                 }
@@ -190,7 +210,7 @@ impl Segment {
             let mut users_by_node: HashMap<&str, Vec<String>> = HashMap::new();
             for user in &push.users {
                 // The sending device's node too: it learns the seq there without writing it.
-                for node in nodes_of(push.app, user) {
+                for node in nodes_of(routes, push.app, user) {
                     users_by_node.entry(node).or_default().push(user.clone());
                 }
             }
@@ -198,8 +218,13 @@ impl Segment {
                 by_node.entry(node.to_owned()).or_default().pushes.push(wire(push, user_ids));
             }
         }
-        by_node
     }
+}
+
+/// The nodes that hold sessions of the user, as the routes say.
+fn nodes_of<'a>(routes: &'a RoutesByUser, app: AppId, user: &str) -> HashSet<&'a str> {
+    let user_routes = routes.get(&(app, user.to_owned())).into_iter().flatten();
+    user_routes.map(|route| route.node.as_str()).collect()
 }
 
 /// A push as a connect node takes it, for `user_ids` (none: a large group's members).

@@ -19,8 +19,8 @@ use crate::{
     delivery::{Delivery, DeviceRef, Push},
     frames,
     model::{
-        Conversation, ConversationSettings, ConversationType, Group, Message, Recipient, RevisionBody, RevisionKind,
-        User, now_ms,
+        AppId, Conversation, ConversationSettings, ConversationType, Group, Message, Recipient, RevisionBody,
+        RevisionKind, User, now_ms,
     },
     proto::client::v1::{ConversationEvent, event_push::Event},
     store::{ConversationMark, ConversationStore, ConversationTotals, GroupStore, ReadStore, UserStore},
@@ -271,34 +271,7 @@ impl Conversations {
             ConversationType::Unspecified => return Err(Error::invalid("conversation_type is required")),
         }
         let existing = self.store.conversation(caller.app, user, (kind, conversation_id)).await?;
-        let large_group = match kind {
-            ConversationType::Group => {
-                let group = lookups::existing_group(self.store.as_ref(), caller.app, conversation_id).await?;
-                let member = self.store.group_member(caller.app, conversation_id, user).await?;
-                if member.is_none() && existing.is_none() {
-                    return Err(Error::not_found(format!("you have no conversation in group {conversation_id}")));
-                }
-                // Members of a large group read its timeline; a former member, what it kept
-                // in its inbox.
-                (group.large && member.is_some()).then_some(group.seq)
-            }
-            _ => None,
-        };
-        let up_to = match (large_group, up_to_seq) {
-            (Some(latest), 0) => latest,
-            (Some(latest), seq) if seq <= latest => seq,
-            (Some(latest), seq) => {
-                return Err(Error::invalid(format!("up_to_seq {seq} is past the group's latest seq {latest}")));
-            }
-            (None, 0) => existing.as_ref().map_or(0, |c| c.last_seq),
-            (None, seq) => {
-                let entry = self.store.inbox_entry(caller.app, user, seq).await?;
-                match entry {
-                    Some(entry) if entry.conversation_type == kind && entry.conversation_id == conversation_id => seq,
-                    _ => return Err(Error::invalid(format!("seq {seq} is not one of this conversation's"))),
-                }
-            }
-        };
+        let up_to = self.clear_point(caller.app, user, (kind, conversation_id), existing.as_ref(), up_to_seq).await?;
         if up_to == 0 {
             return Err(Error::FailedPrecondition("nothing to clear: the conversation has no message".into()));
         }
@@ -324,6 +297,44 @@ impl Conversations {
             .conversation(caller.app, user, (kind, conversation_id))
             .await?
             .ok_or_else(|| Error::internal("a cleared conversation has no row"))
+    }
+
+    /// The seq a clear of `up_to_seq` reaches in the user's conversation: a large group's
+    /// timeline seq for a member (its latest for 0), else an inbox seq of the conversation
+    /// (its last for 0).
+    async fn clear_point(
+        &self,
+        app: AppId,
+        user: &str,
+        (kind, conversation_id): ConversationKey<'_>,
+        existing: Option<&Conversation>,
+        up_to_seq: u64,
+    ) -> Result<u64> {
+        let large_group = match kind {
+            ConversationType::Group => {
+                let group = lookups::existing_group(self.store.as_ref(), app, conversation_id).await?;
+                let member = self.store.group_member(app, conversation_id, user).await?;
+                if member.is_none() && existing.is_none() {
+                    return Err(Error::not_found(format!("you have no conversation in group {conversation_id}")));
+                }
+                // Members of a large group read its timeline; a former member, what it kept
+                // in its inbox.
+                (group.large && member.is_some()).then_some(group.seq)
+            }
+            _ => None,
+        };
+        match (large_group, up_to_seq) {
+            (Some(latest), 0) => Ok(latest),
+            (Some(latest), seq) if seq <= latest => Ok(seq),
+            (Some(latest), seq) => {
+                Err(Error::invalid(format!("up_to_seq {seq} is past the group's latest seq {latest}")))
+            }
+            (None, 0) => Ok(existing.map_or(0, |c| c.last_seq)),
+            (None, seq) => match self.store.inbox_entry(app, user, seq).await? {
+                Some(entry) if entry.conversation_type == kind && entry.conversation_id == conversation_id => Ok(seq),
+                _ => Err(Error::invalid(format!("seq {seq} is not one of this conversation's"))),
+            },
+        }
     }
 
     /// Tells the user's other devices (all of them when the business made the change).

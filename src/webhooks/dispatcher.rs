@@ -62,6 +62,26 @@ enum DispatchError {
 
 type Result<T> = std::result::Result<T, DispatchError>;
 
+/// One pass over a partition's waiting events.
+#[derive(Debug, Default)]
+struct Pass {
+    now: i64,
+    /// Lanes whose first waiting event is not due, or failed in this pass: the rest of
+    /// the lane waits behind it (until then).
+    held_back: HashMap<String, i64>,
+    /// Lanes whose rest was deferred in this pass.
+    deferred: HashSet<String>,
+    /// Whether the pass attempted an event (otherwise the partition has nothing due).
+    attempted: bool,
+}
+
+/// Whether to go on with a partition after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Continue,
+    Stop,
+}
+
 /// Delivers the outbox until `stop` turns true: this node's share of the work.
 pub async fn deliver(
     store: Arc<dyn OutboxStore>,
@@ -213,95 +233,120 @@ impl Dispatcher {
         delivered: &mut Vec<(u64, u16)>,
         breaker: &mut Breaker,
     ) -> Result<()> {
-        let store = &self.store;
         let mut renew_at = now_ms() + self.lease_ms() / 3;
         // Passes over the partition's waiting events, a page at a time, until a pass
         // attempts nothing: what is left backs off, and the dispatcher comes back when it is due.
         loop {
-            let now = now_ms();
-            // Lanes whose first waiting event is not due, or failed in this pass: the rest
-            // of the lane waits behind it (until then).
-            let mut held_back: HashMap<String, i64> = HashMap::new();
-            let mut deferred: HashSet<String> = HashSet::new();
-            let mut attempted = false;
+            let mut pass = Pass { now: now_ms(), ..Pass::default() };
             let mut after_id = 0;
             loop {
                 // Read again for each page: the operator may have disabled the endpoint,
                 // moved it or rotated its secret meanwhile.
-                let Some(endpoint) = store.endpoint(partition.0).await?.filter(|endpoint| endpoint.enabled) else {
+                let Some(endpoint) = self.store.endpoint(partition.0).await?.filter(|endpoint| endpoint.enabled) else {
                     return Ok(());
                 };
-                let page = store.waiting_deliveries(partition, after_id, BATCH).await?;
+                let page = self.store.waiting_deliveries(partition, after_id, BATCH).await?;
                 let Some(last) = page.last() else { break };
                 after_id = last.id;
                 for delivery in &page {
-                    if *stop.borrow() {
+                    if *stop.borrow() || !self.keep_lease(partition, &mut renew_at).await? {
                         return Ok(());
                     }
-                    if now_ms() >= renew_at {
-                        if !store.renew_lease(partition, &self.node, now_ms() + self.lease_ms()).await? {
-                            return Ok(());
-                        }
-                        renew_at = now_ms() + self.lease_ms() / 3;
-                    }
-                    if let Some(&until) = held_back.get(&delivery.lane) {
-                        if delivery.next_at_ms < until && deferred.insert(delivery.lane.clone()) {
-                            store.defer_lane(partition, &delivery.lane, delivery.id - 1, until).await?;
-                        }
+                    if self.held_back(partition, &mut pass, delivery).await? {
                         continue;
                     }
-                    if delivery.next_at_ms > now {
-                        held_back.insert(delivery.lane.clone(), delivery.next_at_ms);
-                        continue;
-                    }
-                    attempted = true;
-                    let started = std::time::Instant::now();
-                    let keys =
-                        endpoint.signing_keys(now_ms()).map_err(|err| DispatchError::Corrupt(err.to_string()))?;
-                    let outcome = self.attempt(&endpoint, &keys, delivery).await;
-                    self.record(&outcome, started.elapsed());
-                    if let AttemptOutcome::Delivered { status } = outcome {
-                        delivered.push((delivery.id, status));
-                        if breaker.rests > 0 {
-                            store.recover_partition(partition).await?;
-                        }
-                        *breaker = Breaker::default();
-                        continue;
-                    }
-                    let attempts = delivery.attempts.saturating_add(1);
-                    store.finish_attempt(delivery.id, attempts, &outcome, now_ms()).await?;
-                    let gone = matches!(outcome, AttemptOutcome::Dead { status: 410, .. });
-                    if let AttemptOutcome::Retry { error, .. } | AttemptOutcome::Dead { error, .. } = &outcome
-                        && !gone
-                        && breaker.trips(&delivery.lane)
+                    pass.attempted = true;
+                    if self.deliver_one(partition, &endpoint, delivery, &mut pass, delivered, breaker).await?
+                        == Next::Stop
                     {
-                        self.rest(partition, breaker, error).await?;
-                        breaker.failed_lanes.clear();
                         return Ok(());
-                    }
-                    match outcome {
-                        AttemptOutcome::Retry { next_at_ms, .. } => {
-                            held_back.insert(delivery.lane.clone(), next_at_ms);
-                        }
-                        AttemptOutcome::Dead { status: 410, .. } => {
-                            store.disable_endpoint(endpoint.id, "the receiver answered 410 Gone", now_ms()).await?;
-                            tracing::warn!(
-                                app = endpoint.app,
-                                endpoint = endpoint.id,
-                                "webhook endpoint disabled: 410 Gone"
-                            );
-                            return Ok(());
-                        }
-                        _ => {}
                     }
                 }
-                store.finish_delivered(delivered, now_ms()).await?;
+                self.store.finish_delivered(delivered, now_ms()).await?;
                 delivered.clear();
             }
-            if !attempted {
+            if !pass.attempted {
                 return Ok(());
             }
         }
+    }
+
+    /// Renews the partition's lease once two thirds of it are gone; `false` when another
+    /// node has it now.
+    async fn keep_lease(&self, partition: (u64, u32), renew_at: &mut i64) -> Result<bool> {
+        if now_ms() < *renew_at {
+            return Ok(true);
+        }
+        if !self.store.renew_lease(partition, &self.node, now_ms() + self.lease_ms()).await? {
+            return Ok(false);
+        }
+        *renew_at = now_ms() + self.lease_ms() / 3;
+        Ok(true)
+    }
+
+    /// Whether the event waits: behind an earlier event of its lane (the rest of the lane
+    /// is deferred to then, once per pass), or for its own time.
+    async fn held_back(&self, partition: (u64, u32), pass: &mut Pass, delivery: &Delivery) -> Result<bool> {
+        if let Some(&until) = pass.held_back.get(&delivery.lane) {
+            if delivery.next_at_ms < until && pass.deferred.insert(delivery.lane.clone()) {
+                self.store.defer_lane(partition, &delivery.lane, delivery.id - 1, until).await?;
+            }
+            return Ok(true);
+        }
+        if delivery.next_at_ms > pass.now {
+            pass.held_back.insert(delivery.lane.clone(), delivery.next_at_ms);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Attempts one event and keeps its outcome: a success joins the page's `delivered`, a
+    /// failure is recorded and holds its lane back; `Stop` when the partition rests or the
+    /// receiver is gone.
+    async fn deliver_one(
+        &self,
+        partition: (u64, u32),
+        endpoint: &Endpoint,
+        delivery: &Delivery,
+        pass: &mut Pass,
+        delivered: &mut Vec<(u64, u16)>,
+        breaker: &mut Breaker,
+    ) -> Result<Next> {
+        let started = std::time::Instant::now();
+        let keys = endpoint.signing_keys(now_ms()).map_err(|err| DispatchError::Corrupt(err.to_string()))?;
+        let outcome = self.attempt(endpoint, &keys, delivery).await;
+        self.record(&outcome, started.elapsed());
+        if let AttemptOutcome::Delivered { status } = outcome {
+            delivered.push((delivery.id, status));
+            if breaker.rests > 0 {
+                self.store.recover_partition(partition).await?;
+            }
+            *breaker = Breaker::default();
+            return Ok(Next::Continue);
+        }
+        let attempts = delivery.attempts.saturating_add(1);
+        self.store.finish_attempt(delivery.id, attempts, &outcome, now_ms()).await?;
+        let gone = matches!(outcome, AttemptOutcome::Dead { status: 410, .. });
+        if let AttemptOutcome::Retry { error, .. } | AttemptOutcome::Dead { error, .. } = &outcome
+            && !gone
+            && breaker.trips(&delivery.lane)
+        {
+            self.rest(partition, breaker, error).await?;
+            breaker.failed_lanes.clear();
+            return Ok(Next::Stop);
+        }
+        match outcome {
+            AttemptOutcome::Retry { next_at_ms, .. } => {
+                pass.held_back.insert(delivery.lane.clone(), next_at_ms);
+            }
+            AttemptOutcome::Dead { status: 410, .. } => {
+                self.store.disable_endpoint(endpoint.id, "the receiver answered 410 Gone", now_ms()).await?;
+                tracing::warn!(app = endpoint.app, endpoint = endpoint.id, "webhook endpoint disabled: 410 Gone");
+                return Ok(Next::Stop);
+            }
+            _ => {}
+        }
+        Ok(Next::Continue)
     }
 
     /// Rests a partition whose endpoint keeps failing: its events stay as they are, and

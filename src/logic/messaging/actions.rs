@@ -292,18 +292,7 @@ impl Messaging {
         client_msg_id: &str,
     ) -> Result<Vec<Sent>> {
         let user = caller.require_user()?;
-        let max = self.messages.max_forward_targets;
-        if targets.is_empty() || targets.len() > max {
-            return Err(Error::invalid(format!("targets must name 1 to {max} conversations")));
-        }
-        // Room for "/<index>" within the id limit.
-        let suffix_len = 1 + (targets.len() - 1).to_string().len();
-        if client_msg_id.is_empty() || client_msg_id.len() + suffix_len > self.limits.max_client_msg_id_len {
-            return Err(Error::invalid(format!(
-                "client_msg_id is required, at most {} bytes here",
-                self.limits.max_client_msg_id_len.saturating_sub(suffix_len)
-            )));
-        }
+        self.check_forward(targets, client_msg_id)?;
         let message = self.visible_message(caller.app, Some(user), id).await?.message;
         if message.status == MessageStatus::Recalled {
             return Err(Error::FailedPrecondition(format!("message {id} was recalled")));
@@ -311,6 +300,7 @@ impl Messaging {
         if message.message_type == MessageType::System {
             return Err(Error::invalid("notices cannot be forwarded"));
         }
+        // A copy of a copy points at the first message.
         let origin = message.meta.forwarded_from.clone().unwrap_or(Origin {
             message_id: message.id,
             sender_user_id: message.sender_user_id.clone(),
@@ -325,28 +315,55 @@ impl Messaging {
                 forwarded_from: Some(origin.clone()),
                 broadcast_client_msg_id: None,
             };
-            let copy = match kind {
-                ConversationType::Direct => {
-                    let sender = match &caller.device_id {
-                        Some(device_id) => MessageSender::Device(DeviceCaller {
-                            app: caller.app,
-                            user_id: caller.user().unwrap_or_default().to_owned(),
-                            device_id: device_id.clone(),
-                            device_type: Default::default(),
-                        }),
-                        None => MessageSender::User(caller.user().unwrap_or_default().to_owned()),
-                    };
-                    self.send_direct(caller.app, sender, target, outgoing).await?
-                }
-                ConversationType::Group => {
-                    let done = self.send_group(caller, target, outgoing).await?;
-                    Sent { message_id: done.message_id, seq: done.seq, sent_at_ms: done.sent_at_ms }
-                }
-                _ => return Err(Error::invalid("targets are direct or group conversations")),
-            };
-            sent.push(copy);
+            sent.push(self.send_copy(caller, (*kind, target), outgoing).await?);
         }
         Ok(sent)
+    }
+
+    /// A forward names 1 to `messages.max_forward_targets` conversations, and a
+    /// `client_msg_id` that leaves room for "/<index>" within the id limit (each copy's).
+    fn check_forward(&self, targets: &[(ConversationType, String)], client_msg_id: &str) -> Result<()> {
+        let max = self.messages.max_forward_targets;
+        if targets.is_empty() || targets.len() > max {
+            return Err(Error::invalid(format!("targets must name 1 to {max} conversations")));
+        }
+        let suffix_len = 1 + (targets.len() - 1).to_string().len();
+        if client_msg_id.is_empty() || client_msg_id.len() + suffix_len > self.limits.max_client_msg_id_len {
+            return Err(Error::invalid(format!(
+                "client_msg_id is required, at most {} bytes here",
+                self.limits.max_client_msg_id_len.saturating_sub(suffix_len)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends one forwarded copy as the caller, from its device when it has one.
+    async fn send_copy(
+        &self,
+        caller: &SharedCaller,
+        (kind, target): ConversationKey<'_>,
+        outgoing: Outgoing,
+    ) -> Result<Sent> {
+        match kind {
+            ConversationType::Direct => {
+                let user = caller.user().unwrap_or_default().to_owned();
+                let sender = match &caller.device_id {
+                    Some(device_id) => MessageSender::Device(DeviceCaller {
+                        app: caller.app,
+                        user_id: user,
+                        device_id: device_id.clone(),
+                        device_type: Default::default(),
+                    }),
+                    None => MessageSender::User(user),
+                };
+                self.send_direct(caller.app, sender, target, outgoing).await
+            }
+            ConversationType::Group => {
+                let done = self.send_group(caller, target, outgoing).await?;
+                Ok(Sent { message_id: done.message_id, seq: done.seq, sent_at_ms: done.sent_at_ms })
+            }
+            _ => Err(Error::invalid("targets are direct or group conversations")),
+        }
     }
 
     /// Tells the other users of a direct conversation or a small group that the device's

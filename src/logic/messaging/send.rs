@@ -73,43 +73,15 @@ impl Messaging {
         validate::id("receiver_user_id", receiver)?;
         validate::client_msg_id(&outgoing.client_msg_id, &self.limits)?;
         validate::body(outgoing.body.as_ref(), &self.limits)?;
-        let (sender_user, sender_device) = match &sender {
-            MessageSender::Device(device) => (device.user_id.clone(), device.device_id.clone()),
-            MessageSender::User(user) => {
-                validate::id("sender_user_id", user)?;
-                (user.clone(), String::new())
-            }
-            MessageSender::System => (String::new(), String::new()),
-        };
+        let (sender_user, sender_device) = sent_as(&sender)?;
         self.directory.send(app).await?;
         // Blocks and the app's friendship rule are decided in the write's transaction.
         let rules = SendRules { friends_only: self.directory.settings(app).await?.friendship_required };
-        let (conversation_type, recipients) = if sender_user.is_empty() {
-            (ConversationType::System, vec![Recipient { user_id: receiver.to_owned(), conversation_id: String::new() }])
-        } else if sender_user == receiver {
-            (
-                ConversationType::Direct,
-                vec![Recipient { user_id: receiver.to_owned(), conversation_id: receiver.to_owned() }],
-            )
-        } else {
-            (
-                ConversationType::Direct,
-                vec![
-                    Recipient { user_id: receiver.to_owned(), conversation_id: sender_user.clone() },
-                    Recipient { user_id: sender_user.clone(), conversation_id: receiver.to_owned() },
-                ],
-            )
-        };
+        let (conversation_type, recipients) = direct_route(&sender_user, receiver);
         let viewer = Some(sender_user.as_str()).filter(|user| !user.is_empty());
         let reply_to = self
             .reply_in(app, viewer, outgoing.reply_to, |original| {
-                original.conversation_type == conversation_type
-                    && if conversation_type == ConversationType::System {
-                        original.receiver_id == receiver
-                    } else {
-                        (original.sender_user_id == sender_user && original.receiver_id == receiver)
-                            || (original.sender_user_id == receiver && original.receiver_id == sender_user)
-                    }
+                in_direct_conversation(original, conversation_type, &sender_user, receiver)
             })
             .await?;
         let message = NewMessage {
@@ -210,4 +182,52 @@ impl Messaging {
         views::decorate(self.store.as_ref(), app, user_id, &mut page.items).await?;
         Ok(page)
     }
+}
+
+/// The user and device a one-to-one message is sent as (both empty for the app's system
+/// messages).
+fn sent_as(sender: &MessageSender) -> Result<(String, String)> {
+    Ok(match sender {
+        MessageSender::Device(device) => (device.user_id.clone(), device.device_id.clone()),
+        MessageSender::User(user) => {
+            validate::id("sender_user_id", user)?;
+            (user.clone(), String::new())
+        }
+        MessageSender::System => (String::new(), String::new()),
+    })
+}
+
+/// Where a one-to-one message lands: the app's system message in the receiver's system
+/// conversation, a note to oneself once, anything else in both users' inboxes, each
+/// seeing the other as the conversation.
+fn direct_route(sender_user: &str, receiver: &str) -> (ConversationType, Vec<Recipient>) {
+    let inbox = |user: &str, conversation: &str| Recipient {
+        user_id: user.to_owned(),
+        conversation_id: conversation.to_owned(),
+    };
+    if sender_user.is_empty() {
+        (ConversationType::System, vec![inbox(receiver, "")])
+    } else if sender_user == receiver {
+        (ConversationType::Direct, vec![inbox(receiver, receiver)])
+    } else {
+        (ConversationType::Direct, vec![inbox(receiver, sender_user), inbox(sender_user, receiver)])
+    }
+}
+
+/// Whether `original` belongs to the conversation a one-to-one message goes to, so that
+/// it may be replied to there.
+fn in_direct_conversation(
+    original: &Message,
+    conversation_type: ConversationType,
+    sender_user: &str,
+    receiver: &str,
+) -> bool {
+    original.conversation_type == conversation_type
+        && match conversation_type {
+            ConversationType::System => original.receiver_id == receiver,
+            _ => {
+                (original.sender_user_id == sender_user && original.receiver_id == receiver)
+                    || (original.sender_user_id == receiver && original.receiver_id == sender_user)
+            }
+        }
 }
